@@ -1,0 +1,220 @@
+import './gradients.js';
+import { getBackend, ready, setBackend, engine, registerBackend } from '@tensorflow/tfjs-core';
+import { installWasmTrainingKernels } from './wasm-kernels.js';
+
+/** Backends `initBackend` knows. `'auto'` picks the fastest that is really available. */
+export const BACKEND_NAMES = ['auto', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+export type ConcreteBackend = Exclude<BackendName, 'auto'>;
+
+/** What the WebGPU adapter says about itself. */
+export interface AdapterDescription {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** A CPU implementation (lavapipe/llvmpipe, SwiftShader, WARP) rather than a GPU. */
+  isSoftware: boolean;
+}
+
+/** The backend that `initBackend` set, and why. */
+export interface BackendReport {
+  backend: ConcreteBackend;
+  /** One sentence: why this backend (for 'auto', what was tried before it). */
+  reason: string;
+  /** WebGPU only. */
+  adapter?: AdapterDescription;
+  /** tensorflow only: which package was loaded. */
+  tensorflowPackage?: string;
+  /** wasm only: worker threads in use (1 when the single-threaded SIMD build runs). */
+  wasmThreads?: number;
+}
+
+export interface InitBackendOptions {
+  /** Where the browser fetches tfjs-backend-wasm's .wasm files (passed to `setWasmPaths`). */
+  wasmPaths?: string | Record<string, string>;
+  /** Let `'auto'` choose a software WebGPU adapter over wasm. Default false. */
+  preferSoftwareWebGPU?: boolean;
+  /** Install the library's wasm training kernels (conv filter/input gradients, explicit matMul transposes). Default true. */
+  wasmTrainingKernels?: boolean;
+}
+
+/**
+ * How a platform provides what tfjs cannot find by itself. The browser entry
+ * uses `navigator.gpu`; the `./node` entry installs Dawn first and can load tfjs-node.
+ * @internal
+ */
+export interface Platform {
+  name: 'browser' | 'node';
+  /** Returns the WebGPU entry point with tfjs's globals in place, or a reason it has none. */
+  gpu(): Promise<GPU | string>;
+  /** Loads tfjs-node-gpu or tfjs-node and returns the package name, or throws a message saying what to install. */
+  loadTensorflow(): Promise<string>;
+}
+
+export class BackendUnavailableError extends Error {
+  constructor(readonly backend: ConcreteBackend, message: string) {
+    super(message);
+    this.name = 'BackendUnavailableError';
+  }
+}
+
+const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software|warp|basic render/i;
+
+export function describeAdapter(adapter: GPUAdapter): AdapterDescription {
+  const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
+  const vendor = info?.vendor ?? '';
+  const architecture = info?.architecture ?? '';
+  const device = info?.device ?? '';
+  const description = info?.description ?? '';
+  const fallback = Boolean(
+    (info as unknown as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ??
+      (adapter as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter,
+  );
+  const isSoftware = fallback || SOFTWARE_ADAPTER.test(`${vendor} ${architecture} ${device} ${description}`);
+  return { vendor, architecture, device, description, isSoftware };
+}
+
+function adapterName(a: AdapterDescription): string {
+  return a.description || [a.vendor, a.architecture, a.device].filter(Boolean).join(' ') || 'unnamed adapter';
+}
+
+async function activate(name: ConcreteBackend): Promise<void> {
+  let ok = false;
+  let failure: unknown;
+  try {
+    ok = await setBackend(name);
+  } catch (e) {
+    failure = e;
+  }
+  if (!ok) {
+    const why = failure instanceof Error ? `: ${failure.message}` : '';
+    throw new BackendUnavailableError(name, `tfjs could not initialise the '${name}' backend${why}`);
+  }
+  await ready();
+}
+
+async function probeWebGPU(platform: Platform): Promise<{ gpu: GPU; adapter: GPUAdapter; description: AdapterDescription }> {
+  const gpu = await platform.gpu();
+  if (typeof gpu === 'string') throw new BackendUnavailableError('webgpu', gpu);
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (adapter == null) {
+    throw new BackendUnavailableError('webgpu', platform.name === 'node'
+      ? 'WebGPU found no adapter. On Linux without a GPU, install a Vulkan driver such as Mesa\'s lavapipe (Debian: apt-get install -t bookworm-backports mesa-vulkan-drivers) and set XDG_RUNTIME_DIR.'
+      : 'WebGPU found no adapter: this browser or machine exposes no usable GPU. Use initBackend(\'wasm\') instead.');
+  }
+  return { gpu, adapter, description: describeAdapter(adapter) };
+}
+
+async function initWebGPU(platform: Platform, adapterDescription: AdapterDescription): Promise<BackendReport> {
+  // tfjs-backend-webgpu registers itself only if navigator.gpu exists when it is first imported.
+  const webgpu = await import('@tensorflow/tfjs-backend-webgpu');
+  if (!('webgpu' in (engine() as unknown as { registryFactory: Record<string, unknown> }).registryFactory)) {
+    registerBackend('webgpu', async () => {
+      const gpu = await platform.gpu();
+      if (typeof gpu === 'string') throw new Error(gpu);
+      const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+      if (adapter == null) throw new Error('WebGPU adapter disappeared');
+      const device = await adapter.requestDevice({ requiredLimits: {
+        maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
+        maxComputeWorkgroupsPerDimension: adapter.limits.maxComputeWorkgroupsPerDimension,
+        maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+        maxBufferSize: adapter.limits.maxBufferSize,
+        maxComputeWorkgroupSizeX: adapter.limits.maxComputeWorkgroupSizeX,
+        maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
+      } });
+      return new webgpu.WebGPUBackend(device, (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info);
+    }, 3);
+  }
+  await activate('webgpu');
+  const kind = adapterDescription.isSoftware ? 'software adapter' : 'GPU';
+  return { backend: 'webgpu', adapter: adapterDescription, reason: `WebGPU on ${kind} ${adapterName(adapterDescription)}` };
+}
+
+async function initWasm(options: InitBackendOptions): Promise<BackendReport> {
+  let wasm: typeof import('@tensorflow/tfjs-backend-wasm');
+  try {
+    wasm = await import('@tensorflow/tfjs-backend-wasm');
+  } catch (e) {
+    throw new BackendUnavailableError('wasm', `backend 'wasm' needs @tensorflow/tfjs-backend-wasm: npm install @tensorflow/tfjs-backend-wasm@4.22.0 (${(e as Error).message})`);
+  }
+  if (options.wasmPaths != null) wasm.setWasmPaths(options.wasmPaths as string);
+  if (options.wasmTrainingKernels !== false) installWasmTrainingKernels();
+  await activate('wasm');
+  const threads = wasm.getThreadsCount();
+  return { backend: 'wasm', wasmThreads: threads, reason: `WebAssembly SIMD with ${threads} thread${threads === 1 ? '' : 's'}` };
+}
+
+async function initCpu(): Promise<BackendReport> {
+  await import('@tensorflow/tfjs-backend-cpu');
+  await activate('cpu');
+  return { backend: 'cpu', reason: 'plain JavaScript (slow; the reference for correctness)' };
+}
+
+async function initTensorflow(platform: Platform): Promise<BackendReport> {
+  const pkg = await platform.loadTensorflow();
+  await activate('tensorflow');
+  return { backend: 'tensorflow', tensorflowPackage: pkg, reason: `libtensorflow through ${pkg}` };
+}
+
+/** @internal The platform-independent part of `initBackend`. */
+export async function initBackendOn(platform: Platform, name: BackendName, options: InitBackendOptions = {}): Promise<BackendReport> {
+  if (!(BACKEND_NAMES as readonly string[]).includes(name)) {
+    throw new Error(`initBackend: unknown backend '${String(name)}'; expected one of ${BACKEND_NAMES.map((n) => `'${n}'`).join(', ')}`);
+  }
+  switch (name) {
+    case 'webgpu': {
+      const { description } = await probeWebGPU(platform);
+      return initWebGPU(platform, description);
+    }
+    case 'wasm':
+      return initWasm(options);
+    case 'cpu':
+      return initCpu();
+    case 'tensorflow':
+      return initTensorflow(platform);
+    case 'auto':
+      return initAuto(platform, options);
+  }
+}
+
+async function initAuto(platform: Platform, options: InitBackendOptions): Promise<BackendReport> {
+  const passedOver: string[] = [];
+  const attempt = async (label: string, init: () => Promise<BackendReport>): Promise<BackendReport | undefined> => {
+    try {
+      return await init();
+    } catch (e) {
+      passedOver.push(`${label}: ${(e as Error).message}`);
+      return undefined;
+    }
+  };
+  const explain = (report: BackendReport): BackendReport => ({
+    ...report,
+    reason: passedOver.length ? `${report.reason} (passed over: ${passedOver.join('; ')})` : report.reason,
+  });
+
+  const webgpu = await attempt('webgpu', async () => {
+    const { description } = await probeWebGPU(platform);
+    if (description.isSoftware && !options.preferSoftwareWebGPU) {
+      throw new Error(`only a software adapter (${adapterName(description)}), slower than wasm`);
+    }
+    return initWebGPU(platform, description);
+  });
+  if (webgpu) return explain(webgpu);
+  if (platform.name === 'node') {
+    const tensorflow = await attempt('tensorflow', () => initTensorflow(platform));
+    if (tensorflow) return explain(tensorflow);
+  }
+  const wasm = await attempt('wasm', () => initWasm(options));
+  if (wasm) return explain(wasm);
+  return explain(await initCpu());
+}
+
+/** The name of the active tfjs backend, or undefined before any is set. */
+export function activeBackend(): string | undefined {
+  try {
+    return getBackend();
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,67 @@
+import { initBackendOn, type BackendName, type BackendReport, type InitBackendOptions, type Platform } from './init.js';
+
+export interface NodeBackendOptions extends InitBackendOptions {
+  /** Options passed to Dawn's `create()`, e.g. `['backend=vulkan']` or `['adapter=NVIDIA H100']`. */
+  dawnFlags?: string[];
+}
+
+let dawnGpu: GPU | undefined;
+let dawnFlags: string[] = [];
+
+/**
+ * Makes WebGPU available to tfjs under Node through Dawn (the `webgpu` package):
+ * installs its GPU* globals and `navigator.gpu`. Must run before
+ * `@tensorflow/tfjs-backend-webgpu` is first imported, which `initBackend` ensures.
+ * Returns the GPU object, or a sentence saying why there is none.
+ */
+export async function installNodeWebGPU(flags: string[] = dawnFlags): Promise<GPU | string> {
+  if (dawnGpu) return dawnGpu;
+  const existing = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  if (existing) return (dawnGpu = existing);
+  let dawn: { create(flags: string[]): GPU; globals: Record<string, unknown> };
+  try {
+    dawn = (await import('webgpu')) as never;
+  } catch (e) {
+    return `WebGPU in Node needs the 'webgpu' package (Dawn): npm install webgpu (${(e as Error).message.split('\n')[0]})`;
+  }
+  // Dawn's Vulkan loader wants a runtime directory; a headless CI shell often has none.
+  process.env['XDG_RUNTIME_DIR'] ??= (await import('node:os')).tmpdir();
+  Object.assign(globalThis, dawn.globals);
+  const gpu = dawn.create(flags);
+  const g = globalThis as { navigator?: { gpu?: GPU } };
+  if (g.navigator == null) {
+    Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+  } else {
+    Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
+  }
+  return (dawnGpu = gpu);
+}
+
+async function loadTensorflow(): Promise<string> {
+  const reasons: string[] = [];
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      await import(/* @vite-ignore */ pkg);
+      return pkg;
+    } catch (e) {
+      reasons.push(`${pkg}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(
+    "backend 'tensorflow' needs @tensorflow/tfjs-node-gpu (CUDA) or @tensorflow/tfjs-node at 4.22: " +
+      `npm install @tensorflow/tfjs-node-gpu@4.22.0 (its install step downloads libtensorflow). Tried ${reasons.join('; ')}`,
+  );
+}
+
+const nodePlatform: Platform = { name: 'node', gpu: () => installNodeWebGPU(), loadTensorflow };
+
+/**
+ * Node's `initBackend`: like the browser one, plus WebGPU through Dawn (the
+ * `webgpu` package) and `'tensorflow'` through tfjs-node-gpu or tfjs-node when
+ * installed. `'auto'` tries a hardware WebGPU adapter, then tensorflow, then
+ * wasm, then cpu; a software adapter (lavapipe, SwiftShader) is not preferred over wasm.
+ */
+export function initBackend(name: BackendName = 'auto', options: NodeBackendOptions = {}): Promise<BackendReport> {
+  if (options.dawnFlags) dawnFlags = options.dawnFlags;
+  return initBackendOn(nodePlatform, name, options);
+}

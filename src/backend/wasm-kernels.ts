@@ -1,0 +1,184 @@
+import {
+  backend_util,
+  getKernel,
+  registerKernel,
+  unregisterKernel,
+  type KernelConfig,
+  type KernelFunc,
+  type NamedAttrMap,
+  type NamedTensorInfoMap,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
+
+/**
+ * Kernels the tfjs 4.22 wasm backend lacks or runs slowly, built from the
+ * kernels it does run fast (Conv2D, Transpose, Reverse, BatchMatMul without
+ * transposes). Installing them lets any tfjs model that uses conv2d or matMul
+ * train on wasm, not only ours.
+ *
+ * @remarks
+ * - `Conv2DBackpropFilter` (missing in 4.22): dW = conv2d(xᵀ, dyᵀ) with the
+ *   forward stride as dilation, where xᵀ puts channels in the batch slot and
+ *   the batch in the channel slot.
+ * - `Conv2DBackpropInput` (slow in 4.22): for stride 1, dx = conv2d(dy, W
+ *   flipped spatially with in/out channels swapped) with complementary padding.
+ *   Strided cases fall back to the backend's own kernel.
+ * - `BatchMatMul` / `_FusedMatMul` with transposeA/B: the operand is transposed
+ *   explicitly first, which XNNPACK runs several times faster.
+ */
+
+// The wasm backend's own type is internal to its package; these are the members we use.
+interface WasmBackendLike {
+  disposeData(dataId: object, force?: boolean): boolean;
+}
+
+const BACKEND = 'wasm';
+let installed = false;
+const originals = new Map<string, KernelConfig>();
+
+function run(kernelName: string, inputs: NamedTensorInfoMap, attrs: NamedAttrMap, backend: unknown): TensorInfo {
+  const kernel = kernelName in overrides ? originals.get(kernelName) : getKernel(kernelName, BACKEND);
+  if (kernel == null) throw new Error(`wasm kernel '${kernelName}' is not registered; import @tensorflow/tfjs-backend-wasm first`);
+  return kernel.kernelFunc({ inputs, attrs, backend: backend as never }) as TensorInfo;
+}
+
+function transpose(x: TensorInfo, perm: number[], backend: unknown): TensorInfo {
+  return run('Transpose', { x }, { perm }, backend);
+}
+
+function dispose(backend: WasmBackendLike, ...infos: TensorInfo[]): void {
+  for (const info of infos) backend.disposeData(info.dataId, true);
+}
+
+function assertChannelsLast(dataFormat: unknown, kernel: string): void {
+  if (dataFormat != null && dataFormat !== 'NHWC') {
+    throw new Error(`${kernel} on wasm supports dataFormat 'NHWC' only, got '${String(dataFormat)}'`);
+  }
+}
+
+const conv2dBackpropFilter: KernelFunc = ({ inputs, attrs, backend }) => {
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as {
+    strides: [number, number] | number;
+    pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
+    dataFormat: string;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    filterShape: [number, number, number, number];
+  };
+  assertChannelsLast(dataFormat, 'Conv2DBackpropFilter');
+  const info = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, inHeight, inWidth, outHeight, outWidth } = info;
+  const { top, left } = info.padInfo;
+  // Pad the far side so the output is at least the filter size; extra rows/columns are sliced off.
+  const bottom = Math.max(0, kh - inHeight - top + sh * (outHeight - 1));
+  const right = Math.max(0, kw - inWidth - left + sw * (outWidth - 1));
+  const xT = transpose(x, [3, 1, 2, 0], backend); // [ci, H, W, n]
+  const dyT = transpose(dy, [1, 2, 0, 3], backend); // [oh, ow, n, co]
+  const conv = run('Conv2D', { x: xT, filter: dyT }, {
+    strides: [1, 1], dilations: [sh, sw], dataFormat: 'NHWC', dimRoundingMode: undefined as never,
+    pad: [[0, 0], [top, bottom], [left, right], [0, 0]] as never,
+  }, backend); // [ci, >=kh, >=kw, co]
+  let cropped = conv;
+  if (conv.shape[1] !== kh || conv.shape[2] !== kw) {
+    cropped = run('Slice', { x: conv }, { begin: [0, 0, 0, 0], size: [conv.shape[0], kh, kw, conv.shape[3]] }, backend);
+  }
+  const dw = transpose(cropped, [1, 2, 0, 3], backend); // [kh, kw, ci, co]
+  dispose(backend as WasmBackendLike, xT, dyT, conv);
+  if (cropped !== conv) dispose(backend as WasmBackendLike, cropped);
+  return dw;
+};
+
+const conv2dBackpropInput: KernelFunc = (args) => {
+  const { inputs, attrs, backend } = args;
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as unknown as {
+    strides: [number, number] | number;
+    pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
+    dataFormat: string;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    inputShape: [number, number, number, number];
+  };
+  assertChannelsLast(dataFormat, 'Conv2DBackpropInput');
+  const info = backend_util.computeConv2DInfo(
+    inputShape, filter.shape as [number, number, number, number], strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const { top, bottom, left, right } = info.padInfo;
+  const pads = [kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right];
+  if (sh !== 1 || sw !== 1 || pads.some((p) => p < 0)) {
+    return originals.get('Conv2DBackpropInput')!.kernelFunc(args);
+  }
+  const flipped = run('Reverse', { x: filter }, { dims: [0, 1] }, backend);
+  const swapped = transpose(flipped, [0, 1, 3, 2], backend); // [kh, kw, co, ci]
+  const dx = run('Conv2D', { x: dy, filter: swapped }, {
+    strides: [1, 1], dilations: [1, 1], dataFormat: 'NHWC', dimRoundingMode: undefined as never,
+    pad: [[0, 0], [pads[0], pads[1]], [pads[2], pads[3]], [0, 0]] as never,
+  }, backend);
+  dispose(backend as WasmBackendLike, flipped, swapped);
+  return dx;
+};
+
+function lastTwoSwapped(rank: number): number[] {
+  const perm = [...Array(rank).keys()];
+  [perm[rank - 2], perm[rank - 1]] = [perm[rank - 1]!, perm[rank - 2]!];
+  return perm;
+}
+
+function explicitTranspose(kernelName: 'BatchMatMul' | '_FusedMatMul'): KernelFunc {
+  return (args) => {
+    const { inputs, attrs, backend } = args;
+    const { a, b } = inputs as { a: TensorInfo; b: TensorInfo };
+    const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
+    if (!transposeA && !transposeB) return originals.get(kernelName)!.kernelFunc(args);
+    const a2 = transposeA ? transpose(a, lastTwoSwapped(a.shape.length), backend) : a;
+    const b2 = transposeB ? transpose(b, lastTwoSwapped(b.shape.length), backend) : b;
+    const out = originals.get(kernelName)!.kernelFunc({
+      inputs: { ...inputs, a: a2, b: b2 }, attrs: { ...attrs, transposeA: false, transposeB: false }, backend,
+    }) as TensorInfo;
+    if (a2 !== a) dispose(backend as WasmBackendLike, a2);
+    if (b2 !== b) dispose(backend as WasmBackendLike, b2);
+    return out;
+  };
+}
+
+const overrides: Record<string, KernelFunc> = {
+  Conv2DBackpropFilter: conv2dBackpropFilter,
+  Conv2DBackpropInput: conv2dBackpropInput,
+  BatchMatMul: explicitTranspose('BatchMatMul'),
+  _FusedMatMul: explicitTranspose('_FusedMatMul'),
+};
+
+/**
+ * Registers the library's wasm training kernels. Idempotent. Must run after
+ * `@tensorflow/tfjs-backend-wasm` has been imported (it registers the kernels
+ * these build on); `initBackend('wasm')` calls it for you.
+ */
+export function installWasmTrainingKernels(): void {
+  if (installed) return;
+  if (getKernel('Conv2D', BACKEND) == null) {
+    throw new Error('installWasmTrainingKernels: the wasm backend is not loaded; import @tensorflow/tfjs-backend-wasm first');
+  }
+  for (const [kernelName, kernelFunc] of Object.entries(overrides)) {
+    const original = getKernel(kernelName, BACKEND);
+    if (original != null) {
+      originals.set(kernelName, original);
+      unregisterKernel(kernelName, BACKEND);
+    }
+    const config: KernelConfig = { kernelName, backendName: BACKEND, kernelFunc };
+    if (original?.setupFunc) config.setupFunc = original.setupFunc;
+    registerKernel(config);
+  }
+  installed = true;
+}
+
+/** Restores the wasm backend's own kernels (for comparisons in tests and benchmarks). */
+export function uninstallWasmTrainingKernels(): void {
+  if (!installed) return;
+  for (const kernelName of Object.keys(overrides)) {
+    unregisterKernel(kernelName, BACKEND);
+    const original = originals.get(kernelName);
+    if (original) registerKernel(original);
+  }
+  originals.clear();
+  installed = false;
+}
