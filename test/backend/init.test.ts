@@ -1,0 +1,83 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { initBackend as initBrowserBackend } from '../../src/backend/browser.js';
+import { BackendUnavailableError, describeAdapter } from '../../src/backend/init.js';
+import { initBackend } from '../../src/backend/node.js';
+import { backendAvailable } from '../helpers/backends.js';
+
+describe('initBackend', () => {
+  it('rejects an unknown name, listing the valid ones', async () => {
+    await expect(initBackend('webgl' as never)).rejects.toThrow(
+      "initBackend: unknown backend 'webgl'; expected one of 'auto', 'webgpu', 'tensorflow', 'wasm', 'cpu'",
+    );
+  });
+
+  it("explains how to get 'tensorflow' when tfjs-node is not installed", async () => {
+    const error = await initBackend('tensorflow').catch((e: Error) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(/npm install @tensorflow\/tfjs-node-gpu/);
+    expect((error as Error).message).toMatch(/@tensorflow\/tfjs-node\b/);
+  });
+
+  it("says 'tensorflow' is Node-only from the browser entry", async () => {
+    await expect(initBrowserBackend('tensorflow')).rejects.toThrow(/runs only in Node.*tfjs-dataflow\/node/);
+  });
+
+  it('says how to get WebGPU in Node from the browser entry', async () => {
+    const g = globalThis as { navigator?: { gpu?: unknown } };
+    const saved = g.navigator?.gpu;
+    if (g.navigator) Object.defineProperty(g.navigator, 'gpu', { value: undefined, configurable: true });
+    try {
+      const error = await initBrowserBackend('webgpu').catch((e: Error) => e);
+      expect(error).toBeInstanceOf(BackendUnavailableError);
+      expect((error as Error).message).toMatch(/import initBackend from 'tfjs-dataflow\/node'/);
+    } finally {
+      if (g.navigator) Object.defineProperty(g.navigator, 'gpu', { value: saved, configurable: true });
+    }
+  });
+
+  it('sets cpu and reports it', async () => {
+    const report = await initBackend('cpu');
+    expect(report.backend).toBe('cpu');
+    expect(tf.getBackend()).toBe('cpu');
+  });
+
+  it.skipIf(!backendAvailable('wasm'))('sets wasm with its thread count', async () => {
+    const report = await initBackend('wasm');
+    expect(report).toMatchObject({ backend: 'wasm' });
+    expect(report.wasmThreads).toBeGreaterThanOrEqual(1);
+    expect(tf.getBackend()).toBe('wasm');
+  });
+
+  it.skipIf(!backendAvailable('webgpu'))('sets webgpu and describes the adapter', async () => {
+    const report = await initBackend('webgpu');
+    expect(report.backend).toBe('webgpu');
+    expect(report.adapter).toBeDefined();
+    expect(report.reason).toContain(report.adapter!.isSoftware ? 'software adapter' : 'GPU');
+  });
+
+  it('auto passes over a software WebGPU adapter and says why', async () => {
+    const report = await initBackend('auto');
+    const adapter = backendAvailable('webgpu') ? (await initBackend('webgpu')).adapter : undefined;
+    await initBackend(report.backend);
+    if (adapter && !adapter.isSoftware) {
+      expect(report.backend).toBe('webgpu');
+    } else {
+      // No tfjs-node here, so wasm is next; the reason names what was passed over.
+      expect(report.backend).toBe('wasm');
+      expect(report.reason).toMatch(/passed over: webgpu: .*tensorflow: /);
+    }
+  });
+});
+
+describe('describeAdapter', () => {
+  const adapter = (info: Partial<GPUAdapterInfo> & { isFallbackAdapter?: boolean }) => ({ info }) as unknown as GPUAdapter;
+  it('recognises software adapters', () => {
+    expect(describeAdapter(adapter({ vendor: 'mesa', architecture: 'software', description: 'llvmpipe: Mesa 25' })).isSoftware).toBe(true);
+    expect(describeAdapter(adapter({ vendor: 'google', description: 'SwiftShader Device (Subzero)' })).isSoftware).toBe(true);
+    expect(describeAdapter(adapter({ vendor: 'x', isFallbackAdapter: true })).isSoftware).toBe(true);
+  });
+  it('recognises hardware adapters', () => {
+    expect(describeAdapter(adapter({ vendor: 'nvidia', architecture: 'hopper', description: 'NVIDIA H100' })).isSoftware).toBe(false);
+  });
+});
