@@ -1,0 +1,249 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { LrSchedule } from './one-cycle.js';
+
+/**
+ * A named weight the optimizer can read and overwrite: a tfjs-layers `LayerVariable`
+ * (`model.trainableWeights`: `.name`, `.read()`, `.write()`) or a core `tf.Variable`
+ * (`.name`, itself a tensor, `.assign()`).
+ */
+export interface NamedWeight {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly dtype?: string;
+  readonly trainable?: boolean;
+  read?(): tf.Tensor;
+  write?(value: tf.Tensor): unknown;
+  assign?(value: tf.Tensor): void;
+}
+
+/** The current value of a `NamedWeight` (not a copy: do not dispose it). */
+export function readWeight(w: NamedWeight): tf.Tensor {
+  if (typeof w.read === 'function') return w.read();
+  if (w instanceof tf.Tensor) return w;
+  throw new Error(`weight '${w.name}' has neither read() (LayerVariable) nor is it a tf.Variable`);
+}
+
+/** Overwrites a `NamedWeight` in place on the device. */
+export function writeWeight(w: NamedWeight, value: tf.Tensor): void {
+  if (typeof w.write === 'function') w.write(value);
+  else if (typeof w.assign === 'function') w.assign(value);
+  else throw new Error(`weight '${w.name}' has neither write() (LayerVariable) nor assign() (tf.Variable)`);
+}
+
+export interface SGDGroupArgs {
+  /** The weights this group updates. */
+  weights: readonly NamedWeight[];
+  /** Learning rate: a number, or a schedule (e.g. `OneCycle`) read before and advanced after each step. */
+  lr: number | LrSchedule;
+  /** Momentum factor. Default 0 (torch's default). */
+  momentum?: number;
+  /** Nesterov momentum (needs momentum > 0). Default false (torch's default). */
+  nesterov?: boolean;
+  /** Coupled L2 decay: `weightDecay * param` is added to the gradient. Default 0. */
+  weightDecay?: number;
+  /** A label for error messages and state export. Default `group<i>`. */
+  name?: string;
+}
+
+/** Checkpointable optimizer state: momentum buffers by weight name, and each group's schedule step. */
+export interface SGDState {
+  /** Completed optimizer steps. */
+  step: number;
+  /** Each group's schedule step, in group order (null where the lr is a constant). */
+  scheduleSteps: (number | null)[];
+  /** Momentum buffers keyed by weight name (only weights that have received a gradient). */
+  buffers: tf.NamedTensorMap;
+}
+
+interface Group {
+  name: string;
+  weights: NamedWeight[];
+  lr: number | LrSchedule;
+  momentum: number;
+  nesterov: boolean;
+  weightDecay: number;
+}
+
+type ResumableSchedule = LrSchedule & { readonly stepCount: number; setStep(step: number): void };
+
+function isResumable(s: LrSchedule): s is ResumableSchedule {
+  const r = s as Partial<ResumableSchedule>;
+  return typeof r.stepCount === 'number' && typeof r.setStep === 'function';
+}
+
+/**
+ * Stochastic gradient descent with (Nesterov) momentum and PyTorch's coupled weight
+ * decay, over parameter groups that each carry their own learning rate (or schedule),
+ * momentum and decay: the seed's pair of `torch.optim.SGD` optimizers (non-bias and
+ * bias weights) with their `OneCycleLR` schedulers.
+ *
+ * @remarks
+ * One step per weight, as torch 1.13 computes it: `g = grad + decay * p`, momentum
+ * buffer `b = g` on its first step and `b = momentum * b + g` after, Nesterov
+ * `g = g + momentum * b` (else `g = b`), then `p -= lr * g`. A weight whose gradient is
+ * missing from the map is left alone (no decay, no momentum update), as torch skips a
+ * parameter whose `.grad` is None; gradients for weights the optimizer does not hold
+ * are ignored, as torch ignores parameters outside its groups. Momentum buffers live
+ * on the backend; nothing is read back. After the update each group's schedule, if
+ * any, is advanced once (a schedule shared by groups is advanced once).
+ */
+export class SGD {
+  private readonly groups: Group[];
+  private readonly buffers = new Map<string, tf.Tensor>();
+  private readonly byName = new Map<string, { weight: NamedWeight; group: Group }>();
+  private steps = 0;
+
+  constructor(groups: readonly SGDGroupArgs[]) {
+    if (!Array.isArray(groups) || groups.length === 0) throw new Error(`SGD expects a non-empty array of parameter groups, got ${String(groups)}`);
+    this.groups = groups.map((g, i) => {
+      const name = g.name ?? `group${i}`;
+      const { momentum = 0, nesterov = false, weightDecay = 0 } = g;
+      if (!Array.isArray(g.weights)) throw new Error(`SGD group '${name}': weights must be an array, got ${String(g.weights)}`);
+      if (typeof g.lr === 'number' ? !Number.isFinite(g.lr) : typeof g.lr?.lr !== 'number') {
+        throw new Error(`SGD group '${name}': lr must be a finite number or a schedule with an lr, got ${String(g.lr)}`);
+      }
+      if (!(momentum >= 0 && Number.isFinite(momentum))) throw new Error(`SGD group '${name}': momentum must be >= 0, got ${momentum}`);
+      if (!Number.isFinite(weightDecay)) throw new Error(`SGD group '${name}': weightDecay must be finite, got ${weightDecay}`);
+      if (nesterov && momentum === 0) throw new Error(`SGD group '${name}': Nesterov momentum requires momentum > 0 (as in torch)`);
+      return { name, weights: [...g.weights], lr: g.lr, momentum, nesterov, weightDecay };
+    });
+    for (const group of this.groups) {
+      for (const weight of group.weights) {
+        if (typeof weight?.name !== 'string') throw new Error(`SGD group '${group.name}': every weight needs a string name, got ${String(weight)}`);
+        const other = this.byName.get(weight.name);
+        if (other) throw new Error(`SGD: weight '${weight.name}' appears in groups '${other.group.name}' and '${group.name}'; each weight may be in one group`);
+        this.byName.set(weight.name, { weight, group });
+      }
+    }
+  }
+
+  /** Completed optimizer steps. */
+  get stepCount(): number {
+    return this.steps;
+  }
+
+  /** The learning rate each group will use on the next step, in group order. */
+  get lrs(): number[] {
+    return this.groups.map((g) => groupLr(g));
+  }
+
+  /** Names of the weights each group holds, in group order. */
+  get groupWeightNames(): string[][] {
+    return this.groups.map((g) => g.weights.map((w) => w.name));
+  }
+
+  /**
+   * Applies one update from `grads` (gradients keyed by weight name, as
+   * `tf.variableGrads` returns them), then advances each group's schedule.
+   * The caller keeps ownership of `grads`.
+   */
+  step(grads: tf.NamedTensorMap): void {
+    if (grads == null || typeof grads !== 'object') throw new Error(`SGD.step expects gradients keyed by weight name, got ${String(grads)}`);
+    for (const [name, g] of Object.entries(grads)) {
+      const held = this.byName.get(name);
+      if (!held || g == null) continue;
+      if (!tf.util.arraysEqual(g.shape, held.weight.shape as number[])) {
+        throw new Error(`SGD.step: gradient for '${name}' has shape [${g.shape}], the weight has shape [${held.weight.shape}]`);
+      }
+    }
+    const lrs = this.groups.map((g) => groupLr(g));
+    tf.tidy(() => {
+      this.groups.forEach((group, gi) => {
+        const lr = tf.scalar(lrs[gi]!);
+        const mu = tf.scalar(group.momentum);
+        const decay = group.weightDecay !== 0 ? tf.scalar(group.weightDecay) : null;
+        for (const weight of group.weights) {
+          const grad = grads[weight.name];
+          if (grad == null) continue; // torch skips parameters without a gradient: no decay, no momentum
+          const p = readWeight(weight);
+          // PyTorch's coupled weight decay: decay * param joins the gradient (and so is scaled by lr and momentum).
+          let d = decay ? tf.add(grad, tf.mul(p, decay)) : grad;
+          if (group.momentum !== 0) {
+            const old = this.buffers.get(weight.name);
+            const buf = tf.keep(old ? tf.add(tf.mul(old, mu), d) : tf.clone(d));
+            old?.dispose();
+            this.buffers.set(weight.name, buf);
+            d = group.nesterov ? tf.add(d, tf.mul(buf, mu)) : buf;
+          }
+          writeWeight(weight, tf.sub(p, tf.mul(d, lr)));
+        }
+      });
+    });
+    this.steps++;
+    const advanced = new Set<LrSchedule>();
+    for (const group of this.groups) {
+      if (typeof group.lr !== 'number' && !advanced.has(group.lr)) {
+        advanced.add(group.lr);
+        group.lr.step();
+      }
+    }
+  }
+
+  /** A copy of the optimizer state for checkpoints; the caller owns (and disposes) the buffers. */
+  getState(): SGDState {
+    const buffers: tf.NamedTensorMap = {};
+    for (const [name, b] of this.buffers) buffers[name] = tf.clone(b);
+    return {
+      step: this.steps,
+      scheduleSteps: this.groups.map((g) => (typeof g.lr === 'number' ? null : isResumable(g.lr) ? g.lr.stepCount : null)),
+      buffers,
+    };
+  }
+
+  /** Restores state from `getState()` (copying the buffers; the caller keeps ownership of `state`). */
+  setState(state: SGDState): void {
+    if (state == null || typeof state.step !== 'number' || state.buffers == null) {
+      throw new Error('SGD.setState expects {step, scheduleSteps, buffers} as returned by getState()');
+    }
+    if (state.scheduleSteps.length !== this.groups.length) {
+      throw new Error(`SGD.setState: state has ${state.scheduleSteps.length} groups, this optimizer has ${this.groups.length}`);
+    }
+    for (const [name, b] of Object.entries(state.buffers)) {
+      const held = this.byName.get(name);
+      if (!held) throw new Error(`SGD.setState: momentum buffer '${name}' matches no weight of this optimizer`);
+      if (!tf.util.arraysEqual(b.shape, held.weight.shape as number[])) {
+        throw new Error(`SGD.setState: buffer '${name}' has shape [${b.shape}], the weight has shape [${held.weight.shape}]`);
+      }
+    }
+    this.groups.forEach((g, i) => {
+      const s = state.scheduleSteps[i];
+      if (s == null || typeof g.lr === 'number') return;
+      if (!isResumable(g.lr)) throw new Error(`SGD.setState: the schedule of group '${g.name}' cannot be moved to step ${s} (no setStep)`);
+      g.lr.setStep(s);
+    });
+    this.disposeBuffers();
+    for (const [name, b] of Object.entries(state.buffers)) this.buffers.set(name, tf.keep(tf.clone(b)));
+    this.steps = state.step;
+  }
+
+  /** Frees the momentum buffers. */
+  dispose(): void {
+    this.disposeBuffers();
+  }
+
+  private disposeBuffers(): void {
+    for (const b of this.buffers.values()) b.dispose();
+    this.buffers.clear();
+  }
+}
+
+function groupLr(g: Group): number {
+  return typeof g.lr === 'number' ? g.lr : g.lr.lr;
+}
+
+/**
+ * The seed's `init_split_parameter_dictionaries`: only trainable weights, split into
+ * those whose name says they are a bias (default: `'bias'` in the name) and the rest.
+ */
+export function splitBiasGroups<W extends NamedWeight>(
+  weights: readonly W[],
+  isBias: (name: string) => boolean = (name) => name.includes('bias'),
+): { nonBias: W[]; bias: W[] } {
+  const nonBias: W[] = [];
+  const bias: W[] = [];
+  for (const w of weights) {
+    if (w.trainable === false) continue;
+    (isBias(w.name) ? bias : nonBias).push(w);
+  }
+  return { nonBias, bias };
+}
