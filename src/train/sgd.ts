@@ -8,7 +8,7 @@ import type { LrSchedule } from './one-cycle.js';
  */
 export interface NamedWeight {
   readonly name: string;
-  readonly shape: readonly number[];
+  readonly shape: readonly (number | null)[];
   readonly dtype?: string;
   readonly trainable?: boolean;
   read?(): tf.Tensor;
