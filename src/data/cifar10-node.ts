@@ -1,0 +1,297 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { homedir, hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import {
+  CIFAR10_EVAL_FILES,
+  CIFAR10_FILES,
+  CIFAR10_RECORDS_PER_FILE,
+  CIFAR10_RECORD_BYTES,
+  CIFAR10_TRAIN_FILES,
+  cifar10Dataset,
+  concatCifar10Splits,
+  parseCifar10Batch,
+  type Cifar10Dataset,
+  type Cifar10Split,
+} from './cifar10.js';
+import { readTar } from './tar.js';
+
+/** The official CIFAR-10 binary release. */
+export const CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz';
+/** MD5 of the official binary release, as published on the CIFAR-10 page. */
+export const CIFAR10_MD5 = 'c32a1d4ab5d03f1284b67883e8d87530';
+/** The folder the archive unpacks to, and the folder name used inside the cache. */
+export const CIFAR10_ARCHIVE_DIR = 'cifar-10-batches-bin';
+
+/** Options for {@link loadCifar10}. */
+export interface LoadCifar10Options {
+  /** Directory holding data_batch_1..5.bin and test_batch.bin; default: the cache, downloading into it if needed. */
+  dir?: string;
+  /** Cache root for the download; default `$XDG_CACHE_HOME/tfjs-dataflow`, else `~/.cache/tfjs-dataflow`. */
+  cacheDir?: string;
+  /** Download when `dir` is not given and the cache holds no valid copy; default true. */
+  download?: boolean;
+  /** Keep only the first N training images (default all 50000). */
+  trainLimit?: number;
+  /** Keep only the first N evaluation images (default all 10000). */
+  evalLimit?: number;
+  /** Archive to download; default the official {@link CIFAR10_URL}. */
+  url?: string;
+  /** Expected MD5 (hex) of the archive; default the official {@link CIFAR10_MD5}. */
+  md5?: string;
+}
+
+const FILE_LIST = CIFAR10_FILES.join(', ');
+const HOW_TO_GET =
+  'Get them from https://www.cs.toronto.edu/~kriz/cifar.html ("CIFAR-10 binary version", cifar-10-binary.tar.gz), ' +
+  `unpack it (tar xzf cifar-10-binary.tar.gz) and pass its ${CIFAR10_ARCHIVE_DIR} directory as \`dir\` ` +
+  '(CLI: --data-dir <dir>), or leave `dir` unset to download it into the cache.';
+
+/**
+ * The cache root the download goes to: `$XDG_CACHE_HOME/tfjs-dataflow`, else
+ * `~/.cache/tfjs-dataflow`. The data itself lands in its `cifar-10-batches-bin` folder.
+ */
+export function defaultCacheDir(): string {
+  const xdg = process.env['XDG_CACHE_HOME'];
+  return join(xdg && xdg.length > 0 ? xdg : join(homedir(), '.cache'), 'tfjs-dataflow');
+}
+
+function checkLimit(name: string, value: number | undefined, max: number): number {
+  if (value === undefined) return max;
+  if (!Number.isInteger(value) || value < 1) {
+    throw new Error(`loadCifar10: ${name} must be a positive integer, got ${value}`);
+  }
+  return Math.min(value, max);
+}
+
+function errorCode(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/**
+ * Loads CIFAR-10 from the binary release into host memory: the training split from
+ * data_batch_1..5.bin (in that order) and the evaluation split from test_batch.bin, each file
+ * validated by {@link parseCifar10Batch}. This replaces the seed's
+ * `torchvision.datasets.CIFAR10('cifar10/', download=True, ...)`.
+ *
+ * With `dir`, the files are read from there; a missing directory or file is an error naming the
+ * path, the expected files and how to get them. Without `dir`, the copy in the cache is used, or
+ * the official archive is downloaded, MD5-checked, unpacked and moved into the cache in one
+ * rename, so an interrupted download never looks like data. `trainLimit` and `evalLimit` keep the
+ * first N images of each split (only the files needed are read).
+ *
+ * @returns host splits (uint8 NCHW images, labels) and `toBackend()`, which puts them on the
+ * active tfjs backend as the seed prepares them.
+ */
+export async function loadCifar10(options: LoadCifar10Options = {}): Promise<Cifar10Dataset> {
+  const trainLimit = checkLimit('trainLimit', options.trainLimit, CIFAR10_TRAIN_FILES.length * CIFAR10_RECORDS_PER_FILE);
+  const evalLimit = checkLimit('evalLimit', options.evalLimit, CIFAR10_EVAL_FILES.length * CIFAR10_RECORDS_PER_FILE);
+  const dir = options.dir !== undefined ? resolve(options.dir) : await ensureCachedCifar10(options);
+  if (options.dir !== undefined) await checkCifar10Dir(dir);
+  const train = await readSplit(dir, CIFAR10_TRAIN_FILES, trainLimit);
+  const evalSplit = await readSplit(dir, CIFAR10_EVAL_FILES, evalLimit);
+  return cifar10Dataset(train, evalSplit, dir);
+}
+
+async function readSplit(dir: string, files: readonly string[], limit: number): Promise<Cifar10Split> {
+  const parts: Cifar10Split[] = [];
+  let have = 0;
+  for (const file of files) {
+    if (have >= limit) break;
+    const path = join(dir, file);
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(path);
+    } catch (e) {
+      throw new Error(`CIFAR-10 file ${path} cannot be read (${errorCode(e) ?? (e as Error).message}). Expected in ${dir}: ${FILE_LIST}. ${HOW_TO_GET}`);
+    }
+    const part = parseCifar10Batch(bytes, path);
+    parts.push(part);
+    have += part.count;
+  }
+  return concatCifar10Splits(parts, limit);
+}
+
+/** Checks that `dir` is a directory holding every CIFAR-10 file, with an error that says how to fix it. */
+async function checkCifar10Dir(dir: string): Promise<void> {
+  let info;
+  try {
+    info = await stat(dir);
+  } catch (e) {
+    if (errorCode(e) === 'ENOENT') {
+      throw new Error(`CIFAR-10 directory ${dir} does not exist. Expected a directory holding ${FILE_LIST}. ${HOW_TO_GET}`);
+    }
+    throw e;
+  }
+  if (!info.isDirectory()) {
+    throw new Error(`CIFAR-10 directory ${dir} is not a directory. Expected a directory holding ${FILE_LIST}. ${HOW_TO_GET}`);
+  }
+  const present = new Set(await readdir(dir));
+  const missing = CIFAR10_FILES.filter((f) => !present.has(f));
+  if (missing.length === 0) return;
+  if (missing.length === CIFAR10_FILES.length) {
+    let hint = '';
+    if (present.has(CIFAR10_ARCHIVE_DIR)) hint = ` It contains ${CIFAR10_ARCHIVE_DIR}/: pass ${join(dir, CIFAR10_ARCHIVE_DIR)} instead.`;
+    else if (present.has('data_batch_1')) hint = ' It holds the Python (pickle) release; this loader reads the binary release.';
+    else if (present.has('cifar-10-binary.tar.gz')) hint = ' It holds cifar-10-binary.tar.gz: unpack it first.';
+    throw new Error(`${dir} is not a CIFAR-10 directory: none of ${FILE_LIST} is there.${hint} ${HOW_TO_GET}`);
+  }
+  throw new Error(`CIFAR-10 directory ${dir} is missing ${missing.join(', ')}. Expected all of ${FILE_LIST}. ${HOW_TO_GET}`);
+}
+
+/** Why the cached copy at `dataDir` is not usable, or undefined when it is. */
+async function cacheProblem(dataDir: string): Promise<string | undefined> {
+  const expectedSize = CIFAR10_RECORDS_PER_FILE * CIFAR10_RECORD_BYTES;
+  for (const file of CIFAR10_FILES) {
+    try {
+      const { size } = await stat(join(dataDir, file));
+      if (size !== expectedSize) return `${file} has ${size} bytes, expected ${expectedSize}`;
+    } catch (e) {
+      if (errorCode(e) === 'ENOENT' || errorCode(e) === 'ENOTDIR') return `${file} is missing`;
+      throw e;
+    }
+  }
+  return undefined;
+}
+
+const TEMP_PREFIX = '.download-';
+
+function tempName(): string {
+  return `${TEMP_PREFIX}${hostname()}.${process.pid}.${randomBytes(4).toString('hex')}`;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return errorCode(e) === 'EPERM';
+  }
+}
+
+/** Removes temporary folders left by downloads on this host whose process is gone (a killed run). */
+async function removeAbandonedDownloads(cacheDir: string): Promise<void> {
+  for (const name of await readdir(cacheDir)) {
+    if (!name.startsWith(TEMP_PREFIX)) continue;
+    const m = /^(.*)\.(\d+)\.[0-9a-f]+$/.exec(name.slice(TEMP_PREFIX.length));
+    if (m && m[1] === hostname() && !processAlive(Number(m[2]))) {
+      await rm(join(cacheDir, name), { recursive: true, force: true });
+    }
+  }
+}
+
+/** Returns the cache's CIFAR-10 folder, downloading into it first when it is absent or invalid. */
+async function ensureCachedCifar10(options: LoadCifar10Options): Promise<string> {
+  const cacheDir = resolve(options.cacheDir ?? defaultCacheDir());
+  const dataDir = join(cacheDir, CIFAR10_ARCHIVE_DIR);
+  const problem = await cacheProblem(dataDir);
+  if (problem === undefined) return dataDir;
+  const url = options.url ?? CIFAR10_URL;
+  const where =
+    `Put ${FILE_LIST} in ${dataDir} (the ${CIFAR10_ARCHIVE_DIR} folder of cifar-10-binary.tar.gz from ` +
+    'https://www.cs.toronto.edu/~kriz/cifar.html), or pass `dir` (CLI: --data-dir <dir>) naming a directory that holds them.';
+  if (options.download === false) {
+    throw new Error(`CIFAR-10 is not in the cache (${dataDir}: ${problem}) and download is disabled. ${where}`);
+  }
+  await mkdir(cacheDir, { recursive: true });
+  await removeAbandonedDownloads(cacheDir);
+  const temp = join(cacheDir, tempName());
+  await mkdir(temp);
+  try {
+    const archive = join(temp, 'cifar-10-binary.tar.gz');
+    const md5 = await downloadTo(url, archive, where);
+    const expected = (options.md5 ?? CIFAR10_MD5).toLowerCase();
+    if (md5 !== expected) {
+      throw new Error(`The archive downloaded from ${url} has MD5 ${md5}, expected ${expected}: it is corrupt or not the CIFAR-10 binary release. Nothing was cached. ${where}`);
+    }
+    const unpacked = join(temp, CIFAR10_ARCHIVE_DIR);
+    await unpackCifar10(archive, unpacked, url);
+    await rm(archive);
+    await publish(unpacked, dataDir, temp);
+  } finally {
+    await rm(temp, { recursive: true, force: true });
+  }
+  return dataDir;
+}
+
+/**
+ * Streams `url` into `dest` and returns the MD5 of what arrived; network failures become an
+ * error that says where to put the files instead.
+ */
+async function downloadTo(url: string, dest: string, where: string): Promise<string> {
+  let response: Response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
+    throw new Error(`Cannot download CIFAR-10 from ${url} (${cause}): offline or unreachable. ${where}`);
+  }
+  if (!response.ok || response.body === null) {
+    throw new Error(`Cannot download CIFAR-10 from ${url}: HTTP ${response.status} ${response.statusText}. ${where}`);
+  }
+  let received = 0;
+  const hash = createHash('md5');
+  const count = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      received += chunk.length;
+      hash.update(chunk);
+      done(null, chunk);
+    },
+  });
+  try {
+    await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), count, createWriteStream(dest));
+  } catch (e) {
+    const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
+    throw new Error(`The CIFAR-10 download from ${url} was interrupted after ${received} bytes (${cause}). Nothing was cached; run again to retry. ${where}`);
+  }
+  const declared = Number(response.headers.get('content-length') ?? NaN);
+  if (Number.isFinite(declared) && declared !== received) {
+    throw new Error(`The CIFAR-10 download from ${url} ended after ${received} of ${declared} bytes. Nothing was cached; run again to retry. ${where}`);
+  }
+  return hash.digest('hex');
+}
+
+/** Gunzips and untars the archive, writing the six CIFAR-10 files (and nothing else) into `outDir`. */
+async function unpackCifar10(archive: string, outDir: string, url: string): Promise<void> {
+  const tarPath = `${archive}.tar`;
+  try {
+    await pipeline(createReadStream(archive), createGunzip(), createWriteStream(tarPath));
+  } catch (e) {
+    throw new Error(`The archive downloaded from ${url} is not a valid gzip file (${(e as Error).message}). Nothing was cached.`);
+  }
+  const tar = await readFile(tarPath);
+  await rm(tarPath);
+  await mkdir(outDir);
+  const wanted = new Set<string>(CIFAR10_FILES);
+  const found = new Set<string>();
+  for (const entry of readTar(tar, url)) {
+    const m = new RegExp(`^(?:\\./)?${CIFAR10_ARCHIVE_DIR}/([^/]+)$`).exec(entry.name);
+    // Only the expected names, so an archive cannot write outside the cache.
+    if (!m || !wanted.has(m[1]!)) continue;
+    parseCifar10Batch(entry.data, `${url}: ${entry.name}`);
+    await writeFile(join(outDir, m[1]!), entry.data);
+    found.add(m[1]!);
+  }
+  const missing = CIFAR10_FILES.filter((f) => !found.has(f));
+  if (missing.length > 0) {
+    throw new Error(`The archive downloaded from ${url} lacks ${missing.map((f) => `${CIFAR10_ARCHIVE_DIR}/${f}`).join(', ')}. Nothing was cached.`);
+  }
+}
+
+/** Moves the verified folder into place with one rename; a stale or invalid copy there is replaced. */
+async function publish(unpacked: string, dataDir: string, temp: string): Promise<void> {
+  try {
+    await rename(unpacked, dataDir);
+    return;
+  } catch (e) {
+    if (!['EEXIST', 'ENOTEMPTY', 'EISDIR', 'ENOTDIR'].includes(errorCode(e) ?? '')) throw e;
+  }
+  // Another process may have finished first; its copy is as good as ours.
+  if ((await cacheProblem(dataDir)) === undefined) return;
+  await rename(dataDir, join(temp, 'stale'));
+  await rename(unpacked, dataDir);
+}
