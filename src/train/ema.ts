@@ -1,0 +1,170 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { readWeight, writeWeight, type NamedWeight } from './sgd.js';
+
+/** Anything exposing its weights in a stable order: a `tf.LayersModel`, a `tf.layers.Layer`, or `{ weights }`. */
+export interface WeightedNetwork {
+  readonly weights: readonly NamedWeight[];
+}
+
+export interface NetworkEMAArgs {
+  /** Entries that are averaged but NOT copied back into the live network. Default: the seed's rule, `isFrozenBySeed`. */
+  excludeFromCopyBack?: (name: string) => boolean;
+}
+
+/**
+ * The seed's copy-back exclusion: batch-norm scales (`'norm'` and `'weight'` in the
+ * name) and the whitening conv (`'whiten'` in the name), both frozen in the seed.
+ */
+export function isFrozenBySeed(name: string): boolean {
+  return (name.includes('norm') && name.includes('weight')) || name.includes('whiten');
+}
+
+/**
+ * The seed's EMA decay for an update at `step` of `totalSteps`:
+ * `decayBase ** everyN * (step / totalSteps) ** pow` (defaults 0.95, 5, 3), which warms
+ * the averaging up over training: fast early, strong at the end.
+ */
+export function emaDecayAt(step: number, totalSteps: number, { decayBase = 0.95, everyN = 5, pow = 3 }: { decayBase?: number; everyN?: number; pow?: number } = {}): number {
+  if (!(Number.isFinite(step) && step >= 0)) throw new Error(`emaDecayAt: step must be a non-negative number, got ${step}`);
+  if (!(Number.isFinite(totalSteps) && totalSteps > 0)) throw new Error(`emaDecayAt: totalSteps must be a positive number, got ${totalSteps}`);
+  const projected = decayBase ** everyN;
+  return projected * (step / totalSteps) ** pow;
+}
+
+interface Entry {
+  name: string;
+  /** The name used to pair entries: tfjs-layers' scoped name without its uniqueness suffix. */
+  key: string;
+  shape: number[];
+  excluded: boolean;
+}
+
+const isFloat = (w: NamedWeight): boolean => (w.dtype ?? 'float32') === 'float32';
+const pairingKey = (w: NamedWeight): string => (w as { originalName?: string }).originalName ?? w.name;
+
+/**
+ * An exponential moving average of a network's weights, reproducing the seed's
+ * `NetworkEMA`: every float entry (trainable weights and non-trainable ones such as
+ * batch-norm running statistics) moves as `ema = ema * decay + live * (1 - decay)`,
+ * and the result is copied back into the live network (Lookahead-style) except for
+ * entries the exclusion predicate names.
+ *
+ * @remarks
+ * Create it from the live network at the step the seed would (its first EMA step), then
+ * call `update(net, decay)`; the averaged values stay on the backend. Entries are paired
+ * by order, as the seed zips two state dicts, and each pair is checked by name and shape.
+ * Evaluate the averaged network with `withWeights(net, () => net.predict(x))`: the EMA
+ * values are swapped into `net` for the call and the live values restored afterwards
+ * (after the promise settles, for an async callback), which stands in for the seed's
+ * separate deep copy without holding a second model.
+ */
+export class NetworkEMA {
+  private readonly entries: Entry[];
+  private values: tf.Tensor[];
+  private readonly exclude: (name: string) => boolean;
+  private disposed = false;
+
+  constructor(net: WeightedNetwork, args: NetworkEMAArgs = {}) {
+    const weights = floatWeights(net, 'NetworkEMA');
+    this.exclude = args.excludeFromCopyBack ?? isFrozenBySeed;
+    this.entries = weights.map((w) => ({ name: w.name, key: pairingKey(w), shape: w.shape.map((d) => d ?? -1), excluded: this.exclude(w.name) }));
+    this.values = weights.map((w) => tf.keep(tf.clone(readWeight(w))));
+  }
+
+  /** Names of the averaged entries, in pairing order. */
+  get names(): string[] {
+    return this.entries.map((e) => e.name);
+  }
+
+  /** Names of the entries averaged but not copied back into the live network. */
+  get excludedNames(): string[] {
+    return this.entries.filter((e) => e.excluded).map((e) => e.name);
+  }
+
+  /**
+   * Moves every float entry toward `net`'s values, `ema = ema * decay + live * (1 - decay)`,
+   * then writes the averages back into `net` except the excluded entries.
+   */
+  update(net: WeightedNetwork, decay: number): void {
+    this.assertAlive('update');
+    if (!(decay >= 0 && decay <= 1)) throw new Error(`NetworkEMA.update: decay must be in [0, 1], got ${decay}`);
+    const weights = this.paired(net, 'update');
+    const next = tf.tidy(() => {
+      const keep = tf.scalar(decay);
+      const take = tf.scalar(1 - decay);
+      return weights.map((w, i) => tf.keep(tf.add(tf.mul(this.values[i]!, keep), tf.mul(readWeight(w), take))));
+    });
+    tf.dispose(this.values);
+    this.values = next;
+    weights.forEach((w, i) => {
+      if (!this.entries[i]!.excluded) writeWeight(w, this.values[i]!);
+    });
+  }
+
+  /**
+   * Runs `fn` with the EMA values swapped into `net` (every float entry, excluded ones
+   * too, as the seed's EMA copy evaluates), restoring the live values afterwards,
+   * also when `fn` throws or its promise rejects.
+   */
+  withWeights<T>(net: WeightedNetwork, fn: () => T): T {
+    this.assertAlive('withWeights');
+    const weights = this.paired(net, 'withWeights');
+    const live = weights.map((w) => tf.keep(tf.clone(readWeight(w))));
+    const restore = () => {
+      weights.forEach((w, i) => writeWeight(w, live[i]!));
+      tf.dispose(live);
+    };
+    weights.forEach((w, i) => writeWeight(w, this.values[i]!));
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      restore();
+      throw e;
+    }
+    if (result instanceof Promise) return result.finally(restore) as T;
+    restore();
+    return result;
+  }
+
+  /** Copies of the averaged values keyed by entry name, e.g. for a checkpoint; the caller disposes them. */
+  snapshot(): tf.NamedTensorMap {
+    this.assertAlive('snapshot');
+    return Object.fromEntries(this.entries.map((e, i) => [e.name, tf.clone(this.values[i]!)]));
+  }
+
+  /** Frees the averaged values. */
+  dispose(): void {
+    if (this.disposed) return;
+    tf.dispose(this.values);
+    this.values = [];
+    this.disposed = true;
+  }
+
+  private assertAlive(method: string): void {
+    if (this.disposed) throw new Error(`NetworkEMA.${method}: this EMA has been disposed`);
+  }
+
+  private paired(net: WeightedNetwork, method: string): NamedWeight[] {
+    const weights = floatWeights(net, `NetworkEMA.${method}`);
+    if (weights.length !== this.entries.length) {
+      throw new Error(`NetworkEMA.${method}: the network has ${weights.length} float weights, the EMA was made from ${this.entries.length} (${this.entries.map((e) => e.name).join(', ')})`);
+    }
+    weights.forEach((w, i) => {
+      const e = this.entries[i]!;
+      const shape = w.shape.map((d) => d ?? -1);
+      if (pairingKey(w) !== e.key || !tf.util.arraysEqual(shape, e.shape)) {
+        throw new Error(`NetworkEMA.${method}: weight ${i} is '${w.name}' [${shape}], the EMA holds '${e.name}' [${e.shape}] there; entries pair by order, so the network must keep the architecture (and weight order) the EMA was made from`);
+      }
+    });
+    return weights;
+  }
+}
+
+function floatWeights(net: WeightedNetwork, where: string): NamedWeight[] {
+  if (net == null || !Array.isArray(net.weights)) {
+    throw new Error(`${where}: expected a network exposing \`weights\` (a tf.LayersModel or Layer), got ${net == null ? String(net) : typeof net}`);
+  }
+  // Like the seed's dtype check: only float entries are averaged (integer counters are not).
+  return net.weights.filter(isFloat);
+}
