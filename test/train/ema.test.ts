@@ -25,7 +25,7 @@ const FROZEN = new Set(['initial_block/whiten/weight', 'conv_group_1/norm1/weigh
 /** A layer holding weights named like the seed's state dict, trainable as the seed marks them. */
 class TinyNet extends tfl.layers.Layer {
   static className = 'TinyNetForEmaTest';
-  override build(): void {
+  override build(_inputShape: tfl.Shape | tfl.Shape[]): void {
     for (const name of fx.names) {
       const init = tfl.initializers.zeros();
       this.addWeight(name, fx.shapes[name]!, 'float32', init, undefined, !FROZEN.has(name));
@@ -131,7 +131,9 @@ describeEachBackend('NetworkEMA matches the seed (torch)', () => {
     const ema = new NetworkEMA(model);
     expect(ema.names).toHaveLength(6); // kernel, bias, gamma, beta, moving_mean, moving_variance
     const mean = model.weights.find((w) => w.name.includes('moving_mean'))!;
-    tf.tidy(() => mean.write(tf.fill([3], 2)));
+    tf.tidy(() => {
+      mean.write(tf.fill([3], 2));
+    });
     ema.update(model, 0.75);
     // Running statistics are averaged and copied back too: 0.75 * 0 + 0.25 * 2.
     expect(Array.from(await mean.read().data())).toEqual([0.5, 0.5, 0.5]);
