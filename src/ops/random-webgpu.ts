@@ -1,0 +1,80 @@
+/**
+ * The WGSL side of `DeviceRandom`: one flat compute program per distribution,
+ * run through the webgpu backend's `runWebGPUProgram`. Plain objects only, so
+ * this module imports nothing from `@tensorflow/tfjs-backend-webgpu` (an
+ * optional peer). The hash must stay bit-identical to `hashIndex` in random.ts.
+ * @internal
+ */
+
+/** What the kernel draws; `sortKey` feeds `permutation`. */
+export type RandomDistribution = 'uniform' | 'normal' | 'int' | 'sortKey';
+
+/** The members of tfjs-backend-webgpu's `WebGPUProgram` this program fills in. */
+export interface RandomProgram {
+  variableNames: string[];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number];
+  size: boolean;
+  uniforms: string;
+  getUserCode(): string;
+}
+
+const WORKGROUP = 64;
+
+// Mirrors hashIndex in random.ts: Wellons' lowbias32 twice, keyed before each round.
+const HASH = `
+  fn dfMix(x0 : u32) -> u32 {
+    var x = x0;
+    x = x ^ (x >> 16u);
+    x = x * 0x7feb352du;
+    x = x ^ (x >> 15u);
+    x = x * 0x846ca68bu;
+    x = x ^ (x >> 16u);
+    return x;
+  }
+
+  fn dfHash(i : u32) -> u32 {
+    return dfMix(dfMix(i ^ uniforms.dfKey0) + uniforms.dfKey1);
+  }
+`;
+
+const BODY: Record<RandomDistribution, string> = {
+  uniform: 'setOutputAtIndex(index, f32(dfHash(i) >> 8u) * (1.0 / 16777216.0));',
+  normal: `
+      let u1 = f32((dfHash(2u * i) >> 8u) + 1u) * (1.0 / 16777216.0);
+      let t = f32(dfHash(2u * i + 1u) >> 8u) * (1.0 / 16777216.0) * 6.2831855 - 3.1415927;
+      setOutputAtIndex(index, sqrt(-2.0 * log(u1)) * cos(t));`,
+  // A range of 0 stands for the full 2^32.
+  int: `
+      let h = dfHash(i);
+      let r = select(h % uniforms.dfRange, h, uniforms.dfRange == 0u);
+      setOutputAtIndexI32(index, bitcast<i32>(bitcast<u32>(uniforms.dfLow) + r));`,
+  sortKey: 'setOutputAtIndex(index, bitcast<f32>(0x00800000u + dfHash(i) % 0x7f000000u));',
+};
+
+/** A flat program writing `size` draws of `distribution`; the caller reshapes. */
+export function makeRandomProgram(distribution: RandomDistribution, size: number): RandomProgram {
+  return {
+    variableNames: [],
+    outputShape: [size],
+    shaderKey: `dataflowRandom_${distribution}`,
+    dispatchLayout: { x: [0] },
+    // The backend's reshapeDispatch splits this when it exceeds the per-dimension limit.
+    dispatch: [Math.ceil(size / WORKGROUP), 1, 1],
+    workgroupSize: [WORKGROUP, 1, 1],
+    size: true,
+    uniforms: 'dfKey0 : u32, dfKey1 : u32, dfLow : i32, dfRange : u32,',
+    getUserCode: () => `
+      ${HASH}
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          let i = u32(index);
+          ${BODY[distribution]}
+        }
+      }
+    `,
+  };
+}
