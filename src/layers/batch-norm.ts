@@ -1,0 +1,150 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { checkInput, scopedWeightName, singleInput, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
+
+export interface BatchNormArgs extends LayerArgs {
+  /** Added to the variance before the square root; default 1e-12, the seed's. */
+  eps?: number;
+  /** Weight of the new batch statistics in the running averages, PyTorch's convention; default 0.4, the seed's. */
+  momentum?: number;
+  /** Whether the scale (`weight`, initialised to 1) trains; default false: the seed freezes it. */
+  weightTrainable?: boolean;
+  /** Whether the shift (`bias`, initialised to 0) trains; default true. */
+  biasTrainable?: boolean;
+}
+
+const AXES = [0, 1, 2];
+
+/**
+ * The seed's `BatchNorm` (a PyTorch `BatchNorm2d` over NHWC input): per-channel
+ * `weight` (scale, 1, frozen by default), `bias` (shift, 0, trainable),
+ * `running_mean` (0) and `running_var` (1), eps 1e-12, momentum 0.4.
+ *
+ * @remarks
+ * With `training: true` in the call's kwargs it normalises with the batch mean
+ * and biased batch variance and updates the running statistics as PyTorch does:
+ * `running = (1 - momentum) · running + momentum · batch`, with the unbiased batch
+ * variance for `running_var`. Otherwise it normalises with the running statistics
+ * and changes nothing. The training-mode gradient is written by hand (one
+ * custom-gradient op), so no `tf.batchNorm` gradient runs.
+ */
+export class BatchNorm extends tfl.layers.Layer {
+  static className = 'BatchNorm';
+  readonly eps: number;
+  readonly momentum: number;
+  readonly weightTrainable: boolean;
+  readonly biasTrainable: boolean;
+  /** Per-channel scale, `[C]`. */
+  weight!: tfl.LayerVariable;
+  /** Per-channel shift, `[C]`. */
+  bias!: tfl.LayerVariable;
+  /** Running mean, `[C]`. */
+  runningMean!: tfl.LayerVariable;
+  /** Running (unbiased) variance, `[C]`. */
+  runningVar!: tfl.LayerVariable;
+  private channels: number | null = null;
+
+  constructor(args: BatchNormArgs = {}) {
+    super(args);
+    const name = `BatchNorm '${this.name}'`;
+    this.eps = args.eps ?? 1e-12;
+    if (typeof this.eps !== 'number' || !(this.eps >= 0)) throw new Error(`${name}: argument 'eps' must be a number >= 0, got ${String(args.eps)}`);
+    this.momentum = args.momentum ?? 0.4;
+    if (typeof this.momentum !== 'number' || !(this.momentum >= 0 && this.momentum <= 1)) {
+      throw new Error(`${name}: argument 'momentum' must be a number in [0, 1], got ${String(args.momentum)}`);
+    }
+    this.weightTrainable = args.weightTrainable ?? false;
+    this.biasTrainable = args.biasTrainable ?? true;
+  }
+
+  override build(inputShape: tfl.Shape | tfl.Shape[]): void {
+    const shape = singleShape(inputShape, `BatchNorm '${this.name}'`);
+    checkInput({ shape }, 4, `BatchNorm '${this.name}'`);
+    const c = shape[3];
+    if (c == null) throw new Error(`BatchNorm '${this.name}' needs a known channel count (last axis), got shape [${shape.join(',')}]`);
+    this.channels = c;
+    const add = (name: string, init: 'ones' | 'zeros', trainable: boolean) =>
+      this.addWeight(scopedWeightName(this, name), [c], 'float32', tfl.initializers[init](), undefined, trainable);
+    this.weight = add('weight', 'ones', this.weightTrainable);
+    this.bias = add('bias', 'zeros', this.biasTrainable);
+    this.runningMean = add('running_mean', 'zeros', false);
+    this.runningVar = add('running_var', 'ones', false);
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+    return singleShape(inputShape, `BatchNorm '${this.name}'`);
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor {
+    return tf.tidy(() => {
+      const x = singleInput(inputs, `BatchNorm '${this.name}'`);
+      checkInput(x, 4, `BatchNorm '${this.name}'`, this.channels);
+      if (kwargs?.training) return this.trainForward(x as tf.Tensor4D);
+      const scale = tf.mul(this.weight.read(), tf.rsqrt(tf.add(this.runningVar.read(), this.eps)));
+      const shift = tf.sub(this.bias.read(), tf.mul(this.runningMean.read(), scale));
+      return tf.add(tf.mul(x, scale), shift);
+    });
+  }
+
+  /** Batch-statistics forward pass with a hand-written gradient; updates the running statistics. */
+  private trainForward(x: tf.Tensor4D): tf.Tensor {
+    const [n0, h, w] = x.shape;
+    const n = n0 * h * w;
+    if (n < 2) {
+      throw new Error(`BatchNorm '${this.name}' in training needs more than 1 value per channel, got input shape [${x.shape.join(',')}]`);
+    }
+    const weight = this.weight.read();
+    const weightIsInput = this.weight.trainable;
+    const eps = this.eps;
+    const normalise = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const save = args[args.length - 1] as tf.GradSaveFunc;
+      const xi = args[0] as tf.Tensor;
+      const bi = args[1] as tf.Tensor;
+      const wi = weightIsInput ? (args[2] as tf.Tensor) : weight;
+      const { mean, variance } = tf.moments(xi, AXES);
+      const rstd = tf.rsqrt(tf.add(variance, eps));
+      const scale = tf.mul(wi, rstd);
+      const value = tf.add(tf.mul(xi, scale), tf.sub(bi, tf.mul(mean, scale)));
+      this.updateRunningStats(mean, variance, n);
+      save([xi, mean, rstd, scale]);
+      return {
+        value,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xs, m, r, sc] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+          const xhat = tf.mul(tf.sub(xs, m), r);
+          const dySum = tf.sum(dy, AXES);
+          const dyXhatSum = tf.sum(tf.mul(dy, xhat), AXES);
+          // dx = scale · (dy − mean(dy) − x̂ · mean(dy · x̂)), the batch statistics' own gradient included.
+          const dx = tf.sub(tf.mul(dy, sc), tf.add(tf.mul(xhat, tf.div(tf.mul(sc, dyXhatSum), n)), tf.div(tf.mul(sc, dySum), n)));
+          return weightIsInput ? [dx, dySum, dyXhatSum] : [dx, dySum];
+        },
+      };
+    });
+    const inputs = weightIsInput ? [x, this.bias.read(), weight] : [x, this.bias.read()];
+    return normalise(...inputs);
+  }
+
+  private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, n: number): void {
+    const m = this.momentum;
+    tf.tidy(() => {
+      // PyTorch's momentum weights the new batch (Keras' weights the old average); running_var takes the unbiased variance.
+      const newMean = tf.add(tf.mul(this.runningMean.read(), 1 - m), tf.mul(mean, m));
+      const newVar = tf.add(tf.mul(this.runningVar.read(), 1 - m), tf.mul(variance, (m * n) / (n - 1)));
+      // write() hands the data to the variable and releases its old value; tidy disposes the handles.
+      this.runningMean.write(newMean);
+      this.runningVar.write(newVar);
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {
+      ...super.getConfig(),
+      eps: this.eps,
+      momentum: this.momentum,
+      weightTrainable: this.weightTrainable,
+      biasTrainable: this.biasTrainable,
+    };
+  }
+}
+tf.serialization.registerClass(BatchNorm);

@@ -1,0 +1,159 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { gelu } from '../ops/gelu.js';
+import { BatchNorm } from './batch-norm.js';
+import { Conv } from './conv.js';
+import { checkInput, checkPositiveInt, setWeightScope, singleInput, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
+
+export interface ConvGroupArgs extends LayerArgs {
+  /** Output channels of both convolutions. */
+  channelsOut: number;
+  /** Expected input channels; inferred from the input when omitted. */
+  channelsIn?: number;
+  /** Channels of the state prediction; null (default) for a group without one, like the seed's last group. */
+  statePredDim?: number | null;
+  /** Seed of the sublayers' default initialisation (conv1: seed, conv2: seed+1, state_project: seed+2); random when omitted. */
+  seed?: number;
+}
+
+const pool = (x: tf.Tensor) => tf.maxPool(x as tf.Tensor4D, 2, 2, 'valid');
+const half = (d: number | null | undefined) => (d == null ? null : Math.floor(d / 2));
+
+/**
+ * The seed's `ConvGroup`: conv1 (3x3) → 2x2 max-pool → norm1 → GELU → conv2 (3x3)
+ * → norm2 → GELU, and, when `statePredDim` is set, a state prediction from the
+ * group's output: state_project (3x3) → 2x2 max-pool → state_norm.
+ *
+ * @remarks
+ * With a state prediction the layer has two outputs, `[x, statePrediction]`; without
+ * one it has the single output `x` (the seed returns `(x, None)`; a tfjs layer cannot
+ * output null). The sublayers are built in `build()` and their weights are reported
+ * as this layer's, named `<group>/conv1/weight`, `<group>/norm1/bias`, ... so saving,
+ * loading, optimizers and the EMA see them all. `training: true` in the call's kwargs
+ * reaches the batch norms.
+ */
+export class ConvGroup extends tfl.layers.Layer {
+  static className = 'ConvGroup';
+  readonly channelsOut: number;
+  readonly channelsIn: number | null;
+  readonly statePredDim: number | null;
+  readonly seed: number | undefined;
+  readonly conv1: Conv;
+  readonly conv2: Conv;
+  readonly norm1: BatchNorm;
+  readonly norm2: BatchNorm;
+  /** The state projection; null without a state prediction. */
+  readonly stateProject: Conv | null;
+  /** The state prediction's batch norm; null without a state prediction. */
+  readonly stateNorm: BatchNorm | null;
+
+  constructor(args: ConvGroupArgs) {
+    super(args);
+    const name = `ConvGroup '${this.name}'`;
+    this.channelsOut = checkPositiveInt(args.channelsOut, 'channelsOut', name);
+    this.channelsIn = args.channelsIn == null ? null : checkPositiveInt(args.channelsIn, 'channelsIn', name);
+    this.statePredDim = args.statePredDim == null ? null : checkPositiveInt(args.statePredDim, 'statePredDim', name);
+    this.seed = args.seed;
+    const seed = (i: number) => (args.seed == null ? undefined : args.seed + i);
+    this.conv1 = new Conv({ name: 'conv1', filters: this.channelsOut, seed: seed(0) });
+    this.conv2 = new Conv({ name: 'conv2', filters: this.channelsOut, seed: seed(1) });
+    this.norm1 = new BatchNorm({ name: 'norm1' });
+    this.norm2 = new BatchNorm({ name: 'norm2' });
+    this.stateProject = this.statePredDim == null ? null : new Conv({ name: 'state_project', filters: this.statePredDim, seed: seed(2) });
+    this.stateNorm = this.statePredDim == null ? null : new BatchNorm({ name: 'state_norm' });
+  }
+
+  /** The sublayers, in the seed's state-dict order. */
+  get sublayers(): tfl.layers.Layer[] {
+    // The base constructor reads the weight getters before the sublayers exist.
+    if (this.conv1 == null) return [];
+    const layers: tfl.layers.Layer[] = [this.conv1, this.conv2, this.norm1, this.norm2];
+    if (this.stateProject && this.stateNorm) layers.push(this.stateProject, this.stateNorm);
+    return layers;
+  }
+
+  override get trainableWeights(): tfl.LayerVariable[] {
+    return this.trainable ? this.sublayers.flatMap((l) => l.trainableWeights) : [];
+  }
+
+  override set trainableWeights(_weights: tfl.LayerVariable[]) {
+    // Weights live in the sublayers; tfjs-layers only assigns [] here.
+  }
+
+  override get nonTrainableWeights(): tfl.LayerVariable[] {
+    if (!this.trainable) return this.sublayers.flatMap((l) => l.weights);
+    return this.sublayers.flatMap((l) => l.nonTrainableWeights);
+  }
+
+  override set nonTrainableWeights(_weights: tfl.LayerVariable[]) {
+    // As above.
+  }
+
+  override setFastWeightInitDuringBuild(value: boolean): void {
+    super.setFastWeightInitDuringBuild(value);
+    for (const l of this.sublayers) l.setFastWeightInitDuringBuild(value);
+  }
+
+  private check(shape: ReadonlyArray<number | null>, dtype?: string): void {
+    const name = `ConvGroup '${this.name}'`;
+    checkInput({ shape: shape as number[], dtype }, 4, name, this.channelsIn);
+    const min = this.statePredDim == null ? 2 : 4;
+    const [, h, w] = shape;
+    if ((h != null && h < min) || (w != null && w < min)) {
+      throw new Error(`${name} expects input 'inputs' at least ${min}x${min} spatially (it max-pools ${min === 2 ? 'once' : 'twice'}), got shape [${shape.join(',')}]`);
+    }
+  }
+
+  override build(inputShape: tfl.Shape | tfl.Shape[]): void {
+    const shape = singleShape(inputShape, `ConvGroup '${this.name}'`);
+    this.check(shape);
+    const [n, h, w] = shape;
+    const pooled: tfl.Shape = [n!, half(h)!, half(w)!, this.channelsOut];
+    // Each child is built inside this layer's name scope, under its own name.
+    const buildChild = (child: tfl.layers.Layer, childShape: tfl.Shape) => {
+      setWeightScope(child, child.name);
+      child.build(childShape);
+      child.built = true;
+    };
+    buildChild(this.conv1, shape);
+    buildChild(this.norm1, pooled);
+    buildChild(this.conv2, pooled);
+    buildChild(this.norm2, pooled);
+    if (this.stateProject && this.stateNorm) {
+      buildChild(this.stateProject, pooled);
+      buildChild(this.stateNorm, [n!, half(half(h))!, half(half(w))!, this.statePredDim!]);
+    }
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape | tfl.Shape[] {
+    const [n, h, w] = singleShape(inputShape, `ConvGroup '${this.name}'`);
+    const out: tfl.Shape = [n!, half(h)!, half(w)!, this.channelsOut];
+    if (this.statePredDim == null) return out;
+    return [out, [n!, half(half(h))!, half(half(w))!, this.statePredDim]];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor | tf.Tensor[] {
+    return tf.tidy(() => {
+      const input = singleInput(inputs, `ConvGroup '${this.name}'`);
+      this.check(input.shape, input.dtype);
+      let x = this.conv1.call(input, kwargs);
+      x = gelu(this.norm1.call(pool(x), kwargs));
+      x = gelu(this.norm2.call(this.conv2.call(x, kwargs), kwargs));
+      if (!this.stateProject || !this.stateNorm) return x;
+      const state = this.stateNorm.call(pool(this.stateProject.call(x, kwargs)), kwargs);
+      return [x, state];
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    const config: tf.serialization.ConfigDict = {
+      channelsOut: this.channelsOut,
+      channelsIn: this.channelsIn,
+      statePredDim: this.statePredDim,
+    };
+    if (this.seed != null) config['seed'] = this.seed;
+    return { ...super.getConfig(), ...config };
+  }
+}
+tf.serialization.registerClass(ConvGroup);

@@ -1,0 +1,87 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { torchDefaultInitializer } from './conv.js';
+import { checkPositiveInt, scopedWeightName, singleInput, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
+
+export interface LinearArgs extends LayerArgs {
+  /** Number of output features. */
+  units: number;
+  /** Factor applied to the weight in every forward pass (the seed's head uses 1/12); null (default) applies none. */
+  temperature?: number | null;
+  /** Seed of the default initialisation (PyTorch's Linear default); random when omitted. */
+  seed?: number;
+}
+
+/**
+ * The seed's `Linear` head: `x @ (W · temperature)ᵀ` with no bias. The weight is
+ * stored as tfjs does, `[in, out]` (the transpose of PyTorch's `[out, in]`), so the
+ * forward pass is `x @ (W · temperature)`; it is named `weight` and initialised
+ * like PyTorch's `nn.Linear`, U(-1/√in, 1/√in). Inputs of any rank ≥ 2 are
+ * accepted; the last axis is the feature axis.
+ */
+export class Linear extends tfl.layers.Layer {
+  static className = 'Linear';
+  readonly units: number;
+  readonly temperature: number | null;
+  readonly seed: number | undefined;
+  /** The weight, `[in, out]`; set by build(). */
+  weight!: tfl.LayerVariable;
+  private inFeatures: number | null = null;
+
+  constructor(args: LinearArgs) {
+    super(args);
+    const name = `Linear '${this.name}'`;
+    this.units = checkPositiveInt(args.units, 'units', name);
+    const t = args.temperature;
+    if (t != null && (typeof t !== 'number' || !Number.isFinite(t) || t === 0)) {
+      throw new Error(`${name}: argument 'temperature' must be a finite non-zero number or null, got ${String(t)}`);
+    }
+    this.temperature = t ?? null;
+    this.seed = args.seed;
+  }
+
+  private check(shape: ReadonlyArray<number | null>, dtype?: string): void {
+    const name = `Linear '${this.name}'`;
+    const s = `[${shape.map((d) => (d == null ? 'null' : d)).join(',')}]`;
+    if (shape.length < 2) throw new Error(`${name} expects input 'inputs' of rank >= 2 (features last), got shape ${s}`);
+    const f = shape[shape.length - 1];
+    if (this.inFeatures != null && f != null && f !== this.inFeatures) {
+      throw new Error(`${name} expects input 'inputs' with ${this.inFeatures} features (last axis), got shape ${s}`);
+    }
+    if (dtype != null && dtype !== 'float32') throw new Error(`${name} expects input 'inputs' of dtype float32, got '${dtype}'`);
+  }
+
+  override build(inputShape: tfl.Shape | tfl.Shape[]): void {
+    const shape = singleShape(inputShape, `Linear '${this.name}'`);
+    this.check(shape);
+    const fin = shape[shape.length - 1];
+    if (fin == null) throw new Error(`Linear '${this.name}' needs a known feature count (last axis), got shape [${shape.join(',')}]`);
+    this.inFeatures = fin;
+    this.weight = this.addWeight(scopedWeightName(this, 'weight'), [fin, this.units], 'float32', torchDefaultInitializer(this.seed), undefined, true);
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+    const shape = singleShape(inputShape, `Linear '${this.name}'`);
+    return [...shape.slice(0, -1), this.units];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: CallKwargs): tf.Tensor {
+    return tf.tidy(() => {
+      const x = singleInput(inputs, `Linear '${this.name}'`);
+      this.check(x.shape, x.dtype);
+      let w = this.weight.read();
+      if (this.temperature != null) w = tf.mul(w, this.temperature);
+      if (x.rank === 2) return tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D);
+      const y = tf.matMul(tf.reshape(x, [-1, this.inFeatures!]), w as tf.Tensor2D);
+      return tf.reshape(y, [...x.shape.slice(0, -1), this.units]);
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    const config: tf.serialization.ConfigDict = { units: this.units, temperature: this.temperature };
+    if (this.seed != null) config['seed'] = this.seed;
+    return { ...super.getConfig(), ...config };
+  }
+}
+tf.serialization.registerClass(Linear);

@@ -1,0 +1,36 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+const SQRT1_2 = Math.SQRT1_2;
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+const geluWithGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+  const x = args[0] as tf.Tensor;
+  const save = args[1] as tf.GradSaveFunc;
+  save([x]);
+  // Φ(x) = (1 + erf(x / √2)) / 2, kept for the gradient's first term.
+  const value = tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, SQRT1_2)), 1)));
+  return {
+    value,
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const xs = saved[0]!;
+      // d/dx x·Φ(x) = Φ(x) + x·φ(x), with φ the standard normal density.
+      const cdf = tf.mul(tf.add(tf.erf(tf.mul(xs, SQRT1_2)), 1), 0.5);
+      const pdf = tf.mul(tf.exp(tf.mul(tf.square(xs), -0.5)), INV_SQRT_2PI);
+      return [tf.mul(dy, tf.add(cdf, tf.mul(xs, pdf)))];
+    },
+  };
+});
+
+/**
+ * GELU in its exact (erf) form, `x · Φ(x)`, as PyTorch's default `nn.GELU()` /
+ * `F.gelu` that the seed uses after every batch norm and on the initial block.
+ * The gradient is written out (`Φ(x) + x·φ(x)`) instead of differentiating
+ * through `erf`, so backprop costs a handful of elementwise kernels.
+ *
+ * @param x A float32 tensor of any shape.
+ */
+export function gelu<T extends tf.Tensor>(x: T): T {
+  if (!(x instanceof tf.Tensor)) throw new TypeError(`gelu: argument 'x' must be a tf.Tensor, got ${typeof x}`);
+  if (x.dtype !== 'float32') throw new TypeError(`gelu: argument 'x' must be float32, got dtype '${x.dtype}'`);
+  return geluWithGrad(x) as T;
+}
