@@ -1,0 +1,29 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { DeviceRandom } from '../ops/random.js';
+import { checkImages, randomSquareMasks } from './masks.js';
+
+/**
+ * The seed's `batch_cutmix`: each image gets a random `patchSize` x `patchSize` square
+ * pasted from a partner chosen by a random permutation of the batch, and its soft label
+ * becomes `area * partnerLabel + (1 - area) * label` with `area = patchSize^2 / (H * W)`.
+ * `patchSize` 0 turns it off (copies come back, so ownership is the same either way).
+ */
+export function batchCutmix(images: tf.Tensor, targets: tf.Tensor, patchSize: number, random: DeviceRandom): { images: tf.Tensor4D; targets: tf.Tensor2D } {
+  const [batch, height, width] = checkImages('batchCutmix', images);
+  if (targets == null || targets.rank !== 2 || targets.shape[0] !== batch) {
+    throw new Error(`batchCutmix expects targets [${batch}, classes] (soft labels, one row per image), got shape [${targets?.shape ?? String(targets)}]`);
+  }
+  if (!Number.isInteger(patchSize) || patchSize < 0) throw new Error(`batchCutmix: patchSize must be a non-negative integer, got ${patchSize}`);
+  if (patchSize === 0) return { images: tf.clone(images) as tf.Tensor4D, targets: tf.clone(targets) as tf.Tensor2D };
+  // The seed draws the permutation first, then the mask.
+  const partner = random.permutation(batch);
+  const mask = randomSquareMasks(images, patchSize, random);
+  return tf.tidy(() => {
+    const mixed = tf.where(mask, tf.gather(images, partner), images) as tf.Tensor4D;
+    const portion = (patchSize * patchSize) / (height * width);
+    const labels = tf.add(tf.mul(tf.gather(targets, partner), portion), tf.mul(targets, 1 - portion)) as tf.Tensor2D;
+    partner.dispose();
+    mask.dispose();
+    return { images: mixed, targets: labels };
+  });
+}

@@ -1,0 +1,219 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { expect, it } from 'vitest';
+import { batchCrop } from '../../src/augment/crop.js';
+import { batchCutmix } from '../../src/augment/cutmix.js';
+import { batchFlipLR } from '../../src/augment/flip.js';
+import { randomSquareMasks } from '../../src/augment/masks.js';
+import { reflectPad } from '../../src/augment/pad.js';
+import { KernelCounter } from '../../src/backend/counter.js';
+import { DeviceRandom } from '../../src/ops/random.js';
+import { describeEachBackend } from '../helpers/backends.js';
+
+/** Images whose every element is distinct and exact in float32: value = flat index. */
+function codedImages(shape: [number, number, number, number]): tf.Tensor4D {
+  return tf.tidy(() => tf.reshape(tf.range(0, tf.util.sizeFromShape(shape), 1, 'float32'), shape) as tf.Tensor4D);
+}
+
+/** Host reference of torch's F.pad(..., 'reflect') on NHWC data. */
+function reflectPadHost(x: number[][][][], a: number): number[][][][] {
+  const h = x[0]!.length;
+  const w = x[0]![0]!.length;
+  const reflect = (i: number, n: number) => (i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i);
+  return x.map((img) =>
+    Array.from({ length: h + 2 * a }, (_, y) => Array.from({ length: w + 2 * a }, (_, xx) => img[reflect(y - a, h)]![reflect(xx - a, w)]!)),
+  );
+}
+
+/** Bounding box and count of true cells of one [H, W, 1] boolean mask. */
+function squareOf(mask: number[][][]): { top: number; left: number; rows: number; cols: number; count: number } {
+  let top = Infinity, left = Infinity, bottom = -1, right = -1, count = 0;
+  mask.forEach((row, y) => row.forEach((v, x) => {
+    if (v[0]) {
+      count++;
+      top = Math.min(top, y); left = Math.min(left, x); bottom = Math.max(bottom, y); right = Math.max(right, x);
+    }
+  }));
+  return { top, left, rows: bottom - top + 1, cols: right - left + 1, count };
+}
+
+describeEachBackend('augmentations', (backend) => {
+  it('reflectPad matches torch reflect padding', async () => {
+    const x = codedImages([2, 4, 5, 3]);
+    const padded = reflectPad(x, 2);
+    expect(padded.shape).toEqual([2, 8, 9, 3]);
+    expect(await padded.array()).toEqual(reflectPadHost((await x.array()) as number[][][][], 2));
+    expect(() => reflectPad(x, 4)).toThrow(/amount 4 must be smaller than the image's height and width \(4x5\)/);
+    expect(() => reflectPad(tf.zeros([4, 4]), 1)).toThrow(/reflectPad expects NHWC images/);
+    tf.dispose([x, padded]);
+  });
+
+  for (const size of [3, 4]) {
+    it(`randomSquareMasks, ${size % 2 ? 'odd' : 'even'} size ${size}: one ${size}x${size} square per image, the seed's centre range`, async () => {
+      const before = tf.memory().numTensors;
+      const images = tf.zeros([200, 8, 8, 2]);
+      const masks = randomSquareMasks(images, size, new DeviceRandom(7));
+      expect(masks.shape).toEqual([200, 8, 8, 1]);
+      expect(masks.dtype).toBe('bool');
+      const tops = new Map<number, number>();
+      const lefts = new Map<number, number>();
+      for (const m of (await masks.array()) as number[][][][]) {
+        const sq = squareOf(m);
+        expect(sq).toMatchObject({ rows: size, cols: size, count: size * size });
+        tops.set(sq.top, (tops.get(sq.top) ?? 0) + 1);
+        lefts.set(sq.left, (lefts.get(sq.left) ?? 0) + 1);
+      }
+      // Seed: centres in [size//2 - even, 8 - size//2 - even), so the first row is in [0, 8 - 2 * (size//2)):
+      // 0..5 for size 3, and 0..3 for size 4 (whose last row is never covered, as in the seed).
+      const starts = Array.from({ length: 8 - 2 * Math.floor(size / 2) }, (_, i) => i);
+      for (const seen of [tops, lefts]) {
+        expect([...seen.keys()].sort((a, b) => a - b)).toEqual(starts);
+        // Uniform: 200 draws over k values, each count within 5 binomial sigmas.
+        const p = 1 / starts.length;
+        for (const c of seen.values()) expect(Math.abs(c - 200 * p)).toBeLessThan(5 * Math.sqrt(200 * p * (1 - p)));
+      }
+      tf.dispose([images, masks]);
+      expect(tf.memory().numTensors).toBe(before);
+    });
+  }
+
+  it('batchCrop: every crop is a contiguous window of the padded image at the seed offsets (0..3 for 36 -> 32)', async () => {
+    const before = tf.memory().numTensors;
+    const [b, h, w, c] = [96, 12, 12, 2];
+    const padded = codedImages([b, h, w, c]);
+    const crops = batchCrop(padded, 8, new DeviceRandom(11));
+    expect(crops.shape).toEqual([b, 8, 8, 2]);
+    const data = await crops.data();
+    const offsets = new Map<string, number>();
+    for (let n = 0; n < b; n++) {
+      const first = data[n * 8 * 8 * c]!;
+      const y0 = Math.floor(first / (w * c)) % h;
+      const x0 = Math.floor(first / c) % w;
+      expect(Math.floor(first / (h * w * c)), 'crop comes from its own image').toBe(n);
+      for (let i = 0; i < 8; i++) for (let j = 0; j < 8; j++) for (let k = 0; k < c; k++) {
+        expect(data[((n * 8 + i) * 8 + j) * c + k]).toBe(((n * h + y0 + i) * w + x0 + j) * c + k);
+      }
+      offsets.set(`${y0},${x0}`, (offsets.get(`${y0},${x0}`) ?? 0) + 1);
+    }
+    // 12 - 2 * 4 = 4 start values per axis: offsets 0..3 (the seed never uses 4 for an even crop).
+    for (const key of offsets.keys()) {
+      const [y0, x0] = key.split(',').map(Number);
+      expect(y0).toBeLessThanOrEqual(3);
+      expect(x0).toBeLessThanOrEqual(3);
+    }
+    expect(offsets.size).toBeGreaterThanOrEqual(14); // of 16 equally likely pairs in 96 draws
+    tf.dispose([padded, crops]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('batchFlipLR: exact mirrors, about half of them', async () => {
+    const before = tf.memory().numTensors;
+    const n = 400;
+    const x = codedImages([n, 2, 3, 1]);
+    const y = batchFlipLR(x, new DeviceRandom(3));
+    const xs = (await x.array()) as number[][][][];
+    const ys = (await y.array()) as number[][][][];
+    let flipped = 0;
+    for (let i = 0; i < n; i++) {
+      const mirror = xs[i]!.map((row) => [...row].reverse());
+      const same = JSON.stringify(ys[i]) === JSON.stringify(xs[i]);
+      const isMirror = JSON.stringify(ys[i]) === JSON.stringify(mirror);
+      expect(same || isMirror, `image ${i} is the original or its mirror`).toBe(true);
+      if (isMirror) flipped++;
+    }
+    // Binomial(400, 0.5): 200 +- 5 sigma (sigma = 10).
+    expect(Math.abs(flipped - n / 2)).toBeLessThan(50);
+    const none = batchFlipLR(x, new DeviceRandom(3), 0);
+    const all = batchFlipLR(x, new DeviceRandom(3), 1);
+    expect(await none.array()).toEqual(xs);
+    expect(await all.array()).toEqual(xs.map((img) => img.map((row) => [...row].reverse())));
+    tf.dispose([x, y, none, all]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  for (const size of [3, 4]) {
+    it(`batchCutmix, patch ${size}: a ${size}x${size} patch from a permuted partner, labels mixed by area`, async () => {
+      const before = tf.memory().numTensors;
+      const [b, h, w] = [24, 8, 8];
+      const x = codedImages([b, h, w, 1]);
+      const targets = tf.tidy(() => tf.cast(tf.oneHot(tf.range(0, b, 1, 'int32'), b), 'float32')) as tf.Tensor2D;
+      const out = batchCutmix(x, targets, size, new DeviceRandom(5));
+      const xs = (await x.array()) as number[][][][];
+      const imgs = (await out.images.array()) as number[][][][];
+      const labels = (await out.targets.array()) as number[][];
+      const area = Math.fround((size * size) / (h * w));
+      const partners: number[] = [];
+      for (let i = 0; i < b; i++) {
+        const row = labels[i]!;
+        const others = row.map((v, k) => [v, k] as const).filter(([v, k]) => k !== i && v !== 0);
+        const p = others.length ? others[0]![1] : i;
+        expect(others.length).toBeLessThanOrEqual(1);
+        partners.push(p);
+        if (p !== i) {
+          // Label weights are exactly the pasted area fraction.
+          expect(row[p]).toBeCloseTo(area, 7);
+          expect(row[i]).toBeCloseTo(1 - area, 7);
+          // The pixels that changed are one size x size square, copied from the partner at the same place.
+          const changed = imgs[i]!.map((r, yy) => r.map((v, xx) => [v[0] !== xs[i]![yy]![xx]![0] ? 1 : 0]));
+          const sq = squareOf(changed);
+          expect(sq).toMatchObject({ rows: size, cols: size, count: size * size });
+          expect(sq.top + size).toBeLessThanOrEqual(h - (size % 2 ? 0 : 1));
+          for (let yy = 0; yy < h; yy++) for (let xx = 0; xx < w; xx++) {
+            const inside = changed[yy]![xx]![0] === 1;
+            expect(imgs[i]![yy]![xx]![0]).toBe(inside ? xs[p]![yy]![xx]![0] : xs[i]![yy]![xx]![0]);
+          }
+        } else {
+          expect(row[i]).toBeCloseTo(1, 7);
+          expect(imgs[i]).toEqual(xs[i]);
+        }
+      }
+      // The partners form a permutation of the batch.
+      expect([...partners].sort((a, c) => a - c)).toEqual(Array.from({ length: b }, (_, i) => i));
+      expect(partners.filter((p, i) => p !== i).length).toBeGreaterThan(b / 2);
+      tf.dispose([x, targets, out.images, out.targets]);
+      expect(tf.memory().numTensors).toBe(before);
+    });
+  }
+
+  it('batchCutmix with patch 0 is off (copies)', async () => {
+    const x = codedImages([3, 4, 4, 1]);
+    const t = tf.eye(3);
+    const out = batchCutmix(x, t, 0, new DeviceRandom(1));
+    expect(await out.images.array()).toEqual(await x.array());
+    expect(await out.targets.array()).toEqual(await t.array());
+    expect(() => batchCutmix(x, tf.eye(2), 2, new DeviceRandom(1))).toThrow(/targets \[3, classes\]/);
+    tf.dispose([x, t, out.images, out.targets]);
+  });
+
+  it('is seedable and reads nothing back (all on the backend)', async () => {
+    const x = codedImages([16, 12, 12, 3]);
+    const t = tf.tidy(() => tf.cast(tf.oneHot(tf.range(0, 16, 1, 'int32'), 10), 'float32'));
+    const pipeline = (rng: DeviceRandom) => tf.tidy(() => {
+      const cropped = batchCrop(x, 8, rng);
+      const flipped = batchFlipLR(cropped, rng);
+      const mixed = batchCutmix(flipped, t, 3, rng);
+      return [mixed.images, mixed.targets];
+    });
+    const counter = new KernelCounter().start();
+    let outA: tf.Tensor[] = [];
+    const counts = await counter.measure(() => {
+      outA = pipeline(new DeviceRandom(99));
+    });
+    counter.stop();
+    if (backend === 'webgpu') {
+      // The GPU is a separate memory: nothing comes back, and only scalars and index ranges go up
+      // (never image-sized data: 16*12*12*3 floats would be 27 KB).
+      expect(counts.readbacks).toBe(0);
+      expect(counts.uploadBytes).toBeLessThan(1024);
+    } else if (backend === 'wasm') {
+      // The wasm heap is host memory; its gather kernel reads its own index tensor there to bounds-check.
+      expect(counts.uploadBytes).toBeLessThan(1024);
+    }
+    // (cpu: host memory is the backend's memory, every kernel output counts as an 'upload'.)
+    const outB = pipeline(new DeviceRandom(99));
+    const outC = pipeline(new DeviceRandom(100));
+    expect(await outB[0]!.data()).toEqual(await outA[0]!.data());
+    expect(await outB[1]!.data()).toEqual(await outA[1]!.data());
+    expect(await outC[0]!.data()).not.toEqual(await outA[0]!.data());
+    tf.dispose([x, t, ...outA, ...outB, ...outC]);
+  });
+});
