@@ -21,3 +21,8 @@ export function toTensor(e: Encoded): tf.Tensor {
 export function values(e: Encoded): Float32Array {
   return Float32Array.from(e.data);
 }
+
+/** Disposes a layer's weights (Layer.dispose() refuses layers built without being applied). */
+export function disposeWeights(layer: { weights: Array<{ dispose(): void }> }): void {
+  for (const w of layer.weights) w.dispose();
+}
