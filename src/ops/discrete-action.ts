@@ -1,0 +1,92 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { DeviceRandom } from './random.js';
+import { stopGradient } from './stop-gradient.js';
+
+/** Options of `simulateDiscreteAction`. */
+export interface SimulateDiscreteActionOptions {
+  /** Noise scale as a multiple of std(x), the seed's `noise_std_mul`; default 1. */
+  noiseStd?: number;
+  /** Also cut the gradient through std(x); default false (the seed keeps it: a named variant, not the seed). */
+  detachStd?: boolean;
+  /** Generator for the noise; default a module-wide `DeviceRandom` seeded at random. */
+  random?: DeviceRandom;
+  /** Seed of a fresh generator for this call alone (the same noise every call); instead of `random`. */
+  seed?: number;
+  /** Explicit standard-normal noise of x's shape (golden tests); overrides `random` and `seed`. */
+  noise?: tf.Tensor;
+}
+
+let sharedRandom: DeviceRandom | undefined;
+
+function defaultRandom(): DeviceRandom {
+  sharedRandom ??= new DeviceRandom(Math.floor(Math.random() * 2 ** 32));
+  return sharedRandom;
+}
+
+/**
+ * Standard deviation with PyTorch's default correction, as `torch.std` /
+ * `torch.std_mean`: over the whole tensor, or over `axis`.
+ *
+ * @param x A float32 tensor with at least two elements along the reduced axes.
+ * @param axis Axes to reduce; default all.
+ * @param keepDims Keep reduced axes with size 1; default false.
+ */
+export function unbiasedStd(x: tf.Tensor, axis?: number | number[], keepDims = false): tf.Tensor {
+  if (!(x instanceof tf.Tensor)) throw new TypeError(`unbiasedStd: argument 'x' must be a tf.Tensor, got ${typeof x}`);
+  if (x.dtype !== 'float32') throw new TypeError(`unbiasedStd: argument 'x' must be float32, got dtype '${x.dtype}'`);
+  const axes = axis == null ? x.shape.map((_, i) => i) : tf.util.parseAxisParam(axis, x.shape);
+  const n = axes.reduce((count, a) => count * x.shape[a]!, 1);
+  if (n < 2) {
+    throw new Error(`unbiasedStd: argument 'x' needs at least 2 elements along axes [${axes.join(',')}], got shape [${x.shape.join(',')}]`);
+  }
+  return tf.tidy(() => {
+    const centred = tf.sub(x, tf.mean(x, axes, true));
+    // torch.std is unbiased (divides by n - 1); tf.moments divides by n.
+    return tf.sqrt(tf.div(tf.sum(tf.square(centred), axes, keepDims), n - 1));
+  });
+}
+
+/**
+ * The seed's `simulate_discrete_action`: `x.detach() + noiseStd * x.std() * randn_like(x)`.
+ * Stands in for a discrete, non-backpropagable action between conv groups: the
+ * value path is cut, and noise scaled by the whole tensor's unbiased std is added.
+ *
+ * @remarks
+ * As in the seed, only the value path is detached: the std factor stays
+ * differentiable, so x still receives a (weak) gradient through that one scalar,
+ * `noiseStd * sum(dy * noise) * d std / dx`. `detachStd: true` cuts it too (a
+ * different experiment). There is no training switch: the seed adds the noise in
+ * eval too. `noiseStd: 0` returns the cut x alone (torch would give x a zero
+ * gradient; here x gets none).
+ *
+ * @param x A float32 tensor (any rank, at least 2 elements; NHWC activations in the network).
+ * @param options Noise scale, the std cut, and where the noise comes from.
+ */
+export function simulateDiscreteAction(x: tf.Tensor, options: SimulateDiscreteActionOptions = {}): tf.Tensor {
+  if (!(x instanceof tf.Tensor)) throw new TypeError(`simulateDiscreteAction: argument 'x' must be a tf.Tensor, got ${typeof x}`);
+  if (x.dtype !== 'float32') throw new TypeError(`simulateDiscreteAction: argument 'x' must be float32, got dtype '${x.dtype}'`);
+  if (x.size < 2) {
+    throw new Error(`simulateDiscreteAction: argument 'x' needs at least 2 elements for the unbiased std, got shape [${x.shape.join(',')}]`);
+  }
+  const { noiseStd = 1, detachStd = false, random, seed, noise } = options;
+  if (typeof noiseStd !== 'number' || !Number.isFinite(noiseStd) || noiseStd < 0) {
+    throw new Error(`simulateDiscreteAction: option 'noiseStd' must be a finite number >= 0, got ${String(noiseStd)}`);
+  }
+  if (random != null && seed != null) throw new Error(`simulateDiscreteAction: pass option 'random' or option 'seed', not both`);
+  if (random != null && !(random instanceof DeviceRandom)) {
+    throw new TypeError(`simulateDiscreteAction: option 'random' must be a DeviceRandom, got ${typeof random}`);
+  }
+  if (noise != null) {
+    if (!(noise instanceof tf.Tensor) || noise.dtype !== 'float32' || !tf.util.arraysEqual(noise.shape, x.shape)) {
+      const got = noise instanceof tf.Tensor ? `${noise.dtype} [${noise.shape.join(',')}]` : typeof noise;
+      throw new Error(`simulateDiscreteAction: option 'noise' must be a float32 tensor of x's shape [${x.shape.join(',')}], got ${got}`);
+    }
+  }
+  if (noiseStd === 0) return stopGradient(x);
+  const generator = noise != null ? undefined : random ?? (seed != null ? new DeviceRandom(seed) : defaultRandom());
+  return tf.tidy(() => {
+    const std = detachStd ? stopGradient(unbiasedStd(x)) : unbiasedStd(x);
+    const n = noise ?? generator!.normal(x.shape);
+    return tf.add(stopGradient(x), tf.mul(tf.mul(std, noiseStd), n));
+  });
+}
