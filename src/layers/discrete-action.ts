@@ -1,0 +1,81 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { simulateDiscreteAction } from '../ops/discrete-action.js';
+import { DeviceRandom } from '../ops/random.js';
+import { stopGradient } from '../ops/stop-gradient.js';
+import { singleInput, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
+
+export interface DiscreteActionArgs extends LayerArgs {
+  /** Noise scale as a multiple of the input's std, the seed's `noise_std_mul`; default 1. */
+  noiseStd?: number;
+  /** Also cut the gradient through the std; default false (the seed keeps it: a named variant). */
+  detachStd?: boolean;
+  /** Add the noise outside training too, as the seed does (its eval pass and EMA net are noisy); default true. */
+  noiseAtInference?: boolean;
+  /** Seed of the layer's `DeviceRandom`; default drawn at random when the layer is made (and then saved). */
+  seed?: number;
+}
+
+/**
+ * The seed's `simulate_discrete_action` between conv groups as a layer:
+ * `stopGradient(x) + noiseStd * std(x) * N(0, 1)` (see `simulateDiscreteAction`),
+ * with the noise drawn by the layer's own seeded `DeviceRandom` on the backend.
+ *
+ * @remarks
+ * The seed adds the noise in training and in eval alike, so this layer does by
+ * default; `noiseAtInference: false` passes x through (still cut) when the call
+ * is not training. `seed`, `noiseStd`, `detachStd` and `noiseAtInference` are
+ * saved with the model. A loaded model restarts the noise stream at the seed's
+ * start; `random.setState` moves it (e.g. to a checkpointed state). No weights.
+ */
+export class DiscreteAction extends tfl.layers.Layer {
+  static className = 'DiscreteAction';
+  readonly noiseStd: number;
+  readonly detachStd: boolean;
+  readonly noiseAtInference: boolean;
+  readonly seed: number;
+  /** The layer's generator; `getState` / `setState` checkpoint its noise stream. */
+  readonly random: DeviceRandom;
+
+  constructor(args: DiscreteActionArgs = {}) {
+    super(args);
+    const name = `DiscreteAction '${this.name}'`;
+    this.noiseStd = args.noiseStd ?? 1;
+    if (typeof this.noiseStd !== 'number' || !Number.isFinite(this.noiseStd) || this.noiseStd < 0) {
+      throw new Error(`${name}: argument 'noiseStd' must be a finite number >= 0, got ${String(args.noiseStd)}`);
+    }
+    this.detachStd = args.detachStd ?? false;
+    this.noiseAtInference = args.noiseAtInference ?? true;
+    this.seed = args.seed ?? Math.floor(Math.random() * 2 ** 32);
+    if (!Number.isSafeInteger(this.seed)) throw new Error(`${name}: argument 'seed' must be a safe integer, got ${String(args.seed)}`);
+    this.random = new DeviceRandom(this.seed);
+    this.supportsMasking = true;
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+    return singleShape(inputShape, `DiscreteAction '${this.name}'`);
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor {
+    return tf.tidy(() => {
+      const x = singleInput(inputs, `DiscreteAction '${this.name}'`);
+      if (!(kwargs?.training === true) && !this.noiseAtInference) return stopGradient(x);
+      try {
+        return simulateDiscreteAction(x, { noiseStd: this.noiseStd, detachStd: this.detachStd, random: this.random });
+      } catch (e) {
+        throw new Error(`DiscreteAction '${this.name}': ${(e as Error).message}`);
+      }
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {
+      ...super.getConfig(),
+      noiseStd: this.noiseStd,
+      detachStd: this.detachStd,
+      noiseAtInference: this.noiseAtInference,
+      seed: this.seed,
+    };
+  }
+}
+tf.serialization.registerClass(DiscreteAction);
