@@ -1,0 +1,113 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { describe, expect, it } from 'vitest';
+import { ConvGroup } from '../../src/layers/conv-group.js';
+import { describeEachBackend } from '../helpers/backends.js';
+import { maxRelativeError } from '../helpers/assert.js';
+import { loadFixture, toTensor, values, type Encoded } from './fixtures.js';
+
+interface GroupFixture {
+  channelsIn: number; channelsOut: number; statePredDim: number;
+  initial: Record<string, Encoded>;
+  x: Encoded; g1: Encoded; g2: Encoded; out: Encoded; state: Encoded; dx: Encoded;
+  grads: Record<string, Encoded>;
+  stateDictAfterTraining: Record<string, Encoded>;
+  xEval: Encoded; outEval: Encoded; stateEval: Encoded;
+}
+// Golden values: tools/reference/layers_fixtures.py (the seed's ConvGroup(3, 4, 6), training mode), default args.
+const fx = loadFixture<GroupFixture>('conv_group.json');
+
+/** 'conv1.weight' (torch state-dict key) -> 'g/conv1/weight' (our weight name). */
+const ourName = (group: string, key: string) => `${group}/${key.replace('.', '/')}`;
+
+function buildGroup(name: string): ConvGroup {
+  const group = new ConvGroup({ name, channelsIn: fx.channelsIn, channelsOut: fx.channelsOut, statePredDim: fx.statePredDim });
+  group.apply(tfl.input({ shape: fx.x.shape.slice(1) }));
+  const byName = new Map(group.weights.map((w) => [w.originalName, w]));
+  for (const [key, e] of Object.entries(fx.initial)) {
+    const t = toTensor(e);
+    byName.get(ourName(name, key))!.write(t);
+    t.dispose();
+  }
+  return group;
+}
+
+describeEachBackend('ConvGroup', (backend) => {
+  it('matches torch in training mode: both outputs, input and weight gradients, running stats', async () => {
+    const name = `group_${backend}`;
+    const group = buildGroup(name);
+    const before = tf.memory().numTensors;
+    const x0 = toTensor(fx.x);
+    const x = tf.variable(x0);
+    x0.dispose();
+    const g1 = toTensor(fx.g1);
+    const g2 = toTensor(fx.g2);
+    const outs: tf.Tensor[] = [];
+    const trainable = group.trainableWeights.map((w) => w.read() as tf.Variable);
+    const { value, grads } = tf.variableGrads(() => {
+      const [out, state] = group.apply(x, { training: true }) as tf.Tensor[];
+      outs.push(tf.keep(tf.clone(out!)), tf.keep(tf.clone(state!)));
+      return tf.add(tf.sum(tf.mul(out!, g1)), tf.sum(tf.mul(state!, g2)));
+    }, [x, ...trainable]);
+    const check = async (t: tf.Tensor, e: Encoded, what: string) => {
+      expect(t.shape, what).toEqual(e.shape);
+      expect(maxRelativeError(await t.data(), values(e)), what).toBeLessThanOrEqual(1e-4);
+    };
+    await check(outs[0]!, fx.out, 'output x');
+    await check(outs[1]!, fx.state, 'state prediction');
+    await check(grads[x.name]!, fx.dx, 'input gradient');
+    const byName = new Map(group.weights.map((w) => [w.originalName, w]));
+    for (const [key, e] of Object.entries(fx.grads)) await check(grads[byName.get(ourName(name, key))!.read().name]!, e, `gradient of ${key}`);
+    for (const [key, e] of Object.entries(fx.stateDictAfterTraining)) await check(byName.get(ourName(name, key))!.read(), e, `${key} after training`);
+
+    const xe = toTensor(fx.xEval);
+    const [oe, se] = group.apply(xe) as tf.Tensor[];
+    await check(oe!, fx.outEval, 'inference output x');
+    await check(se!, fx.stateEval, 'inference state prediction');
+    tf.dispose([x, g1, g2, value, ...outs, ...Object.values(grads), xe, oe!, se!]);
+    expect(tf.memory().numTensors).toBe(before);
+    group.dispose();
+  });
+});
+
+describe('ConvGroup structure', () => {
+  it("reports all sublayer weights, named like the seed's state dict, with the seed's trainability", () => {
+    const group = new ConvGroup({ name: 'conv_group_1', channelsOut: 4, statePredDim: 6 });
+    const outs = group.apply(tfl.input({ shape: [8, 8, 3] })) as tfl.SymbolicTensor[];
+    expect(outs.map((o) => o.shape)).toEqual([[null, 4, 4, 4], [null, 2, 2, 6]]);
+    const names = (ws: tfl.LayerVariable[]) => ws.map((w) => w.originalName.replace('conv_group_1/', '')).sort();
+    expect(names(group.trainableWeights)).toEqual(['conv1/weight', 'conv2/weight', 'norm1/bias', 'norm2/bias', 'state_norm/bias', 'state_project/weight']);
+    expect(names(group.nonTrainableWeights)).toEqual([
+      'norm1/running_mean', 'norm1/running_var', 'norm1/weight', 'norm2/running_mean', 'norm2/running_var', 'norm2/weight',
+      'state_norm/running_mean', 'state_norm/running_var', 'state_norm/weight',
+    ]);
+    expect(group.weights).toHaveLength(15);
+    expect(group.conv1.weight.read().shape).toEqual([3, 3, 3, 4]);
+    expect(group.stateProject!.weight.read().shape).toEqual([3, 3, 4, 6]);
+    group.trainable = false;
+    expect(group.trainableWeights).toHaveLength(0);
+    expect(group.nonTrainableWeights).toHaveLength(15);
+    group.dispose();
+  });
+
+  it('has a single output without a state prediction', () => {
+    const group = new ConvGroup({ channelsOut: 2 });
+    const out = group.apply(tfl.input({ shape: [5, 5, 3] })) as tfl.SymbolicTensor;
+    expect(out.shape).toEqual([null, 2, 2, 2]);
+    expect(group.weights).toHaveLength(10);
+    const y = group.apply(tf.ones([1, 5, 5, 3]), { training: true }) as tf.Tensor;
+    expect(y.shape).toEqual([1, 2, 2, 2]);
+    y.dispose();
+    group.dispose();
+  });
+
+  it('rejects bad arguments and inputs, naming them', () => {
+    expect(() => new ConvGroup({ channelsOut: -2 })).toThrow(/argument 'channelsOut' must be a positive integer, got -2/);
+    expect(() => new ConvGroup({ channelsOut: 2, statePredDim: 0 })).toThrow(/argument 'statePredDim'/);
+    const g = new ConvGroup({ name: 'g', channelsOut: 2, channelsIn: 3, statePredDim: 4 });
+    expect(() => g.apply(tf.zeros([1, 8, 8]))).toThrow(/ConvGroup 'g' expects input 'inputs' of rank 4/);
+    expect(() => g.apply(tf.zeros([1, 8, 8, 2]))).toThrow(/with 3 channels \(last axis\), got shape \[1,8,8,2\]/);
+    expect(() => g.apply(tf.zeros([1, 2, 2, 3]))).toThrow(/at least 4x4 spatially/);
+    expect(() => g.apply(tf.zeros([1, 8, 8, 3], 'int32'))).toThrow(/dtype float32, got 'int32'/);
+  });
+});

@@ -1,0 +1,38 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { expect, it } from 'vitest';
+import { maxPool2 } from '../../src/layers/conv-group.js';
+import { describeEachBackend, useBackend } from '../helpers/backends.js';
+import { maxRelativeError } from '../helpers/assert.js';
+
+async function poolGrad(shape: [number, number, number, number]): Promise<Float32Array> {
+  const dx = tf.tidy(() => {
+    const x = tf.randomNormal(shape, 0, 1, 'float32', 1);
+    const g = tf.randomNormal([shape[0], Math.floor(shape[1] / 2), Math.floor(shape[2] / 2), shape[3]], 0, 1, 'float32', 3);
+    return tf.grad((t: tf.Tensor) => tf.sum(tf.mul(maxPool2(t as tf.Tensor4D), g)))(x);
+  });
+  const values = (await dx.data()) as Float32Array;
+  dx.dispose();
+  return values;
+}
+
+describeEachBackend('maxPool2 gradient', (backend) => {
+  for (const shape of [[1, 4, 4, 1], [2, 6, 6, 3], [2, 5, 7, 3]] as Array<[number, number, number, number]>) {
+    it(`matches the cpu backend's MaxPoolGrad, input ${shape.join('x')} (wasm's own drops multi-channel gradient)`, async () => {
+      await useBackend('cpu');
+      const expected = await poolGrad(shape);
+      await useBackend(backend);
+      const before = tf.memory().numTensors;
+      expect(maxRelativeError(await poolGrad(shape), expected)).toBe(0);
+      expect(tf.memory().numTensors).toBe(before);
+    });
+  }
+
+  if (backend === 'wasm') {
+    it('routes a tied window to its first maximum, as PyTorch does', async () => {
+      const x = tf.tensor4d([1, 1, 2, 0, 1, 0, 2, 2, 0, 3, 5, 1, 3, 3, 5, 5], [1, 4, 4, 1]);
+      const dx = tf.grad((t: tf.Tensor) => tf.sum(maxPool2(t as tf.Tensor4D)))(x);
+      expect(Array.from(await dx.data())).toEqual([1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0]);
+      tf.dispose([x, dx]);
+    });
+  }
+});
