@@ -43,10 +43,13 @@ const HASH = `
 
 const BODY: Record<RandomDistribution, string> = {
   uniform: 'setOutputAtIndex(index, f32(dfHash(i) >> 8u) * (1.0 / 16777216.0));',
+  // Box-Muller on the pair (2p, 2p+1): both use the draws at 2p and 2p+1; cos for 2p, sin for 2p+1.
   normal: `
-      let u1 = f32((dfHash(2u * i) >> 8u) + 1u) * (1.0 / 16777216.0);
-      let t = f32(dfHash(2u * i + 1u) >> 8u) * (1.0 / 16777216.0) * 6.2831855 - 3.1415927;
-      setOutputAtIndex(index, sqrt(-2.0 * log(u1)) * cos(t));`,
+      let p = i & ~1u;
+      let u1 = f32((dfHash(p) >> 8u) + 1u) * (1.0 / 16777216.0);
+      let t = f32(dfHash(p + 1u) >> 8u) * (1.0 / 16777216.0) * 6.2831855 - 3.1415927;
+      let r = sqrt(-2.0 * log(u1));
+      setOutputAtIndex(index, r * select(cos(t), sin(t), (i & 1u) == 1u));`,
   // A range of 0 stands for the full 2^32.
   int: `
       let h = dfHash(i);

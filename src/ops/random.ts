@@ -58,32 +58,37 @@ function hashIndex(i: number, key0: number, key1: number): number {
  */
 function fillDraws(out: Float32Array | Int32Array, attrs: RandomAttrs): void {
   const [key0, key1] = streamKeys(attrs.seed, attrs.counter);
-  const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
-  const { distribution, low } = attrs;
-  const range = attrs.range >>> 0; // 0 stands for the full 2^32 range
-  for (let i = 0; i < out.length; i++) {
-    switch (distribution) {
-      case 'uniform':
-        out[i] = (hashIndex(i, key0, key1) >>> 8) * TWO_POW_MINUS_24;
-        break;
-      case 'normal': {
-        // Box-Muller on the draws at 2i and 2i+1, u1 in (0, 1] (log stays finite) and the
-        // angle in [-pi, pi), rounding each step to f32 as the shader does.
-        const u1 = ((hashIndex(2 * i, key0, key1) >>> 8) + 1) * TWO_POW_MINUS_24;
-        const u2 = (hashIndex(2 * i + 1, key0, key1) >>> 8) * TWO_POW_MINUS_24;
+  const n = out.length;
+  switch (attrs.distribution) {
+    case 'uniform':
+      for (let i = 0; i < n; i++) out[i] = (hashIndex(i, key0, key1) >>> 8) * TWO_POW_MINUS_24;
+      break;
+    case 'normal':
+      // Box-Muller: the pair (2p, 2p+1) shares the draws at 2p and 2p+1, u1 in (0, 1] (log
+      // stays finite) and the angle in [-pi, pi); cos goes to 2p, sin to 2p+1. Each step
+      // rounds to f32 as the shader does.
+      for (let p = 0; 2 * p < n; p++) {
+        const u1 = ((hashIndex(2 * p, key0, key1) >>> 8) + 1) * TWO_POW_MINUS_24;
+        const u2 = (hashIndex(2 * p + 1, key0, key1) >>> 8) * TWO_POW_MINUS_24;
         const t = Math.fround(Math.fround(u2 * TWO_PI_F32) - PI_F32);
         const r = Math.fround(Math.sqrt(-2 * Math.fround(Math.log(u1))));
-        out[i] = r * Math.fround(Math.cos(t));
-        break;
+        out[2 * p] = r * Math.fround(Math.cos(t));
+        if (2 * p + 1 < n) out[2 * p + 1] = r * Math.fround(Math.sin(t));
       }
-      case 'int': {
+      break;
+    case 'int': {
+      const { low } = attrs;
+      const range = attrs.range >>> 0; // 0 stands for the full 2^32 range
+      for (let i = 0; i < n; i++) {
         const a = hashIndex(i, key0, key1);
         out[i] = low + (range === 0 ? a : a % range);
-        break;
       }
-      case 'sortKey':
-        bits[i] = 0x00800000 + (hashIndex(i, key0, key1) % 0x7f000000);
-        break;
+      break;
+    }
+    case 'sortKey': {
+      const bits = new Uint32Array(out.buffer, out.byteOffset, n);
+      for (let i = 0; i < n; i++) bits[i] = 0x00800000 + (hashIndex(i, key0, key1) % 0x7f000000);
+      break;
     }
   }
 }

@@ -64,6 +64,9 @@ describeEachBackend('DeviceRandom', (backend) => {
     for (const q of [0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99]) {
       expect(Math.abs(fraction(v, (x) => x < q) - q), `P(u < ${q})`).toBeLessThan(tol(q, N));
     }
+    let lag = 0;
+    for (let i = 1; i < N; i++) lag += (v[i]! - 0.5) * (v[i - 1]! - 0.5);
+    expect(Math.abs(lag / (N - 1) * 12), 'lag-1 correlation').toBeLessThan(5 / Math.sqrt(N));
   });
 
   it(`normal: ${N} draws with mean 0, variance 1, no skew, kurtosis 3 and normal tail masses`, async () => {
@@ -78,6 +81,17 @@ describeEachBackend('DeviceRandom', (backend) => {
       expect(Math.abs(fraction(v, (x) => Math.abs(x) < z) - p), `P(|z| < ${z})`).toBeLessThan(tol(p, N));
     }
     expect(fraction(v, (x) => x < -1), 'P(z < -1)').toBeCloseTo(0.1587, 1);
+    // Neighbours share a Box-Muller pair (cos, sin): independent in value and in size.
+    const pairs = N / 2;
+    let xy = 0;
+    let sq = 0;
+    for (let p = 0; p < pairs; p++) {
+      xy += v[2 * p]! * v[2 * p + 1]!;
+      sq += (v[2 * p]! ** 2 - 1) * (v[2 * p + 1]! ** 2 - 1);
+    }
+    expect(Math.abs(xy / pairs), 'corr(z[2p], z[2p+1])').toBeLessThan(5 / Math.sqrt(pairs));
+    // (z^2 - 1 has variance 2, so the product's mean has standard error 2 / sqrt(pairs).)
+    expect(Math.abs(sq / pairs), 'cov(z[2p]^2, z[2p+1]^2)').toBeLessThan(5 * 2 / Math.sqrt(pairs));
   });
 
   it('randInt: int32 values cover [low, high) evenly, negative bounds included', async () => {
