@@ -5,6 +5,7 @@ import { DeviceRandom } from '../ops/random.js';
 import { stopGradient } from '../ops/stop-gradient.js';
 import { singleInput, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
 
+/** Options of the `DiscreteAction` layer, on top of tfjs-layers' own (name, inputShape, ...). */
 export interface DiscreteActionArgs extends LayerArgs {
   /** Noise scale as a multiple of the input's std, the seed's `noise_std_mul`; default 1. */
   noiseStd?: number;

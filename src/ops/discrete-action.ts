@@ -24,8 +24,9 @@ function defaultRandom(): DeviceRandom {
 }
 
 /**
- * Standard deviation with PyTorch's default correction, as `torch.std` /
- * `torch.std_mean`: over the whole tensor, or over `axis`.
+ * Standard deviation with PyTorch's default correction, as the seed's `x.std()`
+ * in `simulate_discrete_action` and its `torch.std_mean` (dirac renormalisation,
+ * dataset statistics): over the whole tensor, or over `axis`.
  *
  * @param x A float32 tensor with at least two elements along the reduced axes.
  * @param axis Axes to reduce; default all.
