@@ -89,6 +89,7 @@ export interface LabelledImages {
   targets: tf.Tensor2D;
 }
 
+/** Options of `epochBatches`, the seed's `get_batches` arguments. */
 export interface EpochBatchesArgs {
   /** Examples per batch; a last partial batch is dropped. */
   batchSize: number;

@@ -23,6 +23,7 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor, labelSmoothi
   });
 }
 
+/** Options of `seedLoss`, the seed's `hyp['opt']` loss knobs. */
 export interface SeedLossArgs {
   /** Label smoothing of the cross-entropy. Default 0.1. */
   labelSmoothing?: number;

@@ -6,6 +6,7 @@ export interface WeightedNetwork {
   readonly weights: readonly NamedWeight[];
 }
 
+/** Options of `NetworkEMA`. */
 export interface NetworkEMAArgs {
   /** Entries that are averaged but NOT copied back into the live network. Default: the seed's rule, `isFrozenBySeed`. */
   excludeFromCopyBack?: (name: string) => boolean;

@@ -9,6 +9,7 @@ export interface LrSchedule {
 /** How `OneCycle` moves between its start and end rates inside a phase. */
 export type AnnealStrategy = 'linear' | 'cos';
 
+/** Arguments of `OneCycle`, named after torch's `OneCycleLR` parameters. */
 export interface OneCycleArgs {
   /** Peak learning rate, reached at the end of the warm-up phase. */
   maxLr: number;

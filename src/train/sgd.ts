@@ -30,6 +30,7 @@ export function writeWeight(w: NamedWeight, value: tf.Tensor): void {
   else throw new Error(`weight '${w.name}' has neither write() (LayerVariable) nor assign() (tf.Variable)`);
 }
 
+/** One parameter group of `SGD`, like a torch `param_groups` entry with its own scheduler. */
 export interface SGDGroupArgs {
   /** The weights this group updates. */
   weights: readonly NamedWeight[];
