@@ -1,0 +1,47 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { globalMaxPool } from '../ops/pooling.js';
+import { maxPool2 } from './conv-group.js';
+import { checkInput, singleInput, singleShape, type LayerArgs } from './registry.js';
+
+/** The seed's `nn.MaxPool2d(2)`: 2x2 windows, stride 2, odd trailing rows and columns dropped (floor). */
+export class MaxPool2 extends tfl.layers.Layer {
+  static className = 'MaxPool2';
+
+  constructor(args: LayerArgs = {}) {
+    super(args);
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+    const [n, h, w, c] = singleShape(inputShape, `MaxPool2 '${this.name}'`);
+    return [n!, h == null ? null : Math.floor(h / 2), w == null ? null : Math.floor(w / 2), c!];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const x = singleInput(inputs, `MaxPool2 '${this.name}'`);
+      checkInput(x, 4, `MaxPool2 '${this.name}'`);
+      return maxPool2(x as tf.Tensor4D);
+    });
+  }
+}
+tf.serialization.registerClass(MaxPool2);
+
+/** The seed's `FastGlobalMaxPooling` (`torch.amax` over height and width) as a layer: NHWC in, [N, C] out. */
+export class GlobalMaxPool extends tfl.layers.Layer {
+  static className = 'GlobalMaxPool';
+
+  constructor(args: LayerArgs = {}) {
+    super(args);
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+    const [n, , , c] = singleShape(inputShape, `GlobalMaxPool '${this.name}'`);
+    return [n!, c!];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => globalMaxPool(singleInput(inputs, `GlobalMaxPool '${this.name}'`) as tf.Tensor4D));
+  }
+}
+tf.serialization.registerClass(GlobalMaxPool);
