@@ -35,7 +35,7 @@ function maxPool2Backward(x: tf.Tensor4D, dy: tf.Tensor4D): tf.Tensor4D {
   const row1 = tf.stack([dc, dd], 3);
   const grid = tf.reshape(tf.stack([row0, row1], 2), [n, 2 * h, 2 * w, c]); // [n, h, 2, w, 2, c] flattened
   // Odd trailing rows/columns never reach the output: zero gradient.
-  return tf.pad(grid, [[0, 0], [0, hIn - 2 * h], [0, wIn - 2 * w], [0, 0]]);
+  return tf.pad(grid, [[0, 0], [0, hIn - 2 * h], [0, wIn - 2 * w], [0, 0]]) as tf.Tensor4D;
 }
 
 const maxPool2WithGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {

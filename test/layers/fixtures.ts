@@ -26,3 +26,8 @@ export function values(e: Encoded): Float32Array {
 export function disposeWeights(layer: { weights: Array<{ dispose(): void }> }): void {
   for (const w of layer.weights) w.dispose();
 }
+
+/** The engine name of a layer weight's variable (the key of `tf.variableGrads`'s result). */
+export function varName(w: { read(): tf.Tensor }): string {
+  return (w.read() as tf.Variable).name;
+}
