@@ -206,12 +206,19 @@ export function cifar10Dataset(train: Cifar10Split, evalSplit: Cifar10Split, sou
 const TO_UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
 
 /**
- * Concatenates along axis 0, a few tensors at a time, disposing each input as soon as it is
- * merged: the split is never held much more than twice, and no backend sees a concat wider
- * than it supports without splitting it (WebGPU would add its own intermediate copies).
- * Empties `parts`.
+ * How many tensors one concat may merge while the conversion stays near two copies of a split.
+ * WebGPU splits a wider concat into groups itself and keeps every group alive until the end
+ * (three copies), so there we merge groups of at most what one shader binds and free as we go;
+ * elsewhere a single concat is best (a wasm heap never shrinks, and merging in levels fragments it).
  */
-function concatReleasing(parts: tf.Tensor4D[], width = 4): tf.Tensor4D {
+function concatWidth(): number {
+  if (tf.getBackend() !== 'webgpu') return Infinity;
+  const device = (tf.backend() as unknown as { device?: { limits?: { maxStorageBuffersPerShaderStage?: number } } }).device;
+  return Math.max(2, (device?.limits?.maxStorageBuffersPerShaderStage ?? 8) - 1);
+}
+
+/** Concatenates along axis 0, `width` tensors at a time, disposing each input once merged. Empties `parts`. */
+function concatReleasing(parts: tf.Tensor4D[], width: number): tf.Tensor4D {
   while (parts.length > 1) {
     const merged: tf.Tensor4D[] = [];
     try {
@@ -248,13 +255,31 @@ function splitToBackend(split: Cifar10Split, stats: Cifar10Stats, pad: number, c
         return pad > 0 ? tf.mirrorPad(normalised, [[0, 0], [pad, pad], [pad, pad], [0, 0]], 'reflect') : normalised;
       }));
     }
-    const images = concatReleasing(chunks);
+    const images = concatReleasing(chunks, concatWidth());
     const targets = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(Int32Array.from(split.labels), 'int32'), CIFAR10_CLASSES.length), 'float32') as tf.Tensor2D);
     return { images, targets };
   } finally {
     tf.dispose(chunks);
     tf.dispose([mean, std]);
   }
+}
+
+/**
+ * WebGPU kernels bind each input as one storage buffer, so a split larger than the device's
+ * `maxStorageBufferBindingSize` could be stored but never read whole: fail early instead of
+ * producing validation errors and zeros.
+ */
+function checkBindingLimit(what: string, count: number, side: number, limitName: string): void {
+  if (tf.getBackend() !== 'webgpu') return;
+  const device = (tf.backend() as unknown as { device?: { limits?: { maxStorageBufferBindingSize?: number } } }).device;
+  const limit = device?.limits?.maxStorageBufferBindingSize;
+  const perImage = side * side * CIFAR10_CHANNELS * 4;
+  if (limit === undefined || count * perImage <= limit) return;
+  throw new Error(
+    `cifar10ToBackend: the ${what} split (${count} images of ${side}x${side}x3 float32, ${count * perImage} bytes) exceeds ` +
+    `this WebGPU device's maxStorageBufferBindingSize of ${limit} bytes, so no kernel could read it whole; ` +
+    `keep at most ${Math.floor(limit / perImage)} images (${limitName}) or use a device or backend with a larger limit`,
+  );
 }
 
 /**
@@ -270,7 +295,9 @@ function splitToBackend(split: Cifar10Split, stats: Cifar10Stats, pad: number, c
  * concatenation briefly holds the split twice). The seed then casts everything to fp16; tfjs
  * has no fp16 storage, so the tensors stay float32. With a training subset the statistics come
  * from that subset, as the seed's would from whatever training set it loaded; pass `stats` to
- * use others. One-hot targets always have 10 columns.
+ * use others. One-hot targets always have 10 columns. On WebGPU each split must fit the
+ * device's `maxStorageBufferBindingSize` (the whole padded training set needs 778 MB); a larger
+ * split is an error saying how many images fit.
  */
 export function cifar10ToBackend(train: Cifar10Split, evalSplit: Cifar10Split, options: Cifar10ToBackendOptions = {}): Cifar10OnBackend {
   const pad = options.padAmount ?? 2;
@@ -289,6 +316,8 @@ export function cifar10ToBackend(train: Cifar10Split, evalSplit: Cifar10Split, o
       );
     }
   }
+  checkBindingLimit('training', train.count, CIFAR10_IMAGE_SIZE + 2 * pad, 'trainLimit');
+  checkBindingLimit('evaluation', evalSplit.count, CIFAR10_IMAGE_SIZE, 'evalLimit');
   const stats = options.stats ?? cifar10Stats(train);
   const trainTensors = splitToBackend(train, stats, pad, chunkSize);
   try {

@@ -68,17 +68,18 @@ describeEachBackend('CIFAR-10 on the backend', (backend) => {
   it('gives the same tensors whatever the chunk size, without leaking', async () => {
     const before = tf.memory().numTensors;
     const whole = cifar10ToBackend(train, evalSplit, { padAmount: 0 });
-    // Chunks of one image: five concats of width <= 4 merge in two levels.
-    const five = { images: new Uint8Array(5 * CIFAR10_IMAGE_BYTES), labels: new Uint8Array(5), count: 5 };
-    for (let i = 0; i < 5; i++) {
-      five.images.set(train.images.subarray((i % 3) * CIFAR10_IMAGE_BYTES, (i % 3 + 1) * CIFAR10_IMAGE_BYTES), i * CIFAR10_IMAGE_BYTES);
-      five.labels[i] = train.labels[i % 3]!;
+    // Chunks of one image: nine chunk results, more than one WebGPU concat binds, so merged in two levels there.
+    const n = 9;
+    const many = { images: new Uint8Array(n * CIFAR10_IMAGE_BYTES), labels: new Uint8Array(n), count: n };
+    for (let i = 0; i < n; i++) {
+      many.images.set(train.images.subarray((i % 3) * CIFAR10_IMAGE_BYTES, (i % 3 + 1) * CIFAR10_IMAGE_BYTES), i * CIFAR10_IMAGE_BYTES);
+      many.labels[i] = train.labels[i % 3]!;
     }
-    const chunked = cifar10ToBackend(five, evalSplit, { chunkSize: 1, padAmount: 0, stats: whole.stats });
+    const chunked = cifar10ToBackend(many, evalSplit, { chunkSize: 1, padAmount: 0, stats: whole.stats });
     const a = (await whole.train.images.data()) as Float32Array;
     const b = (await chunked.train.images.data()) as Float32Array;
-    expect(b.length).toBe((a.length / 3) * 5);
-    for (let i = 0; i < 5; i++) {
+    expect(b.length).toBe((a.length / 3) * n);
+    for (let i = 0; i < n; i++) {
       const src = (i % 3) * 3072;
       expect(b.subarray(i * 3072, (i + 1) * 3072)).toEqual(a.subarray(src, src + 3072));
     }
@@ -114,6 +115,22 @@ describeEachBackend('CIFAR-10 on the backend', (backend) => {
     expect(() => cifar10ToBackend(broken, evalSplit)).toThrow(
       'cifar10ToBackend: train split must hold count >= 1 images of 3072 bytes and one label each, got count 7, 9216 image bytes, 3 labels',
     );
+  });
+
+  it('refuses, on WebGPU, a split larger than one storage-buffer binding', async (ctx) => {
+    if (backend !== 'webgpu') ctx.skip('only WebGPU limits the size of one binding');
+    const limit = (tf.backend() as unknown as { device: GPUDevice }).device.limits.maxStorageBufferBindingSize;
+    const perImage = 36 * 36 * 3 * 4;
+    const fits = Math.floor(limit / perImage);
+    if (fits > 100_000) ctx.skip(`this device binds ${limit} bytes: the whole training set fits`);
+    const big = { images: new Uint8Array((fits + 1) * CIFAR10_IMAGE_BYTES), labels: new Uint8Array(fits + 1), count: fits + 1 };
+    const before = tf.memory().numTensors;
+    expect(() => cifar10ToBackend(big, evalSplit)).toThrow(
+      `cifar10ToBackend: the training split (${fits + 1} images of 36x36x3 float32, ${(fits + 1) * perImage} bytes) exceeds ` +
+      `this WebGPU device's maxStorageBufferBindingSize of ${limit} bytes, so no kernel could read it whole; ` +
+      `keep at most ${fits} images (trainLimit) or use a device or backend with a larger limit`,
+    );
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it.skipIf(!HAVE_REAL)(`puts the first 8 real images on the backend via loadCifar10${HAVE_REAL ? '' : ` (skipped: no CIFAR-10 in ${REAL_DIR})`}`, async () => {
