@@ -256,8 +256,13 @@ function splitToBackend(split: Cifar10Split, stats: Cifar10Stats, pad: number, c
       }));
     }
     const images = concatReleasing(chunks, concatWidth());
-    const targets = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(Int32Array.from(split.labels), 'int32'), CIFAR10_CLASSES.length), 'float32') as tf.Tensor2D);
-    return { images, targets };
+    try {
+      const targets = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(Int32Array.from(split.labels), 'int32'), CIFAR10_CLASSES.length), 'float32') as tf.Tensor2D);
+      return { images, targets };
+    } catch (e) {
+      images.dispose();
+      throw e;
+    }
   } finally {
     tf.dispose(chunks);
     tf.dispose([mean, std]);
