@@ -25,11 +25,17 @@ import {
  *   Strided cases fall back to the backend's own kernel.
  * - `BatchMatMul` / `_FusedMatMul` with transposeA/B: the operand is transposed
  *   explicitly first, which XNNPACK runs several times faster.
+ * - `MaxPoolGrad` (wrong in 4.22 for more than one channel: part of the gradient is
+ *   dropped): each window's gradient goes to its first maximum, in row-major order
+ *   as PyTorch and the cpu backend do, computed in place on the wasm heap.
  */
 
 // The wasm backend's own type is internal to its package; these are the members we use.
 interface WasmBackendLike {
   disposeData(dataId: object, force?: boolean): boolean;
+  makeOutput(shape: number[], dtype: string): TensorInfo;
+  dataIdMap: { get(dataId: object): { memoryOffset: number } };
+  wasm: { HEAPF32: Float32Array };
 }
 
 const BACKEND = 'wasm';
@@ -141,7 +147,61 @@ function explicitTranspose(kernelName: 'BatchMatMul' | '_FusedMatMul'): KernelFu
   };
 }
 
+const maxPoolGrad: KernelFunc = ({ inputs, attrs, backend }) => {
+  const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
+  const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as {
+    filterSize: [number, number] | number; strides: [number, number] | number;
+    pad: 'valid' | 'same' | number | backend_util.ExplicitPadding; dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  };
+  const info = backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+  const b = backend as WasmBackendLike;
+  const dx = b.makeOutput(input.shape, 'float32');
+  // Views are taken after the allocation above, which may have grown (and so detached) the heap.
+  const heap = b.wasm.HEAPF32;
+  const xOff = b.dataIdMap.get(input.dataId).memoryOffset / 4;
+  const dyOff = b.dataIdMap.get(dy.dataId).memoryOffset / 4;
+  const dxOff = b.dataIdMap.get(dx.dataId).memoryOffset / 4;
+  const { batchSize, inHeight, inWidth, inChannels: c, outHeight, outWidth, strideHeight, strideWidth } = info;
+  const { effectiveFilterHeight: fh, effectiveFilterWidth: fw } = info;
+  const { top, left } = info.padInfo;
+  heap.fill(0, dxOff, dxOff + batchSize * inHeight * inWidth * c);
+  for (let n = 0; n < batchSize; n++) {
+    const xBatch = xOff + n * inHeight * inWidth * c;
+    for (let oy = 0; oy < outHeight; oy++) {
+      const y0 = oy * strideHeight - top;
+      for (let ox = 0; ox < outWidth; ox++) {
+        const x0 = ox * strideWidth - left;
+        const dyBase = dyOff + ((n * outHeight + oy) * outWidth + ox) * c;
+        for (let ch = 0; ch < c; ch++) {
+          let best = -Infinity;
+          let at = -1;
+          for (let fy = 0; fy < fh; fy++) {
+            const y = y0 + fy;
+            if (y < 0 || y >= inHeight) continue;
+            for (let fx = 0; fx < fw; fx++) {
+              const x = x0 + fx;
+              if (x < 0 || x >= inWidth) continue;
+              const idx = (y * inWidth + x) * c + ch;
+              const v = heap[xBatch + idx]!;
+              if (v > best || at < 0) {
+                best = v;
+                at = idx;
+              }
+            }
+          }
+          if (at >= 0) {
+            const target = dxOff + n * inHeight * inWidth * c + at;
+            heap[target] = heap[target]! + heap[dyBase + ch]!;
+          }
+        }
+      }
+    }
+  }
+  return dx;
+};
+
 const overrides: Record<string, KernelFunc> = {
+  MaxPoolGrad: maxPoolGrad,
   Conv2DBackpropFilter: conv2dBackpropFilter,
   Conv2DBackpropInput: conv2dBackpropInput,
   BatchMatMul: explicitTranspose('BatchMatMul'),

@@ -49,7 +49,7 @@ const FILE_LIST = CIFAR10_FILES.join(', ');
 const HOW_TO_GET =
   'Get them from https://www.cs.toronto.edu/~kriz/cifar.html ("CIFAR-10 binary version", cifar-10-binary.tar.gz), ' +
   `unpack it (tar xzf cifar-10-binary.tar.gz) and pass its ${CIFAR10_ARCHIVE_DIR} directory as \`dir\` ` +
-  '(CLI: --data-dir <dir>), or leave `dir` unset to download it into the cache.';
+  '(CLI: --data <dir>), or leave `dir` unset to download it into the cache.';
 
 /**
  * The cache root the download goes to: `$XDG_CACHE_HOME/tfjs-dataflow`, else
@@ -193,7 +193,7 @@ async function ensureCachedCifar10(options: LoadCifar10Options): Promise<string>
   const url = options.url ?? CIFAR10_URL;
   const where =
     `Put ${FILE_LIST} in ${dataDir} (the ${CIFAR10_ARCHIVE_DIR} folder of cifar-10-binary.tar.gz from ` +
-    'https://www.cs.toronto.edu/~kriz/cifar.html), or pass `dir` (CLI: --data-dir <dir>) naming a directory that holds them.';
+    'https://www.cs.toronto.edu/~kriz/cifar.html), or pass `dir` (CLI: --data <dir>) naming a directory that holds them.';
   if (options.download === false) {
     throw new Error(`CIFAR-10 is not in the cache (${dataDir}: ${problem}) and download is disabled. ${where}`);
   }

@@ -16,44 +16,12 @@ export interface ConvGroupArgs extends LayerArgs {
   seed?: number;
 }
 
-/** Backward of a 2x2/2 max-pool: each window's gradient goes to its first maximum (row-major), as PyTorch routes it. */
-function maxPool2Backward(x: tf.Tensor4D, dy: tf.Tensor4D): tf.Tensor4D {
-  const [n, hIn, wIn, c] = x.shape;
-  const [, h, w] = dy.shape;
-  const xr = tf.reshape(tf.slice(x, [0, 0, 0, 0], [n, 2 * h, 2 * w, c]), [n, h, 2, w, 2, c]);
-  const at = (i: number, j: number) => tf.reshape(tf.slice(xr, [0, 0, i, 0, j, 0], [n, h, 1, w, 1, c]), [n, h, w, c]);
-  const [a, b, cc, d] = [at(0, 0), at(0, 1), at(1, 0), at(1, 1)];
-  const top = tf.greaterEqual(tf.maximum(a, b), tf.maximum(cc, d));
-  const left = tf.greaterEqual(a, b);
-  const leftLow = tf.greaterEqual(cc, d);
-  const pick = (m: tf.Tensor) => tf.mul(dy, tf.cast(m, 'float32'));
-  const da = pick(tf.logicalAnd(top, left));
-  const db = pick(tf.logicalAnd(top, tf.logicalNot(left)));
-  const dc = pick(tf.logicalAnd(tf.logicalNot(top), leftLow));
-  const dd = pick(tf.logicalAnd(tf.logicalNot(top), tf.logicalNot(leftLow)));
-  const row0 = tf.stack([da, db], 3); // [n, h, w, 2, c]
-  const row1 = tf.stack([dc, dd], 3);
-  const grid = tf.reshape(tf.stack([row0, row1], 2), [n, 2 * h, 2 * w, c]); // [n, h, 2, w, 2, c] flattened
-  // Odd trailing rows/columns never reach the output: zero gradient.
-  return tf.pad(grid, [[0, 0], [0, hIn - 2 * h], [0, wIn - 2 * w], [0, 0]]) as tf.Tensor4D;
-}
-
-const maxPool2WithGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-  const x = args[0] as tf.Tensor4D;
-  (args[1] as tf.GradSaveFunc)([x]);
-  return {
-    value: tf.maxPool(x, 2, 2, 'valid'),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [maxPool2Backward(saved[0] as tf.Tensor4D, dy as tf.Tensor4D)],
-  };
-});
-
 /**
- * 2x2 max-pool with stride 2 (PyTorch's `MaxPool2d(2)`, odd sizes floored). On wasm
- * the gradient is computed here: tfjs-backend-wasm 4.22's MaxPoolGrad drops gradient
- * for inputs with more than one channel.
+ * 2x2 max-pool with stride 2 (PyTorch's `MaxPool2d(2)`, odd sizes floored). Its
+ * gradient goes to each window's first maximum, as PyTorch routes it (on wasm through
+ * the library's MaxPoolGrad kernel, which `initBackend('wasm')` installs).
  */
 export function maxPool2(x: tf.Tensor4D): tf.Tensor4D {
-  if (tf.getBackend() === 'wasm') return maxPool2WithGrad(x) as tf.Tensor4D;
   return tf.maxPool(x, 2, 2, 'valid');
 }
 

@@ -134,6 +134,21 @@ export class NetworkEMA {
     return Object.fromEntries(this.entries.map((e, i) => [e.name, tf.clone(this.values[i]!)]));
   }
 
+  /** Replaces the averaged values with copies of a `snapshot()` (e.g. from a checkpoint); the caller keeps `snapshot`. */
+  load(snapshot: tf.NamedTensorMap): void {
+    this.assertAlive('load');
+    const next = this.entries.map((e) => {
+      const value = snapshot[e.name];
+      if (value == null) throw new Error(`NetworkEMA.load: the snapshot has no entry '${e.name}'`);
+      if (!tf.util.arraysEqual(value.shape, e.shape)) {
+        throw new Error(`NetworkEMA.load: entry '${e.name}' has shape [${value.shape}], the EMA holds [${e.shape}]`);
+      }
+      return value;
+    });
+    tf.dispose(this.values);
+    this.values = next.map((v) => tf.keep(tf.clone(v)));
+  }
+
   /** Frees the averaged values. */
   dispose(): void {
     if (this.disposed) return;

@@ -81,6 +81,30 @@ describe('wasm training kernels', () => {
     expect(maxRelativeError(actual[1]!, expected[1]!)).toBeLessThanOrEqual(1e-4);
   });
 
+  it('route max-pool gradients like the cpu backend, for many channels, strides and padding', async () => {
+    for (const [shape, size, stride, pad] of [
+      [[2, 6, 6, 5], 2, 2, 'valid'],
+      [[2, 7, 7, 3], 2, 2, 'valid'],
+      [[1, 7, 6, 4], 3, 2, 'same'],
+      [[2, 5, 5, 2], 3, 1, 'same'],
+    ] as const) {
+      const x = seeded([...shape], 8);
+      const run = () => tf.tidy(() => {
+        const input = tf.tensor4d(x, [...shape] as [number, number, number, number]);
+        const f = (a: tf.Tensor) => {
+          const pooled = tf.maxPool(a as tf.Tensor4D, size, stride, pad);
+          // Distinct weights per output position and channel, so a misrouted gradient shows.
+          return tf.sum(tf.mul(pooled, tf.reshape(tf.range(1, 1 + pooled.size), pooled.shape)));
+        };
+        return tf.grad(f)(input).dataSync() as Float32Array;
+      });
+      await useBackend('cpu');
+      const expected = run();
+      await useBackend('wasm');
+      expect(maxRelativeError(run(), expected), `${shape} pool ${size} stride ${stride} ${pad}`).toBeLessThanOrEqual(1e-6);
+    }
+  });
+
   it('match transposed matMul on wasm', async () => {
     const a = seeded([3, 5, 4], 6);
     const b = seeded([3, 6, 5], 7);

@@ -114,7 +114,7 @@ describe('loadCifar10 download into the cache', () => {
 
   function where(cacheDir: string): string {
     return `Put ${FILE_LIST} in ${join(cacheDir, 'cifar-10-batches-bin')} (the cifar-10-batches-bin folder of cifar-10-binary.tar.gz from ` +
-      'https://www.cs.toronto.edu/~kriz/cifar.html), or pass `dir` (CLI: --data-dir <dir>) naming a directory that holds them.';
+      'https://www.cs.toronto.edu/~kriz/cifar.html), or pass `dir` (CLI: --data <dir>) naming a directory that holds them.';
   }
 
   async function messageOf(p: Promise<unknown>): Promise<string> {

@@ -23,7 +23,7 @@ const FILE_LIST = 'data_batch_1.bin, data_batch_2.bin, data_batch_3.bin, data_ba
 const HOW_TO_GET =
   'Get them from https://www.cs.toronto.edu/~kriz/cifar.html ("CIFAR-10 binary version", cifar-10-binary.tar.gz), ' +
   'unpack it (tar xzf cifar-10-binary.tar.gz) and pass its cifar-10-batches-bin directory as `dir` ' +
-  '(CLI: --data-dir <dir>), or leave `dir` unset to download it into the cache.';
+  '(CLI: --data <dir>), or leave `dir` unset to download it into the cache.';
 
 /** `records` records: label (fileSalt + r) % 10, pixel j of record r = (fileSalt * 7 + r * 3 + j) & 255. */
 function syntheticBatch(records: number, fileSalt = 0): Uint8Array {

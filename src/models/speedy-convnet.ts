@@ -1,0 +1,150 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { initConvGroupDirac } from '../init/dirac.js';
+import { fitWhitening, type FitWhiteningOptions, type WhiteningFit } from '../init/whitening.js';
+import { BatchNorm } from '../layers/batch-norm.js';
+import { Conv } from '../layers/conv.js';
+import { ConvGroup } from '../layers/conv-group.js';
+import { DiscreteAction } from '../layers/discrete-action.js';
+import { Gelu } from '../layers/gelu.js';
+import { Linear } from '../layers/linear.js';
+import { GlobalMaxPool, MaxPool2 } from '../layers/pooling.js';
+import { WhiteningConv } from '../layers/whitening.js';
+import { blockDepths, resolveHyp, type Hyp, type HypOverrides } from './hyp.js';
+
+/** 'sketch': the seed (cut + noise between groups). 'backprop': the same net trained end to end (no cut, no noise). */
+export type SpeedyConvNetMode = 'sketch' | 'backprop';
+
+export interface SpeedyConvNetOptions {
+  /** Overrides of the seed's hyperparameters (`net.baseDepth`, `net.noiseStd`, `opt.scalingFactor`, ...). */
+  hyp?: HypOverrides;
+  /** Default 'sketch'. */
+  mode?: SpeedyConvNetMode;
+  /** Seeds the weight initialisation and the discrete actions' noise; random when omitted. */
+  seed?: number;
+  /** Input image side in pixels. Default 32 (CIFAR-10). */
+  imageSize?: number;
+}
+
+/** SpeedyConvNet: a tfjs LayersModel plus handles on the parts its recipe touches. */
+export interface SpeedyConvNet {
+  /** The network: `[N, 32, 32, 3]` normalised NHWC images in, `[N, 10]` logits out. Save and load it like any LayersModel. */
+  model: tfl.LayersModel;
+  hyp: Hyp;
+  mode: SpeedyConvNetMode;
+  whitening: WhiteningConv;
+  groups: ConvGroup[];
+  /** The three simulated discrete actions (empty in 'backprop' mode). */
+  discreteActions: DiscreteAction[];
+}
+
+type Symbolic = tfl.SymbolicTensor;
+/** Applies a layer to symbolic inputs (building the functional graph). */
+const link = (layer: tfl.layers.Layer, x: Symbolic | Symbolic[]): Symbolic => layer.apply(x) as Symbolic;
+const linkPair = (layer: tfl.layers.Layer, x: Symbolic): [Symbolic, Symbolic] => layer.apply(x) as [Symbolic, Symbolic];
+
+/**
+ * Builds the seed's SpeedyConvNet as a tfjs LayersModel with its dirac
+ * initialisation applied; call {@link fitSpeedyConvNetWhitening} with training
+ * images before training, as the seed does in `make_net`.
+ *
+ * @remarks
+ * The forward pass is the seed's: whitening conv → GELU (x0); the initial state
+ * prediction conv → max-pool → norm → GELU; three conv groups, each group's output
+ * passed through a simulated discrete action (cut + noise, also at inference, as the
+ * seed) and added to the state prediction of the block before; global max-pool;
+ * linear head scaled by `opt.scalingFactor`. Layer names mirror the seed's state
+ * dict (`initial_block_whiten/weight`, `conv_group_1/norm1/bias`, ...), which the
+ * optimiser's bias split and the EMA's exclusion rule read. Eval-time flip
+ * test-time augmentation is {@link predictWithFlipTTA}.
+ */
+export function speedyConvNet(options: SpeedyConvNetOptions = {}): SpeedyConvNet {
+  const hyp = resolveHyp(options.hyp);
+  const mode = options.mode ?? 'sketch';
+  if (mode !== 'sketch' && mode !== 'backprop') throw new Error(`speedyConvNet: option 'mode' must be 'sketch' or 'backprop', got '${String(mode)}'`);
+  const imageSize = options.imageSize ?? 32;
+  if (!(Number.isInteger(imageSize) && imageSize >= 16)) throw new Error(`speedyConvNet: option 'imageSize' must be an integer >= 16, got ${imageSize}`);
+  const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
+  const depths = blockDepths(hyp.net.baseDepth);
+  const bn = (name: string) => new BatchNorm({ name, momentum: hyp.net.batchNormMomentum, eps: hyp.net.batchNormEps });
+
+  const input = tfl.input({ shape: [imageSize, imageSize, 3], name: 'images' });
+  const whitening = new WhiteningConv({ name: 'initial_block_whiten', kernelSize: hyp.net.whiteningKernelSize, seed });
+  const x0 = link(new Gelu({ name: 'initial_block_activation' }), link(whitening, input));
+  let statePred1 = link(new Conv({ name: 'initial_block_state_pred', filters: depths.block1, seed: seed + 1 }), x0);
+  statePred1 = link(new MaxPool2({ name: 'initial_block_state_pool' }), statePred1);
+  statePred1 = link(bn('initial_block_state_norm'), statePred1);
+  statePred1 = link(new Gelu({ name: 'initial_block_state_activation' }), statePred1);
+
+  const groups = [
+    new ConvGroup({ name: 'conv_group_1', channelsOut: depths.block1, statePredDim: depths.block2, seed: seed + 10, ...bnArgs(hyp) }),
+    new ConvGroup({ name: 'conv_group_2', channelsOut: depths.block2, statePredDim: depths.block3, seed: seed + 20, ...bnArgs(hyp) }),
+    new ConvGroup({ name: 'conv_group_3', channelsOut: depths.block3, statePredDim: null, seed: seed + 30, ...bnArgs(hyp) }),
+  ];
+  const discreteActions = mode === 'sketch'
+    ? [1, 2, 3].map((i) => new DiscreteAction({ name: `discrete_action_${i}`, noiseStd: hyp.net.noiseStd, seed: seed + 100 + i }))
+    : [];
+  const act = (x: Symbolic, i: number) => (mode === 'sketch' ? link(discreteActions[i]!, x) : x);
+  const residual = (i: number, a: Symbolic, b: Symbolic) => link(tfl.layers.add({ name: `residual_${i}` }), [a, b]);
+
+  const [x1Raw, statePred2] = linkPair(groups[0]!, x0);
+  const x1 = residual(1, act(x1Raw, 0), statePred1);
+  const [x2Raw, statePred3] = linkPair(groups[1]!, x1);
+  const x2 = residual(2, act(x2Raw, 1), statePred2);
+  const x3 = residual(3, act(link(groups[2]!, x2), 2), statePred3);
+  const pooled = link(new GlobalMaxPool({ name: 'pooling' }), x3);
+  const logits = link(new Linear({ name: 'linear', units: depths.numClasses, temperature: hyp.opt.scalingFactor, seed: seed + 40 }), pooled);
+  const model = tfl.model({ inputs: input, outputs: logits, name: `speedy_conv_net_${mode}` });
+
+  for (const group of groups) initConvGroupDirac(group);
+  return { model, hyp, mode, whitening, groups, discreteActions };
+}
+
+function bnArgs(hyp: Hyp): Record<string, never> {
+  // ConvGroup's batch norms use the seed's momentum and eps by default; assert they agree with hyp.
+  if (hyp.net.batchNormMomentum !== 0.4 || hyp.net.batchNormEps !== 1e-12) {
+    throw new Error('speedyConvNet: ConvGroup uses the seed batch-norm momentum 0.4 and eps 1e-12; other values are not supported yet');
+  }
+  return {};
+}
+
+/**
+ * The seed's whitening init: fits the whitening conv on (a random permutation of)
+ * the unpadded training images in chunks of `hyp.net.whiteningChunkSize`.
+ *
+ * @param images Normalised training images, NHWC; if padded by `padAmount`, pass that so the padding is cut off first.
+ */
+export async function fitSpeedyConvNetWhitening(
+  net: SpeedyConvNet,
+  images: tf.Tensor4D,
+  options: FitWhiteningOptions & { padAmount?: number } = {},
+): Promise<WhiteningFit> {
+  const { padAmount = 0, ...fitOptions } = options;
+  const unpadded = padAmount > 0
+    ? tf.slice(images, [0, padAmount, padAmount, 0], [-1, images.shape[1] - 2 * padAmount, images.shape[2] - 2 * padAmount, -1])
+    : images;
+  try {
+    return await fitWhitening(net.whitening, unpadded, {
+      chunkSize: net.hyp.net.whiteningChunkSize,
+      numExamples: Math.min(net.hyp.net.whiteningExamples, images.shape[0]),
+      ...fitOptions,
+    });
+  } finally {
+    if (unpadded !== images) unpadded.dispose();
+  }
+}
+
+/**
+ * The seed's eval-time forward: the batch is doubled with its left-right mirror,
+ * run through the network in inference mode (so the discrete actions' noise scale is
+ * the std of the doubled batch, as the seed's), and the two halves' logits averaged.
+ */
+export function predictWithFlipTTA(model: tfl.LayersModel, images: tf.Tensor4D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const n = images.shape[0];
+    const doubled = tf.concat([images, tf.reverse(images, 2)], 0);
+    const logits = model.apply(doubled, { training: false }) as tf.Tensor2D;
+    const [orig, flipped] = tf.split(logits, [n, n], 0) as [tf.Tensor2D, tf.Tensor2D];
+    return tf.add(tf.mul(orig, 0.5), tf.mul(flipped, 0.5));
+  });
+}

@@ -1,0 +1,503 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { epochBatches, epochFraction, stepsInEpoch, type LabelledImages } from '../data/batches.js';
+import { predictWithFlipTTA, type SpeedyConvNet } from '../models/speedy-convnet.js';
+import { accuracy, crossEntropy, seedLoss } from '../ops/loss.js';
+import { DeviceRandom, type DeviceRandomState } from '../ops/random.js';
+import { NetworkEMA, emaDecayAt } from './ema.js';
+import { OneCycle } from './one-cycle.js';
+import { SGD, splitBiasGroups, type NamedWeight } from './sgd.js';
+
+/** The dataset as the seed holds it on the device: padded, normalised training images and the eval split. */
+export interface TrainData {
+  /** Training images reflect-padded by `hyp.net.padAmount`, NHWC, with one-hot (or soft) targets. */
+  train: LabelledImages;
+  /** Evaluation images (unpadded) and one-hot targets. */
+  eval: LabelledImages;
+}
+
+/** One row of the seed's table, plus what the CLI and the browser example show. */
+export interface EpochRecord {
+  /** 0-based, as the seed prints it. */
+  epoch: number;
+  /** The seed's logged train loss (per example) at the last step with epochStep % 50 == 0. */
+  trainLoss: number;
+  trainAcc: number;
+  valLoss: number;
+  valAcc: number;
+  /** Null before the EMA starts. */
+  emaValAcc: number | null;
+  /** Training-loop time so far (evaluation excluded), as the seed's total_time_seconds. */
+  totalTimeSeconds: number;
+  /** Optimiser steps completed so far. */
+  steps: number;
+  /** Training images per second in this epoch's loop. */
+  imagesPerSec: number;
+  /** The non-bias group's learning rate after the epoch's last step. */
+  lr: number;
+}
+
+export interface StepInfo {
+  epoch: number;
+  /** Steps completed in total (1 after the first step). */
+  step: number;
+  /** Steps completed in this epoch. */
+  epochStep: number;
+  epochSteps: number;
+  totalSteps: number;
+  /** Learning rate the step used (non-bias group). */
+  lr: number;
+  /** Per-example training loss of the step, when it was read (every `logEvery` steps); else undefined. */
+  loss?: number;
+  /** Training accuracy of the step, when read. */
+  acc?: number;
+  /** Training images per second since the epoch started. */
+  imagesPerSec: number;
+}
+
+export interface TrainCallbacks {
+  /** After each step; `loss`/`acc` are present every `logEvery` steps. Awaited. */
+  onStep?(info: StepInfo): void | Promise<void>;
+  /** After each epoch's evaluation. Awaited; a good place to checkpoint. */
+  onEpochEnd?(record: EpochRecord, trainer: Trainer): void | Promise<void>;
+}
+
+export interface TrainOptions {
+  /** Seeds the data order and augmentations. Default 0. */
+  seed?: number;
+  /** Images per forward/backward pass; gradients of `batchSize / microBatchSize` passes are summed into one step. Default: the batch size. */
+  microBatchSize?: number;
+  /** Steps between (asynchronous) reads of the loss for progress and the NaN check. Default 10. */
+  logEvery?: number;
+  callbacks?: TrainCallbacks;
+  /** Evaluate on the eval split after every epoch (else only after the last). Default true. */
+  evalEveryEpoch?: boolean;
+}
+
+/** Everything needed to continue a run exactly: JSON-safe fields plus named tensors. */
+export interface TrainCheckpoint {
+  version: 1;
+  /** The epoch to continue in, and how many of its steps are done. */
+  epoch: number;
+  epochStep: number;
+  step: number;
+  /** The data generator's state when `epoch` started (its batches are drawn again and the first `epochStep` skipped). */
+  dataRandomAtEpochStart: DeviceRandomState;
+  /** The discrete actions' noise streams now. */
+  modelRandom: DeviceRandomState[];
+  records: EpochRecord[];
+  totalTimeSeconds: number;
+  sgd: { step: number; scheduleSteps: (number | null)[] };
+  emaActive: boolean;
+  /** `weights/<name>`, `momentum/<name>`, `ema/<name>`. */
+  tensors: tf.NamedTensorMap;
+}
+
+/** How a run ended. */
+export type StopReason = 'completed' | 'stopped' | 'non-finite-loss';
+
+export interface TrainResult {
+  records: EpochRecord[];
+  stopReason: StopReason;
+  /** Set when stopReason is 'non-finite-loss'. */
+  message?: string;
+  totalTimeSeconds: number;
+}
+
+export class NonFiniteLossError extends Error {
+  constructor(readonly step: number, readonly value: number) {
+    super(`training loss became ${value} at step ${step} (the loss is read every few steps; it was finite when last read before that)`);
+    this.name = 'NonFiniteLossError';
+  }
+}
+
+/** The seed's step bookkeeping, with whole-number epoch counts running their last epoch in full (see docs/seed-differences.md). */
+export function trainSchedule(numExamples: number, batchSize: number, trainEpochs: number): { epochSteps: number[]; totalSteps: number; stepsPerEpoch: number } {
+  const epochs = Math.ceil(trainEpochs);
+  const epochSteps = Array.from({ length: epochs }, (_, e) => {
+    // The seed's last epoch of a whole-number run gets fraction 0 (no steps); it runs in full here.
+    const fraction = epochFraction(e, trainEpochs) || 1;
+    return stepsInEpoch(numExamples, batchSize, fraction);
+  });
+  const stepsPerEpoch = Math.floor(numExamples / batchSize);
+  const total = Math.ceil(stepsPerEpoch * trainEpochs);
+  // Rounding of a fractional last epoch can add a step beyond the seed's formula; the schedule then stretches to cover it.
+  return { epochSteps, stepsPerEpoch, totalSteps: Math.max(total, epochSteps.reduce((a, b) => a + b, 0)) };
+}
+
+/**
+ * The seed's training loop for a {@link SpeedyConvNet}: two SGD groups (biases and
+ * the rest) with OneCycle schedules, crop/flip (and cutmix in the last epochs) each
+ * epoch, an EMA from epoch `floor(trainEpochs) - ema.epochs` updated every
+ * `ema.everyNSteps` steps and copied back into the live net, and evaluation of the
+ * live and EMA nets with flip test-time augmentation after each epoch. Only the
+ * training loop is timed.
+ *
+ * @remarks
+ * With `microBatchSize` below the batch size, the gradients of several passes are
+ * summed before one optimiser step: the same update as one large batch (the seed's
+ * loss is a sum), except that batch-norm statistics are per micro-batch.
+ * Nothing is read back inside a step: the loss is read asynchronously every
+ * `logEvery` steps, for progress and to stop on a NaN or infinite loss.
+ */
+export class Trainer {
+  readonly net: SpeedyConvNet;
+  readonly data: TrainData;
+  readonly batchSize: number;
+  readonly microBatchSize: number;
+  readonly epochSteps: number[];
+  readonly totalSteps: number;
+  readonly emaStartEpoch: number;
+  private readonly options: Required<Omit<TrainOptions, 'callbacks'>> & { callbacks: TrainCallbacks };
+  private readonly optimizer: SGD;
+  private readonly schedules: OneCycle[];
+  private readonly trainable: tf.Variable[];
+  private readonly random: DeviceRandom;
+  private ema: NetworkEMA | null = null;
+  private epoch = 0;
+  private epochStep = 0;
+  private step = 0;
+  private dataRandomAtEpochStart: DeviceRandomState;
+  private records: EpochRecord[] = [];
+  private totalTimeSeconds = 0;
+  private stopRequested = false;
+  private nonFinite: NonFiniteLossError | null = null;
+  private lastLogged: { loss: tf.Scalar; acc: tf.Scalar } | null = null;
+
+  constructor(net: SpeedyConvNet, data: TrainData, options: TrainOptions = {}) {
+    this.net = net;
+    this.data = data;
+    const { hyp } = net;
+    this.batchSize = hyp.opt.batchSize;
+    const n = data.train.images.shape[0];
+    if (n < this.batchSize) throw new Error(`Trainer: the training set has ${n} images, fewer than one batch of ${this.batchSize}`);
+    const expectedSide = 32 + 2 * hyp.net.padAmount;
+    if (data.train.images.shape[1] !== expectedSide) {
+      throw new Error(`Trainer: training images must be reflect-padded by hyp.net.padAmount=${hyp.net.padAmount} (${expectedSide}x${expectedSide}), got shape [${data.train.images.shape}]`);
+    }
+    this.microBatchSize = options.microBatchSize ?? this.batchSize;
+    if (!(Number.isInteger(this.microBatchSize) && this.microBatchSize > 0 && this.batchSize % this.microBatchSize === 0)) {
+      throw new Error(`Trainer: microBatchSize must be a positive divisor of the batch size ${this.batchSize}, got ${options.microBatchSize}`);
+    }
+    this.options = {
+      seed: options.seed ?? 0,
+      microBatchSize: this.microBatchSize,
+      logEvery: options.logEvery ?? 10,
+      evalEveryEpoch: options.evalEveryEpoch ?? true,
+      callbacks: options.callbacks ?? {},
+    };
+    const schedule = trainSchedule(n, this.batchSize, hyp.misc.trainEpochs);
+    this.epochSteps = schedule.epochSteps;
+    this.totalSteps = schedule.totalSteps;
+    this.emaStartEpoch = Math.floor(hyp.misc.trainEpochs) - hyp.misc.ema.epochs;
+
+    const weights = net.model.trainableWeights as unknown as NamedWeight[];
+    const { bias, nonBias } = splitBiasGroups(weights);
+    const cycle = (maxLr: number) => new OneCycle({
+      maxLr,
+      totalSteps: this.totalSteps,
+      pctStart: hyp.opt.percentStart,
+      divFactor: hyp.opt.initialDivFactor,
+      finalDivFactor: 1 / (hyp.opt.initialDivFactor * hyp.opt.finalLrRatio),
+      anneal: 'linear',
+    });
+    this.schedules = [cycle(hyp.opt.nonBiasLr), cycle(hyp.opt.biasLr)];
+    const common = { momentum: hyp.opt.momentum, nesterov: true };
+    this.optimizer = new SGD([
+      { name: 'non_bias', weights: nonBias, lr: this.schedules[0]!, weightDecay: hyp.opt.nonBiasDecay, ...common },
+      { name: 'bias', weights: bias, lr: this.schedules[1]!, weightDecay: hyp.opt.biasDecay, ...common },
+    ]);
+    this.trainable = net.model.trainableWeights.map((w) => w.read() as tf.Variable);
+    this.random = new DeviceRandom(this.options.seed);
+    this.dataRandomAtEpochStart = this.random.getState();
+  }
+
+  /** Asks the run to stop after the current step (e.g. on Ctrl-C); `run()` then resolves with stopReason 'stopped'. */
+  requestStop(): void {
+    this.stopRequested = true;
+  }
+
+  /** Epoch records so far. */
+  get history(): readonly EpochRecord[] {
+    return this.records;
+  }
+
+  /** The EMA network, once the EMA has started. */
+  get networkEMA(): NetworkEMA | null {
+    return this.ema;
+  }
+
+  /** Trains to the end of the schedule (or until stopped), evaluating after each epoch. */
+  async run(): Promise<TrainResult> {
+    const { hyp } = this.net;
+    const epochs = this.epochSteps.length;
+    while (this.epoch < epochs) {
+      const epoch = this.epoch;
+      if (this.epochStep === 0) this.dataRandomAtEpochStart = this.random.getState();
+      else this.random.setState(this.dataRandomAtEpochStart);
+      const cutmixSize = epoch >= hyp.misc.trainEpochs - hyp.net.cutmixEpochs ? hyp.net.cutmixSize : 0;
+      const steps = this.epochSteps[epoch]!;
+      const batches = epochBatches(this.data.train, {
+        batchSize: this.batchSize,
+        random: this.random,
+        epochFraction: steps * this.batchSize / this.data.train.images.shape[0],
+        cropSize: 32,
+        cutmixSize,
+      });
+      const started = performance.now();
+      let seen = 0;
+      let index = 0;
+      try {
+        for (const batch of batches) {
+          if (index++ < this.epochStep) {
+            tf.dispose([batch.inputs, batch.targets]); // resuming: these steps are done
+            continue;
+          }
+          if (this.epochStep >= steps) {
+            tf.dispose([batch.inputs, batch.targets]);
+            break;
+          }
+          const lr = this.schedules[0]!.lr;
+          const logNow = (this.epochStep % 50 === 0) || ((this.step + 1) % this.options.logEvery === 0) || this.epochStep === steps - 1;
+          const { loss, acc } = this.trainStep(batch.inputs, batch.targets, logNow);
+          tf.dispose([batch.inputs, batch.targets]);
+          this.step++;
+          this.epochStep++;
+          seen += this.batchSize;
+          if (epoch >= this.emaStartEpoch && this.step % hyp.misc.ema.everyNSteps === 0) {
+            this.ema ??= new NetworkEMA(this.net.model);
+            this.ema.update(this.net.model, emaDecayAt(this.step, this.totalSteps, {
+              decayBase: hyp.misc.ema.decayBase, everyN: hyp.misc.ema.everyNSteps, pow: hyp.misc.ema.decayPow,
+            }));
+          }
+          const info: StepInfo = {
+            epoch, step: this.step, epochStep: this.epochStep, epochSteps: steps, totalSteps: this.totalSteps, lr,
+            imagesPerSec: seen / ((performance.now() - started) / 1000),
+          };
+          if (loss && acc) {
+            const [lossValue, accValue] = await Promise.all([loss.data(), acc.data()]);
+            info.loss = this.perExample(lossValue[0]!);
+            info.acc = accValue[0]!;
+            if (!Number.isFinite(lossValue[0]!)) this.nonFinite = new NonFiniteLossError(this.step, lossValue[0]!);
+            if ((this.epochStep - 1) % 50 === 0) {
+              if (this.lastLogged) tf.dispose([this.lastLogged.loss, this.lastLogged.acc]);
+              this.lastLogged = { loss, acc };
+            } else {
+              tf.dispose([loss, acc]);
+            }
+          }
+          await this.options.callbacks.onStep?.(info);
+          if (this.nonFinite) {
+            return this.finish('non-finite-loss', this.nonFinite.message);
+          }
+          if (this.stopRequested) return this.finish('stopped');
+        }
+      } finally {
+        batches.return(undefined);
+      }
+      // Let queued device work finish before stopping the clock (the seed synchronises CUDA events).
+      const sync = tf.tidy(() => tf.sum(this.trainable[0]!));
+      await sync.data();
+      sync.dispose();
+      const elapsed = (performance.now() - started) / 1000;
+      this.totalTimeSeconds += elapsed;
+      const isLast = epoch === epochs - 1;
+      const record = await this.evaluateEpoch(epoch, seen / elapsed, isLast || this.options.evalEveryEpoch);
+      this.records.push(record);
+      this.epoch++;
+      this.epochStep = 0;
+      await this.options.callbacks.onEpochEnd?.(record, this);
+      if (this.stopRequested && this.epoch < epochs) return this.finish('stopped');
+    }
+    return this.finish('completed');
+  }
+
+  private finish(stopReason: StopReason, message?: string): TrainResult {
+    const result: TrainResult = { records: [...this.records], stopReason, totalTimeSeconds: this.totalTimeSeconds };
+    if (message !== undefined) result.message = message;
+    return result;
+  }
+
+  private perExample(loss: number): number {
+    // The seed logs loss / (batchsize * loss_batchsize_scaler).
+    return loss / (this.batchSize * (this.net.hyp.opt.lossBatchSize / this.batchSize));
+  }
+
+  /** One optimiser step over the batch (summing micro-batch gradients); returns the loss/accuracy tensors when asked. */
+  private trainStep(inputs: tf.Tensor4D, targets: tf.Tensor2D, keepMetrics: boolean): { loss: tf.Scalar | null; acc: tf.Scalar | null } {
+    const { hyp } = this.net;
+    const micro = this.microBatchSize;
+    const passes = this.batchSize / micro;
+    // Each pass is scaled for the full batch, so the summed gradient is the full batch's (the seed's loss is a sum).
+    const batchScale = hyp.opt.lossBatchSize / this.batchSize;
+    let total: tf.NamedTensorMap | null = null;
+    let lossSum: tf.Scalar | null = null;
+    let correct: tf.Scalar | null = null;
+    for (let p = 0; p < passes; p++) {
+      const x = passes === 1 ? inputs : tf.slice(inputs, p * micro, micro);
+      const y = passes === 1 ? targets : tf.slice(targets, p * micro, micro);
+      const kept: { logits?: tf.Tensor } = {};
+      const { value, grads } = tf.variableGrads(() => {
+        const out = this.net.model.apply(x, { training: true }) as tf.Tensor2D;
+        if (keepMetrics) kept.logits = tf.keep(out);
+        return seedLoss(out, y, { labelSmoothing: hyp.opt.labelSmoothing, batchScale });
+      }, this.trainable);
+      if (kept.logits) {
+        const acc = accuracy(kept.logits, y);
+        kept.logits.dispose();
+        const prevCorrect: tf.Scalar | null = correct;
+        correct = prevCorrect ? tf.tidy(() => tf.add(prevCorrect, acc) as tf.Scalar) : tf.clone(acc);
+        prevCorrect?.dispose();
+        acc.dispose();
+        const prevLoss: tf.Scalar | null = lossSum;
+        lossSum = prevLoss ? tf.tidy(() => tf.add(prevLoss, value) as tf.Scalar) : tf.clone(value);
+        prevLoss?.dispose();
+      }
+      value.dispose();
+      if (x !== inputs) tf.dispose([x, y]);
+      if (total == null) {
+        total = grads;
+      } else {
+        const prev: tf.NamedTensorMap = total;
+        total = tf.tidy(() => Object.fromEntries(Object.entries(prev).map(([k, g]) => [k, tf.add(g, grads[k]!)])));
+        tf.dispose(Object.values(prev));
+        tf.dispose(Object.values(grads));
+      }
+    }
+    this.optimizer.step(total!);
+    tf.dispose(Object.values(total!));
+    if (!keepMetrics) return { loss: null, acc: null };
+    const meanAcc = passes === 1 ? correct! : tf.tidy(() => tf.div(correct!, passes) as tf.Scalar);
+    if (meanAcc !== correct) (correct as tf.Scalar | null)?.dispose();
+    return { loss: lossSum, acc: meanAcc };
+  }
+
+  /** Accuracy and loss on the eval split, with flip test-time augmentation; `ema` evaluates the EMA weights. */
+  async evaluate(useEma = false): Promise<{ loss: number; acc: number }> {
+    const run = async () => {
+      const { images, targets } = this.data.eval;
+      const n = images.shape[0];
+      const size = Math.min(this.net.hyp.misc.evalBatchSize, n);
+      const parts: tf.Scalar[] = [];
+      const weights: number[] = [];
+      for (let start = 0; start < n; start += size) {
+        const count = Math.min(size, n - start);
+        const [loss, acc] = tf.tidy(() => {
+          const x = tf.slice(images, start, count);
+          const y = tf.slice(targets, start, count);
+          const logits = predictWithFlipTTA(this.net.model, x);
+          return [tf.mean(crossEntropy(logits, y, this.net.hyp.opt.labelSmoothing)), accuracy(logits, y)] as tf.Scalar[];
+        });
+        parts.push(loss!, acc!);
+        weights.push(count);
+      }
+      const values = await Promise.all(parts.map((t) => t.data()));
+      tf.dispose(parts);
+      let loss = 0;
+      let acc = 0;
+      weights.forEach((w, i) => {
+        loss += values[2 * i]![0]! * w;
+        acc += values[2 * i + 1]![0]! * w;
+      });
+      return { loss: loss / n, acc: acc / n };
+    };
+    if (useEma) {
+      if (!this.ema) throw new Error('Trainer.evaluate: the EMA has not started yet');
+      return this.ema.withWeights(this.net.model, run);
+    }
+    return run();
+  }
+
+  private async evaluateEpoch(epoch: number, imagesPerSec: number, doEval: boolean): Promise<EpochRecord> {
+    let trainLoss = Number.NaN;
+    let trainAcc = Number.NaN;
+    if (this.lastLogged) {
+      const [l, a] = await Promise.all([this.lastLogged.loss.data(), this.lastLogged.acc.data()]);
+      trainLoss = this.perExample(l[0]!);
+      trainAcc = a[0]!;
+      tf.dispose([this.lastLogged.loss, this.lastLogged.acc]);
+      this.lastLogged = null;
+    }
+    const live = doEval ? await this.evaluate(false) : { loss: Number.NaN, acc: Number.NaN };
+    const emaAcc = doEval && this.ema && epoch >= this.emaStartEpoch ? (await this.evaluate(true)).acc : null;
+    return {
+      epoch,
+      trainLoss,
+      trainAcc,
+      valLoss: live.loss,
+      valAcc: live.acc,
+      emaValAcc: emaAcc,
+      totalTimeSeconds: this.totalTimeSeconds,
+      steps: this.step,
+      imagesPerSec,
+      lr: this.schedules[0]!.lr,
+    };
+  }
+
+  /** A checkpoint of the run at the current step; the caller disposes `tensors`. */
+  checkpoint(): TrainCheckpoint {
+    const tensors: tf.NamedTensorMap = {};
+    for (const w of this.net.model.weights) tensors[`weights/${w.name}`] = tf.clone(w.read());
+    const sgd = this.optimizer.getState();
+    for (const [name, b] of Object.entries(sgd.buffers)) tensors[`momentum/${name}`] = b;
+    if (this.ema) for (const [name, v] of Object.entries(this.ema.snapshot())) tensors[`ema/${name}`] = v;
+    return {
+      version: 1,
+      epoch: this.epoch,
+      epochStep: this.epochStep,
+      step: this.step,
+      dataRandomAtEpochStart: this.epochStep === 0 ? this.random.getState() : this.dataRandomAtEpochStart,
+      modelRandom: this.net.discreteActions.map((d) => d.random.getState()),
+      records: structuredClone(this.records),
+      totalTimeSeconds: this.totalTimeSeconds,
+      sgd: { step: sgd.step, scheduleSteps: sgd.scheduleSteps },
+      emaActive: this.ema != null,
+      tensors,
+    };
+  }
+
+  /** Continues from a checkpoint of the same configuration (the caller keeps `checkpoint.tensors`). */
+  restore(checkpoint: TrainCheckpoint): void {
+    if (checkpoint?.version !== 1) throw new Error(`Trainer.restore: unsupported checkpoint version ${String(checkpoint?.version)}`);
+    const { tensors } = checkpoint;
+    for (const w of this.net.model.weights) {
+      const value = tensors[`weights/${w.name}`];
+      if (value == null) throw new Error(`Trainer.restore: the checkpoint has no value for weight '${w.name}'`);
+      if (!tf.util.arraysEqual(value.shape, w.shape as number[])) {
+        throw new Error(`Trainer.restore: weight '${w.name}' is [${w.shape}] but the checkpoint holds [${value.shape}]`);
+      }
+      w.write(tf.clone(value));
+    }
+    const buffers: tf.NamedTensorMap = {};
+    const ema: tf.NamedTensorMap = {};
+    for (const [key, value] of Object.entries(tensors)) {
+      if (key.startsWith('momentum/')) buffers[key.slice('momentum/'.length)] = value;
+      if (key.startsWith('ema/')) ema[key.slice('ema/'.length)] = value;
+    }
+    this.optimizer.setState({ ...checkpoint.sgd, buffers });
+    this.ema?.dispose();
+    this.ema = null;
+    if (checkpoint.emaActive) {
+      this.ema = new NetworkEMA(this.net.model);
+      this.ema.load(ema);
+    }
+    if (checkpoint.modelRandom.length !== this.net.discreteActions.length) {
+      throw new Error(`Trainer.restore: the checkpoint has ${checkpoint.modelRandom.length} noise streams, the net has ${this.net.discreteActions.length} discrete actions (was it saved in another mode?)`);
+    }
+    checkpoint.modelRandom.forEach((s, i) => this.net.discreteActions[i]!.random.setState(s));
+    this.random.setState(checkpoint.dataRandomAtEpochStart);
+    this.dataRandomAtEpochStart = checkpoint.dataRandomAtEpochStart;
+    this.epoch = checkpoint.epoch;
+    this.epochStep = checkpoint.epochStep;
+    this.step = checkpoint.step;
+    this.records = structuredClone(checkpoint.records);
+    this.totalTimeSeconds = checkpoint.totalTimeSeconds;
+  }
+
+  /** Frees the optimiser's buffers and the EMA (not the network or the data). */
+  dispose(): void {
+    this.optimizer.dispose();
+    this.ema?.dispose();
+    if (this.lastLogged) tf.dispose([this.lastLogged.loss, this.lastLogged.acc]);
+    this.lastLogged = null;
+  }
+}
