@@ -1,4 +1,6 @@
 // Public, browser-safe API: re-exports only.
+
+// Backends
 export { initBackend } from './backend/browser.js';
 export {
   BACKEND_NAMES,
@@ -12,3 +14,101 @@ export {
 } from './backend/init.js';
 export { installWasmTrainingKernels, uninstallWasmTrainingKernels } from './backend/wasm-kernels.js';
 export { KernelCounter, type KernelCounts } from './backend/counter.js';
+
+// Ops
+export { DeviceRandom, RANDOM_KERNEL, type DeviceRandomState } from './ops/random.js';
+export { stopGradient } from './ops/stop-gradient.js';
+export { simulateDiscreteAction, unbiasedStd, type SimulateDiscreteActionOptions } from './ops/discrete-action.js';
+export { gelu } from './ops/gelu.js';
+export { globalMaxPool } from './ops/pooling.js';
+export { crossEntropy, seedLoss, accuracy, type SeedLossArgs } from './ops/loss.js';
+
+// Layers
+export { WhiteningConv, type WhiteningConvArgs } from './layers/whitening.js';
+export { BatchNorm, type BatchNormArgs } from './layers/batch-norm.js';
+export { Conv, torchDefaultInitializer, type ConvArgs } from './layers/conv.js';
+export { Linear, type LinearArgs } from './layers/linear.js';
+export { ConvGroup, maxPool2, type ConvGroupArgs } from './layers/conv-group.js';
+export { DiscreteAction, type DiscreteActionArgs } from './layers/discrete-action.js';
+export { Gelu } from './layers/gelu.js';
+export { MaxPool2, GlobalMaxPool } from './layers/pooling.js';
+
+// Initialisation
+export { fitWhitening, setWhiteningConv, canonicalizeSigns, type FitWhiteningOptions, type WhiteningFit } from './init/whitening.js';
+export { eighSymmetric, type SymmetricEigen, type EighOptions } from './init/eigh.js';
+export { diracInit, diracRenormInit, initConvGroupDirac } from './init/dirac.js';
+
+// Augmentation
+export { randomSquareMasks } from './augment/masks.js';
+export { batchCrop } from './augment/crop.js';
+export { batchFlipLR } from './augment/flip.js';
+export { batchCutmix } from './augment/cutmix.js';
+export { reflectPad } from './augment/pad.js';
+
+// Data
+export {
+  parseCifar10Batch,
+  concatCifar10Splits,
+  cifar10Stats,
+  cifar10ToBackend,
+  cifar10Dataset,
+  CIFAR10_CLASSES,
+  CIFAR10_FILES,
+  CIFAR10_TRAIN_FILES,
+  CIFAR10_EVAL_FILES,
+  CIFAR10_IMAGE_SIZE,
+  CIFAR10_CHANNELS,
+  CIFAR10_IMAGE_BYTES,
+  CIFAR10_RECORD_BYTES,
+  CIFAR10_RECORDS_PER_FILE,
+  type Cifar10Split,
+  type Cifar10Stats,
+  type Cifar10Tensors,
+  type Cifar10OnBackend,
+  type Cifar10Dataset,
+  type Cifar10ToBackendOptions,
+  type ParseCifar10Options,
+} from './data/cifar10.js';
+export {
+  epochBatches,
+  seedSchedule,
+  epochFraction,
+  epochExamples,
+  stepsInEpoch,
+  type EpochBatchesArgs,
+  type LabelledImages,
+  type Batch,
+  type SeedSchedule,
+} from './data/batches.js';
+
+// Training
+export { OneCycle, type OneCycleArgs, type LrSchedule, type AnnealStrategy } from './train/one-cycle.js';
+export { SGD, splitBiasGroups, type SGDGroupArgs, type SGDState, type NamedWeight } from './train/sgd.js';
+export { NetworkEMA, emaDecayAt, isFrozenBySeed, type NetworkEMAArgs, type WeightedNetwork } from './train/ema.js';
+export { meanAndVariance, perExampleLoss } from './train/metrics.js';
+export {
+  Trainer,
+  trainSchedule,
+  NonFiniteLossError,
+  type TrainData,
+  type TrainOptions,
+  type TrainCallbacks,
+  type TrainCheckpoint,
+  type TrainResult,
+  type EpochRecord,
+  type StepInfo,
+  type StopReason,
+} from './train/trainer.js';
+export { TABLE_COLUMNS, formatTableHeader, formatTableRow, type TableColumn, type TableRow } from './train/table.js';
+export { curvesSvg, type CurvePanel, type CurveSeries } from './train/curves-svg.js';
+
+// Models
+export { SEED_HYP, resolveHyp, blockDepths, type Hyp, type HypOverrides, type OptHyp, type NetHyp, type MiscHyp, type EmaHyp } from './models/hyp.js';
+export {
+  speedyConvNet,
+  fitSpeedyConvNetWhitening,
+  predictWithFlipTTA,
+  type SpeedyConvNet,
+  type SpeedyConvNetMode,
+  type SpeedyConvNetOptions,
+} from './models/speedy-convnet.js';

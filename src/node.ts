@@ -1,3 +1,12 @@
-// The ./node entry: everything in the main entry, plus Node-only pieces (Dawn WebGPU, tfjs-node, files).
+// The ./node entry: everything in the main entry, plus Node-only pieces (Dawn WebGPU, tfjs-node, files, downloads).
 export * from './index.js';
 export { initBackend, installNodeWebGPU, type NodeBackendOptions } from './backend/node.js';
+export { fileHandler } from './io/file-handler.js';
+export {
+  loadCifar10,
+  defaultCacheDir,
+  CIFAR10_URL,
+  CIFAR10_MD5,
+  CIFAR10_ARCHIVE_DIR,
+  type LoadCifar10Options,
+} from './data/cifar10-node.js';
