@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', node: 'src/node.ts' },
+  // cifar10-cli is the package bin: the CIFAR-10 example's command line (train, evaluate).
+  entry: { index: 'src/index.ts', node: 'src/node.ts', 'cifar10-cli': 'examples/cifar10/cli.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,
