@@ -726,6 +726,7 @@ def run_cli(argv=None):
                       'val_acc': [r['val_acc'] for r in runs], 'ema_val_acc': [r['ema_val_acc'] for r in runs],
                       'train_time_seconds': [r['train_time_seconds'] for r in runs]},
             'peakRssBytes': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            'loadAverageAtEnd': list(os.getloadavg()), 'cpus': os.cpu_count(),
             'note': 'timings are wall clock on a shared 2-core machine with other jobs running; treat them as noisy',
         }
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
