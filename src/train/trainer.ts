@@ -88,7 +88,7 @@ export interface TrainCheckpoint {
   totalTimeSeconds: number;
   sgd: { step: number; scheduleSteps: (number | null)[] };
   emaActive: boolean;
-  /** `weights/<name>`, `momentum/<name>`, `ema/<name>`. */
+  /** `weights/<name>`, `momentum/<name>`, `ema/<name>`, by each weight's scoped name without tfjs-layers' uniqueness suffix. */
   tensors: tf.NamedTensorMap;
 }
 
@@ -436,10 +436,12 @@ export class Trainer {
   /** A checkpoint of the run at the current step; the caller disposes `tensors`. */
   checkpoint(): TrainCheckpoint {
     const tensors: tf.NamedTensorMap = {};
-    for (const w of this.net.model.weights) tensors[`weights/${w.name}`] = tf.clone(w.read());
+    // Keyed by originalName: the scoped name without tfjs-layers' per-process uniqueness suffix.
+    for (const w of this.net.model.weights) tensors[`weights/${w.originalName}`] = tf.clone(w.read());
     const sgd = this.optimizer.getState();
-    for (const [name, b] of Object.entries(sgd.buffers)) tensors[`momentum/${name}`] = b;
-    if (this.ema) for (const [name, v] of Object.entries(this.ema.snapshot())) tensors[`ema/${name}`] = v;
+    const original = new Map(this.net.model.weights.map((w) => [w.name, w.originalName]));
+    for (const [name, b] of Object.entries(sgd.buffers)) tensors[`momentum/${original.get(name) ?? name}`] = b;
+    if (this.ema) for (const [name, v] of Object.entries(this.ema.snapshot())) tensors[`ema/${original.get(name) ?? name}`] = v;
     return {
       version: 1,
       epoch: this.epoch,
@@ -460,8 +462,8 @@ export class Trainer {
     if (checkpoint?.version !== 1) throw new Error(`Trainer.restore: unsupported checkpoint version ${String(checkpoint?.version)}`);
     const { tensors } = checkpoint;
     for (const w of this.net.model.weights) {
-      const value = tensors[`weights/${w.name}`];
-      if (value == null) throw new Error(`Trainer.restore: the checkpoint has no value for weight '${w.name}'`);
+      const value = tensors[`weights/${w.originalName}`];
+      if (value == null) throw new Error(`Trainer.restore: the checkpoint has no value for weight '${w.originalName}'`);
       if (!tf.util.arraysEqual(value.shape, w.shape as number[])) {
         throw new Error(`Trainer.restore: weight '${w.name}' is [${w.shape}] but the checkpoint holds [${value.shape}]`);
       }
@@ -469,9 +471,14 @@ export class Trainer {
     }
     const buffers: tf.NamedTensorMap = {};
     const ema: tf.NamedTensorMap = {};
+    const current = new Map(this.net.model.weights.map((w) => [w.originalName, w.name]));
+    const rename = (key: string, prefix: string) => {
+      const original = key.slice(prefix.length);
+      return current.get(original) ?? original;
+    };
     for (const [key, value] of Object.entries(tensors)) {
-      if (key.startsWith('momentum/')) buffers[key.slice('momentum/'.length)] = value;
-      if (key.startsWith('ema/')) ema[key.slice('ema/'.length)] = value;
+      if (key.startsWith('momentum/')) buffers[rename(key, 'momentum/')] = value;
+      if (key.startsWith('ema/')) ema[rename(key, 'ema/')] = value;
     }
     this.optimizer.setState({ ...checkpoint.sgd, buffers });
     this.ema?.dispose();

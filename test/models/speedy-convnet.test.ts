@@ -1,0 +1,146 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { expect, it } from 'vitest';
+import { fitSpeedyConvNetWhitening, predictWithFlipTTA, speedyConvNet } from '../../src/models/speedy-convnet.js';
+import { seedLoss } from '../../src/ops/loss.js';
+import { describeEachBackend } from '../helpers/backends.js';
+
+const TINY = { net: { baseDepth: 4 } } as const;
+
+function images(n: number, seed: number): tf.Tensor4D {
+  return tf.randomNormal([n, 32, 32, 3], 0, 1, 'float32', seed) as tf.Tensor4D;
+}
+
+/** Gradient norms of every trainable weight for one training-mode loss on random data. */
+async function gradientNorms(net: ReturnType<typeof speedyConvNet>): Promise<Map<string, number>> {
+  const x = images(4, 3);
+  const y = tf.cast(tf.oneHot(tf.tensor1d([0, 1, 2, 3], 'int32'), 10), 'float32');
+  const vars = net.model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const { value, grads } = tf.variableGrads(() => seedLoss(net.model.apply(x, { training: true }) as tf.Tensor, y), vars);
+  const norms = new Map<string, number>();
+  for (const v of vars) {
+    const g = grads[v.name];
+    norms.set(v.name, g ? (await tf.norm(g).data())[0]! : 0);
+  }
+  tf.dispose([x, y, value, ...Object.values(grads)]);
+  return norms;
+}
+
+const pick = (norms: Map<string, number>, test: (name: string) => boolean) => [...norms].filter(([n]) => test(n));
+const inGroup = (g: number) => (n: string) => n.startsWith(`conv_group_${g}/`);
+
+describeEachBackend('speedyConvNet', () => {
+  it('builds the seed architecture with state-dict-style names and the seed depths', () => {
+    const net = speedyConvNet({ seed: 1, hyp: TINY });
+    // originalName: the scoped name before tfjs-layers adds a per-process uniqueness suffix.
+    const names = net.model.weights.map((w) => w.originalName);
+    expect(names).toContain('initial_block_whiten/weight');
+    expect(names).toContain('conv_group_2/state_project/weight');
+    expect(names).toContain('conv_group_3/norm2/running_var');
+    expect(names).not.toContain('conv_group_3/state_project/weight');
+    const shape = (name: string) => net.model.weights.find((w) => w.originalName === name)!.shape;
+    // base 4 -> blocks 4 / 16 / 32, whitening 2x2x3 -> 24 channels.
+    expect(shape('initial_block_whiten/weight')).toEqual([2, 2, 3, 24]);
+    expect(shape('conv_group_1/conv1/weight')).toEqual([3, 3, 24, 4]);
+    expect(shape('conv_group_1/state_project/weight')).toEqual([3, 3, 4, 16]);
+    expect(shape('conv_group_2/state_project/weight')).toEqual([3, 3, 16, 32]);
+    expect(shape('conv_group_3/conv2/weight')).toEqual([3, 3, 32, 32]);
+    expect(shape('linear/weight')).toEqual([32, 10]);
+    // Frozen: the whitening conv and every batch-norm scale.
+    const trainable = new Set(net.model.trainableWeights.map((w) => w.originalName));
+    expect(trainable.has('initial_block_whiten/weight')).toBe(false);
+    expect([...trainable].filter((n) => n.endsWith('norm1/weight') || n.endsWith('norm2/weight'))).toEqual([]);
+    expect(net.discreteActions).toHaveLength(3);
+    net.model.dispose();
+  });
+
+  it('applies the seed dirac init: conv2 of each group is an identity kernel', async () => {
+    const net = speedyConvNet({ seed: 2, hyp: TINY });
+    const w = await net.groups[1]!.conv2.weight.read().array() as number[][][][];
+    const c = w[0]![0]!.length;
+    for (let i = 0; i < c; i++) for (let o = 0; o < c; o++) expect(w[1]![1]![i]![o]).toBe(i === o ? 1 : 0);
+    net.model.dispose();
+  });
+
+  it('sends full backprop only where the seed does: groups 1 and 3 learn only through the std term', async () => {
+    // With noiseStd 0 the std term vanishes, leaving exactly the paths that bypass the cuts.
+    const cut = speedyConvNet({ seed: 3, hyp: { net: { baseDepth: 4, noiseStd: 0 } } });
+    const norms = await gradientNorms(cut);
+    for (const [name, norm] of pick(norms, (n) => inGroup(1)(n) || inGroup(3)(n))) expect(norm, name).toBe(0);
+    for (const [name, norm] of pick(norms, (n) => inGroup(2)(n) || n.startsWith('initial_block_state') || n.startsWith('linear'))) {
+      expect(norm, name).toBeGreaterThan(0);
+    }
+    cut.model.dispose();
+    // With the seed's noise, the std scalar carries a gradient into every group.
+    const sketch = speedyConvNet({ seed: 3, hyp: TINY });
+    for (const [name, norm] of await gradientNorms(sketch)) expect(norm, name).toBeGreaterThan(0);
+    sketch.model.dispose();
+  });
+
+  it("'backprop' mode has no discrete actions and backpropagates everywhere", async () => {
+    const net = speedyConvNet({ seed: 4, hyp: TINY, mode: 'backprop' });
+    expect(net.discreteActions).toEqual([]);
+    expect(net.model.layers.some((l) => l.getClassName() === 'DiscreteAction')).toBe(false);
+    for (const [name, norm] of await gradientNorms(net)) expect(norm, name).toBeGreaterThan(0);
+    net.model.dispose();
+  });
+
+  it('fits the whitening conv from padded training images and keeps it frozen', async () => {
+    const net = speedyConvNet({ seed: 5, hyp: { net: { baseDepth: 4, whiteningChunkSize: 4 } } });
+    const before = await net.whitening.weight.read().data();
+    const padded = tf.mirrorPad(images(8, 6), [[0, 0], [2, 2], [2, 2], [0, 0]], 'reflect') as tf.Tensor4D;
+    const fit = await fitSpeedyConvNetWhitening(net, padded, { padAmount: 2, seed: 1 });
+    expect(fit.eigenvalues).toHaveLength(12);
+    const after = await net.whitening.weight.read().data();
+    expect(after).not.toEqual(before);
+    // The kernel is [K, -K].
+    const k = tf.tidy(() => {
+      const w = net.whitening.weight.read();
+      return tf.add(tf.slice(w, [0, 0, 0, 0], [2, 2, 3, 12]), tf.slice(w, [0, 0, 0, 12], [2, 2, 3, 12]));
+    });
+    expect(Math.max(...(await k.data()).map(Math.abs))).toBe(0);
+    tf.dispose([padded, k]);
+    net.model.dispose();
+  });
+
+  it('predicts with flip TTA, noise included, without leaking tensors', async () => {
+    const net = speedyConvNet({ seed: 7, hyp: TINY });
+    const x = images(3, 8);
+    const before = tf.memory().numTensors;
+    const logits = predictWithFlipTTA(net.model, x);
+    expect(logits.shape).toEqual([3, 10]);
+    logits.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    // Without noise, TTA of a mirrored batch equals TTA of the batch.
+    const quiet = speedyConvNet({ seed: 7, hyp: { net: { baseDepth: 4, noiseStd: 0 } } });
+    const a = predictWithFlipTTA(quiet.model, x);
+    const b = tf.tidy(() => predictWithFlipTTA(quiet.model, tf.reverse(x, 2)));
+    const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))));
+    expect((await diff.data())[0]).toBeLessThan(1e-5);
+    tf.dispose([x, a, b, diff]);
+    net.model.dispose();
+    quiet.model.dispose();
+  });
+
+  it('saves and loads as a LayersModel with identical outputs', async () => {
+    const net = speedyConvNet({ seed: 9, hyp: { net: { baseDepth: 4, noiseStd: 0 } } });
+    let saved: tf.io.ModelArtifacts | undefined;
+    await net.model.save(tf.io.withSaveHandler(async (artifacts) => {
+      saved = artifacts;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }));
+    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved!));
+    const x = images(2, 10);
+    const [a, b] = [net.model.predict(x) as tf.Tensor, loaded.predict(x) as tf.Tensor];
+    expect(await b.data()).toEqual(await a.data());
+    tf.dispose([x, a, b]);
+    net.model.dispose();
+    loaded.dispose();
+  });
+
+  it('rejects bad options with messages naming them', () => {
+    expect(() => speedyConvNet({ mode: 'hybrid' as never })).toThrow("option 'mode' must be 'sketch' or 'backprop', got 'hybrid'");
+    expect(() => speedyConvNet({ hyp: { net: { baseDepth: 0 } } })).toThrow('hyp.net.baseDepth must be positive, got 0');
+    expect(() => speedyConvNet({ hyp: { opt: { percentStart: 1.5 } } })).toThrow('hyp.opt.percentStart must be in (0, 1), got 1.5');
+  });
+});
