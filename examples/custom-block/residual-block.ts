@@ -1,0 +1,150 @@
+// A user-defined block for the dataflow: a residual conv block with its own state projection.
+// Inside this repository it imports ../../src; in your own project import from 'tfjs-dataflow'.
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { BatchNorm, Conv, gelu, maxPool2 } from '../../src/index.js';
+
+/** tfjs-layers' base options (name, trainable, inputShape, ...), which tfjs-layers does not export by name. */
+type LayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
+
+export interface ResidualBlockArgs extends LayerArgs {
+  /** Output channels of the block (both 3x3 convolutions). */
+  channelsOut: number;
+  /** Channels of the state prediction (the next block's output channels); null (default) for a last block without one. */
+  statePredDim?: number | null;
+  /** Seed of the sublayers' initialisation (conv1: seed, conv2: seed+1, shortcut: seed+2, state_project: seed+3); random when omitted. */
+  seed?: number;
+}
+
+/**
+ * Builds `child` inside the parent's `build()`: `apply()` on a placeholder runs the child's
+ * `build()` under its own name scope, so its weights are named `<parent>/<child>/weight` (unique
+ * within a model, as `model.save` needs) with nothing but public tfjs-layers API.
+ */
+function buildSublayer(child: tfl.layers.Layer, inputShape: tfl.Shape): tfl.Shape {
+  const out = child.apply(tfl.input({ batchShape: inputShape })) as tfl.SymbolicTensor;
+  return out.shape;
+}
+
+/**
+ * A residual conv block that plugs into SpeedyConvNet's dataflow in place of a `ConvGroup`:
+ * `y = norm2(conv2(gelu(norm1(pool(conv1(x))))))`, output `gelu(y + shortcut(pool(x)))`,
+ * where the shortcut is a 1x1 conv when the channel count changes. With `statePredDim` it also
+ * predicts the next block's output, as the seed's groups do: `state_norm(pool(state_project(out)))`,
+ * at half the block's resolution, to be added to that block's (detached, noisy) output.
+ *
+ * @remarks
+ * Like `ConvGroup`, it reports its sublayers' weights as its own (tfjs-layers does not track
+ * nested layers), so `model.save`, the optimizer's bias split and the EMA see every one of them.
+ * Outputs `[x, statePrediction]` with a state prediction, else `x`.
+ */
+export class ResidualBlock extends tfl.layers.Layer {
+  static className = 'ResidualBlock';
+  readonly channelsOut: number;
+  readonly statePredDim: number | null;
+  readonly seed: number | undefined;
+  readonly conv1: Conv;
+  readonly norm1: BatchNorm;
+  readonly conv2: Conv;
+  readonly norm2: BatchNorm;
+  /** 1x1 projection of the skip path; created in build() when the input's channels differ from channelsOut. */
+  shortcut: Conv | null = null;
+  readonly stateProject: Conv | null;
+  readonly stateNorm: BatchNorm | null;
+
+  constructor(args: ResidualBlockArgs) {
+    super(args);
+    const positive = (v: unknown, arg: string) => {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new Error(`ResidualBlock '${this.name}': argument '${arg}' must be a positive integer, got ${String(v)}`);
+      return v;
+    };
+    this.channelsOut = positive(args.channelsOut, 'channelsOut');
+    this.statePredDim = args.statePredDim == null ? null : positive(args.statePredDim, 'statePredDim');
+    this.seed = args.seed;
+    const seed = (i: number) => (args.seed == null ? undefined : args.seed + i);
+    this.conv1 = new Conv({ name: 'conv1', filters: this.channelsOut, seed: seed(0) });
+    this.norm1 = new BatchNorm({ name: 'norm1' });
+    this.conv2 = new Conv({ name: 'conv2', filters: this.channelsOut, seed: seed(1) });
+    this.norm2 = new BatchNorm({ name: 'norm2' });
+    this.stateProject = this.statePredDim == null ? null : new Conv({ name: 'state_project', filters: this.statePredDim, seed: seed(3) });
+    this.stateNorm = this.statePredDim == null ? null : new BatchNorm({ name: 'state_norm' });
+  }
+
+  /** The sublayers that hold weights, in a fixed order (the EMA pairs weights by order). */
+  get sublayers(): tfl.layers.Layer[] {
+    // The base constructor reads the weight getters before the sublayers exist.
+    if (this.conv1 == null) return [];
+    const layers: tfl.layers.Layer[] = [this.conv1, this.norm1, this.conv2, this.norm2];
+    if (this.shortcut) layers.push(this.shortcut);
+    if (this.stateProject && this.stateNorm) layers.push(this.stateProject, this.stateNorm);
+    return layers;
+  }
+
+  override get trainableWeights(): tfl.LayerVariable[] {
+    return this.trainable ? this.sublayers.flatMap((l) => l.trainableWeights) : [];
+  }
+
+  override set trainableWeights(_weights: tfl.LayerVariable[]) {
+    // The weights live in the sublayers; tfjs-layers only ever assigns [] here.
+  }
+
+  override get nonTrainableWeights(): tfl.LayerVariable[] {
+    return this.trainable ? this.sublayers.flatMap((l) => l.nonTrainableWeights) : this.sublayers.flatMap((l) => l.weights);
+  }
+
+  override set nonTrainableWeights(_weights: tfl.LayerVariable[]) {
+    // As above.
+  }
+
+  override build(inputShape: tfl.Shape | tfl.Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    const [, h, w, cin] = shape;
+    if (shape.length !== 4 || cin == null) throw new Error(`ResidualBlock '${this.name}' expects NHWC input with known channels, got shape [${shape.join(',')}]`);
+    const min = this.statePredDim == null ? 2 : 4;
+    if ((h != null && h < min) || (w != null && w < min)) {
+      throw new Error(`ResidualBlock '${this.name}' expects input at least ${min}x${min} spatially, got shape [${shape.join(',')}]`);
+    }
+    if (cin !== this.channelsOut) this.shortcut = new Conv({ name: 'shortcut', filters: this.channelsOut, kernelSize: 1, seed: this.seed == null ? undefined : this.seed + 2 });
+    const convOut = buildSublayer(this.conv1, shape);
+    const pooled: tfl.Shape = [convOut[0]!, Math.floor(convOut[1]! / 2), Math.floor(convOut[2]! / 2), this.channelsOut];
+    buildSublayer(this.norm1, pooled);
+    buildSublayer(this.conv2, pooled);
+    buildSublayer(this.norm2, pooled);
+    if (this.shortcut) buildSublayer(this.shortcut, [shape[0]!, pooled[1]!, pooled[2]!, cin]);
+    if (this.stateProject && this.stateNorm) {
+      const projected = buildSublayer(this.stateProject, pooled);
+      buildSublayer(this.stateNorm, [projected[0]!, Math.floor(projected[1]! / 2), Math.floor(projected[2]! / 2), this.statePredDim!]);
+    }
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape | tfl.Shape[] {
+    const [n, h, w] = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    const half = (d: number | null | undefined) => (d == null ? null : Math.floor(d / 2));
+    const out: tfl.Shape = [n!, half(h), half(w), this.channelsOut];
+    if (this.statePredDim == null) return out;
+    return [out, [n!, half(half(h)), half(half(w)), this.statePredDim]];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: { training?: boolean }): tf.Tensor | tf.Tensor[] {
+    return tf.tidy(() => {
+      const x = (Array.isArray(inputs) ? inputs[0]! : inputs) as tf.Tensor4D;
+      const skipIn = maxPool2(x);
+      const skip = this.shortcut ? this.shortcut.call(skipIn, kwargs) : skipIn;
+      let y = gelu(this.norm1.call(maxPool2(this.conv1.call(x, kwargs) as tf.Tensor4D), kwargs));
+      y = this.norm2.call(this.conv2.call(y, kwargs), kwargs);
+      const out = gelu(tf.add(y, skip)) as tf.Tensor4D;
+      if (!this.stateProject || !this.stateNorm) return out;
+      // The state projection reads the block's output before any discrete action: it is fully differentiable.
+      const state = this.stateNorm.call(maxPool2(this.stateProject.call(out, kwargs) as tf.Tensor4D), kwargs);
+      return [out, state];
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    const config: tf.serialization.ConfigDict = { channelsOut: this.channelsOut, statePredDim: this.statePredDim };
+    if (this.seed != null) config['seed'] = this.seed;
+    return { ...super.getConfig(), ...config };
+  }
+}
+tf.serialization.registerClass(ResidualBlock);
