@@ -1,4 +1,6 @@
 #!/usr/bin/env node
-// The package bin (tfjs-dataflow-cifar10): `train` or `evaluate`. Placeholder until the CLI lands.
-console.error('tfjs-dataflow-cifar10: the CLI is not built yet');
-process.exit(1);
+// The package bin (tfjs-dataflow-cifar10): `train` or `evaluate`; see --help.
+import { main } from './main.js';
+
+// Explicit exit: backend worker threads would otherwise keep the process alive.
+main(process.argv.slice(2)).then((code) => process.exit(code));

@@ -1,0 +1,296 @@
+/** Command-line parsing for the CIFAR-10 example: flags, defaults, and messages that name the flag at fault. */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { BACKEND_NAMES, SEED_HYP, type BackendName, type HypOverrides, type SpeedyConvNetMode } from '../../src/node.js';
+
+/** A mistake on the command line: printed with a pointer to --help, exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Everything `train` needs; `null` means "not given, decide later" (defaults that depend on the backend or on a resumed run). */
+export interface TrainConfig {
+  backend: BackendName;
+  /** CIFAR-10 binary directory; undefined: the download cache. */
+  data: string | undefined;
+  download: boolean;
+  cacheDir: string | undefined;
+  epochs: number;
+  batchSize: number;
+  /** Null: the batch size, or an automatic size on wasm. */
+  microBatch: number | null;
+  baseDepth: number;
+  /** Null: all 50,000. */
+  trainLimit: number | null;
+  /** Null: all 10,000. */
+  evalLimit: number | null;
+  mode: SpeedyConvNetMode;
+  runs: number;
+  seed: number;
+  /** Further hyperparameter overrides (`--hyp opt.momentum=0.9`). */
+  hyp: HypOverrides;
+  /** Null: runs/<timestamp>. */
+  out: string | null;
+  resume: boolean;
+  /** Flags the user typed (so a resumed run can tell a typed value from a default). */
+  explicit: ReadonlySet<string>;
+}
+
+export interface EvaluateConfig {
+  model: string;
+  backend: BackendName;
+  data: string | undefined;
+  download: boolean;
+  cacheDir: string | undefined;
+  evalLimit: number | null;
+  /** Null: 2500, or less on wasm. */
+  evalBatch: number | null;
+}
+
+export type Command =
+  | { command: 'help'; text: string }
+  | { command: 'train'; config: TrainConfig }
+  | { command: 'evaluate'; config: EvaluateConfig };
+
+/** The seed's configuration: batch 1024, 12.1 epochs, base depth 64. */
+export const TRAIN_DEFAULTS = {
+  backend: 'auto' as BackendName,
+  epochs: SEED_HYP.misc.trainEpochs,
+  batchSize: SEED_HYP.opt.batchSize,
+  baseDepth: SEED_HYP.net.baseDepth,
+  mode: 'sketch' as SpeedyConvNetMode,
+  runs: 1,
+  seed: 0,
+};
+
+const COMMON_OPTIONS = {
+  backend: { type: 'string' },
+  data: { type: 'string' },
+  download: { type: 'boolean' },
+  'cache-dir': { type: 'string' },
+  'eval-limit': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+const TRAIN_OPTIONS = {
+  ...COMMON_OPTIONS,
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  'micro-batch': { type: 'string' },
+  'base-depth': { type: 'string' },
+  'train-limit': { type: 'string' },
+  mode: { type: 'string' },
+  runs: { type: 'string' },
+  seed: { type: 'string' },
+  hyp: { type: 'string', multiple: true },
+  out: { type: 'string' },
+  resume: { type: 'boolean' },
+} as const satisfies ParseArgsConfig['options'];
+
+const EVALUATE_OPTIONS = {
+  ...COMMON_OPTIONS,
+  model: { type: 'string' },
+  'eval-batch': { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+const DATA_HELP = `  --data DIR            CIFAR-10 binary directory (data_batch_1..5.bin, test_batch.bin);
+                        default: $CIFAR10_DIR, else the download cache
+  --download            allow downloading CIFAR-10 (163 MB) into the cache when it is not there
+  --cache-dir DIR       download cache (default $XDG_CACHE_HOME/tfjs-dataflow or ~/.cache/tfjs-dataflow)
+  --backend NAME        ${BACKEND_NAMES.join('|')} (default auto: hardware WebGPU, tensorflow, wasm, cpu)`;
+
+export const MAIN_HELP = `Usage: tfjs-dataflow-cifar10 <command> [flags]
+
+Trains the seed's SpeedyConvNet network sketch on CIFAR-10 with TensorFlow.js, or evaluates a saved one.
+
+Commands:
+  train      train (npm run train -- [flags])
+  evaluate   test accuracy of a saved model with flip test-time augmentation (npm run evaluate -- --model DIR)
+
+Run 'tfjs-dataflow-cifar10 <command> --help' for its flags.`;
+
+export const TRAIN_HELP = `Usage: tfjs-dataflow-cifar10 train [flags]
+
+Trains SpeedyConvNet with the seed's recipe and prints the seed's table each epoch.
+Defaults are the seed's configuration: 12.1 epochs, batch 1024, base depth 64.
+
+${DATA_HELP}
+  --epochs N            training epochs, fractional allowed (default ${TRAIN_DEFAULTS.epochs})
+  --batch-size N        images per optimiser step (default ${TRAIN_DEFAULTS.batchSize})
+  --micro-batch N       images per forward/backward pass, a divisor of the batch size; gradients are summed
+                        (default: the batch size; on wasm chosen to fit the heap, e.g. 128 at base depth 64)
+  --base-depth N        channels of the first conv group; the others are 4x and 8x (default ${TRAIN_DEFAULTS.baseDepth})
+  --train-limit N       use the first N training images (default all 50000)
+  --eval-limit N        use the first N test images (default all 10000)
+  --mode MODE           sketch (the seed: cut + noise between groups) or backprop (end to end) (default sketch)
+  --runs N              independent runs (seeds seed, seed+1, ...); prints the mean and variance of the final
+                        EMA accuracy (default 1)
+  --seed N              seed of the first run (default ${TRAIN_DEFAULTS.seed})
+  --hyp KEY=VALUE       override a hyperparameter, e.g. --hyp opt.momentum=0.9 (repeatable; keys as in SEED_HYP)
+  --out DIR             where metrics.json, curves.svg, checkpoint/ and model/ go (default runs/<timestamp>)
+  --resume              continue the run in --out from its last checkpoint (flags not given are taken from it)
+  -h, --help            this text
+
+Ctrl-C stops after the current step, writes a checkpoint and exits with code 130; --resume continues.`;
+
+export const EVALUATE_HELP = `Usage: tfjs-dataflow-cifar10 evaluate --model DIR [flags]
+
+Loads a model saved by 'train' (DIR/model.json + weights.bin) and prints its test accuracy with flip
+test-time augmentation, normalising the images with the statistics saved alongside the model.
+
+  --model DIR           the saved model directory (a run's model/ folder)
+${DATA_HELP}
+  --eval-limit N        use the first N test images (default all 10000)
+  --eval-batch N        images per evaluation batch (default 2500; less on wasm)
+  -h, --help            this text`;
+
+function flagList(options: Record<string, { short?: string }>): string {
+  return Object.entries(options).map(([name, o]) => (o.short ? `--${name} (-${o.short})` : `--${name}`)).join(', ');
+}
+
+/** Parses with node:util parseArgs, turning its errors into UsageErrors that list the valid flags. */
+function parseFlags<O extends ParseArgsConfig['options']>(command: string, args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false, tokens: true });
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    const message = (e as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '');
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+      throw new UsageError(`${message}. Valid flags for '${command}': ${flagList(options as Record<string, { short?: string }>)}`);
+    }
+    throw new UsageError(message);
+  }
+}
+
+function integer(flag: string, text: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
+    throw new UsageError(`--${flag} must be ${range}, got '${text}'`);
+  }
+  return value;
+}
+
+function choice<T extends string>(flag: string, text: string | undefined, choices: readonly T[]): T | undefined {
+  if (text === undefined) return undefined;
+  if (!(choices as readonly string[]).includes(text)) {
+    throw new UsageError(`--${flag} must be one of ${choices.join(', ')}, got '${text}'`);
+  }
+  return text as T;
+}
+
+/** Flags that set a hyperparameter themselves, so --hyp must not set it too. */
+const HYP_FLAGS: Record<string, string> = { 'misc.trainEpochs': '--epochs', 'opt.batchSize': '--batch-size', 'net.baseDepth': '--base-depth' };
+
+/** Parses `--hyp section.field=value` (or `misc.ema.field=value`) into overrides, checking the key against SEED_HYP. */
+export function parseHypOverrides(entries: readonly string[]): HypOverrides {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const entry of entries) {
+    const m = /^([a-zA-Z.]+)=(.*)$/.exec(entry);
+    if (!m) throw new UsageError(`--hyp expects KEY=VALUE such as opt.momentum=0.9, got '${entry}'`);
+    const [, key, text] = m as unknown as [string, string, string];
+    const path = key.split('.');
+    let node: unknown = SEED_HYP;
+    for (const part of path) node = (node as Record<string, unknown> | undefined)?.[part];
+    if (typeof node !== 'number') {
+      const keys = (['opt', 'net', 'misc'] as const).flatMap((s) =>
+        Object.entries(SEED_HYP[s]).flatMap(([f, v]) => (typeof v === 'number' ? [`${s}.${f}`] : Object.keys(v as object).map((g) => `${s}.${f}.${g}`))));
+      throw new UsageError(`--hyp: unknown hyperparameter '${key}'. Valid keys: ${keys.join(', ')}`);
+    }
+    if (HYP_FLAGS[key]) throw new UsageError(`--hyp ${key}: use ${HYP_FLAGS[key]} instead`);
+    const value = Number(text);
+    if (text.trim() === '' || !Number.isFinite(value)) throw new UsageError(`--hyp ${key} must be a finite number, got '${text}'`);
+    if (path.length === 3) {
+      const misc = (out['misc'] ??= {});
+      ((misc['ema'] ??= {}) as Record<string, number>)[path[2]!] = value;
+    } else {
+      (out[path[0]!] ??= {})[path[1]!] = value;
+    }
+  }
+  return out as HypOverrides;
+}
+
+function dataFlags(values: { data?: string; download?: boolean; 'cache-dir'?: string; backend?: string }, env: NodeJS.ProcessEnv) {
+  const envDir = env['CIFAR10_DIR'];
+  return {
+    backend: choice('backend', values.backend, BACKEND_NAMES) ?? TRAIN_DEFAULTS.backend,
+    data: values.data ?? (envDir && envDir.length > 0 ? envDir : undefined),
+    download: values.download ?? false,
+    cacheDir: values['cache-dir'],
+  };
+}
+
+/**
+ * Parses `argv` (without the node and script paths) into a command and its config, or
+ * throws a {@link UsageError} naming the flag at fault. `env` supplies CIFAR10_DIR.
+ */
+export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Command {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') return { command: 'help', text: MAIN_HELP };
+  if (command === 'train') return parseTrain(rest, env);
+  if (command === 'evaluate') return parseEvaluate(rest, env);
+  throw new UsageError(`unknown command '${command}'; expected 'train' or 'evaluate'`);
+}
+
+function parseTrain(args: string[], env: NodeJS.ProcessEnv): Command {
+  const { values, tokens } = parseFlags('train', args, TRAIN_OPTIONS);
+  if (values.help) return { command: 'help', text: TRAIN_HELP };
+  const explicit = new Set(tokens.flatMap((t) => (t.kind === 'option' ? [t.name] : [])));
+  const epochsText = values.epochs;
+  let epochs: number = TRAIN_DEFAULTS.epochs;
+  if (epochsText !== undefined) {
+    epochs = Number(epochsText);
+    if (epochsText.trim() === '' || !Number.isFinite(epochs) || epochs <= 0) {
+      throw new UsageError(`--epochs must be a positive number (fractions allowed, e.g. 12.1), got '${epochsText}'`);
+    }
+  }
+  const batchSize = integer('batch-size', values['batch-size'], 1) ?? TRAIN_DEFAULTS.batchSize;
+  const microBatch = integer('micro-batch', values['micro-batch'], 1) ?? null;
+  if (microBatch !== null && batchSize % microBatch !== 0) {
+    throw new UsageError(`--micro-batch must divide --batch-size ${batchSize}, got ${microBatch}`);
+  }
+  const trainLimit = integer('train-limit', values['train-limit'], 1, 50_000) ?? null;
+  if (trainLimit !== null && trainLimit < batchSize) {
+    throw new UsageError(`--train-limit ${trainLimit} is smaller than one batch (--batch-size ${batchSize})`);
+  }
+  if (values.resume && values.out === undefined) {
+    throw new UsageError('--resume needs --out DIR naming the run to continue');
+  }
+  return {
+    command: 'train',
+    config: {
+      ...dataFlags(values, env),
+      epochs,
+      batchSize,
+      microBatch,
+      baseDepth: integer('base-depth', values['base-depth'], 1) ?? TRAIN_DEFAULTS.baseDepth,
+      trainLimit,
+      evalLimit: integer('eval-limit', values['eval-limit'], 1, 10_000) ?? null,
+      mode: choice('mode', values.mode, ['sketch', 'backprop'] as const) ?? TRAIN_DEFAULTS.mode,
+      runs: integer('runs', values.runs, 1) ?? TRAIN_DEFAULTS.runs,
+      seed: integer('seed', values.seed, 0) ?? TRAIN_DEFAULTS.seed,
+      hyp: parseHypOverrides(values.hyp ?? []),
+      out: values.out ?? null,
+      resume: values.resume ?? false,
+      explicit,
+    },
+  };
+}
+
+function parseEvaluate(args: string[], env: NodeJS.ProcessEnv): Command {
+  const { values } = parseFlags('evaluate', args, EVALUATE_OPTIONS);
+  if (values.help) return { command: 'help', text: EVALUATE_HELP };
+  if (values.model === undefined) throw new UsageError('evaluate needs --model DIR (a directory holding model.json, e.g. runs/<time>/model)');
+  return {
+    command: 'evaluate',
+    config: {
+      ...dataFlags(values, env),
+      model: values.model,
+      evalLimit: integer('eval-limit', values['eval-limit'], 1, 10_000) ?? null,
+      evalBatch: integer('eval-batch', values['eval-batch'], 1) ?? null,
+    },
+  };
+}

@@ -1,0 +1,4 @@
+// `npm run evaluate -- --model DIR [flags]`: the same as `tfjs-dataflow-cifar10 evaluate [flags]`.
+import { main } from './main.js';
+
+main(['evaluate', ...process.argv.slice(2)]).then((code) => process.exit(code));

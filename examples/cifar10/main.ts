@@ -1,0 +1,34 @@
+/** The CIFAR-10 example's entry point, shared by the package bin (cli.ts) and the npm scripts (train.ts, evaluate.ts). */
+import { UsageError, parseCommandLine } from './args.js';
+import { evaluateCommand } from './evaluation.js';
+import { trainCommand, type CliIO } from './training.js';
+
+export type { CliIO } from './training.js';
+
+/**
+ * Runs the command line `argv` (e.g. `['train', '--epochs', '2']`) and resolves to the exit
+ * code: 0 done, 1 failed (including a non-finite loss), 2 a usage mistake, 130 interrupted
+ * by Ctrl-C after writing a checkpoint. Never calls process.exit (a second Ctrl-C does).
+ */
+export async function main(argv: readonly string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  try {
+    const parsed = parseCommandLine(argv);
+    switch (parsed.command) {
+      case 'help':
+        io.stdout.write(`${parsed.text}\n`);
+        return 0;
+      case 'train':
+        return await trainCommand(parsed.config, io);
+      case 'evaluate':
+        return await evaluateCommand(parsed.config, io);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr.write(`tfjs-dataflow-cifar10: ${e.message}\nRun with --help for usage.\n`);
+      return 2;
+    }
+    io.stderr.write(`tfjs-dataflow-cifar10: ${(e as Error).message}\n`);
+    if (process.env['DEBUG']) io.stderr.write(`${(e as Error).stack}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,62 @@
+/** Training progress: a redrawn bar on a terminal, plain periodic lines otherwise (logs, CI, pipes). */
+import type { StepInfo } from '../../src/node.js';
+
+/** A writable text stream, with the TTY fields of process.stderr when it has them. */
+export interface TextOut {
+  write(text: string): unknown;
+  isTTY?: boolean;
+  columns?: number;
+}
+
+const BAR_WIDTH = 24;
+
+function fmt(value: number | undefined, digits: number): string {
+  return value === undefined || !Number.isFinite(value) ? '-' : value.toFixed(digits);
+}
+
+/** One status line: epoch, steps, loss, accuracy, learning rate and throughput. */
+export function progressLine(info: StepInfo, epochs: number, last: { loss?: number; acc?: number }): string {
+  return `epoch ${info.epoch + 1}/${epochs} step ${info.epochStep}/${info.epochSteps} (${info.step}/${info.totalSteps}) ` +
+    `loss ${fmt(last.loss, 4)} acc ${fmt(last.acc, 4)} lr ${info.lr.toExponential(3)} ${Math.round(info.imagesPerSec)} img/s`;
+}
+
+/**
+ * Shows the trainer's steps on `out`: on a TTY a bar redrawn in place (at most ten
+ * times a second), else a plain line every `intervalMs` and at the end of each epoch.
+ * The loss and accuracy shown are the last ones the trainer read (every few steps).
+ */
+export class Progress {
+  private last: { loss?: number; acc?: number } = {};
+  private lastDraw = 0;
+  private drawn = false;
+
+  constructor(private readonly out: TextOut, private readonly epochs: number, private readonly intervalMs = 10_000) {}
+
+  update(info: StepInfo): void {
+    if (info.loss !== undefined) this.last = { loss: info.loss, acc: info.acc };
+    const now = Date.now();
+    const epochDone = info.epochStep === info.epochSteps;
+    if (this.out.isTTY) {
+      if (!epochDone && now - this.lastDraw < 100) return;
+      const filled = Math.round((info.epochStep / info.epochSteps) * BAR_WIDTH);
+      const bar = `[${'#'.repeat(filled)}${'.'.repeat(BAR_WIDTH - filled)}]`;
+      const text = `${bar} ${progressLine(info, this.epochs, this.last)}`;
+      const width = this.out.columns ?? 120;
+      this.out.write(`\r${text.slice(0, Math.max(20, width - 1))}\x1b[K`);
+      this.drawn = true;
+      this.lastDraw = now;
+      return;
+    }
+    if (this.lastDraw === 0) this.lastDraw = now;
+    if (epochDone || now - this.lastDraw >= this.intervalMs) {
+      this.out.write(`${progressLine(info, this.epochs, this.last)}\n`);
+      this.lastDraw = now;
+    }
+  }
+
+  /** Clears the bar so a table row or message can be printed on a clean line. */
+  clear(): void {
+    if (this.drawn) this.out.write('\r\x1b[K');
+    this.drawn = false;
+  }
+}
