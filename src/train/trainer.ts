@@ -88,6 +88,8 @@ export interface TrainCheckpoint {
   totalTimeSeconds: number;
   sgd: { step: number; scheduleSteps: (number | null)[] };
   emaActive: boolean;
+  /** The current epoch's logged training loss/accuracy so far (the table's train columns), so a mid-epoch resume keeps them. */
+  epochTrainMetrics?: { loss: number; acc: number } | null;
   /** `weights/<name>`, `momentum/<name>`, `ema/<name>`, by each weight's scoped name without tfjs-layers' uniqueness suffix. */
   tensors: tf.NamedTensorMap;
 }
@@ -147,6 +149,8 @@ export class Trainer {
   readonly epochSteps: number[];
   readonly totalSteps: number;
   readonly emaStartEpoch: number;
+  /** Side of the network's input images (the crop size), in pixels. */
+  readonly imageSize: number;
   private readonly options: Required<Omit<TrainOptions, 'callbacks'>> & { callbacks: TrainCallbacks };
   private readonly optimizer: SGD;
   private readonly schedules: OneCycle[];
@@ -161,7 +165,8 @@ export class Trainer {
   private totalTimeSeconds = 0;
   private stopRequested = false;
   private nonFinite: NonFiniteLossError | null = null;
-  private lastLogged: { loss: tf.Scalar; acc: tf.Scalar } | null = null;
+  /** The epoch's logged training loss (per example) and accuracy, already read back. */
+  private lastLogged: { loss: number; acc: number } | null = null;
 
   constructor(net: SpeedyConvNet, data: TrainData, options: TrainOptions = {}) {
     this.net = net;
@@ -170,7 +175,8 @@ export class Trainer {
     this.batchSize = hyp.opt.batchSize;
     const n = data.train.images.shape[0];
     if (n < this.batchSize) throw new Error(`Trainer: the training set has ${n} images, fewer than one batch of ${this.batchSize}`);
-    const expectedSide = 32 + 2 * hyp.net.padAmount;
+    this.imageSize = net.model.inputs[0]!.shape[1] ?? 32;
+    const expectedSide = this.imageSize + 2 * hyp.net.padAmount;
     if (data.train.images.shape[1] !== expectedSide) {
       throw new Error(`Trainer: training images must be reflect-padded by hyp.net.padAmount=${hyp.net.padAmount} (${expectedSide}x${expectedSide}), got shape [${data.train.images.shape}]`);
     }
@@ -240,7 +246,7 @@ export class Trainer {
         batchSize: this.batchSize,
         random: this.random,
         epochFraction: steps * this.batchSize / this.data.train.images.shape[0],
-        cropSize: 32,
+        cropSize: this.imageSize,
         cutmixSize,
       });
       const started = performance.now();
@@ -278,12 +284,8 @@ export class Trainer {
             info.loss = this.perExample(lossValue[0]!);
             info.acc = accValue[0]!;
             if (!Number.isFinite(lossValue[0]!)) this.nonFinite = new NonFiniteLossError(this.step, lossValue[0]!);
-            if ((this.epochStep - 1) % 50 === 0) {
-              if (this.lastLogged) tf.dispose([this.lastLogged.loss, this.lastLogged.acc]);
-              this.lastLogged = { loss, acc };
-            } else {
-              tf.dispose([loss, acc]);
-            }
+            if ((this.epochStep - 1) % 50 === 0) this.lastLogged = { loss: info.loss, acc: info.acc };
+            tf.dispose([loss, acc]);
           }
           await this.options.callbacks.onStep?.(info);
           if (this.nonFinite) {
@@ -411,10 +413,8 @@ export class Trainer {
     let trainLoss = Number.NaN;
     let trainAcc = Number.NaN;
     if (this.lastLogged) {
-      const [l, a] = await Promise.all([this.lastLogged.loss.data(), this.lastLogged.acc.data()]);
-      trainLoss = this.perExample(l[0]!);
-      trainAcc = a[0]!;
-      tf.dispose([this.lastLogged.loss, this.lastLogged.acc]);
+      trainLoss = this.lastLogged.loss;
+      trainAcc = this.lastLogged.acc;
       this.lastLogged = null;
     }
     const live = doEval ? await this.evaluate(false) : { loss: Number.NaN, acc: Number.NaN };
@@ -453,6 +453,7 @@ export class Trainer {
       totalTimeSeconds: this.totalTimeSeconds,
       sgd: { step: sgd.step, scheduleSteps: sgd.scheduleSteps },
       emaActive: this.ema != null,
+      epochTrainMetrics: this.lastLogged && { ...this.lastLogged },
       tensors,
     };
   }
@@ -498,13 +499,13 @@ export class Trainer {
     this.step = checkpoint.step;
     this.records = structuredClone(checkpoint.records);
     this.totalTimeSeconds = checkpoint.totalTimeSeconds;
+    this.lastLogged = checkpoint.epochTrainMetrics ? { ...checkpoint.epochTrainMetrics } : null;
   }
 
   /** Frees the optimiser's buffers and the EMA (not the network or the data). */
   dispose(): void {
     this.optimizer.dispose();
     this.ema?.dispose();
-    if (this.lastLogged) tf.dispose([this.lastLogged.loss, this.lastLogged.acc]);
     this.lastLogged = null;
   }
 }

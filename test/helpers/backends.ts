@@ -30,11 +30,17 @@ export async function useBackend(name: TestBackend): Promise<void> {
 
 /**
  * Runs `body` once per backend inside a `describe` titled with the backend.
- * A backend that cannot start here is reported as skipped, with its reason.
+ * A backend that cannot start here is reported as skipped, with its reason; so is
+ * a backend left out through `only`, with `whyNot` as the reason.
  */
-export function describeEachBackend(title: string, body: (backend: TestBackend) => void, only: readonly TestBackend[] = TEST_BACKENDS): void {
-  for (const backend of only) {
-    const reason = unavailable.get(backend);
+export function describeEachBackend(
+  title: string,
+  body: (backend: TestBackend) => void,
+  only: readonly TestBackend[] = TEST_BACKENDS,
+  whyNot = 'not selected for this suite',
+): void {
+  for (const backend of TEST_BACKENDS) {
+    const reason = only.includes(backend) ? unavailable.get(backend) : whyNot;
     if (reason) {
       describe.skip(`${title} [${backend}] (skipped: ${reason})`, () => body(backend));
       continue;
@@ -46,7 +52,6 @@ export function describeEachBackend(title: string, body: (backend: TestBackend) 
     });
   }
 }
-
 
 export function backendAvailable(name: TestBackend): boolean {
   return !unavailable.has(name);

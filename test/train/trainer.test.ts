@@ -1,0 +1,129 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { expect, it } from 'vitest';
+import type { HypOverrides } from '../../src/models/hyp.js';
+import { speedyConvNet } from '../../src/models/speedy-convnet.js';
+import { Trainer, trainSchedule, type TrainData } from '../../src/train/trainer.js';
+import { describeEachBackend } from '../helpers/backends.js';
+
+const SIDE = 16; // small images keep the cpu and software-WebGPU backends quick
+
+/** A learnable toy task: the class is which image quadrant is brightest. */
+function toyData(n: number, seed: number): { data: TrainData; dispose: () => void } {
+  const make = (count: number, s: number, pad: number) => tf.tidy(() => {
+    const labels = tf.randomUniform([count], 0, 4, 'int32', s) as tf.Tensor1D;
+    const noise = tf.randomNormal([count, SIDE, SIDE, 3], 0, 0.5, 'float32', s + 1);
+    const half = SIDE / 2;
+    const quadrant = (q: number) => {
+      const m = tf.buffer([1, SIDE, SIDE, 1]);
+      for (let y = 0; y < half; y++) for (let x = 0; x < half; x++) m.set(2, 0, y + half * (q >> 1), x + half * (q & 1), 0);
+      return m.toTensor();
+    };
+    const masks = tf.concat([0, 1, 2, 3].map(quadrant), 0); // [4, SIDE, SIDE, 1]
+    let images = tf.add(noise, tf.gather(masks, labels)) as tf.Tensor4D;
+    if (pad) images = tf.mirrorPad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], 'reflect');
+    return { images, targets: tf.cast(tf.oneHot(labels, 10), 'float32') as tf.Tensor2D };
+  });
+  const data = { train: make(n, seed, 2), eval: make(32, seed + 7, 0) };
+  return { data, dispose: () => tf.dispose([data.train.images, data.train.targets, data.eval.images, data.eval.targets]) };
+}
+
+const HYP: HypOverrides = {
+  net: { baseDepth: 4, whiteningChunkSize: 16 },
+  opt: { batchSize: 16 },
+  misc: { trainEpochs: 2, evalBatchSize: 16, ema: { epochs: 1, everyNSteps: 2 } },
+};
+
+async function weightsOf(trainer: Trainer): Promise<Float32Array[]> {
+  return Promise.all(trainer.net.model.weights.map(async (w) => (await w.read().data()) as Float32Array));
+}
+
+describeEachBackend('Trainer', () => {
+  it('runs the seed loop: loss falls, the EMA starts on schedule, and nothing leaks', async () => {
+    const { data, dispose } = toyData(64, 1);
+    const net = speedyConvNet({ seed: 1, hyp: HYP, imageSize: SIDE });
+    const before = tf.memory().numTensors;
+    const steps: number[] = [];
+    const trainer = new Trainer(net, data, { seed: 1, logEvery: 1, callbacks: { onStep: (s) => { if (s.loss !== undefined) steps.push(s.loss); } } });
+    expect(trainer.totalSteps).toBe(8);
+    expect(trainer.emaStartEpoch).toBe(1);
+    const result = await trainer.run();
+    expect(result.stopReason).toBe('completed');
+    expect(result.records.map((r) => r.epoch)).toEqual([0, 1]);
+    expect(result.records[0]!.emaValAcc).toBeNull();
+    expect(result.records[1]!.emaValAcc).toBeGreaterThanOrEqual(0);
+    expect(result.records[1]!.steps).toBe(8);
+    expect(steps).toHaveLength(8);
+    expect(steps.every(Number.isFinite)).toBe(true);
+    expect(Math.min(...steps.slice(4))).toBeLessThan(steps[0]!);
+    expect(result.records[1]!.totalTimeSeconds).toBeGreaterThan(0);
+    trainer.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    net.model.dispose();
+    dispose();
+  });
+
+});
+
+describeEachBackend('Trainer checkpoints and micro-batches', () => {
+  it('resumes from a mid-run checkpoint to exactly the weights of an uninterrupted run', async () => {
+    const { data, dispose } = toyData(48, 2);
+    const straight = new Trainer(speedyConvNet({ seed: 5, hyp: HYP, imageSize: SIDE }), data, { seed: 3 });
+    await straight.run();
+    const expected = await weightsOf(straight);
+
+    const first = new Trainer(speedyConvNet({ seed: 5, hyp: HYP, imageSize: SIDE }), data, {
+      seed: 3,
+      // Stop in the middle of the second epoch, after the EMA has started.
+      callbacks: { onStep: (s) => { if (s.step === 5) first.requestStop(); } },
+    });
+    const partial = await first.run();
+    expect(partial.stopReason).toBe('stopped');
+    const checkpoint = first.checkpoint();
+    expect(checkpoint).toMatchObject({ epoch: 1, epochStep: 2, step: 5, emaActive: true });
+
+    const resumed = new Trainer(speedyConvNet({ seed: 99, hyp: HYP, imageSize: SIDE }), data, { seed: 42 });
+    resumed.restore(checkpoint);
+    tf.dispose(Object.values(checkpoint.tensors));
+    const result = await resumed.run();
+    expect(result.stopReason).toBe('completed');
+    expect(result.records.map((r) => r.epoch)).toEqual([0, 1]);
+    const actual = await weightsOf(resumed);
+    actual.forEach((w, i) => expect(Array.from(w), straight.net.model.weights[i]!.originalName).toEqual(Array.from(expected[i]!)));
+    for (const t of [straight, first, resumed]) {
+      t.dispose();
+      t.net.model.dispose();
+    }
+    dispose();
+  });
+
+  it('sums micro-batch gradients into one step per batch', async () => {
+    const { data, dispose } = toyData(32, 4);
+    const net = speedyConvNet({ seed: 7, hyp: HYP, imageSize: SIDE });
+    const trainer = new Trainer(net, data, { seed: 1, microBatchSize: 4 });
+    const result = await trainer.run();
+    expect(result.records.at(-1)!.steps).toBe(4);
+    expect(() => new Trainer(net, data, { microBatchSize: 5 })).toThrow('microBatchSize must be a positive divisor of the batch size 16, got 5');
+    trainer.dispose();
+    net.model.dispose();
+    dispose();
+  });
+}, ['wasm', 'webgpu'], 'loop logic only, and the cpu backend needs minutes for these runs; its numerics are covered by the golden layer tests');
+
+describeEachBackend('Trainer on a diverging run', () => {
+  it('stops on a non-finite loss and names the step', async () => {
+    const { data, dispose } = toyData(32, 3);
+    const net = speedyConvNet({ seed: 6, hyp: { ...HYP, opt: { batchSize: 16, nonBiasLr: 1e30, biasLr: 1e30 } }, imageSize: SIDE });
+    const trainer = new Trainer(net, data, { seed: 1, logEvery: 1 });
+    const result = await trainer.run();
+    expect(result.stopReason).toBe('non-finite-loss');
+    expect(result.message).toMatch(/training loss became (NaN|Infinity|-Infinity) at step \d+/);
+    trainer.dispose();
+    net.model.dispose();
+    dispose();
+  });
+});
+
+it('trainSchedule follows the seed, running a whole-number last epoch in full', () => {
+  expect(trainSchedule(50000, 1024, 12.1)).toEqual({ stepsPerEpoch: 48, totalSteps: 581, epochSteps: [...Array(12).fill(48), 5] });
+  expect(trainSchedule(2048, 256, 3)).toEqual({ stepsPerEpoch: 8, totalSteps: 24, epochSteps: [8, 8, 8] });
+});
