@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { readWeight, writeWeight, type NamedWeight } from './sgd.js';
+import { ScalarTable, readWeight, writeWeight, type NamedWeight } from './sgd.js';
 
 /** Anything exposing its weights in a stable order: a `tf.LayersModel`, a `tf.layers.Layer`, or `{ weights }`. */
 export interface WeightedNetwork {
@@ -10,6 +10,20 @@ export interface WeightedNetwork {
 export interface NetworkEMAArgs {
   /** Entries that are averaged but NOT copied back into the live network. Default: the seed's rule, `isFrozenBySeed`. */
   excludeFromCopyBack?: (name: string) => boolean;
+  /** The decay schedule `updateAt(net, step)` follows (the seed's `emaDecayAt`); without it only `update(net, decay)` works. */
+  decaySchedule?: EmaDecaySchedule;
+}
+
+/** The arguments of `emaDecayAt` for a whole run, so the decays can be listed once. */
+export interface EmaDecaySchedule {
+  /** Optimiser steps of the run. */
+  totalSteps: number;
+  /** Default 0.95. */
+  decayBase?: number;
+  /** Default 5. */
+  everyN?: number;
+  /** Default 3. */
+  pow?: number;
 }
 
 /**
@@ -63,6 +77,7 @@ export class NetworkEMA {
   private readonly entries: Entry[];
   private values: tf.Tensor[];
   private readonly exclude: (name: string) => boolean;
+  private readonly decayTables: { keep: ScalarTable; take: ScalarTable } | null;
   private disposed = false;
 
   constructor(net: WeightedNetwork, args: NetworkEMAArgs = {}) {
@@ -70,6 +85,15 @@ export class NetworkEMA {
     this.exclude = args.excludeFromCopyBack ?? isFrozenBySeed;
     this.entries = weights.map((w) => ({ name: w.name, key: pairingKey(w), shape: w.shape.map((d) => d ?? -1), excluded: this.exclude(w.name) }));
     this.values = weights.map((w) => tf.keep(tf.clone(readWeight(w))));
+    const schedule = args.decaySchedule;
+    if (schedule != null) {
+      const { totalSteps, ...rest } = schedule;
+      const keep = Array.from({ length: totalSteps + 1 }, (_, s) => emaDecayAt(s, totalSteps, rest));
+      // Listed once: a decay uploaded at every update is a host-to-device transfer; 1 - decay in float64 as `update` does.
+      this.decayTables = { keep: new ScalarTable(keep), take: new ScalarTable(keep.map((d) => 1 - d)) };
+    } else {
+      this.decayTables = null;
+    }
   }
 
   /** Names of the averaged entries, in pairing order. */
@@ -89,10 +113,27 @@ export class NetworkEMA {
   update(net: WeightedNetwork, decay: number): void {
     this.assertAlive('update');
     if (!(decay >= 0 && decay <= 1)) throw new Error(`NetworkEMA.update: decay must be in [0, 1], got ${decay}`);
-    const weights = this.paired(net, 'update');
+    this.apply(net, 'update', () => [tf.scalar(decay), tf.scalar(1 - decay)]);
+  }
+
+  /**
+   * `update(net, emaDecayAt(step, ...decaySchedule))` with the decays taken from a table
+   * on the backend, so an update uploads nothing. Needs the `decaySchedule` option.
+   */
+  updateAt(net: WeightedNetwork, step: number): void {
+    this.assertAlive('updateAt');
+    const tables = this.decayTables;
+    if (tables == null) throw new Error('NetworkEMA.updateAt: construct the EMA with the decaySchedule option, or call update(net, decay)');
+    if (!(Number.isInteger(step) && step >= 0 && step < tables.keep.length)) {
+      throw new Error(`NetworkEMA.updateAt: step must be an integer in [0, ${tables.keep.length - 1}] (the schedule's totalSteps), got ${step}`);
+    }
+    this.apply(net, 'updateAt', () => [tables.keep.at(step), tables.take.at(step)]);
+  }
+
+  private apply(net: WeightedNetwork, method: string, decays: () => [tf.Scalar, tf.Scalar]): void {
+    const weights = this.paired(net, method);
     const next = tf.tidy(() => {
-      const keep = tf.scalar(decay);
-      const take = tf.scalar(1 - decay);
+      const [keep, take] = decays();
       return weights.map((w, i) => tf.keep(tf.add(tf.mul(this.values[i]!, keep), tf.mul(readWeight(w), take))));
     });
     tf.dispose(this.values);
@@ -152,6 +193,8 @@ export class NetworkEMA {
   /** Frees the averaged values. */
   dispose(): void {
     if (this.disposed) return;
+    this.decayTables?.keep.dispose();
+    this.decayTables?.take.dispose();
     tf.dispose(this.values);
     this.values = [];
     this.disposed = true;

@@ -92,6 +92,8 @@ export class SGD {
   private readonly groups: Group[];
   private readonly buffers = new Map<string, tf.Tensor>();
   private readonly byName = new Map<string, { weight: NamedWeight; group: Group }>();
+  private readonly constants = new ScalarCache();
+  private readonly lrTables = new Map<number, ScalarTable>();
   private steps = 0;
 
   constructor(groups: readonly SGDGroupArgs[]) {
@@ -147,12 +149,12 @@ export class SGD {
         throw new Error(`SGD.step: gradient for '${name}' has shape [${g.shape}], the weight has shape [${held.weight.shape}]`);
       }
     }
-    const lrs = this.groups.map((g) => groupLr(g));
+    for (const g of this.groups) groupLr(g); // a schedule past its end throws here, before any weight changes
     tf.tidy(() => {
       this.groups.forEach((group, gi) => {
-        const lr = tf.scalar(lrs[gi]!);
-        const mu = tf.scalar(group.momentum);
-        const decay = group.weightDecay !== 0 ? tf.scalar(group.weightDecay) : null;
+        const lr = this.lrTensor(group, gi);
+        const mu = this.constants.get(group.momentum);
+        const decay = group.weightDecay !== 0 ? this.constants.get(group.weightDecay) : null;
         for (const weight of group.weights) {
           const grad = grads[weight.name];
           if (grad == null) continue; // torch skips parameters without a gradient: no decay, no momentum
@@ -217,15 +219,116 @@ export class SGD {
     this.steps = state.step;
   }
 
-  /** Frees the momentum buffers. */
+  /** Frees the momentum buffers and the learning-rate constants kept on the backend. */
   dispose(): void {
     this.disposeBuffers();
+    this.constants.dispose();
+    for (const table of this.lrTables.values()) table.dispose();
+    this.lrTables.clear();
+  }
+
+  /**
+   * The group's learning rate for this step as a backend scalar. A schedule that can list its
+   * rates (`lrAt`, `totalSteps`, `stepCount`, as `OneCycle`) is uploaded once as a table and
+   * sliced on the backend; a constant is cached; any other schedule costs one scalar upload a step.
+   */
+  private lrTensor(group: Group, gi: number): tf.Tensor {
+    const lr = group.lr;
+    if (typeof lr === 'number') return this.constants.get(lr);
+    if (isTabulable(lr)) {
+      let table = this.lrTables.get(gi);
+      if (!table) {
+        table = new ScalarTable(Array.from({ length: lr.totalSteps + 1 }, (_, s) => lr.lrAt(s)));
+        this.lrTables.set(gi, table);
+      }
+      return table.at(lr.stepCount);
+    }
+    return tf.scalar(lr.lr);
   }
 
   private disposeBuffers(): void {
     for (const b of this.buffers.values()) b.dispose();
     this.buffers.clear();
   }
+}
+
+type TabulableSchedule = ResumableSchedule & { readonly totalSteps: number; lrAt(step: number): number };
+
+function isTabulable(s: LrSchedule): s is TabulableSchedule {
+  const t = s as Partial<TabulableSchedule>;
+  return isResumable(s) && typeof t.lrAt === 'function' && Number.isInteger(t.totalSteps);
+}
+
+/**
+ * @internal Scalars made once per value and backend and kept there: a `tf.scalar` made
+ * every step is a host-to-device upload (a buffer write on WebGPU).
+ */
+export class ScalarCache {
+  private readonly byKey = new Map<string, tf.Scalar>();
+
+  get(value: number): tf.Scalar {
+    const key = `${tf.getBackend()}:${value}`;
+    let t = this.byKey.get(key);
+    if (t == null || t.isDisposed) {
+      t = tf.keep(tf.scalar(value));
+      makeResident(t);
+      this.byKey.set(key, t);
+    }
+    return t;
+  }
+
+  dispose(): void {
+    for (const t of this.byKey.values()) t.dispose();
+    this.byKey.clear();
+  }
+}
+
+/**
+ * @internal A list of per-step scalars (a learning-rate or decay schedule) uploaded once;
+ * `at(i)` slices entry i on the backend, with the same float32 value `tf.scalar` would upload.
+ */
+export class ScalarTable {
+  private readonly values: number[];
+  private readonly byBackend = new Map<string, tf.Tensor1D>();
+
+  constructor(values: number[]) {
+    this.values = values;
+  }
+
+  get length(): number {
+    return this.values.length;
+  }
+
+  /** Entry `i` as a scalar tensor (tracked by the caller's tidy scope). */
+  at(i: number): tf.Scalar {
+    if (!(Number.isInteger(i) && i >= 0 && i < this.values.length)) {
+      throw new Error(`ScalarTable.at: index must be an integer in [0, ${this.values.length}), got ${i}`);
+    }
+    const backend = tf.getBackend();
+    let table = this.byBackend.get(backend);
+    if (table == null || table.isDisposed) {
+      table = tf.keep(tf.tensor1d(this.values, 'float32'));
+      makeResident(table);
+      this.byBackend.set(backend, table);
+    }
+    const t = table;
+    return tf.tidy(() => tf.reshape(tf.slice(t, [i], [1]), []) as tf.Scalar);
+  }
+
+  dispose(): void {
+    for (const t of this.byBackend.values()) t.dispose();
+    this.byBackend.clear();
+  }
+}
+
+/**
+ * Moves a small tensor onto the GPU now. WebGPU keeps tensors under 1000 elements on the host
+ * until a GPU kernel reads them and runs small ops on such tensors on the CPU, whose results
+ * are then uploaded again: a kept constant should live on the device from the start.
+ */
+function makeResident(t: tf.Tensor): void {
+  const backend = tf.backend() as unknown as { uploadToGPU?(dataId: object): void };
+  if (typeof backend.uploadToGPU === 'function') backend.uploadToGPU(t.dataId);
 }
 
 function groupLr(g: Group): number {
