@@ -1,0 +1,202 @@
+// The benchmark itself: one configuration, warm-up excluded, medians; returns a JSON-safe record.
+import * as tf from '@tensorflow/tfjs-core';
+import os from 'node:os';
+import { KernelCounter, type KernelCounts } from '../src/backend/counter.js';
+import type { BackendReport } from '../src/backend/init.js';
+import { initBackend } from '../src/backend/node.js';
+import { countFlops } from './flops.js';
+import { profileKernels, type KernelProfile } from './profile.js';
+import { setupBench, syncBackend } from './step.js';
+
+export interface BenchOptions {
+  backend: 'wasm' | 'webgpu' | 'cpu' | 'tensorflow' | 'auto';
+  batch: number;
+  /** Timed steps (train and eval each); the medians are over these. */
+  steps: number;
+  /** Untimed steps first (train and eval each). Default 3. */
+  warmup?: number;
+  baseDepth?: number;
+  imageSize?: number;
+  mode?: 'sketch' | 'backprop';
+  /** Also time every kernel by name over this many train steps (wasm and cpu only). Default 0. */
+  profileSteps?: number;
+  /** Passed to initBackend (e.g. wasm threads, when supported). */
+  initOptions?: Record<string, unknown>;
+}
+
+interface StepCounts {
+  kernels: number;
+  forwardKernels: number;
+  backwardKernels: number;
+  uploadBytes: number;
+  readbackBytes: number;
+  readbacks: number;
+  byName: Record<string, number>;
+  backwardByName: Record<string, number>;
+}
+
+export interface BenchResult {
+  impl: 'tfjs-dataflow';
+  backend: string;
+  backendReport: BackendReport;
+  batch: number;
+  baseDepth: number;
+  imageSize: number;
+  mode: string;
+  steps: number;
+  warmup: number;
+  threads: { wasm: number | null; cpus: number };
+  train: { medianStepMs: number; imagesPerSec: number; stepMs: number[]; emaStep: boolean[] };
+  eval: { medianStepMs: number; imagesPerSec: number; stepMs: number[]; note: string };
+  gflopPerStep: { train: number; eval: number; byKernel: Record<string, number>; method: string };
+  counts: { trainStep: StepCounts; emaStep: StepCounts; evalStep: StepCounts; note: string };
+  memory: {
+    peakRssBytes: number;
+    rssBytes: number;
+    wasmHeapBytes: number | null;
+    tfNumBytes: number;
+    tensors: { beforeSetup: number; afterSetup: number; afterWarmup: number; afterTimed: number; afterDispose: number };
+  };
+  profile?: KernelProfile;
+  tfjs: string;
+  node: string;
+  loadAverage: { before: number[]; after: number[]; cpus: number };
+  command: string;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+function perStep(c: KernelCounts): StepCounts {
+  const { kernels, forwardKernels, backwardKernels, uploadBytes, readbackBytes, readbacks, byName, backwardByName } = c;
+  return { kernels, forwardKernels, backwardKernels, uploadBytes, readbackBytes, readbacks, byName, backwardByName };
+}
+
+function wasmHeapBytes(): number | null {
+  const b = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } };
+  return b.wasm?.HEAPU8?.buffer.byteLength ?? null;
+}
+
+/** Runs one benchmark configuration on a fresh backend selection. */
+export async function runBench(options: BenchOptions): Promise<BenchResult> {
+  const { batch, steps, warmup = 3, baseDepth = 64, imageSize = 32, mode = 'sketch', profileSteps = 0 } = options;
+  if (!(Number.isInteger(batch) && batch > 0)) throw new Error(`runBench: batch must be a positive integer, got ${batch}`);
+  if (!(Number.isInteger(steps) && steps > 0)) throw new Error(`runBench: steps must be a positive integer, got ${steps}`);
+  if (!(Number.isInteger(warmup) && warmup >= 0)) throw new Error(`runBench: warmup must be a non-negative integer, got ${warmup}`);
+  const loadBefore = os.loadavg();
+  const report = await initBackend(options.backend, options.initOptions as never);
+  const backend = tf.getBackend();
+  if (profileSteps > 0 && backend === 'webgpu') throw new Error('runBench: --profile needs a synchronous backend (wasm or cpu); WebGPU only queues kernels');
+  const beforeSetup = tf.memory().numTensors;
+  // warm-up + timed + 5 counted + 1 for FLOPs + profiled: the schedules must not run out.
+  const totalSteps = warmup + steps + 5 + 1 + profileSteps;
+  const bench = await setupBench({ batch, baseDepth, totalSteps, imageSize, mode });
+  const afterSetup = tf.memory().numTensors;
+  const everyN = bench.net.hyp.misc.ema.everyNSteps;
+
+  // Training: warm-up, then timed steps, each ended by a 4-byte read so queued GPU work is in the time.
+  for (let i = 0; i < warmup; i++) {
+    bench.trainStep();
+    await syncBackend(bench.net);
+  }
+  const afterWarmup = tf.memory().numTensors;
+  const trainMs: number[] = [];
+  const emaStep: boolean[] = [];
+  for (let i = 0; i < steps; i++) {
+    const t0 = performance.now();
+    const ema = bench.trainStep();
+    await syncBackend(bench.net);
+    trainMs.push(performance.now() - t0);
+    emaStep.push(ema);
+  }
+
+  // Counts, outside the timed loop: one step without and one with the EMA update.
+  const counter = new KernelCounter();
+  let trainCounts: KernelCounts | null = null;
+  let emaCounts: KernelCounts | null = null;
+  for (let i = 0; i < everyN && (trainCounts == null || emaCounts == null); i++) {
+    const dueNow = (bench.steps + 1) % everyN === 0;
+    const c = await counter.measure(() => bench.trainStep());
+    if (dueNow) emaCounts ??= c;
+    else trainCounts ??= c;
+    await syncBackend(bench.net);
+  }
+  let flops = { total: 0, byKernel: {} as Record<string, number> };
+  if ((bench.steps + 1) % everyN === 0) bench.trainStep(); // keep the EMA out of the FLOP count
+  flops = countFlops(() => { bench.trainStep(); });
+  await syncBackend(bench.net);
+
+  let profile: KernelProfile | undefined;
+  if (profileSteps > 0) {
+    profile = profileKernels(() => { bench.trainStep(); }, profileSteps);
+    await syncBackend(bench.net);
+  }
+
+  // Evaluation: the flip-TTA forward of a batch (doubled inside), timed to its logits' read-back.
+  const evalMs: number[] = [];
+  for (let i = 0; i < warmup + steps; i++) {
+    const t0 = performance.now();
+    const logits = bench.evalStep();
+    await logits.data();
+    const dt = performance.now() - t0;
+    logits.dispose();
+    if (i >= warmup) evalMs.push(dt);
+  }
+  const evalCounts = await counter.measure(() => bench.evalStep().dispose());
+  const evalFlops = countFlops(() => bench.evalStep().dispose());
+  await syncBackend(bench.net);
+  const afterTimed = tf.memory().numTensors;
+  const tfNumBytes = tf.memory().numBytes;
+  const heap = wasmHeapBytes();
+  const rss = process.memoryUsage().rss;
+  bench.dispose();
+  bench.net.model.dispose();
+  const afterDispose = tf.memory().numTensors;
+
+  const trainMedian = median(trainMs);
+  const evalMedian = median(evalMs);
+  return {
+    impl: 'tfjs-dataflow',
+    backend,
+    backendReport: report,
+    batch,
+    baseDepth,
+    imageSize,
+    mode,
+    steps,
+    warmup,
+    threads: { wasm: report.wasmThreads ?? null, cpus: os.availableParallelism() },
+    train: { medianStepMs: trainMedian, imagesPerSec: batch / (trainMedian / 1e3), stepMs: trainMs, emaStep },
+    eval: {
+      medianStepMs: evalMedian, imagesPerSec: batch / (evalMedian / 1e3), stepMs: evalMs,
+      note: 'images/s counts the batch as given; the flip TTA doubles it inside the forward',
+    },
+    gflopPerStep: {
+      train: flops.total / 1e9,
+      eval: evalFlops.total / 1e9,
+      byKernel: Object.fromEntries(Object.entries(flops.byKernel).map(([k, v]) => [k, v / 1e9])),
+      method: 'counted: 2*MACs of every Conv2D, Conv2DBackpropInput, Conv2DBackpropFilter and (Batch/Fused)MatMul the engine ran in one step, from their input shapes; elementwise, pooling and reductions excluded',
+    },
+    counts: {
+      trainStep: perStep(trainCounts!),
+      emaStep: perStep(emaCounts!),
+      evalStep: perStep(evalCounts),
+      note: 'KernelCounter over one training step without and one with the EMA update, and one eval step; nothing synchronised inside them',
+    },
+    memory: {
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      rssBytes: rss,
+      wasmHeapBytes: heap,
+      tfNumBytes,
+      tensors: { beforeSetup, afterSetup, afterWarmup, afterTimed, afterDispose },
+    },
+    ...(profile ? { profile } : {}),
+    tfjs: tf.version_core,
+    node: process.version,
+    loadAverage: { before: loadBefore, after: os.loadavg(), cpus: os.cpus().length },
+    command: '',
+  };
+}

@@ -1,0 +1,62 @@
+// Benchmark of one SpeedyConvNet configuration: training step and flip-TTA eval, medians after warm-up.
+// Usage: npm run bench -- --backend wasm --batch 64 --steps 10 [--warmup 3] [--base-depth 64] [--image-size 32]
+//          [--profile K] [--wasm-threads N] [--json FILE]
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runBench, type BenchOptions } from './bench.js';
+
+const { values } = parseArgs({
+  options: {
+    backend: { type: 'string', default: 'wasm' },
+    batch: { type: 'string', default: '64' },
+    steps: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '3' },
+    'base-depth': { type: 'string', default: '64' },
+    'image-size': { type: 'string', default: '32' },
+    mode: { type: 'string', default: 'sketch' },
+    profile: { type: 'string', default: '0' },
+    'wasm-threads': { type: 'string' },
+    json: { type: 'string' },
+  },
+});
+
+const int = (name: string, v: string | undefined) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new Error(`--${name} must be an integer, got '${v}'`);
+  return n;
+};
+const options: BenchOptions = {
+  backend: values.backend as BenchOptions['backend'],
+  batch: int('batch', values.batch),
+  steps: int('steps', values.steps),
+  warmup: int('warmup', values.warmup),
+  baseDepth: int('base-depth', values['base-depth']),
+  imageSize: int('image-size', values['image-size']),
+  mode: values.mode as 'sketch' | 'backprop',
+  profileSteps: int('profile', values.profile),
+};
+if (values['wasm-threads'] != null) options.initOptions = { wasmThreads: int('wasm-threads', values['wasm-threads']) };
+
+const result = await runBench(options);
+result.command = `npm run bench -- ${process.argv.slice(2).join(' ')}`;
+const mib = (b: number | null) => (b == null ? 'n/a' : `${(b / 2 ** 20).toFixed(0)} MiB`);
+const t = result.counts.trainStep;
+console.log(
+  `tfjs-dataflow ${result.backend} (${result.backendReport.reason}) batch=${result.batch} base_depth=${result.baseDepth}: ` +
+  `train ${result.train.medianStepMs.toFixed(1)} ms/step (${result.train.imagesPerSec.toFixed(1)} img/s), ` +
+  `eval ${result.eval.medianStepMs.toFixed(1)} ms/step (${result.eval.imagesPerSec.toFixed(1)} img/s), ` +
+  `${result.gflopPerStep.train.toFixed(2)} GFLOP/step, kernels ${t.forwardKernels} fwd + ${t.backwardKernels} bwd, ` +
+  `upload ${t.uploadBytes} B/step, read back ${t.readbackBytes} B/step, peak RSS ${mib(result.memory.peakRssBytes)}, wasm heap ${mib(result.memory.wasmHeapBytes)}`,
+);
+if (result.profile) {
+  console.log(`kernel profile (${result.profile.stepMs.toFixed(1)} ms/step, ${result.profile.outsideKernelsMs.toFixed(1)} ms outside kernels):`);
+  for (const r of result.profile.rows.slice(0, 25)) {
+    console.log(`  ${r.kernel.padEnd(32)} ${r.ms.toFixed(2).padStart(9)} ms ${(100 * r.share).toFixed(1).padStart(5)}%  ${r.calls} calls`);
+  }
+}
+if (values.json) {
+  mkdirSync(dirname(values.json), { recursive: true });
+  writeFileSync(values.json, `${JSON.stringify(result, null, 1)}\n`);
+  console.log(`wrote ${values.json}`);
+}
