@@ -160,7 +160,7 @@ function parseFlags<O extends ParseArgsConfig['options']>(command: string, args:
     if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
       throw new UsageError(`${message}. Valid flags for '${command}': ${flagList(options as Record<string, { short?: string }>)}`);
     }
-    throw new UsageError(message);
+    throw new UsageError((e as Error).message.replace(/\n/g, ' '));
   }
 }
 

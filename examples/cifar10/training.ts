@@ -315,7 +315,11 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, record, 
       seed,
       microBatchSize: run.microBatch,
       callbacks: {
-        onStep: (info) => progress.update(info),
+        onStep: async (info) => {
+          progress.update(info);
+          // On wasm and cpu a step never waits for I/O, so yield once per step to let a Ctrl-C (a libuv signal) through.
+          await new Promise((done) => setImmediate(done));
+        },
         onEpochEnd: async (epochRecord, t) => {
           progress.clear();
           say(formatTableRow(tableRow(epochRecord), epochRecord.epoch === epochs - 1));

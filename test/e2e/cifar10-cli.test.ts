@@ -1,0 +1,309 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseCommandLine, UsageError } from '../../examples/cifar10/args.js';
+import { readCheckpoint } from '../../examples/cifar10/files.js';
+import { main, type CliIO } from '../../examples/cifar10/main.js';
+import { Progress } from '../../examples/cifar10/progress.js';
+import { DiscreteAction, fileHandler, predictWithFlipTTA, speedyConvNet, type EpochRecord, type StepInfo } from '../../src/node.js';
+import { maxRelativeError } from '../helpers/assert.js';
+
+const REPO = resolve(__dirname, '../..');
+// CI checks the repo out next to a copy of shared/.
+const DATA = resolve(REPO, '../shared/data/cifar10');
+const HAS_DATA = existsSync(join(DATA, 'data_batch_1.bin')) && existsSync(join(DATA, 'test_batch.bin'));
+
+/** Captures what the CLI writes. */
+function captureIO(): CliIO & { out: () => string; err: () => string } {
+  let out = '';
+  let err = '';
+  return {
+    stdout: { write: (t: string) => (out += t) },
+    stderr: { write: (t: string) => (err += t) },
+    out: () => out,
+    err: () => err,
+  };
+}
+
+async function run(argv: string[]) {
+  const io = captureIO();
+  const code = await main(argv, io);
+  return { code, out: io.out(), err: io.err() };
+}
+
+describe('CIFAR-10 CLI: arguments', () => {
+  it('defaults to the seed configuration, with CIFAR10_DIR as the data directory', () => {
+    const parsed = parseCommandLine(['train'], { CIFAR10_DIR: '/data/c10' });
+    expect(parsed.command).toBe('train');
+    if (parsed.command !== 'train') return;
+    expect(parsed.config).toMatchObject({
+      backend: 'auto', data: '/data/c10', download: false, epochs: 12.1, batchSize: 1024, microBatch: null, baseDepth: 64,
+      trainLimit: null, evalLimit: null, mode: 'sketch', runs: 1, seed: 0, out: null, resume: false,
+    });
+    const explicit = parseCommandLine(['train', '--data', 'x', '--epochs', '2.5', '--micro-batch', '128', '--hyp', 'opt.momentum=0.9', '--hyp', 'misc.ema.decayBase=0.9'], {});
+    if (explicit.command !== 'train') throw new Error('expected train');
+    expect(explicit.config.data).toBe('x');
+    expect(explicit.config.epochs).toBe(2.5);
+    expect(explicit.config.microBatch).toBe(128);
+    expect(explicit.config.hyp).toEqual({ opt: { momentum: 0.9 }, misc: { ema: { decayBase: 0.9 } } });
+    expect([...explicit.config.explicit].sort()).toEqual(['data', 'epochs', 'hyp', 'micro-batch']);
+  });
+
+  it.each([
+    [['train', '--batch-size', '0'], "--batch-size must be an integer >= 1, got '0'"],
+    [['train', '--batch-size', '12.5'], "--batch-size must be an integer >= 1, got '12.5'"],
+    [['train', '--epochs=-1'], "--epochs must be a positive number (fractions allowed, e.g. 12.1), got '-1'"],
+    [['train', '--epochs', 'ten'], "--epochs must be a positive number"],
+    [['train', '--batch-size', '256', '--micro-batch', '100'], '--micro-batch must divide --batch-size 256, got 100'],
+    [['train', '--mode', 'forward'], "--mode must be one of sketch, backprop, got 'forward'"],
+    [['train', '--backend', 'gpu'], "--backend must be one of auto, webgpu, tensorflow, wasm, cpu, got 'gpu'"],
+    [['train', '--train-limit', '60000'], "--train-limit must be an integer from 1 to 50000, got '60000'"],
+    [['train', '--train-limit', '100', '--batch-size', '256'], '--train-limit 100 is smaller than one batch (--batch-size 256)'],
+    [['train', '--eval-limit', '0'], '--eval-limit must be an integer from 1 to 10000'],
+    [['train', '--seed=-3'], "--seed must be an integer >= 0, got '-3'"],
+    [['train', '--seed', '-3'], "Option '--seed' argument is ambiguous. Did you forget to specify the option argument for '--seed'? To specify an option argument starting with a dash use '--seed=-XYZ'."],
+    [['train', '--hyp', 'opt.momentum'], "--hyp expects KEY=VALUE such as opt.momentum=0.9, got 'opt.momentum'"],
+    [['train', '--hyp', 'opt.speed=2'], "--hyp: unknown hyperparameter 'opt.speed'. Valid keys: opt.batchSize"],
+    [['train', '--hyp', 'opt.momentum=fast'], "--hyp opt.momentum must be a finite number, got 'fast'"],
+    [['train', '--hyp', 'misc.trainEpochs=3'], '--hyp misc.trainEpochs: use --epochs instead'],
+    [['train', '--resume'], '--resume needs --out DIR naming the run to continue'],
+    [['train', '--epochs'], "Option '--epochs <value>' argument missing"],
+    [['fit'], "unknown command 'fit'; expected 'train' or 'evaluate'"],
+    [['evaluate'], 'evaluate needs --model DIR'],
+  ])('rejects %j with a message naming the flag', (argv, message) => {
+    expect(() => parseCommandLine(argv, {})).toThrow(UsageError);
+    expect(() => parseCommandLine(argv, {})).toThrow(message);
+  });
+
+  it('lists the valid flags for an unknown one, and main exits with code 2', async () => {
+    const { code, out, err } = await run(['train', '--epoch', '3']);
+    expect(code).toBe(2);
+    expect(out).toBe('');
+    expect(err).toContain("Unknown option '--epoch'");
+    expect(err).toContain("Valid flags for 'train': --backend, --data, --download, --cache-dir, --eval-limit, --help (-h), --epochs, --batch-size");
+    expect(err).toContain('Run with --help for usage.');
+    const evaluate = await run(['evaluate', '--model', 'm', '--runs', '2']);
+    expect(evaluate.code).toBe(2);
+    expect(evaluate.err).toContain("Valid flags for 'evaluate': --backend, --data, --download, --cache-dir, --eval-limit, --help (-h), --model, --eval-batch");
+  });
+
+  it('prints help for --help, the command and no arguments', async () => {
+    for (const argv of [[], ['--help'], ['train', '--help'], ['evaluate', '-h']]) {
+      const { code, out } = await run(argv);
+      expect(code).toBe(0);
+      expect(out).toMatch(/^Usage: tfjs-dataflow-cifar10/);
+    }
+    expect((await run(['train', '--help'])).out).toContain('--micro-batch N');
+  });
+
+  it('--resume refuses a missing run, a mismatched config, and a new run over an old one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cifar10-cli-'));
+    try {
+      const missing = await run(['train', '--resume', '--out', dir, '--backend', 'cpu']);
+      expect(missing.code).toBe(2);
+      expect(missing.err).toContain(`--resume: ${dir} holds no run to continue (no config.json)`);
+      const runConfig = { epochs: 2, batchSize: 256, microBatch: 256, evalBatch: 2048, baseDepth: 16, trainLimit: 2048, evalLimit: 500, mode: 'sketch', runs: 1, seed: 1, hyp: {} };
+      await writeFile(join(dir, 'config.json'), JSON.stringify({ run: runConfig, backend: 'cpu', data: DATA }));
+      const mismatch = await run(['train', '--resume', '--out', dir, '--backend', 'cpu', '--epochs', '3', '--seed', '1', '--base-depth', '32']);
+      expect(mismatch.code).toBe(2);
+      expect(mismatch.err).toContain(`--resume: the run in ${dir} was started with a different configuration: --epochs 3 (the run has 2); --base-depth 32 (the run has 16).`);
+      const again = await run(['train', '--out', dir, '--backend', 'cpu']);
+      expect(again.code).toBe(2);
+      expect(again.err).toContain('already holds a run; continue it with --resume');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('shows progress as a bar on a terminal and as periodic lines elsewhere', () => {
+    const step = (epochStep: number, extra: Partial<StepInfo> = {}): StepInfo => ({
+      epoch: 0, step: epochStep, epochStep, epochSteps: 4, totalSteps: 8, lr: 0.002, imagesPerSec: 123.4, ...extra,
+    });
+    let tty = '';
+    const bar = new Progress({ write: (t: string) => (tty += t), isTTY: true, columns: 200 }, 2);
+    bar.update(step(1, { loss: 2.25, acc: 0.125 }));
+    expect(tty).toBe('\r[######..................] epoch 1/2 step 1/4 (1/8) loss 2.2500 acc 0.1250 lr 2.000e-3 123 img/s\x1b[K');
+    bar.clear();
+    expect(tty.endsWith('\r\x1b[K')).toBe(true);
+    let plain = '';
+    const lines = new Progress({ write: (t: string) => (plain += t) }, 2, 60_000);
+    lines.update(step(1, { loss: 2.25, acc: 0.125 }));
+    lines.update(step(2));
+    expect(plain).toBe('');
+    lines.update(step(4));
+    expect(plain).toBe('epoch 1/2 step 4/4 (4/8) loss 2.2500 acc 0.1250 lr 2.000e-3 123 img/s\n');
+  });
+});
+
+// The brief's e2e configuration: small enough for two busy cores, large enough to learn.
+const SMALL = ['--backend', 'wasm', '--data', DATA, '--train-limit', '2048', '--eval-limit', '500', '--base-depth', '16', '--batch-size', '256', '--epochs', '2', '--seed', '1'];
+
+interface Metrics {
+  versions: Record<string, string>;
+  backend: { backend: string };
+  config: { microBatch: number; epochs: number };
+  hyp: { net: { baseDepth: number } };
+  runs: Array<{ stopReason: string; epochs: EpochRecord[]; finalEmaValAcc: number | null; trainingSeconds: number; wallSeconds: number }>;
+  summary: { mean: number; count: number } | null;
+}
+
+/** The numbers a resumed run must reproduce (timings aside). */
+const numbers = (records: EpochRecord[]) => records.map(({ epoch, trainLoss, trainAcc, valLoss, valAcc, emaValAcc, steps, lr }) => ({ epoch, trainLoss, trainAcc, valLoss, valAcc, emaValAcc, steps, lr }));
+
+describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: training on wasm with the real data' : `CIFAR-10 CLI e2e: SKIPPED, no CIFAR-10 binaries at ${DATA} (CI provides ../shared/data/cifar10)`, () => {
+  let root: string;
+  let uninterrupted: Metrics;
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'cifar10-e2e-'));
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('trains 2 epochs, prints the table, writes every output, and the saved model predicts like the trained net', async () => {
+    const out = join(root, 'a');
+    const before = tf.memory().numTensors;
+    const { code, out: stdout, err } = await run(['train', ...SMALL, '--out', out]);
+    expect(err).not.toContain('tfjs-dataflow-cifar10:');
+    expect(code).toBe(0);
+    expect(tf.memory().numTensors).toBe(before);
+
+    expect(stdout).toContain('Backend: wasm');
+    expect(stdout).toContain('Micro-batch: 256 images per pass, 1 pass per step (chosen for wasm');
+    expect(stdout).toContain('| epoch | train_loss | val_loss | train_acc | val_acc | ema_val_acc | total_time_seconds |');
+    expect(stdout).toMatch(/\|\s+0 \|\s+\d\.\d{4} \|/);
+    expect(stdout).toMatch(/\|\s+1 \|\s+\d\.\d{4} \|/);
+    expect(stdout).toMatch(/Mean and variance: \(0\.\d{4}, nan\) over 1 run/);
+    expect(err).toMatch(/epoch 2\/2 step 8\/8 \(16\/16\) loss \d\.\d{4} acc 0\.\d{4} lr \S+ \d+ img\/s/);
+
+    uninterrupted = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics;
+    expect(uninterrupted.versions).toMatchObject({ tfjsCore: tf.version_core, tfjsLayers: tfl.version_layers, node: process.version });
+    expect(uninterrupted.backend.backend).toBe('wasm');
+    expect(uninterrupted.config).toMatchObject({ epochs: 2, microBatch: 256 });
+    expect(uninterrupted.hyp.net.baseDepth).toBe(16);
+    const [result] = uninterrupted.runs;
+    expect(result!.stopReason).toBe('completed');
+    expect(result!.epochs.map((e) => e.steps)).toEqual([8, 16]);
+    expect(result!.trainingSeconds).toBeGreaterThan(0);
+    expect(result!.wallSeconds).toBeGreaterThan(result!.trainingSeconds);
+    // Chance is 0.1.
+    expect(result!.finalEmaValAcc).toBeGreaterThan(0.2);
+    expect(uninterrupted.summary).toMatchObject({ mean: result!.finalEmaValAcc, count: 1 });
+    expect(JSON.parse(await readFile(join(out, 'config.json'), 'utf8')).run.seed).toBe(1);
+    const svg = await readFile(join(out, 'curves.svg'), 'utf8');
+    expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    expect(svg).toContain('Accuracy');
+
+    // The last epoch's checkpoint: the end of the schedule, EMA included.
+    const saved = await readCheckpoint<{ seed: number }>(join(out, 'checkpoint'));
+    expect(saved).toBeDefined();
+    const { checkpoint, meta } = saved!;
+    expect(meta).toMatchObject({ reason: 'epoch-end', config: { seed: 1, baseDepth: 16 } });
+    expect([checkpoint.epoch, checkpoint.epochStep, checkpoint.step, checkpoint.emaActive]).toEqual([2, 0, 16, true]);
+    expect(numbers(checkpoint.records)).toEqual(numbers(result!.epochs));
+
+    // The saved model is the EMA net: load it and compare with a net given the checkpoint's EMA weights, same noise.
+    const loaded = await tfl.loadLayersModel(fileHandler(join(out, 'model')));
+    const reference = speedyConvNet({ hyp: { net: { baseDepth: 16 } }, mode: 'sketch', seed: 1 });
+    try {
+      for (const w of reference.model.weights) {
+        const value = checkpoint.tensors[`ema/${w.originalName}`] ?? checkpoint.tensors[`weights/${w.originalName}`];
+        expect(value, w.originalName).toBeDefined();
+        w.write(tf.clone(value!));
+      }
+      for (let i = 1; i <= 3; i++) {
+        const state = { seed: 77 + i, counter: 0 };
+        (loaded.getLayer(`discrete_action_${i}`) as DiscreteAction).random.setState(state);
+        reference.discreteActions[i - 1]!.random.setState(state);
+      }
+      const images = tf.randomNormal([16, 32, 32, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
+      const [a, b] = [predictWithFlipTTA(loaded, images), predictWithFlipTTA(reference.model, images)];
+      expect(maxRelativeError(await a.data(), await b.data(), 1e-6)).toBeLessThan(1e-6);
+      tf.dispose([images, a, b]);
+      expect((loaded.getUserDefinedMetadata() as { tfjsDataflowCifar10: { weights: string } }).tfjsDataflowCifar10.weights).toBe('ema');
+    } finally {
+      loaded.dispose();
+      reference.model.dispose();
+      tf.dispose(Object.values(checkpoint.tensors));
+    }
+
+    // evaluate: the saved model's accuracy with flip TTA (its noise streams start afresh, so close, not equal).
+    const evaluated = await run(['evaluate', '--model', join(out, 'model'), '--backend', 'wasm', '--data', DATA, '--eval-limit', '500']);
+    expect(evaluated.err).toBe('');
+    expect(evaluated.code).toBe(0);
+    const acc = Number(/Test accuracy \(flip TTA\): (\d\.\d{4}) on 500 images/.exec(evaluated.out)?.[1]);
+    expect(Math.abs(acc - result!.finalEmaValAcc!)).toBeLessThan(0.05);
+  });
+
+  it('Ctrl-C mid-run checkpoints and exits 130; --resume finishes with the uninterrupted numbers', async () => {
+    expect(uninterrupted).toBeDefined();
+    const out = join(root, 'b');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/cifar10/cli.ts', 'train', ...SMALL, '--out', out], {
+      cwd: REPO,
+      env: { ...process.env, XDG_RUNTIME_DIR: process.env['XDG_RUNTIME_DIR'] ?? tmpdir() },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+    // Interrupt once the first epoch's checkpoint is on disk, i.e. during the second epoch.
+    await new Promise<void>((done) => {
+      child.stdout.on('data', async (d: Buffer) => {
+        stdout += d.toString();
+        if (!/\|\s+0 \|/.test(stdout)) return;
+        while (!existsSync(join(out, 'checkpoint', 'checkpoint.json'))) await new Promise((r) => setTimeout(r, 100));
+        done();
+      });
+    });
+    child.kill('SIGINT');
+    const code = await exited;
+    expect(stderr).toContain('Ctrl-C: stopping after this step and writing a checkpoint');
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/Interrupted at step \d+\/16 \(epoch 2, step \d of 8\)\. Checkpoint written to .*; continue with: --resume --out /);
+
+    const stopped = await readCheckpoint<unknown>(join(out, 'checkpoint'));
+    const { checkpoint, meta } = stopped!;
+    tf.dispose(Object.values(checkpoint.tensors));
+    expect(meta.reason).toBe('interrupted');
+    expect(checkpoint.epoch).toBe(1);
+    expect(checkpoint.step).toBe(8 + checkpoint.epochStep);
+    const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics;
+    expect(metrics.runs[0]!.stopReason).toBe('stopped');
+
+    // Resume in-process: only --resume and --out; the rest comes from the run.
+    const resumed = await run(['train', '--resume', '--out', out]);
+    expect(resumed.code).toBe(0);
+    expect(resumed.err).toContain(`Resumed from the checkpoint of ${meta.savedAt} (interrupted): epoch 2, step ${checkpoint.epochStep} of the epoch, ${checkpoint.step}/16 in all`);
+    const final = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics;
+    expect(final.runs[0]!.stopReason).toBe('completed');
+    expect(numbers(final.runs[0]!.epochs)).toEqual(numbers(uninterrupted.runs[0]!.epochs));
+    expect(existsSync(join(out, 'model', 'model.json'))).toBe(true);
+
+    // A finished run resumes to nothing.
+    const again = await run(['train', '--resume', '--out', out]);
+    expect(again.code).toBe(0);
+    expect(again.out).toContain('Run 1/1: already complete');
+  });
+
+  it('stops on a non-finite loss, naming the step, with a non-zero exit and the last checkpoint intact', async () => {
+    const out = join(root, 'nan');
+    const { code, err } = await run(['train', '--backend', 'wasm', '--data', DATA, '--train-limit', '256', '--eval-limit', '100', '--base-depth', '8',
+      '--batch-size', '256', '--epochs', '4', '--hyp', 'opt.nonBiasLr=1e30', '--hyp', 'opt.biasLr=1e30', '--out', out]);
+    expect(code).toBe(1);
+    expect(err).toMatch(/Stopped: training loss became (NaN|-?Infinity) at step \d+/);
+    const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics & { runs: Array<{ message?: string }> };
+    expect(metrics.runs[0]!.stopReason).toBe('non-finite-loss');
+    expect(metrics.runs[0]!.message).toMatch(/at step \d+/);
+    const saved = await readCheckpoint<unknown>(join(out, 'checkpoint'));
+    expect(saved?.meta.reason).toBe('epoch-end');
+    tf.dispose(Object.values(saved!.checkpoint.tensors));
+    expect(existsSync(join(out, 'model'))).toBe(false);
+  });
+});
