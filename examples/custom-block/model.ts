@@ -34,7 +34,7 @@ import { ResidualBlock } from './residual-block.js';
 
 /**
  * A learnable stand-in for CIFAR-10 when no data directory is given: each class is a fixed
- * random colour pattern, each image that pattern plus Gaussian noise; the training and eval
+ * smooth random pattern, each image that pattern plus Gaussian noise; the training and eval
  * splits share the patterns. NHWC float32 images, one-hot targets; the caller disposes them.
  */
 export function syntheticDataset(trainCount: number, evalCount: number, size: number, classes: number, seed = 0): { train: LabelledImages; eval: LabelledImages } {
@@ -45,7 +45,17 @@ export function syntheticDataset(trainCount: number, evalCount: number, size: nu
   };
   const normal = () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
   const pixels = size * size * 3;
-  const templates = Array.from({ length: classes }, () => Float32Array.from({ length: pixels }, normal));
+  // Smooth patterns (a colour plus a low-frequency wave per channel), so random crops keep them recognisable.
+  const templates = Array.from({ length: classes }, () => {
+    const t = new Float32Array(pixels);
+    for (let c = 0; c < 3; c++) {
+      const [colour, ky, kx, phase] = [normal(), Math.floor(uniform() * 3), Math.floor(uniform() * 3), 2 * Math.PI * uniform()];
+      for (let y = 0; y < size; y++) {
+        for (let x = 0; x < size; x++) t[(y * size + x) * 3 + c] = colour + Math.sin((2 * Math.PI * (ky * y + kx * x)) / size + phase);
+      }
+    }
+    return t;
+  });
   const split = (count: number): LabelledImages => {
     const images = new Float32Array(count * pixels);
     const labels = new Int32Array(count);

@@ -99,10 +99,10 @@ export class ResidualBlock extends tfl.layers.Layer {
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
     const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
     const [, h, w, cin] = shape;
-    if (shape.length !== 4 || cin == null) throw new Error(`ResidualBlock '${this.name}' expects NHWC input with known channels, got shape [${shape.join(',')}]`);
+    if (shape.length !== 4 || cin == null) throw new Error(`ResidualBlock '${this.name}' expects NHWC input with known channels, got shape [${shape.map((d) => d ?? 'null').join(',')}]`);
     const min = this.statePredDim == null ? 2 : 4;
     if ((h != null && h < min) || (w != null && w < min)) {
-      throw new Error(`ResidualBlock '${this.name}' expects input at least ${min}x${min} spatially, got shape [${shape.join(',')}]`);
+      throw new Error(`ResidualBlock '${this.name}' expects input at least ${min}x${min} spatially, got shape [${shape.map((d) => d ?? 'null').join(',')}]`);
     }
     if (cin !== this.channelsOut) this.shortcut = new Conv({ name: 'shortcut', filters: this.channelsOut, kernelSize: 1, seed: this.seed == null ? undefined : this.seed + 2 });
     const convOut = buildSublayer(this.conv1, shape);
