@@ -7,7 +7,9 @@ import { describe, expect, it } from 'vitest';
 // Every fenced block whose info string is `ts runnable` (or `typescript runnable`) in README.md and docs/*.md
 // is written to a scratch directory inside the repository and type-checked with tsc against the real API:
 // 'tfjs-dataflow' and 'tfjs-dataflow/node' are mapped to src/, so no build is needed and a renamed or
-// removed export fails here. docs/README-draft.md is covered while its content waits to move into README.md.
+// removed export fails here. Blocks marked `ts runnable execute` are quick and are also run with tsx (on the
+// backend they choose; keep them to the cpu backend and tiny shapes). docs/README-draft.md is covered while its
+// content waits to move into README.md.
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const scratch = join(root, '.cache', 'doc-blocks');
@@ -18,6 +20,8 @@ export interface CodeBlock {
   /** 1-based line of the block's first code line. */
   line: number;
   code: string;
+  /** Marked `runnable execute`: also run it. */
+  execute: boolean;
 }
 
 const RUNNABLE = /^(ts|typescript)\s+runnable\b/;
@@ -26,15 +30,16 @@ const RUNNABLE = /^(ts|typescript)\s+runnable\b/;
 export function runnableBlocks(markdown: string, file: string): CodeBlock[] {
   const blocks: CodeBlock[] = [];
   const lines = markdown.split('\n');
-  let open: { fence: string; runnable: boolean; line: number; code: string[] } | null = null;
+  let open: { fence: string; runnable: boolean; execute: boolean; line: number; code: string[] } | null = null;
   lines.forEach((text, i) => {
     const fence = /^(\s*)(`{3,}|~{3,})(.*)$/.exec(text);
     if (open == null) {
-      if (fence) open = { fence: fence[2]!, runnable: RUNNABLE.test(fence[3]!.trim()), line: i + 2, code: [] };
+      const info = fence?.[3]!.trim() ?? '';
+      if (fence) open = { fence: fence[2]!, runnable: RUNNABLE.test(info), execute: RUNNABLE.test(info) && /\bexecute\b/.test(info), line: i + 2, code: [] };
       return;
     }
     if (fence && fence[2]!.startsWith(open.fence) && fence[3]!.trim() === '') {
-      if (open.runnable) blocks.push({ file, line: open.line, code: open.code.join('\n') });
+      if (open.runnable) blocks.push({ file, line: open.line, code: open.code.join('\n'), execute: open.execute });
       open = null;
       return;
     }
@@ -49,12 +54,29 @@ function markdownFiles(): string[] {
   return ['README.md', ...docs].filter((f) => existsSync(join(root, f)));
 }
 
+/** The scratch tsconfig: the repository's, with the package name mapped to src/. */
+function writeScratchConfig(): void {
+  mkdirSync(scratch, { recursive: true });
+  const src = relative(scratch, join(root, 'src'));
+  writeFileSync(join(scratch, 'tsconfig.json'), JSON.stringify({
+    extends: relative(scratch, join(root, 'tsconfig.json')),
+    compilerOptions: {
+      baseUrl: '.',
+      paths: { 'tfjs-dataflow': [`${src}/index.ts`], 'tfjs-dataflow/node': [`${src}/node.ts`] },
+      // Snippets may declare a name only to show it.
+      noUnusedLocals: false,
+      noUnusedParameters: false,
+    },
+    include: ['*.ts'],
+  }, null, 2));
+}
+
 describe('runnableBlocks', () => {
   it('finds only blocks marked runnable, with their line numbers', () => {
-    const md = ['# t', '```ts', 'skip();', '```', '', '```ts runnable', 'const a = 1;', 'void a;', '```', '````ts runnable', '```', '````'].join('\n');
+    const md = ['# t', '```ts', 'skip();', '```', '', '```ts runnable', 'const a = 1;', 'void a;', '```', '````ts runnable execute', '```', '````'].join('\n');
     expect(runnableBlocks(md, 'x.md')).toEqual([
-      { file: 'x.md', line: 7, code: 'const a = 1;\nvoid a;' },
-      { file: 'x.md', line: 11, code: '```' },
+      { file: 'x.md', line: 7, code: 'const a = 1;\nvoid a;', execute: false },
+      { file: 'x.md', line: 11, code: '```', execute: true },
     ]);
   });
 });
@@ -78,18 +100,7 @@ describe('runnable code blocks in README.md and docs/*.md', () => {
       writeFileSync(join(scratch, name), `${b.code}\nexport {};\n`);
       return name;
     });
-    const src = relative(scratch, join(root, 'src'));
-    writeFileSync(join(scratch, 'tsconfig.json'), JSON.stringify({
-      extends: relative(scratch, join(root, 'tsconfig.json')),
-      compilerOptions: {
-        baseUrl: '.',
-        paths: { 'tfjs-dataflow': [`${src}/index.ts`], 'tfjs-dataflow/node': [`${src}/node.ts`] },
-        // Snippets may declare a name only to show it.
-        noUnusedLocals: false,
-        noUnusedParameters: false,
-      },
-      include: ['*.ts'],
-    }, null, 2));
+    writeScratchConfig();
     let output = '';
     try {
       execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '--pretty', 'false', '-p', scratch], { cwd: root, encoding: 'utf8' });
@@ -108,4 +119,21 @@ describe('runnable code blocks in README.md and docs/*.md', () => {
     expect(errors, errors.join('\n')).toEqual([]);
     expect(unexplained).toBe('');
   }, 180_000);
+
+  it('marked execute, run to completion', () => {
+    const runnable = blocks.map((b, i) => ({ b, i })).filter(({ b }) => b.execute);
+    expect(runnable.length).toBeGreaterThanOrEqual(2);
+    writeScratchConfig();
+    const tsx = join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs');
+    for (const { b, i } of runnable) {
+      const name = `${b.file.replace(/[^A-Za-z0-9]+/g, '_')}_L${b.line}_${i}.mts`;
+      writeFileSync(join(scratch, name), `${b.code}\nexport {};\n`);
+      try {
+        execFileSync(process.execPath, [tsx, '--tsconfig', join(scratch, 'tsconfig.json'), join(scratch, name)], { cwd: root, encoding: 'utf8', stdio: 'pipe', timeout: 120_000 });
+      } catch (e) {
+        const err = e as { stdout?: string; stderr?: string; message: string };
+        throw new Error(`${b.file}:${b.line}: the block failed when run: ${err.stderr || err.stdout || err.message}`);
+      }
+    }
+  }, 300_000);
 });
