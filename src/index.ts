@@ -32,6 +32,7 @@ export { ConvGroup, maxPool2, type ConvGroupArgs } from './layers/conv-group.js'
 export { DiscreteAction, type DiscreteActionArgs } from './layers/discrete-action.js';
 export { Gelu } from './layers/gelu.js';
 export { MaxPool2, GlobalMaxPool } from './layers/pooling.js';
+export type { CallKwargs, LayerArgs } from './layers/registry.js';
 
 // Initialisation
 export { fitWhitening, setWhiteningConv, canonicalizeSigns, type FitWhiteningOptions, type WhiteningFit } from './init/whitening.js';
@@ -84,7 +85,7 @@ export {
 // Training
 export { OneCycle, type OneCycleArgs, type LrSchedule, type AnnealStrategy } from './train/one-cycle.js';
 export { SGD, splitBiasGroups, type SGDGroupArgs, type SGDState, type NamedWeight } from './train/sgd.js';
-export { NetworkEMA, emaDecayAt, isFrozenBySeed, type NetworkEMAArgs, type WeightedNetwork } from './train/ema.js';
+export { NetworkEMA, emaDecayAt, isFrozenBySeed, type NetworkEMAArgs, type WeightedNetwork, type EmaDecaySchedule } from './train/ema.js';
 export { meanAndVariance, perExampleLoss } from './train/metrics.js';
 export {
   Trainer,
