@@ -3,9 +3,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { join, resolve } from 'node:path';
 // The library import also registers its layer classes, which loadLayersModel needs.
-import { accuracy, fileHandler, initBackend, loadCifar10, predictWithFlipTTA, type Cifar10Stats } from '../../src/node.js';
+import { accuracy, fileHandler, initBackend, predictWithFlipTTA, type Cifar10Stats } from '../../src/node.js';
 import type { EvaluateConfig } from './args.js';
-import type { CliIO } from './training.js';
+import { loadData, type CliIO } from './training.js';
 
 /** What `train` stores in the saved model's user-defined metadata. */
 export interface SavedModelInfo {
@@ -34,7 +34,7 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
     say(`Model: ${dir} (${info.mode}, base depth ${info.baseDepth}, ${info.weights === 'ema' ? 'EMA' : 'final'} weights, seed ${info.seed})`);
 
     // Data: the test split, normalised with the training statistics the model was trained with.
-    const dataset = await loadCifar10({
+    const dataset = await loadData({
       dir: config.data, cacheDir: config.cacheDir, download: config.download, trainLimit: 1, evalLimit: config.evalLimit ?? undefined,
     });
     const { train, eval: test } = dataset.toBackend({ stats: info.stats, padAmount: 0 });

@@ -19,7 +19,9 @@ import {
   resolveHyp,
   speedyConvNet,
   type BackendReport,
+  type Cifar10Dataset,
   type Cifar10Stats,
+  type LoadCifar10Options,
   type EpochRecord,
   type Hyp,
   type HypOverrides,
@@ -30,7 +32,7 @@ import {
 import { UsageError, type TrainConfig } from './args.js';
 import { readCheckpoint, readJsonIfExists, writeCheckpoint, writeFileAtomic, writeJsonAtomic } from './files.js';
 import { Progress, type TextOut } from './progress.js';
-import packageJson from '../../package.json';
+import { version as packageVersion } from '../../package.json';
 
 /** Where the CLI writes: stdout for the report and table, stderr for progress and problems. */
 export interface CliIO {
@@ -98,7 +100,7 @@ function describeBackend(report: BackendReport): string {
 }
 
 function versions() {
-  return { tfjsCore: tf.version_core, tfjsLayers: tfl.version_layers, node: process.version, tfjsDataflow: packageJson.version };
+  return { tfjsCore: tf.version_core, tfjsLayers: tfl.version_layers, node: process.version, tfjsDataflow: packageVersion };
 }
 
 function timestampDir(): string {
@@ -107,6 +109,18 @@ function timestampDir(): string {
 
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(() => true, () => false);
+}
+
+/** loadCifar10, with the CLI's way to allow a download added to its "download is disabled" message. */
+export async function loadData(options: LoadCifar10Options): Promise<Cifar10Dataset> {
+  try {
+    return await loadCifar10(options);
+  } catch (e) {
+    if (options.dir === undefined && !options.download && /download is disabled/.test((e as Error).message)) {
+      throw new Error(`${(e as Error).message} Or pass --download to fetch it (163 MB) into the cache.`);
+    }
+    throw e;
+  }
 }
 
 /** The EMA accuracy the seed reports, else (no EMA yet) the live net's. */
@@ -182,7 +196,7 @@ export async function trainCommand(config: TrainConfig, io: CliIO): Promise<numb
   // Data
   const typedData = config.data === undefined ? undefined : resolve(config.data);
   const dataDir = config.explicit.has('data') || !saved ? typedData : typedData ?? saved.data;
-  const dataset = await loadCifar10({
+  const dataset = await loadData({
     dir: dataDir, cacheDir: config.cacheDir, download: config.download,
     trainLimit: run.trainLimit ?? undefined, evalLimit: run.evalLimit ?? undefined,
   });

@@ -120,6 +120,22 @@ describe('CIFAR-10 CLI: arguments', () => {
     }
   });
 
+  it('without data or --download, says how to get the data', async () => {
+    const cache = await mkdtemp(join(tmpdir(), 'cifar10-cache-'));
+    const saved = process.env['CIFAR10_DIR'];
+    delete process.env['CIFAR10_DIR'];
+    try {
+      const { code, err } = await run(['train', '--backend', 'cpu', '--cache-dir', cache, '--out', join(cache, 'out')]);
+      expect(code).toBe(1);
+      expect(err).toContain('CIFAR-10 is not in the cache');
+      expect(err).toContain('(CLI: --data <dir>)');
+      expect(err).toContain('Or pass --download to fetch it (163 MB) into the cache.');
+    } finally {
+      if (saved !== undefined) process.env['CIFAR10_DIR'] = saved;
+      await rm(cache, { recursive: true, force: true });
+    }
+  });
+
   it('shows progress as a bar on a terminal and as periodic lines elsewhere', () => {
     const step = (epochStep: number, extra: Partial<StepInfo> = {}): StepInfo => ({
       epoch: 0, step: epochStep, epochStep, epochSteps: 4, totalSteps: 8, lr: 0.002, imagesPerSec: 123.4, ...extra,
@@ -140,7 +156,8 @@ describe('CIFAR-10 CLI: arguments', () => {
   });
 });
 
-// The brief's e2e configuration: small enough for two busy cores, large enough to learn.
+// A small configuration: small enough for two busy cores, large enough to learn. Runs take minutes when the cores are shared.
+const LONG = 900_000;
 const SMALL = ['--backend', 'wasm', '--data', DATA, '--train-limit', '2048', '--eval-limit', '500', '--base-depth', '16', '--batch-size', '256', '--epochs', '2', '--seed', '1'];
 
 interface Metrics {
@@ -239,7 +256,7 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: training on wasm with the r
     expect(evaluated.code).toBe(0);
     const acc = Number(/Test accuracy \(flip TTA\): (\d\.\d{4}) on 500 images/.exec(evaluated.out)?.[1]);
     expect(Math.abs(acc - result!.finalEmaValAcc!)).toBeLessThan(0.05);
-  });
+  }, LONG);
 
   it('Ctrl-C mid-run checkpoints and exits 130; --resume finishes with the uninterrupted numbers', async () => {
     expect(uninterrupted).toBeDefined();
@@ -290,7 +307,33 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: training on wasm with the r
     const again = await run(['train', '--resume', '--out', out]);
     expect(again.code).toBe(0);
     expect(again.out).toContain('Run 1/1: already complete');
-  });
+  }, LONG);
+
+  it('--runs 2 trains two seeds into run-1/ and run-2/ and prints their mean and variance', async () => {
+    const out = join(root, 'runs');
+    const { code, out: stdout } = await run(['train', '--backend', 'wasm', '--data', DATA, '--train-limit', '256', '--eval-limit', '100', '--base-depth', '8',
+      '--batch-size', '128', '--epochs', '3', '--runs', '2', '--seed', '5', '--out', out]);
+    expect(code).toBe(0);
+    expect(stdout).toContain('Run 1/2 (seed 5)');
+    expect(stdout).toContain('Run 2/2 (seed 6)');
+    const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics & { summary: { variance: number } };
+    // 6 steps: the EMA (every 5 steps) has started, so its accuracy is the one reported.
+    const finals = metrics.runs.map((r) => r.finalEmaValAcc!);
+    expect(finals.every((f) => typeof f === 'number')).toBe(true);
+    expect(metrics.runs.map((r) => r.stopReason)).toEqual(['completed', 'completed']);
+    expect(metrics.summary.mean).toBeCloseTo((finals[0]! + finals[1]!) / 2, 10);
+    expect(metrics.summary.variance).toBeCloseTo((finals[0]! - finals[1]!) ** 2 / 2, 10);
+    const [mean, variance] = /Mean and variance: \((\S+), (\S+)\) over 2 runs/.exec(stdout)!.slice(1).map(Number);
+    expect(mean).toBeCloseTo(metrics.summary.mean, 4);
+    expect(variance).toBeCloseTo(metrics.summary.variance, 4);
+    for (const r of [1, 2]) {
+      const dir = join(out, `run-${r}`);
+      expect(JSON.parse(await readFile(join(dir, 'metrics.json'), 'utf8')).run.seed).toBe(4 + r);
+      for (const file of ['curves.svg', 'checkpoint/checkpoint.json', 'checkpoint/tensors.bin', 'model/model.json', 'model/weights.bin']) {
+        expect(existsSync(join(dir, file)), `run-${r}/${file}`).toBe(true);
+      }
+    }
+  }, LONG);
 
   it('stops on a non-finite loss, naming the step, with a non-zero exit and the last checkpoint intact', async () => {
     const out = join(root, 'nan');
@@ -305,5 +348,5 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: training on wasm with the r
     expect(saved?.meta.reason).toBe('epoch-end');
     tf.dispose(Object.values(saved!.checkpoint.tensors));
     expect(existsSync(join(out, 'model'))).toBe(false);
-  });
+  }, LONG);
 });
