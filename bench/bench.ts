@@ -4,6 +4,7 @@ import os from 'node:os';
 import { KernelCounter, type KernelCounts } from '../src/backend/counter.js';
 import type { BackendReport } from '../src/backend/init.js';
 import { initBackend } from '../src/backend/node.js';
+import { enableNodeWasmThreads } from '../src/backend/wasm-threads.js';
 import { countFlops } from './flops.js';
 import { profileKernels, type KernelProfile } from './profile.js';
 import { setupBench, syncBackend } from './step.js';
@@ -20,8 +21,8 @@ export interface BenchOptions {
   mode?: 'sketch' | 'backprop';
   /** Also time every kernel by name over this many train steps (wasm and cpu only). Default 0. */
   profileSteps?: number;
-  /** Passed to initBackend (e.g. wasm threads, when supported). */
-  initOptions?: Record<string, unknown>;
+  /** wasm only: run tfjs's threaded SIMD build with this many XNNPACK threads (see enableNodeWasmThreads). */
+  wasmThreads?: number;
 }
 
 interface StepCounts {
@@ -87,7 +88,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   if (!(Number.isInteger(steps) && steps > 0)) throw new Error(`runBench: steps must be a positive integer, got ${steps}`);
   if (!(Number.isInteger(warmup) && warmup >= 0)) throw new Error(`runBench: warmup must be a non-negative integer, got ${warmup}`);
   const loadBefore = os.loadavg();
-  const report = await initBackend(options.backend, options.initOptions as never);
+  if (options.wasmThreads != null) {
+    if (options.backend !== 'wasm') throw new Error(`runBench: wasmThreads needs backend 'wasm', got '${options.backend}'`);
+    await enableNodeWasmThreads(options.wasmThreads);
+  }
+  const report = await initBackend(options.backend);
   const backend = tf.getBackend();
   if (profileSteps > 0 && backend === 'webgpu') throw new Error('runBench: --profile needs a synchronous backend (wasm or cpu); WebGPU only queues kernels');
   const beforeSetup = tf.memory().numTensors;

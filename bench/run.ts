@@ -36,7 +36,7 @@ const options: BenchOptions = {
   mode: values.mode as 'sketch' | 'backprop',
   profileSteps: int('profile', values.profile),
 };
-if (values['wasm-threads'] != null) options.initOptions = { wasmThreads: int('wasm-threads', values['wasm-threads']) };
+if (values['wasm-threads'] != null) options.wasmThreads = int('wasm-threads', values['wasm-threads']);
 
 const result = await runBench(options);
 result.command = `npm run bench -- ${process.argv.slice(2).join(' ')}`;

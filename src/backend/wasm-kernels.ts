@@ -1,6 +1,8 @@
 import {
   backend_util,
   getKernel,
+  slice_util,
+  util,
   registerKernel,
   unregisterKernel,
   type KernelConfig,
@@ -28,12 +30,15 @@ import {
  * - `MaxPoolGrad` (wrong in 4.22 for more than one channel: part of the gradient is
  *   dropped): each window's gradient goes to its first maximum, in row-major order
  *   as PyTorch and the cpu backend do, computed in place on the wasm heap.
+ * - `Slice` (4.22 copies the whole input out of the wasm heap into JavaScript first,
+ *   e.g. the full eval set for each eval batch): rows are copied heap to heap.
  */
 
 // The wasm backend's own type is internal to its package; these are the members we use.
 interface WasmBackendLike {
   disposeData(dataId: object, force?: boolean): boolean;
   makeOutput(shape: number[], dtype: string): TensorInfo;
+  typedArrayFromHeap(info: TensorInfo): Float32Array | Int32Array | Uint8Array;
   dataIdMap: { get(dataId: object): { memoryOffset: number } };
   wasm: { HEAPF32: Float32Array };
 }
@@ -200,7 +205,42 @@ const maxPoolGrad: KernelFunc = ({ inputs, attrs, backend }) => {
   return dx;
 };
 
+const slice: KernelFunc = (args) => {
+  const { inputs, attrs, backend } = args;
+  const { x } = inputs as { x: TensorInfo };
+  if (x.dtype === 'string') return originals.get('Slice')!.kernelFunc(args);
+  const { begin, size } = attrs as unknown as { begin: number | number[]; size: number | number[] };
+  const [begin_, size_] = slice_util.parseSliceParams(x, begin, size);
+  const b = backend as WasmBackendLike;
+  const out = b.makeOutput(size_, x.dtype);
+  if (util.sizeFromShape(size_) === 0) return out;
+  // Views are taken after the allocation above, which may have grown (and so detached) the heap.
+  const src = b.typedArrayFromHeap(x);
+  const dst = b.typedArrayFromHeap(out);
+  const strides = util.computeStrides(x.shape);
+  const rank = x.shape.length;
+  if (rank === 0 || slice_util.isSliceContinous(x.shape, begin_, size_)) {
+    const from = rank === 0 ? 0 : slice_util.computeFlatOffset(begin_, strides);
+    dst.set(src.subarray(from, from + dst.length));
+    return out;
+  }
+  // Copy runs along the last axis, stepping an index over the leading axes.
+  const run = size_[rank - 1]!;
+  const index = new Array<number>(rank - 1).fill(0);
+  for (let o = 0; o < dst.length; o += run) {
+    let from = begin_[rank - 1]!;
+    for (let d = 0; d < rank - 1; d++) from += (begin_[d]! + index[d]!) * strides[d]!;
+    dst.set(src.subarray(from, from + run), o);
+    for (let d = rank - 2; d >= 0; d--) {
+      if (++index[d]! < size_[d]!) break;
+      index[d] = 0;
+    }
+  }
+  return out;
+};
+
 const overrides: Record<string, KernelFunc> = {
+  Slice: slice,
   MaxPoolGrad: maxPoolGrad,
   Conv2DBackpropFilter: conv2dBackpropFilter,
   Conv2DBackpropInput: conv2dBackpropInput,

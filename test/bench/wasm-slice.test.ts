@@ -1,0 +1,54 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { expect, it } from 'vitest';
+import { KernelCounter } from '../../src/backend/counter.js';
+import { describeEachBackend, useBackend } from '../helpers/backends.js';
+
+// The wasm Slice override (src/backend/wasm-kernels.ts) copies heap to heap; these cases compare it
+// bit for bit with the cpu backend's slice, for every rank the network and the trainer use.
+const CASES: Array<{ shape: number[]; begin: number[]; size: number[] }> = [
+  { shape: [7], begin: [2], size: [4] },
+  { shape: [5, 6], begin: [1, 2], size: [3, 3] },
+  { shape: [5, 6], begin: [2, 0], size: [2, -1] },
+  { shape: [4, 5, 6, 3], begin: [1, 1, 2, 0], size: [2, 3, 3, 3] },
+  { shape: [4, 5, 6, 3], begin: [0, 1, 1, 1], size: [4, 3, 4, 2] },
+  { shape: [4, 5, 6, 3], begin: [2, 0, 0, 0], size: [2, 5, 6, 3] },
+  { shape: [2, 3, 2, 4, 3], begin: [1, 0, 1, 1, 0], size: [1, 3, 1, 2, 2] },
+  { shape: [3, 4], begin: [1, 1], size: [0, 2] },
+];
+
+async function sliceOn(backend: 'cpu' | 'wasm', dtype: 'float32' | 'int32' | 'bool', c: (typeof CASES)[number]) {
+  await useBackend(backend);
+  const n = c.shape.reduce((a, b) => a * b, 1);
+  const values = Array.from({ length: n }, (_, i) => (dtype === 'bool' ? i % 3 === 0 : dtype === 'int32' ? i * 7 - 40 : Math.sin(i) * 10));
+  const x = tf.tensor(values as number[], c.shape, dtype);
+  const y = tf.slice(x, c.begin, c.size);
+  const out = { shape: y.shape, data: Array.from(await y.data()) };
+  tf.dispose([x, y]);
+  return out;
+}
+
+describeEachBackend('wasm Slice (heap to heap)', () => {
+  it('matches the cpu backend exactly, float32, int32 and bool', async () => {
+    for (const dtype of ['float32', 'int32', 'bool'] as const) {
+      for (const c of CASES) {
+        const expected = await sliceOn('cpu', dtype, c);
+        const actual = await sliceOn('wasm', dtype, c);
+        expect(actual, `${dtype} ${JSON.stringify(c)}`).toEqual(expected);
+      }
+    }
+  });
+
+  it('reads nothing back to JavaScript', async () => {
+    await useBackend('wasm');
+    const x = tf.randomNormal([8, 6, 6, 4]);
+    const before = tf.memory().numTensors;
+    const counts = await new KernelCounter().measure(() => {
+      tf.slice(x, [2, 1, 0, 0], [4, 4, 6, 4]).dispose();
+      tf.slice(x, [1, 0, 0, 1], [2, 6, 6, 2]).dispose();
+    });
+    expect(counts.byName['Slice']).toBe(2);
+    expect(counts.readbackBytes).toBe(0);
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
+  });
+}, ['wasm']);
