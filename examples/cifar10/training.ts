@@ -201,10 +201,10 @@ export async function trainCommand(config: TrainConfig, io: CliIO): Promise<numb
     trainLimit: run.trainLimit ?? undefined, evalLimit: run.evalLimit ?? undefined,
   });
   say(`Data: ${dataset.train.count} training and ${dataset.eval.count} test images from ${dataset.source}`);
-  const onBackend = dataset.toBackend({ padAmount: hyp.net.padAmount });
-  const data: TrainData = { train: onBackend.train, eval: onBackend.eval };
   if (!saved) await writeJsonAtomic(join(out, 'config.json'), { run, backend: config.backend, data: dataDir } satisfies SavedConfig);
   say(`Output: ${out}${config.resume ? ' (resuming)' : ''}`);
+  const onBackend = dataset.toBackend({ padAmount: hyp.net.padAmount });
+  const data: TrainData = { train: onBackend.train, eval: onBackend.eval };
 
   // Ctrl-C: stop after the current step and checkpoint; a second one quits at once.
   let interrupted = false;
