@@ -1,0 +1,50 @@
+// Vite config of the browser example: `npm run browser:dev` serves it, `npm run browser:build` bundles it.
+import { createReadStream, statSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { defineConfig, type Plugin } from 'vite';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '../..');
+const CIFAR10_NAMES = /^(data_batch_[1-5]|test_batch)\.bin$/;
+
+/**
+ * Serves the CIFAR-10 binary files of `dir` (env CIFAR10_DIR) at /cifar10/, in dev and preview,
+ * so `?data=/cifar10/` trains on a local copy without picking files. Only the six batch files
+ * are served; nothing else of the directory is exposed.
+ */
+function serveCifar10(dir: string | undefined): Plugin {
+  const handler = (req: IncomingMessage, res: ServerResponse, next: () => void) => {
+    const name = decodeURIComponent((req.url ?? '/').split('?')[0]!.replace(/^\//, ''));
+    if (!dir || !CIFAR10_NAMES.test(name)) return next();
+    const file = path.join(dir, name);
+    let size: number;
+    try {
+      size = statSync(file).size;
+    } catch {
+      res.statusCode = 404;
+      res.end(`${name} is not in CIFAR10_DIR=${dir}`);
+      return;
+    }
+    res.setHeader('Content-Type', 'application/octet-stream');
+    res.setHeader('Content-Length', String(size));
+    if (req.method === 'HEAD') return void res.end();
+    createReadStream(file).pipe(res);
+  };
+  return {
+    name: 'tfjs-dataflow-cifar10-dir',
+    configureServer: (server) => void server.middlewares.use('/cifar10', handler),
+    configurePreviewServer: (server) => void server.middlewares.use('/cifar10', handler),
+  };
+}
+
+export default defineConfig({
+  root: here,
+  // The page imports the library by its package name, as a user would; here that is the source.
+  resolve: { alias: [{ find: /^tfjs-dataflow$/, replacement: path.join(repoRoot, 'src/index.ts') }] },
+  server: { host: '127.0.0.1', fs: { allow: [repoRoot] } },
+  preview: { host: '127.0.0.1' },
+  build: { outDir: 'dist', emptyOutDir: true, target: 'es2022', chunkSizeWarningLimit: 4096 },
+  plugins: [serveCifar10(process.env['CIFAR10_DIR'])],
+});

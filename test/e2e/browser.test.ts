@@ -1,0 +1,189 @@
+// End to end: builds examples/browser with Vite, serves it with `vite preview` (CIFAR-10 subset at
+// /cifar10/ through the config's CIFAR10_DIR middleware) and trains in headless Chromium on WebGPU.
+import { existsSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+import type { PreviewServer } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CIFAR10_CLASSES, CIFAR10_RECORD_BYTES, TABLE_COLUMNS } from '../../src/index.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const DATA_DIR = path.resolve(REPO, '../shared/data/cifar10');
+const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+const SCREENSHOT = path.join(REPO, 'docs/browser.png');
+
+/** Tiny on purpose: Chromium's software WebGPU (SwiftShader) trains at a few images per second here. */
+const RUN = { train: 64, eval: 32, depth: 4, batch: 16, epochs: 2, seed: 1 };
+const STEPS = (RUN.train / RUN.batch) * RUN.epochs;
+
+/**
+ * Flags that give `navigator.gpu` an adapter in headless Chromium without a GPU: WebGPU is behind
+ * --enable-unsafe-webgpu on Linux and then runs on SwiftShader. (WebGPU also needs a secure
+ * origin, hence http://127.0.0.1, not about:blank or a file:// page.)
+ */
+const CHROMIUM_ARGS = [
+  '--headless=new', '--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader',
+  '--disable-gpu-sandbox', '--disable-background-networking', '--disable-component-update',
+  '--disable-sync', '--no-first-run', '--disable-quic',
+];
+
+function skipReason(): string | null {
+  if (!existsSync(CHROMIUM)) return `Chromium not found at ${CHROMIUM} (Debian: apt-get install chromium; or set CHROMIUM_PATH)`;
+  for (const f of ['data_batch_1.bin', 'test_batch.bin']) {
+    if (!existsSync(path.join(DATA_DIR, f))) return `CIFAR-10 binary files not found in ${DATA_DIR} (need ${f})`;
+  }
+  return null;
+}
+
+/** The first `records` records of a batch file. */
+function head(file: string, records: number): Buffer {
+  const bytes = Buffer.alloc(records * CIFAR10_RECORD_BYTES);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, bytes, 0, bytes.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  return bytes;
+}
+
+interface DemoSnapshot {
+  state: string;
+  backend: string | null;
+  error: string | null;
+  steps: Array<{ step: number; loss?: number; epoch: number; imagesPerSec: number }>;
+  records: Array<{ epoch: number; valAcc: number; valLoss: number }>;
+  predictions: Array<{ predicted: number; label: number }>;
+  timings: Record<string, number>;
+  chartPoints: Record<string, number>;
+}
+
+const snapshot = (page: Page) => page.evaluate(() => {
+  const d = window.tfjsDataflowDemo;
+  return {
+    state: d.state, backend: d.backend, error: d.error, steps: d.steps, records: d.records, predictions: d.predictions,
+    timings: d.timings,
+    chartPoints: Object.fromEntries(Object.entries(d.charts).map(([k, c]) => [k, c.data.reduce((n, s) => n + s.length, 0)])),
+  };
+}) as Promise<DemoSnapshot>;
+
+const reason = skipReason();
+const suite = reason ? describe.skip : describe;
+
+suite(`browser example in headless Chromium on WebGPU${reason ? ` (skipped: ${reason})` : ''}`, () => {
+  let work: string;
+  let server: PreviewServer;
+  let browser: Browser;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    work = mkdtempSync(path.join(tmpdir(), 'tfjs-dataflow-e2e-'));
+    const data = path.join(work, 'cifar10');
+    mkdirSync(data);
+    writeFileSync(path.join(data, 'data_batch_1.bin'), head(path.join(DATA_DIR, 'data_batch_1.bin'), RUN.train));
+    writeFileSync(path.join(data, 'test_batch.bin'), head(path.join(DATA_DIR, 'test_batch.bin'), RUN.eval));
+    // Read by the example's vite.config.ts when build/preview load it.
+    process.env['CIFAR10_DIR'] = data;
+    const { build, preview } = await import('vite');
+    const configFile = path.join(REPO, 'examples/browser/vite.config.ts');
+    const outDir = path.join(work, 'dist');
+    await build({ configFile, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+    server = await preview({ configFile, logLevel: 'warn', build: { outDir }, preview: { host: '127.0.0.1', port: 0 } });
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    page = await browser.newPage({ viewport: { width: 1200, height: 900 }, acceptDownloads: true });
+    page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error') pageErrors.push(`console.error: ${m.text()}`);
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise((resolve) => (server ? server.httpServer.close(resolve) : resolve(undefined)));
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('trains SpeedyConvNet on WebGPU, stops and resumes, and shows charts, the table and predictions', async () => {
+    const url = server.resolvedUrls!.local[0]!;
+    const query = new URLSearchParams({ data: '/cifar10/', backend: 'webgpu', autostart: '1', logEvery: '1', ...Object.fromEntries(Object.entries(RUN).map(([k, v]) => [k, String(v)])) });
+    await page.goto(`${url}?${query}`);
+
+    // Stop mid-epoch from the page's own button (the page must stay responsive while training), then resume.
+    await page.waitForFunction(() => window.tfjsDataflowDemo.steps.length >= 2 || window.tfjsDataflowDemo.state === 'error', null, { timeout: 240_000, polling: 250 });
+    expect((await snapshot(page)).error).toBeNull();
+    await page.click('#stop');
+    await page.waitForFunction(() => ['stopped', 'error'].includes(window.tfjsDataflowDemo.state), null, { timeout: 120_000, polling: 250 });
+    const stopped = await snapshot(page);
+    expect(stopped.state).toBe('stopped');
+    expect(stopped.steps.length).toBeLessThan(STEPS);
+    expect(await page.isEnabled('#resume')).toBe(true);
+    await page.click('#resume');
+    await page.waitForFunction(() => ['done', 'error'].includes(window.tfjsDataflowDemo.state), null, { timeout: 300_000, polling: 500 });
+
+    const demo = await snapshot(page);
+    expect(demo.error).toBeNull();
+    expect(demo.state).toBe('done');
+    expect(demo.backend).toBe('webgpu');
+    expect(await page.textContent('#backend-name')).toBe('webgpu');
+    // Resuming continued the run: every step exactly once, in order.
+    expect(demo.steps.map((s) => s.step)).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
+    expect(demo.records.map((r) => r.epoch)).toEqual([0, 1]);
+    const losses = demo.steps.map((s) => s.loss!);
+    expect(losses.every(Number.isFinite)).toBe(true);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    // Per-batch losses are noisy at batch 16: compare the two halves of the run.
+    expect(mean(losses.slice(STEPS / 2))).toBeLessThan(mean(losses.slice(0, STEPS / 2)));
+
+    // Charts: points in every chart, and coloured pixels on every canvas.
+    for (const [name, points] of Object.entries(demo.chartPoints)) expect(points, `points in chart ${name}`).toBeGreaterThan(STEPS - 1);
+    const coloured = await page.$$eval('.charts canvas', (canvases) => canvases.map((c) => {
+      const { data } = (c as HTMLCanvasElement).getContext('2d')!.getImageData(0, 0, (c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height);
+      let n = 0;
+      for (let i = 0; i < data.length; i += 4) if (Math.max(data[i]!, data[i + 1]!, data[i + 2]!) - Math.min(data[i]!, data[i + 1]!, data[i + 2]!) > 60) n++;
+      return n;
+    }));
+    expect(coloured).toHaveLength(4);
+    for (const n of coloured) expect(n).toBeGreaterThan(100);
+
+    // The epoch table, as the CLI prints it.
+    const table = (await page.textContent('#table'))!;
+    for (const column of TABLE_COLUMNS) expect(table).toContain(column);
+    expect(table.split('\n').filter((l) => /^\|\s+\d+ \|/.test(l))).toHaveLength(2);
+
+    // The prediction grid: one cell per test image (up to 32), drawn, with class names.
+    const cells = await page.$$eval('#predictions .pred', (els) => els.map((el) => {
+      const canvas = el.querySelector('canvas')!;
+      const { data } = canvas.getContext('2d')!.getImageData(0, 0, 32, 32);
+      let lit = 0;
+      for (let i = 0; i < data.length; i += 4) if (data[i]! + data[i + 1]! + data[i + 2]! > 0) lit++;
+      return { label: el.querySelector('.label')!.textContent, truth: el.querySelector('.truth')!.textContent, lit, cls: el.className };
+    }));
+    expect(cells).toHaveLength(Math.min(32, RUN.eval));
+    expect(demo.predictions).toHaveLength(cells.length);
+    cells.forEach((cell, i) => {
+      expect(CIFAR10_CLASSES as readonly string[]).toContain(cell.label);
+      expect(cell.truth).toBe(`(${CIFAR10_CLASSES[demo.predictions[i]!.label]})`);
+      expect(cell.cls).toContain(demo.predictions[i]!.predicted === demo.predictions[i]!.label ? 'right' : 'wrong');
+      expect(cell.lit).toBeGreaterThan(512);
+    });
+
+    mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    console.log(`browser e2e: ${STEPS} steps on ${demo.backend}; setup ${JSON.stringify(demo.timings)} s; ` +
+      `losses ${losses.map((l) => l.toFixed(3)).join(' ')}; test acc ${demo.records.map((r) => r.valAcc.toFixed(3)).join(' ')}`);
+    expect(pageErrors).toEqual([]);
+  }, 600_000);
+
+  it('downloads the trained model as a tfjs LayersModel', async () => {
+    const [download] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), page.click('#download')]);
+    expect(download.suggestedFilename()).toBe('speedy-convnet-cifar10.json');
+    const model = JSON.parse(readFileSync((await download.path())!, 'utf8')) as { modelTopology: { class_name?: string }; weightsManifest: Array<{ paths: string[] }> };
+    expect(model.weightsManifest[0]!.paths).toEqual(['./speedy-convnet-cifar10.weights.bin']);
+    expect(JSON.stringify(model.modelTopology)).toContain('WhiteningConv');
+    expect(pageErrors).toEqual([]);
+  }, 120_000);
+});
