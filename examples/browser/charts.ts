@@ -59,7 +59,7 @@ export class LineChart {
     ctx.fillRect(0, 0, cssW, cssH);
     const left = 52;
     const right = 10;
-    const top = 24;
+    const top = 38;
     const bottom = 22;
     const w = cssW - left - right;
     const h = cssH - top - bottom;
@@ -72,7 +72,8 @@ export class LineChart {
     let y1 = all.length ? Math.max(...all.map(([, y]) => y)) : 1;
     if (y1 === y0) [y0, y1] = [y0 - Math.abs(y0 || 1) * 0.05, y1 + Math.abs(y1 || 1) * 0.05];
     const pad = (y1 - y0) * 0.06;
-    y0 -= pad;
+    // Rates and accuracies are never negative: do not pad below zero.
+    y0 = y0 >= 0 ? Math.max(0, y0 - pad) : y0 - pad;
     y1 += pad;
     const sx = (x: number) => left + ((x - x0) / (x1 - x0)) * w;
     const sy = (y: number) => top + h - ((y - y0) / (y1 - y0)) * h;
@@ -124,13 +125,13 @@ export class LineChart {
     ctx.fillStyle = '#111';
     ctx.font = 'bold 12px system-ui, sans-serif';
     ctx.fillText(this.title, left, 15);
-    let lx = left + ctx.measureText(this.title).width + 12;
+    let lx = left;
     ctx.font = '11px system-ui, sans-serif';
     this.styles.forEach((style) => {
       ctx.fillStyle = style.color;
-      ctx.fillRect(lx, 7, 10, 10);
+      ctx.fillRect(lx, 21, 10, 10);
       ctx.fillStyle = '#333';
-      ctx.fillText(style.label, lx + 13, 16);
+      ctx.fillText(style.label, lx + 13, 30);
       lx += 13 + ctx.measureText(style.label).width + 10;
     });
   }

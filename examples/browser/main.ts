@@ -212,23 +212,29 @@ $<HTMLInputElement>('files').addEventListener('change', (event) => {
 // 3-5. Model, whitening, training, with live charts, the epoch table and a prediction grid.
 
 const charts = {
-  loss: new LineChart($('chart-loss'), 'loss', [
-    { label: 'train', color: '#9ecae1', width: 1 },
-    { label: 'train (EMA)', color: '#1f77b4', width: 2 },
-    { label: 'test', color: '#d62728', dots: true },
+  loss: new LineChart($('chart-loss'), 'loss per step', [
+    { label: 'train batch', color: '#9ecae1', width: 1 },
+    { label: 'train (moving average)', color: '#1f77b4', width: 2 },
+    { label: 'test, per epoch', color: '#d62728', dots: true },
   ], (y) => y.toFixed(2)),
-  acc: new LineChart($('chart-acc'), 'accuracy', [
-    { label: 'train', color: '#a1d99b', width: 1 },
-    { label: 'train (EMA)', color: '#2ca02c', width: 2 },
+  acc: new LineChart($('chart-acc'), 'accuracy per step', [
+    { label: 'train batch', color: '#a1d99b', width: 1 },
+    { label: 'train (moving average)', color: '#2ca02c', width: 2 },
     { label: 'test', color: '#d62728', dots: true },
     { label: 'test, EMA net', color: '#9467bd', dots: true },
   ], (y) => y.toFixed(2)),
-  lr: new LineChart($('chart-lr'), 'learning rate (non-bias group)', [{ label: 'lr', color: '#ff7f0e', width: 2 }], (y) => y.toExponential(1)),
-  speed: new LineChart($('chart-speed'), 'training images / s', [{ label: 'this epoch so far', color: '#8c564b', width: 2 }], (y) => y.toFixed(0)),
+  lr: new LineChart($('chart-lr'), 'learning rate (OneCycle, non-bias group)', [{ label: 'lr', color: '#ff7f0e', width: 2 }], (y) => y.toExponential(1)),
+  speed: new LineChart($('chart-speed'), 'training images / s', [
+    { label: 'per step', color: '#c49c94', width: 1 },
+    { label: 'moving average', color: '#8c564b', width: 2 },
+  ], (y) => y.toFixed(y < 10 ? 1 : 0)),
 };
 demo.charts = charts;
-const smoothLoss = new Smoother(0.9);
-const smoothAcc = new Smoother(0.9);
+let smoothLoss = new Smoother(0.9);
+let smoothAcc = new Smoother(0.9);
+let smoothSpeed = new Smoother(0.8);
+/** When the last step (or evaluation, or resume) ended: the page's own per-step clock for images/s. */
+let lastStepEnd = 0;
 
 interface Session {
   config: RunConfig;
@@ -329,8 +335,14 @@ async function updatePredictions(s: Session): Promise<void> {
 
 function onStep(info: StepInfo): Promise<void> {
   demo.steps.push(info);
+  const now = performance.now();
+  // The trainer's imagesPerSec averages since the epoch began; this is each step's own rate.
+  // With logEvery 1 the loss was read (so the device finished the step) before this callback.
+  const rate = (session?.config.batch ?? Number.NaN) / ((now - lastStepEnd) / 1000);
+  lastStepEnd = now;
   charts.lr.push(0, info.step, info.lr);
-  charts.speed.push(0, info.step, info.imagesPerSec);
+  charts.speed.push(0, info.step, rate);
+  charts.speed.push(1, info.step, smoothSpeed.next(rate));
   if (info.loss !== undefined) {
     charts.loss.push(0, info.step, info.loss);
     charts.loss.push(1, info.step, smoothLoss.next(info.loss));
@@ -352,6 +364,7 @@ async function onEpochEnd(record: EpochRecord): Promise<void> {
   charts.acc.push(3, record.steps, record.emaValAcc);
   renderTable(false);
   if (session) await updatePredictions(session);
+  lastStepEnd = performance.now();
 }
 
 async function runTrainer(s: Session, checkpoint: TrainCheckpoint | null): Promise<void> {
@@ -369,6 +382,7 @@ async function runTrainer(s: Session, checkpoint: TrainCheckpoint | null): Promi
   s.trainer = trainer;
   Object.values(charts).forEach((c) => (c.xMax = trainer.totalSteps));
   setState('training');
+  lastStepEnd = performance.now();
   const result = await trainer.run();
   demo.result = result;
   if (result.stopReason === 'stopped') {
@@ -400,6 +414,9 @@ async function startRun(): Promise<void> {
   demo.result = null;
   demo.timings = {};
   Object.values(charts).forEach((c) => c.clear());
+  smoothLoss = new Smoother(0.9);
+  smoothAcc = new Smoother(0.9);
+  smoothSpeed = new Smoother(0.8);
   renderTable(false);
   setState('loading');
   const clock = (stage: string, since: number) => (demo.timings[stage] = (performance.now() - since) / 1000);

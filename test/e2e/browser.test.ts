@@ -186,4 +186,23 @@ suite(`browser example in headless Chromium on WebGPU${reason ? ` (skipped: ${re
     expect(JSON.stringify(model.modelTopology)).toContain('WhiteningConv');
     expect(pageErrors).toEqual([]);
   }, 120_000);
+
+  it('says when there is no WebGPU and offers WebAssembly', async () => {
+    const { chromium } = await import('playwright-core');
+    // Without --enable-unsafe-webgpu, Linux Chromium has navigator.gpu but no adapter.
+    const plain = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS.filter((a) => !a.includes('webgpu')) });
+    try {
+      const p = await plain.newPage();
+      await p.goto(server.resolvedUrls!.local[0]!);
+      await p.waitForSelector('#no-webgpu', { state: 'visible', timeout: 60_000 });
+      expect(await p.textContent('#no-webgpu')).toContain('This browser has no WebGPU');
+      expect(await p.inputValue('#backend')).toBe('wasm');
+      await p.selectOption('#backend', 'webgpu');
+      await p.click('#use-wasm');
+      expect(await p.inputValue('#backend')).toBe('wasm');
+      expect(await p.isVisible('#no-webgpu')).toBe(false);
+    } finally {
+      await plain.close();
+    }
+  }, 120_000);
 });
