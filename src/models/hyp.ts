@@ -125,10 +125,20 @@ export const SEED_HYP: Readonly<Hyp> = Object.freeze({
   }),
 }) as Hyp;
 
-/** The seed's hyperparameters with `overrides` merged in, validated. */
+/**
+ * The seed's hyperparameters with `overrides` merged in, validated. As in the seed,
+ * whose decays are computed from its `batchsize`, the weight decays follow
+ * `opt.batchSize` unless they are overridden themselves.
+ */
 export function resolveHyp(overrides: HypOverrides = {}): Hyp {
+  const batchSize = overrides.opt?.batchSize ?? SEED_HYP.opt.batchSize;
   const hyp: Hyp = {
-    opt: { ...SEED_HYP.opt, ...overrides.opt },
+    opt: {
+      ...SEED_HYP.opt,
+      nonBiasDecay: 6.687e-4 * batchSize,
+      biasDecay: (6.687e-4 * batchSize) / BIAS_SCALER,
+      ...overrides.opt,
+    },
     net: { ...SEED_HYP.net, ...overrides.net },
     misc: { ...SEED_HYP.misc, ...overrides.misc, ema: { ...SEED_HYP.misc.ema, ...overrides.misc?.ema } },
   };

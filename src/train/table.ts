@@ -4,8 +4,9 @@ export const TABLE_COLUMNS = ['epoch', 'train_loss', 'val_loss', 'train_acc', 'v
 export type TableColumn = (typeof TABLE_COLUMNS)[number];
 export type TableRow = Partial<Record<TableColumn, number | null>>;
 
-const LEFT = '| ';
-const RIGHT = ' ';
+// hlb-CIFAR10's print_training_details separators (the seed copy lost their runs of spaces).
+const LEFT = '|  ';
+const RIGHT = '  ';
 const END = '|';
 
 function line(cells: string[]): string {

@@ -270,10 +270,14 @@ export class Trainer {
           this.epochStep++;
           seen += this.batchSize;
           if (epoch >= this.emaStartEpoch && this.step % hyp.misc.ema.everyNSteps === 0) {
-            this.ema ??= new NetworkEMA(this.net.model);
-            this.ema.update(this.net.model, emaDecayAt(this.step, this.totalSteps, {
-              decayBase: hyp.misc.ema.decayBase, everyN: hyp.misc.ema.everyNSteps, pow: hyp.misc.ema.decayPow,
-            }));
+            if (this.ema == null) {
+              // The seed snapshots the live net at its first EMA step and `continue`s: updates start a period later.
+              this.ema = new NetworkEMA(this.net.model);
+            } else {
+              this.ema.update(this.net.model, emaDecayAt(this.step, this.totalSteps, {
+                decayBase: hyp.misc.ema.decayBase, everyN: hyp.misc.ema.everyNSteps, pow: hyp.misc.ema.decayPow,
+              }));
+            }
           }
           const info: StepInfo = {
             epoch, step: this.step, epochStep: this.epochStep, epochSteps: steps, totalSteps: this.totalSteps, lr,

@@ -193,7 +193,7 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: training on wasm with the r
 
     expect(stdout).toContain('Backend: wasm');
     expect(stdout).toContain('Micro-batch: 256 images per pass, 1 pass per step (chosen for wasm');
-    expect(stdout).toContain('| epoch | train_loss | val_loss | train_acc | val_acc | ema_val_acc | total_time_seconds |');
+    expect(stdout).toContain('|  epoch  |  train_loss  |  val_loss  |  train_acc  |  val_acc  |  ema_val_acc  |  total_time_seconds  |');
     expect(stdout).toMatch(/\|\s+0 \|\s+\d\.\d{4} \|/);
     expect(stdout).toMatch(/\|\s+1 \|\s+\d\.\d{4} \|/);
     expect(stdout).toMatch(/Mean and variance: \(0\.\d{4}, nan\) over 1 run/);

@@ -144,3 +144,12 @@ describeEachBackend('speedyConvNet', () => {
     expect(() => speedyConvNet({ hyp: { opt: { percentStart: 1.5 } } })).toThrow('hyp.opt.percentStart must be in (0, 1), got 1.5');
   });
 });
+
+it('resolveHyp derives the weight decays from the batch size, as the seed does, unless overridden', async () => {
+  const { resolveHyp, SEED_HYP } = await import('../../src/models/hyp.js');
+  expect(resolveHyp().opt.nonBiasDecay).toBe(SEED_HYP.opt.nonBiasDecay);
+  const half = resolveHyp({ opt: { batchSize: 512 } });
+  expect(half.opt.nonBiasDecay).toBeCloseTo(6.687e-4 * 512, 12);
+  expect(half.opt.biasDecay).toBeCloseTo((6.687e-4 * 512) / 64, 12);
+  expect(resolveHyp({ opt: { batchSize: 512, biasDecay: 0 } }).opt.biasDecay).toBe(0);
+});
