@@ -78,6 +78,8 @@ function readConfig(): RunConfig {
     values[field] = value;
   }
   const config: RunConfig = { backend: backendSelect.value as Backend, ...values };
+  // A micro-batch larger than the batch means no splitting.
+  config.micro = Math.min(config.micro, config.batch);
   if (config.train < config.batch) throw new Error(`training images (${config.train}) must be at least one batch (${config.batch})`);
   if (config.batch % config.micro !== 0) throw new Error(`the micro-batch (${config.micro}) must divide the batch size (${config.batch})`);
   return config;
