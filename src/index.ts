@@ -70,6 +70,7 @@ export {
   type Cifar10ToBackendOptions,
   type ParseCifar10Options,
 } from './data/cifar10.js';
+export { readTar, type TarEntry } from './data/tar.js';
 export {
   epochBatches,
   seedSchedule,

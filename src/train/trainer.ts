@@ -32,7 +32,7 @@ export interface EpochRecord {
   steps: number;
   /** Training images per second in this epoch's loop. */
   imagesPerSec: number;
-  /** The non-bias group's learning rate after the epoch's last step. */
+  /** The non-bias group's learning rate used by the epoch's last step. */
   lr: number;
 }
 
@@ -163,6 +163,7 @@ export class Trainer {
   private dataRandomAtEpochStart: DeviceRandomState;
   private records: EpochRecord[] = [];
   private totalTimeSeconds = 0;
+  private lastLr = 0;
   private stopRequested = false;
   private nonFinite: NonFiniteLossError | null = null;
   /** The epoch's logged training loss (per example) and accuracy, already read back. */
@@ -235,6 +236,7 @@ export class Trainer {
   /** Trains to the end of the schedule (or until stopped), evaluating after each epoch. */
   async run(): Promise<TrainResult> {
     const { hyp } = this.net;
+    this.stopRequested = false;
     const epochs = this.epochSteps.length;
     while (this.epoch < epochs) {
       const epoch = this.epoch;
@@ -263,6 +265,7 @@ export class Trainer {
             break;
           }
           const lr = this.schedules[0]!.lr;
+          this.lastLr = lr;
           const logNow = (this.epochStep % 50 === 0) || ((this.step + 1) % this.options.logEvery === 0) || this.epochStep === steps - 1;
           const { loss, acc } = this.trainStep(batch.inputs, batch.targets, logNow);
           tf.dispose([batch.inputs, batch.targets]);
@@ -433,7 +436,7 @@ export class Trainer {
       totalTimeSeconds: this.totalTimeSeconds,
       steps: this.step,
       imagesPerSec,
-      lr: this.schedules[0]!.lr,
+      lr: this.lastLr,
     };
   }
 

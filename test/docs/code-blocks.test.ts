@@ -8,8 +8,7 @@ import { describe, expect, it } from 'vitest';
 // is written to a scratch directory inside the repository and type-checked with tsc against the real API:
 // 'tfjs-dataflow' and 'tfjs-dataflow/node' are mapped to src/, so no build is needed and a renamed or
 // removed export fails here. Blocks marked `ts runnable execute` are quick and are also run with tsx (on the
-// backend they choose; keep them to the cpu backend and tiny shapes). docs/README-draft.md is covered while its
-// content waits to move into README.md.
+// backend they choose; keep them to the cpu backend and tiny shapes).
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const scratch = join(root, '.cache', 'doc-blocks');
@@ -86,7 +85,7 @@ describe('runnable code blocks in README.md and docs/*.md', () => {
 
   it('exist where the docs promise them', () => {
     const files = new Set(blocks.map((b) => b.file));
-    expect(files).toContain('docs/README-draft.md');
+    expect(files).toContain('README.md');
     expect(files).toContain('docs/extending.md');
     expect(blocks.length).toBeGreaterThanOrEqual(5);
   });
