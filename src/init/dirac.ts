@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ConvGroup } from '../layers/conv-group.js';
+import { unbiasedStd } from '../ops/discrete-action.js';
 
 function checkKernel(weight: tf.Tensor, fn: string): [number, number, number, number] {
   if (!(weight instanceof tf.Tensor)) throw new Error(`${fn}: argument 'weight' must be a tf.Tensor, got ${typeof weight}`);
@@ -25,10 +26,7 @@ export function diracInit(weight: tf.Tensor): tf.Tensor4D {
 
 /** Unbiased standard deviation and mean of all elements, as `torch.std_mean(w)`. */
 function stdMean(w: tf.Tensor): [tf.Scalar, tf.Scalar] {
-  const mean = tf.mean(w);
-  // torch.std is unbiased (divides by n - 1).
-  const std = tf.sqrt(tf.div(tf.sum(tf.squaredDifference(w, mean)), w.size - 1));
-  return [std as tf.Scalar, mean as tf.Scalar];
+  return [unbiasedStd(w) as tf.Scalar, tf.mean(w) as tf.Scalar];
 }
 
 /**
