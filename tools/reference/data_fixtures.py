@@ -10,30 +10,24 @@ with the training statistics, F.one_hot targets, the training split reflect-padd
 - "synthetic": a few random records in the binary-release format (stored base64, so the test
   parses the very same bytes), the statistics, per (image, channel) sums of the prepared
   images, and sampled prepared values (the whole padded border of training image 0 plus random
-  interior points), float32 values written with 9 significant digits, indexed in tfjs layout (NHWC) so the test compares without transposing.
+  interior points), float32 values written with 9 significant digits, indexed in tfjs layout (NHWC, converted only by
+  fixture_io's `nhwc`) so the test compares without transposing.
 - "real" (when --cifar-dir holds the binary release, default /work/shared/data/cifar10): the
   statistics of the first 256 images of data_batch_1.bin and of the full 50000-image training set.
 """
 import argparse
 import base64
-import json
 import os
-import sys
 
 import torch
 import torch.nn.functional as F
 
+from fixture_io import nhwc, source_fields, write
+from speedy_convnet import read_cifar10_binary
+
 OUT = os.path.join('test', 'fixtures', 'data')
 RECORD = 1 + 3 * 32 * 32
 PAD = 2
-
-
-def write(name, payload):
-    os.makedirs(OUT, exist_ok=True)
-    path = os.path.join(OUT, name)
-    with open(path, 'w') as f:
-        json.dump(payload, f, separators=(',', ':'))
-    print(f'wrote {path} ({os.path.getsize(path)} bytes)')
 
 
 def parse(raw):
@@ -52,11 +46,6 @@ def prepare(train_u8, train_labels, eval_u8, eval_labels):
     train = F.pad(train, (PAD,) * 4, 'reflect')
     # num_classes=10: the seed infers it from the labels, which is 10 on the full dataset.
     return mean, std, train, evals, F.one_hot(train_labels, 10).float(), F.one_hot(eval_labels, 10).float()
-
-
-def nhwc(x):
-    """NCHW -> NHWC, the one place this script converts."""
-    return x.permute(0, 2, 3, 1).contiguous()
 
 
 def flat(t):
@@ -117,11 +106,7 @@ def real(cifar_dir):
     if not all(os.path.exists(f) for f in files):
         print(f'no binary CIFAR-10 in {cifar_dir}: skipping the real-data statistics')
         return None
-    images = []
-    for f in files:
-        with open(f, 'rb') as fh:
-            images.append(parse(fh.read())[0])
-    images = torch.cat(images)
+    images, _ = read_cifar10_binary(files)
     out = {}
     for key, subset in (('first256', images[:256]), ('full', images)):
         std, mean = torch.std_mean(subset.float().div(255), dim=(0, 2, 3))
@@ -136,14 +121,14 @@ def main():
     args = parser.parse_args()
     gen = torch.Generator().manual_seed(args.seed)
     payload = {
-        'source': {'script': 'tools/reference/data_fixtures.py', 'args': sys.argv[1:], 'torch': torch.__version__},
+        'source': source_fields('tools/reference/data_fixtures.py'),
         'padAmount': PAD,
         'synthetic': synthetic(gen),
     }
     r = real(args.cifar_dir)
     if r is not None:
         payload['real'] = r
-    write('cifar10-prep.json', payload)
+    write(OUT, 'cifar10-prep.json', payload)
 
 
 if __name__ == '__main__':

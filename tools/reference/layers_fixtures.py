@@ -8,138 +8,32 @@ and dirac init, on small fixed inputs, and records outputs and gradients.
 Run:  /usr/bin/python3 tools/reference/layers_fixtures.py [--out test/fixtures/layers] [--seed 0]
 
 Layouts: everything is written channels-last, as the TypeScript layers use it. The
-conversions from PyTorch's layouts happen only in `nhwc`, `hwio` and `linear_w` below.
+conversions from PyTorch's layouts happen only in fixture_io's `nhwc`, `hwio` and `linear_w`.
 """
 import argparse
-import json
 import math
-import os
-import sys
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from fixture_io import enc, hwio, linear_w, nhwc
+from fixture_io import write as write_fixture
+# The seed's modules and whitening helpers, from the repaired seed (importing it runs nothing).
+from speedy_convnet import BatchNorm, Conv, ConvGroup, Linear, get_patches, get_whitening_parameters
 
 ARGS = None
-
-
-def nhwc(t):
-    # PyTorch activations are NCHW, tfjs's NHWC.
-    return t.detach().permute(0, 2, 3, 1).contiguous()
-
-
-def hwio(w):
-    # PyTorch conv weights are [cout, cin, kh, kw], tfjs's [kh, kw, cin, cout].
-    return w.detach().permute(2, 3, 1, 0).contiguous()
-
-
-def linear_w(w):
-    # PyTorch Linear weights are [out, in], the TypeScript Linear's [in, out].
-    return w.detach().t().contiguous()
-
-
-def enc(t):
-    t = t.detach().double().cpu()
-    return {'shape': list(t.shape), 'data': [float('%.9g' % v) for v in t.reshape(-1).tolist()]}
+GENERATOR = 'tools/reference/layers_fixtures.py'
 
 
 def write(name, payload):
-    payload = {
-        'generator': 'tools/reference/layers_fixtures.py',
-        'args': ' '.join(sys.argv[1:]) or '(defaults)',
-        'torch': torch.__version__,
-        **payload,
-    }
-    path = os.path.join(ARGS.out, name)
-    with open(path, 'w') as f:
-        json.dump(payload, f, separators=(',', ':'))
-    print(f'wrote {path} ({os.path.getsize(path)} bytes)')
+    write_fixture(ARGS.out, name, payload, generator=GENERATOR)
 
 
-# --- the seed's layers (verbatim semantics) ---------------------------------------------
-
-default_conv_kwargs = {'kernel_size': 3, 'padding': 'same', 'bias': False}
-
-
-class BatchNorm(nn.BatchNorm2d):
-    def __init__(self, num_features, eps=1e-12, momentum=0.4, weight=False, bias=True):
-        super().__init__(num_features, eps=eps, momentum=momentum)
-        self.weight.requires_grad = weight
-        self.bias.requires_grad = bias
-
-
-class Conv(nn.Conv2d):
-    def __init__(self, *args, temperature=None, lr_mult=None, **kwargs):
-        kwargs = {**default_conv_kwargs, **kwargs}
-        super().__init__(*args, **kwargs)
-        self.temperature = temperature
-        self.lr_mult = lr_mult
-        if self.lr_mult is not None:
-            with torch.no_grad():
-                self.weight /= self.lr_mult
-
-    def forward(self, x):
-        if self.temperature is not None:
-            weight = self.weight * self.temperature
-        else:
-            weight = self.weight
-        if self.lr_mult is not None:
-            weight = weight * self.lr_mult
-        return F.conv2d(x, weight, stride=self.stride, padding=self.padding)
-
-
-class Linear(nn.Linear):
-    def __init__(self, *args, temperature=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.temperature = temperature
-
-    def forward(self, x):
-        if self.temperature is not None:
-            weight = self.weight * self.temperature
-        else:
-            weight = self.weight
-        return x @ weight.T
-
-
-class ConvGroup(nn.Module):
-    def __init__(self, channels_in, channels_out, state_pred_dim):
-        super().__init__()
-        self.pool1 = nn.MaxPool2d(2)
-        self.conv1 = Conv(channels_in, channels_out)
-        self.conv2 = Conv(channels_out, channels_out)
-        self.norm1 = BatchNorm(channels_out)
-        self.norm2 = BatchNorm(channels_out)
-        self.state_pred_dim = state_pred_dim
-        if self.state_pred_dim is not None:
-            self.state_project = Conv(channels_out, state_pred_dim, kernel_size=3, lr_mult=None, padding='same')
-            self.state_norm = BatchNorm(state_pred_dim)
-        self.activ = nn.GELU()
-
-    def forward(self, x):
-        x = self.conv1(x)
-        x = self.pool1(x)
-        x = self.norm1(x)
-        x = self.activ(x)
-        x = self.conv2(x)
-        x = self.norm2(x)
-        x = self.activ(x)
-        if self.state_pred_dim is not None:
-            pred_state = self.state_norm(self.pool1(self.state_project(x)))
-        else:
-            pred_state = None
-        return x, pred_state
-
-
-def get_patches(x, patch_shape=(3, 3), dtype=torch.float32):
-    c, (h, w) = x.shape[1], patch_shape
-    return x.unfold(2, h, 1).unfold(3, w, 1).transpose(1, 3).reshape(-1, c, h, w).to(dtype)
-
-
-def get_whitening_parameters(patches):
-    n, c, h, w = patches.shape
-    est_covariance = torch.cov(patches.view(n, c * h * w).t())
-    eigenvalues, eigenvectors = torch.linalg.eigh(est_covariance, UPLO='U')
-    return eigenvalues.flip(0).view(-1, 1, 1, 1), eigenvectors.t().reshape(c * h * w, c, h, w).flip(0), est_covariance
+def whitening_parameters_and_covariance(patches):
+    """The seed's get_whitening_parameters, plus the covariance it computes internally (recorded too)."""
+    n = patches.shape[0]
+    eigenvalues, eigenvectors = get_whitening_parameters(patches)
+    return eigenvalues, eigenvectors, torch.cov(patches.view(n, -1).t())
 
 
 def canonical(vectors):
@@ -151,6 +45,7 @@ def canonical(vectors):
 
 
 def whitening_weight(eigenvalues, eigenvectors, eps=1e-2):
+    """set_whitening_conv's kernel for every eigenvector (no slicing, no layer): the kernel and its negation."""
     kernel = eigenvectors / torch.sqrt(eigenvalues + eps)
     return torch.cat((kernel, -kernel), dim=0)
 
@@ -306,7 +201,7 @@ def draw_whitening_case(n, chunk):
     chunks = []
     for data_split in shuffled.split(chunk, dim=0):
         # float64 on the reference side: the TypeScript side's eigh runs in float64 on the host.
-        vals, vecs, cov = get_whitening_parameters(get_patches(data_split.double(), patch_shape=(2, 2), dtype=torch.float64))
+        vals, vecs, cov = whitening_parameters_and_covariance(get_patches(data_split.double(), patch_shape=(2, 2), dtype=torch.float64))
         v = vals.view(-1)
         gap = ((v[:-1] - v[1:]) / v[:-1]).min().item()
         chunks.append({'eigenvalues': vals.view(-1), 'eigenvectors': vecs.reshape(12, 12), 'cov': cov, 'minRelGap': gap})
@@ -371,7 +266,6 @@ def main():
     parser.add_argument('--out', default='test/fixtures/layers')
     parser.add_argument('--seed', type=int, default=0)
     ARGS = parser.parse_args()
-    os.makedirs(ARGS.out, exist_ok=True)
     for fn in [fixture_gelu, fixture_conv, fixture_linear, fixture_batchnorm, fixture_conv_group, fixture_whitening,
                fixture_dirac, fixture_eigh]:
         torch.manual_seed(ARGS.seed)

@@ -9,39 +9,22 @@ outputs and the gradients of a weighted sum of the output.
 Run:  /usr/bin/python3 tools/reference/ops_fixtures.py [--out test/fixtures/ops] [--seed 0]
 
 Layout: everything is written channels-last, as the TypeScript ops use it; the conversion
-from PyTorch's NCHW happens only in `nhwc` below.
+from PyTorch's NCHW happens only in fixture_io's `nhwc`.
 """
 import argparse
-import json
-import os
-import sys
 
 import torch
 
+from fixture_io import enc, nhwc
+from fixture_io import write as write_fixture
+from speedy_convnet import FastGlobalMaxPooling
+
 ARGS = None
-
-
-def nhwc(t):
-    # PyTorch activations are NCHW, tfjs's NHWC.
-    return t.detach().permute(0, 2, 3, 1).contiguous()
-
-
-def enc(t):
-    t = t.detach().double().cpu()
-    return {'shape': list(t.shape), 'data': [float('%.9g' % v) for v in t.reshape(-1).tolist()]}
+GENERATOR = 'tools/reference/ops_fixtures.py'
 
 
 def write(name, payload):
-    payload = {
-        'generator': 'tools/reference/ops_fixtures.py',
-        'args': ' '.join(sys.argv[1:]) or '(defaults)',
-        'torch': torch.__version__,
-        **payload,
-    }
-    path = os.path.join(ARGS.out, name)
-    with open(path, 'w') as f:
-        json.dump(payload, f, separators=(',', ':'))
-    print(f'wrote {path} ({os.path.getsize(path)} bytes)')
+    write_fixture(ARGS.out, name, payload, generator=GENERATOR)
 
 
 def simulate_discrete_action(x, noise, noise_std_mul=1., detach_std=False):
@@ -96,7 +79,7 @@ def global_max_pool_fixtures():
     tied[0, 1, 0, 0] = tied[0, 1, 3, 3] = tied[0, 1, 1, 2] = tied[0, 1].max() + 0.25
     for name, t in (('random', x), ('ties', tied)):
         t = t.clone().requires_grad_(True)
-        y = torch.amax(t, dim=(2, 3))  # the seed's FastGlobalMaxPooling
+        y = FastGlobalMaxPooling()(t)  # the seed's module: torch.amax(x, dim=(2, 3))
         w = torch.randn(y.shape, generator=g)
         (w * y).sum().backward()
         cases.append({'name': name, 'x': enc(nhwc(t)), 'w': enc(w), 'y': enc(y), 'grad': enc(nhwc(t.grad))})
@@ -112,7 +95,6 @@ def main():
     parser.add_argument('--out', default='test/fixtures/ops')
     parser.add_argument('--seed', type=int, default=0)
     ARGS = parser.parse_args()
-    os.makedirs(ARGS.out, exist_ok=True)
     torch.set_default_dtype(torch.float32)
     discrete_action_fixtures()
     global_max_pool_fixtures()

@@ -5,39 +5,28 @@ Writes test/fixtures/train/{onecycle,sgd,ema,loss}.json. Each fixture records th
 its arguments. Tensors are written in tfjs layout (conv kernels [kh, kw, in, out], dense
 kernels [in, out]) so tests compare element by element without transposing.
 """
-import copy
-import json
-import math
 import os
-import sys
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fixture_io import source_fields, to_tfjs
+from fixture_io import write as write_fixture
+# The seed's NetworkEMA (with its damaged copy-back line restored), loss and hyperparameters, from the
+# repaired seed (importing it runs nothing).
+from speedy_convnet import NetworkEMA, compute_loss, loss_fn, make_hyp
+
 OUT = os.path.join('test', 'fixtures', 'train')
-SOURCE = {'script': 'tools/reference/train_fixtures.py', 'args': sys.argv[1:], 'torch': torch.__version__}
+SOURCE = source_fields('tools/reference/train_fixtures.py')
 
 
 def write(name, payload):
-    os.makedirs(OUT, exist_ok=True)
-    path = os.path.join(OUT, name)
-    with open(path, 'w') as f:
-        json.dump({'source': SOURCE, **payload}, f, separators=(',', ':'))
-    print(f'wrote {path} ({os.path.getsize(path)} bytes)')
+    write_fixture(OUT, name, {'source': SOURCE, **payload})
 
 
 def flat(t):
     return [float(v) for v in t.detach().reshape(-1).tolist()]
-
-
-def to_tfjs(name, t):
-    """torch layout -> tfjs layout, the one place this script converts."""
-    if t.dim() == 4:  # conv weight [out, in, kh, kw] -> [kh, kw, in, out]
-        return t.permute(2, 3, 1, 0).contiguous()
-    if t.dim() == 2:  # linear weight [out, in] -> dense kernel [in, out]
-        return t.t().contiguous()
-    return t
 
 
 # ---------------------------------------------------------------- OneCycleLR
@@ -95,7 +84,7 @@ def sgd():
     }
     params = {n: torch.nn.Parameter(torch.randn(s)) for n, s in shapes.items()}
     params['conv_group_1/norm1/weight'].requires_grad = False
-    initial = {n: flat(to_tfjs(n, p)) for n, p in params.items()}
+    initial = {n: flat(to_tfjs(p)) for n, p in params.items()}
     non_bias = {'params': [], 'lr': 1.525 / 512 * 200, 'momentum': .85, 'nesterov': True,
                 'weight_decay': 6.687e-4 * batchsize, 'foreach': True}
     bias = {'params': [], 'lr': 1.525 * bias_scaler / 512, 'momentum': .85, 'nesterov': True,
@@ -117,19 +106,19 @@ def sgd():
                 p.grad = None
                 continue
             p.grad = torch.randn(p.shape)
-            grads[name] = flat(to_tfjs(name, p.grad))
+            grads[name] = flat(to_tfjs(p.grad))
         lrs = [opt.param_groups[0]['lr'], opt_bias.param_groups[0]['lr']]
         opt.step()
         opt_bias.step()
         sched.step()
         sched_bias.step()
-        steps.append({'grads': grads, 'lrs': lrs, 'params': {n: flat(to_tfjs(n, p)) for n, p in params.items()}})
+        steps.append({'grads': grads, 'lrs': lrs, 'params': {n: flat(to_tfjs(p)) for n, p in params.items()}})
     buffers = {}
     for o in (opt, opt_bias):
         for name, p in params.items():
             if p in o.state:
-                buffers[name] = flat(to_tfjs(name, o.state[p]['momentum_buffer']))
-    tf_shapes = {n: list(to_tfjs(n, p).shape) for n, p in params.items()}
+                buffers[name] = flat(to_tfjs(o.state[p]['momentum_buffer']))
+    tf_shapes = {n: list(to_tfjs(p).shape) for n, p in params.items()}
     write('sgd.json', {
         'shapes': tf_shapes, 'trainable': {n: p.requires_grad for n, p in params.items()}, 'initial': initial,
         'groups': {'nonBias': {k: v for k, v in non_bias.items() if k != 'params'},
@@ -139,22 +128,6 @@ def sgd():
 
 
 # ---------------------------------------------------------------- NetworkEMA
-class NetworkEMA(nn.Module):
-    """The seed's NetworkEMA, with the line the damage cut restored (the copy back)."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net_ema = copy.deepcopy(net).eval().requires_grad_(False)
-
-    def update(self, current_net, decay):
-        with torch.no_grad():
-            for ema_net_parameter, (parameter_name, incoming_net_parameter) in zip(self.net_ema.state_dict().values(), current_net.state_dict().items()):
-                if incoming_net_parameter.dtype in (torch.half, torch.float):
-                    ema_net_parameter.mul_(decay).add_(incoming_net_parameter.detach().mul(1. - decay))
-                    if not ('norm' in parameter_name and 'weight' in parameter_name) and not 'whiten' in parameter_name:
-                        incoming_net_parameter.copy_(ema_net_parameter.detach())
-
-
 class Tiny(nn.Module):
     """Entries named like the seed's state dict: a whitening conv, a conv group with a BatchNorm, a head."""
 
@@ -173,9 +146,9 @@ def ema():
             if t.dtype == torch.float:
                 t.copy_(torch.randn(t.shape) if 'running_var' not in name else torch.rand(t.shape) + .5)
     names = [n.replace('.', '/') for n, t in net.state_dict().items() if t.dtype == torch.float]
-    state = lambda n: {k.replace('.', '/'): flat(to_tfjs(k, t)) for k, t in n.state_dict().items() if t.dtype == torch.float}
+    state = lambda n: {k.replace('.', '/'): flat(to_tfjs(t)) for k, t in n.state_dict().items() if t.dtype == torch.float}
     initial = state(net)
-    shapes = {k.replace('.', '/'): list(to_tfjs(k, t).shape) for k, t in net.state_dict().items() if t.dtype == torch.float}
+    shapes = {k.replace('.', '/'): list(to_tfjs(t).shape) for k, t in net.state_dict().items() if t.dtype == torch.float}
     net_ema = NetworkEMA(net)  # the seed creates the EMA from the live net on its first EMA step, then updates at once
     decay_base, every_n, decay_pow, total = .95, 5, 3., 40
     steps = []
@@ -187,7 +160,7 @@ def ema():
                     if t.dtype == torch.float:
                         d = 0.1 * torch.randn(t.shape)
                         t.add_(d)
-                        deltas[k.replace('.', '/')] = flat(to_tfjs(k, d))
+                        deltas[k.replace('.', '/')] = flat(to_tfjs(d))
                     else:
                         t.add_(1)  # num_batches_tracked: an int entry the EMA skips
         decay = decay_base ** every_n * (step / total) ** decay_pow
@@ -207,11 +180,10 @@ def loss():
     partner = torch.randperm(batch)
     portion = 4. / 16.  # cutmix-mixed soft targets for half the batch
     targets[:3] = portion * targets[partner][:3] + (1 - portion) * targets[:3]
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.1, reduction='none')
+    hyp = make_hyp(batchsize=1024)
     ce = loss_fn(logits, targets)
-    loss_scale_scaler, batchsize = 1. / 32, 1024
-    loss_batchsize_scaler = 512 / batchsize
-    loss_value = ce.mul(loss_scale_scaler * loss_batchsize_scaler).sum().div(loss_scale_scaler)
+    loss_scale_scaler, loss_batchsize_scaler = hyp['opt']['loss_scale_scaler'], 512 / hyp['batchsize']
+    loss_value = compute_loss(logits, targets, hyp)
     loss_value.backward()
     accuracy = (logits.detach().argmax(-1) == targets.argmax(-1)).float().mean().item()
     write('loss.json', {'batch': batch, 'classes': classes, 'logits': flat(logits), 'targets': flat(targets),
