@@ -10,13 +10,11 @@ export class UsageError extends Error {
   }
 }
 
-/** Everything `train` needs; `null` means "not given, decide later" (defaults that depend on the backend or on a resumed run). */
-export interface TrainConfig {
-  backend: BackendName;
-  /** CIFAR-10 binary directory; undefined: the download cache. */
-  data: string | undefined;
-  download: boolean;
-  cacheDir: string | undefined;
+/**
+ * The flags a run's numbers depend on, as typed; `null` means "not given, decide later". A run records
+ * them with the batch sizes decided (training.ts's RunConfig) and --resume must match them.
+ */
+export interface RunSettings {
   epochs: number;
   batchSize: number;
   /** Null: the batch size, or an automatic size on wasm. */
@@ -31,6 +29,15 @@ export interface TrainConfig {
   seed: number;
   /** Further hyperparameter overrides (`--hyp opt.momentum=0.9`). */
   hyp: HypOverrides;
+}
+
+/** Everything `train` needs; `null` means "not given, decide later" (defaults that depend on the backend or on a resumed run). */
+export interface TrainConfig extends RunSettings {
+  backend: BackendName;
+  /** CIFAR-10 binary directory; undefined: the download cache. */
+  data: string | undefined;
+  download: boolean;
+  cacheDir: string | undefined;
   /** Null: runs/<timestamp>. */
   out: string | null;
   resume: boolean;

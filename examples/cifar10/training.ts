@@ -24,12 +24,10 @@ import {
   type LoadCifar10Options,
   type EpochRecord,
   type Hyp,
-  type HypOverrides,
-  type SpeedyConvNetMode,
   type StopReason,
   type TrainData,
 } from '../../src/node.js';
-import { UsageError, type TrainConfig } from './args.js';
+import { UsageError, type RunSettings, type TrainConfig } from './args.js';
 import { readCheckpoint, readJsonIfExists, writeCheckpoint, writeFileAtomic, writeJsonAtomic } from './files.js';
 import { Progress, type TextOut } from './progress.js';
 import { version as packageVersion } from '../../package.json';
@@ -40,19 +38,12 @@ export interface CliIO {
   stderr: TextOut;
 }
 
-/** The part of the config a run's numbers depend on; a checkpoint records it and --resume must match it. */
-export interface RunConfig {
-  epochs: number;
-  batchSize: number;
+/** The part of the config a run's numbers depend on, batch sizes decided; a checkpoint records it and --resume must match it. */
+export interface RunConfig extends Omit<RunSettings, 'microBatch'> {
+  /** Images per forward/backward pass: --micro-batch, else the batch size, or a size that fits the wasm heap. */
   microBatch: number;
+  /** Images per evaluation batch: --hyp misc.evalBatchSize, else 2500, or less on wasm. */
   evalBatch: number;
-  baseDepth: number;
-  trainLimit: number | null;
-  evalLimit: number | null;
-  mode: SpeedyConvNetMode;
-  runs: number;
-  seed: number;
-  hyp: HypOverrides;
 }
 
 /** out/config.json: the run config plus how the run was started. */
@@ -131,7 +122,7 @@ function finalAccuracy(records: readonly EpochRecord[]): number | null {
 }
 
 /** Merges a resumed run's saved config with the flags typed now; a typed value that differs is an error. */
-function resumeConfig(out: string, saved: SavedConfig, config: TrainConfig, wanted: Omit<RunConfig, 'microBatch' | 'evalBatch'> & { microBatch: number | null }): RunConfig {
+function resumeConfig(out: string, saved: SavedConfig, config: TrainConfig, wanted: RunSettings): RunConfig {
   const mismatches: string[] = [];
   for (const key of Object.keys(RUN_FLAGS) as (keyof RunConfig)[]) {
     if (key === 'evalBatch') continue;
