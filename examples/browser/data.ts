@@ -8,11 +8,10 @@ import {
   cifar10Dataset,
   concatCifar10Splits,
   parseCifar10Batch,
+  readTar,
   type Cifar10Dataset,
   type Cifar10Split,
 } from 'tfjs-dataflow';
-// readTar is not re-exported by the package entry yet; see README.md in this folder.
-import { readTar } from 'tfjs-dataflow';
 
 /** Where the six batch files come from; `get` parses a file on first use and returns undefined when it is absent. */
 export interface Cifar10Source {
