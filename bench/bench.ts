@@ -65,6 +65,9 @@ export interface BenchResult {
   command: string;
 }
 
+// BENCH_VERBOSE=1 prints each phase to stderr (long runs on a loaded machine).
+const log = (msg: string) => { if (process.env['BENCH_VERBOSE']) console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`); };
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -100,6 +103,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const totalSteps = warmup + steps + 5 + 1 + profileSteps;
   const bench = await setupBench({ batch, baseDepth, totalSteps, imageSize, mode });
   const afterSetup = tf.memory().numTensors;
+  log(`set up on ${backend} (${report.reason})`);
   const everyN = bench.net.hyp.misc.ema.everyNSteps;
 
   // Training: warm-up, then timed steps, each ended by a 4-byte read so queued GPU work is in the time.
@@ -116,8 +120,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     await syncBackend(bench.net);
     trainMs.push(performance.now() - t0);
     emaStep.push(ema);
+    log(`train step ${i + 1}/${steps}: ${trainMs[i]!.toFixed(0)} ms${ema ? ' (EMA)' : ''}`);
   }
 
+  log('counting kernels and transfers');
   // Counts, outside the timed loop: one step without and one with the EMA update.
   const counter = new KernelCounter();
   let trainCounts: KernelCounts | null = null;
@@ -140,6 +146,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     await syncBackend(bench.net);
   }
 
+  log('evaluation');
   // Evaluation: the flip-TTA forward of a batch (doubled inside), timed to its logits' read-back.
   const evalMs: number[] = [];
   for (let i = 0; i < warmup + steps; i++) {
@@ -149,6 +156,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     const dt = performance.now() - t0;
     logits.dispose();
     if (i >= warmup) evalMs.push(dt);
+    log(`eval step ${i + 1}/${warmup + steps}: ${dt.toFixed(0)} ms`);
   }
   const evalCounts = await counter.measure(() => bench.evalStep().dispose());
   const evalFlops = countFlops(() => bench.evalStep().dispose());

@@ -1,0 +1,35 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { initBackend } from '../../src/backend/node.js';
+import { enableNodeWasmThreads } from '../../src/backend/wasm-threads.js';
+import { maxRelativeError } from '../helpers/assert.js';
+
+// Not through describeEachBackend: this file starts the threaded wasm build itself.
+describe('enableNodeWasmThreads (bench --wasm-threads)', () => {
+  it('runs tfjs-backend-wasm with 2 XNNPACK threads under Node, with the results of the cpu backend', async () => {
+    const conv = async () => {
+      const x = tf.tensor4d(Array.from({ length: 4 * 9 * 9 * 6 }, (_, i) => Math.sin(i * 0.37)), [4, 9, 9, 6]);
+      const w = tf.tensor4d(Array.from({ length: 3 * 3 * 6 * 8 }, (_, i) => Math.cos(i * 0.11) * 0.3), [3, 3, 6, 8]);
+      const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'))))([x, w]);
+      const y = tf.conv2d(x, w, 1, 'same');
+      const out = [await y.data(), await dx!.data(), await dw!.data()];
+      tf.dispose([x, w, dx!, dw!, y]);
+      return out;
+    };
+    await initBackend('cpu');
+    const expected = await conv();
+    expect(await enableNodeWasmThreads(2)).toBe(2);
+    const report = await initBackend('wasm');
+    expect(report.wasmThreads).toBe(2);
+    expect(report.reason).toMatch(/2 threads/);
+    const actual = await conv();
+    // float32 sums in another order (XNNPACK tiles, split over threads): a few ulps of the sum.
+    actual.forEach((a, i) => expect(maxRelativeError(a, expected[i]!)).toBeLessThan(5e-5));
+  }, 60_000);
+
+  it('refuses a bad thread count, and a call while wasm is the active backend', async () => {
+    await expect(enableNodeWasmThreads(0)).rejects.toThrow(/threads must be a positive integer, got 0/);
+    await initBackend('wasm');
+    await expect(enableNodeWasmThreads(2)).rejects.toThrow(/already active; call this before initBackend/);
+  });
+});
