@@ -153,3 +153,30 @@ it('resolveHyp derives the weight decays from the batch size, as the seed does, 
   expect(half.opt.biasDecay).toBeCloseTo((6.687e-4 * 512) / 64, 12);
   expect(resolveHyp({ opt: { batchSize: 512, biasDecay: 0 } }).opt.biasDecay).toBe(0);
 });
+
+it('runs each conv group once per forward pass (tfjs-layers asks a two-output layer once per output)', async () => {
+  const { KernelCounter } = await import('../../src/backend/counter.js');
+  const net = speedyConvNet({ seed: 11, hyp: TINY });
+  const x = images(2, 12);
+  const forwardConvs = async (fn: () => void) => (await new KernelCounter().measure(fn)).byName['Conv2D'] ?? 0;
+  // 10 convolutions: whitening, the initial state prediction, 2 per group, 2 state projections.
+  expect(await forwardConvs(() => tf.tidy(() => { net.model.apply(x, { training: true }); }))).toBe(10);
+  expect(await forwardConvs(() => tf.dispose(net.model.predict(x) as tf.Tensor))).toBe(10);
+  expect(await forwardConvs(() => predictWithFlipTTA(net.model, x).dispose())).toBe(10);
+  // Each batch norm normalises (and updates its running statistics) once per training pass: 9 of them.
+  const { BatchNorm } = await import('../../src/layers/batch-norm.js');
+  const call = BatchNorm.prototype.call;
+  let trainingCalls = 0;
+  BatchNorm.prototype.call = function (this: InstanceType<typeof BatchNorm>, ...args: Parameters<typeof call>) {
+    if (args[1]?.training === true) trainingCalls++;
+    return call.apply(this, args);
+  };
+  try {
+    tf.tidy(() => { net.model.apply(x, { training: true }); });
+  } finally {
+    BatchNorm.prototype.call = call;
+  }
+  expect(trainingCalls).toBe(9);
+  tf.dispose(x);
+  net.model.dispose();
+});
