@@ -10,6 +10,8 @@ export default defineConfig({
   // One shared chunk per format, so '.' and './node' never hold two copies of a module's state or layer registrations.
   splitting: true,
   target: 'es2022',
+  // import.meta.url (wasm threads' worker path) in the CommonJS build too.
+  shims: true,
   // Peers stay external so a user's single copy of tfjs is the one our kernels and layers register with.
   external: [/^@tensorflow\//, 'webgpu'],
 });

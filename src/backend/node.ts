@@ -1,8 +1,14 @@
+import { enableNodeWasmThreads } from './wasm-threads.js';
 import { initBackendOn, type BackendName, type BackendReport, type InitBackendOptions, type Platform } from './init.js';
 
 export interface NodeBackendOptions extends InitBackendOptions {
   /** Options passed to Dawn's `create()`, e.g. `['backend=vulkan']` or `['adapter=NVIDIA H100']`. */
   dawnFlags?: string[];
+  /**
+   * Experimental: run the wasm backend's threaded SIMD build with this many threads (tfjs turns threads off
+   * under Node; see `enableNodeWasmThreads`). Takes effect when the wasm backend is first started. Default 1.
+   */
+  wasmThreads?: number;
 }
 
 let dawnGpu: GPU | undefined;
@@ -61,7 +67,10 @@ const nodePlatform: Platform = { name: 'node', gpu: () => installNodeWebGPU(), l
  * installed. `'auto'` tries a hardware WebGPU adapter, then tensorflow, then
  * wasm, then cpu; a software adapter (lavapipe, SwiftShader) is not preferred over wasm.
  */
-export function initBackend(name: BackendName = 'auto', options: NodeBackendOptions = {}): Promise<BackendReport> {
+export async function initBackend(name: BackendName = 'auto', options: NodeBackendOptions = {}): Promise<BackendReport> {
   if (options.dawnFlags) dawnFlags = options.dawnFlags;
+  if (options.wasmThreads != null && options.wasmThreads > 1 && (name === 'wasm' || name === 'auto')) {
+    await enableNodeWasmThreads(options.wasmThreads);
+  }
   return initBackendOn(nodePlatform, name, options);
 }

@@ -3,7 +3,7 @@ import { epochBatches, epochFraction, stepsInEpoch, type LabelledImages } from '
 import { predictWithFlipTTA, type SpeedyConvNet } from '../models/speedy-convnet.js';
 import { accuracy, crossEntropy, seedLoss } from '../ops/loss.js';
 import { DeviceRandom, type DeviceRandomState } from '../ops/random.js';
-import { NetworkEMA, emaDecayAt } from './ema.js';
+import { NetworkEMA } from './ema.js';
 import { OneCycle } from './one-cycle.js';
 import { SGD, splitBiasGroups, type NamedWeight } from './sgd.js';
 
@@ -218,6 +218,13 @@ export class Trainer {
     this.dataRandomAtEpochStart = this.random.getState();
   }
 
+  private makeEma(): NetworkEMA {
+    const { ema } = this.net.hyp.misc;
+    return new NetworkEMA(this.net.model, {
+      decaySchedule: { totalSteps: this.totalSteps, decayBase: ema.decayBase, everyN: ema.everyNSteps, pow: ema.decayPow },
+    });
+  }
+
   /** Asks the run to stop after the current step (e.g. on Ctrl-C); `run()` then resolves with stopReason 'stopped'. */
   requestStop(): void {
     this.stopRequested = true;
@@ -275,11 +282,10 @@ export class Trainer {
           if (epoch >= this.emaStartEpoch && this.step % hyp.misc.ema.everyNSteps === 0) {
             if (this.ema == null) {
               // The seed snapshots the live net at its first EMA step and `continue`s: updates start a period later.
-              this.ema = new NetworkEMA(this.net.model);
+              this.ema = this.makeEma();
             } else {
-              this.ema.update(this.net.model, emaDecayAt(this.step, this.totalSteps, {
-                decayBase: hyp.misc.ema.decayBase, everyN: hyp.misc.ema.everyNSteps, pow: hyp.misc.ema.decayPow,
-              }));
+              // The seed's decay, decayBase^everyN * (step / totalSteps)^pow, read from a table on the backend.
+              this.ema.updateAt(this.net.model, this.step);
             }
           }
           const info: StepInfo = {
@@ -492,7 +498,7 @@ export class Trainer {
     this.ema?.dispose();
     this.ema = null;
     if (checkpoint.emaActive) {
-      this.ema = new NetworkEMA(this.net.model);
+      this.ema = this.makeEma();
       this.ema.load(ema);
     }
     if (checkpoint.modelRandom.length !== this.net.discreteActions.length) {
