@@ -34,7 +34,8 @@ let readDepth = 0;
 
 interface EngineInternals {
   runKernelFunc(params: { kernelName?: string }): unknown;
-  state: { scopeStack: Array<{ name: string }> };
+  state: { scopeStack: Array<{ name: string }>; kernelDepth: number };
+  backendName: string;
 }
 
 function inBackward(eng: EngineInternals): boolean {
@@ -63,8 +64,11 @@ function hookEngine(): void {
   engineHooked = true;
 }
 
-function hookBackend(backend: KernelBackend): void {
+function hookBackend(backend: KernelBackend, name: string): void {
   if (hookedBackends.has(backend)) return;
+  const eng = engine() as unknown as EngineInternals;
+  // The cpu backend's kernels read their inputs through readSync; that memory is already the host's.
+  const kernelReadsAreLocal = name === 'cpu';
   const b = backend as unknown as Record<string, (...args: unknown[]) => unknown>;
   const write = b['write']!.bind(backend);
   b['write'] = (values: unknown, ...rest: unknown[]) => {
@@ -76,7 +80,8 @@ function hookBackend(backend: KernelBackend): void {
   b['readSync'] = (...args: unknown[]) => {
     const out = readSync(...args);
     // wasm's read() calls readSync(); count that transfer once.
-    if (readDepth === 0) for (const counter of active) counter.recordReadback(byteSize(out));
+    const local = kernelReadsAreLocal && eng.state.kernelDepth > 0;
+    if (readDepth === 0 && !local) for (const counter of active) counter.recordReadback(byteSize(out));
     return out;
   };
   const read = b['read']!.bind(backend);
@@ -114,7 +119,7 @@ export class KernelCounter {
   /** Starts counting on the current backend (call again after switching backends). */
   start(): this {
     hookEngine();
-    hookBackend(engine().backend);
+    hookBackend(engine().backend, (engine() as unknown as EngineInternals).backendName);
     active.add(this);
     return this;
   }

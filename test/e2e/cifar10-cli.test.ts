@@ -194,8 +194,8 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: training on wasm with the r
     expect(stdout).toContain('Backend: wasm');
     expect(stdout).toContain('Micro-batch: 256 images per pass, 1 pass per step (chosen for wasm');
     expect(stdout).toContain('|  epoch  |  train_loss  |  val_loss  |  train_acc  |  val_acc  |  ema_val_acc  |  total_time_seconds  |');
-    expect(stdout).toMatch(/\|\s+0 \|\s+\d\.\d{4} \|/);
-    expect(stdout).toMatch(/\|\s+1 \|\s+\d\.\d{4} \|/);
+    expect(stdout).toMatch(/\|\s+0\s+\|\s+\d\.\d{4}\s+\|/);
+    expect(stdout).toMatch(/\|\s+1\s+\|\s+\d\.\d{4}\s+\|/);
     expect(stdout).toMatch(/Mean and variance: \(0\.\d{4}, nan\) over 1 run/);
     expect(err).toMatch(/epoch 2\/2 step 8\/8 \(16\/16\) loss \d\.\d{4} acc 0\.\d{4} lr \S+ \d+ img\/s/);
 
@@ -274,7 +274,7 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: training on wasm with the r
     await new Promise<void>((done) => {
       child.stdout.on('data', async (d: Buffer) => {
         stdout += d.toString();
-        if (!/\|\s+0 \|/.test(stdout)) return;
+        if (!/\|\s+0\s+\|/.test(stdout)) return;
         while (!existsSync(join(out, 'checkpoint', 'checkpoint.json'))) await new Promise((r) => setTimeout(r, 100));
         done();
       });

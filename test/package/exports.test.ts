@@ -35,8 +35,18 @@ describe.skipIf(!built)(`the built package${built ? '' : ' (skipped: dist/ missi
   it('keeps Node-only modules out of the browser entry', () => {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
     expect(pkg.exports['.'].import.default).toBe('./dist/index.js');
-    // Everything the main entry can reach: itself and the shared chunks.
-    const browserFiles = ['index.js', ...readdirSync(dist).filter((f) => f.startsWith('chunk-') && f.endsWith('.js'))];
+    // Everything the main entry can reach: itself and the chunks it imports, transitively.
+    const browserFiles: string[] = [];
+    const pending = ['index.js'];
+    while (pending.length) {
+      const file = pending.pop()!;
+      if (browserFiles.includes(file)) continue;
+      browserFiles.push(file);
+      const code = readFileSync(join(dist, file), 'utf8');
+      for (const m of code.matchAll(/(?:from|import)\s*\(?\s*["']\.\/([\w.-]+\.js)["']/g)) pending.push(m[1]!);
+    }
+    expect(browserFiles.length).toBeGreaterThan(1);
+    expect(readdirSync(dist)).toEqual(expect.arrayContaining(browserFiles));
     for (const file of browserFiles) {
       const code = readFileSync(join(dist, file), 'utf8');
       expect(code, file).not.toMatch(/from ["']node:|require\(["']node:|import\(["']node:/);
