@@ -92,7 +92,7 @@ describeEachBackend('bench: no host-to-device transfers in the optimiser and EMA
     model.dispose();
   }, 60_000);
 
-}, ['wasm', 'webgpu']);
+}, ['wasm', 'webgpu'], 'the cpu backend keeps tensors in JS memory: there is no upload to measure');
 
 describeEachBackend('bench: what the backward pass runs (KernelCounter, one training step)', () => {
   it('no input gradient for convs fed only by data and the frozen whitening conv', async () => {
