@@ -51,4 +51,4 @@ describeEachBackend('wasm Slice (heap to heap)', () => {
     expect(tf.memory().numTensors).toBe(before);
     x.dispose();
   });
-}, ['wasm'], 'it tests the wasm backend'"'"'s own Slice kernel');
+}, ['wasm'], "it tests the wasm backend's own Slice kernel");
