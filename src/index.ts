@@ -28,6 +28,7 @@ export { WhiteningConv, type WhiteningConvArgs } from './layers/whitening.js';
 export { BatchNorm, type BatchNormArgs } from './layers/batch-norm.js';
 export { Conv, torchDefaultInitializer, type ConvArgs } from './layers/conv.js';
 export { Linear, type LinearArgs } from './layers/linear.js';
+export { CompositeLayer } from './layers/composite.js';
 export { ConvGroup, maxPool2, type ConvGroupArgs } from './layers/conv-group.js';
 export { DiscreteAction, type DiscreteActionArgs } from './layers/discrete-action.js';
 export { Gelu } from './layers/gelu.js';

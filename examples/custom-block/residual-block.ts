@@ -2,7 +2,7 @@
 // Inside this repository it imports ../../src; in your own project import from 'tfjs-dataflow'.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { BatchNorm, Conv, gelu, maxPool2 } from '../../src/index.js';
+import { BatchNorm, CompositeLayer, Conv, gelu, maxPool2, type CallKwargs } from '../../src/index.js';
 
 /** tfjs-layers' base options (name, trainable, inputShape, ...), which tfjs-layers does not export by name. */
 type LayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
@@ -17,16 +17,6 @@ export interface ResidualBlockArgs extends LayerArgs {
 }
 
 /**
- * Builds `child` inside the parent's `build()`: `apply()` on a placeholder runs the child's
- * `build()` under its own name scope, so its weights are named `<parent>/<child>/weight` (unique
- * within a model, as `model.save` needs) with nothing but public tfjs-layers API.
- */
-function buildSublayer(child: tfl.layers.Layer, inputShape: tfl.Shape): tfl.Shape {
-  const out = child.apply(tfl.input({ batchShape: inputShape })) as tfl.SymbolicTensor;
-  return out.shape;
-}
-
-/**
  * A residual conv block that plugs into SpeedyConvNet's dataflow in place of a `ConvGroup`:
  * `y = norm2(conv2(gelu(norm1(pool(conv1(x))))))`, output `gelu(y + shortcut(pool(x)))`,
  * where the shortcut is a 1x1 conv when the channel count changes. With `statePredDim` it also
@@ -34,11 +24,12 @@ function buildSublayer(child: tfl.layers.Layer, inputShape: tfl.Shape): tfl.Shap
  * at half the block's resolution, to be added to that block's (detached, noisy) output.
  *
  * @remarks
- * Like `ConvGroup`, it reports its sublayers' weights as its own (tfjs-layers does not track
- * nested layers), so `model.save`, the optimizer's bias split and the EMA see every one of them.
- * Outputs `[x, statePrediction]` with a state prediction, else `x`.
+ * Like `ConvGroup`, it extends the library's `CompositeLayer`, which reports its sublayers' weights
+ * as its own (tfjs-layers does not track nested layers), so `model.save`, the optimizer's bias split
+ * and the EMA see every one of them, and which runs the block once per pass although tfjs-layers asks
+ * a two-output layer once per output. Outputs `[x, statePrediction]` with a state prediction, else `x`.
  */
-export class ResidualBlock extends tfl.layers.Layer {
+export class ResidualBlock extends CompositeLayer {
   static className = 'ResidualBlock';
   readonly channelsOut: number;
   readonly statePredDim: number | null;
@@ -71,29 +62,13 @@ export class ResidualBlock extends tfl.layers.Layer {
   }
 
   /** The sublayers that hold weights, in a fixed order (the EMA pairs weights by order). */
-  get sublayers(): tfl.layers.Layer[] {
+  override get sublayers(): tfl.layers.Layer[] {
     // The base constructor reads the weight getters before the sublayers exist.
     if (this.conv1 == null) return [];
     const layers: tfl.layers.Layer[] = [this.conv1, this.norm1, this.conv2, this.norm2];
     if (this.shortcut) layers.push(this.shortcut);
     if (this.stateProject && this.stateNorm) layers.push(this.stateProject, this.stateNorm);
     return layers;
-  }
-
-  override get trainableWeights(): tfl.LayerVariable[] {
-    return this.trainable ? this.sublayers.flatMap((l) => l.trainableWeights) : [];
-  }
-
-  override set trainableWeights(_weights: tfl.LayerVariable[]) {
-    // The weights live in the sublayers; tfjs-layers only ever assigns [] here.
-  }
-
-  override get nonTrainableWeights(): tfl.LayerVariable[] {
-    return this.trainable ? this.sublayers.flatMap((l) => l.nonTrainableWeights) : this.sublayers.flatMap((l) => l.weights);
-  }
-
-  override set nonTrainableWeights(_weights: tfl.LayerVariable[]) {
-    // As above.
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
@@ -105,15 +80,15 @@ export class ResidualBlock extends tfl.layers.Layer {
       throw new Error(`ResidualBlock '${this.name}' expects input at least ${min}x${min} spatially, got shape [${shape.map((d) => d ?? 'null').join(',')}]`);
     }
     if (cin !== this.channelsOut) this.shortcut = new Conv({ name: 'shortcut', filters: this.channelsOut, kernelSize: 1, seed: this.seed == null ? undefined : this.seed + 2 });
-    const convOut = buildSublayer(this.conv1, shape);
+    const convOut = this.buildSublayer(this.conv1, shape);
     const pooled: tfl.Shape = [convOut[0]!, Math.floor(convOut[1]! / 2), Math.floor(convOut[2]! / 2), this.channelsOut];
-    buildSublayer(this.norm1, pooled);
-    buildSublayer(this.conv2, pooled);
-    buildSublayer(this.norm2, pooled);
-    if (this.shortcut) buildSublayer(this.shortcut, [shape[0]!, pooled[1]!, pooled[2]!, cin]);
+    this.buildSublayer(this.norm1, pooled);
+    this.buildSublayer(this.conv2, pooled);
+    this.buildSublayer(this.norm2, pooled);
+    if (this.shortcut) this.buildSublayer(this.shortcut, [shape[0]!, pooled[1]!, pooled[2]!, cin]);
     if (this.stateProject && this.stateNorm) {
-      const projected = buildSublayer(this.stateProject, pooled);
-      buildSublayer(this.stateNorm, [projected[0]!, Math.floor(projected[1]! / 2), Math.floor(projected[2]! / 2), this.statePredDim!]);
+      const projected = this.buildSublayer(this.stateProject, pooled);
+      this.buildSublayer(this.stateNorm, [projected[0]!, Math.floor(projected[1]! / 2), Math.floor(projected[2]! / 2), this.statePredDim!]);
     }
     this.built = true;
   }
@@ -126,9 +101,9 @@ export class ResidualBlock extends tfl.layers.Layer {
     return [out, [n!, half(half(h)), half(half(w)), this.statePredDim]];
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: { training?: boolean }): tf.Tensor | tf.Tensor[] {
+  protected override forward(input: tf.Tensor, kwargs: CallKwargs): tf.Tensor | tf.Tensor[] {
     return tf.tidy(() => {
-      const x = (Array.isArray(inputs) ? inputs[0]! : inputs) as tf.Tensor4D;
+      const x = input as tf.Tensor4D;
       const skipIn = maxPool2(x);
       const skip = this.shortcut ? this.shortcut.call(skipIn, kwargs) : skipIn;
       let y = gelu(this.norm1.call(maxPool2(this.conv1.call(x, kwargs) as tf.Tensor4D), kwargs));

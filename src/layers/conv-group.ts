@@ -2,8 +2,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { gelu } from '../ops/gelu.js';
 import { BatchNorm } from './batch-norm.js';
+import { CompositeLayer } from './composite.js';
 import { Conv } from './conv.js';
-import { checkInput, checkPositiveInt, setWeightScope, singleInput, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
+import { checkInput, checkPositiveInt, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
 
 export interface ConvGroupArgs extends LayerArgs {
   /** Output channels of both convolutions. */
@@ -41,7 +42,7 @@ const half = (d: number | null | undefined) => (d == null ? null : Math.floor(d 
  * loading, optimizers and the EMA see them all. `training: true` in the call's kwargs
  * reaches the batch norms.
  */
-export class ConvGroup extends tfl.layers.Layer {
+export class ConvGroup extends CompositeLayer {
   static className = 'ConvGroup';
   readonly channelsOut: number;
   readonly channelsIn: number | null;
@@ -73,34 +74,12 @@ export class ConvGroup extends tfl.layers.Layer {
   }
 
   /** The sublayers, in the seed's state-dict order. */
-  get sublayers(): tfl.layers.Layer[] {
+  override get sublayers(): tfl.layers.Layer[] {
     // The base constructor reads the weight getters before the sublayers exist.
     if (this.conv1 == null) return [];
     const layers: tfl.layers.Layer[] = [this.conv1, this.conv2, this.norm1, this.norm2];
     if (this.stateProject && this.stateNorm) layers.push(this.stateProject, this.stateNorm);
     return layers;
-  }
-
-  override get trainableWeights(): tfl.LayerVariable[] {
-    return this.trainable ? this.sublayers.flatMap((l) => l.trainableWeights) : [];
-  }
-
-  override set trainableWeights(_weights: tfl.LayerVariable[]) {
-    // Weights live in the sublayers; tfjs-layers only assigns [] here.
-  }
-
-  override get nonTrainableWeights(): tfl.LayerVariable[] {
-    if (!this.trainable) return this.sublayers.flatMap((l) => l.weights);
-    return this.sublayers.flatMap((l) => l.nonTrainableWeights);
-  }
-
-  override set nonTrainableWeights(_weights: tfl.LayerVariable[]) {
-    // As above.
-  }
-
-  override setFastWeightInitDuringBuild(value: boolean): void {
-    super.setFastWeightInitDuringBuild(value);
-    for (const l of this.sublayers) l.setFastWeightInitDuringBuild(value);
   }
 
   private check(shape: ReadonlyArray<number | null>, dtype?: string): void {
@@ -118,19 +97,13 @@ export class ConvGroup extends tfl.layers.Layer {
     this.check(shape);
     const [n, h, w] = shape;
     const pooled: tfl.Shape = [n!, half(h)!, half(w)!, this.channelsOut];
-    // Each child is built inside this layer's name scope, under its own name.
-    const buildChild = (child: tfl.layers.Layer, childShape: tfl.Shape) => {
-      setWeightScope(child, child.name);
-      child.build(childShape);
-      child.built = true;
-    };
-    buildChild(this.conv1, shape);
-    buildChild(this.norm1, pooled);
-    buildChild(this.conv2, pooled);
-    buildChild(this.norm2, pooled);
+    this.buildSublayer(this.conv1, shape);
+    this.buildSublayer(this.norm1, pooled);
+    this.buildSublayer(this.conv2, pooled);
+    this.buildSublayer(this.norm2, pooled);
     if (this.stateProject && this.stateNorm) {
-      buildChild(this.stateProject, pooled);
-      buildChild(this.stateNorm, [n!, half(half(h))!, half(half(w))!, this.statePredDim!]);
+      this.buildSublayer(this.stateProject, pooled);
+      this.buildSublayer(this.stateNorm, [n!, half(half(h))!, half(half(w))!, this.statePredDim!]);
     }
     this.built = true;
   }
@@ -142,28 +115,7 @@ export class ConvGroup extends tfl.layers.Layer {
     return [out, [n!, half(half(h))!, half(half(w))!, this.statePredDim]];
   }
 
-  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor | tf.Tensor[] {
-    const input = singleInput(inputs, `ConvGroup '${this.name}'`);
-    const training = kwargs?.training === true;
-    // tfjs-layers' graph executor calls a two-output layer once per output it consumes; answering the repeat
-    // from the first call keeps one forward pass (and one batch-norm running-stat update) per pass, as in the seed.
-    // The repeat is recognised by the same input tensor, mode and parameter values (running statistics aside).
-    const params = this.sublayers.flatMap((l) => l.weights).filter((w) => !w.originalName.includes('running_')).map((w) => w.read().dataId);
-    const last = this.lastCall;
-    if (
-      last && last.input === input && last.training === training && last.outputs.some((t) => !t.isDisposed) &&
-      last.params.length === params.length && last.params.every((id, i) => id === params[i])
-    ) {
-      return last.outputs;
-    }
-    const out = this.forward(input, kwargs);
-    this.lastCall = Array.isArray(out) ? { input, training, params, outputs: out } : null;
-    return out;
-  }
-
-  private lastCall: { input: tf.Tensor; training: boolean; params: object[]; outputs: tf.Tensor[] } | null = null;
-
-  private forward(input: tf.Tensor, kwargs: CallKwargs): tf.Tensor | tf.Tensor[] {
+  protected override forward(input: tf.Tensor, kwargs: CallKwargs): tf.Tensor | tf.Tensor[] {
     return tf.tidy(() => {
       this.check(input.shape, input.dtype);
       let x = this.conv1.call(input, kwargs);
