@@ -7,17 +7,13 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { COMMON_BENCH_OPTIONS } from './options.js';
 
 const { values } = parseArgs({
   options: {
-    backend: { type: 'string', default: 'wasm' },
-    batch: { type: 'string', default: '64' },
-    steps: { type: 'string', default: '10' },
-    warmup: { type: 'string', default: '3' },
-    'base-depth': { type: 'string', default: '64' },
+    ...COMMON_BENCH_OPTIONS,
     threads: { type: 'string', default: '2' },
     python: { type: 'string', default: '/usr/bin/python3' },
-    json: { type: 'string' },
   },
 });
 

@@ -4,20 +4,16 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
+import { COMMON_BENCH_OPTIONS } from './options.js';
 import { runBench, type BenchOptions } from './bench.js';
 
 const { values } = parseArgs({
   options: {
-    backend: { type: 'string', default: 'wasm' },
-    batch: { type: 'string', default: '64' },
-    steps: { type: 'string', default: '10' },
-    warmup: { type: 'string', default: '3' },
-    'base-depth': { type: 'string', default: '64' },
+    ...COMMON_BENCH_OPTIONS,
     'image-size': { type: 'string', default: '32' },
     mode: { type: 'string', default: 'sketch' },
     profile: { type: 'string', default: '0' },
     'wasm-threads': { type: 'string' },
-    json: { type: 'string' },
   },
 });
 

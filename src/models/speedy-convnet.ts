@@ -65,6 +65,7 @@ export function speedyConvNet(options: SpeedyConvNetOptions = {}): SpeedyConvNet
   const imageSize = options.imageSize ?? 32;
   if (!(Number.isInteger(imageSize) && imageSize >= 16)) throw new Error(`speedyConvNet: option 'imageSize' must be an integer >= 16, got ${imageSize}`);
   const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
+  checkBatchNormHyp(hyp);
   const depths = blockDepths(hyp.net.baseDepth);
   const bn = (name: string) => new BatchNorm({ name, momentum: hyp.net.batchNormMomentum, eps: hyp.net.batchNormEps });
 
@@ -77,9 +78,9 @@ export function speedyConvNet(options: SpeedyConvNetOptions = {}): SpeedyConvNet
   statePred1 = link(new Gelu({ name: 'initial_block_state_activation' }), statePred1);
 
   const groups = [
-    new ConvGroup({ name: 'conv_group_1', channelsOut: depths.block1, statePredDim: depths.block2, seed: seed + 10, ...bnArgs(hyp) }),
-    new ConvGroup({ name: 'conv_group_2', channelsOut: depths.block2, statePredDim: depths.block3, seed: seed + 20, ...bnArgs(hyp) }),
-    new ConvGroup({ name: 'conv_group_3', channelsOut: depths.block3, statePredDim: null, seed: seed + 30, ...bnArgs(hyp) }),
+    new ConvGroup({ name: 'conv_group_1', channelsOut: depths.block1, statePredDim: depths.block2, seed: seed + 10 }),
+    new ConvGroup({ name: 'conv_group_2', channelsOut: depths.block2, statePredDim: depths.block3, seed: seed + 20 }),
+    new ConvGroup({ name: 'conv_group_3', channelsOut: depths.block3, statePredDim: null, seed: seed + 30 }),
   ];
   const discreteActions = mode === 'sketch'
     ? [1, 2, 3].map((i) => new DiscreteAction({ name: `discrete_action_${i}`, noiseStd: hyp.net.noiseStd, seed: seed + 100 + i }))
@@ -100,12 +101,11 @@ export function speedyConvNet(options: SpeedyConvNetOptions = {}): SpeedyConvNet
   return { model, hyp, mode, whitening, groups, discreteActions };
 }
 
-function bnArgs(hyp: Hyp): Record<string, never> {
-  // ConvGroup's batch norms use the seed's momentum and eps by default; assert they agree with hyp.
+function checkBatchNormHyp(hyp: Hyp): void {
+  // ConvGroup's batch norms use the seed's momentum and eps; other values are not wired through yet.
   if (hyp.net.batchNormMomentum !== 0.4 || hyp.net.batchNormEps !== 1e-12) {
     throw new Error('speedyConvNet: ConvGroup uses the seed batch-norm momentum 0.4 and eps 1e-12; other values are not supported yet');
   }
-  return {};
 }
 
 /**

@@ -4,6 +4,7 @@ import { predictWithFlipTTA, type SpeedyConvNet } from '../models/speedy-convnet
 import { accuracy, crossEntropy, seedLoss } from '../ops/loss.js';
 import { DeviceRandom, type DeviceRandomState } from '../ops/random.js';
 import { NetworkEMA } from './ema.js';
+import { perExampleLoss } from './metrics.js';
 import { OneCycle } from './one-cycle.js';
 import { SGD, splitBiasGroups, type NamedWeight } from './sgd.js';
 
@@ -333,8 +334,7 @@ export class Trainer {
   }
 
   private perExample(loss: number): number {
-    // The seed logs loss / (batchsize * loss_batchsize_scaler).
-    return loss / (this.batchSize * (this.net.hyp.opt.lossBatchSize / this.batchSize));
+    return perExampleLoss(loss, this.batchSize, this.net.hyp.opt.lossBatchSize / this.batchSize);
   }
 
   /** One optimiser step over the batch (summing micro-batch gradients); returns the loss/accuracy tensors when asked. */
