@@ -5,6 +5,7 @@ import { KernelCounter, type KernelCounts } from '../src/backend/counter.js';
 import type { BackendReport } from '../src/backend/init.js';
 import { initBackend } from '../src/backend/node.js';
 import { enableNodeWasmThreads } from '../src/backend/wasm-threads.js';
+import { deviceScalarCount } from '../src/ops/constants.js';
 import { countFlops } from './flops.js';
 import { profileKernels, type KernelProfile } from './profile.js';
 import { setupBench, syncBackend } from './step.js';
@@ -56,7 +57,8 @@ export interface BenchResult {
     rssBytes: number;
     wasmHeapBytes: number | null;
     tfNumBytes: number;
-    tensors: { beforeSetup: number; afterSetup: number; afterWarmup: number; afterTimed: number; afterDispose: number };
+    /** Tensor counts, not counting the kept device scalars (`deviceScalars`, made once per value and reused). */
+    tensors: { beforeSetup: number; afterSetup: number; afterWarmup: number; afterTimed: number; afterDispose: number; deviceScalars: number };
   };
   profile?: KernelProfile;
   tfjs: string;
@@ -85,6 +87,11 @@ function wasmHeapBytes(): number | null {
 }
 
 /** Runs one benchmark configuration on a fresh backend selection. */
+/** Tensors alive, less the kept device scalars: those are made on first use and then reused, not leaked. */
+function tensorsAlive(): number {
+  return tf.memory().numTensors - deviceScalarCount();
+}
+
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const { batch, steps, warmup = 3, baseDepth = 64, imageSize = 32, mode = 'sketch', profileSteps = 0 } = options;
   if (!(Number.isInteger(batch) && batch > 0)) throw new Error(`runBench: batch must be a positive integer, got ${batch}`);
@@ -98,11 +105,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const report = await initBackend(options.backend);
   const backend = tf.getBackend();
   if (profileSteps > 0 && backend === 'webgpu') throw new Error('runBench: --profile needs a synchronous backend (wasm or cpu); WebGPU only queues kernels');
-  const beforeSetup = tf.memory().numTensors;
+  const beforeSetup = tensorsAlive();
   // warm-up + timed + 5 counted + 1 for FLOPs + profiled: the schedules must not run out.
   const totalSteps = warmup + steps + 5 + 1 + profileSteps;
   const bench = await setupBench({ batch, baseDepth, totalSteps, imageSize, mode });
-  const afterSetup = tf.memory().numTensors;
+  const afterSetup = tensorsAlive();
   log(`set up on ${backend} (${report.reason})`);
   const everyN = bench.net.hyp.misc.ema.everyNSteps;
 
@@ -111,7 +118,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     bench.trainStep();
     await syncBackend(bench.net);
   }
-  const afterWarmup = tf.memory().numTensors;
+  const afterWarmup = tensorsAlive();
   const trainMs: number[] = [];
   const emaStep: boolean[] = [];
   for (let i = 0; i < steps; i++) {
@@ -161,13 +168,13 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const evalCounts = await counter.measure(() => bench.evalStep().dispose());
   const evalFlops = countFlops(() => bench.evalStep().dispose());
   await syncBackend(bench.net);
-  const afterTimed = tf.memory().numTensors;
+  const afterTimed = tensorsAlive();
   const tfNumBytes = tf.memory().numBytes;
   const heap = wasmHeapBytes();
   const rss = process.memoryUsage().rss;
   bench.dispose();
   bench.net.model.dispose();
-  const afterDispose = tf.memory().numTensors;
+  const afterDispose = tensorsAlive();
 
   const trainMedian = median(trainMs);
   const evalMedian = median(evalMs);
@@ -204,7 +211,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       rssBytes: rss,
       wasmHeapBytes: heap,
       tfNumBytes,
-      tensors: { beforeSetup, afterSetup, afterWarmup, afterTimed, afterDispose },
+      tensors: { beforeSetup, afterSetup, afterWarmup, afterTimed, afterDispose, deviceScalars: deviceScalarCount() },
     },
     ...(profile ? { profile } : {}),
     tfjs: tf.version_core,

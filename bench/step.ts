@@ -8,6 +8,7 @@ import { DeviceRandom } from '../src/ops/random.js';
 import { NetworkEMA } from '../src/train/ema.js';
 import { OneCycle } from '../src/train/one-cycle.js';
 import { SGD, splitBiasGroups, type NamedWeight } from '../src/train/sgd.js';
+import { variableGrads } from '../src/train/variable-grads.js';
 
 export interface BenchSetupOptions {
   batch: number;
@@ -67,7 +68,7 @@ export async function setupBench(options: BenchSetupOptions): Promise<BenchSetup
     get steps() { return steps; },
     trainStep() {
       const i = steps % batches;
-      const { value, grads } = tf.variableGrads(() => {
+      const { value, grads } = variableGrads(() => {
         const out = net.model.apply(inputs[i]!, { training: true }) as tf.Tensor2D;
         return seedLoss(out, targets[i]!, { labelSmoothing: hyp.opt.labelSmoothing, batchScale });
       }, trainable);

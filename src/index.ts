@@ -22,6 +22,7 @@ export { simulateDiscreteAction, unbiasedStd, type SimulateDiscreteActionOptions
 export { gelu } from './ops/gelu.js';
 export { globalMaxPool } from './ops/pooling.js';
 export { crossEntropy, seedLoss, accuracy, type SeedLossArgs } from './ops/loss.js';
+export { deviceScalar, deviceScalarCount, releaseDeviceScalars } from './ops/constants.js';
 
 // Layers
 export { WhiteningConv, type WhiteningConvArgs } from './layers/whitening.js';
@@ -89,6 +90,7 @@ export { OneCycle, type OneCycleArgs, type LrSchedule, type AnnealStrategy } fro
 export { SGD, splitBiasGroups, type SGDGroupArgs, type SGDState, type NamedWeight } from './train/sgd.js';
 export { NetworkEMA, emaDecayAt, isFrozenBySeed, type NetworkEMAArgs, type WeightedNetwork, type EmaDecaySchedule } from './train/ema.js';
 export { meanAndVariance, perExampleLoss } from './train/metrics.js';
+export { variableGrads } from './train/variable-grads.js';
 export {
   Trainer,
   trainSchedule,

@@ -26,6 +26,7 @@ import {
   reflectPad,
   seedLoss,
   splitBiasGroups,
+  variableGrads,
   type LabelledImages,
 } from '../../src/index.js';
 import { ResidualBlock } from './residual-block.js';
@@ -199,7 +200,7 @@ export async function trainCustomBlockNet(net: CustomNet, data: LabelledImages, 
   try {
     while (losses.length < steps) {
       for (const { inputs, targets } of epochBatches(padded, { batchSize, random, cropSize: data.images.shape[1] })) {
-        const { value, grads } = tf.variableGrads(() => {
+        const { value, grads } = variableGrads(() => {
           const logits = net.model.apply(inputs, { training: true }) as tf.Tensor2D;
           return seedLoss(logits, targets, { labelSmoothing: opt.labelSmoothing, batchScale });
         }, variables);

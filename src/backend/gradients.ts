@@ -1,7 +1,8 @@
-import { broadcastTo, div, registerGradient, reshape, util, type NamedAttrMap, type Tensor } from '@tensorflow/tfjs-core';
+import { add, cast, div, mul, registerGradient, reshape, sqrt, util, zerosLike, type NamedAttrMap, type Tensor } from '@tensorflow/tfjs-core';
 // tfjs-core registers no gradients by itself; tfjs-layers' entry registers all of them
 // (into the registry shared through globalThis), in Node and in bundlers alike.
 import '@tensorflow/tfjs-layers';
+import { deviceScalar } from '../ops/constants.js';
 
 /** dy reshaped to x's rank with the reduced axes kept as 1, ready to broadcast back over x. */
 function expandReduced(dy: Tensor, x: Tensor, attrs: NamedAttrMap): { expanded: Tensor; reduceSize: number } {
@@ -15,15 +16,22 @@ function expandReduced(dy: Tensor, x: Tensor, attrs: NamedAttrMap): { expanded: 
   return { expanded: reshape(dy, shape), reduceSize };
 }
 
+/** `values` broadcast to x's shape, on the backend. */
+function broadcastOnto(x: Tensor, values: Tensor): Tensor {
+  return add(zerosLike(x), values);
+}
+
 // tfjs-core's Sum and Mean gradients multiply dy by `ones(x.shape)`, an array built on the host and uploaded
 // whole (16 MB per SpeedyConvNet step at batch 64, through the discrete actions' std): broadcasting dy on the
-// backend gives the same values with nothing uploaded.
+// backend gives the same values with nothing uploaded. The broadcast is an Add onto zeros filled on the backend,
+// not broadcastTo: tfjs-wasm's Tile walks indices one element at a time (165 ms against 4 ms for a
+// [64,31,31,64] batch-norm gradient).
 registerGradient({
   kernelName: 'Sum',
   inputsToSave: ['x'],
   gradFunc: (dy, saved, attrs) => {
     const x = saved[0]!;
-    return { x: () => broadcastTo(expandReduced(dy as Tensor, x, attrs).expanded, x.shape) };
+    return { x: () => broadcastOnto(x, expandReduced(dy as Tensor, x, attrs).expanded) };
   },
 });
 
@@ -35,8 +43,28 @@ registerGradient({
     return {
       x: () => {
         const { expanded, reduceSize } = expandReduced(dy as Tensor, x, attrs);
-        return broadcastTo(div(expanded, reduceSize), x.shape);
+        return broadcastOnto(x, div(expanded, deviceScalar(reduceSize)));
       },
     };
+  },
+});
+
+// tfjs-core's Square and Sqrt gradients multiply by a JS number 2, a scalar written from the host on every
+// call (the unbiased std of each discrete action runs both); the same arithmetic with a kept device scalar.
+registerGradient({
+  kernelName: 'Square',
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved) => {
+    const x = saved[0]!;
+    return { x: () => mul(dy as Tensor, mul(cast(x, 'float32'), deviceScalar(2))) };
+  },
+});
+
+registerGradient({
+  kernelName: 'Sqrt',
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved) => {
+    const x = saved[0]!;
+    return { x: () => div(dy as Tensor, mul(sqrt(cast(x, 'float32')), deviceScalar(2))) };
   },
 });

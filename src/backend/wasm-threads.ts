@@ -21,6 +21,7 @@ import { join } from 'node:path';
  * whatever `setThreadsCount` says). A wasm backend made before the call is dropped and
  * the factory registered again, so the next `setBackend('wasm')` starts the threaded build.
  * Check `getThreadsCount()` after initialisation for the count obtained (at most 4).
+ * The pool's workers do not keep Node's event loop alive: a script ends when its own work does.
  */
 export async function enableNodeWasmThreads(threads: number): Promise<number> {
   if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`enableNodeWasmThreads: threads must be a positive integer, got ${threads}`);
@@ -58,14 +59,32 @@ export async function enableNodeWasmThreads(threads: number): Promise<number> {
     const cpus = nodeOs.cpus;
     const cores = cpus.call(nodeOs);
     nodeOs.cpus = () => Array.from({ length: 2 * threads }, (_, i) => cores[i % cores.length]);
+    let backend: unknown;
     try {
-      return await entry.factory();
+      backend = await entry.factory();
     } finally {
       nodeOs.cpus = cpus;
     }
+    releaseWorkersFromEventLoop(backend);
+    return backend;
   };
   // Dropping a wasm backend made before this call (single-threaded) and registering again.
   tf.removeBackend('wasm');
   tf.registerBackend('wasm', factory as never, entry.priority);
   return threads;
+}
+
+interface EmscriptenWorker {
+  unref(): void;
+}
+
+/**
+ * XNNPACK's pool threads never finish, and Emscripten keeps a running pthread's worker referenced, so
+ * a Node process would never exit by itself. The main thread waits for the pool synchronously inside
+ * each kernel, so nothing needs the workers to hold the event loop open: unreference them.
+ */
+function releaseWorkersFromEventLoop(backend: unknown): void {
+  const pthread = (backend as { wasm?: { PThread?: { runningWorkers: EmscriptenWorker[]; unusedWorkers: EmscriptenWorker[] } } }).wasm?.PThread;
+  if (pthread == null) throw new Error('enableNodeWasmThreads: the threaded wasm module has no PThread table (not the 4.22 build this was written for)');
+  for (const worker of [...pthread.runningWorkers, ...pthread.unusedWorkers]) worker.unref();
 }

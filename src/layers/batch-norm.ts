@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { deviceScalar as c } from '../ops/constants.js';
 import { checkInput, scopedWeightName, singleInput, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
 
 export interface BatchNormArgs extends LayerArgs {
@@ -103,7 +104,7 @@ export class BatchNorm extends tfl.layers.Layer {
       const bi = args[1] as tf.Tensor;
       const wi = weightIsInput ? (args[2] as tf.Tensor) : weight;
       const { mean, variance } = tf.moments(xi, AXES);
-      const rstd = tf.rsqrt(tf.add(variance, eps));
+      const rstd = tf.rsqrt(tf.add(variance, c(eps)));
       const scale = tf.mul(wi, rstd);
       const value = tf.add(tf.mul(xi, scale), tf.sub(bi, tf.mul(mean, scale)));
       this.updateRunningStats(mean, variance, n);
@@ -116,7 +117,7 @@ export class BatchNorm extends tfl.layers.Layer {
           const dySum = tf.sum(dy, AXES);
           const dyXhatSum = tf.sum(tf.mul(dy, xhat), AXES);
           // dx = scale · (dy − mean(dy) − x̂ · mean(dy · x̂)), the batch statistics' own gradient included.
-          const dx = tf.sub(tf.mul(dy, sc), tf.add(tf.mul(xhat, tf.div(tf.mul(sc, dyXhatSum), n)), tf.div(tf.mul(sc, dySum), n)));
+          const dx = tf.sub(tf.mul(dy, sc), tf.add(tf.mul(xhat, tf.div(tf.mul(sc, dyXhatSum), c(n))), tf.div(tf.mul(sc, dySum), c(n))));
           return weightIsInput ? [dx, dySum, dyXhatSum] : [dx, dySum];
         },
       };
@@ -129,8 +130,8 @@ export class BatchNorm extends tfl.layers.Layer {
     const m = this.momentum;
     tf.tidy(() => {
       // PyTorch's momentum weights the new batch (Keras' weights the old average); running_var takes the unbiased variance.
-      const newMean = tf.add(tf.mul(this.runningMean.read(), 1 - m), tf.mul(mean, m));
-      const newVar = tf.add(tf.mul(this.runningVar.read(), 1 - m), tf.mul(variance, (m * n) / (n - 1)));
+      const newMean = tf.add(tf.mul(this.runningMean.read(), c(1 - m)), tf.mul(mean, c(m)));
+      const newVar = tf.add(tf.mul(this.runningVar.read(), c(1 - m)), tf.mul(variance, c((m * n) / (n - 1))));
       // write() hands the data to the variable and releases its old value; tidy disposes the handles.
       this.runningMean.write(newMean);
       this.runningVar.write(newVar);

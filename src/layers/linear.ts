@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { deviceScalar } from '../ops/constants.js';
 import { torchDefaultInitializer } from './conv.js';
 import { checkPositiveInt, scopedWeightName, singleInput, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
 
@@ -71,7 +72,7 @@ export class Linear extends tfl.layers.Layer {
       const x = singleInput(inputs, `Linear '${this.name}'`);
       this.check(x.shape, x.dtype);
       let w = this.weight.read();
-      if (this.temperature != null) w = tf.mul(w, this.temperature);
+      if (this.temperature != null) w = tf.mul(w, deviceScalar(this.temperature));
       if (x.rank === 2) return tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D);
       const y = tf.matMul(tf.reshape(x, [-1, this.inFeatures!]), w as tf.Tensor2D);
       return tf.reshape(y, [...x.shape.slice(0, -1), this.units]);

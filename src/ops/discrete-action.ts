@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { deviceScalar } from './constants.js';
 import { DeviceRandom } from './random.js';
 import { stopGradient } from './stop-gradient.js';
 
@@ -43,7 +44,7 @@ export function unbiasedStd(x: tf.Tensor, axis?: number | number[], keepDims = f
   return tf.tidy(() => {
     const centred = tf.sub(x, tf.mean(x, axes, true));
     // torch.std is unbiased (divides by n - 1); tf.moments divides by n.
-    return tf.sqrt(tf.div(tf.sum(tf.square(centred), axes, keepDims), n - 1));
+    return tf.sqrt(tf.div(tf.sum(tf.square(centred), axes, keepDims), deviceScalar(n - 1)));
   });
 }
 
@@ -88,6 +89,6 @@ export function simulateDiscreteAction(x: tf.Tensor, options: SimulateDiscreteAc
   return tf.tidy(() => {
     const std = detachStd ? stopGradient(unbiasedStd(x)) : unbiasedStd(x);
     const n = noise ?? generator!.normal(x.shape);
-    return tf.add(stopGradient(x), tf.mul(tf.mul(std, noiseStd), n));
+    return tf.add(stopGradient(x), tf.mul(tf.mul(std, deviceScalar(noiseStd)), n));
   });
 }

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { deviceScalar as c } from './constants.js';
 
 const SQRT1_2 = Math.SQRT1_2;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
@@ -8,14 +9,14 @@ const geluWithGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>)
   const save = args[1] as tf.GradSaveFunc;
   save([x]);
   // Φ(x) = (1 + erf(x / √2)) / 2, kept for the gradient's first term.
-  const value = tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, SQRT1_2)), 1)));
+  const value = tf.tidy(() => tf.mul(tf.mul(x, c(0.5)), tf.add(tf.erf(tf.mul(x, c(SQRT1_2))), c(1))));
   return {
     value,
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const xs = saved[0]!;
       // d/dx x·Φ(x) = Φ(x) + x·φ(x), with φ the standard normal density.
-      const cdf = tf.mul(tf.add(tf.erf(tf.mul(xs, SQRT1_2)), 1), 0.5);
-      const pdf = tf.mul(tf.exp(tf.mul(tf.square(xs), -0.5)), INV_SQRT_2PI);
+      const cdf = tf.mul(tf.add(tf.erf(tf.mul(xs, c(SQRT1_2))), c(1)), c(0.5));
+      const pdf = tf.mul(tf.exp(tf.mul(tf.square(xs), c(-0.5))), c(INV_SQRT_2PI));
       return [tf.mul(dy, tf.add(cdf, tf.mul(xs, pdf)))];
     },
   };

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { deviceScalar as c } from './constants.js';
 
 function checkPair(where: string, logits: tf.Tensor, targets: tf.Tensor): void {
   if (logits.rank !== 2) throw new Error(`${where}: logits must be [batch, classes], got shape [${logits.shape}]`);
@@ -18,7 +19,7 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor, labelSmoothi
   if (!(labelSmoothing >= 0 && labelSmoothing <= 1)) throw new Error(`crossEntropy: labelSmoothing must be in [0, 1], got ${labelSmoothing}`);
   return tf.tidy(() => {
     const classes = logits.shape[1]!;
-    const smoothed = labelSmoothing > 0 ? tf.add(tf.mul(targets, 1 - labelSmoothing), labelSmoothing / classes) : targets;
+    const smoothed = labelSmoothing > 0 ? tf.add(tf.mul(targets, c(1 - labelSmoothing)), c(labelSmoothing / classes)) : targets;
     return tf.neg(tf.sum(tf.mul(tf.logSoftmax(logits), smoothed), -1)) as tf.Tensor1D;
   });
 }
@@ -47,7 +48,7 @@ export function seedLoss(logits: tf.Tensor, targets: tf.Tensor, args: SeedLossAr
   return tf.tidy(() => {
     const ce = crossEntropy(logits, targets, labelSmoothing);
     // Same operation order as the seed: one multiply by the combined scale, sum, divide.
-    return tf.div(tf.sum(tf.mul(ce, lossScale * batchScale)), lossScale) as tf.Scalar;
+    return tf.div(tf.sum(tf.mul(ce, c(lossScale * batchScale))), c(lossScale)) as tf.Scalar;
   });
 }
 

@@ -7,6 +7,7 @@ import { NetworkEMA } from './ema.js';
 import { perExampleLoss } from './metrics.js';
 import { OneCycle } from './one-cycle.js';
 import { SGD, splitBiasGroups, type NamedWeight } from './sgd.js';
+import { variableGrads } from './variable-grads.js';
 
 /** The dataset as the seed holds it on the device: padded, normalised training images and the eval split. */
 export interface TrainData {
@@ -351,7 +352,7 @@ export class Trainer {
       const x = passes === 1 ? inputs : tf.slice(inputs, p * micro, micro);
       const y = passes === 1 ? targets : tf.slice(targets, p * micro, micro);
       const kept: { logits?: tf.Tensor } = {};
-      const { value, grads } = tf.variableGrads(() => {
+      const { value, grads } = variableGrads(() => {
         const out = this.net.model.apply(x, { training: true }) as tf.Tensor2D;
         if (keepMetrics) kept.logits = tf.keep(out);
         return seedLoss(out, y, { labelSmoothing: hyp.opt.labelSmoothing, batchScale });

@@ -8,6 +8,7 @@ import { reflectPad } from '../../src/augment/pad.js';
 import { KernelCounter } from '../../src/backend/counter.js';
 import { DeviceRandom } from '../../src/ops/random.js';
 import { describeEachBackend } from '../helpers/backends.js';
+import { liveTensors } from '../helpers/memory.js';
 
 /** Images whose every element is distinct and exact in float32: value = flat index. */
 function codedImages(shape: [number, number, number, number]): tf.Tensor4D {
@@ -49,7 +50,7 @@ describeEachBackend('augmentations', (backend) => {
 
   for (const size of [3, 4]) {
     it(`randomSquareMasks, ${size % 2 ? 'odd' : 'even'} size ${size}: one ${size}x${size} square per image, the seed's centre range`, async () => {
-      const before = tf.memory().numTensors;
+      const before = liveTensors();
       const images = tf.zeros([200, 8, 8, 2]);
       const masks = randomSquareMasks(images, size, new DeviceRandom(7));
       expect(masks.shape).toEqual([200, 8, 8, 1]);
@@ -72,12 +73,12 @@ describeEachBackend('augmentations', (backend) => {
         for (const c of seen.values()) expect(Math.abs(c - 200 * p)).toBeLessThan(5 * Math.sqrt(200 * p * (1 - p)));
       }
       tf.dispose([images, masks]);
-      expect(tf.memory().numTensors).toBe(before);
+      expect(liveTensors()).toBe(before);
     });
   }
 
   it('batchCrop: every crop is a contiguous window of the padded image at the seed offsets (0..3 for 36 -> 32)', async () => {
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const [b, h, w, c] = [96, 12, 12, 2];
     const padded = codedImages([b, h, w, c]);
     const crops = batchCrop(padded, 8, new DeviceRandom(11));
@@ -102,11 +103,11 @@ describeEachBackend('augmentations', (backend) => {
     }
     expect(offsets.size).toBeGreaterThanOrEqual(14); // of 16 equally likely pairs in 96 draws
     tf.dispose([padded, crops]);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
   });
 
   it('batchFlipLR: exact mirrors, about half of them', async () => {
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const n = 400;
     const x = codedImages([n, 2, 3, 1]);
     const y = batchFlipLR(x, new DeviceRandom(3));
@@ -127,12 +128,12 @@ describeEachBackend('augmentations', (backend) => {
     expect(await none.array()).toEqual(xs);
     expect(await all.array()).toEqual(xs.map((img) => img.map((row) => [...row].reverse())));
     tf.dispose([x, y, none, all]);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
   });
 
   for (const size of [3, 4]) {
     it(`batchCutmix, patch ${size}: a ${size}x${size} patch from a permuted partner, labels mixed by area`, async () => {
-      const before = tf.memory().numTensors;
+      const before = liveTensors();
       const [b, h, w] = [24, 8, 8];
       const x = codedImages([b, h, w, 1]);
       const targets = tf.tidy(() => tf.cast(tf.oneHot(tf.range(0, b, 1, 'int32'), b), 'float32')) as tf.Tensor2D;
@@ -170,7 +171,7 @@ describeEachBackend('augmentations', (backend) => {
       expect([...partners].sort((a, c) => a - c)).toEqual(Array.from({ length: b }, (_, i) => i));
       expect(partners.filter((p, i) => p !== i).length).toBeGreaterThan(b / 2);
       tf.dispose([x, targets, out.images, out.targets]);
-      expect(tf.memory().numTensors).toBe(before);
+      expect(liveTensors()).toBe(before);
     });
   }
 

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { describeEachBackend, useBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
+import { liveTensors } from '../helpers/memory.js';
 
 interface ConvCase {
   x: [number, number, number, number];
@@ -51,7 +52,7 @@ describeEachBackend('conv2d forward and gradients match the cpu backend', (backe
     it(`x ${c.x.join('x')}, kernel ${c.k.join('x')}, ${c.cout} out, padding ${c.pad}`, async () => {
       const { data, expected } = await reference(c);
       await useBackend(backend);
-      const before = tf.memory().numTensors;
+      const before = liveTensors();
       const outs = convAndGrads(c, data);
       const names = ['forward', 'input gradient', 'filter gradient'];
       for (let i = 0; i < outs.length; i++) {
@@ -59,7 +60,7 @@ describeEachBackend('conv2d forward and gradients match the cpu backend', (backe
         expect(err, `${names[i]} relative error`).toBeLessThanOrEqual(1e-4);
       }
       tf.dispose(outs);
-      expect(tf.memory().numTensors).toBe(before);
+      expect(liveTensors()).toBe(before);
     });
   }
 });

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { expect, it } from 'vitest';
 import { KernelCounter } from '../../src/backend/counter.js';
 import { describeEachBackend } from '../helpers/backends.js';
+import { liveTensors } from '../helpers/memory.js';
 
 /** A two-conv net on 8x8 images, trained with plain SGD: enough to exercise every conv gradient. */
 function tinyConvNet(seed: number) {
@@ -32,14 +33,14 @@ function sgdStep(net: ReturnType<typeof tinyConvNet>, lr: number): tf.Scalar {
 describeEachBackend('a tiny conv net', (backend) => {
   it('trains: loss decreases over 20 SGD steps, with no tensor left behind', async () => {
     const net = tinyConvNet(backend.length);
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const losses: number[] = [];
     for (let step = 0; step < 20; step++) {
       const loss = sgdStep(net, 0.1);
       losses.push((await loss.data())[0]!);
       loss.dispose();
     }
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
     net.dispose();
     expect(losses.every(Number.isFinite)).toBe(true);
     expect(losses[19]!).toBeLessThan(0.7 * losses[0]!);

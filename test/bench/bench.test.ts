@@ -7,17 +7,19 @@ import { describe, expect, it } from 'vitest';
 import { runBench } from '../../bench/bench.js';
 import { setupBench } from '../../bench/step.js';
 import { KernelCounter } from '../../src/backend/counter.js';
+import { deviceScalarCount } from '../../src/ops/constants.js';
 import { NetworkEMA, emaDecayAt } from '../../src/train/ema.js';
 import { OneCycle } from '../../src/train/one-cycle.js';
 import { SGD } from '../../src/train/sgd.js';
 import { describeEachBackend } from '../helpers/backends.js';
+import { liveTensors } from '../helpers/memory.js';
 
 // A SpeedyConvNet at test size: base depth 4 (channels 4/16/32), 16x16 images, batch 2.
 const TINY = { batch: 2, baseDepth: 4, imageSize: 16 };
 
 describeEachBackend('bench: one tiny configuration', (backend) => {
   it('returns a complete, JSON-safe record and leaves no tensor behind', async () => {
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const result = await runBench({ backend, ...TINY, steps: 2, warmup: 1 });
     const parsed = JSON.parse(JSON.stringify(result));
     expect(parsed).toEqual(result);
@@ -36,7 +38,7 @@ describeEachBackend('bench: one tiny configuration', (backend) => {
     expect(result.memory.peakRssBytes).toBeGreaterThan(0);
     expect(result.memory.wasmHeapBytes != null).toBe(backend === 'wasm');
     expect(result.memory.tensors.afterDispose).toBe(result.memory.tensors.beforeSetup);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
   }, 120_000);
 
   it('the device tables give bit-identical weights to per-step scalars', async () => {
@@ -123,3 +125,20 @@ describe('bench CLI', () => {
     expect(result.train.stepMs).toHaveLength(1);
   }, 120_000);
 });
+
+describeEachBackend('bench: a whole training step writes nothing to the backend', () => {
+  it('uploads 0 bytes per step once warm, and makes no new device scalars', async () => {
+    const bench = await setupBench({ ...TINY, totalSteps: 20 });
+    for (let i = 0; i < 5; i++) bench.trainStep(); // the 5th step makes the EMA and its tables
+    const scalars = deviceScalarCount();
+    const counts = await new KernelCounter().measure(() => {
+      for (let i = 0; i < 5; i++) bench.trainStep(); // includes the next EMA step (the 10th)
+    });
+    expect(counts.kernels).toBeGreaterThan(0);
+    expect(counts.uploadBytes).toBe(0);
+    expect(counts.readbackBytes).toBe(0);
+    expect(deviceScalarCount()).toBe(scalars);
+    bench.dispose();
+    bench.net.model.dispose();
+  }, 120_000);
+}, ['wasm', 'webgpu'], 'the cpu backend keeps tensors in JS memory: there is no upload to measure');

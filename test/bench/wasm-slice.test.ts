@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { expect, it } from 'vitest';
 import { KernelCounter } from '../../src/backend/counter.js';
 import { describeEachBackend, useBackend } from '../helpers/backends.js';
+import { liveTensors } from '../helpers/memory.js';
 
 // The wasm Slice override (src/backend/wasm-kernels.ts) copies heap to heap; these cases compare it
 // bit for bit with the cpu backend's slice, for every rank the network and the trainer use.
@@ -41,14 +42,14 @@ describeEachBackend('wasm Slice (heap to heap)', () => {
   it('reads nothing back to JavaScript', async () => {
     await useBackend('wasm');
     const x = tf.randomNormal([8, 6, 6, 4]);
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const counts = await new KernelCounter().measure(() => {
       tf.slice(x, [2, 1, 0, 0], [4, 4, 6, 4]).dispose();
       tf.slice(x, [1, 0, 0, 1], [2, 6, 6, 2]).dispose();
     });
     expect(counts.byName['Slice']).toBe(2);
     expect(counts.readbackBytes).toBe(0);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
     x.dispose();
   });
 }, ['wasm'], "it tests the wasm backend's own Slice kernel");

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { epochBatches, epochExamples, epochFraction, seedSchedule, stepsInEpoch } from '../../src/data/batches.js';
 import { DeviceRandom } from '../../src/ops/random.js';
 import { describeEachBackend } from '../helpers/backends.js';
+import { liveTensors } from '../helpers/memory.js';
 
 describe("the seed's schedule numbers", () => {
   it('50000 images, batch 1024, 12.1 epochs: 48 per epoch, 581 total, last epoch 5', () => {
@@ -50,7 +51,7 @@ function labelled(n: number, classes = n) {
 describeEachBackend('epochBatches', () => {
   it('augments once per epoch and yields shuffled full batches, each example at most once', async () => {
     const data = labelled(10);
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const rng = new DeviceRandom(4);
     const seen: number[] = [];
     const counters: number[] = [];
@@ -74,13 +75,13 @@ describeEachBackend('epochBatches', () => {
     expect(new Set(seen).size).toBe(9);
     // Draws happen once, before the first batch: shuffle, crop rows and columns, flip.
     expect(counters).toEqual([4, 4, 4]);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
     tf.dispose(data);
   });
 
   it("a fractional epoch uses the seed's rounding; cutmix mixes labels; eval does not augment", async () => {
     const data = labelled(10);
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const partial = [...epochBatches(data, { batchSize: 3, random: new DeviceRandom(1), epochFraction: 0.5, cropSize: 4 })];
     expect(partial).toHaveLength(2); // 3 * round(1.67) = 6 examples
     tf.dispose(partial.map((b) => [b.inputs, b.targets]));
@@ -104,13 +105,13 @@ describeEachBackend('epochBatches', () => {
     expect([...labels].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(all[0]![0][0]!.length).toBe(6); // not cropped
     tf.dispose(evalBatches.map((b) => [b.inputs, b.targets]));
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
     tf.dispose(data);
   });
 
   it('frees the epoch copy when the loop breaks early, even inside tf.tidy', () => {
     const data = labelled(8);
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     tf.tidy(() => {
       for (const b of epochBatches(data, { batchSize: 2, random: new DeviceRandom(5), cropSize: 4 })) {
         expect(b.inputs.isDisposed).toBe(false);
@@ -124,7 +125,7 @@ describeEachBackend('epochBatches', () => {
     expect(second.inputs.shape).toEqual([2, 4, 4, 2]);
     gen.return();
     tf.dispose([first.inputs, first.targets, second.inputs, second.targets]);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
     expect(() => epochBatches(data, { batchSize: 2, random: new DeviceRandom(1), cropSize: 7 })).toThrow(/cropSize must be an integer in \[1, 6\]/);
     expect(() => epochBatches({ images: data.targets as never, targets: data.targets }, { batchSize: 2, random: new DeviceRandom(1) })).toThrow(/NHWC/);
     tf.dispose(data);

@@ -14,6 +14,7 @@ import { loadCifar10 } from '../../src/data/cifar10-node.js';
 import { KernelCounter } from '../../src/backend/counter.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { describeEachBackend } from '../helpers/backends.js';
+import { liveTensors } from '../helpers/memory.js';
 
 const REAL_DIR = '/work/shared/data/cifar10';
 const HAVE_REAL = CIFAR10_FILES.every((f) => existsSync(join(REAL_DIR, f)));
@@ -40,7 +41,7 @@ function sampleAt(values: Float32Array, index: number[]): number[] {
 
 describeEachBackend('CIFAR-10 on the backend', (backend) => {
   it('matches the PyTorch preparation (ToTensor, std_mean, normalise, one-hot, reflect pad 2)', async () => {
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const onBackend = cifar10ToBackend(train, evalSplit);
     const { train: t, eval: e, stats } = onBackend;
     expect(t.images.shape).toEqual(S.trainShape);
@@ -62,11 +63,11 @@ describeEachBackend('CIFAR-10 on the backend', (backend) => {
     expect(Array.from(await t.targets.data())).toEqual(S.trainTargets);
     expect(Array.from(await e.targets.data())).toEqual(S.evalTargets);
     tf.dispose([t.images, t.targets, e.images, e.targets]);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
   });
 
   it('gives the same tensors whatever the chunk size, without leaking', async () => {
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const whole = cifar10ToBackend(train, evalSplit, { padAmount: 0 });
     // Chunks of one image: nine chunk results, more than one WebGPU concat binds, so merged in two levels there.
     const n = 9;
@@ -86,7 +87,7 @@ describeEachBackend('CIFAR-10 on the backend', (backend) => {
     expect(await chunked.eval.images.data()).toEqual(await whole.eval.images.data());
     tf.dispose([whole.train.images, whole.train.targets, whole.eval.images, whole.eval.targets]);
     tf.dispose([chunked.train.images, chunked.train.targets, chunked.eval.images, chunked.eval.targets]);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
   });
 
   it('does the work on the backend: one upload per chunk, no read-back', () => {
@@ -124,17 +125,17 @@ describeEachBackend('CIFAR-10 on the backend', (backend) => {
     const fits = Math.floor(limit / perImage);
     if (fits > 100_000) ctx.skip(`this device binds ${limit} bytes: the whole training set fits`);
     const big = { images: new Uint8Array((fits + 1) * CIFAR10_IMAGE_BYTES), labels: new Uint8Array(fits + 1), count: fits + 1 };
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     expect(() => cifar10ToBackend(big, evalSplit)).toThrow(
       `cifar10ToBackend: the training split (${fits + 1} images of 36x36x3 float32, ${(fits + 1) * perImage} bytes) exceeds ` +
       `this WebGPU device's maxStorageBufferBindingSize of ${limit} bytes, so no kernel could read it whole; ` +
       `keep at most ${fits} images (trainLimit) or use a device or backend with a larger limit`,
     );
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
   });
 
   it.skipIf(!HAVE_REAL)(`puts the first 8 real images on the backend via loadCifar10${HAVE_REAL ? '' : ` (skipped: no CIFAR-10 in ${REAL_DIR})`}`, async () => {
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const data = await loadCifar10({ dir: REAL_DIR, trainLimit: 8, evalLimit: 8 });
     const out = data.toBackend();
     expect(out.train.images.shape).toEqual([8, 36, 36, 3]);
@@ -151,7 +152,7 @@ describeEachBackend('CIFAR-10 on the backend', (backend) => {
     for (let i = 0; i < 8; i++) expect(targets[i * 10 + data.eval.labels[i]!]).toBe(1);
     expect(targets.reduce((s, x) => s + x, 0)).toBe(8);
     tf.dispose([out.train.images, out.train.targets, out.eval.images, out.eval.targets]);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
   });
 
   it('cifar10Dataset.toBackend passes its options through', async () => {

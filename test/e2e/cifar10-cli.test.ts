@@ -12,6 +12,7 @@ import { main, type CliIO } from '../../examples/cifar10/main.js';
 import { Progress } from '../../examples/cifar10/progress.js';
 import { DiscreteAction, fileHandler, predictWithFlipTTA, speedyConvNet, type EpochRecord, type StepInfo } from '../../src/node.js';
 import { maxRelativeError } from '../helpers/assert.js';
+import { liveTensors } from '../helpers/memory.js';
 
 const REPO = resolve(__dirname, '../..');
 // CI checks the repo out next to a copy of shared/.
@@ -185,11 +186,11 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: training on wasm with the r
 
   it('trains 2 epochs, prints the table, writes every output, and the saved model predicts like the trained net', async () => {
     const out = join(root, 'a');
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const { code, out: stdout, err } = await run(['train', ...SMALL, '--out', out]);
     expect(err).not.toContain('tfjs-dataflow-cifar10:');
     expect(code).toBe(0);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
 
     expect(stdout).toContain('Backend: wasm');
     expect(stdout).toContain('Micro-batch: 256 images per pass, 1 pass per step (chosen for wasm');

@@ -5,13 +5,14 @@ import { customBlockNet, evaluateCustomBlockNet, initCustomBlockNet, syntheticDa
 import { ResidualBlock } from '../../examples/custom-block/residual-block.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { describeEachBackend } from '../helpers/backends.js';
+import { liveTensors } from '../helpers/memory.js';
 
 // Tiny shapes: 16x16 images (the smallest the three pooling blocks allow), 4/8/8 channels, 4 classes.
 const tiny = { imageSize: 16, widths: [4, 8, 8] as [number, number, number], classes: 4, seed: 3 };
 
 describeEachBackend('custom-block example', () => {
   it('trains (loss decreases), saves and loads back, and leaks no tensors', async () => {
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const data = syntheticDataset(32, 8, 16, 4, 1);
     const net = customBlockNet(tiny);
     await initCustomBlockNet(net, data.train.images, 0);
@@ -69,7 +70,7 @@ describeEachBackend('custom-block example', () => {
     tf.dispose([x, a, b, data.train.images, data.train.targets, data.eval.images, data.eval.targets]);
     loaded.dispose();
     net.model.dispose();
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
   });
 
   it('rejects a block too small to pool, naming the argument', () => {

@@ -6,6 +6,7 @@ import { ConvGroup } from '../../src/layers/conv-group.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { loadFixture, toTensor, values, type Encoded } from '../layers/fixtures.js';
+import { liveTensors } from '../helpers/memory.js';
 
 interface DiracCase { cout: number; cin: number; weight: Encoded; dirac: Encoded; renorm: Encoded; stdPre: number; meanPre: number }
 // Golden values: tools/reference/layers_fixtures.py (torch.nn.init.dirac_ and the seed's renormalisation), default args.
@@ -21,7 +22,7 @@ async function stdMean(t: tf.Tensor | number[]): Promise<[number, number]> {
 describeEachBackend('dirac init', () => {
   for (const c of fx.cases) {
     it(`matches torch for cout ${c.cout}, cin ${c.cin}: dirac positions, renormalised weight and its statistics`, async () => {
-      const before = tf.memory().numTensors;
+      const before = liveTensors();
       const w = toTensor(c.weight);
       const d = diracInit(w);
       expect(Array.from(await d.data())).toEqual(Array.from(values(c.dirac)));
@@ -31,7 +32,7 @@ describeEachBackend('dirac init', () => {
       expect(std).toBeCloseTo(c.stdPre, 6);
       expect(mean).toBeCloseTo(c.meanPre, 6);
       tf.dispose([w, d, r]);
-      expect(tf.memory().numTensors).toBe(before);
+      expect(liveTensors()).toBe(before);
     });
   }
 
@@ -42,10 +43,10 @@ describeEachBackend('dirac init', () => {
     const snapshot = async (g: ConvGroup) => Promise.all([g.conv1, g.conv2, g.stateProject!].map(async (c) => Array.from(await c.weight.read().data())));
     const [w1, , wsWide] = await snapshot(wide);
     const [, , wsNarrow] = await snapshot(narrow);
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     initConvGroupDirac(wide);
     initConvGroupDirac(narrow);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
     const [a1, a2, as] = await snapshot(wide);
     const dirac = diracInit(wide.conv2.weight.read());
     expect(a2).toEqual(Array.from(await dirac.data()));

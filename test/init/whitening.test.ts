@@ -7,6 +7,7 @@ import { WhiteningConv } from '../../src/layers/whitening.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { loadFixture, toTensor, values, type Encoded } from '../layers/fixtures.js';
+import { liveTensors } from '../helpers/memory.js';
 
 interface WhiteningFixture {
   numImages: number; chunkSize: number; eps: number;
@@ -29,7 +30,7 @@ describeEachBackend('fitWhitening', (backend) => {
     const images = toTensor(fx.images) as tf.Tensor4D;
     const layer = new WhiteningConv({ name: 'whiten' });
     layer.apply(tfl.input({ shape: [6, 6, 3] }));
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const counter = new KernelCounter().start();
     const fit = await fitWhitening(layer, images, { chunkSize: fx.chunkSize, permutation: fx.permutation });
     const counts = counter.stop();
@@ -46,7 +47,7 @@ describeEachBackend('fitWhitening', (backend) => {
     expect(y.shape).toEqual(fx.forwardOutput.shape);
     expect(maxRelativeError(await y.data(), values(fx.forwardOutput))).toBeLessThanOrEqual(WEIGHT_RTOL);
     tf.dispose([x, y]);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
     images.dispose();
     layer.dispose();
   });

@@ -5,6 +5,7 @@ import { BatchNorm } from '../../src/layers/batch-norm.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { disposeWeights, varName, loadFixture, toTensor, values, type Encoded } from './fixtures.js';
+import { liveTensors } from '../helpers/memory.js';
 
 interface BnCase {
   name: string; weightTrainable: boolean; weight: Encoded; bias: Encoded;
@@ -31,7 +32,7 @@ describeEachBackend('BatchNorm', () => {
         v.write(t);
         t.dispose();
       }
-      const before = tf.memory().numTensors;
+      const before = liveTensors();
       const x0 = toTensor(c.x1);
       const x = tf.variable(x0);
       x0.dispose();
@@ -70,7 +71,7 @@ describeEachBackend('BatchNorm', () => {
       expect(Array.from(await bn.runningMean.read().data())).toEqual(Array.from(rm));
 
       tf.dispose([x, g, y1!, value, ...Object.values(grads), x2, y2, x3, g3, y3, dx3, v3, ...Object.values(gb3)]);
-      expect(tf.memory().numTensors).toBe(before);
+      expect(liveTensors()).toBe(before);
       disposeWeights(bn);
     });
   }
@@ -79,9 +80,9 @@ describeEachBackend('BatchNorm', () => {
     const bn = new BatchNorm();
     const x = tf.randomNormal([4, 3, 3, 2], 0, 1, 'float32', 1);
     tf.dispose(bn.apply(x, { training: true }) as tf.Tensor);
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     for (let i = 0; i < 5; i++) tf.dispose(bn.apply(x, { training: true }) as tf.Tensor);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
     x.dispose();
     bn.dispose();
   });

@@ -5,6 +5,7 @@ import { ConvGroup } from '../../src/layers/conv-group.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { loadFixture, toTensor, values, varName, type Encoded } from './fixtures.js';
+import { liveTensors } from '../helpers/memory.js';
 
 interface GroupFixture {
   channelsIn: number; channelsOut: number; statePredDim: number;
@@ -36,7 +37,7 @@ describeEachBackend('ConvGroup', (backend) => {
   it('matches torch in training mode: both outputs, input and weight gradients, running stats', async () => {
     const name = `group_${backend}`;
     const group = buildGroup(name);
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const x0 = toTensor(fx.x);
     const x = tf.variable(x0);
     x0.dispose();
@@ -65,7 +66,7 @@ describeEachBackend('ConvGroup', (backend) => {
     await check(oe!, fx.outEval, 'inference output x');
     await check(se!, fx.stateEval, 'inference state prediction');
     tf.dispose([x, g1, g2, value, ...outs, ...Object.values(grads), xe, oe!, se!]);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
     group.dispose();
   });
 });

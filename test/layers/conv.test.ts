@@ -5,6 +5,7 @@ import { Conv } from '../../src/layers/conv.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { disposeWeights, varName, loadFixture, toTensor, values, type Encoded } from './fixtures.js';
+import { liveTensors } from '../helpers/memory.js';
 
 interface ConvCase {
   name: string; filters: number; kernelSize: number; padding: 'same' | 'valid';
@@ -22,7 +23,7 @@ describeEachBackend('Conv', () => {
       const w = toTensor(c.weight);
       layer.weight.write(w);
       w.dispose();
-      const before = tf.memory().numTensors;
+      const before = liveTensors();
       const x0 = toTensor(c.x);
       const x = tf.variable(x0);
       x0.dispose();
@@ -34,7 +35,7 @@ describeEachBackend('Conv', () => {
       expect(maxRelativeError(await grads[x.name]!.data(), values(c.dx))).toBeLessThanOrEqual(1e-4);
       expect(maxRelativeError(await grads[varName(layer.weight)]!.data(), values(c.dw))).toBeLessThanOrEqual(1e-4);
       tf.dispose([x, g, y, value, ...Object.values(grads)]);
-      expect(tf.memory().numTensors).toBe(before);
+      expect(liveTensors()).toBe(before);
       disposeWeights(layer);
     });
   }

@@ -5,6 +5,7 @@ import { DiscreteAction } from '../../src/layers/discrete-action.js';
 import { simulateDiscreteAction } from '../../src/ops/discrete-action.js';
 import { DeviceRandom } from '../../src/ops/random.js';
 import { describeEachBackend } from '../helpers/backends.js';
+import { liveTensors } from '../helpers/memory.js';
 
 /** An IOHandler that keeps the artifacts in memory, and one that hands them back. */
 function memoryIO(): { save: tf.io.IOHandler; load: () => tf.io.IOHandler } {
@@ -31,7 +32,7 @@ async function values(t: tf.Tensor | tf.Tensor[]): Promise<number[]> {
 
 describeEachBackend('DiscreteAction layer', () => {
   it('adds the seed\'s noise in training and, by default, at inference, from its own seeded stream', async () => {
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const x = input();
     const layer = new DiscreteAction({ seed: 5, noiseStd: 0.5 });
     const trained = await values(layer.apply(x, { training: true }) as tf.Tensor);
@@ -46,7 +47,7 @@ describeEachBackend('DiscreteAction layer', () => {
     expect(model.countParams()).toBe(0);
     x.dispose();
     model.dispose();
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
   });
 
   it('noiseAtInference: false passes x through outside training, still cutting the gradient', async () => {

@@ -4,6 +4,7 @@ import { Linear } from '../../src/layers/linear.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { disposeWeights, varName, loadFixture, toTensor, values, type Encoded } from './fixtures.js';
+import { liveTensors } from '../helpers/memory.js';
 
 // Golden values: tools/reference/layers_fixtures.py (the seed's Linear, temperature 1/12), default args.
 const fx = loadFixture<{ temperature: number; units: number; weight: Encoded; x: Encoded; g: Encoded; y: Encoded; dx: Encoded; dw: Encoded }>('linear.json');
@@ -15,7 +16,7 @@ describeEachBackend('Linear', () => {
     const w = toTensor(fx.weight);
     layer.weight.write(w);
     w.dispose();
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const x0 = toTensor(fx.x);
     const x = tf.variable(x0);
     x0.dispose();
@@ -30,7 +31,7 @@ describeEachBackend('Linear', () => {
     expect(y3.shape).toEqual([1, 3, fx.units]);
     expect(maxRelativeError(await y3.data(), values(fx.y))).toBeLessThanOrEqual(1e-4);
     tf.dispose([x, g, y, value, y3, ...Object.values(grads)]);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
     disposeWeights(layer);
   });
 });

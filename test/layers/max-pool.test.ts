@@ -3,6 +3,7 @@ import { expect, it } from 'vitest';
 import { maxPool2 } from '../../src/layers/conv-group.js';
 import { describeEachBackend, useBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
+import { liveTensors } from '../helpers/memory.js';
 
 async function poolGrad(shape: [number, number, number, number]): Promise<Float32Array> {
   const dx = tf.tidy(() => {
@@ -21,9 +22,9 @@ describeEachBackend('maxPool2 gradient', (backend) => {
       await useBackend('cpu');
       const expected = await poolGrad(shape);
       await useBackend(backend);
-      const before = tf.memory().numTensors;
+      const before = liveTensors();
       expect(maxRelativeError(await poolGrad(shape), expected)).toBe(0);
-      expect(tf.memory().numTensors).toBe(before);
+      expect(liveTensors()).toBe(before);
     });
   }
 

@@ -4,6 +4,7 @@ import { expect, it } from 'vitest';
 import { fitSpeedyConvNetWhitening, predictWithFlipTTA, speedyConvNet } from '../../src/models/speedy-convnet.js';
 import { seedLoss } from '../../src/ops/loss.js';
 import { describeEachBackend } from '../helpers/backends.js';
+import { liveTensors } from '../helpers/memory.js';
 
 const TINY = { net: { baseDepth: 4 } } as const;
 
@@ -106,11 +107,11 @@ describeEachBackend('speedyConvNet', () => {
   it('predicts with flip TTA, noise included, without leaking tensors', async () => {
     const net = speedyConvNet({ seed: 7, hyp: TINY });
     const x = images(3, 8);
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const logits = predictWithFlipTTA(net.model, x);
     expect(logits.shape).toEqual([3, 10]);
     logits.dispose();
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
     // Without noise, TTA of a mirrored batch equals TTA of the batch.
     const quiet = speedyConvNet({ seed: 7, hyp: { net: { baseDepth: 4, noiseStd: 0 } } });
     const a = predictWithFlipTTA(quiet.model, x);

@@ -6,6 +6,7 @@ import { DeviceRandom, drawOnHost } from '../../src/ops/random.js';
 import { KernelCounter } from '../../src/backend/counter.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
+import { liveTensors } from '../helpers/memory.js';
 
 // Golden values: tools/reference/ops_fixtures.py (no arguments): the seed's simulate_discrete_action
 // with the noise fed in, and d sum(w * y) / dx, which reaches x only through x.std().
@@ -17,7 +18,7 @@ const t = (e: Enc): tf.Tensor => tf.tensor(e.data, e.shape, 'float32');
 describeEachBackend('simulateDiscreteAction', (backend) => {
   for (const c of fx.cases) {
     it(`matches PyTorch: shape [${c.x.shape}], noiseStd ${c.noiseStd}${c.detachStd ? ', detachStd' : ''} (forward and gradient, 1e-4)`, async () => {
-      const before = tf.memory().numTensors;
+      const before = liveTensors();
       const x = tf.tidy(() => tf.variable(t(c.x), true));
       const noise = t(c.noise);
       const w = t(c.w);
@@ -39,12 +40,12 @@ describeEachBackend('simulateDiscreteAction', (backend) => {
         });
       }
       tf.dispose([x, noise, w, y, std]);
-      expect(tf.memory().numTensors).toBe(before);
+      expect(liveTensors()).toBe(before);
     });
   }
 
   it('upstream weights learn only through the std scalar (and not at all with detachStd)', async () => {
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const x = tf.tidy(() => tf.randomNormal([2, 6, 6, 3], 0, 1, 'float32', 1));
     const w = tf.tidy(() => tf.variable(tf.randomNormal([3, 3, 3, 4], 0, 0.3, 'float32', 2), true, `da_conv_${backend}`));
     const down = tf.tidy(() => tf.variable(tf.randomNormal([1, 1, 1, 4], 0, 1, 'float32', 3), true, `da_down_${backend}`));
@@ -70,7 +71,7 @@ describeEachBackend('simulateDiscreteAction', (backend) => {
       expect(counts.byName['DataflowRandom']).toBe(1);
     }
     tf.dispose([x, w, down]);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
   });
 
   it('draws the noise on the backend: only scalar constants are uploaded, whatever the size of x', async () => {

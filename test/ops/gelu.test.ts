@@ -4,13 +4,14 @@ import { gelu } from '../../src/ops/gelu.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { loadFixture, toTensor, values, type Encoded } from '../layers/fixtures.js';
+import { liveTensors } from '../helpers/memory.js';
 
 // Golden values: tools/reference/layers_fixtures.py (torch F.gelu, erf form), default args.
 const fx = loadFixture<{ x: Encoded; g: Encoded; y: Encoded; dx: Encoded }>('gelu.json');
 
 describeEachBackend('gelu', () => {
   it('matches torch F.gelu forward and backward', async () => {
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const x = toTensor(fx.x);
     const g = toTensor(fx.g);
     const y = gelu(x);
@@ -18,7 +19,7 @@ describeEachBackend('gelu', () => {
     expect(maxRelativeError(await y.data(), values(fx.y))).toBeLessThanOrEqual(1e-4);
     expect(maxRelativeError(await dx.data(), values(fx.dx))).toBeLessThanOrEqual(1e-4);
     tf.dispose([x, g, y, dx]);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
   });
 
   it('uses its own gradient (no Erf kernel in the backward pass)', async () => {

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { accuracy, crossEntropy, seedLoss } from '../../src/ops/loss.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
+import { liveTensors } from '../helpers/memory.js';
 
 // Golden values from nn.CrossEntropyLoss(label_smoothing=0.1, reduction='none') on probability
 // targets (one-hot and cutmix-mixed), the seed's reduction with batchsize 1024, and its gradient
@@ -25,7 +26,7 @@ const fx = JSON.parse(readFileSync(new URL('../fixtures/train/loss.json', import
 
 describeEachBackend('loss matches torch', () => {
   it('per-example label-smoothed cross-entropy, the seed reduction and its gradient', async () => {
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const logits = tf.tensor2d(fx.logits, [fx.batch, fx.classes]);
     const targets = tf.tensor2d(fx.targets, [fx.batch, fx.classes]);
     const ce = crossEntropy(logits, targets, fx.labelSmoothing);
@@ -38,7 +39,7 @@ describeEachBackend('loss matches torch', () => {
     const acc = accuracy(logits, targets);
     expect((await acc.data())[0]).toBeCloseTo(fx.accuracy, 6);
     tf.dispose([logits, targets, ce, value, grad, acc]);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
   });
 
   it('default batchScale is 512 / batch', async () => {

@@ -4,6 +4,7 @@ import { expect, it } from 'vitest';
 import { globalMaxPool } from '../../src/ops/pooling.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
+import { liveTensors } from '../helpers/memory.js';
 
 // Golden values: tools/reference/ops_fixtures.py (no arguments), torch.amax(x, dim=(2, 3)) stored NHWC.
 interface Enc { shape: number[]; data: number[] }
@@ -14,7 +15,7 @@ const t = (e: Enc): tf.Tensor => tf.tensor(e.data, e.shape, 'float32');
 describeEachBackend('globalMaxPool matches torch.amax over H, W', () => {
   for (const c of fx.cases) {
     it(`${c.name}: forward and gradient of sum(w * y) within 1e-4`, async () => {
-      const before = tf.memory().numTensors;
+      const before = liveTensors();
       const [y, grad] = tf.tidy(() => {
         const x = t(c.x) as tf.Tensor4D;
         const w = t(c.w);
@@ -26,7 +27,7 @@ describeEachBackend('globalMaxPool matches torch.amax over H, W', () => {
       expect(maxRelativeError(await y.data(), c.y.data)).toBeLessThanOrEqual(1e-4);
       expect(maxRelativeError(await grad.data(), c.grad.data)).toBeLessThanOrEqual(1e-4);
       tf.dispose([y, grad]);
-      expect(tf.memory().numTensors).toBe(before);
+      expect(liveTensors()).toBe(before);
     });
   }
 

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceRandom, RANDOM_KERNEL, drawOnHost } from '../../src/ops/random.js';
 import { KernelCounter } from '../../src/backend/counter.js';
 import { backendAvailable, describeEachBackend, useBackend, type TestBackend } from '../helpers/backends.js';
+import { liveTensors } from '../helpers/memory.js';
 
 async function read(t: tf.Tensor): Promise<Float32Array | Int32Array> {
   const values = (await t.data()) as Float32Array | Int32Array;
@@ -45,10 +46,10 @@ describeEachBackend('DeviceRandom', (backend) => {
   const N = drawsOn(backend);
   let before = 0;
   beforeAll(() => {
-    before = tf.memory().numTensors;
+    before = liveTensors();
   });
   afterAll(() => {
-    expect(tf.memory().numTensors, 'tensors leaked by this block').toBe(before);
+    expect(liveTensors(), 'tensors leaked by this block').toBe(before);
   });
 
   it(`uniform: ${N} draws in [0, 1) with uniform mean, variance and quantiles`, async () => {

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { NetworkEMA, emaDecayAt, isFrozenBySeed } from '../../src/train/ema.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
+import { liveTensors } from '../helpers/memory.js';
 
 // Golden values from the seed's NetworkEMA on a tiny torch module whose state dict is named like
 // the seed's (tools/reference/train_fixtures.py, no arguments): five updates with the seed's decays,
@@ -60,7 +61,7 @@ function makeNet(): TinyNet {
 describeEachBackend('NetworkEMA matches the seed (torch)', () => {
   it('five updates: EMA values and copy-back into the live net', async () => {
     const net = makeNet();
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const ema = new NetworkEMA(net);
     // The seed's copy-back rule, by name.
     expect(ema.excludedNames.map((n) => n.replace(/_\d+$/, '')).sort()).toEqual(['conv_group_1/norm1/weight', 'initial_block/whiten/weight']);
@@ -88,7 +89,7 @@ describeEachBackend('NetworkEMA matches the seed (torch)', () => {
     const last = fx.steps[fx.steps.length - 1]!;
     expect(maxRelativeError(last.live['initial_block/whiten/weight']!, last.ema['initial_block/whiten/weight']!)).toBeGreaterThan(1e-3);
     ema.dispose();
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
     disposeNet(net);
   });
 
@@ -108,7 +109,7 @@ describeEachBackend('NetworkEMA matches the seed (torch)', () => {
     });
     const moved = await run();
     expect(maxRelativeError(moved, original)).toBeGreaterThan(1e-2);
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const viaEma = ema.withWeights(net, () => net.apply(x) as tf.Tensor);
     expect(maxRelativeError(await viaEma.data(), original)).toBeLessThanOrEqual(1e-6);
     viaEma.dispose();
@@ -118,7 +119,7 @@ describeEachBackend('NetworkEMA matches the seed (torch)', () => {
     expect(() => ema.withWeights(net, () => { throw new Error('boom'); })).toThrow('boom');
     await expect(ema.withWeights(net, async () => { throw new Error('later'); })).rejects.toThrow('later');
     expect(maxRelativeError(await run(), moved)).toBeLessThanOrEqual(1e-6);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
     ema.dispose();
     disposeNet(net);
     x.dispose();

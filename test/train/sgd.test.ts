@@ -6,6 +6,7 @@ import { OneCycle, type AnnealStrategy } from '../../src/train/one-cycle.js';
 import { SGD, splitBiasGroups, type NamedWeight } from '../../src/train/sgd.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
+import { liveTensors } from '../helpers/memory.js';
 
 // Golden values from torch.optim.SGD + OneCycleLR (tools/reference/train_fixtures.py, no arguments):
 // the seed's two optimizers (non-bias and bias groups), five steps on fixed gradients, with one
@@ -52,7 +53,7 @@ describeEachBackend('SGD matches torch.optim.SGD (nesterov, coupled decay, two g
   afterEach(() => tf.disposeVariables());
 
   it('five steps on fixed gradients, skipping weights without a gradient', async () => {
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const vars = makeVariables();
     const opt = makeOptimizer(vars);
     // The seed's split: only trainable weights, 'bias' in the name.
@@ -84,7 +85,7 @@ describeEachBackend('SGD matches torch.optim.SGD (nesterov, coupled decay, two g
     tf.dispose(state.buffers);
     opt.dispose();
     tf.dispose(vars);
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
   });
 
   it('exported state resumes bit-identically', async () => {
@@ -152,9 +153,9 @@ describeEachBackend('SGD matches torch.optim.SGD (nesterov, coupled decay, two g
     const gradsByStep = [0, 1].map((s) => gradsFor(vars, s));
     const step = (i: number) => opt.step(gradsByStep[i % 2]!);
     step(0);
-    const after1 = tf.memory().numTensors;
+    const after1 = liveTensors();
     for (let i = 1; i < 4; i++) step(i);
-    expect(tf.memory().numTensors).toBe(after1);
+    expect(liveTensors()).toBe(after1);
     tf.dispose(gradsByStep);
     opt.dispose();
   });

@@ -4,6 +4,7 @@ import type { HypOverrides } from '../../src/models/hyp.js';
 import { speedyConvNet } from '../../src/models/speedy-convnet.js';
 import { Trainer, trainSchedule, type TrainData } from '../../src/train/trainer.js';
 import { describeEachBackend } from '../helpers/backends.js';
+import { liveTensors } from '../helpers/memory.js';
 
 const SIDE = 16; // small images keep the cpu and software-WebGPU backends quick
 
@@ -41,7 +42,7 @@ describeEachBackend('Trainer', () => {
   it('runs the seed loop: loss falls, the EMA starts on schedule, and nothing leaks', async () => {
     const { data, dispose } = toyData(64, 1);
     const net = speedyConvNet({ seed: 1, hyp: HYP, imageSize: SIDE });
-    const before = tf.memory().numTensors;
+    const before = liveTensors();
     const steps: number[] = [];
     const trainer = new Trainer(net, data, { seed: 1, logEvery: 1, callbacks: { onStep: (s) => { if (s.loss !== undefined) steps.push(s.loss); } } });
     expect(trainer.totalSteps).toBe(8);
@@ -57,7 +58,7 @@ describeEachBackend('Trainer', () => {
     expect(Math.min(...steps.slice(4))).toBeLessThan(steps[0]!);
     expect(result.records[1]!.totalTimeSeconds).toBeGreaterThan(0);
     trainer.dispose();
-    expect(tf.memory().numTensors).toBe(before);
+    expect(liveTensors()).toBe(before);
     net.model.dispose();
     dispose();
   });

@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/node.js';
 import { enableNodeWasmThreads } from '../../src/backend/wasm-threads.js';
@@ -6,6 +8,21 @@ import { maxRelativeError } from '../helpers/assert.js';
 
 // Not through describeEachBackend: this file starts the threaded wasm build itself.
 describe('enableNodeWasmThreads (bench --wasm-threads)', () => {
+  it('lets a Node process that used the threads exit by itself when its work is done', async () => {
+    const script = fileURLToPath(new URL('../fixtures/backend/wasm-threads-exit.ts', import.meta.url));
+    const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      // Before the fix, the pool's workers held the event loop open and the child ran into this timeout.
+      const child = execFile(process.execPath, ['--import', 'tsx', script], { timeout: 45_000 }, (error, stdout, stderr) => {
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr });
+      });
+      child.stdin?.end();
+    });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    // A 3x3 window of ones over 4 channels of ones, away from the border: 36.
+    expect(JSON.parse(result.stdout)).toEqual({ threads: 2, centre: 36 });
+  }, 60_000);
+
   it('runs tfjs-backend-wasm with 2 XNNPACK threads under Node, with the results of the cpu backend', async () => {
     const conv = async () => {
       const x = tf.tensor4d(Array.from({ length: 4 * 9 * 9 * 6 }, (_, i) => Math.sin(i * 0.37)), [4, 9, 9, 6]);
