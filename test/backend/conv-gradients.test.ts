@@ -17,6 +17,7 @@ const CASES: ConvCase[] = [
   { x: [3, 6, 5, 4], k: [2, 2], cout: 3, pad: 'valid' },
   { x: [1, 9, 9, 2], k: [2, 2], cout: 5, pad: 'same' },
   { x: [2, 5, 5, 8], k: [1, 1], cout: 4, pad: 'same' },
+  { x: [2, 7, 6, 3], k: [3, 2], cout: 4, pad: 'valid' }, // kh != kw: the spatial flip of the input gradient's filter
 ];
 
 function seeded(shape: number[], seed: number): Float32Array {
