@@ -8,6 +8,8 @@ const [backend = 'wasm', batch = '64', depth = '64'] = process.argv.slice(2);
 await initBackend(backend as never);
 const s = await setupBench({ batch: +batch, baseDepth: +depth, totalSteps: 50 });
 for (let i = 0; i < 6; i++) s.trainStep();
+const which = process.env.UPLOADS_STEP === 'eval' ? 'eval' : 'train';
+s.evalStep().dispose();
 const b = tf.engine().backend as any;
 const w = b.write.bind(b);
 const bySource = new Map<string, { bytes: number; calls: number }>();
@@ -23,7 +25,7 @@ b.write = (v: any, ...r: any[]) => {
   return w(v, ...r);
 };
 const steps = 5;
-const c = await new KernelCounter().measure(() => { for (let i = 0; i < steps; i++) s.trainStep(); });
+const c = await new KernelCounter().measure(() => { for (let i = 0; i < steps; i++) { if (which === 'eval') s.evalStep().dispose(); else s.trainStep(); } });
 console.log(JSON.stringify({ backend, batch, depth, uploadBytesPerStep: c.uploadBytes / steps }));
 for (const [k, e] of [...bySource].sort((a, b) => b[1].bytes - a[1].bytes)) console.log(`${(e.bytes / steps).toFixed(0).padStart(10)} B/step ${(e.calls / steps).toFixed(1).padStart(5)} calls  ${k}`);
 process.exit(0);

@@ -82,7 +82,7 @@ export class BatchNorm extends tfl.layers.Layer {
       const x = singleInput(inputs, `BatchNorm '${this.name}'`);
       checkInput(x, 4, `BatchNorm '${this.name}'`, this.channels);
       if (kwargs?.training) return this.trainForward(x as tf.Tensor4D);
-      const scale = tf.mul(this.weight.read(), tf.rsqrt(tf.add(this.runningVar.read(), this.eps)));
+      const scale = tf.mul(this.weight.read(), tf.rsqrt(tf.add(this.runningVar.read(), c(this.eps))));
       const shift = tf.sub(this.bias.read(), tf.mul(this.runningMean.read(), scale));
       return tf.add(tf.mul(x, scale), shift);
     });

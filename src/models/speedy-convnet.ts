@@ -10,6 +10,7 @@ import { Gelu } from '../layers/gelu.js';
 import { Linear } from '../layers/linear.js';
 import { GlobalMaxPool, MaxPool2 } from '../layers/pooling.js';
 import { WhiteningConv } from '../layers/whitening.js';
+import { deviceScalar } from '../ops/constants.js';
 import { blockDepths, resolveHyp, type Hyp, type HypOverrides } from './hyp.js';
 
 /** 'sketch': the seed (cut + noise between groups). 'backprop': the same net trained end to end (no cut, no noise). */
@@ -145,6 +146,6 @@ export function predictWithFlipTTA(model: tfl.LayersModel, images: tf.Tensor4D):
     const doubled = tf.concat([images, tf.reverse(images, 2)], 0);
     const logits = model.apply(doubled, { training: false }) as tf.Tensor2D;
     const [orig, flipped] = tf.split(logits, [n, n], 0) as [tf.Tensor2D, tf.Tensor2D];
-    return tf.add(tf.mul(orig, 0.5), tf.mul(flipped, 0.5));
+    return tf.add(tf.mul(orig, deviceScalar(0.5)), tf.mul(flipped, deviceScalar(0.5)));
   });
 }

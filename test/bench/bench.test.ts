@@ -126,7 +126,7 @@ describe('bench CLI', () => {
   }, 120_000);
 });
 
-describeEachBackend('bench: a whole training step writes nothing to the backend', () => {
+describeEachBackend('bench: a whole training step and an eval step write nothing to the backend', () => {
   it('uploads 0 bytes per step once warm, and makes no new device scalars', async () => {
     const bench = await setupBench({ ...TINY, totalSteps: 20 });
     for (let i = 0; i < 5; i++) bench.trainStep(); // the 5th step makes the EMA and its tables
@@ -138,6 +138,11 @@ describeEachBackend('bench: a whole training step writes nothing to the backend'
     expect(counts.uploadBytes).toBe(0);
     expect(counts.readbackBytes).toBe(0);
     expect(deviceScalarCount()).toBe(scalars);
+    // The flip-TTA evaluation forward too (its one read-back, the logits, is the caller's).
+    bench.evalStep().dispose();
+    const evalCounts = await new KernelCounter().measure(() => bench.evalStep().dispose());
+    expect(evalCounts.kernels).toBeGreaterThan(0);
+    expect(evalCounts.uploadBytes).toBe(0);
     bench.dispose();
     bench.net.model.dispose();
   }, 120_000);

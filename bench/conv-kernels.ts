@@ -1,0 +1,73 @@
+// The three convolution kernels of a SpeedyConvNet step, one layer shape at a time, on one backend:
+// forward, input gradient and filter gradient, timed alone (best of --repeats after a warm-up call,
+// a fresh filter per call as in training, where every step changes the weights). Prints JSON with GFLOP/s
+// per kernel; tools/reference/bench_conv_kernels.py measures PyTorch on the same shapes.
+// Usage: npx tsx bench/conv-kernels.ts [--backend wasm] [--wasm-threads N] [--batch 64] [--repeats 4] [--json FILE]
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../src/backend/node.js';
+
+const { values } = parseArgs({
+  options: {
+    backend: { type: 'string', default: 'wasm' },
+    'wasm-threads': { type: 'string' },
+    batch: { type: 'string', default: '64' },
+    repeats: { type: 'string', default: '4' },
+    json: { type: 'string' },
+  },
+});
+const batch = Number(values.batch);
+const repeats = Number(values.repeats);
+const wasmThreads = values['wasm-threads'] != null ? Number(values['wasm-threads']) : undefined;
+const report = await initBackend(values.backend as never, wasmThreads != null ? { wasmThreads } : {});
+
+/** The seed's 3x3 'same' convolutions at base depth 64: [side, in channels, out channels]. */
+export const CONV_SHAPES: Array<[number, number, number]> = [
+  [31, 24, 64], [15, 64, 64], [15, 64, 256], [7, 256, 256], [7, 256, 512], [3, 512, 512],
+];
+
+async function best(f: () => tf.Tensor): Promise<number> {
+  const sync = async (t: tf.Tensor) => { await t.data(); t.dispose(); };
+  await sync(f());
+  let min = Infinity;
+  for (let i = 0; i < repeats; i++) {
+    const t0 = performance.now();
+    await sync(f());
+    min = Math.min(min, performance.now() - t0);
+  }
+  return min;
+}
+
+interface Row {
+  shape: { batch: number; side: number; cin: number; cout: number };
+  gflop: number;
+  ms: { forward: number; inputGrad: number; filterGrad: number };
+  gflopPerSec: { forward: number; inputGrad: number; filterGrad: number };
+}
+const rows: Row[] = [];
+for (const [side, cin, cout] of CONV_SHAPES) {
+  const x = tf.randomNormal([batch, side, side, cin]) as tf.Tensor4D;
+  const dy = tf.randomNormal([batch, side, side, cout]) as tf.Tensor4D;
+  const w = tf.randomNormal([3, 3, cin, cout]) as tf.Tensor4D;
+  const attrs = { strides: [1, 1], pad: 'same', dataFormat: 'NHWC', dilations: [1, 1] };
+  // tf.add(w, 0) makes a new filter each call, so kernels that cache per filter (XNNPACK packing) pay as in training.
+  const forward = await best(() => tf.tidy(() => tf.conv2d(x, tf.add(w, 0) as tf.Tensor4D, 1, 'same')));
+  const inputGrad = await best(() => tf.tidy(() => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: tf.add(w, 0) },
+    { ...attrs, inputShape: x.shape } as never) as tf.Tensor));
+  const filterGrad = await best(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy },
+    { ...attrs, filterShape: w.shape } as never) as tf.Tensor);
+  const gflop = (2 * batch * side * side * cout * 9 * cin) / 1e9;
+  const rate = (ms: number) => +(gflop / (ms / 1e3)).toFixed(1);
+  rows.push({ shape: { batch, side, cin, cout }, gflop, ms: { forward, inputGrad, filterGrad }, gflopPerSec: { forward: rate(forward), inputGrad: rate(inputGrad), filterGrad: rate(filterGrad) } });
+  tf.dispose([x, dy, w]);
+}
+const total = (k: 'forward' | 'inputGrad' | 'filterGrad') => rows.reduce((a, r) => a + r.ms[k], 0);
+const result = {
+  impl: 'tfjs-dataflow', backend: tf.getBackend(), reason: report.reason, wasmThreads: report.wasmThreads ?? null, batch, repeats,
+  rows, totalMs: { forward: total('forward'), inputGrad: total('inputGrad'), filterGrad: total('filterGrad') },
+};
+const text = JSON.stringify(result, null, 1);
+console.log(text);
+if (values.json) writeFileSync(values.json, `${text}\n`);
+process.exit(0); // the threaded wasm build's pool would otherwise only end with the event loop
