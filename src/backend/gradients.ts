@@ -1,7 +1,8 @@
-import { add, cast, div, mul, registerGradient, reshape, sqrt, util, zerosLike, type NamedAttrMap, type Tensor } from '@tensorflow/tfjs-core';
+import { cast, div, mul, registerGradient, reshape, sqrt, util, type NamedAttrMap, type Tensor } from '@tensorflow/tfjs-core';
 // tfjs-core registers no gradients by itself; tfjs-layers' entry registers all of them
 // (into the registry shared through globalThis), in Node and in bundlers alike.
 import '@tensorflow/tfjs-layers';
+import { broadcastLike } from '../ops/broadcast.js';
 import { deviceScalar } from '../ops/constants.js';
 
 /** dy reshaped to x's rank with the reduced axes kept as 1, ready to broadcast back over x. */
@@ -16,22 +17,15 @@ function expandReduced(dy: Tensor, x: Tensor, attrs: NamedAttrMap): { expanded: 
   return { expanded: reshape(dy, shape), reduceSize };
 }
 
-/** `values` broadcast to x's shape, on the backend. */
-function broadcastOnto(x: Tensor, values: Tensor): Tensor {
-  return add(zerosLike(x), values);
-}
-
 // tfjs-core's Sum and Mean gradients multiply dy by `ones(x.shape)`, an array built on the host and uploaded
 // whole (16 MB per SpeedyConvNet step at batch 64, through the discrete actions' std): broadcasting dy on the
-// backend gives the same values with nothing uploaded. The broadcast is an Add onto zeros filled on the backend,
-// not broadcastTo: tfjs-wasm's Tile walks indices one element at a time (165 ms against 4 ms for a
-// [64,31,31,64] batch-norm gradient).
+// backend gives the same values with nothing uploaded (broadcastLike, not tf.broadcastTo: see broadcast.ts).
 registerGradient({
   kernelName: 'Sum',
   inputsToSave: ['x'],
   gradFunc: (dy, saved, attrs) => {
     const x = saved[0]!;
-    return { x: () => broadcastOnto(x, expandReduced(dy as Tensor, x, attrs).expanded) };
+    return { x: () => broadcastLike(expandReduced(dy as Tensor, x, attrs).expanded, x) };
   },
 });
 
@@ -43,7 +37,7 @@ registerGradient({
     return {
       x: () => {
         const { expanded, reduceSize } = expandReduced(dy as Tensor, x, attrs);
-        return broadcastOnto(x, div(expanded, deviceScalar(reduceSize)));
+        return broadcastLike(div(expanded, deviceScalar(reduceSize)), x);
       },
     };
   },

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { broadcastLike } from './broadcast.js';
 
 const maxOverSpace = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
   const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
@@ -11,7 +12,8 @@ const maxOverSpace = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>)
       const [n, , , c] = input.shape;
       // torch.amax splits the gradient evenly among tied maxima; tf.max's gradient gives each tie all of it.
       // (tf.where, not a cast: webgpu 4.22 casts bool to float32 by aliasing the int buffer.)
-      const mask = tf.where(tf.equal(input, tf.reshape(max, [n, 1, 1, c])), tf.onesLike(input), tf.zerosLike(input));
+      // The max is broadcast before the comparison: tfjs-wasm's broadcasting Equal is 20x slower (broadcast.ts).
+      const mask = tf.where(tf.equal(input, broadcastLike(tf.reshape(max, [n, 1, 1, c]), input)), tf.onesLike(input), tf.zerosLike(input));
       const share = tf.div(tf.reshape(dy, [n, 1, 1, c]), tf.sum(mask, [1, 2], true));
       return [tf.mul(mask, share)];
     },

@@ -35,5 +35,15 @@ describeEachBackend('maxPool2 gradient', (backend) => {
       expect(Array.from(await dx.data())).toEqual([1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0]);
       tf.dispose([x, dx]);
     });
+
+    it('routes ties per channel: a second, constant channel sends each window to its top-left', async () => {
+      const first = [1, 1, 2, 0, 1, 0, 2, 2, 0, 3, 5, 1, 3, 3, 5, 5];
+      const x = tf.tensor4d(first.flatMap((v) => [v, 7]), [1, 4, 4, 2]);
+      const dx = tf.grad((t: tf.Tensor) => tf.sum(maxPool2(t as tf.Tensor4D)))(x);
+      const values = Array.from(await dx.data());
+      expect(values.filter((_, i) => i % 2 === 0)).toEqual([1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0]);
+      expect(values.filter((_, i) => i % 2 === 1)).toEqual([1, 0, 1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0]);
+      tf.dispose([x, dx]);
+    });
   }
 });
