@@ -7,17 +7,16 @@ const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 const geluWithGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
   const x = args[0] as tf.Tensor;
   const save = args[1] as tf.GradSaveFunc;
-  save([x]);
-  // Φ(x) = (1 + erf(x / √2)) / 2, kept for the gradient's first term.
-  const value = tf.tidy(() => tf.mul(tf.mul(x, c(0.5)), tf.add(tf.erf(tf.mul(x, c(SQRT1_2))), c(1))));
+  // Φ(x) = (1 + erf(x / √2)) / 2, kept for the gradient: recomputing it there costs an Erf kernel per layer.
+  const cdf = tf.tidy(() => tf.mul(tf.add(tf.erf(tf.mul(x, c(SQRT1_2))), c(1)), c(0.5)));
+  save([x, cdf]);
   return {
-    value,
+    value: tf.mul(x, cdf),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const xs = saved[0]!;
+      const [xs, phi] = saved as [tf.Tensor, tf.Tensor];
       // d/dx x·Φ(x) = Φ(x) + x·φ(x), with φ the standard normal density.
-      const cdf = tf.mul(tf.add(tf.erf(tf.mul(xs, c(SQRT1_2))), c(1)), c(0.5));
       const pdf = tf.mul(tf.exp(tf.mul(tf.square(xs), c(-0.5))), c(INV_SQRT_2PI));
-      return [tf.mul(dy, tf.add(cdf, tf.mul(xs, pdf)))];
+      return [tf.mul(dy, tf.add(phi, tf.mul(xs, pdf)))];
     },
   };
 });
