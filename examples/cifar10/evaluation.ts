@@ -20,7 +20,7 @@ export interface SavedModelInfo {
 /** Runs `evaluate`; returns the exit code. */
 export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promise<number> {
   const say = (line: string) => io.stdout.write(`${line}\n`);
-  const report = await initBackend(config.backend);
+  const report = await initBackend(config.backend, config.wasmThreads !== null ? { wasmThreads: config.wasmThreads } : {});
   say(`Backend: ${report.backend} (${report.reason})`);
 
   // Model (first, so a wrong --model fails before the data is read)

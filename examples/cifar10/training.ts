@@ -157,7 +157,8 @@ export async function trainCommand(config: TrainConfig, io: CliIO): Promise<numb
   }
 
   // Backend
-  const report = await initBackend(config.resume && !config.explicit.has('backend') ? saved!.backend : config.backend);
+  const backend = config.resume && !config.explicit.has('backend') ? saved!.backend : config.backend;
+  const report = await initBackend(backend, config.wasmThreads !== null ? { wasmThreads: config.wasmThreads } : {});
   say(describeBackend(report));
   const onWasm = report.backend === 'wasm';
   const wanted = {
