@@ -30,8 +30,9 @@ export function deviceScalar(value: number, dtype: ScalarDtype = 'float32'): tf.
     scalars = new Map();
     cache.set(backend, scalars);
   }
-  // Keyed by the float32 value, so 0.1 and Math.fround(0.1) share one scalar.
-  const key = `${dtype}:${dtype === 'float32' ? Math.fround(value) : value}`;
+  // Keyed by the float32 value, so 0.1 and Math.fround(0.1) share one scalar; -0 keeps its own.
+  const stored = dtype === 'float32' ? Math.fround(value) : value;
+  const key = `${dtype}:${Object.is(stored, -0) ? '-0' : stored}`;
   const cached = scalars.get(key);
   if (cached != null && !cached.isDisposed) return cached;
   const scalar = tf.keep(tf.scalar(value, dtype));

@@ -19,6 +19,11 @@ describeEachBackend('deviceScalar', (backend) => {
     expect(three.dtype).toBe('int32');
     expect(three).not.toBe(deviceScalar(3));
     expect(deviceScalarCount()).toBe(4); // 0.5, 0.1, int32 3, float32 3
+    // -0 is not 0: 1 / -0 is -Infinity.
+    expect(deviceScalar(-0)).not.toBe(deviceScalar(0));
+    const quotient = tf.div(deviceScalar(1), deviceScalar(-0));
+    expect((await quotient.data())[0]).toBe(-Infinity);
+    quotient.dispose();
   });
 
   it('writes nothing to the backend once made, where a JS number would be written on every call', async () => {
