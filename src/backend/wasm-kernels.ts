@@ -31,7 +31,8 @@ import {
  *   dropped): each window's gradient goes to its first maximum, in row-major order
  *   as PyTorch and the cpu backend do, computed in place on the wasm heap.
  * - `Slice` (4.22 copies the whole input out of the wasm heap into JavaScript first,
- *   e.g. the full eval set for each eval batch): rows are copied heap to heap.
+ *   e.g. the full eval set for each eval batch): rows are copied heap to heap. `SplitV`
+ *   (4.22's calls that same Slice directly) goes through the new one.
  */
 
 // The wasm backend's own type is internal to its package; these are the members we use.
@@ -298,8 +299,25 @@ const slice: KernelFunc = (args) => {
   return out;
 };
 
+/** SplitV as slices through the kernel above: tfjs-wasm 4.22's SplitV calls its own Slice, which reads the input back to JavaScript. */
+const splitV: KernelFunc = ({ inputs, attrs, backend }) => {
+  const { x } = inputs as { x: TensorInfo };
+  const { numOrSizeSplits, axis } = attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
+  const splitAxis = util.parseAxisParam(axis, x.shape)[0]!;
+  const sizes = backend_util.prepareSplitSize(x, numOrSizeSplits, splitAxis);
+  const begin = new Array<number>(x.shape.length).fill(0);
+  return sizes.map((part) => {
+    const size = x.shape.slice();
+    size[splitAxis] = part;
+    const out = slice({ inputs: { x }, attrs: { begin: begin.slice(), size }, backend }) as TensorInfo;
+    begin[splitAxis]! += part;
+    return out;
+  });
+};
+
 const overrides: Record<string, KernelFunc> = {
   Slice: slice,
+  SplitV: splitV,
   MaxPoolGrad: maxPoolGrad,
   Conv2DBackpropFilter: conv2dBackpropFilter,
   Conv2DBackpropInput: conv2dBackpropInput,

@@ -138,11 +138,12 @@ describeEachBackend('bench: a whole training step and an eval step write nothing
     expect(counts.uploadBytes).toBe(0);
     expect(counts.readbackBytes).toBe(0);
     expect(deviceScalarCount()).toBe(scalars);
-    // The flip-TTA evaluation forward too (its one read-back, the logits, is the caller's).
+    // The flip-TTA evaluation forward too; reading its logits is the caller's business, not the step's.
     bench.evalStep().dispose();
     const evalCounts = await new KernelCounter().measure(() => bench.evalStep().dispose());
     expect(evalCounts.kernels).toBeGreaterThan(0);
     expect(evalCounts.uploadBytes).toBe(0);
+    expect(evalCounts.readbackBytes).toBe(0);
     bench.dispose();
     bench.net.model.dispose();
   }, 120_000);

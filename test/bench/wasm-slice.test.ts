@@ -28,7 +28,7 @@ async function sliceOn(backend: 'cpu' | 'wasm', dtype: 'float32' | 'int32' | 'bo
   return out;
 }
 
-describeEachBackend('wasm Slice (heap to heap)', () => {
+describeEachBackend('wasm Slice and SplitV (heap to heap)', () => {
   it('matches the cpu backend exactly, float32, int32 and bool', async () => {
     for (const dtype of ['float32', 'int32', 'bool'] as const) {
       for (const c of CASES) {
@@ -51,5 +51,28 @@ describeEachBackend('wasm Slice (heap to heap)', () => {
     expect(counts.readbackBytes).toBe(0);
     expect(liveTensors()).toBe(before);
     x.dispose();
+  });
+
+  it('splits (SplitV) like the cpu backend, through the same heap-to-heap slice, reading nothing back', async () => {
+    const values = Array.from({ length: 6 * 4 * 5 }, (_, i) => Math.cos(i) * 3);
+    const splitOn = async (backend: 'cpu' | 'wasm', sizes: number | number[], axis: number) => {
+      await useBackend(backend);
+      const x = tf.tensor3d(values, [6, 4, 5]);
+      const parts = tf.split(x, sizes, axis);
+      const out = await Promise.all(parts.map(async (p) => ({ shape: p.shape, data: Array.from(await p.data()) })));
+      tf.dispose([x, ...parts]);
+      return out;
+    };
+    for (const [sizes, axis] of [[2, 0], [[1, 3], 1], [[2, -1, 1], 2], [3, -3]] as Array<[number | number[], number]>) {
+      expect(await splitOn('wasm', sizes, axis), `${JSON.stringify(sizes)} axis ${axis}`).toEqual(await splitOn('cpu', sizes, axis));
+    }
+    await useBackend('wasm');
+    const logits = tf.randomNormal([16, 10]);
+    const before = liveTensors();
+    const counts = await new KernelCounter().measure(() => tf.dispose(tf.split(logits, [8, 8], 0)));
+    expect(counts.byName['SplitV']).toBe(1);
+    expect(counts.readbackBytes).toBe(0);
+    expect(liveTensors()).toBe(before);
+    logits.dispose();
   });
 }, ['wasm'], "it tests the wasm backend's own Slice kernel");
