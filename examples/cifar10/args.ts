@@ -25,6 +25,8 @@ export interface RunSettings {
   /** Null: all 10,000. */
   evalLimit: number | null;
   mode: SpeedyConvNetMode;
+  /** How the whitening fit treats eigenvector signs before averaging chunks (fitWhitening's signMode). */
+  whiteningSigns: 'canonical' | 'raw';
   runs: number;
   seed: number;
   /** Further hyperparameter overrides (`--hyp opt.momentum=0.9`). */
@@ -72,6 +74,7 @@ export const TRAIN_DEFAULTS = {
   batchSize: SEED_HYP.opt.batchSize,
   baseDepth: SEED_HYP.net.baseDepth,
   mode: 'sketch' as SpeedyConvNetMode,
+  whiteningSigns: 'canonical' as 'canonical' | 'raw',
   runs: 1,
   seed: 0,
 };
@@ -94,6 +97,7 @@ const TRAIN_OPTIONS = {
   'base-depth': { type: 'string' },
   'train-limit': { type: 'string' },
   mode: { type: 'string' },
+  'whitening-signs': { type: 'string' },
   runs: { type: 'string' },
   seed: { type: 'string' },
   hyp: { type: 'string', multiple: true },
@@ -139,6 +143,8 @@ ${DATA_HELP}
   --train-limit N       use the first N training images (default all 50000)
   --eval-limit N        use the first N test images (default all 10000)
   --mode MODE           sketch (the seed: cut + noise between groups) or backprop (end to end) (default sketch)
+  --whitening-signs S   canonical (each chunk's eigenvectors sign-fixed before averaging) or raw (the seed:
+                        the solver's signs averaged as they come) (default canonical; see docs/results.md)
   --runs N              independent runs (seeds seed, seed+1, ...); prints the mean and variance of the final
                         EMA accuracy (default 1)
   --seed N              seed of the first run (default ${TRAIN_DEFAULTS.seed})
@@ -290,6 +296,7 @@ function parseTrain(args: string[], env: NodeJS.ProcessEnv): Command {
       trainLimit,
       evalLimit: integer('eval-limit', values['eval-limit'], 1, 10_000) ?? null,
       mode: choice('mode', values.mode, ['sketch', 'backprop'] as const) ?? TRAIN_DEFAULTS.mode,
+      whiteningSigns: choice('whitening-signs', values['whitening-signs'], ['canonical', 'raw'] as const) ?? TRAIN_DEFAULTS.whiteningSigns,
       runs: integer('runs', values.runs, 1) ?? TRAIN_DEFAULTS.runs,
       seed: integer('seed', values.seed, 0) ?? TRAIN_DEFAULTS.seed,
       hyp: parseHypOverrides(values.hyp ?? []),

@@ -56,7 +56,7 @@ interface SavedConfig {
 /** The flag behind each RunConfig field, for resume's mismatch messages. */
 const RUN_FLAGS: Record<keyof RunConfig, string> = {
   epochs: 'epochs', batchSize: 'batch-size', microBatch: 'micro-batch', evalBatch: 'hyp', baseDepth: 'base-depth',
-  trainLimit: 'train-limit', evalLimit: 'eval-limit', mode: 'mode', runs: 'runs', seed: 'seed', hyp: 'hyp',
+  trainLimit: 'train-limit', evalLimit: 'eval-limit', mode: 'mode', whiteningSigns: 'whitening-signs', runs: 'runs', seed: 'seed', hyp: 'hyp',
 };
 
 /** Per-run results kept in metrics.json. */
@@ -163,7 +163,8 @@ export async function trainCommand(config: TrainConfig, io: CliIO): Promise<numb
   const onWasm = report.backend === 'wasm';
   const wanted = {
     epochs: config.epochs, batchSize: config.batchSize, microBatch: config.microBatch, baseDepth: config.baseDepth,
-    trainLimit: config.trainLimit, evalLimit: config.evalLimit, mode: config.mode, runs: config.runs, seed: config.seed, hyp: config.hyp,
+    trainLimit: config.trainLimit, evalLimit: config.evalLimit, mode: config.mode, whiteningSigns: config.whiteningSigns,
+    runs: config.runs, seed: config.seed, hyp: config.hyp,
   };
   let run: RunConfig;
   if (saved) {
@@ -298,7 +299,7 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, record, 
   let trainer: Trainer | null = null;
   try {
     // Init: whitening from the training images (a resumed run restores the fitted weights instead).
-    if (!resumed) await fitSpeedyConvNetWhitening(net, data.train.images, { padAmount: hyp.net.padAmount, seed });
+    if (!resumed) await fitSpeedyConvNetWhitening(net, data.train.images, { padAmount: hyp.net.padAmount, seed, signMode: run.whiteningSigns ?? 'canonical' });
 
     // Train
     const progress = new Progress(io.stderr, Math.ceil(run.epochs));

@@ -236,8 +236,15 @@ def get_whitening_parameters(patches):
     return eigenvalues.flip(0).view(-1, 1, 1, 1), eigenvectors.t().reshape(c * h * w, c, h, w).flip(0)
 
 
+def canonical_signs(eigenvectors):
+    """Each eigenvector flipped so its largest-magnitude component is positive (tfjs-dataflow's default)."""
+    flat = eigenvectors.reshape(eigenvectors.shape[0], -1)
+    largest = flat.gather(1, flat.abs().argmax(1, keepdim=True))
+    return eigenvectors * torch.where(largest < 0, -1., 1.).to(eigenvectors.dtype).view(-1, 1, 1, 1)
+
+
 def init_whitening_conv(layer, train_set=None, num_examples=None, previous_block_data=None, pad_amount=None,
-                        freeze=True, whiten_splits=None):
+                        freeze=True, whiten_splits=None, signs='raw'):
     if train_set is not None and previous_block_data is None:
         if pad_amount > 0:
             previous_block_data = train_set[:num_examples, :, pad_amount:-pad_amount, pad_amount:-pad_amount]
@@ -250,6 +257,8 @@ def init_whitening_conv(layer, train_set=None, num_examples=None, previous_block
     eigenvalue_list, eigenvector_list = [], []
     for data_split in previous_block_data_split:
         eigenvalues, eigenvectors = get_whitening_parameters(get_patches(data_split, patch_shape=layer.weight.data.shape[2:]))
+        if signs == 'canonical':  # not the seed: an experiment option (--whitening-signs), see docs/results.md
+            eigenvectors = canonical_signs(eigenvectors)
         eigenvalue_list.append(eigenvalues)
         eigenvector_list.append(eigenvectors)
     # Averaging eigenvectors across chunks is sign-sensitive; the seed does it anyway.
@@ -358,7 +367,8 @@ def make_net(hyp, train_images, mode='sketch', channels_last=False, dtype=torch.
                             train_images.index_select(0, torch.randperm(train_images.shape[0], device=train_images.device)),
                             num_examples=hyp['net']['whitening']['num_examples'],
                             pad_amount=hyp['net']['pad_amount'],
-                            whiten_splits=5000)
+                            whiten_splits=5000,
+                            signs=hyp['net']['whitening'].get('signs', 'raw'))
         for layer_name in net.net_dict.keys():
             if 'conv_group' in layer_name:
                 group = net.net_dict[layer_name]
@@ -674,6 +684,8 @@ def parse_args(argv=None):
     p.add_argument('--channels-last', action='store_true', help='the seed uses channels_last; optional here')
     p.add_argument('--integer-epoch-quirk', action='store_true',
                    help="reproduce the seed exactly: with whole-number --epochs its last epoch trains no step")
+    p.add_argument('--whitening-signs', choices=['raw', 'canonical'], default='raw',
+                   help="raw: the seed (solver's eigenvector signs averaged over chunks); canonical: tfjs-dataflow's default")
     p.add_argument('--json', default=None, help='write metrics here')
     return p.parse_args(argv)
 
@@ -686,6 +698,7 @@ def run_cli(argv=None):
     dtype = {'float32': torch.float32, 'float16': torch.float16}.get(args.dtype, torch.float16 if device.startswith('cuda') else torch.float32)
     hyp = make_hyp(batchsize=args.batch_size, base_depth=args.base_depth, train_epochs=args.epochs, ema_epochs=args.ema_epochs,
                    cutmix_size=args.cutmix_size, cutmix_epochs=args.cutmix_epochs, device=device)
+    hyp['net']['whitening']['signs'] = args.whitening_signs
     torch.manual_seed(args.seed)
     load_start = time.perf_counter()
     data = load_data(hyp, args.data, args.train_limit, args.eval_limit, dtype=dtype)
