@@ -74,7 +74,7 @@ export const TRAIN_DEFAULTS = {
   batchSize: SEED_HYP.opt.batchSize,
   baseDepth: SEED_HYP.net.baseDepth,
   mode: 'sketch' as SpeedyConvNetMode,
-  whiteningSigns: 'canonical' as 'canonical' | 'raw',
+  whiteningSigns: 'raw' as 'canonical' | 'raw',
   runs: 1,
   seed: 0,
 };
@@ -143,8 +143,8 @@ ${DATA_HELP}
   --train-limit N       use the first N training images (default all 50000)
   --eval-limit N        use the first N test images (default all 10000)
   --mode MODE           sketch (the seed: cut + noise between groups) or backprop (end to end) (default sketch)
-  --whitening-signs S   canonical (each chunk's eigenvectors sign-fixed before averaging) or raw (the seed:
-                        the solver's signs averaged as they come) (default canonical; see docs/results.md)
+  --whitening-signs S   raw (the seed: the solver's eigenvector signs averaged as they come) or canonical
+                        (each chunk's eigenvectors sign-fixed before averaging) (default raw; see docs/results.md)
   --runs N              independent runs (seeds seed, seed+1, ...); prints the mean and variance of the final
                         EMA accuracy (default 1)
   --seed N              seed of the first run (default ${TRAIN_DEFAULTS.seed})

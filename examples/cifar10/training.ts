@@ -299,7 +299,7 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, record, 
   let trainer: Trainer | null = null;
   try {
     // Init: whitening from the training images (a resumed run restores the fitted weights instead).
-    if (!resumed) await fitSpeedyConvNetWhitening(net, data.train.images, { padAmount: hyp.net.padAmount, seed, signMode: run.whiteningSigns ?? 'canonical' });
+    if (!resumed) await fitSpeedyConvNetWhitening(net, data.train.images, { padAmount: hyp.net.padAmount, seed, signMode: run.whiteningSigns ?? 'raw' });
 
     // Train
     const progress = new Progress(io.stderr, Math.ceil(run.epochs));

@@ -44,15 +44,15 @@ describe('CIFAR-10 CLI: arguments', () => {
     if (parsed.command !== 'train') return;
     expect(parsed.config).toMatchObject({
       backend: 'auto', wasmThreads: null, data: '/data/c10', download: false, epochs: 12.1, batchSize: 1024, microBatch: null, baseDepth: 64,
-      trainLimit: null, evalLimit: null, mode: 'sketch', whiteningSigns: 'canonical', runs: 1, seed: 0, out: null, resume: false,
+      trainLimit: null, evalLimit: null, mode: 'sketch', whiteningSigns: 'raw', runs: 1, seed: 0, out: null, resume: false,
     });
     const explicit = parseCommandLine(['train', '--data', 'x', '--epochs', '2.5', '--micro-batch', '128', '--hyp', 'opt.momentum=0.9', '--hyp', 'misc.ema.decayBase=0.9'], {});
     if (explicit.command !== 'train') throw new Error('expected train');
     expect(explicit.config.data).toBe('x');
     expect(explicit.config.epochs).toBe(2.5);
     expect(explicit.config.microBatch).toBe(128);
-    const raw = parseCommandLine(['train', '--whitening-signs', 'raw'], {});
-    expect(raw.command === 'train' && raw.config.whiteningSigns).toBe('raw');
+    const canonical = parseCommandLine(['train', '--whitening-signs', 'canonical'], {});
+    expect(canonical.command === 'train' && canonical.config.whiteningSigns).toBe('canonical');
     expect(explicit.config.hyp).toEqual({ opt: { momentum: 0.9 }, misc: { ema: { decayBase: 0.9 } } });
     expect([...explicit.config.explicit].sort()).toEqual(['data', 'epochs', 'hyp', 'micro-batch']);
   });
@@ -115,11 +115,11 @@ describe('CIFAR-10 CLI: arguments', () => {
       const missing = await run(['train', '--resume', '--out', dir, '--backend', 'cpu']);
       expect(missing.code).toBe(2);
       expect(missing.err).toContain(`--resume: ${dir} holds no run to continue (no config.json)`);
-      const runConfig = { epochs: 2, batchSize: 256, microBatch: 256, evalBatch: 2048, baseDepth: 16, trainLimit: 2048, evalLimit: 500, mode: 'sketch', whiteningSigns: 'canonical', runs: 1, seed: 1, hyp: {} };
+      const runConfig = { epochs: 2, batchSize: 256, microBatch: 256, evalBatch: 2048, baseDepth: 16, trainLimit: 2048, evalLimit: 500, mode: 'sketch', whiteningSigns: 'raw', runs: 1, seed: 1, hyp: {} };
       await writeFile(join(dir, 'config.json'), JSON.stringify({ run: runConfig, backend: 'cpu', data: DATA }));
-      const mismatch = await run(['train', '--resume', '--out', dir, '--backend', 'cpu', '--epochs', '3', '--seed', '1', '--base-depth', '32', '--whitening-signs', 'raw']);
+      const mismatch = await run(['train', '--resume', '--out', dir, '--backend', 'cpu', '--epochs', '3', '--seed', '1', '--base-depth', '32', '--whitening-signs', 'canonical']);
       expect(mismatch.code).toBe(2);
-      expect(mismatch.err).toContain(`--resume: the run in ${dir} was started with a different configuration: --epochs 3 (the run has 2); --base-depth 32 (the run has 16); --whitening-signs "raw" (the run has "canonical").`);
+      expect(mismatch.err).toContain(`--resume: the run in ${dir} was started with a different configuration: --epochs 3 (the run has 2); --base-depth 32 (the run has 16); --whitening-signs "canonical" (the run has "raw").`);
       const again = await run(['train', '--out', dir, '--backend', 'cpu']);
       expect(again.code).toBe(2);
       expect(again.err).toContain('already holds a run; continue it with --resume');

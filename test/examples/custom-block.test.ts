@@ -31,8 +31,8 @@ describeEachBackend('custom-block example', () => {
     expect(trainable).not.toContain('initial_block_whiten/weight');
 
     const block2Before = await net.blocks[0].conv1.weight.read().data();
-    const losses = await trainCustomBlockNet(net, data.train, { steps: 12, batchSize: 8, seed: 5 });
-    expect(losses).toHaveLength(12);
+    const losses = await trainCustomBlockNet(net, data.train, { steps: 16, batchSize: 8, seed: 5 });
+    expect(losses).toHaveLength(16);
     expect(losses.every(Number.isFinite)).toBe(true);
     // Noisy by design (the discrete actions' noise matches the activations' std): compare 3-step means.
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
