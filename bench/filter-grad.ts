@@ -1,4 +1,4 @@
-// Micro-benchmark: Conv2DBackpropFilter as registered (wasm-kernels.ts: conv of transposes) vs one im2col GEMM,
+// Micro-benchmark: Conv2DBackpropFilter as registered (kernels/wasm/Conv2DBackpropFilter.ts: conv of transposes) vs one im2col GEMM,
 // on the seed's shapes at batch 64, wasm. Usage: npx tsx bench/filter-grad.ts
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/node.js';

@@ -12,7 +12,7 @@ export {
   type ConcreteBackend,
   type InitBackendOptions,
 } from './backend/init.js';
-export { installWasmTrainingKernels, uninstallWasmTrainingKernels } from './backend/wasm-kernels.js';
+export { installWasmTrainingKernels, uninstallWasmTrainingKernels } from './backend/kernels/wasm/index.js';
 export { KernelCounter, type KernelCounts } from './backend/counter.js';
 
 // Ops

@@ -1,6 +1,6 @@
 import './gradients.js';
 import { getBackend, ready, setBackend, engine, registerBackend } from '@tensorflow/tfjs-core';
-import { installWasmTrainingKernels } from './wasm-kernels.js';
+import { installWasmTrainingKernels } from './kernels/wasm/index.js';
 
 /** Backends `initBackend` knows. `'auto'` picks the fastest that is really available. */
 export const BACKEND_NAMES = ['auto', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { makeRandomProgram, type RandomDistribution, type RandomProgram } from './random-webgpu.js';
+import type { CpuBackendLike, WasmBackendLike, WebGPUBackendLike } from '../backend/kernels/types.js';
+import { RandomProgram, type RandomDistribution } from '../backend/kernels/webgpu/random.js';
 
 /** The custom kernel every backend with a device path registers. */
 export const RANDOM_KERNEL = 'DataflowRandom';
@@ -54,7 +55,7 @@ function hashIndex(i: number, key0: number, key1: number): number {
 
 /**
  * Fills `out` with draws for flat indices 0..n-1. Must stay bit-identical to the
- * WGSL in random-webgpu.ts: that is what makes every backend produce the same numbers.
+ * WGSL in backend/kernels/webgpu/random.ts: that is what makes every backend produce the same numbers.
  */
 function fillDraws(out: Float32Array | Int32Array, attrs: RandomAttrs): void {
   const [key0, key1] = streamKeys(attrs.seed, attrs.counter);
@@ -104,20 +105,6 @@ function hostDraws(attrs: RandomAttrs): Float32Array | Int32Array {
   return out;
 }
 
-// The members of each backend this module uses; their packages are optional peers, never imported.
-interface CpuBackendLike {
-  makeTensorInfo(shape: number[], dtype: tf.DataType, values: tf.backend_util.BackendValues): tf.TensorInfo;
-}
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array;
-}
-interface WebGPUBackendLike {
-  runWebGPUProgram(program: RandomProgram, inputs: tf.TensorInfo[], dtype: tf.DataType,
-    uniforms: Array<{ type: 'int32' | 'uint32' | 'float32'; data: number[] }>): tf.TensorInfo;
-  disposeData(dataId: object): boolean;
-}
-
 // cpu: the values are host memory already; makeTensorInfo stores them without a copy.
 const cpuRandom: tf.KernelFunc = ({ backend, attrs }) => {
   const a = attrs as unknown as RandomAttrs;
@@ -129,7 +116,7 @@ const wasmRandom: tf.KernelFunc = ({ backend, attrs }) => {
   const a = attrs as unknown as RandomAttrs;
   const b = backend as unknown as WasmBackendLike;
   const out = b.makeOutput(a.shape, dtypeOf(a.distribution));
-  if (tf.util.sizeFromShape(a.shape) > 0) fillDraws(b.typedArrayFromHeap(out), a);
+  if (tf.util.sizeFromShape(a.shape) > 0) fillDraws(b.typedArrayFromHeap(out) as Float32Array | Int32Array, a);
   return out;
 };
 
@@ -139,7 +126,7 @@ const webgpuRandom: tf.KernelFunc = ({ backend, attrs }) => {
   const b = backend as unknown as WebGPUBackendLike;
   const size = tf.util.sizeFromShape(a.shape);
   const [key0, key1] = streamKeys(a.seed, a.counter);
-  const flat = b.runWebGPUProgram(makeRandomProgram(a.distribution, size), [], dtypeOf(a.distribution), [
+  const flat = b.runWebGPUProgram(new RandomProgram(a.distribution, size), [], dtypeOf(a.distribution), [
     { type: 'uint32', data: [key0] },
     { type: 'uint32', data: [key1] },
     { type: 'int32', data: [a.low] },

@@ -4,7 +4,7 @@ import { KernelCounter } from '../../src/backend/counter.js';
 import { describeEachBackend, useBackend } from '../helpers/backends.js';
 import { liveTensors } from '../helpers/memory.js';
 
-// The wasm Slice override (src/backend/wasm-kernels.ts) copies heap to heap; these cases compare it
+// The wasm Slice override (src/backend/kernels/wasm/Slice.ts) copies heap to heap; these cases compare it
 // bit for bit with the cpu backend's slice, for every rank the network and the trainer use.
 const CASES: Array<{ shape: number[]; begin: number[]; size: number[] }> = [
   { shape: [7], begin: [2], size: [4] },

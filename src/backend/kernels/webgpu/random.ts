@@ -1,26 +1,13 @@
 /**
- * The WGSL side of `DeviceRandom`: one flat compute program per distribution,
- * run through the webgpu backend's `runWebGPUProgram`. Plain objects only, so
- * this module imports nothing from `@tensorflow/tfjs-backend-webgpu` (an
- * optional peer). The hash must stay bit-identical to `hashIndex` in random.ts.
+ * The WGSL side of `DeviceRandom` (src/ops/random.ts): one flat compute program per distribution,
+ * run through the webgpu backend's `runWebGPUProgram`. The hash must stay bit-identical to
+ * `hashIndex` in random.ts.
  * @internal
  */
+import type { WebGPUProgram } from '../types.js';
 
 /** What the kernel draws; `sortKey` feeds `permutation`. */
 export type RandomDistribution = 'uniform' | 'normal' | 'int' | 'sortKey';
-
-/** The members of tfjs-backend-webgpu's `WebGPUProgram` this program fills in. */
-export interface RandomProgram {
-  variableNames: string[];
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
-  size: boolean;
-  uniforms: string;
-  getUserCode(): string;
-}
 
 const WORKGROUP = 64;
 
@@ -59,25 +46,32 @@ const BODY: Record<RandomDistribution, string> = {
 };
 
 /** A flat program writing `size` draws of `distribution`; the caller reshapes. */
-export function makeRandomProgram(distribution: RandomDistribution, size: number): RandomProgram {
-  return {
-    variableNames: [],
-    outputShape: [size],
-    shaderKey: `dataflowRandom_${distribution}`,
-    dispatchLayout: { x: [0] },
+export class RandomProgram implements WebGPUProgram {
+  readonly variableNames: string[] = [];
+  readonly outputShape: number[];
+  readonly shaderKey: string;
+  readonly dispatchLayout = { x: [0] };
+  dispatch: [number, number, number];
+  readonly workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
+  readonly size = true;
+  readonly uniforms = 'dfKey0 : u32, dfKey1 : u32, dfLow : i32, dfRange : u32,';
+
+  constructor(private readonly distribution: RandomDistribution, size: number) {
+    this.outputShape = [size];
+    this.shaderKey = `dataflowRandom_${distribution}`;
     // The backend's reshapeDispatch splits this when it exceeds the per-dimension limit.
-    dispatch: [Math.ceil(size / WORKGROUP), 1, 1],
-    workgroupSize: [WORKGROUP, 1, 1],
-    size: true,
-    uniforms: 'dfKey0 : u32, dfKey1 : u32, dfLow : i32, dfRange : u32,',
-    getUserCode: () => `
+    this.dispatch = [Math.ceil(size / WORKGROUP), 1, 1];
+  }
+
+  getUserCode(): string {
+    return `
       ${HASH}
       fn main(index : i32) {
         if (index < uniforms.size) {
           let i = u32(index);
-          ${BODY[distribution]}
+          ${BODY[this.distribution]}
         }
       }
-    `,
-  };
+    `;
+  }
 }
