@@ -13,6 +13,7 @@ export {
   type InitBackendOptions,
 } from './backend/init.js';
 export { installWasmTrainingKernels, uninstallWasmTrainingKernels } from './backend/kernels/wasm/index.js';
+export { installWebGPUTrainingKernels, uninstallWebGPUTrainingKernels } from './backend/kernels/webgpu/index.js';
 export { KernelCounter, type KernelCounts } from './backend/counter.js';
 
 // Ops

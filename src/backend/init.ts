@@ -1,6 +1,7 @@
 import './gradients.js';
 import { getBackend, ready, setBackend, engine, registerBackend } from '@tensorflow/tfjs-core';
-import { installWasmTrainingKernels } from './kernels/wasm/index.js';
+import { installWasmTrainingKernels, uninstallWasmTrainingKernels } from './kernels/wasm/index.js';
+import { installWebGPUTrainingKernels, uninstallWebGPUTrainingKernels } from './kernels/webgpu/index.js';
 
 /** Backends `initBackend` knows. `'auto'` picks the fastest that is really available. */
 export const BACKEND_NAMES = ['auto', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -35,8 +36,10 @@ export interface InitBackendOptions {
   wasmPaths?: string | Record<string, string>;
   /** Let `'auto'` choose a software WebGPU adapter over wasm. Default false. */
   preferSoftwareWebGPU?: boolean;
-  /** Install the library's wasm training kernels (conv filter/input gradients, explicit matMul transposes). Default true. */
+  /** Install the library's wasm training kernels (conv filter/input gradients, explicit matMul transposes). Default true; false restores tfjs's own. */
   wasmTrainingKernels?: boolean;
+  /** Install the library's WebGPU training kernels (conv gradients as split-K implicit GEMMs, batch statistics). Default true; false restores tfjs's own. */
+  webgpuTrainingKernels?: boolean;
 }
 
 /**
@@ -106,7 +109,7 @@ async function probeWebGPU(platform: Platform): Promise<{ gpu: GPU; adapter: GPU
   return { gpu, adapter, description: describeAdapter(adapter) };
 }
 
-async function initWebGPU(platform: Platform, adapterDescription: AdapterDescription): Promise<BackendReport> {
+async function initWebGPU(platform: Platform, adapterDescription: AdapterDescription, options: InitBackendOptions): Promise<BackendReport> {
   // tfjs-backend-webgpu registers itself only if navigator.gpu exists when it is first imported.
   const webgpu = await import('@tensorflow/tfjs-backend-webgpu');
   if (!('webgpu' in (engine() as unknown as { registryFactory: Record<string, unknown> }).registryFactory)) {
@@ -126,6 +129,9 @@ async function initWebGPU(platform: Platform, adapterDescription: AdapterDescrip
       return new webgpu.WebGPUBackend(device, (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info);
     }, 3);
   }
+  // After tfjs-backend-webgpu's own registrations (its import above), so the originals are kept.
+  if (options.webgpuTrainingKernels === false) uninstallWebGPUTrainingKernels();
+  else installWebGPUTrainingKernels();
   await activate('webgpu');
   const kind = adapterDescription.isSoftware ? 'software adapter' : 'GPU';
   return { backend: 'webgpu', adapter: adapterDescription, reason: `WebGPU on ${kind} ${adapterName(adapterDescription)}` };
@@ -139,7 +145,8 @@ async function initWasm(options: InitBackendOptions): Promise<BackendReport> {
     throw new BackendUnavailableError('wasm', `backend 'wasm' needs @tensorflow/tfjs-backend-wasm: npm install @tensorflow/tfjs-backend-wasm@4.22.0 (${(e as Error).message})`);
   }
   if (options.wasmPaths != null) wasm.setWasmPaths(options.wasmPaths as string);
-  if (options.wasmTrainingKernels !== false) installWasmTrainingKernels();
+  if (options.wasmTrainingKernels === false) uninstallWasmTrainingKernels();
+  else installWasmTrainingKernels();
   await activate('wasm');
   const threads = wasm.getThreadsCount();
   return { backend: 'wasm', wasmThreads: threads, reason: `WebAssembly SIMD with ${threads} thread${threads === 1 ? '' : 's'}` };
@@ -165,7 +172,7 @@ export async function initBackendOn(platform: Platform, name: BackendName, optio
   switch (name) {
     case 'webgpu': {
       const { description } = await probeWebGPU(platform);
-      return initWebGPU(platform, description);
+      return initWebGPU(platform, description, options);
     }
     case 'wasm':
       return initWasm(options);
@@ -198,7 +205,7 @@ async function initAuto(platform: Platform, options: InitBackendOptions): Promis
     if (description.isSoftware && !options.preferSoftwareWebGPU) {
       throw new Error(`only a software adapter (${adapterName(description)}), slower than wasm`);
     }
-    return initWebGPU(platform, description);
+    return initWebGPU(platform, description, options);
   });
   if (webgpu) return explain(webgpu);
   if (platform.name === 'node') {

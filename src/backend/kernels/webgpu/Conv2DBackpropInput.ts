@@ -1,0 +1,118 @@
+import {
+  backend_util, Conv2DBackpropInput,
+  type Conv2DBackpropInputAttrs, type KernelConfig, type KernelFunc, type TensorInfo,
+} from '@tensorflow/tfjs-core';
+import { originalKernel } from '../install.js';
+import type { WebGPUBackendLike } from '../types.js';
+import { gemmMain, runSplitGemm, SplitGemmProgram, TILE_DECLARATIONS, wgslConstants } from './conv_gemm.js';
+
+const WEBGPU = 'webgpu';
+
+/**
+ * dx[b, y, x, ci] = Σ over (ky, kx, co) of dy[b, (y + top - ky) / sh, (x + left - kx) / sw, co] · W[ky, kx, ci, co]
+ * (terms whose division is inexact or lands outside dy are zero), as an implicit GEMM: M = batch*inH*inW
+ * rows, N = cin columns, K = kh*kw*cout.
+ *
+ * @remarks Each thread stages one M row (an input position) and one N column (an input channel) at
+ * four consecutive K indices, which are consecutive output channels: contiguous in both dy and W.
+ */
+export class Conv2DInputGradProgram extends SplitGemmProgram {
+  readonly variableNames = ['dy', 'W'];
+  readonly shaderKey: string;
+
+  constructor(private readonly info: backend_util.Conv2DInfo) {
+    super(info.batchSize * info.inHeight * info.inWidth, info.inChannels,
+      info.filterHeight * info.filterWidth * info.outChannels);
+    const { inHeight, inWidth, outHeight, outWidth, outChannels, strideHeight, strideWidth, filterWidth, padInfo } = info;
+    this.shaderKey = `dataflowConvInputGrad_${this.gemmKey}_${[inHeight, inWidth, outHeight, outWidth, outChannels,
+      strideHeight, strideWidth, filterWidth, padInfo.top, padInfo.left].join('_')}`;
+  }
+
+  getUserCode(): string {
+    const i = this.info;
+    return `
+      ${this.gemmConstants()}
+      ${wgslConstants({
+        CIN: i.inChannels, COUT: i.outChannels, KW: i.filterWidth, IN_W: i.inWidth, IN_HW: i.inHeight * i.inWidth,
+        OUT_H: i.outHeight, OUT_W: i.outWidth, STRIDE_H: i.strideHeight, STRIDE_W: i.strideWidth,
+        PAD_TOP: i.padInfo.top, PAD_LEFT: i.padInfo.left,
+      }, ['PAD_TOP', 'PAD_LEFT'])}
+      ${TILE_DECLARATIONS}
+
+      // This thread stages row rowA and column colB at K indices k0 + kQuad*4 .. k0 + kQuad*4 + 3.
+      var<private> kQuad : u32;
+      var<private> rowA : u32;
+      var<private> colB : u32;
+      var<private> batch : u32;
+      var<private> inY : i32;
+      var<private> inX : i32;
+      var<private> regA : vec4<f32>;
+      var<private> regB : vec4<f32>;
+
+      fn loadTile(k0 : u32) {
+        regA = vec4<f32>(0.0);
+        regB = vec4<f32>(0.0);
+        for (var j = 0u; j < 4u; j++) {
+          let k = k0 + kQuad * 4u + j;
+          if (k >= kEnd) {
+            return;
+          }
+          let tap = k / COUT;
+          let co = k - tap * COUT;
+          let ky = i32(tap / KW);
+          let kx = i32(tap % KW);
+          if (colB < GEMM_N) {
+            regB[j] = W[(tap * CIN + colB) * COUT + co];
+          }
+          let oyScaled = inY + PAD_TOP - ky;
+          let oxScaled = inX + PAD_LEFT - kx;
+          if (rowA < GEMM_M && oyScaled >= 0 && oxScaled >= 0) {
+            let oy = u32(oyScaled) / STRIDE_H;
+            let ox = u32(oxScaled) / STRIDE_W;
+            if (oy * STRIDE_H == u32(oyScaled) && ox * STRIDE_W == u32(oxScaled) && oy < OUT_H && ox < OUT_W) {
+              regA[j] = dy[((batch * OUT_H + oy) * OUT_W + ox) * COUT + co];
+            }
+          }
+        }
+      }
+
+      fn storeTile() {
+        let rowLocal = localIndex / 4u;
+        for (var j = 0u; j < 4u; j++) {
+          let at = (kQuad * 4u + j) * 16u + rowLocal / 4u;
+          tileA[at][rowLocal % 4u] = regA[j];
+          tileB[at][rowLocal % 4u] = regB[j];
+        }
+      }
+
+      ${gemmMain(`
+      kQuad = localIndex % 4u;
+      rowA = tileM + localIndex / 4u;
+      colB = tileN + localIndex / 4u;
+      batch = rowA / IN_HW;
+      let pos = rowA - batch * IN_HW;
+      inY = i32(pos / IN_W);
+      inX = i32(pos % IN_W);`)}
+    `;
+  }
+}
+
+function runInputGrad(backend: WebGPUBackendLike, dy: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
+  const program = new Conv2DInputGradProgram(info);
+  return runSplitGemm(backend, program, [dy, filter], info.inShape);
+}
+
+const conv2dBackpropInput: KernelFunc = (args) => {
+  const { inputs, attrs, backend } = args;
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+  const { inputShape, strides, pad, dataFormat, dimRoundingMode } = attrs as unknown as Conv2DBackpropInputAttrs;
+  const info = backend_util.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number], strides, 1, pad,
+    dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
+  // NCHW, non-float inputs and sizes past u32 indexing go to tfjs's own kernel.
+  const supported = info.dataFormat === 'channelsLast' && dy.dtype === 'float32' && filter.dtype === 'float32' &&
+    Math.max(inputShape.reduce((a, b) => a * b, 1), dy.shape.reduce((a, b) => a * b, 1)) < 2 ** 31;
+  if (!supported) return originalKernel(Conv2DBackpropInput, WEBGPU).kernelFunc(args);
+  return runInputGrad(backend as unknown as WebGPUBackendLike, dy, filter, info);
+};
+
+export const conv2dBackpropInputConfig: KernelConfig = { kernelName: Conv2DBackpropInput, backendName: WEBGPU, kernelFunc: conv2dBackpropInput };

@@ -1,0 +1,199 @@
+/**
+ * What the library's two convolution-gradient shaders share: a 64x64 output tile per workgroup of
+ * 16x16 threads, each thread accumulating a 4x4 block over K in steps of 16 through workgroup memory
+ * (register prefetch of the next step while the current one computes), and split-K with a second,
+ * fixed-order pass over the per-split partial sums. Shapes are baked into the WGSL as constants (and
+ * into the shader key), so every index division is by a constant.
+ *
+ * @remarks Deterministic by construction: each partial sum is accumulated in one fixed order by one
+ * thread, and the partials are added in split order; no atomics.
+ * @internal
+ */
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
+
+export const TILE_M = 64;
+export const TILE_N = 64;
+export const TILE_K = 16;
+const THREADS = 256;
+
+/** How a GEMM of M x N outputs over K is cut: `splits` ranges of `kPerSplit` (a multiple of TILE_K). */
+export interface SplitPlan {
+  splits: number;
+  kPerSplit: number;
+}
+
+/** Tunables of the split choice; tests lower them to cross split boundaries at small sizes. */
+export const splitTuning = {
+  /** Workgroups to aim for (tiles x splits): a few per streaming multiprocessor of a large GPU. */
+  targetWorkgroups: 2048,
+  /** Fewest K steps of TILE_K per split, so the partial sums stay a small part of the traffic. */
+  minStepsPerSplit: 8,
+  /** Largest partial-sum buffer, in bytes (WebGPU binds a buffer up to maxStorageBufferBindingSize). */
+  maxPartialBytes: 64 * 2 ** 20,
+};
+
+export function planSplits(m: number, n: number, k: number): SplitPlan {
+  const tiles = Math.ceil(m / TILE_M) * Math.ceil(n / TILE_N);
+  const steps = Math.ceil(k / TILE_K);
+  let splits = Math.max(1, Math.min(
+    Math.ceil(splitTuning.targetWorkgroups / tiles),
+    Math.floor(steps / splitTuning.minStepsPerSplit),
+    Math.floor(splitTuning.maxPartialBytes / (4 * m * n)),
+  ));
+  const kPerSplit = Math.ceil(steps / splits) * TILE_K;
+  splits = Math.ceil(k / kPerSplit);
+  return { splits, kPerSplit };
+}
+
+/** WGSL `const` declarations, unsigned unless the value may be negative. */
+export function wgslConstants(values: Record<string, number>, signed: readonly string[] = []): string {
+  return Object.entries(values).map(([name, v]) => {
+    if (!Number.isInteger(v)) throw new Error(`wgslConstants: ${name} must be an integer, got ${v}`);
+    return signed.includes(name) ? `const ${name} : i32 = ${v};` : `const ${name} : u32 = ${v}u;`;
+  }).join('\n');
+}
+
+/** Workgroup memory: A and B tiles as [TILE_K][16] vec4s (four M rows / four N columns each). */
+export const TILE_DECLARATIONS = `
+  var<workgroup> tileA : array<vec4<f32>, ${TILE_K * (TILE_M / 4)}>;
+  var<workgroup> tileB : array<vec4<f32>, ${TILE_K * (TILE_N / 4)}>;
+`;
+
+/** The inner product of one K step: thread (lx, ly) owns rows ly*4.. and columns lx*4.. of the tile. */
+export const TILE_PRODUCT = `
+      for (var kk = 0u; kk < ${TILE_K}u; kk++) {
+        let a = tileA[kk * ${TILE_M / 4}u + localId.y];
+        let b = tileB[kk * ${TILE_N / 4}u + localId.x];
+        acc0 = fma(vec4<f32>(a.x), b, acc0);
+        acc1 = fma(vec4<f32>(a.y), b, acc1);
+        acc2 = fma(vec4<f32>(a.z), b, acc2);
+        acc3 = fma(vec4<f32>(a.w), b, acc3);
+      }
+`;
+
+/**
+ * The tile loop around a program's loaders: `loadTile(k0)` (fills the registers `regA`/`regB` for
+ * the K step starting at k0, zeros at or past `kEnd`) and `storeTile()` (writes them to tileA/tileB),
+ * then the 4x4 block written to `result` at [split][m][n] (row-major M x N when there is one split).
+ */
+export function gemmMain(prologue: string): string {
+  return `
+    var<private> kEnd : u32;
+
+    fn main() {
+      // Always false; it reads the uniforms, whose binding tfjs always passes and WebGPU drops when unused.
+      if (uniforms.outShape.z != i32(GEMM_N)) {
+        return;
+      }
+      let split = workgroupId.z;
+      let tileM = workgroupId.y * ${TILE_M}u;
+      let tileN = workgroupId.x * ${TILE_N}u;
+      let kBegin = split * K_PER_SPLIT;
+      kEnd = min(GEMM_K, kBegin + K_PER_SPLIT);
+      ${prologue}
+      var acc0 = vec4<f32>(0.0);
+      var acc1 = vec4<f32>(0.0);
+      var acc2 = vec4<f32>(0.0);
+      var acc3 = vec4<f32>(0.0);
+      loadTile(kBegin);
+      // A constant trip count keeps the barriers in uniform control flow; steps past kEnd load zeros.
+      for (var step = 1u; step <= K_PER_SPLIT / ${TILE_K}u; step++) {
+        workgroupBarrier();
+        storeTile();
+        workgroupBarrier();
+        loadTile(kBegin + step * ${TILE_K}u);
+        ${TILE_PRODUCT}
+      }
+      let row = tileM + localId.y * 4u;
+      let col = tileN + localId.x * 4u;
+      let base = split * GEMM_M * GEMM_N;
+      storeRow(base, row, col, acc0);
+      storeRow(base, row + 1u, col, acc1);
+      storeRow(base, row + 2u, col, acc2);
+      storeRow(base, row + 3u, col, acc3);
+    }
+
+    fn storeRow(base : u32, m : u32, n : u32, v : vec4<f32>) {
+      if (m >= GEMM_M) {
+        return;
+      }
+      let at = base + m * GEMM_N + n;
+      for (var j = 0u; j < 4u; j++) {
+        if (n + j < GEMM_N) {
+          result[at + j] = v[j];
+        }
+      }
+    }
+  `;
+}
+
+/** The shared members of a split-K GEMM program; output [splits, M, N]. */
+export abstract class SplitGemmProgram implements WebGPUProgram {
+  abstract readonly variableNames: string[];
+  readonly outputShape: number[];
+  abstract readonly shaderKey: string;
+  readonly dispatchLayout = { x: [2], y: [1], z: [0] };
+  dispatch: [number, number, number];
+  readonly workgroupSize: [number, number, number] = [16, 16, 1];
+
+  readonly plan: SplitPlan;
+
+  constructor(readonly m: number, readonly n: number, readonly k: number) {
+    this.plan = planSplits(m, n, k);
+    const plan = this.plan;
+    this.outputShape = [plan.splits, m, n];
+    this.dispatch = [Math.ceil(n / TILE_N), Math.ceil(m / TILE_M), plan.splits];
+  }
+
+  protected gemmConstants(): string {
+    return wgslConstants({ GEMM_M: this.m, GEMM_N: this.n, GEMM_K: this.k, K_PER_SPLIT: this.plan.kPerSplit });
+  }
+
+  protected get gemmKey(): string {
+    return `${this.m}_${this.n}_${this.k}_${this.plan.kPerSplit}`;
+  }
+
+  abstract getUserCode(): string;
+}
+
+/** Sums [splits, size] over splits, in split order, into [size]. */
+export class SplitSumProgram implements WebGPUProgram {
+  readonly variableNames = ['partials'];
+  readonly outputShape: number[];
+  readonly shaderKey: string;
+  readonly dispatchLayout = { x: [0] };
+  dispatch: [number, number, number];
+  readonly workgroupSize: [number, number, number] = [THREADS, 1, 1];
+  readonly size = true;
+
+  constructor(private readonly splits: number, private readonly length: number) {
+    this.outputShape = [length];
+    this.shaderKey = `dataflowSplitSum_${splits}_${length}`;
+    this.dispatch = [Math.ceil(length / THREADS), 1, 1];
+  }
+
+  getUserCode(): string {
+    return `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          var sum = 0.0;
+          for (var s = 0u; s < ${this.splits}u; s++) {
+            sum += partials[s * ${this.length}u + u32(index)];
+          }
+          setOutputAtIndex(index, sum);
+        }
+      }
+    `;
+  }
+}
+
+/** Runs a split-K GEMM program on `inputs` and returns its M x N result (summed over splits) as `shape`. */
+export function runSplitGemm(backend: WebGPUBackendLike, program: SplitGemmProgram, inputs: TensorInfo[], shape: number[]): TensorInfo {
+  const partials = backend.runWebGPUProgram(program, inputs, 'float32');
+  const { splits } = program.plan;
+  if (splits === 1) return { ...partials, shape };
+  const summed = backend.runWebGPUProgram(new SplitSumProgram(splits, program.m * program.n), [partials], 'float32');
+  backend.disposeData(partials.dataId);
+  return { ...summed, shape };
+}

@@ -1,0 +1,26 @@
+import { Conv2D, getKernel, type KernelConfig } from '@tensorflow/tfjs-core';
+import { installOverrides, uninstallOverrides } from '../install.js';
+import { conv2dBackpropFilterConfig } from './Conv2DBackpropFilter.js';
+import { conv2dBackpropInputConfig } from './Conv2DBackpropInput.js';
+
+const WEBGPU = 'webgpu';
+
+/** The library's WebGPU training kernels, in place of tfjs-backend-webgpu 4.22's slow ones (each file says why). */
+export const WEBGPU_TRAINING_KERNELS: readonly KernelConfig[] = [conv2dBackpropFilterConfig, conv2dBackpropInputConfig];
+
+/**
+ * Registers the library's WebGPU training kernels over tfjs-backend-webgpu's, keeping the originals
+ * (cases a kernel does not handle go to them). Idempotent. Must run after
+ * `@tensorflow/tfjs-backend-webgpu` has registered its kernels; `initBackend('webgpu')` calls it.
+ */
+export function installWebGPUTrainingKernels(): void {
+  if (getKernel(Conv2D, WEBGPU) == null) {
+    throw new Error('installWebGPUTrainingKernels: the webgpu backend is not loaded; import @tensorflow/tfjs-backend-webgpu first');
+  }
+  installOverrides(WEBGPU, Object.fromEntries(WEBGPU_TRAINING_KERNELS.map((k) => [k.kernelName, k.kernelFunc])));
+}
+
+/** Restores tfjs-backend-webgpu's own kernels (for comparisons in tests and benchmarks). */
+export function uninstallWebGPUTrainingKernels(): void {
+  uninstallOverrides(WEBGPU);
+}
