@@ -20,13 +20,45 @@ const WEBGPU = 'webgpu';
 export class Conv2DFilterGradProgram extends SplitGemmProgram {
   readonly variableNames = ['x', 'dy'];
   readonly shaderKey: string;
+  /** x and dy bound as vec4 arrays: four channels per load. */
+  readonly vec4: boolean;
+  readonly variableComponents?: number[];
 
   constructor(private readonly info: backend_util.Conv2DInfo) {
     super(info.filterHeight * info.filterWidth * info.inChannels, info.outChannels,
       info.batchSize * info.outHeight * info.outWidth);
     const { inHeight, inWidth, outHeight, outWidth, strideHeight, strideWidth, filterWidth, padInfo } = info;
-    this.shaderKey = `dataflowConvFilterGrad_${this.gemmKey}_${[inHeight, inWidth, info.inChannels, outHeight, outWidth,
+    this.vec4 = info.inChannels % 4 === 0 && info.outChannels % 4 === 0;
+    if (this.vec4) this.variableComponents = [4, 4];
+    this.shaderKey = `dataflowConvFilterGrad_${this.vec4 ? 'vec4_' : ''}${this.gemmKey}_${[inHeight, inWidth, info.inChannels, outHeight, outWidth,
       strideHeight, strideWidth, filterWidth, padInfo.top, padInfo.left].join('_')}`;
+  }
+
+  // Rows rowA.. are four channels of one tap (cin is a multiple of 4), and dy's row is a multiple of 4 long.
+  private loadVec4(): string {
+    return `
+        let iy = iy0 + tapY[0];
+        let ix = ix0 + tapX[0];
+        if (rowA < GEMM_M && iy >= 0 && iy < i32(IN_H) && ix >= 0 && ix < i32(IN_W)) {
+          regA = x[(((b * IN_H + u32(iy)) * IN_W + u32(ix)) * CIN + channel[0]) / 4u];
+        }
+        if (colB < GEMM_N) {
+          regB = dy[(k * GEMM_N + colB) / 4u];
+        }`;
+  }
+
+  private loadScalars(): string {
+    return `
+        for (var j = 0u; j < 4u; j++) {
+          let iy = iy0 + tapY[j];
+          let ix = ix0 + tapX[j];
+          if (rowA + j < GEMM_M && iy >= 0 && iy < i32(IN_H) && ix >= 0 && ix < i32(IN_W)) {
+            regA[j] = x[((b * IN_H + u32(iy)) * IN_W + u32(ix)) * CIN + channel[j]];
+          }
+          if (colB + j < GEMM_N) {
+            regB[j] = dy[k * GEMM_N + colB + j];
+          }
+        }`;
   }
 
   getUserCode(): string {
@@ -63,16 +95,7 @@ export class Conv2DFilterGradProgram extends SplitGemmProgram {
         let ox = pos - oy * OUT_W;
         let iy0 = i32(oy * STRIDE_H) - PAD_TOP;
         let ix0 = i32(ox * STRIDE_W) - PAD_LEFT;
-        for (var j = 0u; j < 4u; j++) {
-          let iy = iy0 + tapY[j];
-          let ix = ix0 + tapX[j];
-          if (rowA + j < GEMM_M && iy >= 0 && iy < i32(IN_H) && ix >= 0 && ix < i32(IN_W)) {
-            regA[j] = x[((b * IN_H + u32(iy)) * IN_W + u32(ix)) * CIN + channel[j]];
-          }
-          if (colB + j < GEMM_N) {
-            regB[j] = dy[k * GEMM_N + colB + j];
-          }
-        }
+        ${this.vec4 ? this.loadVec4() : this.loadScalars()}
       }
 
       fn storeTile() {

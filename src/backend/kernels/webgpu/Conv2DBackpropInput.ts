@@ -8,6 +8,22 @@ import { gemmMain, runSplitGemm, SplitGemmProgram, TILE_DECLARATIONS, wgslConsta
 
 const WEBGPU = 'webgpu';
 
+/** K index k as filter tap (ky, kx) and output channel co. */
+const TAP_OF_K = `
+          let tap = k / COUT;
+          let co = k - tap * COUT;
+          let ky = i32(tap / KW);
+          let kx = i32(tap % KW);`;
+
+/** Opens a block that runs when input position (inY, inX) takes dy at (oy, ox) through tap (ky, kx). */
+const DY_POSITION = `
+          let oyScaled = inY + PAD_TOP - ky;
+          let oxScaled = inX + PAD_LEFT - kx;
+          let oy = u32(max(oyScaled, 0)) / STRIDE_H;
+          let ox = u32(max(oxScaled, 0)) / STRIDE_W;
+          if (rowA < GEMM_M && oyScaled >= 0 && oxScaled >= 0 && i32(oy * STRIDE_H) == oyScaled &&
+              i32(ox * STRIDE_W) == oxScaled && oy < OUT_H && ox < OUT_W) {`;
+
 /**
  * dx[b, y, x, ci] = Σ over (ky, kx, co) of dy[b, (y + top - ky) / sh, (x + left - kx) / sw, co] · W[ky, kx, ci, co]
  * (terms whose division is inexact or lands outside dy are zero), as an implicit GEMM: M = batch*inH*inW
@@ -19,13 +35,51 @@ const WEBGPU = 'webgpu';
 export class Conv2DInputGradProgram extends SplitGemmProgram {
   readonly variableNames = ['dy', 'W'];
   readonly shaderKey: string;
+  /** dy and W bound as vec4 arrays: four output channels per load. */
+  readonly vec4: boolean;
+  readonly variableComponents?: number[];
 
   constructor(private readonly info: backend_util.Conv2DInfo) {
     super(info.batchSize * info.inHeight * info.inWidth, info.inChannels,
       info.filterHeight * info.filterWidth * info.outChannels);
     const { inHeight, inWidth, outHeight, outWidth, outChannels, strideHeight, strideWidth, filterWidth, padInfo } = info;
-    this.shaderKey = `dataflowConvInputGrad_${this.gemmKey}_${[inHeight, inWidth, outHeight, outWidth, outChannels,
+    this.vec4 = outChannels % 4 === 0;
+    if (this.vec4) this.variableComponents = [4, 4];
+    this.shaderKey = `dataflowConvInputGrad_${this.vec4 ? 'vec4_' : ''}${this.gemmKey}_${[inHeight, inWidth, outHeight, outWidth, outChannels,
       strideHeight, strideWidth, filterWidth, padInfo.top, padInfo.left].join('_')}`;
+  }
+
+  // The four K indices are four output channels of one tap (cout is a multiple of 4, and so are k0 and kEnd).
+  private loadVec4(): string {
+    return `
+        let k = k0 + kQuad * 4u;
+        if (k >= kEnd) {
+          return;
+        }
+        ${TAP_OF_K}
+        if (colB < GEMM_N) {
+          regB = W[((tap * CIN + colB) * COUT + co) / 4u];
+        }
+        ${DY_POSITION}
+          regA = dy[(((batch * OUT_H + oy) * OUT_W + ox) * COUT + co) / 4u];
+        }`;
+  }
+
+  private loadScalars(): string {
+    return `
+        for (var j = 0u; j < 4u; j++) {
+          let k = k0 + kQuad * 4u + j;
+          if (k >= kEnd) {
+            return;
+          }
+          ${TAP_OF_K}
+          if (colB < GEMM_N) {
+            regB[j] = W[(tap * CIN + colB) * COUT + co];
+          }
+          ${DY_POSITION}
+            regA[j] = dy[((batch * OUT_H + oy) * OUT_W + ox) * COUT + co];
+          }
+        }`;
   }
 
   getUserCode(): string {
@@ -52,28 +106,7 @@ export class Conv2DInputGradProgram extends SplitGemmProgram {
       fn loadTile(k0 : u32) {
         regA = vec4<f32>(0.0);
         regB = vec4<f32>(0.0);
-        for (var j = 0u; j < 4u; j++) {
-          let k = k0 + kQuad * 4u + j;
-          if (k >= kEnd) {
-            return;
-          }
-          let tap = k / COUT;
-          let co = k - tap * COUT;
-          let ky = i32(tap / KW);
-          let kx = i32(tap % KW);
-          if (colB < GEMM_N) {
-            regB[j] = W[(tap * CIN + colB) * COUT + co];
-          }
-          let oyScaled = inY + PAD_TOP - ky;
-          let oxScaled = inX + PAD_LEFT - kx;
-          if (rowA < GEMM_M && oyScaled >= 0 && oxScaled >= 0) {
-            let oy = u32(oyScaled) / STRIDE_H;
-            let ox = u32(oxScaled) / STRIDE_W;
-            if (oy * STRIDE_H == u32(oyScaled) && ox * STRIDE_W == u32(oxScaled) && oy < OUT_H && ox < OUT_W) {
-              regA[j] = dy[((batch * OUT_H + oy) * OUT_W + ox) * COUT + co];
-            }
-          }
-        }
+        ${this.vec4 ? this.loadVec4() : this.loadScalars()}
       }
 
       fn storeTile() {
