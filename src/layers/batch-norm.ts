@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { deviceScalar as c } from '../ops/constants.js';
+import { channelGradSums, channelMoments, hasChannelGradSumsKernel } from '../ops/moments.js';
 import { checkInput, scopedWeightName, singleInput, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
 
 export interface BatchNormArgs extends LayerArgs {
@@ -15,6 +16,13 @@ export interface BatchNormArgs extends LayerArgs {
 }
 
 const AXES = [0, 1, 2];
+
+/** Σ dy and Σ dy · x̂ per channel: one kernel where the backend has it (WebGPU), else sums sharing x̂ with dx. */
+function gradSums(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor, rstd: tf.Tensor, xhat: tf.Tensor): { dySum: tf.Tensor; dyXhatSum: tf.Tensor } {
+  if (!hasChannelGradSumsKernel()) return { dySum: tf.sum(dy, AXES), dyXhatSum: tf.sum(tf.mul(dy, xhat), AXES) };
+  const { dySum, dyCentredSum } = channelGradSums(dy, x, mean);
+  return { dySum, dyXhatSum: tf.mul(dyCentredSum, rstd) };
+}
 
 /**
  * The seed's `BatchNorm` (a PyTorch `BatchNorm2d` over NHWC input): per-channel
@@ -103,7 +111,7 @@ export class BatchNorm extends tfl.layers.Layer {
       const xi = args[0] as tf.Tensor;
       const bi = args[1] as tf.Tensor;
       const wi = weightIsInput ? (args[2] as tf.Tensor) : weight;
-      const { mean, variance } = tf.moments(xi, AXES);
+      const { mean, variance } = channelMoments(xi);
       const rstd = tf.rsqrt(tf.add(variance, c(eps)));
       const scale = tf.mul(wi, rstd);
       const value = tf.add(tf.mul(xi, scale), tf.sub(bi, tf.mul(mean, scale)));
@@ -114,8 +122,7 @@ export class BatchNorm extends tfl.layers.Layer {
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
           const [xs, m, r, sc] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
           const xhat = tf.mul(tf.sub(xs, m), r);
-          const dySum = tf.sum(dy, AXES);
-          const dyXhatSum = tf.sum(tf.mul(dy, xhat), AXES);
+          const { dySum, dyXhatSum } = gradSums(dy, xs, m, r, xhat);
           // dx = scale · (dy − mean(dy) − x̂ · mean(dy · x̂)), the batch statistics' own gradient included.
           const dx = tf.sub(tf.mul(dy, sc), tf.add(tf.mul(xhat, tf.div(tf.mul(sc, dyXhatSum), c(n))), tf.div(tf.mul(sc, dySum), c(n))));
           return weightIsInput ? [dx, dySum, dyXhatSum] : [dx, dySum];

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { deviceScalar } from './constants.js';
+import { channelMoments, hasChannelMomentsKernel } from './moments.js';
 import { DeviceRandom } from './random.js';
 import { stopGradient } from './stop-gradient.js';
 
@@ -41,11 +42,39 @@ export function unbiasedStd(x: tf.Tensor, axis?: number | number[], keepDims = f
   if (n < 2) {
     throw new Error(`unbiasedStd: argument 'x' needs at least 2 elements along axes [${axes.join(',')}], got shape [${x.shape.join(',')}]`);
   }
+  if (axis == null && hasChannelMomentsKernel()) return onePassStd(x, keepDims);
   return tf.tidy(() => {
     const centred = tf.sub(x, tf.mean(x, axes, true));
     // torch.std is unbiased (divides by n - 1); tf.moments divides by n.
     return tf.sqrt(tf.div(tf.sum(tf.square(centred), axes, keepDims), deviceScalar(n - 1)));
   });
+}
+
+/**
+ * The whole tensor's unbiased std from one kernel pass (WebGPU), with its gradient written out:
+ * d std / dx = (x - mean) / ((n - 1) · std).
+ */
+function onePassStd(x: tf.Tensor, keepDims: boolean): tf.Tensor {
+  const n = x.size;
+  const std = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const xi = args[0] as tf.Tensor;
+    const save = args[1] as tf.GradSaveFunc;
+    const { mean, variance } = channelMoments(xi, true);
+    // torch.std is unbiased: the kernel's biased variance times n / (n - 1).
+    const value = tf.sqrt(tf.mul(variance, deviceScalar(n / (n - 1))));
+    save([xi, mean, value]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, m, s] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        return tf.mul(tf.sub(xs, m), tf.div(dy, tf.mul(s, deviceScalar(n - 1))));
+      },
+    };
+  });
+  const value = std(x);
+  if (!keepDims) return value;
+  const shape = x.shape.map(() => 1);
+  return tf.tidy(() => tf.reshape(value, shape));
 }
 
 /**

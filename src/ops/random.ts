@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { RANDOM_KERNEL } from '../backend/kernels/names.js';
 import type { CpuBackendLike, WasmBackendLike, WebGPUBackendLike } from '../backend/kernels/types.js';
 import { RandomProgram, type RandomDistribution } from '../backend/kernels/webgpu/random.js';
 
-/** The custom kernel every backend with a device path registers. */
-export const RANDOM_KERNEL = 'DataflowRandom';
+export { RANDOM_KERNEL };
 
 /** A `DeviceRandom`'s position: restoring it replays the same draws. */
 export interface DeviceRandomState {

@@ -2,11 +2,14 @@ import { Conv2D, getKernel, type KernelConfig } from '@tensorflow/tfjs-core';
 import { installOverrides, uninstallOverrides } from '../install.js';
 import { conv2dBackpropFilterConfig } from './Conv2DBackpropFilter.js';
 import { conv2dBackpropInputConfig } from './Conv2DBackpropInput.js';
+import { channelGradSumsConfig, channelMomentsConfig } from './ColumnSums.js';
 
 const WEBGPU = 'webgpu';
 
-/** The library's WebGPU training kernels, in place of tfjs-backend-webgpu 4.22's slow ones (each file says why). */
-export const WEBGPU_TRAINING_KERNELS: readonly KernelConfig[] = [conv2dBackpropFilterConfig, conv2dBackpropInputConfig];
+/** The library's WebGPU training kernels: faster conv gradients than tfjs-backend-webgpu 4.22's, and one-pass batch statistics (each file says why). */
+export const WEBGPU_TRAINING_KERNELS: readonly KernelConfig[] = [
+  conv2dBackpropFilterConfig, conv2dBackpropInputConfig, channelMomentsConfig, channelGradSumsConfig,
+];
 
 /**
  * Registers the library's WebGPU training kernels over tfjs-backend-webgpu's, keeping the originals

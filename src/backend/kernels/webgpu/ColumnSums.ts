@@ -1,0 +1,194 @@
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { CHANNEL_MOMENTS, CHANNEL_GRAD_SUMS, type ChannelMomentsAttrs } from '../names.js';
+import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
+import { wgslConstants } from './conv_gemm.js';
+
+/**
+ * Per-channel sums over every other axis in one read of the input, for the seed's batch norm and the
+ * discrete action's std, where tfjs runs a chain of Mean/Sub/Square/Mean or Sum kernels over [N, H, W, C].
+ * The input is a [rows, C] matrix (channels last). Pass 1: each workgroup sums a chunk of rows for up
+ * to 64 columns; pass 2 adds the chunks' sums in chunk order (deterministic: no atomics).
+ *
+ * - `moments`: sums of (x - shift) and its square, the shift being the column's first value (the
+ *   tensor's first with `overAll`), so the variance does not cancel catastrophically when
+ *   |mean| >> std. Finished as [mean, biased variance] per column, or over the whole tensor.
+ * - `gradSums`: sums of dy and dy * (x - mean[c]), the two sums of the batch norm's gradient.
+ * @internal
+ */
+
+const THREADS = 256;
+const COLUMNS_PER_GROUP = 64;
+
+type Mode = 'moments' | 'gradSums';
+
+interface Layout {
+  rows: number;
+  columns: number;
+  /** Columns a workgroup covers (all of them when fewer than 64) and the rows it reads at once. */
+  groupColumns: number;
+  lanes: number;
+  columnGroups: number;
+  chunks: number;
+  rowsPerChunk: number;
+}
+
+function layout(rows: number, columns: number): Layout {
+  const groupColumns = Math.min(columns, COLUMNS_PER_GROUP);
+  const lanes = Math.floor(THREADS / groupColumns);
+  const columnGroups = Math.ceil(columns / groupColumns);
+  // About a thousand workgroups in all, each lane reading at least 16 rows.
+  const chunks = Math.max(1, Math.min(Math.ceil(1024 / columnGroups), Math.floor(rows / (16 * lanes))));
+  const rowsPerChunk = Math.ceil(rows / chunks);
+  return { rows, columns, groupColumns, lanes, columnGroups, chunks: Math.ceil(rows / rowsPerChunk), rowsPerChunk };
+}
+
+/** Pass 1: [chunks, 2, columns] partial sums. */
+class ColumnPartialSumsProgram implements WebGPUProgram {
+  readonly variableNames: string[];
+  readonly outputShape: number[];
+  readonly shaderKey: string;
+  readonly dispatchLayout = { x: [2], y: [0] };
+  dispatch: [number, number, number];
+  readonly workgroupSize: [number, number, number] = [THREADS, 1, 1];
+
+  constructor(private readonly mode: Mode, private readonly l: Layout, private readonly overAll: boolean) {
+    this.variableNames = mode === 'moments' ? ['x'] : ['x', 'dy', 'mean'];
+    this.outputShape = [l.chunks, 2, l.columns];
+    this.dispatch = [l.columnGroups, l.chunks, 1];
+    this.shaderKey = `dataflowColumnPartialSums_${mode}_${overAll}_${l.rows}_${l.columns}_${l.rowsPerChunk}`;
+  }
+
+  getUserCode(): string {
+    const { l } = this;
+    const terms = this.mode === 'moments'
+      ? `let d = x[r * COLUMNS + column] - shift;
+            s1 += d;
+            s2 += d * d;`
+      : `let g = dy[r * COLUMNS + column];
+            s1 += g;
+            s2 += g * (x[r * COLUMNS + column] - shift);`;
+    return `
+      ${wgslConstants({ ROWS: l.rows, COLUMNS: l.columns, GROUP_COLUMNS: l.groupColumns, LANES: l.lanes, ROWS_PER_CHUNK: l.rowsPerChunk })}
+      var<workgroup> laneSums : array<vec2<f32>, ${THREADS}>;
+
+      fn main() {
+        let lane = localIndex / GROUP_COLUMNS;
+        let column = workgroupId.x * GROUP_COLUMNS + localIndex % GROUP_COLUMNS;
+        let chunk = workgroupId.y;
+        let reads = lane < LANES && column < COLUMNS;
+        var s1 = 0.0;
+        var s2 = 0.0;
+        if (reads) {
+          let shift = ${this.mode === 'gradSums' ? 'mean[column]' : this.overAll ? 'x[0]' : 'x[column]'};
+          let end = min(ROWS, (chunk + 1u) * ROWS_PER_CHUNK);
+          for (var r = chunk * ROWS_PER_CHUNK + lane; r < end; r += LANES) {
+            ${terms}
+          }
+        }
+        laneSums[localIndex] = vec2<f32>(s1, s2);
+        workgroupBarrier();
+        if (lane == 0u && column < COLUMNS) {
+          var total = vec2<f32>(0.0);
+          for (var k = 0u; k < LANES; k++) {
+            total += laneSums[k * GROUP_COLUMNS + localIndex];
+          }
+          result[(chunk * 2u) * COLUMNS + column] = total.x;
+          result[(chunk * 2u + 1u) * COLUMNS + column] = total.y;
+        }
+        // Reads the uniforms, whose binding tfjs always passes and WebGPU drops when unused.
+        if (uniforms.outShape.x < 0) {
+          result[0] = 0.0;
+        }
+      }
+    `;
+  }
+}
+
+/**
+ * Pass 2: adds the chunks in order and finishes. Per column (or, with `overAll`, over every column:
+ * one workgroup, each thread a fixed stride of the partials, then a fixed tree). Output [2, columns] or [2].
+ */
+class ColumnSumsFinishProgram implements WebGPUProgram {
+  readonly variableNames: string[];
+  readonly outputShape: number[];
+  readonly shaderKey: string;
+  readonly dispatchLayout = { x: [0], y: [1] };
+  dispatch: [number, number, number];
+  readonly workgroupSize: [number, number, number] = [THREADS, 1, 1];
+
+  constructor(private readonly mode: Mode, private readonly l: Layout, private readonly overAll: boolean) {
+    this.variableNames = mode === 'moments' ? ['partials', 'x'] : ['partials'];
+    this.outputShape = overAll ? [2] : [2, l.columns];
+    this.dispatch = [overAll ? 1 : l.columns, 1, 1];
+    this.shaderKey = `dataflowColumnSumsFinish_${mode}_${overAll}_${l.rows}_${l.columns}_${l.chunks}`;
+  }
+
+  getUserCode(): string {
+    const { l, overAll } = this;
+    // Over all: thread t takes partial index t, t + THREADS, ... of chunk-major [chunks][columns].
+    const count = overAll ? l.chunks * l.columns : l.chunks;
+    const at = overAll
+      ? '(i / COLUMNS) * 2u * COLUMNS + i % COLUMNS'
+      : 'i * 2u * COLUMNS + column';
+    const finish = this.mode === 'gradSums'
+      ? `result[column] = total.x;
+          result[COLUMNS + column] = total.y;`
+      : `// Shifted sums: mean = shift + s1 / n, variance = (s2 - s1² / n) / n.
+          let n = f32(N_PER_COLUMN);
+          let shift = x[${overAll ? '0' : 'column'}];
+          result[${overAll ? '0' : 'column'}] = shift + total.x / n;
+          result[${overAll ? '1' : 'COLUMNS + column'}] = max(0.0, (total.y - total.x * total.x / n) / n);`;
+    return `
+      ${wgslConstants({ COLUMNS: l.columns, COUNT: count, N_PER_COLUMN: overAll ? l.rows * l.columns : l.rows })}
+      var<workgroup> threadSums : array<vec2<f32>, ${THREADS}>;
+
+      fn main() {
+        let column = workgroupId.x;
+        var sum = vec2<f32>(0.0);
+        for (var i = localIndex; i < COUNT; i += ${THREADS}u) {
+          let p = ${at};
+          sum += vec2<f32>(partials[p], partials[p + COLUMNS]);
+        }
+        threadSums[localIndex] = sum;
+        for (var width = ${THREADS / 2}u; width > 0u; width /= 2u) {
+          workgroupBarrier();
+          if (localIndex < width) {
+            threadSums[localIndex] += threadSums[localIndex + width];
+          }
+        }
+        if (localIndex == 0u && uniforms.outShape${overAll ? '' : '.x'} >= 0) {
+          let total = threadSums[0];
+          ${finish}
+        }
+      }
+    `;
+  }
+}
+
+function columnSums(backend: WebGPUBackendLike, mode: Mode, inputs: TensorInfo[], overAll: boolean): TensorInfo {
+  const x = inputs[0]!;
+  const columns = x.shape[x.shape.length - 1] ?? 1;
+  const rows = x.shape.reduce((a, b) => a * b, 1) / columns;
+  const l = layout(rows, columns);
+  const partials = backend.runWebGPUProgram(new ColumnPartialSumsProgram(mode, l, overAll), inputs, 'float32');
+  const finishInputs = mode === 'moments' ? [partials, x] : [partials];
+  const out = backend.runWebGPUProgram(new ColumnSumsFinishProgram(mode, l, overAll), finishInputs, 'float32');
+  backend.disposeData(partials.dataId);
+  return out;
+}
+
+/** [2, C]: mean and biased variance per channel (last axis), or [2] over the whole tensor with `overAll`. */
+const channelMoments: KernelFunc = ({ inputs, attrs, backend }) => {
+  const { x } = inputs as { x: TensorInfo };
+  const { overAll } = attrs as unknown as ChannelMomentsAttrs;
+  return columnSums(backend as unknown as WebGPUBackendLike, 'moments', [x], overAll);
+};
+
+/** [2, C]: Σ dy and Σ dy · (x - mean) per channel. */
+const channelGradSums: KernelFunc = ({ inputs, backend }) => {
+  const { x, dy, mean } = inputs as { x: TensorInfo; dy: TensorInfo; mean: TensorInfo };
+  return columnSums(backend as unknown as WebGPUBackendLike, 'gradSums', [x, dy, mean], false);
+};
+
+export const channelMomentsConfig: KernelConfig = { kernelName: CHANNEL_MOMENTS, backendName: 'webgpu', kernelFunc: channelMoments };
+export const channelGradSumsConfig: KernelConfig = { kernelName: CHANNEL_GRAD_SUMS, backendName: 'webgpu', kernelFunc: channelGradSums };

@@ -1,0 +1,57 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { CHANNEL_GRAD_SUMS, CHANNEL_MOMENTS, type ChannelMomentsAttrs } from '../backend/kernels/names.js';
+
+/** Whether the active backend has the library's one-pass kernel `name` (WebGPU with its training kernels installed). */
+function hasKernel(name: string): boolean {
+  return tf.getKernel(name, tf.getBackend()) != null;
+}
+
+/** Whether `channelMoments` runs as one kernel here. @internal */
+export function hasChannelMomentsKernel(): boolean {
+  return hasKernel(CHANNEL_MOMENTS);
+}
+
+/** Whether `channelGradSums` runs as one kernel here; elsewhere callers may prefer sums they can share work with. @internal */
+export function hasChannelGradSumsKernel(): boolean {
+  return hasKernel(CHANNEL_GRAD_SUMS);
+}
+
+function allAxesButLast(x: tf.Tensor): number[] {
+  return x.shape.slice(0, -1).map((_, i) => i);
+}
+
+/**
+ * Mean and biased variance of a channels-last tensor per channel (over every axis but the last), or
+ * over the whole tensor with `overAll`. One pass over x on a backend with the library's kernel
+ * (WebGPU), `tf.moments` elsewhere. Not differentiable: callers supply their own gradients.
+ * @internal
+ */
+export function channelMoments(x: tf.Tensor, overAll = false): { mean: tf.Tensor; variance: tf.Tensor } {
+  if (!hasKernel(CHANNEL_MOMENTS)) {
+    const { mean, variance } = tf.moments(x, overAll ? undefined : allAxesButLast(x));
+    return { mean, variance };
+  }
+  const attrs: ChannelMomentsAttrs = { overAll };
+  return tf.tidy(() => {
+    const both = tf.engine().runKernel(CHANNEL_MOMENTS, { x }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+    const [mean, variance] = tf.unstack(both);
+    return { mean: mean!, variance: variance! };
+  });
+}
+
+/**
+ * The batch norm gradient's per-channel sums, Σ dy and Σ dy · (x - mean), over every axis but the last.
+ * One pass over dy and x on a backend with the library's kernel (WebGPU), sums of tfjs ops elsewhere.
+ * @internal
+ */
+export function channelGradSums(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor): { dySum: tf.Tensor; dyCentredSum: tf.Tensor } {
+  if (!hasKernel(CHANNEL_GRAD_SUMS)) {
+    const axes = allAxesButLast(x);
+    return tf.tidy(() => ({ dySum: tf.sum(dy, axes), dyCentredSum: tf.sum(tf.mul(dy, tf.sub(x, mean)), axes) }));
+  }
+  return tf.tidy(() => {
+    const both = tf.engine().runKernel(CHANNEL_GRAD_SUMS, { x, dy, mean }) as tf.Tensor;
+    const [dySum, dyCentredSum] = tf.unstack(both);
+    return { dySum: dySum!, dyCentredSum: dyCentredSum! };
+  });
+}
