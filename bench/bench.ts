@@ -7,6 +7,7 @@ import { initBackend } from '../src/backend/node.js';
 import { enableNodeWasmThreads } from '../src/backend/wasm-threads.js';
 import { deviceScalarCount } from '../src/ops/constants.js';
 import { countFlops } from './flops.js';
+import { profileGpuKernels, type GpuProfile } from './gpu-profile.js';
 import { profileKernels, type KernelProfile } from './profile.js';
 import { setupBench, syncBackend } from './step.js';
 
@@ -20,8 +21,13 @@ export interface BenchOptions {
   baseDepth?: number;
   imageSize?: number;
   mode?: 'sketch' | 'backprop';
-  /** Also time every kernel by name over this many train steps (wasm and cpu only). Default 0. */
+  /**
+   * Also time every kernel over this many train steps (and as many eval steps on WebGPU): wall time per
+   * kernel name on synchronous backends (wasm, cpu), GPU time per name and input shape on WebGPU. Default 0.
+   */
   profileSteps?: number;
+  /** webgpu only: run tfjs-backend-webgpu's own kernels instead of the library's training kernels (for before/after figures). */
+  tfjsKernels?: boolean;
   /** wasm only: run tfjs's threaded SIMD build with this many XNNPACK threads (see enableNodeWasmThreads). */
   wasmThreads?: number;
 }
@@ -61,6 +67,9 @@ export interface BenchResult {
     tensors: { beforeSetup: number; afterSetup: number; afterWarmup: number; afterTimed: number; afterDispose: number; deviceScalars: number };
   };
   profile?: KernelProfile;
+  gpuProfile?: { train: GpuProfile; eval: GpuProfile };
+  /** Which kernels ran the conv gradients and batch statistics. */
+  kernels: 'library' | 'tfjs';
   tfjs: string;
   node: string;
   loadAverage: { before: number[]; after: number[]; cpus: number };
@@ -102,12 +111,14 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     if (options.backend !== 'wasm') throw new Error(`runBench: wasmThreads needs backend 'wasm', got '${options.backend}'`);
     await enableNodeWasmThreads(options.wasmThreads);
   }
-  const report = await initBackend(options.backend);
+  if (options.tfjsKernels && options.backend !== 'webgpu') {
+    throw new Error(`runBench: tfjsKernels needs backend 'webgpu' (tfjs-backend-wasm 4.22 cannot train convolutions by itself), got '${options.backend}'`);
+  }
+  const report = await initBackend(options.backend, options.tfjsKernels ? { webgpuTrainingKernels: false } : {});
   const backend = tf.getBackend();
-  if (profileSteps > 0 && backend === 'webgpu') throw new Error('runBench: --profile needs a synchronous backend (wasm or cpu); WebGPU only queues kernels');
   const beforeSetup = tensorsAlive();
   // warm-up + timed + 5 counted + 1 for FLOPs + profiled: the schedules must not run out.
-  const totalSteps = warmup + steps + 5 + 1 + profileSteps;
+  const totalSteps = warmup + steps + 5 + 1 + 2 * profileSteps;
   const bench = await setupBench({ batch, baseDepth, totalSteps, imageSize, mode });
   const afterSetup = tensorsAlive();
   log(`set up on ${backend} (${report.reason})`);
@@ -148,7 +159,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   await syncBackend(bench.net);
 
   let profile: KernelProfile | undefined;
-  if (profileSteps > 0) {
+  if (profileSteps > 0 && backend !== 'webgpu') {
     profile = profileKernels(() => { bench.trainStep(); }, profileSteps);
     await syncBackend(bench.net);
   }
@@ -164,6 +175,14 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     logits.dispose();
     if (i >= warmup) evalMs.push(dt);
     log(`eval step ${i + 1}/${warmup + steps}: ${dt.toFixed(0)} ms`);
+  }
+  let gpuProfile: BenchResult['gpuProfile'];
+  if (profileSteps > 0 && backend === 'webgpu') {
+    // After the eval warm-up too, so no shader compilation lands in the GPU times.
+    log('GPU kernel profile');
+    const train = await profileGpuKernels(() => { bench.trainStep(); }, profileSteps);
+    const evalProfile = await profileGpuKernels(() => { bench.evalStep().dispose(); }, profileSteps);
+    gpuProfile = { train, eval: evalProfile };
   }
   const evalCounts = await counter.measure(() => bench.evalStep().dispose());
   const evalFlops = countFlops(() => bench.evalStep().dispose());
@@ -214,6 +233,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       tensors: { beforeSetup, afterSetup, afterWarmup, afterTimed, afterDispose, deviceScalars: deviceScalarCount() },
     },
     ...(profile ? { profile } : {}),
+    ...(gpuProfile ? { gpuProfile } : {}),
+    kernels: options.tfjsKernels ? 'tfjs' : 'library',
     tfjs: tf.version_core,
     node: process.version,
     loadAverage: { before: loadBefore, after: os.loadavg(), cpus: os.cpus().length },

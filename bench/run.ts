@@ -1,6 +1,8 @@
 // Benchmark of one SpeedyConvNet configuration: training step and flip-TTA eval, medians after warm-up.
 // Usage: npm run bench -- --backend wasm --batch 64 --steps 10 [--warmup 3] [--base-depth 64] [--image-size 32]
-//          [--profile K] [--wasm-threads N] [--json FILE]
+//          [--profile K] [--wasm-threads N] [--tfjs-kernels] [--json FILE]
+// --profile K: wall time per kernel over K steps on wasm/cpu; GPU time per kernel and input shape on WebGPU.
+// --tfjs-kernels (webgpu): tfjs-backend-webgpu's own conv gradients and batch statistics, for before/after figures.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -14,6 +16,7 @@ const { values } = parseArgs({
     mode: { type: 'string', default: 'sketch' },
     profile: { type: 'string', default: '0' },
     'wasm-threads': { type: 'string' },
+    'tfjs-kernels': { type: 'boolean', default: false },
   },
 });
 
@@ -33,6 +36,7 @@ const options: BenchOptions = {
   profileSteps: int('profile', values.profile),
 };
 if (values['wasm-threads'] != null) options.wasmThreads = int('wasm-threads', values['wasm-threads']);
+if (values['tfjs-kernels']) options.tfjsKernels = true;
 
 const result = await runBench(options);
 result.command = `npm run bench -- ${process.argv.slice(2).join(' ')}`;
@@ -49,6 +53,18 @@ if (result.profile) {
   console.log(`kernel profile (${result.profile.stepMs.toFixed(1)} ms/step, ${result.profile.outsideKernelsMs.toFixed(1)} ms outside kernels):`);
   for (const r of result.profile.rows.slice(0, 25)) {
     console.log(`  ${r.kernel.padEnd(32)} ${r.ms.toFixed(2).padStart(9)} ms ${(100 * r.share).toFixed(1).padStart(5)}%  ${r.calls} calls`);
+  }
+}
+if (result.gpuProfile) {
+  for (const [phase, p] of Object.entries(result.gpuProfile)) {
+    console.log(`GPU time per ${phase} step: ${p.gpuMsPerStep.toFixed(1)} ms in kernels (${p.wallMsPerStep.toFixed(1)} ms wall while profiling)`);
+    for (const r of p.byKernel.slice(0, 12)) {
+      console.log(`  ${r.kernel.padEnd(32)} ${r.ms.toFixed(2).padStart(9)} ms ${(100 * r.share).toFixed(1).padStart(5)}%  ${r.calls} calls`);
+    }
+    console.log(`  by input shape:`);
+    for (const r of p.byShape.slice(0, 12)) {
+      console.log(`  ${r.ms.toFixed(2).padStart(9)} ms  ${r.kernel} ${r.inputShapes}`);
+    }
   }
 }
 if (values.json) {

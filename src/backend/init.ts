@@ -118,7 +118,9 @@ async function initWebGPU(platform: Platform, adapterDescription: AdapterDescrip
       if (typeof gpu === 'string') throw new Error(gpu);
       const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
       if (adapter == null) throw new Error('WebGPU adapter disappeared');
-      const device = await adapter.requestDevice({ requiredLimits: {
+      // Timestamp queries let tf.profile / tf.time report GPU time per kernel; they cost nothing unless used.
+      const requiredFeatures: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
+      const device = await adapter.requestDevice({ requiredFeatures, requiredLimits: {
         maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
         maxComputeWorkgroupsPerDimension: adapter.limits.maxComputeWorkgroupsPerDimension,
         maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
