@@ -2,10 +2,14 @@
 // forward, input gradient and filter gradient, timed alone (best of --repeats after a warm-up call,
 // a fresh filter per call as in training, where every step changes the weights). Prints JSON with GFLOP/s
 // per kernel; tools/reference/bench_conv_kernels.py measures PyTorch on the same shapes.
+// Where the library overrides a gradient kernel, the backend's own one (tfjs's) is timed beside it.
+// On WebGPU with timestamp queries the times are GPU time (tf.time's kernelMs), else wall time to a read-back.
 // Usage: npx tsx bench/conv-kernels.ts [--backend wasm] [--wasm-threads N] [--batch 64] [--repeats 4] [--json FILE]
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
+import { originalKernel, overridesInstalled } from '../src/backend/kernels/install.js';
+import { conv2dConfig } from '../src/backend/kernels/webgpu/Conv2D.js';
 import { initBackend } from '../src/backend/node.js';
 
 const { values } = parseArgs({
@@ -27,11 +31,20 @@ export const CONV_SHAPES: Array<[number, number, number]> = [
   [31, 24, 64], [15, 64, 64], [15, 64, 256], [7, 256, 256], [7, 256, 512], [3, 512, 512],
 ];
 
+const gpuTimer = tf.getBackend() === 'webgpu' && Boolean((tf.backend() as unknown as { supportTimestampQuery?: boolean }).supportTimestampQuery);
+
 async function best(f: () => tf.Tensor): Promise<number> {
   const sync = async (t: tf.Tensor) => { await t.data(); t.dispose(); };
   await sync(f());
   let min = Infinity;
   for (let i = 0; i < repeats; i++) {
+    if (gpuTimer) {
+      let out: tf.Tensor | undefined;
+      const timing = await tf.time(() => { out = f(); });
+      await sync(out!);
+      min = Math.min(min, timing.kernelMs as number);
+      continue;
+    }
     const t0 = performance.now();
     await sync(f());
     min = Math.min(min, performance.now() - t0);
@@ -39,11 +52,28 @@ async function best(f: () => tf.Tensor): Promise<number> {
   return min;
 }
 
+/** The backend's own kernel, bypassing the library's override (undefined when none is installed). */
+function tfjsKernel(name: string): ((inputs: tf.NamedTensorMap, attrs: object) => tf.Tensor) | undefined {
+  const backendName = tf.getBackend();
+  if (!overridesInstalled(backendName)) return undefined;
+  let kernel: tf.KernelConfig;
+  try {
+    kernel = originalKernel(name, backendName);
+  } catch {
+    return undefined; // the backend has none (tfjs-backend-wasm 4.22's Conv2DBackpropFilter)
+  }
+  return (inputs, attrs) => {
+    const out = kernel.kernelFunc({ inputs, attrs: attrs as tf.NamedAttrMap, backend: tf.backend() }) as tf.TensorInfo;
+    return tf.engine().makeTensorFromTensorInfo(out);
+  };
+}
+
+type Kernel = 'forward' | 'forwardGemm' | 'inputGrad' | 'filterGrad' | 'inputGradTfjs' | 'filterGradTfjs';
 interface Row {
   shape: { batch: number; side: number; cin: number; cout: number };
   gflop: number;
-  ms: { forward: number; inputGrad: number; filterGrad: number };
-  gflopPerSec: { forward: number; inputGrad: number; filterGrad: number };
+  ms: Partial<Record<Kernel, number>>;
+  gflopPerSec: Partial<Record<Kernel, number>>;
 }
 const rows: Row[] = [];
 for (const [side, cin, cout] of CONV_SHAPES) {
@@ -53,19 +83,32 @@ for (const [side, cin, cout] of CONV_SHAPES) {
   const attrs = { strides: [1, 1], pad: 'same', dataFormat: 'NHWC', dilations: [1, 1] };
   // tf.add(w, 0) makes a new filter each call, so kernels that cache per filter (XNNPACK packing) pay as in training.
   const forward = await best(() => tf.tidy(() => tf.conv2d(x, tf.add(w, 0) as tf.Tensor4D, 1, 'same')));
-  const inputGrad = await best(() => tf.tidy(() => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: tf.add(w, 0) },
-    { ...attrs, inputShape: x.shape } as never) as tf.Tensor));
-  const filterGrad = await best(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy },
-    { ...attrs, filterShape: w.shape } as never) as tf.Tensor);
+  const inputAttrs = { ...attrs, inputShape: x.shape };
+  const filterAttrs = { ...attrs, filterShape: w.shape };
+  const ms: Row['ms'] = { forward };
+  if (tf.getBackend() === 'webgpu') {
+    // The library's implicit-GEMM forward convolution (not installed by default), against tfjs's Conv2D above.
+    const gemm = (filter: tf.Tensor) => tf.engine().makeTensorFromTensorInfo(conv2dConfig.kernelFunc(
+      { inputs: { x, filter }, attrs: attrs as never, backend: tf.backend() }) as tf.TensorInfo);
+    ms.forwardGemm = await best(() => tf.tidy(() => gemm(tf.add(w, 0))));
+  }
+  ms.inputGrad = await best(() => tf.tidy(() => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: tf.add(w, 0) }, inputAttrs as never) as tf.Tensor));
+  ms.filterGrad = await best(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, filterAttrs as never) as tf.Tensor);
+  const tfjsInput = tfjsKernel('Conv2DBackpropInput');
+  if (tfjsInput) ms.inputGradTfjs = await best(() => tf.tidy(() => tfjsInput({ dy, filter: tf.add(w, 0) }, inputAttrs)));
+  const tfjsFilter = tfjsKernel('Conv2DBackpropFilter');
+  if (tfjsFilter) ms.filterGradTfjs = await best(() => tfjsFilter({ x, dy }, filterAttrs));
   const gflop = (2 * batch * side * side * cout * 9 * cin) / 1e9;
-  const rate = (ms: number) => +(gflop / (ms / 1e3)).toFixed(1);
-  rows.push({ shape: { batch, side, cin, cout }, gflop, ms: { forward, inputGrad, filterGrad }, gflopPerSec: { forward: rate(forward), inputGrad: rate(inputGrad), filterGrad: rate(filterGrad) } });
+  const gflopPerSec = Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, +(gflop / (v / 1e3)).toFixed(1)]));
+  rows.push({ shape: { batch, side, cin, cout }, gflop, ms, gflopPerSec });
   tf.dispose([x, dy, w]);
 }
-const total = (k: 'forward' | 'inputGrad' | 'filterGrad') => rows.reduce((a, r) => a + r.ms[k], 0);
+const kernels = Object.keys(rows[0]!.ms) as Kernel[];
+const totalMs = Object.fromEntries(kernels.map((k) => [k, rows.reduce((a, r) => a + r.ms[k]!, 0)]));
 const result = {
   impl: 'tfjs-dataflow', backend: tf.getBackend(), reason: report.reason, wasmThreads: report.wasmThreads ?? null, batch, repeats,
-  rows, totalMs: { forward: total('forward'), inputGrad: total('inputGrad'), filterGrad: total('filterGrad') },
+  timing: gpuTimer ? 'GPU time (WebGPU timestamp queries), best of the repeats' : 'wall time to a read-back, best of the repeats',
+  rows, totalMs,
 };
 const text = JSON.stringify(result, null, 1);
 console.log(text);

@@ -17,7 +17,7 @@ function fmt(value: number | undefined, digits: number): string {
 /** One status line: epoch, steps, loss, accuracy, learning rate and throughput. */
 export function progressLine(info: StepInfo, epochs: number, last: { loss?: number; acc?: number }): string {
   return `epoch ${info.epoch + 1}/${epochs} step ${info.epochStep}/${info.epochSteps} (${info.step}/${info.totalSteps}) ` +
-    `loss ${fmt(last.loss, 4)} acc ${fmt(last.acc, 4)} lr ${info.lr.toExponential(3)} ${Math.round(info.imagesPerSec)} img/s`;
+    `loss ${fmt(last.loss, 4)} acc ${fmt(last.acc, 4)} lr ${info.lr.toExponential(3)} ${fmt(info.imagesPerSec, 0)} img/s`;
 }
 
 /**

@@ -52,7 +52,11 @@ export interface StepInfo {
   loss?: number;
   /** Training accuracy of the step, when read. */
   acc?: number;
-  /** Training images per second since the epoch started. */
+  /**
+   * Training images per second since the epoch started, counting the steps known to be finished at the
+   * last read of the loss: on an asynchronous backend (WebGPU) a step returns once queued, so counting
+   * queued steps would overstate the rate. NaN before the epoch's first read.
+   */
   imagesPerSec: number;
 }
 
@@ -263,6 +267,9 @@ export class Trainer {
       const started = performance.now();
       let seen = 0;
       let index = 0;
+      // Images of the steps the backend has finished (as of the last completed read), and when.
+      let finishedImages = 0;
+      let finishedAt = started;
       try {
         for (const batch of batches) {
           if (index++ < this.epochStep) {
@@ -291,17 +298,20 @@ export class Trainer {
             }
           }
           const info: StepInfo = {
-            epoch, step: this.step, epochStep: this.epochStep, epochSteps: steps, totalSteps: this.totalSteps, lr,
-            imagesPerSec: seen / ((performance.now() - started) / 1000),
+            epoch, step: this.step, epochStep: this.epochStep, epochSteps: steps, totalSteps: this.totalSteps, lr, imagesPerSec: NaN,
           };
           if (loss && acc) {
             const [lossValue, accValue] = await Promise.all([loss.data(), acc.data()]);
+            // The read returns once the backend has run this step, and so every step before it.
+            finishedImages = seen;
+            finishedAt = performance.now();
             info.loss = this.perExample(lossValue[0]!);
             info.acc = accValue[0]!;
             if (!Number.isFinite(lossValue[0]!)) this.nonFinite = new NonFiniteLossError(this.step, lossValue[0]!);
             if ((this.epochStep - 1) % 50 === 0) this.lastLogged = { loss: info.loss, acc: info.acc };
             tf.dispose([loss, acc]);
           }
+          if (finishedImages > 0) info.imagesPerSec = finishedImages / ((finishedAt - started) / 1000);
           await this.options.callbacks.onStep?.(info);
           if (this.nonFinite) {
             return this.finish('non-finite-loss', this.nonFinite.message);

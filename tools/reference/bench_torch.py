@@ -40,6 +40,7 @@ def parse_args(argv=None):
     p.add_argument('--mode', choices=['sketch', 'backprop'], default='sketch')
     p.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
     p.add_argument('--channels-last', action='store_true')
+    p.add_argument('--dtype', choices=['auto', 'float32', 'float16'], default='auto', help='auto: float16 on CUDA (the seed), float32 on CPU')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--json', default=None)
     return p.parse_args(argv)
@@ -59,7 +60,8 @@ def run(args):
     load_before = os.getloadavg()
     torch.manual_seed(args.seed)
     device = args.device
-    dtype = torch.float16 if device.startswith('cuda') else torch.float32
+    dtype = {'float32': torch.float32, 'float16': torch.float16}.get(args.dtype) or (
+        torch.float16 if device.startswith('cuda') else torch.float32)
     n_total = args.warmup + args.steps
     hyp = make_hyp(batchsize=args.batch, base_depth=args.base_depth, train_epochs=1, ema_epochs=0, device=device)
     # Whitening is fitted on random padded images: its values do not change the cost of a step.

@@ -12,13 +12,14 @@ export function overridesInstalled(backendName: string): boolean {
 }
 
 /**
- * Registers `overrides` for `backendName` in place of its own kernels, keeping the originals
- * (and their setup functions). Idempotent: a second call while installed changes nothing.
+ * Registers `overrides` for `backendName` in place of its own kernels, keeping the originals (and
+ * their setup functions). Idempotent: a kernel already overridden is left as it is.
  */
 export function installOverrides(backendName: string, overrides: Record<string, KernelFunc>): void {
-  if (originals.has(backendName)) return;
-  const kept = new Map<string, KernelConfig | null>();
+  let kept = originals.get(backendName);
+  if (kept == null) originals.set(backendName, (kept = new Map()));
   for (const [kernelName, kernelFunc] of Object.entries(overrides)) {
+    if (kept.has(kernelName)) continue;
     const original = getKernel(kernelName, backendName) ?? null;
     kept.set(kernelName, original);
     if (original != null) unregisterKernel(kernelName, backendName);
@@ -26,7 +27,6 @@ export function installOverrides(backendName: string, overrides: Record<string, 
     if (original?.setupFunc) config.setupFunc = original.setupFunc;
     registerKernel(config);
   }
-  originals.set(backendName, kept);
 }
 
 /** Puts back the kernels `installOverrides` replaced on `backendName` (and removes ones it added). */
