@@ -193,7 +193,7 @@ function checkValue(key: string, value: unknown, rule: HypRule): void {
     && (rule.minOpen ? value > rule.min : value >= rule.min)
     && (rule.max === undefined || (rule.maxOpen ? value < rule.max : value <= rule.max));
   if (!ok) {
-    const got = typeof value === 'string' ? `'${value}'` : typeof value === 'number' ? String(value) : `${typeof value} ${JSON.stringify(value) ?? String(value)}`;
+    const got = typeof value === 'string' ? `'${value}'` : typeof value === 'number' || value === undefined ? String(value) : describeValue(value);
     throw new Error(`hyp.${key} must be ${describeRule(rule)}${rule.why ? ` (${rule.why})` : ''}, got ${got}`);
   }
 }
