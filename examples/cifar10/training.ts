@@ -602,8 +602,10 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, record, 
     } else if (result.stopReason === 'non-finite-loss') {
       summary.stopReason = 'failed';
       summary.message = result.message;
-      io.stderr.write(`Stopped: ${result.message}. The last epoch's checkpoint in ${checkpointDir} is untouched; ` +
-        'a lower learning rate (--hyp opt.nonBiasLr=..., opt.biasLr=...) or a smaller batch may help.\n');
+      const kept = (await readJsonIfExists(join(checkpointDir, 'checkpoint.json')).catch(() => undefined)) !== undefined
+        ? `The last epoch's checkpoint in ${checkpointDir} is untouched`
+        : 'No checkpoint was written (no epoch ended with a finite loss)';
+      io.stderr.write(`Stopped: ${result.message}. ${kept}; a lower learning rate (--hyp opt.nonBiasLr=..., opt.biasLr=...) or a smaller batch may help.\n`);
     } else {
       // Eval: the model to keep is the EMA network the seed reports (the live one when no EMA ran).
       const modelDir = join(runDir, 'model');
