@@ -343,12 +343,12 @@ export async function trainCommand(config: TrainConfig, io: CliIO): Promise<numb
   const state = await inspectRunDir(out);
   const saved = state.config as SavedConfig | undefined;
   const list = (names: string[]) => (names.length > 6 ? [...names.slice(0, 6), `and ${names.length - 6} more`] : names).join(', ');
-  if (config.resume && saved === undefined && state.exists) {
+  if (config.resume && saved === undefined) {
+    if (!state.exists) throw new UsageError(`--resume: ${out} holds no run to continue (no such directory)`);
     if (state.foreign.length > 0) throw new UsageError(`--resume: ${out} holds no run of this program to continue (no config.json of its own, but ${list(state.foreign)})`);
     throw new UsageError(`--resume: ${out} holds no run to continue (no config.json); start one with --out ${config.out} and no --resume`);
   }
   let reusing = false;
-  if (!state.exists && config.resume) throw new UsageError(`--resume: ${out} holds no run to continue (no such directory)`);
   if (!config.resume) {
     if (saved && state.work.length > 0) {
       throw new UsageError(`--out ${out} already holds a run (${list(state.work)}); continue it with --resume, or choose another --out`);
