@@ -2,7 +2,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import { deviceScalar } from './constants.js';
 import { DeviceRandom } from './random.js';
 import { stopGradient } from './stop-gradient.js';
-// After the other imports: the generator used when a call passes none.
 import { globalRandom } from './global-random.js';
 
 /** Options of `simulateDiscreteAction`. */
