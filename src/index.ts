@@ -18,6 +18,7 @@ export { KernelCounter, type KernelCounts } from './backend/counter.js';
 
 // Ops
 export { DeviceRandom, RANDOM_KERNEL, type DeviceRandomState } from './ops/random.js';
+export { setGlobalSeed, globalRandom } from './ops/global-random.js';
 export { stopGradient } from './ops/stop-gradient.js';
 export { simulateDiscreteAction, unbiasedStd, type SimulateDiscreteActionOptions } from './ops/discrete-action.js';
 export { gelu } from './ops/gelu.js';
@@ -109,7 +110,7 @@ export { TABLE_COLUMNS, formatTableHeader, formatTableRow, type TableColumn, typ
 export { curvesSvg, type CurvePanel, type CurveSeries } from './train/curves-svg.js';
 
 // Models
-export { SEED_HYP, resolveHyp, blockDepths, type Hyp, type HypOverrides, type OptHyp, type NetHyp, type MiscHyp, type EmaHyp } from './models/hyp.js';
+export { SEED_HYP, resolveHyp, checkHyp, blockDepths, type Hyp, type HypOverrides, type OptHyp, type NetHyp, type MiscHyp, type EmaHyp } from './models/hyp.js';
 export {
   speedyConvNet,
   fitSpeedyConvNetWhitening,

@@ -9,5 +9,7 @@ export {
   CIFAR10_URL,
   CIFAR10_MD5,
   CIFAR10_ARCHIVE_DIR,
+  CIFAR10_STALL_TIMEOUT_MS,
   type LoadCifar10Options,
+  type DownloadProgress,
 } from './data/cifar10-node.js';

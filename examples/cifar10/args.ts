@@ -1,6 +1,6 @@
 /** Command-line parsing for the CIFAR-10 example: flags, defaults, and messages that name the flag at fault. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { BACKEND_NAMES, SEED_HYP, type BackendName, type HypOverrides, type SpeedyConvNetMode } from '../../src/node.js';
+import { BACKEND_NAMES, SEED_HYP, resolveHyp, type BackendName, type HypOverrides, type SpeedyConvNetMode } from '../../src/node.js';
 
 /** A mistake on the command line: printed with a pointer to --help, exit code 2. */
 export class UsageError extends Error {
@@ -40,6 +40,8 @@ export interface TrainConfig extends RunSettings {
   wasmThreads: number | null;
   /** CIFAR-10 binary directory; undefined: the download cache. */
   data: string | undefined;
+  /** Where `data` came from, for messages about it: --data or $CIFAR10_DIR. */
+  dataFrom: DataOrigin | undefined;
   download: boolean;
   cacheDir: string | undefined;
   /** Null: runs/<timestamp>. */
@@ -49,17 +51,23 @@ export interface TrainConfig extends RunSettings {
   explicit: ReadonlySet<string>;
 }
 
+/** Where a data directory was named: the --data flag, $CIFAR10_DIR, or the config.json of the run being resumed. */
+export type DataOrigin = 'flag' | 'env' | 'run-config';
+
 export interface EvaluateConfig {
   model: string;
   backend: BackendName;
   /** Threads of the wasm backend (Node, experimental); null: one. */
   wasmThreads: number | null;
   data: string | undefined;
+  dataFrom: DataOrigin | undefined;
   download: boolean;
   cacheDir: string | undefined;
   evalLimit: number | null;
   /** Null: 2500, or less on wasm. */
   evalBatch: number | null;
+  /** Evaluations of the test set, each with fresh inference noise (the sketch keeps it): their mean and spread are reported. */
+  draws: number;
 }
 
 export type Command =
@@ -109,6 +117,7 @@ const EVALUATE_OPTIONS = {
   ...COMMON_OPTIONS,
   model: { type: 'string' },
   'eval-batch': { type: 'string' },
+  draws: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 const DATA_HELP = `  --data DIR            CIFAR-10 binary directory (data_batch_1..5.bin, test_batch.bin);
@@ -153,7 +162,8 @@ ${DATA_HELP}
   --resume              continue the run in --out from its last checkpoint (flags not given are taken from it)
   -h, --help            this text
 
-Ctrl-C stops after the current step, writes a checkpoint and exits with code 130; --resume continues.`;
+Ctrl-C or SIGTERM stops after the current step, writes a checkpoint and exits (130 or 143); --resume continues.
+A kill at any other moment loses at most the steps since the last epoch's checkpoint.`;
 
 export const EVALUATE_HELP = `Usage: tfjs-dataflow-cifar10 evaluate --model DIR [flags]
 
@@ -164,6 +174,8 @@ test-time augmentation, normalising the images with the statistics saved alongsi
 ${DATA_HELP}
   --eval-limit N        use the first N test images (default all 10000)
   --eval-batch N        images per evaluation batch (default 2500; less on wasm)
+  --draws K             evaluate K times and report the mean and spread (default 1): the sketch keeps its
+                        discrete-action noise at inference, so each evaluation is one random draw
   -h, --help            this text`;
 
 function flagList(options: Record<string, { short?: string }>): string {
@@ -233,8 +245,29 @@ export function parseHypOverrides(entries: readonly string[]): HypOverrides {
   return out as HypOverrides;
 }
 
+/**
+ * Checks the hyperparameters the flags make against resolveHyp's ranges, so a bad value is a
+ * usage error before anything is loaded or written. The message names the flag.
+ */
+export function checkHypFlags(hyp: HypOverrides, flags: { epochs: number; batchSize: number; baseDepth: number }): void {
+  try {
+    resolveHyp({
+      ...hyp,
+      opt: { ...hyp.opt, batchSize: flags.batchSize },
+      net: { ...hyp.net, baseDepth: flags.baseDepth },
+      misc: { ...hyp.misc, trainEpochs: flags.epochs },
+    });
+  } catch (e) {
+    const message = (e as Error).message;
+    const m = /^hyp\.(\S+) (must be .*)$/.exec(message);
+    if (!m) throw new UsageError(`--hyp: ${message}`);
+    throw new UsageError(`${HYP_FLAGS[m[1]!] ?? `--hyp ${m[1]}`} ${m[2]}`);
+  }
+}
+
 function dataFlags(values: { data?: string; download?: boolean; 'cache-dir'?: string; backend?: string; 'wasm-threads'?: string }, env: NodeJS.ProcessEnv) {
   const envDir = env['CIFAR10_DIR'];
+  const fromEnv = values.data === undefined && envDir !== undefined && envDir.length > 0;
   const backend = choice('backend', values.backend, BACKEND_NAMES) ?? TRAIN_DEFAULTS.backend;
   const wasmThreads = integer('wasm-threads', values['wasm-threads'], 1, 4) ?? null;
   if (wasmThreads !== null && backend !== 'wasm' && backend !== 'auto') {
@@ -243,7 +276,8 @@ function dataFlags(values: { data?: string; download?: boolean; 'cache-dir'?: st
   return {
     backend,
     wasmThreads,
-    data: values.data ?? (envDir && envDir.length > 0 ? envDir : undefined),
+    data: values.data ?? (fromEnv ? envDir : undefined),
+    dataFrom: values.data !== undefined ? 'flag' as const : fromEnv ? 'env' as const : undefined,
     download: values.download ?? false,
     cacheDir: values['cache-dir'],
   };
@@ -285,6 +319,10 @@ function parseTrain(args: string[], env: NodeJS.ProcessEnv): Command {
   if (values.resume && values.out === undefined) {
     throw new UsageError('--resume needs --out DIR naming the run to continue');
   }
+  const baseDepth = integer('base-depth', values['base-depth'], 1) ?? TRAIN_DEFAULTS.baseDepth;
+  const hyp = parseHypOverrides(values.hyp ?? []);
+  checkHypFlags(hyp, { epochs, batchSize, baseDepth });
+  if (values.out !== undefined && values.out.trim() === '') throw new UsageError("--out must name a directory, got ''");
   return {
     command: 'train',
     config: {
@@ -292,14 +330,14 @@ function parseTrain(args: string[], env: NodeJS.ProcessEnv): Command {
       epochs,
       batchSize,
       microBatch,
-      baseDepth: integer('base-depth', values['base-depth'], 1) ?? TRAIN_DEFAULTS.baseDepth,
+      baseDepth,
       trainLimit,
       evalLimit: integer('eval-limit', values['eval-limit'], 1, 10_000) ?? null,
       mode: choice('mode', values.mode, ['sketch', 'backprop'] as const) ?? TRAIN_DEFAULTS.mode,
       whiteningSigns: choice('whitening-signs', values['whitening-signs'], ['canonical', 'raw'] as const) ?? TRAIN_DEFAULTS.whiteningSigns,
       runs: integer('runs', values.runs, 1) ?? TRAIN_DEFAULTS.runs,
       seed: integer('seed', values.seed, 0) ?? TRAIN_DEFAULTS.seed,
-      hyp: parseHypOverrides(values.hyp ?? []),
+      hyp,
       out: values.out ?? null,
       resume: values.resume ?? false,
       explicit,
@@ -318,6 +356,7 @@ function parseEvaluate(args: string[], env: NodeJS.ProcessEnv): Command {
       model: values.model,
       evalLimit: integer('eval-limit', values['eval-limit'], 1, 10_000) ?? null,
       evalBatch: integer('eval-batch', values['eval-batch'], 1) ?? null,
+      draws: integer('draws', values.draws, 1, 1000) ?? 1,
     },
   };
 }

@@ -1,4 +1,5 @@
 // `npm run evaluate -- --model DIR [flags]`: the same as `tfjs-dataflow-cifar10 evaluate [flags]`.
+import { exitWith } from './exit.js';
 import { main } from './main.js';
 
-main(['evaluate', ...process.argv.slice(2)]).then((code) => process.exit(code));
+main(['evaluate', ...process.argv.slice(2)]).then(exitWith);

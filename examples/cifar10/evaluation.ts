@@ -1,10 +1,11 @@
 /** `tfjs-dataflow-cifar10 evaluate`: a saved model's test accuracy with the seed's flip test-time augmentation. */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 // The library import also registers its layer classes, which loadLayersModel needs.
-import { accuracy, fileHandler, initBackend, predictWithFlipTTA, type Cifar10Stats } from '../../src/node.js';
-import type { EvaluateConfig } from './args.js';
+import { accuracy, fileHandler, initBackend, meanAndVariance, predictWithFlipTTA, type Cifar10Stats } from '../../src/node.js';
+import { UsageError, type EvaluateConfig } from './args.js';
 import { loadData, type CliIO } from './training.js';
 
 /** What `train` stores in the saved model's user-defined metadata. */
@@ -25,6 +26,10 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
 
   // Model (first, so a wrong --model fails before the data is read)
   const dir = resolve(config.model);
+  const isFile = (path: string) => stat(path).then((s) => s.isFile(), () => false);
+  if (!(await isFile(join(dir, 'model.json'))) && (await isFile(join(dir, 'model', 'model.json')))) {
+    throw new UsageError(`--model ${config.model} is a run directory, not a model: did you mean --model ${join(config.model, 'model')}?`);
+  }
   const model = await tfl.loadLayersModel(fileHandler(dir));
   try {
     const info = (model.getUserDefinedMetadata() as { tfjsDataflowCifar10?: SavedModelInfo } | undefined)?.tfjsDataflowCifar10;
@@ -36,24 +41,42 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
     // Data: the test split, normalised with the training statistics the model was trained with.
     const dataset = await loadData({
       dir: config.data, cacheDir: config.cacheDir, download: config.download, trainLimit: 1, evalLimit: config.evalLimit ?? undefined,
-    });
+    }, { from: config.dataFrom, progress: io.stderr });
     const { train, eval: test } = dataset.toBackend({ stats: info.stats, padAmount: 0 });
     tf.dispose([train.images, train.targets]);
 
-    // Eval
+    // Eval: each draw continues the discrete actions' noise streams, so draws differ (in sketch mode).
     try {
       const n = test.images.shape[0];
       const size = config.evalBatch ?? (report.backend === 'wasm' ? Math.min(2500, Math.max(1, Math.floor((512 * 64) / info.baseDepth))) : 2500);
       const started = performance.now();
-      const parts: tf.Scalar[] = [];
-      for (let start = 0; start < n; start += size) {
-        const count = Math.min(size, n - start);
-        parts.push(tf.tidy(() => tf.mul(accuracy(predictWithFlipTTA(model, tf.slice(test.images, start, count)), tf.slice(test.targets, start, count)), count) as tf.Scalar));
+      const accuracies: number[] = [];
+      for (let draw = 0; draw < config.draws; draw++) {
+        const parts: tf.Scalar[] = [];
+        for (let start = 0; start < n; start += size) {
+          const count = Math.min(size, n - start);
+          parts.push(tf.tidy(() => tf.mul(accuracy(predictWithFlipTTA(model, tf.slice(test.images, start, count)), tf.slice(test.targets, start, count)), count) as tf.Scalar));
+        }
+        const correct = (await Promise.all(parts.map((p) => p.data()))).reduce((sum, v) => sum + v[0]!, 0);
+        tf.dispose(parts);
+        accuracies.push(correct / n);
       }
-      const correct = (await Promise.all(parts.map((p) => p.data()))).reduce((sum, v) => sum + v[0]!, 0);
-      tf.dispose(parts);
       const seconds = (performance.now() - started) / 1000;
-      say(`Test accuracy (flip TTA): ${(correct / n).toFixed(4)} on ${n} images from ${dataset.source} (${seconds.toFixed(1)} s)`);
+      const where = `on ${n} images from ${dataset.source} (${seconds.toFixed(1)} s)`;
+      const noisy = info.mode !== 'backprop';
+      if (config.draws === 1) {
+        say(`Test accuracy (flip TTA): ${accuracies[0]!.toFixed(4)} ${where}`);
+        if (noisy) say("Note: the sketch keeps its discrete-action noise at inference, so this is one random draw; --draws K reports the mean and spread of K.");
+      } else {
+        const { mean, std } = meanAndVariance(accuracies);
+        const min = Math.min(...accuracies);
+        const max = Math.max(...accuracies);
+        say(`Test accuracy (flip TTA) over ${config.draws} draws: mean ${mean.toFixed(4)}, std ${std.toFixed(4)}, min ${min.toFixed(4)}, max ${max.toFixed(4)} ${where}`);
+        say(`Draws: ${accuracies.map((a) => a.toFixed(4)).join(' ')}`);
+        say(noisy
+          ? 'The sketch keeps its discrete-action noise at inference: each draw runs the test set with fresh noise.'
+          : 'A backprop-mode net adds no noise at inference: every draw is the same.');
+      }
     } finally {
       tf.dispose([test.images, test.targets]);
     }

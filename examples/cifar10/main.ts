@@ -7,8 +7,9 @@ export type { CliIO } from './training.js';
 
 /**
  * Runs the command line `argv` (e.g. `['train', '--epochs', '2']`) and resolves to the exit
- * code: 0 done, 1 failed (including a non-finite loss), 2 a usage mistake, 130 interrupted
- * by Ctrl-C after writing a checkpoint. Never calls process.exit (a second Ctrl-C does).
+ * code: 0 done, 1 failed (including a non-finite loss), 2 a usage mistake, 130 or 143
+ * interrupted by SIGINT or SIGTERM after writing a checkpoint (exit.ts's `exitWith` ends the
+ * process by that signal). Never calls process.exit (a second signal does).
  */
 export async function main(argv: readonly string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   try {

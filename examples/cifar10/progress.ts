@@ -1,5 +1,5 @@
 /** Training progress: a redrawn bar on a terminal, plain periodic lines otherwise (logs, CI, pipes). */
-import type { StepInfo } from '../../src/node.js';
+import type { DownloadProgress, StepInfo } from '../../src/node.js';
 
 /** A writable text stream, with the TTY fields of process.stderr when it has them. */
 export interface TextOut {
@@ -59,4 +59,34 @@ export class Progress {
     if (this.drawn) this.out.write('\r\x1b[K');
     this.drawn = false;
   }
+}
+
+function megabytes(bytes: number): string {
+  return (bytes / 1e6).toFixed(1);
+}
+
+/** One line of download progress: bytes so far (of the total, when announced) and the rate. */
+export function downloadLine(p: DownloadProgress): string {
+  const size = p.totalBytes !== undefined ? `${megabytes(p.receivedBytes)} of ${megabytes(p.totalBytes)} MB` : `${megabytes(p.receivedBytes)} MB`;
+  const percent = p.totalBytes ? ` (${Math.floor((100 * p.receivedBytes) / p.totalBytes)}%)` : '';
+  return `Downloading CIFAR-10: ${size}${percent} at ${megabytes(p.bytesPerSecond)} MB/s${p.done ? ', done' : ''}`;
+}
+
+/**
+ * A `loadCifar10` `onDownloadProgress` that shows the download on `out`: redrawn in place on a
+ * terminal, else a line every `intervalMs` (and one at the end), so a log shows it moving.
+ */
+export function downloadProgress(out: TextOut, intervalMs = 10_000): (p: DownloadProgress) => void {
+  let last = Number.NEGATIVE_INFINITY;
+  return (p) => {
+    if (out.isTTY) {
+      out.write(`\r${downloadLine(p)}\x1b[K${p.done ? '\n' : ''}`);
+      return;
+    }
+    const now = Date.now();
+    if (p.done || now - last >= intervalMs) {
+      out.write(`${downloadLine(p)}\n`);
+      last = now;
+    }
+  };
 }

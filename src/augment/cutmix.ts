@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { randomOrGlobal } from '../ops/global-random.js';
 import type { DeviceRandom } from '../ops/random.js';
 import { checkImages, randomSquareMasks } from './masks.js';
 
@@ -7,17 +8,19 @@ import { checkImages, randomSquareMasks } from './masks.js';
  * pasted from a partner chosen by a random permutation of the batch, and its soft label
  * becomes `area * partnerLabel + (1 - area) * label` with `area = patchSize^2 / (H * W)`.
  * `patchSize` 0 turns it off (copies come back, so ownership is the same either way).
+ * `random` defaults to the global generator ({@link setGlobalSeed}).
  */
-export function batchCutmix(images: tf.Tensor, targets: tf.Tensor, patchSize: number, random: DeviceRandom): { images: tf.Tensor4D; targets: tf.Tensor2D } {
+export function batchCutmix(images: tf.Tensor, targets: tf.Tensor, patchSize: number, random?: DeviceRandom): { images: tf.Tensor4D; targets: tf.Tensor2D } {
   const [batch, height, width] = checkImages('batchCutmix', images);
+  const generator = randomOrGlobal('batchCutmix', random);
   if (targets == null || targets.rank !== 2 || targets.shape[0] !== batch) {
     throw new Error(`batchCutmix expects targets [${batch}, classes] (soft labels, one row per image), got shape [${targets?.shape ?? String(targets)}]`);
   }
   if (!Number.isInteger(patchSize) || patchSize < 0) throw new Error(`batchCutmix: patchSize must be a non-negative integer, got ${patchSize}`);
   if (patchSize === 0) return { images: tf.clone(images) as tf.Tensor4D, targets: tf.clone(targets) as tf.Tensor2D };
   // The seed draws the permutation first, then the mask.
-  const partner = random.permutation(batch);
-  const mask = randomSquareMasks(images, patchSize, random);
+  const partner = generator.permutation(batch);
+  const mask = randomSquareMasks(images, patchSize, generator);
   return tf.tidy(() => {
     const mixed = tf.where(mask, tf.gather(images, partner), images) as tf.Tensor4D;
     const portion = (patchSize * patchSize) / (height * width);

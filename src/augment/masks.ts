@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { randomOrGlobal } from '../ops/global-random.js';
 import type { DeviceRandom } from '../ops/random.js';
 
 /** Checks an NHWC image batch and returns its shape. */
@@ -34,11 +35,12 @@ export function squareStarts(where: string, batch: number, height: number, width
  * The seed's `make_random_square_masks` in NHWC: a boolean `[batch, height, width, 1]`
  * mask per image holding one `maskSize` x `maskSize` square of true at a random position,
  * with the seed's centre ranges for odd and even sizes. Built on the backend from two
- * int32 draws per image; nothing is read back.
+ * int32 draws per image; nothing is read back. `random` defaults to the global generator
+ * ({@link setGlobalSeed}).
  */
-export function randomSquareMasks(images: tf.Tensor, maskSize: number, random: DeviceRandom): tf.Tensor4D {
+export function randomSquareMasks(images: tf.Tensor, maskSize: number, random?: DeviceRandom): tf.Tensor4D {
   const [batch, height, width] = checkImages('randomSquareMasks', images);
-  const { top, left } = squareStarts('randomSquareMasks', batch, height, width, maskSize, random);
+  const { top, left } = squareStarts('randomSquareMasks', batch, height, width, maskSize, randomOrGlobal('randomSquareMasks', random));
   return tf.tidy(() => {
     const inWindow = (start: tf.Tensor1D, extent: number) => {
       const offset = tf.sub(tf.reshape(tf.range(0, extent, 1, 'int32'), [1, extent]), tf.reshape(start, [batch, 1]));

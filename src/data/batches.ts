@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { batchCrop } from '../augment/crop.js';
 import { batchCutmix } from '../augment/cutmix.js';
 import { batchFlipLR } from '../augment/flip.js';
+import { randomOrGlobal } from '../ops/global-random.js';
 import type { DeviceRandom } from '../ops/random.js';
 
 /** Python 3's `round(x)`: round half to even (banker's rounding), which `Math.round` is not. */
@@ -93,8 +94,8 @@ export interface LabelledImages {
 export interface EpochBatchesArgs {
   /** Examples per batch; a last partial batch is dropped. */
   batchSize: number;
-  /** Draws the shuffle and the augmentations. */
-  random: DeviceRandom;
+  /** Draws the shuffle and the augmentations; default the global generator (`setGlobalSeed`). */
+  random?: DeviceRandom;
   /** Augment (crop, flip, cutmix) as for the training set. Default true. */
   train?: boolean;
   /** Fraction of the epoch to run (the seed's `epoch_fraction`). Default 1. */
@@ -129,8 +130,8 @@ export function epochBatches(data: LabelledImages, args: EpochBatchesArgs): Gene
   if (targets == null || targets.rank !== 2 || targets.shape[0] !== images.shape[0]) {
     throw new Error(`epochBatches expects data.targets as [${images.shape[0]}, classes], got shape [${targets?.shape ?? String(targets)}]`);
   }
-  const { batchSize, random, train = true, epochFraction: fraction = 1, cropSize = 32, cutmixSize = 0 } = args ?? ({} as EpochBatchesArgs);
-  if (random == null || typeof random.permutation !== 'function') throw new Error('epochBatches: args.random must be a DeviceRandom');
+  const { batchSize, train = true, epochFraction: fraction = 1, cropSize = 32, cutmixSize = 0 } = args ?? ({} as EpochBatchesArgs);
+  const random = randomOrGlobal('epochBatches (args.random)', args?.random);
   const count = epochExamples(images.shape[0], batchSize, fraction);
   if (train) {
     const [, height, width] = images.shape;

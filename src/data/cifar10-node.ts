@@ -43,7 +43,30 @@ export interface LoadCifar10Options {
   url?: string;
   /** Expected MD5 (hex) of the archive; default the official {@link CIFAR10_MD5}. */
   md5?: string;
+  /**
+   * Give up on a download that receives nothing for this long (connecting included), in
+   * milliseconds; default {@link CIFAR10_STALL_TIMEOUT_MS} (30 s). The error says where to put the files instead.
+   */
+  stallTimeoutMs?: number;
+  /** Called as the archive arrives (at most about once a second, and once at the end). */
+  onDownloadProgress?: (progress: DownloadProgress) => void;
 }
+
+/** How far a download has got. */
+export interface DownloadProgress {
+  url: string;
+  /** Bytes received so far. */
+  receivedBytes: number;
+  /** The size the server announced (content-length), when it did. */
+  totalBytes: number | undefined;
+  /** Average rate since the download started, bytes per second. */
+  bytesPerSecond: number;
+  /** True for the last call, once everything arrived. */
+  done: boolean;
+}
+
+/** Default of {@link LoadCifar10Options.stallTimeoutMs}: a connection silent this long is given up on. */
+export const CIFAR10_STALL_TIMEOUT_MS = 30_000;
 
 const FILE_LIST = CIFAR10_FILES.join(', ');
 const HOW_TO_GET =
@@ -88,6 +111,10 @@ function errorCode(e: unknown): string | undefined {
  * active tfjs backend as the seed prepares them.
  */
 export async function loadCifar10(options: LoadCifar10Options = {}): Promise<Cifar10Dataset> {
+  const stall = options.stallTimeoutMs;
+  if (stall !== undefined && !(typeof stall === 'number' && stall > 0 && Number.isFinite(stall))) {
+    throw new Error(`loadCifar10: stallTimeoutMs must be a positive number of milliseconds, got ${String(stall)}`);
+  }
   const trainLimit = checkLimit('trainLimit', options.trainLimit, CIFAR10_TRAIN_FILES.length * CIFAR10_RECORDS_PER_FILE);
   const evalLimit = checkLimit('evalLimit', options.evalLimit, CIFAR10_EVAL_FILES.length * CIFAR10_RECORDS_PER_FILE);
   const dir = options.dir !== undefined ? resolve(options.dir) : await ensureCachedCifar10(options);
@@ -203,7 +230,7 @@ async function ensureCachedCifar10(options: LoadCifar10Options): Promise<string>
   await mkdir(temp);
   try {
     const archive = join(temp, 'cifar-10-binary.tar.gz');
-    const md5 = await downloadTo(url, archive, where);
+    const md5 = await downloadTo(url, archive, where, options.stallTimeoutMs ?? CIFAR10_STALL_TIMEOUT_MS, options.onDownloadProgress);
     const expected = (options.md5 ?? CIFAR10_MD5).toLowerCase();
     if (md5 !== expected) {
       throw new Error(`The archive downloaded from ${url} has MD5 ${md5}, expected ${expected}: it is corrupt or not the CIFAR-10 binary release. Nothing was cached. ${where}`);
@@ -220,39 +247,75 @@ async function ensureCachedCifar10(options: LoadCifar10Options): Promise<string>
 
 /**
  * Streams `url` into `dest` and returns the MD5 of what arrived; network failures become an
- * error that says where to put the files instead.
+ * error that says where to put the files instead. A connection that brings nothing for
+ * `stallMs` (while connecting or mid-body) is aborted: undici alone would wait 300 s.
  */
-async function downloadTo(url: string, dest: string, where: string): Promise<string> {
-  let response: Response;
-  try {
-    response = await fetch(url);
-  } catch (e) {
-    const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
-    throw new Error(`Cannot download CIFAR-10 from ${url} (${cause}): offline or unreachable. ${where}`);
-  }
-  if (!response.ok || response.body === null) {
-    throw new Error(`Cannot download CIFAR-10 from ${url}: HTTP ${response.status} ${response.statusText}. ${where}`);
-  }
+async function downloadTo(url: string, dest: string, where: string, stallMs: number, onProgress?: (p: DownloadProgress) => void): Promise<string> {
+  const abort = new AbortController();
+  let stalled = false;
+  let timer: NodeJS.Timeout | undefined;
+  const armStallTimer = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      stalled = true;
+      abort.abort();
+    }, stallMs);
+  };
   let received = 0;
-  const hash = createHash('md5');
-  const count = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      received += chunk.length;
-      hash.update(chunk);
-      done(null, chunk);
-    },
-  });
+  const stalledMessage = () =>
+    `The CIFAR-10 download from ${url} stalled: nothing arrived for ${formatSeconds(stallMs)} after ${received} bytes. Nothing was cached; run again to retry. ${where}`;
+  armStallTimer();
   try {
-    await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), count, createWriteStream(dest));
-  } catch (e) {
-    const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
-    throw new Error(`The CIFAR-10 download from ${url} was interrupted after ${received} bytes (${cause}). Nothing was cached; run again to retry. ${where}`);
+    let response: Response;
+    try {
+      response = await fetch(url, { signal: abort.signal });
+    } catch (e) {
+      if (stalled) throw new Error(stalledMessage());
+      const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
+      throw new Error(`Cannot download CIFAR-10 from ${url} (${cause}): offline or unreachable. ${where}`);
+    }
+    if (!response.ok || response.body === null) {
+      throw new Error(`Cannot download CIFAR-10 from ${url}: HTTP ${response.status} ${response.statusText}. ${where}`);
+    }
+    const declared = Number(response.headers.get('content-length') ?? NaN);
+    const started = performance.now();
+    let reported = started;
+    const progress = (done: boolean): DownloadProgress => ({
+      url, receivedBytes: received, totalBytes: Number.isFinite(declared) ? declared : undefined,
+      bytesPerSecond: received / Math.max(1e-3, (performance.now() - started) / 1000), done,
+    });
+    const hash = createHash('md5');
+    const count = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        armStallTimer();
+        received += chunk.length;
+        hash.update(chunk);
+        if (onProgress && performance.now() - reported >= 1000) {
+          reported = performance.now();
+          onProgress(progress(false));
+        }
+        done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(Readable.fromWeb(response.body as import('node:stream/web').ReadableStream), count, createWriteStream(dest));
+    } catch (e) {
+      if (stalled) throw new Error(stalledMessage());
+      const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
+      throw new Error(`The CIFAR-10 download from ${url} was interrupted after ${received} bytes (${cause}). Nothing was cached; run again to retry. ${where}`);
+    }
+    if (Number.isFinite(declared) && declared !== received) {
+      throw new Error(`The CIFAR-10 download from ${url} ended after ${received} of ${declared} bytes. Nothing was cached; run again to retry. ${where}`);
+    }
+    onProgress?.(progress(true));
+    return hash.digest('hex');
+  } finally {
+    clearTimeout(timer);
   }
-  const declared = Number(response.headers.get('content-length') ?? NaN);
-  if (Number.isFinite(declared) && declared !== received) {
-    throw new Error(`The CIFAR-10 download from ${url} ended after ${received} of ${declared} bytes. Nothing was cached; run again to retry. ${where}`);
-  }
-  return hash.digest('hex');
+}
+
+function formatSeconds(ms: number): string {
+  return ms >= 1000 ? `${+(ms / 1000).toFixed(1)} s` : `${ms} ms`;
 }
 
 /** Gunzips and untars the archive, writing the six CIFAR-10 files (and nothing else) into `outDir`. */

@@ -1,5 +1,5 @@
 import { io } from '@tensorflow/tfjs-core';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const MODEL_JSON = 'model.json';
@@ -51,17 +51,45 @@ export function fileHandler(dir: string): io.IOHandler {
     },
 
     async load(): Promise<io.ModelArtifacts> {
+      const jsonPath = join(dir, MODEL_JSON);
+      let text: string;
+      try {
+        text = await readFile(jsonPath, 'utf8');
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        let hint = '';
+        if (code === 'ENOENT' || code === 'ENOTDIR') {
+          // A run directory instead of its model/ folder is the usual slip.
+          if (await isFile(join(dir, 'model', MODEL_JSON))) hint = ` It has model/${MODEL_JSON}: did you mean ${join(dir, 'model')}?`;
+          else hint = ` Expected a directory holding ${MODEL_JSON} and ${WEIGHTS_BIN}, as model.save(fileHandler(dir)) writes.`;
+        }
+        throw new Error(`fileHandler: cannot read ${jsonPath}: ${(e as Error).message}.${hint}`);
+      }
       let manifest: { weightsManifest: Array<{ paths: string[]; weights: io.WeightsManifestEntry[] }> } & Record<string, unknown>;
       try {
-        manifest = JSON.parse(await readFile(join(dir, MODEL_JSON), 'utf8'));
+        manifest = JSON.parse(text);
       } catch (e) {
-        throw new Error(`fileHandler: cannot read ${join(dir, MODEL_JSON)}: ${(e as Error).message}`);
+        throw new Error(`fileHandler: ${jsonPath} is not valid JSON (${(e as Error).message}): the file is damaged or not a model.json`);
+      }
+      if (!Array.isArray(manifest?.weightsManifest) || !manifest.weightsManifest.every((g) => Array.isArray(g?.paths) && Array.isArray(g?.weights))) {
+        throw new Error(`fileHandler: ${jsonPath} has no weightsManifest of { paths, weights } groups: not a tfjs model.json`);
       }
       const specs = manifest.weightsManifest.flatMap((group) => group.weights);
-      const buffers = await Promise.all(
-        manifest.weightsManifest.flatMap((group) => group.paths).map((p) => readFile(join(dir, p))),
-      );
+      const paths = manifest.weightsManifest.flatMap((group) => group.paths).map((p) => join(dir, p));
+      const buffers = await Promise.all(paths.map(async (path) => {
+        try {
+          return await readFile(path);
+        } catch (e) {
+          throw new Error(`fileHandler: cannot read the weights file ${path} that ${jsonPath} lists: ${(e as Error).message}`);
+        }
+      }));
       const joined = Buffer.concat(buffers);
+      const expected = weightBytes(specs);
+      if (expected !== undefined && joined.byteLength !== expected) {
+        const files = paths.length === 1 ? `the weights file ${paths[0]} has` : `the weights files ${paths.join(', ')} have`;
+        throw new Error(`fileHandler: ${files} ${joined.byteLength} bytes, but ${jsonPath} describes ${expected} bytes of weights: ` +
+          `${joined.byteLength < expected ? 'it is truncated (an interrupted copy?)' : 'it is longer than described'} or belongs to another model. Save the model again or restore a complete copy.`);
+      }
       return {
         modelTopology: manifest['modelTopology'] as object,
         format: manifest['format'] as string | undefined,
@@ -74,4 +102,22 @@ export function fileHandler(dir: string): io.IOHandler {
       };
     },
   };
+}
+
+async function isFile(path: string): Promise<boolean> {
+  return stat(path).then((s) => s.isFile(), () => false);
+}
+
+const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8, uint8: 1, uint16: 2, float16: 2 };
+
+/** Bytes the specs take in a weights file, or undefined when that cannot be known (string tensors). */
+function weightBytes(specs: readonly io.WeightsManifestEntry[]): number | undefined {
+  let total = 0;
+  for (const spec of specs) {
+    const dtype = spec.quantization?.dtype ?? spec.dtype;
+    const size = DTYPE_BYTES[dtype];
+    if (size === undefined) return undefined;
+    total += spec.shape.reduce((a, b) => a * b, 1) * size;
+  }
+  return total;
 }

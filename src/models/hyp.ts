@@ -125,48 +125,195 @@ export const SEED_HYP: Readonly<Hyp> = Object.freeze({
   }),
 }) as Hyp;
 
+/** What each hyperparameter accepts: an integer or any number, and its range. */
+interface HypRule {
+  integer?: boolean;
+  /** Smallest allowed value; exclusive when `minOpen`. */
+  min: number;
+  minOpen?: boolean;
+  /** Largest allowed value; exclusive when `maxOpen`. Default: none. */
+  max?: number;
+  maxOpen?: boolean;
+  /** Why the range is what it is, when that is not obvious. */
+  why?: string;
+}
+
+const POSITIVE_INT: HypRule = { integer: true, min: 1 };
+const NON_NEGATIVE_INT: HypRule = { integer: true, min: 0 };
+const POSITIVE: HypRule = { min: 0, minOpen: true };
+const NON_NEGATIVE: HypRule = { min: 0 };
+const FRACTION_OPEN: HypRule = { min: 0, minOpen: true, max: 1, maxOpen: true };
+
+/** The range of every key of {@link Hyp}; resolveHyp checks each value against it. */
+const HYP_RULES: { [K in keyof Hyp]: { [F in keyof Hyp[K]]: Hyp[K][F] extends object ? { [G in keyof Hyp[K][F]]: HypRule } : HypRule } } = {
+  opt: {
+    batchSize: POSITIVE_INT,
+    biasLr: NON_NEGATIVE,
+    nonBiasLr: NON_NEGATIVE,
+    biasDecay: NON_NEGATIVE,
+    nonBiasDecay: NON_NEGATIVE,
+    momentum: { ...FRACTION_OPEN, why: 'Nesterov SGD needs momentum > 0' },
+    scalingFactor: POSITIVE,
+    percentStart: FRACTION_OPEN,
+    initialDivFactor: POSITIVE,
+    finalLrRatio: POSITIVE,
+    labelSmoothing: { min: 0, max: 1 },
+    lossBatchSize: { ...POSITIVE, why: 'the loss is scaled by lossBatchSize / batchSize' },
+  },
+  net: {
+    whiteningKernelSize: POSITIVE_INT,
+    whiteningExamples: POSITIVE_INT,
+    whiteningChunkSize: POSITIVE_INT,
+    batchNormMomentum: { min: 0, max: 1 },
+    batchNormEps: POSITIVE,
+    cutmixSize: NON_NEGATIVE_INT,
+    cutmixEpochs: NON_NEGATIVE,
+    padAmount: NON_NEGATIVE_INT,
+    baseDepth: POSITIVE_INT,
+    noiseStd: NON_NEGATIVE,
+  },
+  misc: {
+    trainEpochs: POSITIVE,
+    evalBatchSize: POSITIVE_INT,
+    ema: { epochs: NON_NEGATIVE_INT, decayBase: { min: 0, max: 1 }, decayPow: NON_NEGATIVE, everyNSteps: POSITIVE_INT },
+  },
+};
+
+function describeRule(rule: HypRule): string {
+  if (rule.max !== undefined) {
+    return `${rule.integer ? 'an integer' : 'a number'} in ${rule.minOpen ? '(' : '['}${rule.min}, ${rule.max}${rule.maxOpen ? ')' : ']'}`;
+  }
+  if (rule.integer) return rule.min === 1 ? 'a positive integer' : `an integer >= ${rule.min}`;
+  return `a number ${rule.minOpen ? '>' : '>='} ${rule.min}`;
+}
+
+function checkValue(key: string, value: unknown, rule: HypRule): void {
+  const ok = typeof value === 'number' && Number.isFinite(value)
+    && (!rule.integer || Number.isInteger(value))
+    && (rule.minOpen ? value > rule.min : value >= rule.min)
+    && (rule.max === undefined || (rule.maxOpen ? value < rule.max : value <= rule.max));
+  if (!ok) {
+    const got = typeof value === 'string' ? `'${value}'` : typeof value === 'number' || value === undefined ? String(value) : describeValue(value);
+    throw new Error(`hyp.${key} must be ${describeRule(rule)}${rule.why ? ` (${rule.why})` : ''}, got ${got}`);
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describeValue(value: unknown): string {
+  if (Array.isArray(value)) return `an array ${JSON.stringify(value)}`;
+  if (value === null) return 'null';
+  return `${typeof value} ${typeof value === 'string' ? `'${value}'` : String(value)}`;
+}
+
+/** The closest valid key, for "did you mean" (case-insensitive, then by edit distance up to 2). */
+function closest(key: string, valid: readonly string[]): string | undefined {
+  const lower = key.toLowerCase();
+  const same = valid.find((v) => v.toLowerCase() === lower);
+  if (same) return same;
+  const distance = (a: string, b: string) => {
+    const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      let diagonal = row[0]!;
+      row[0] = i;
+      for (let j = 1; j <= b.length; j++) {
+        const above = row[j]!;
+        row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+        diagonal = above;
+      }
+    }
+    return row[b.length]!;
+  };
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const v of valid) {
+    const d = distance(lower, v.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [v, d];
+  }
+  return best;
+}
+
+/** Checks that `overrides` only names keys of {@link Hyp}, each section an object. */
+function checkOverrideKeys(overrides: unknown): void {
+  if (!isPlainObject(overrides)) {
+    throw new Error(`hyp must be an object of overrides such as { net: { baseDepth: 32 } }, got ${describeValue(overrides)}`);
+  }
+  const walk = (node: Record<string, unknown>, rules: Record<string, unknown>, path: string) => {
+    for (const [key, value] of Object.entries(node)) {
+      const here = path ? `${path}.${key}` : key;
+      const valid = Object.keys(rules);
+      if (!Object.hasOwn(rules, key)) {
+        const guess = closest(key, valid);
+        throw new Error(`hyp${path ? `.${path}` : ''} has no key '${key}'${guess ? ` (did you mean '${guess}'?)` : ''}; valid keys: ${valid.join(', ')}`);
+      }
+      const rule = rules[key] as Record<string, unknown>;
+      const isSection = !('min' in rule);
+      if (isSection && value !== undefined && !isPlainObject(value)) {
+        throw new Error(`hyp.${here} must be an object of overrides (keys: ${Object.keys(rule).join(', ')}), got ${describeValue(value)}`);
+      }
+      if (isSection && value !== undefined) walk(value as Record<string, unknown>, rule, here);
+    }
+  };
+  walk(overrides, HYP_RULES as unknown as Record<string, unknown>, '');
+}
+
 /**
  * The seed's hyperparameters with `overrides` merged in, validated. As in the seed,
  * whose decays are computed from its `batchsize`, the weight decays follow
  * `opt.batchSize` unless they are overridden themselves.
+ *
+ * @throws when `overrides` is not an object, names a key `Hyp` does not have (a typo
+ * is never silently ignored), or sets a value outside its range (every key has one:
+ * `opt.lossBatchSize` > 0, `opt.momentum` in (0, 1), `net.baseDepth` a positive
+ * integer, ...); the message names the key, what it accepts and what it got.
  */
 export function resolveHyp(overrides: HypOverrides = {}): Hyp {
+  checkOverrideKeys(overrides);
   const batchSize = overrides.opt?.batchSize ?? SEED_HYP.opt.batchSize;
   const hyp: Hyp = {
     opt: {
       ...SEED_HYP.opt,
       nonBiasDecay: 6.687e-4 * batchSize,
       biasDecay: (6.687e-4 * batchSize) / BIAS_SCALER,
-      ...overrides.opt,
+      ...withoutUndefined(overrides.opt),
     },
-    net: { ...SEED_HYP.net, ...overrides.net },
-    misc: { ...SEED_HYP.misc, ...overrides.misc, ema: { ...SEED_HYP.misc.ema, ...overrides.misc?.ema } },
+    net: { ...SEED_HYP.net, ...withoutUndefined(overrides.net) },
+    misc: {
+      ...SEED_HYP.misc,
+      ...withoutUndefined(overrides.misc),
+      ema: { ...SEED_HYP.misc.ema, ...withoutUndefined(overrides.misc?.ema) },
+    },
   };
-  for (const [section, fields] of Object.entries(hyp) as [string, Record<string, unknown>][]) {
-    for (const [field, value] of Object.entries(fields)) {
-      if (field === 'ema') continue;
-      if (typeof value !== 'number' || !Number.isFinite(value)) {
-        throw new Error(`hyp.${section}.${field} must be a finite number, got ${String(value)}`);
+  checkHyp(hyp);
+  return hyp;
+}
+
+/** Drops keys set to undefined, so `{ baseDepth: undefined }` keeps the default (as an absent key does). */
+function withoutUndefined<T extends object>(o: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * Checks a complete {@link Hyp} (e.g. one changed after `resolveHyp`): every key present,
+ * no unknown key, every value in its range. Throws an error naming the first key at fault.
+ */
+export function checkHyp(hyp: Hyp): void {
+  if (!isPlainObject(hyp)) throw new Error(`hyp must be an object with opt, net and misc, got ${describeValue(hyp)}`);
+  checkOverrideKeys(hyp);
+  const walk = (node: Record<string, unknown>, rules: Record<string, unknown>, path: string) => {
+    for (const [key, rule] of Object.entries(rules)) {
+      const here = path ? `${path}.${key}` : key;
+      if ('min' in (rule as object)) {
+        checkValue(here, node[key], rule as HypRule);
+      } else {
+        if (!isPlainObject(node[key])) throw new Error(`hyp.${here} must be an object, got ${describeValue(node[key])}`);
+        walk(node[key] as Record<string, unknown>, rule as Record<string, unknown>, here);
       }
     }
-  }
-  const positive: [string, number][] = [
-    ['opt.batchSize', hyp.opt.batchSize], ['net.baseDepth', hyp.net.baseDepth], ['misc.trainEpochs', hyp.misc.trainEpochs],
-    ['misc.evalBatchSize', hyp.misc.evalBatchSize], ['misc.ema.everyNSteps', hyp.misc.ema.everyNSteps],
-    ['net.whiteningChunkSize', hyp.net.whiteningChunkSize],
-  ];
-  for (const [name, value] of positive) {
-    if (!(value > 0)) throw new Error(`hyp.${name} must be positive, got ${value}`);
-  }
-  for (const name of ['opt.batchSize', 'net.baseDepth', 'misc.evalBatchSize', 'misc.ema.everyNSteps', 'net.cutmixSize', 'net.padAmount'] as const) {
-    const [s, f] = name.split('.') as [keyof Hyp, string];
-    const value = name === 'misc.ema.everyNSteps' ? hyp.misc.ema.everyNSteps : (hyp[s] as unknown as Record<string, number>)[f]!;
-    if (!Number.isInteger(value) || value < 0) throw new Error(`hyp.${name} must be a non-negative integer, got ${value}`);
-  }
-  if (!(hyp.opt.percentStart > 0 && hyp.opt.percentStart < 1)) {
-    throw new Error(`hyp.opt.percentStart must be in (0, 1), got ${hyp.opt.percentStart}`);
-  }
-  return hyp;
+  };
+  walk(hyp as unknown as Record<string, unknown>, HYP_RULES as unknown as Record<string, unknown>, '');
 }
 
 /** Channel widths of SpeedyConvNet's blocks; the seed's `depths` with its scaler 2. */

@@ -3,6 +3,7 @@ import { deviceScalar } from './constants.js';
 import { channelMoments, hasChannelMomentsKernel } from './moments.js';
 import { DeviceRandom } from './random.js';
 import { stopGradient } from './stop-gradient.js';
+import { globalRandom } from './global-random.js';
 
 /** Options of `simulateDiscreteAction`. */
 export interface SimulateDiscreteActionOptions {
@@ -10,19 +11,12 @@ export interface SimulateDiscreteActionOptions {
   noiseStd?: number;
   /** Also cut the gradient through std(x); default false (the seed keeps it: a named variant, not the seed). */
   detachStd?: boolean;
-  /** Generator for the noise; default a module-wide `DeviceRandom` seeded at random. */
+  /** Generator for the noise; default the global generator (seeded at random unless `setGlobalSeed` was called). */
   random?: DeviceRandom;
   /** Seed of a fresh generator for this call alone (the same noise every call); instead of `random`. */
   seed?: number;
   /** Explicit standard-normal noise of x's shape (golden tests); overrides `random` and `seed`. */
   noise?: tf.Tensor;
-}
-
-let sharedRandom: DeviceRandom | undefined;
-
-function defaultRandom(): DeviceRandom {
-  sharedRandom ??= new DeviceRandom(Math.floor(Math.random() * 2 ** 32));
-  return sharedRandom;
 }
 
 /**
@@ -114,7 +108,7 @@ export function simulateDiscreteAction(x: tf.Tensor, options: SimulateDiscreteAc
     }
   }
   if (noiseStd === 0) return stopGradient(x);
-  const generator = noise != null ? undefined : random ?? (seed != null ? new DeviceRandom(seed) : defaultRandom());
+  const generator = noise != null ? undefined : random ?? (seed != null ? new DeviceRandom(seed) : globalRandom());
   return tf.tidy(() => {
     const std = detachStd ? stopGradient(unbiasedStd(x)) : unbiasedStd(x);
     const n = noise ?? generator!.normal(x.shape);

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { epochBatches, epochFraction, stepsInEpoch, type LabelledImages } from '../data/batches.js';
+import { checkHyp } from '../models/hyp.js';
 import { predictWithFlipTTA, type SpeedyConvNet } from '../models/speedy-convnet.js';
 import { accuracy, crossEntropy, seedLoss } from '../ops/loss.js';
 import { DeviceRandom, type DeviceRandomState } from '../ops/random.js';
@@ -127,6 +128,12 @@ export function trainSchedule(numExamples: number, batchSize: number, trainEpoch
     return stepsInEpoch(numExamples, batchSize, fraction);
   });
   const stepsPerEpoch = Math.floor(numExamples / batchSize);
+  if (epochSteps.every((n) => n === 0)) {
+    const why = stepsPerEpoch === 0
+      ? `${numExamples} examples make no full batch of ${batchSize}`
+      : `an epoch is ${stepsPerEpoch} steps of ${batchSize} examples, and ${trainEpochs} of one rounds to 0 steps; train more than ${(0.5 / stepsPerEpoch).toPrecision(3)} epochs`;
+    throw new Error(`trainSchedule: ${trainEpochs} epochs of ${numExamples} examples make no training step (${why})`);
+  }
   const total = Math.ceil(stepsPerEpoch * trainEpochs);
   // Rounding of a fractional last epoch can add a step beyond the seed's formula; the schedule then stretches to cover it.
   return { epochSteps, stepsPerEpoch, totalSteps: Math.max(total, epochSteps.reduce((a, b) => a + b, 0)) };
@@ -179,6 +186,11 @@ export class Trainer {
     this.net = net;
     this.data = data;
     const { hyp } = net;
+    try {
+      checkHyp(hyp);
+    } catch (e) {
+      throw new Error(`Trainer: net.hyp is invalid: ${(e as Error).message}`);
+    }
     this.batchSize = hyp.opt.batchSize;
     const n = data.train.images.shape[0];
     if (n < this.batchSize) throw new Error(`Trainer: the training set has ${n} images, fewer than one batch of ${this.batchSize}`);
@@ -198,7 +210,12 @@ export class Trainer {
       evalEveryEpoch: options.evalEveryEpoch ?? true,
       callbacks: options.callbacks ?? {},
     };
-    const schedule = trainSchedule(n, this.batchSize, hyp.misc.trainEpochs);
+    let schedule: ReturnType<typeof trainSchedule>;
+    try {
+      schedule = trainSchedule(n, this.batchSize, hyp.misc.trainEpochs);
+    } catch (e) {
+      throw new Error(`Trainer: hyp.misc.trainEpochs ${hyp.misc.trainEpochs} gives no step to train: ${(e as Error).message.replace(/^trainSchedule: /, '')}`);
+    }
     this.epochSteps = schedule.epochSteps;
     this.totalSteps = schedule.totalSteps;
     this.emaStartEpoch = Math.floor(hyp.misc.trainEpochs) - hyp.misc.ema.epochs;
@@ -231,7 +248,10 @@ export class Trainer {
     });
   }
 
-  /** Asks the run to stop after the current step (e.g. on Ctrl-C); `run()` then resolves with stopReason 'stopped'. */
+  /**
+   * Asks the run to stop after the current step (e.g. on Ctrl-C); `run()` then resolves with
+   * stopReason 'stopped'. Asked before `run()`, it makes the next `run()` stop before its first step.
+   */
   requestStop(): void {
     this.stopRequested = true;
   }
@@ -249,9 +269,9 @@ export class Trainer {
   /** Trains to the end of the schedule (or until stopped), evaluating after each epoch. */
   async run(): Promise<TrainResult> {
     const { hyp } = this.net;
-    this.stopRequested = false;
     const epochs = this.epochSteps.length;
     while (this.epoch < epochs) {
+      if (this.stopRequested) return this.finish('stopped');
       const epoch = this.epoch;
       if (this.epochStep === 0) this.dataRandomAtEpochStart = this.random.getState();
       else this.random.setState(this.dataRandomAtEpochStart);
@@ -276,7 +296,7 @@ export class Trainer {
             tf.dispose([batch.inputs, batch.targets]); // resuming: these steps are done
             continue;
           }
-          if (this.epochStep >= steps) {
+          if (this.epochStep >= steps || this.stopRequested) {
             tf.dispose([batch.inputs, batch.targets]);
             break;
           }
@@ -307,7 +327,10 @@ export class Trainer {
             finishedAt = performance.now();
             info.loss = this.perExample(lossValue[0]!);
             info.acc = accValue[0]!;
-            if (!Number.isFinite(lossValue[0]!)) this.nonFinite = new NonFiniteLossError(this.step, lossValue[0]!);
+            // Either can be the first to go: a finite sum scaled by a zero loss batch size is 0/0 per example.
+            if (!Number.isFinite(lossValue[0]!) || !Number.isFinite(info.loss)) {
+              this.nonFinite = new NonFiniteLossError(this.step, Number.isFinite(lossValue[0]!) ? info.loss : lossValue[0]!);
+            }
             if ((this.epochStep - 1) % 50 === 0) this.lastLogged = { loss: info.loss, acc: info.acc };
             tf.dispose([loss, acc]);
           }
@@ -321,6 +344,7 @@ export class Trainer {
       } finally {
         batches.return(undefined);
       }
+      if (this.stopRequested && this.epochStep < steps) return this.finish('stopped');
       // Let queued device work finish before stopping the clock (the seed synchronises CUDA events).
       const sync = tf.tidy(() => tf.sum(this.trainable[0]!));
       await sync.data();
@@ -328,7 +352,12 @@ export class Trainer {
       const elapsed = (performance.now() - started) / 1000;
       this.totalTimeSeconds += elapsed;
       const isLast = epoch === epochs - 1;
-      const record = await this.evaluateEpoch(epoch, seen / elapsed, isLast || this.options.evalEveryEpoch);
+      const evaluated = isLast || this.options.evalEveryEpoch;
+      const record = await this.evaluateEpoch(epoch, seen / elapsed, evaluated);
+      if (evaluated && !Number.isFinite(record.valLoss)) {
+        // The training loss is only read every few steps; the net (or the eval data) may hold NaN or infinity since.
+        return this.finish('non-finite-loss', `validation loss became ${record.valLoss} after epoch ${epoch} (step ${this.step})`);
+      }
       this.records.push(record);
       this.epoch++;
       this.epochStep = 0;
@@ -339,6 +368,7 @@ export class Trainer {
   }
 
   private finish(stopReason: StopReason, message?: string): TrainResult {
+    this.stopRequested = false;
     const result: TrainResult = { records: [...this.records], stopReason, totalTimeSeconds: this.totalTimeSeconds };
     if (message !== undefined) result.message = message;
     return result;
@@ -482,48 +512,121 @@ export class Trainer {
     };
   }
 
-  /** Continues from a checkpoint of the same configuration (the caller keeps `checkpoint.tensors`). */
+  /**
+   * Continues from a checkpoint of the same configuration (the caller keeps `checkpoint.tensors`).
+   * Everything is checked before anything is written: a refused checkpoint (another mode,
+   * architecture, data size or batch size; a missing or misshapen tensor; a bad field) throws and
+   * leaves the trainer exactly as it was.
+   */
   restore(checkpoint: TrainCheckpoint): void {
-    if (checkpoint?.version !== 1) throw new Error(`Trainer.restore: unsupported checkpoint version ${String(checkpoint?.version)}`);
+    const fail = (what: string): never => {
+      throw new Error(`Trainer.restore: ${what}`);
+    };
+    if (checkpoint == null || typeof checkpoint !== 'object') fail(`expected a checkpoint from Trainer.checkpoint(), got ${String(checkpoint)}`);
+    if (checkpoint.version !== 1) fail(`unsupported checkpoint version ${String(checkpoint.version)} (this trainer reads version 1)`);
     const { tensors } = checkpoint;
-    for (const w of this.net.model.weights) {
-      const value = tensors[`weights/${w.originalName}`];
-      if (value == null) throw new Error(`Trainer.restore: the checkpoint has no value for weight '${w.originalName}'`);
-      if (!tf.util.arraysEqual(value.shape, w.shape as number[])) {
-        throw new Error(`Trainer.restore: weight '${w.name}' is [${w.shape}] but the checkpoint holds [${value.shape}]`);
-      }
-      w.write(tf.clone(value));
+    if (tensors == null || typeof tensors !== 'object') fail(`the checkpoint has no tensors, got ${String(tensors)}`);
+
+    // Where the checkpoint is in the schedule: it must be a point of this trainer's schedule.
+    const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+    const { epoch, epochStep, step } = checkpoint;
+    const epochs = this.epochSteps.length;
+    if (!isCount(epoch) || epoch > epochs) fail(`epoch must be an integer in [0, ${epochs}], got ${String(epoch)}`);
+    const stepsThisEpoch = this.epochSteps[epoch] ?? 0;
+    if (!isCount(epochStep) || epochStep > stepsThisEpoch) {
+      fail(`epochStep must be an integer in [0, ${stepsThisEpoch}] for epoch ${epoch} of this schedule (${this.epochSteps.join(', ')} steps per epoch), got ${String(epochStep)}`);
     }
+    const expectedStep = this.epochSteps.slice(0, epoch).reduce((a, b) => a + b, 0) + epochStep;
+    if (step !== expectedStep) {
+      fail(`the checkpoint is at step ${String(step)}, but epoch ${epoch} step ${epochStep} is step ${expectedStep} of this trainer's schedule (${this.epochSteps.join(', ')} steps per epoch): ` +
+        'was it written with another data size, batch size or number of epochs?');
+    }
+    const checkState = (state: DeviceRandomState | undefined, what: string) => {
+      if (state == null || !Number.isSafeInteger(state.seed) || !isCount(state.counter)) {
+        fail(`${what} must be { seed, counter } with safe integers (counter >= 0), got ${JSON.stringify(state)}`);
+      }
+    };
+    checkState(checkpoint.dataRandomAtEpochStart, 'dataRandomAtEpochStart');
+    if (!Array.isArray(checkpoint.modelRandom) || checkpoint.modelRandom.length !== this.net.discreteActions.length) {
+      fail(`the checkpoint has ${Array.isArray(checkpoint.modelRandom) ? checkpoint.modelRandom.length : 'no'} noise streams, the net has ${this.net.discreteActions.length} discrete actions (was it saved in another mode?)`);
+    }
+    checkpoint.modelRandom.forEach((state, i) => checkState(state, `modelRandom[${i}]`));
+    if (!Array.isArray(checkpoint.records) || checkpoint.records.length !== epoch) {
+      fail(`records must hold one entry per finished epoch (${epoch}), got ${Array.isArray(checkpoint.records) ? checkpoint.records.length : String(checkpoint.records)}`);
+    }
+    if (!(Number.isFinite(checkpoint.totalTimeSeconds) && checkpoint.totalTimeSeconds >= 0)) fail(`totalTimeSeconds must be a number >= 0, got ${String(checkpoint.totalTimeSeconds)}`);
+    const metrics = checkpoint.epochTrainMetrics;
+    if (metrics != null && (typeof metrics.loss !== 'number' || typeof metrics.acc !== 'number')) fail(`epochTrainMetrics must be null or { loss, acc }, got ${JSON.stringify(metrics)}`);
+    const sgd = checkpoint.sgd;
+    if (sgd == null || !isCount(sgd.step) || !Array.isArray(sgd.scheduleSteps) || sgd.scheduleSteps.length !== this.schedules.length) {
+      fail(`sgd must be { step, scheduleSteps } with ${this.schedules.length} schedule steps, got ${JSON.stringify(sgd)}`);
+    }
+    sgd.scheduleSteps.forEach((s, i) => {
+      if (s == null) return;
+      try {
+        this.schedules[i]!.lrAt(s);
+      } catch (e) {
+        fail(`sgd.scheduleSteps[${i}] is not a step of this trainer's learning-rate schedule (${this.totalSteps} steps): ${(e as Error).message}`);
+      }
+    });
+
+    // The tensors: every weight, momentum buffer and EMA entry named, of this net's shapes.
+    const current = new Map(this.net.model.weights.map((w) => [w.originalName, w]));
+    const trainableNames = new Set(this.net.model.trainableWeights.map((w) => w.name));
+    const weights = new Map<string, tf.Tensor>();
     const buffers: tf.NamedTensorMap = {};
     const ema: tf.NamedTensorMap = {};
-    const current = new Map(this.net.model.weights.map((w) => [w.originalName, w.name]));
-    const rename = (key: string, prefix: string) => {
-      const original = key.slice(prefix.length);
-      return current.get(original) ?? original;
+    const checkTensor = (key: string, value: tf.Tensor, shape: number[], dtype: tf.DataType) => {
+      if (!(value instanceof tf.Tensor) || value.isDisposed) fail(`'${key}' is not a live tensor`);
+      if (!tf.util.arraysEqual(value.shape, shape)) fail(`'${key}' has shape [${value.shape}], this net's weight is [${shape}]`);
+      if (value.dtype !== dtype) fail(`'${key}' has dtype ${value.dtype}, this net's weight is ${dtype}`);
     };
     for (const [key, value] of Object.entries(tensors)) {
-      if (key.startsWith('momentum/')) buffers[rename(key, 'momentum/')] = value;
-      if (key.startsWith('ema/')) ema[rename(key, 'ema/')] = value;
+      const slash = key.indexOf('/');
+      const [kind, name] = [key.slice(0, slash), key.slice(slash + 1)];
+      const w = current.get(name);
+      if (slash < 0 || !['weights', 'momentum', 'ema'].includes(kind)) fail(`tensor '${key}' is not a weights/, momentum/ or ema/ entry`);
+      if (!w) fail(`tensor '${key}' names no weight of this net (was it saved from another architecture or base depth?)`);
+      checkTensor(key, value, w!.shape as number[], w!.dtype);
+      if (kind === 'weights') weights.set(name, value);
+      if (kind === 'momentum') {
+        if (!trainableNames.has(w!.name)) fail(`tensor '${key}' is momentum for '${name}', which this net does not train`);
+        buffers[w!.name] = value;
+      }
+      if (kind === 'ema') ema[w!.name] = value;
     }
-    this.optimizer.setState({ ...checkpoint.sgd, buffers });
-    this.ema?.dispose();
-    this.ema = null;
+    for (const w of this.net.model.weights) {
+      if (!weights.has(w.originalName)) fail(`the checkpoint has no value for weight '${w.originalName}'`);
+    }
+    if (typeof checkpoint.emaActive !== 'boolean') fail(`emaActive must be true or false, got ${String(checkpoint.emaActive)}`);
+    // The EMA is built and loaded aside (NetworkEMA.load checks every entry), and swapped in only at the end.
+    let nextEma: NetworkEMA | null = null;
     if (checkpoint.emaActive) {
-      this.ema = this.makeEma();
-      this.ema.load(ema);
+      nextEma = this.makeEma();
+      try {
+        nextEma.load(ema);
+      } catch (e) {
+        nextEma.dispose();
+        fail(`the checkpoint's EMA does not fit this net: ${(e as Error).message}`);
+      }
+    } else if (Object.keys(ema).length > 0) {
+      fail('the checkpoint holds ema/ tensors but says the EMA had not started (emaActive false)');
     }
-    if (checkpoint.modelRandom.length !== this.net.discreteActions.length) {
-      throw new Error(`Trainer.restore: the checkpoint has ${checkpoint.modelRandom.length} noise streams, the net has ${this.net.discreteActions.length} discrete actions (was it saved in another mode?)`);
-    }
+
+    // Everything checked: write.
+    for (const w of this.net.model.weights) w.write(tf.clone(weights.get(w.originalName)!));
+    this.optimizer.setState({ ...sgd, buffers });
+    this.ema?.dispose();
+    this.ema = nextEma;
     checkpoint.modelRandom.forEach((s, i) => this.net.discreteActions[i]!.random.setState(s));
     this.random.setState(checkpoint.dataRandomAtEpochStart);
-    this.dataRandomAtEpochStart = checkpoint.dataRandomAtEpochStart;
-    this.epoch = checkpoint.epoch;
-    this.epochStep = checkpoint.epochStep;
-    this.step = checkpoint.step;
+    this.dataRandomAtEpochStart = { ...checkpoint.dataRandomAtEpochStart };
+    this.epoch = epoch;
+    this.epochStep = epochStep;
+    this.step = step;
     this.records = structuredClone(checkpoint.records);
     this.totalTimeSeconds = checkpoint.totalTimeSeconds;
-    this.lastLogged = checkpoint.epochTrainMetrics ? { ...checkpoint.epochTrainMetrics } : null;
+    this.lastLogged = metrics ? { ...metrics } : null;
   }
 
   /** Frees the optimiser's buffers and the EMA (not the network or the data). */

@@ -218,3 +218,43 @@ describeEachBackend('augmentations', (backend) => {
     tf.dispose([x, t, ...outA, ...outB, ...outC]);
   });
 });
+
+describeEachBackend('augmentations without a generator', () => {
+  it('draw from the global generator, which setGlobalSeed makes reproducible; anything else is a clear TypeError', async () => {
+    // The public entry, as a JavaScript user would call it.
+    const { batchCrop, batchCutmix, batchFlipLR, epochBatches, randomSquareMasks, setGlobalSeed, simulateDiscreteAction } = await import('../../src/index.js');
+    const before = liveTensors();
+    const padded = codedImages([16, 36, 36, 3]);
+    const targets = tf.tidy(() => tf.cast(tf.oneHot(tf.range(0, 16, 1, 'int32'), 16), 'float32'));
+    const drawAll = async () => {
+      const crop = batchCrop(padded, 32);
+      const flip = batchFlipLR(crop);
+      const masks = randomSquareMasks(crop, 8);
+      const mixed = batchCutmix(crop, targets, 8);
+      const noisy = simulateDiscreteAction(crop);
+      const batches = [...epochBatches({ images: padded as tf.Tensor4D, targets: targets as tf.Tensor2D }, { batchSize: 8 })];
+      const values = await Promise.all([crop, flip, masks, mixed.images, mixed.targets, noisy, ...batches.flatMap((b) => [b.inputs, b.targets])].map((t) => t.data()));
+      tf.dispose([crop, flip, masks, mixed.images, mixed.targets, noisy, ...batches.flatMap((b) => [b.inputs, b.targets])]);
+      return values.map((v) => Array.from(v as Float32Array));
+    };
+    setGlobalSeed(123);
+    const first = await drawAll();
+    setGlobalSeed(123);
+    const again = await drawAll();
+    expect(again).toEqual(first);
+    // A crop of the padded image at one of the seed's offsets, so the generator really drew (not zeros).
+    expect(first[0]!.length).toBe(16 * 32 * 32 * 3);
+    expect(first[0]!.some((v) => v > 0)).toBe(true);
+    setGlobalSeed(124);
+    expect(await drawAll()).not.toEqual(first);
+
+    expect(() => batchCrop(padded, 32, 42 as never)).toThrow(new TypeError(
+      'batchCrop: the generator must be a DeviceRandom (or left out to use the global one, see setGlobalSeed), got number 42'));
+    expect(() => batchFlipLR(padded, 0.3 as never)).toThrow('batchFlipLR: the generator must be a DeviceRandom');
+    expect(() => epochBatches({ images: padded as tf.Tensor4D, targets: targets as tf.Tensor2D }, { batchSize: 8, random: {} as never })).toThrow(
+      'epochBatches (args.random): the generator must be a DeviceRandom (or left out to use the global one, see setGlobalSeed), got Object');
+    expect(() => setGlobalSeed(1.5)).toThrow('setGlobalSeed: seed must be a safe integer, got 1.5');
+    tf.dispose([padded, targets]);
+    expect(liveTensors()).toBe(before);
+  });
+});

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CIFAR10_FILES, CIFAR10_IMAGE_BYTES, CIFAR10_RECORD_BYTES, parseCifar10Batch } from '../../src/data/cifar10.js';
-import { CIFAR10_MD5, CIFAR10_URL, defaultCacheDir, loadCifar10 } from '../../src/data/cifar10-node.js';
+import { CIFAR10_MD5, CIFAR10_STALL_TIMEOUT_MS, CIFAR10_URL, defaultCacheDir, loadCifar10, type DownloadProgress } from '../../src/node.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const FILE_LIST = CIFAR10_FILES.join(', ');
@@ -60,7 +60,7 @@ function ustar(entries: Array<{ name: string; data?: Uint8Array }>): Uint8Array 
   return out;
 }
 
-type Mode = 'ok' | 'cut' | 'stall' | 'missing';
+type Mode = 'ok' | 'cut' | 'stall' | 'silent' | 'missing';
 
 describe('loadCifar10 download into the cache', () => {
   let archive: Buffer;
@@ -83,6 +83,7 @@ describe('loadCifar10 download into the cache', () => {
     root = await mkdtemp(join(tmpdir(), 'cifar10-download-'));
     server = createServer((req, res: ServerResponse) => {
       requests++;
+      if (mode === 'silent') return; // accepts the connection, never answers
       if (mode === 'missing' || req.url !== '/cifar-10-binary.tar.gz') {
         res.writeHead(404, 'Not Found').end();
         return;
@@ -129,8 +130,13 @@ describe('loadCifar10 download into the cache', () => {
   it('downloads, checks the MD5, unpacks atomically and reuses the cache', async () => {
     const cacheDir = await freshCache();
     const before = requests;
-    const data = await loadCifar10({ cacheDir, url, md5, trainLimit: 10_002, evalLimit: 3 });
+    const progress: DownloadProgress[] = [];
+    const data = await loadCifar10({ cacheDir, url, md5, trainLimit: 10_002, evalLimit: 3, onDownloadProgress: (p) => progress.push(p) });
     expect(requests - before).toBe(1);
+    // At least the final report: every byte, of the size announced, at a rate.
+    expect(progress.at(-1)).toMatchObject({ url, receivedBytes: archive.length, totalBytes: archive.length, done: true });
+    expect(progress.at(-1)!.bytesPerSecond).toBeGreaterThan(0);
+    expect(progress.slice(0, -1).every((p) => !p.done && p.receivedBytes < archive.length)).toBe(true);
     const dataDir = join(cacheDir, 'cifar-10-batches-bin');
     expect(data.source).toBe(dataDir);
     // Only the six files, at full size, and no temporary folder left behind.
@@ -171,6 +177,22 @@ describe('loadCifar10 download into the cache', () => {
     expect(await messageOf(loadCifar10({ cacheDir, download: false }))).toBe(
       `CIFAR-10 is not in the cache (${join(cacheDir, 'cifar-10-batches-bin')}: data_batch_1.bin is missing) and download is disabled. ${where(cacheDir)}`,
     );
+  });
+
+  it('gives up on a connection that stalls mid-body or never answers, saying where to put the files', async () => {
+    expect(CIFAR10_STALL_TIMEOUT_MS).toBe(30_000);
+    const cacheDir = await freshCache();
+    mode = 'stall';
+    const midBody = await messageOf(loadCifar10({ cacheDir, url, md5, stallTimeoutMs: 1500 }));
+    expect(midBody).toBe(`The CIFAR-10 download from ${url} stalled: nothing arrived for 1.5 s after ${archive.length >> 1} bytes. ` +
+      `Nothing was cached; run again to retry. ${where(cacheDir)}`);
+    expect(await readdir(cacheDir)).toEqual([]);
+    server.closeAllConnections();
+    mode = 'silent';
+    const silent = await messageOf(loadCifar10({ cacheDir, url, md5, stallTimeoutMs: 500 }));
+    expect(silent).toBe(`The CIFAR-10 download from ${url} stalled: nothing arrived for 500 ms after 0 bytes. Nothing was cached; run again to retry. ${where(cacheDir)}`);
+    expect(await readdir(cacheDir)).toEqual([]);
+    expect(await messageOf(loadCifar10({ cacheDir, url, stallTimeoutMs: 0 }))).toBe('loadCifar10: stallTimeoutMs must be a positive number of milliseconds, got 0');
   });
 
   it('a process killed mid-download leaves only a temporary folder, never used and later removed', async () => {

@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fileHandler } from '../../src/io/file-handler.js';
+import { fileHandler } from '../../src/node.js';
 import { useBackend } from '../helpers/backends.js';
 
 describe('fileHandler', () => {
@@ -28,5 +28,29 @@ describe('fileHandler', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tfjs-dataflow-'));
     await expect(fileHandler(dir).load!()).rejects.toThrow(`fileHandler: cannot read ${join(dir, 'model.json')}`);
     expect(existsSync(join(dir, 'model.json'))).toBe(false);
+  });
+
+  it('names the weights file and what is wrong with it when it is truncated, instead of a raw tfjs error', async () => {
+    await useBackend('cpu');
+    const model = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [4], units: 3 })] });
+    const dir = join(mkdtempSync(join(tmpdir(), 'tfjs-dataflow-')), 'model');
+    await model.save(fileHandler(dir));
+    const weights = join(dir, 'weights.bin');
+    const full = readFileSync(weights);
+    expect(full.byteLength).toBe((4 * 3 + 3) * 4);
+    writeFileSync(weights, full.subarray(0, 40));
+    await expect(tfl.loadLayersModel(fileHandler(dir))).rejects.toThrow(
+      `fileHandler: the weights file ${weights} has 40 bytes, but ${join(dir, 'model.json')} describes 60 bytes of weights: ` +
+      'it is truncated (an interrupted copy?) or belongs to another model. Save the model again or restore a complete copy.');
+    writeFileSync(join(dir, 'model.json'), '{"modelTopology": ');
+    await expect(fileHandler(dir).load!()).rejects.toThrow(`fileHandler: ${join(dir, 'model.json')} is not valid JSON`);
+  });
+
+  it('says "did you mean DIR/model" when given the folder above a saved model', async () => {
+    await useBackend('cpu');
+    const model = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [2], units: 1 })] });
+    const run = mkdtempSync(join(tmpdir(), 'tfjs-dataflow-'));
+    await model.save(fileHandler(join(run, 'model')));
+    await expect(fileHandler(run).load!()).rejects.toThrow(`It has model/model.json: did you mean ${join(run, 'model')}?`);
   });
 });

@@ -141,8 +141,8 @@ describeEachBackend('speedyConvNet', () => {
 
   it('rejects bad options with messages naming them', () => {
     expect(() => speedyConvNet({ mode: 'hybrid' as never })).toThrow("option 'mode' must be 'sketch' or 'backprop', got 'hybrid'");
-    expect(() => speedyConvNet({ hyp: { net: { baseDepth: 0 } } })).toThrow('hyp.net.baseDepth must be positive, got 0');
-    expect(() => speedyConvNet({ hyp: { opt: { percentStart: 1.5 } } })).toThrow('hyp.opt.percentStart must be in (0, 1), got 1.5');
+    expect(() => speedyConvNet({ hyp: { net: { baseDepth: 0 } } })).toThrow('hyp.net.baseDepth must be a positive integer, got 0');
+    expect(() => speedyConvNet({ hyp: { opt: { percentStart: 1.5 } } })).toThrow('hyp.opt.percentStart must be a number in (0, 1), got 1.5');
   });
 });
 

@@ -143,6 +143,107 @@ describeEachBackend('Trainer on a diverging run', () => {
   });
 });
 
+describeEachBackend('Trainer refuses what it cannot train, before changing anything', () => {
+  it('restore checks the whole checkpoint before writing: a refused one leaves weights, EMA and position as they were', async () => {
+    const { data, dispose } = toyData(32, 8);
+    const sketch = new Trainer(speedyConvNet({ seed: 1, hyp: HYP, imageSize: SIDE }), data, { seed: 1 });
+    const backprop = new Trainer(speedyConvNet({ seed: 2, hyp: HYP, imageSize: SIDE, mode: 'backprop' }), data, { seed: 1 });
+    const before = await weightsOf(sketch);
+    const state = () => {
+      const c = sketch.checkpoint();
+      tf.dispose(Object.values(c.tensors));
+      const { tensors: _, ...fields } = c;
+      return fields;
+    };
+    const fieldsBefore = state();
+    const tensorsBefore = liveTensors();
+    const foreign = backprop.checkpoint();
+    // The other net's weights differ, so a write before the refusal would show.
+    expect((await weightsOf(backprop)).some((w, i) => w.some((v, j) => v !== before[i]![j]))).toBe(true);
+
+    const refused = (checkpoint: typeof foreign, message: string | RegExp) => {
+      expect(() => sketch.restore(checkpoint)).toThrow(message);
+    };
+    refused(foreign, 'Trainer.restore: the checkpoint has 0 noise streams, the net has 3 discrete actions (was it saved in another mode?)');
+    const own = sketch.checkpoint();
+    const streams = own.modelRandom;
+    refused({ ...foreign, modelRandom: streams, emaActive: true }, /Trainer\.restore: the checkpoint's EMA does not fit this net: NetworkEMA\.load: the snapshot has no entry/);
+    refused({ ...foreign, modelRandom: streams, step: 3 }, 'Trainer.restore: the checkpoint is at step 3, but epoch 0 step 0 is step 0 of this trainer');
+    refused({ ...foreign, modelRandom: streams, epoch: 1, epochStep: 2, step: 4 }, 'Trainer.restore: records must hold one entry per finished epoch (1), got 0');
+    refused({ ...foreign, modelRandom: streams, tensors: { ...foreign.tensors, 'weights/nowhere/kernel': foreign.tensors[Object.keys(foreign.tensors)[0]!]! } },
+      "Trainer.restore: tensor 'weights/nowhere/kernel' names no weight of this net");
+    const [firstKey] = Object.keys(foreign.tensors);
+    const { [firstKey!]: _dropped, ...withoutOne } = foreign.tensors;
+    refused({ ...foreign, modelRandom: streams, tensors: withoutOne }, `Trainer.restore: the checkpoint has no value for weight '${firstKey!.slice('weights/'.length)}'`);
+    refused({ ...foreign, modelRandom: [{ seed: 1, counter: -1 }, streams[1]!, streams[2]!] }, 'Trainer.restore: modelRandom[0] must be { seed, counter }');
+
+    expect(await weightsOf(sketch)).toEqual(before);
+    expect(state()).toEqual(fieldsBefore);
+    expect(sketch.networkEMA).toBeNull();
+    tf.dispose(Object.values(own.tensors));
+    tf.dispose(Object.values(foreign.tensors));
+    expect(liveTensors()).toBe(tensorsBefore);
+    // The same checkpoint with matching streams is taken: the refusals were about what they said.
+    const accepted = backprop.checkpoint();
+    sketch.restore({ ...accepted, modelRandom: streams });
+    const byName = async (t: Trainer) => Object.fromEntries(await Promise.all(t.net.model.weights.map(async (w) => [w.originalName, Array.from(await w.read().data())])));
+    expect(await byName(sketch)).toEqual(await byName(backprop));
+    tf.dispose(Object.values(accepted.tensors));
+    for (const t of [sketch, backprop]) {
+      t.dispose();
+      t.net.model.dispose();
+    }
+    dispose();
+  });
+
+  it('refuses a schedule with no step, and a net.hyp changed out of range after it was built', () => {
+    const { data, dispose } = toyData(32, 9);
+    const net = speedyConvNet({ seed: 3, hyp: { ...HYP, misc: { ...HYP.misc, trainEpochs: 0.001 } }, imageSize: SIDE });
+    expect(() => new Trainer(net, data)).toThrow(
+      'Trainer: hyp.misc.trainEpochs 0.001 gives no step to train: 0.001 epochs of 32 examples make no training step (an epoch is 2 steps of 16 examples, and 0.001 of one rounds to 0 steps; train more than 0.250 epochs)');
+    expect(() => trainSchedule(32, 16, 0.001)).toThrow('trainSchedule: 0.001 epochs of 32 examples make no training step');
+    net.model.dispose();
+    const changed = speedyConvNet({ seed: 3, hyp: HYP, imageSize: SIDE });
+    changed.hyp.opt.lossBatchSize = 0;
+    expect(() => new Trainer(changed, data)).toThrow('Trainer: net.hyp is invalid: hyp.opt.lossBatchSize must be a number > 0');
+    changed.model.dispose();
+    dispose();
+  });
+
+  it('a stop asked for before run() stops before the first step', async () => {
+    const { data, dispose } = toyData(32, 10);
+    const trainer = new Trainer(speedyConvNet({ seed: 4, hyp: HYP, imageSize: SIDE }), data, { seed: 1 });
+    const before = await weightsOf(trainer);
+    trainer.requestStop();
+    const result = await trainer.run();
+    expect(result.stopReason).toBe('stopped');
+    const checkpoint = trainer.checkpoint();
+    expect([checkpoint.epoch, checkpoint.epochStep, checkpoint.step]).toEqual([0, 0, 0]);
+    tf.dispose(Object.values(checkpoint.tensors));
+    expect(await weightsOf(trainer)).toEqual(before);
+    trainer.dispose();
+    trainer.net.model.dispose();
+    dispose();
+  });
+});
+
+describeEachBackend('Trainer on eval data holding NaN', () => {
+  it('stops with a non-finite validation loss instead of completing', async () => {
+    const { data, dispose } = toyData(32, 11);
+    const poisoned = tf.tidy(() => tf.concat([tf.fill([1, SIDE, SIDE, 3], Number.NaN), tf.slice(data.eval.images, 1)], 0) as tf.Tensor4D);
+    const net = speedyConvNet({ seed: 8, hyp: HYP, imageSize: SIDE });
+    const trainer = new Trainer(net, { train: data.train, eval: { images: poisoned, targets: data.eval.targets } }, { seed: 1 });
+    const result = await trainer.run();
+    expect(result.stopReason).toBe('non-finite-loss');
+    expect(result.message).toBe('validation loss became NaN after epoch 0 (step 2)');
+    expect(result.records).toEqual([]);
+    trainer.dispose();
+    net.model.dispose();
+    poisoned.dispose();
+    dispose();
+  });
+}, ['wasm', 'webgpu'], 'loop logic only; the cpu backend needs minutes for training runs');
+
 it('trainSchedule follows the seed, running a whole-number last epoch in full', () => {
   expect(trainSchedule(50000, 1024, 12.1)).toEqual({ stepsPerEpoch: 48, totalSteps: 581, epochSteps: [...Array(12).fill(48), 5] });
   expect(trainSchedule(2048, 256, 3)).toEqual({ stepsPerEpoch: 8, totalSteps: 24, epochSteps: [8, 8, 8] });

@@ -1,0 +1,418 @@
+/**
+ * Runs that survive interruption and bad input (issue 14), through the CLI's public surface: the
+ * README's `npm run train` in a child process with real signals, and `main()` for the rest.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, readdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readCheckpoint } from '../../examples/cifar10/files.js';
+import { main, type CliIO } from '../../examples/cifar10/main.js';
+import { downloadProgress } from '../../examples/cifar10/progress.js';
+
+const REPO = resolve(__dirname, '../..');
+// CI checks the repo out next to a copy of shared/.
+const DATA = resolve(REPO, '../shared/data/cifar10');
+const HAS_DATA = existsSync(join(DATA, 'data_batch_1.bin')) && existsSync(join(DATA, 'test_batch.bin'));
+// 512 images at batch 64: 8 steps an epoch, 24 in all; seconds per epoch on wasm.
+const TINY = ['--backend', 'wasm', '--data', DATA, '--train-limit', '512', '--eval-limit', '100', '--base-depth', '8', '--batch-size', '64', '--epochs', '3', '--seed', '2'];
+const LONG = 600_000;
+
+function captureIO(): CliIO & { out: () => string; err: () => string } {
+  let out = '';
+  let err = '';
+  return { stdout: { write: (t: string) => (out += t) }, stderr: { write: (t: string) => (err += t) }, out: () => out, err: () => err };
+}
+
+async function run(argv: string[]) {
+  const io = captureIO();
+  const code = await main(argv, io);
+  return { code, out: io.out(), err: io.err() };
+}
+
+interface Metrics {
+  status: string;
+  process: { pid: number; host: string };
+  runs: Array<{ stopReason: string; message?: string; epochs: Array<{ epoch: number }> }>;
+  summary: { mean: number } | null;
+}
+
+const readMetrics = async (dir: string) => JSON.parse(await readFile(join(dir, 'metrics.json'), 'utf8')) as Metrics;
+
+/** A child in a process group of its own (as a terminal's foreground job is), with its output collected. */
+interface Child {
+  process: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** Resolves once it has exited and closed its output. */
+  closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  done: boolean;
+}
+
+const children: Child[] = [];
+
+function start(command: string, args: string[]): Child {
+  const child = spawn(command, args, {
+    cwd: REPO,
+    detached: true,
+    env: { ...process.env, npm_config_update_notifier: 'false', XDG_RUNTIME_DIR: process.env['XDG_RUNTIME_DIR'] ?? tmpdir() },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const handle: Child = {
+    process: child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    closed: new Promise((done) => child.on('close', (code, signal) => {
+      handle.done = true;
+      done({ code, signal });
+    })),
+    done: false,
+  };
+  children.push(handle);
+  return handle;
+}
+
+/** Waits (polling) until `ready()`, failing with the child's output if it ends first. */
+async function until(child: Child, what: string, ready: () => boolean | Promise<boolean>): Promise<void> {
+  while (!(await ready())) {
+    if (child.done) throw new Error(`the child ended before ${what}:\n${child.stdout()}\n${child.stderr()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The first epoch's row is printed and its checkpoint is on disk: the run is in its second epoch. */
+async function inSecondEpoch(child: Child, out: string): Promise<void> {
+  await until(child, 'the first epoch ended', () => /\|\s+0\s+\|/.test(child.stdout()) && existsSync(join(out, 'checkpoint', 'checkpoint.json')));
+}
+
+afterEach(() => {
+  // A test that failed half-way must not leave its run going.
+  for (const child of children.splice(0)) {
+    if (!child.done && child.process.pid) {
+      try {
+        process.kill(-child.process.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+});
+
+const npmTrain = (out: string, extra: string[] = []) => start('npm', ['run', 'train', '--', ...TINY, ...extra, '--out', out]);
+
+describe('CIFAR-10 CLI: the output directory is checked before anything loads', () => {
+  let root: string;
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'cifar10-out-'));
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+  // --data names nothing: were the data read first, the message would be about it.
+  const args = ['train', '--backend', 'cpu', '--data', '/nonexistent/cifar'];
+
+  it.skipIf(!existsSync('/proc/self'))('--out /proc/x is refused at once, naming it (Node 20\'s recursive mkdir spins forever there)', async () => {
+    const { code, err } = await run([...args, '--out', '/proc/x']);
+    expect(code).toBe(2);
+    expect(err).toContain('--out /proc/x: cannot create /proc/x: the file system at /proc does not allow new folders there');
+  });
+
+  it('refuses a file, a path through a file, and a directory holding another program\'s files (which stay untouched)', async () => {
+    const file = join(root, 'notes.txt');
+    await writeFile(file, 'mine');
+    expect((await run([...args, '--out', file])).err).toContain(`--out ${file} is a file, not a directory`);
+    expect((await run([...args, '--out', join(file, 'run')])).err).toContain(`--out ${join(file, 'run')}: ${file} is a file, not a folder`);
+    const theirs = join(root, 'theirs');
+    await mkdir(join(theirs, 'model'), { recursive: true });
+    await writeFile(join(theirs, 'metrics.json'), '{"mine": true}');
+    await writeFile(join(theirs, 'model', 'model.json'), '{}');
+    const refused = await run([...args, '--out', theirs]);
+    expect(refused.code).toBe(2);
+    expect(refused.err).toContain(`--out ${theirs} holds files that are not a run of this program (metrics.json, model); choose an empty or new directory`);
+    expect(await readFile(join(theirs, 'metrics.json'), 'utf8')).toBe('{"mine": true}');
+    expect((await readdir(theirs)).sort()).toEqual(['metrics.json', 'model']);
+  });
+
+  it('a failure before training leaves no directory it created', async () => {
+    const out = join(root, 'a', 'b');
+    const { code, err } = await run([...args, '--out', out]);
+    expect(code).toBe(1);
+    expect(err).toContain('CIFAR-10 directory /nonexistent/cifar does not exist');
+    expect(existsSync(join(root, 'a'))).toBe(false);
+  });
+
+  it('names $CIFAR10_DIR when the directory it names does not work', async () => {
+    const saved = process.env['CIFAR10_DIR'];
+    process.env['CIFAR10_DIR'] = '/nowhere';
+    try {
+      const train = await run(['train', '--backend', 'cpu', '--out', join(root, 'env')]);
+      expect(train.code).toBe(1);
+      expect(train.err).toContain('$CIFAR10_DIR is set to /nowhere, and that does not work: CIFAR-10 directory /nowhere does not exist.');
+      expect(train.err).toContain('Point $CIFAR10_DIR at the CIFAR-10 binary directory, unset it to use the download cache, or pass --data DIR.');
+      // --data wins over the variable, and is not blamed on it.
+      const flag = await run(['train', '--backend', 'cpu', '--data', '/elsewhere', '--out', join(root, 'env')]);
+      expect(flag.err).toContain('CIFAR-10 directory /elsewhere does not exist');
+      expect(flag.err).not.toContain('$CIFAR10_DIR');
+    } finally {
+      if (saved === undefined) delete process.env['CIFAR10_DIR'];
+      else process.env['CIFAR10_DIR'] = saved;
+    }
+  });
+
+  it('shows download progress with bytes and rate: redrawn on a terminal, periodic lines in a log', () => {
+    const progress = (receivedBytes: number, done = false) => ({ url: 'u', receivedBytes, totalBytes: 162_000_000, bytesPerSecond: 2_500_000, done });
+    let tty = '';
+    const bar = downloadProgress({ write: (t: string) => (tty += t), isTTY: true });
+    bar(progress(40_500_000));
+    expect(tty).toBe('\rDownloading CIFAR-10: 40.5 of 162.0 MB (25%) at 2.5 MB/s\x1b[K');
+    let log = '';
+    const lines = downloadProgress({ write: (t: string) => (log += t) }, 60_000);
+    lines(progress(1_000_000));
+    lines(progress(2_000_000));
+    lines(progress(162_000_000, true));
+    expect(log).toBe('Downloading CIFAR-10: 1.0 of 162.0 MB (0%) at 2.5 MB/s\nDownloading CIFAR-10: 162.0 of 162.0 MB (100%) at 2.5 MB/s, done\n');
+  });
+});
+
+describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: interruptions and bad input, on wasm with the real data' : `CIFAR-10 CLI reliability: SKIPPED, no CIFAR-10 binaries at ${DATA} (CI provides ../shared/data/cifar10)`, () => {
+  let root: string;
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'cifar10-reliability-'));
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  /** The interrupted checkpoint: mid-run, after the first epoch's. */
+  async function interruptedCheckpoint(out: string) {
+    const saved = await readCheckpoint<unknown>(join(out, 'checkpoint'));
+    expect(saved).toBeDefined();
+    const { checkpoint, meta } = saved!;
+    tf.dispose(Object.values(checkpoint.tensors));
+    expect(meta.reason).toBe('interrupted');
+    expect(checkpoint.step).toBeGreaterThanOrEqual(8);
+    expect(checkpoint.step).toBe(8 * checkpoint.epoch + checkpoint.epochStep);
+    return { checkpoint, meta };
+  }
+
+  it('npm run train (the README\'s command): Ctrl-C to its process group checkpoints the current step, metrics.json says interrupted, --resume finishes', async () => {
+    const out = join(root, 'ctrl-c');
+    const child = npmTrain(out);
+    await inSecondEpoch(child, out);
+    // What a terminal does on Ctrl-C: SIGINT to every process of the foreground group (npm, and node under it).
+    process.kill(-child.process.pid!, 'SIGINT');
+    const { code, signal } = await child.closed;
+    const stderr = child.stderr();
+    // npm forwards the signal node already got: still one request, not a second Ctrl-C.
+    expect(stderr.match(/Ctrl-C: stopping after this step and writing a checkpoint/g)).toHaveLength(1);
+    expect(stderr).not.toContain('Second Ctrl-C');
+    expect(signal === 'SIGINT' || code === 130).toBe(true);
+    const { checkpoint, meta } = await interruptedCheckpoint(out);
+    expect(stderr).toContain(`Interrupted at step ${checkpoint.step}/24`);
+    const metrics = await readMetrics(out);
+    expect(metrics.status).toBe('interrupted');
+    expect(metrics.runs[0]).toMatchObject({ stopReason: 'interrupted', message: `stopped by SIGINT at step ${checkpoint.step}/24; the checkpoint holds that step` });
+    expect(metrics.summary).toBeNull();
+
+    const resumed = await run(['train', '--resume', '--out', out]);
+    expect(resumed.code).toBe(0);
+    expect(resumed.err).toContain(`Resumed from the checkpoint of ${meta.savedAt} (interrupted): epoch ${checkpoint.epoch + 1}, step ${checkpoint.epochStep} of the epoch, ${checkpoint.step}/24 in all`);
+    const final = await readMetrics(out);
+    expect(final.status).toBe('completed');
+    expect(final.runs[0]!.stopReason).toBe('completed');
+    expect(final.runs[0]!.epochs.map((e) => e.epoch)).toEqual([0, 1, 2]);
+  }, LONG);
+
+  it.each([
+    ['the npm process, as kill and docker stop send it', 'npm'],
+    ['the process group, as systemd sends it', 'group'],
+  ])('npm run train: SIGTERM (to %s) stops like Ctrl-C, with a checkpoint of the current step', async (_, target) => {
+    const out = join(root, `sigterm-${target}`);
+    const child = npmTrain(out);
+    await inSecondEpoch(child, out);
+    process.kill(target === 'group' ? -child.process.pid! : child.process.pid!, 'SIGTERM');
+    const { code, signal } = await child.closed;
+    const stderr = child.stderr();
+    expect(stderr.match(/SIGTERM: stopping after this step and writing a checkpoint/g)).toHaveLength(1);
+    expect(signal === 'SIGTERM' || code === 143).toBe(true);
+    const { checkpoint } = await interruptedCheckpoint(out);
+    expect(stderr).toContain(`Interrupted at step ${checkpoint.step}/24`);
+    const metrics = await readMetrics(out);
+    expect(metrics.status).toBe('interrupted');
+    expect(metrics.runs[0]!.message).toBe(`stopped by SIGTERM at step ${checkpoint.step}/24; the checkpoint holds that step`);
+  }, LONG);
+
+  it('metrics.json says "running" while a run runs and after SIGKILL, never "completed"; --resume continues from the last epoch', async () => {
+    const out = join(root, 'killed');
+    const child = start(process.execPath, ['--import', 'tsx', 'examples/cifar10/cli.ts', 'train', ...TINY, '--epochs', '4', '--out', out]);
+    await until(child, 'the first epoch was recorded', async () =>
+      existsSync(join(out, 'metrics.json')) && (await readMetrics(out)).runs[0]!.epochs.length >= 1);
+    // Frozen, so what metrics.json says is what a kill at this moment leaves.
+    process.kill(-child.process.pid!, 'SIGSTOP');
+    const running = await readMetrics(out);
+    expect(running.status).toBe('running');
+    expect(running.runs[0]!.stopReason).toBe('running');
+    expect(running.process.pid).toBe(child.process.pid);
+    expect(running.summary).toBeNull();
+    const epochsDone = running.runs[0]!.epochs.length;
+    process.kill(-child.process.pid!, 'SIGKILL');
+    expect((await child.closed).signal).toBe('SIGKILL');
+    const killed = await readMetrics(out);
+    expect(killed.status).toBe('running');
+    expect(killed.runs[0]!.epochs).toHaveLength(epochsDone);
+    expect(killed.summary).toBeNull();
+
+    const resumed = await run(['train', '--resume', '--out', out]);
+    expect(resumed.code).toBe(0);
+    expect(resumed.err).toContain(`(epoch-end): epoch ${epochsDone + 1}, step 0 of the epoch, ${8 * epochsDone}/32 in all`);
+    const final = await readMetrics(out);
+    expect(final.status).toBe('completed');
+    expect(final.runs[0]!.epochs).toHaveLength(4);
+  }, LONG);
+
+  it('a run that fails reports "failed" with the message', async () => {
+    const out = join(root, 'nan');
+    const { code, err } = await run(['train', ...TINY, '--hyp', 'opt.nonBiasLr=1e30', '--hyp', 'opt.biasLr=1e30', '--out', out]);
+    expect(code).toBe(1);
+    const metrics = await readMetrics(out);
+    expect(metrics.status).toBe('failed');
+    expect(metrics.runs[0]!.stopReason).toBe('failed');
+    expect(err).toContain(`Stopped: ${metrics.runs[0]!.message}`);
+    expect(metrics.runs[0]!.message).toMatch(/loss became (NaN|-?Infinity)/);
+  }, LONG);
+
+  it('a bad hyperparameter fails before anything is written, and a run directory that never finished an epoch is reused', async () => {
+    const out = join(root, 'early-failure');
+    const bad = await run(['train', ...TINY, '--hyp', 'net.whiteningKernelSize=0', '--out', out]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('--hyp net.whiteningKernelSize must be a positive integer, got 0');
+    expect(existsSync(out)).toBe(false);
+    const zeroLoss = await run(['train', ...TINY, '--hyp', 'opt.lossBatchSize=0', '--out', out]);
+    expect(zeroLoss.code).toBe(2);
+    expect(zeroLoss.err).toContain('--hyp opt.lossBatchSize must be a number > 0');
+    const noStep = await run(['train', ...TINY, '--epochs', '0.001', '--out', out]);
+    expect(noStep.code).toBe(2);
+    expect(noStep.err).toContain('--epochs 0.001: 0.001 epochs of 512 examples make no training step (an epoch is 8 steps of 64 examples');
+    expect(noStep.out).not.toContain('Saved');
+    expect(existsSync(out)).toBe(false);
+
+    // What the earlier version left after such a failure: config.json alone.
+    await mkdir(out);
+    const run1 = { epochs: 3, batchSize: 64, microBatch: 64, evalBatch: 2500, baseDepth: 8, trainLimit: 512, evalLimit: 100, mode: 'sketch', whiteningSigns: 'raw', runs: 1, seed: 2, hyp: { net: { whiteningKernelSize: 0 } } };
+    await writeFile(join(out, 'config.json'), JSON.stringify({ run: run1, backend: 'wasm', data: DATA }));
+    const resume = await run(['train', '--resume', '--out', out]);
+    expect(resume.code).toBe(2);
+    expect(resume.err).toContain(`--resume: the run in ${out} was started with a configuration that is refused now: hyp.net.whiteningKernelSize must be a positive integer, got 0. ` +
+      'It never finished an epoch, so start it afresh: the same --out without --resume.');
+    const fresh = await run(['train', ...TINY, '--epochs', '1', '--out', out]);
+    expect(fresh.err).not.toContain('tfjs-dataflow-cifar10:');
+    expect(fresh.code).toBe(0);
+    expect(fresh.out).toContain(`Output: ${out} (reused: the run there never finished an epoch, so there was nothing to continue)`);
+    expect(JSON.parse(await readFile(join(out, 'config.json'), 'utf8')).run.hyp).toEqual({});
+    expect((await readMetrics(out)).status).toBe('completed');
+    // Now it holds a finished run: a new one is refused.
+    const again = await run(['train', ...TINY, '--out', out]);
+    expect(again.code).toBe(2);
+    expect(again.err).toContain(`--out ${out} already holds a run (checkpoint, model); continue it with --resume, or choose another --out`);
+  }, LONG);
+
+  it('--resume recovers a checkpoint write cut off between its renames, and refuses (never restarts silently) when nothing complete is left', async () => {
+    const interrupted = join(root, 'sigterm-npm');
+    const dead = await deadPid();
+    const { checkpoint } = await interruptedCheckpoint(interrupted);
+
+    // The old checkpoint moved aside and the new one not yet in place: only checkpoint.previous-<pid> is left.
+    const recoverable = join(root, 'recoverable');
+    await cp(interrupted, recoverable, { recursive: true });
+    await rename(join(recoverable, 'checkpoint'), join(recoverable, `checkpoint.previous-${dead}`));
+    const recovered = await run(['train', '--resume', '--out', recoverable]);
+    expect(recovered.code).toBe(0);
+    expect(recovered.err).toContain(`Recovered the checkpoint from ${join(recoverable, `checkpoint.previous-${dead}`)}: its write had been cut off between two renames`);
+    expect(recovered.err).toContain(`(interrupted): epoch ${checkpoint.epoch + 1}, step ${checkpoint.epochStep} of the epoch, ${checkpoint.step}/24 in all`);
+    expect((await readdir(recoverable)).filter((f) => f.startsWith('checkpoint'))).toEqual(['checkpoint']);
+    expect((await readMetrics(recoverable)).status).toBe('completed');
+
+    // The only copy left is damaged: refused, nothing trained, metrics.json as it was.
+    const damaged = join(root, 'damaged');
+    await cp(interrupted, damaged, { recursive: true });
+    const half = join(damaged, `checkpoint.previous-${dead}`);
+    await rename(join(damaged, 'checkpoint'), half);
+    await truncate(join(half, 'tensors.bin'), 1000);
+    const refused = await run(['train', '--resume', '--out', damaged]);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain(`--resume: no complete checkpoint to resume from: ${half} (the checkpoint's tensors file ${join(half, 'tensors.bin')} has 1000 bytes, but`);
+    expect(refused.err).toContain('Refusing to start over from step 0');
+    expect(refused.out).not.toContain('| epoch');
+    expect((await readMetrics(damaged)).status).toBe('interrupted');
+
+    // No checkpoint at all, though metrics.json records finished epochs: refused too.
+    const lost = join(root, 'lost');
+    await cp(interrupted, lost, { recursive: true });
+    await rm(join(lost, 'checkpoint'), { recursive: true });
+    const nothing = await run(['train', '--resume', '--out', lost]);
+    expect(nothing.code).toBe(1);
+    expect(nothing.err).toContain(`--resume: metrics.json records 1 finished epoch(s) of run 1, but ${join(lost, 'checkpoint')} holds no checkpoint. Refusing to start over from step 0`);
+  }, LONG);
+
+  it('names the file when a checkpoint\'s tensors or a model\'s weights are truncated, and points from a run directory to its model', async () => {
+    const truncatedRun = join(root, 'truncated');
+    await cp(join(root, 'sigterm-group'), truncatedRun, { recursive: true });
+    const tensors = join(truncatedRun, 'checkpoint', 'tensors.bin');
+    await truncate(tensors, 13_384);
+    const resume = await run(['train', '--resume', '--out', truncatedRun]);
+    expect(resume.code).toBe(1);
+    expect(resume.err).toMatch(new RegExp(`cannot resume from the checkpoint in .*: the checkpoint's tensors file ${tensors.replace(/[.]/g, '\\.')} has 13384 bytes, but .*checkpoint\\.json describes \\d+ bytes of tensors: it is truncated`));
+    expect(resume.err).not.toContain('Based on the provided shape');
+
+    const completed = join(root, 'ctrl-c');
+    const model = join(root, 'model-copy');
+    await cp(join(completed, 'model'), model, { recursive: true });
+    await truncate(join(model, 'weights.bin'), 13_384);
+    const evaluate = await run(['evaluate', '--model', model, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
+    expect(evaluate.code).toBe(1);
+    expect(evaluate.err).toContain(`the weights file ${join(model, 'weights.bin')} has 13384 bytes, but ${join(model, 'model.json')} describes`);
+    expect(evaluate.err).not.toContain('Based on the provided shape');
+
+    const runDir = await run(['evaluate', '--model', completed, '--backend', 'wasm', '--data', DATA]);
+    expect(runDir.code).toBe(2);
+    expect(runDir.err).toContain(`--model ${completed} is a run directory, not a model: did you mean --model ${join(completed, 'model')}?`);
+  }, LONG);
+
+  it('evaluate says the sketch keeps noise at inference, and --draws K reports the mean and spread of K draws', async () => {
+    const model = join(root, 'ctrl-c', 'model');
+    const one = await run(['evaluate', '--model', model, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
+    expect(one.code).toBe(0);
+    expect(one.out).toMatch(/Test accuracy \(flip TTA\): \d\.\d{4} on 100 images/);
+    expect(one.out).toContain('the sketch keeps its discrete-action noise at inference, so this is one random draw; --draws K reports the mean and spread of K');
+    const many = await run(['evaluate', '--model', model, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100', '--draws', '4']);
+    expect(many.err).toBe('');
+    expect(many.code).toBe(0);
+    const summary = /over 4 draws: mean (\S+), std (\S+), min (\S+), max (\S+) on 100 images/.exec(many.out);
+    expect(summary).not.toBeNull();
+    const draws = /Draws: (.*)/.exec(many.out)![1]!.split(' ').map(Number);
+    expect(draws).toHaveLength(4);
+    const [mean, std, min, max] = summary!.slice(1).map(Number);
+    const m = draws.reduce((a, b) => a + b, 0) / 4;
+    expect(mean).toBeCloseTo(m, 4);
+    expect(std).toBeCloseTo(Math.sqrt(draws.reduce((a, b) => a + (b - m) ** 2, 0) / 3), 4);
+    expect([min, max]).toEqual([Math.min(...draws), Math.max(...draws)]);
+    // The first draw is the one-draw evaluation: the noise streams restart with the loaded model.
+    expect(draws[0]).toBe(Number(/Test accuracy \(flip TTA\): (\d\.\d{4})/.exec(one.out)![1]));
+    expect(many.out).toContain('The sketch keeps its discrete-action noise at inference: each draw runs the test set with fresh noise.');
+  }, LONG);
+});
+
+/** The id of a process that has exited, as a crashed writer's leftovers carry. */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
+  await new Promise((done) => child.on('exit', done));
+  return child.pid!;
+}
+

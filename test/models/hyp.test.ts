@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+// The public entry: what an application imports.
+import { SEED_HYP, checkHyp, resolveHyp, speedyConvNet, type Hyp, type HypOverrides } from '../../src/index.js';
+
+describe('resolveHyp validates every key', () => {
+  it.each([
+    [{ opt: { lossBatchSize: 0 } }, 'hyp.opt.lossBatchSize must be a number > 0 (the loss is scaled by lossBatchSize / batchSize), got 0'],
+    [{ opt: { batchSize: 12.5 } }, 'hyp.opt.batchSize must be a positive integer, got 12.5'],
+    [{ opt: { momentum: 0 } }, 'hyp.opt.momentum must be a number in (0, 1) (Nesterov SGD needs momentum > 0), got 0'],
+    [{ opt: { labelSmoothing: 1.5 } }, 'hyp.opt.labelSmoothing must be a number in [0, 1], got 1.5'],
+    [{ opt: { nonBiasLr: -1 } }, 'hyp.opt.nonBiasLr must be a number >= 0, got -1'],
+    [{ opt: { finalLrRatio: 0 } }, 'hyp.opt.finalLrRatio must be a number > 0, got 0'],
+    [{ opt: { percentStart: 1.5 } }, 'hyp.opt.percentStart must be a number in (0, 1), got 1.5'],
+    [{ net: { whiteningKernelSize: 0 } }, 'hyp.net.whiteningKernelSize must be a positive integer, got 0'],
+    [{ net: { padAmount: -2 } }, 'hyp.net.padAmount must be an integer >= 0, got -2'],
+    [{ net: { noiseStd: Number.NaN } }, 'hyp.net.noiseStd must be a number >= 0, got NaN'],
+    [{ net: { baseDepth: '32' } }, "hyp.net.baseDepth must be a positive integer, got '32'"],
+    [{ misc: { trainEpochs: 0 } }, 'hyp.misc.trainEpochs must be a number > 0, got 0'],
+    [{ misc: { ema: { decayBase: 2 } } }, 'hyp.misc.ema.decayBase must be a number in [0, 1], got 2'],
+    [{ misc: { ema: { everyNSteps: 0 } } }, 'hyp.misc.ema.everyNSteps must be a positive integer, got 0'],
+  ])('refuses %j, naming the key and its range', (overrides, message) => {
+    expect(() => resolveHyp(overrides as HypOverrides)).toThrow(message);
+  });
+
+  it('refuses unknown keys (with the closest valid one) and overrides that are not objects', () => {
+    expect(() => resolveHyp({ net: { baseDeph: 32 } } as never)).toThrow(
+      "hyp.net has no key 'baseDeph' (did you mean 'baseDepth'?); valid keys: whiteningKernelSize, whiteningExamples, whiteningChunkSize, " +
+      'batchNormMomentum, batchNormEps, cutmixSize, cutmixEpochs, padAmount, baseDepth, noiseStd');
+    expect(() => resolveHyp({ optimizer: {} } as never)).toThrow("hyp has no key 'optimizer'; valid keys: opt, net, misc");
+    expect(() => resolveHyp({ misc: { ema: { every: 2 } } } as never)).toThrow("hyp.misc.ema has no key 'every'");
+    expect(() => resolveHyp('x' as never)).toThrow("hyp must be an object of overrides such as { net: { baseDepth: 32 } }, got string 'x'");
+    expect(() => resolveHyp(null as never)).toThrow('hyp must be an object of overrides such as { net: { baseDepth: 32 } }, got null');
+    expect(() => resolveHyp({ net: 4 } as never)).toThrow('hyp.net must be an object of overrides (keys: whiteningKernelSize,');
+    expect(() => resolveHyp({ misc: { ema: [] } } as never)).toThrow('hyp.misc.ema must be an object of overrides (keys: epochs, decayBase, decayPow, everyNSteps), got an array []');
+  });
+
+  it('speedyConvNet refuses a hyp that is not an object or has a typo, instead of building the default net', () => {
+    expect(() => speedyConvNet({ hyp: 'x' as never })).toThrow("hyp must be an object of overrides such as { net: { baseDepth: 32 } }, got string 'x'");
+    expect(() => speedyConvNet({ hyp: { net: { basedepth: 8 } } as never })).toThrow("hyp.net has no key 'basedepth' (did you mean 'baseDepth'?)");
+  });
+
+  it('accepts the seed, in-range values and keys set to undefined (the default)', () => {
+    expect(resolveHyp()).toEqual(SEED_HYP);
+    const hyp = resolveHyp({ opt: { momentum: 0.9, labelSmoothing: 0 }, net: { baseDepth: undefined, cutmixSize: 0 }, misc: { ema: { epochs: 0 } } });
+    expect(hyp.opt.momentum).toBe(0.9);
+    expect(hyp.net.baseDepth).toBe(SEED_HYP.net.baseDepth);
+    expect(hyp.misc.ema.epochs).toBe(0);
+  });
+
+  it('checkHyp checks a complete Hyp changed after resolveHyp', () => {
+    const hyp: Hyp = structuredClone(resolveHyp());
+    expect(() => checkHyp(hyp)).not.toThrow();
+    hyp.opt.lossBatchSize = 0;
+    expect(() => checkHyp(hyp)).toThrow('hyp.opt.lossBatchSize must be a number > 0');
+    const missing = structuredClone(resolveHyp()) as unknown as { misc: Record<string, unknown> };
+    delete missing.misc['evalBatchSize'];
+    expect(() => checkHyp(missing as unknown as Hyp)).toThrow(/^hyp.misc.evalBatchSize must be a positive integer, got undefined$/);
+  });
+});
