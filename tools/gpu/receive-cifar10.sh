@@ -11,7 +11,7 @@ for p in "$here"/part-*; do [ -f "$p" ] && cp "$p" "$keep"/; done
 want=$(cat "$keep/PARTS")
 have=$(ls "$keep"/part-* 2>/dev/null | wc -l)
 if [ "$have" -lt "$want" ]; then echo "cifar10: $have of $want parts here"; exit 3; fi
-if (cd /tmp/cifar10 && sha256sum -c --quiet "$keep/SHA256SUMS" 2>/dev/null); then echo "cifar10: complete"; exit 0; fi
+if (cd /tmp/cifar10 && sha256sum -c --quiet "$keep/SHA256SUMS" >/dev/null 2>&1); then echo "cifar10: complete"; exit 0; fi
 cat "$keep"/part-* | python3 -c "
 import lzma, sys, tarfile
 with lzma.open(sys.stdin.buffer) as s, tarfile.open(fileobj=s, mode='r|') as t:
