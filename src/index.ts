@@ -33,10 +33,10 @@ export { Conv, torchDefaultInitializer, type ConvArgs } from './layers/conv.js';
 export { Linear, type LinearArgs } from './layers/linear.js';
 export { CompositeLayer } from './layers/composite.js';
 export { ConvGroup, maxPool2, type ConvGroupArgs } from './layers/conv-group.js';
-export { DiscreteAction, type DiscreteActionArgs } from './layers/discrete-action.js';
+export { DiscreteAction, findDiscreteActions, type DiscreteActionArgs } from './layers/discrete-action.js';
 export { Gelu } from './layers/gelu.js';
 export { MaxPool2, GlobalMaxPool } from './layers/pooling.js';
-export type { CallKwargs, LayerArgs } from './layers/registry.js';
+export { checkInput, checkPositiveInt, checkSpatialAtLeast, singleInput, singleShape, type CallKwargs, type LayerArgs } from './layers/registry.js';
 
 // Initialisation
 export { fitWhitening, setWhiteningConv, canonicalizeSigns, type FitWhiteningOptions, type WhiteningFit } from './init/whitening.js';
@@ -100,12 +100,14 @@ export {
   type TrainData,
   type TrainOptions,
   type TrainCallbacks,
-  type TrainCheckpoint,
+  type TrainableNet,
   type TrainResult,
   type EpochRecord,
   type StepInfo,
   type StopReason,
 } from './train/trainer.js';
+export { CHECKPOINT_VERSION, type TrainCheckpoint } from './train/checkpoint.js';
+export { predictWithFlipTTA } from './train/flip-tta.js';
 export { TABLE_COLUMNS, formatTableHeader, formatTableRow, type TableColumn, type TableRow } from './train/table.js';
 export { curvesSvg, type CurvePanel, type CurveSeries } from './train/curves-svg.js';
 
@@ -114,7 +116,6 @@ export { SEED_HYP, resolveHyp, checkHyp, blockDepths, type Hyp, type HypOverride
 export {
   speedyConvNet,
   fitSpeedyConvNetWhitening,
-  predictWithFlipTTA,
   type SpeedyConvNet,
   type SpeedyConvNetMode,
   type SpeedyConvNetOptions,

@@ -4,7 +4,7 @@ import { gelu } from '../ops/gelu.js';
 import { BatchNorm } from './batch-norm.js';
 import { CompositeLayer } from './composite.js';
 import { Conv } from './conv.js';
-import { checkInput, checkPositiveInt, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
+import { checkInput, checkPositiveInt, checkSpatialAtLeast, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
 
 export interface ConvGroupArgs extends LayerArgs {
   /** Output channels of both convolutions. */
@@ -15,6 +15,10 @@ export interface ConvGroupArgs extends LayerArgs {
   statePredDim?: number | null;
   /** Seed of the sublayers' default initialisation (conv1: seed, conv2: seed+1, state_project: seed+2); random when omitted. */
   seed?: number;
+  /** Momentum of the group's batch norms, PyTorch's convention (the new batch's weight); default 0.4, the seed's. */
+  batchNormMomentum?: number;
+  /** Epsilon of the group's batch norms; default 1e-12, the seed's. */
+  batchNormEps?: number;
 }
 
 /**
@@ -48,6 +52,8 @@ export class ConvGroup extends CompositeLayer {
   readonly channelsIn: number | null;
   readonly statePredDim: number | null;
   readonly seed: number | undefined;
+  readonly batchNormMomentum: number;
+  readonly batchNormEps: number;
   readonly conv1: Conv;
   readonly conv2: Conv;
   readonly norm1: BatchNorm;
@@ -65,12 +71,21 @@ export class ConvGroup extends CompositeLayer {
     this.statePredDim = args.statePredDim == null ? null : checkPositiveInt(args.statePredDim, 'statePredDim', name);
     this.seed = args.seed;
     const seed = (i: number) => (args.seed == null ? undefined : args.seed + i);
+    this.batchNormMomentum = args.batchNormMomentum ?? 0.4;
+    if (typeof this.batchNormMomentum !== 'number' || !(this.batchNormMomentum >= 0 && this.batchNormMomentum <= 1)) {
+      throw new Error(`${name}: argument 'batchNormMomentum' must be a number in [0, 1], got ${String(args.batchNormMomentum)}`);
+    }
+    this.batchNormEps = args.batchNormEps ?? 1e-12;
+    if (typeof this.batchNormEps !== 'number' || !(this.batchNormEps >= 0 && Number.isFinite(this.batchNormEps))) {
+      throw new Error(`${name}: argument 'batchNormEps' must be a finite number >= 0, got ${String(args.batchNormEps)}`);
+    }
+    const norm = (normName: string) => new BatchNorm({ name: normName, momentum: this.batchNormMomentum, eps: this.batchNormEps });
     this.conv1 = new Conv({ name: 'conv1', filters: this.channelsOut, seed: seed(0) });
     this.conv2 = new Conv({ name: 'conv2', filters: this.channelsOut, seed: seed(1) });
-    this.norm1 = new BatchNorm({ name: 'norm1' });
-    this.norm2 = new BatchNorm({ name: 'norm2' });
+    this.norm1 = norm('norm1');
+    this.norm2 = norm('norm2');
     this.stateProject = this.statePredDim == null ? null : new Conv({ name: 'state_project', filters: this.statePredDim, seed: seed(2) });
-    this.stateNorm = this.statePredDim == null ? null : new BatchNorm({ name: 'state_norm' });
+    this.stateNorm = this.statePredDim == null ? null : norm('state_norm');
   }
 
   /** The sublayers, in the seed's state-dict order. */
@@ -86,10 +101,7 @@ export class ConvGroup extends CompositeLayer {
     const name = `ConvGroup '${this.name}'`;
     checkInput({ shape: shape as number[], dtype }, 4, name, this.channelsIn);
     const min = this.statePredDim == null ? 2 : 4;
-    const [, h, w] = shape;
-    if ((h != null && h < min) || (w != null && w < min)) {
-      throw new Error(`${name} expects input 'inputs' at least ${min}x${min} spatially (it max-pools ${min === 2 ? 'once' : 'twice'}), got shape [${shape.join(',')}]`);
-    }
+    checkSpatialAtLeast(shape, min, name, `it max-pools ${min === 2 ? 'once' : 'twice'}`);
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
@@ -132,6 +144,8 @@ export class ConvGroup extends CompositeLayer {
       channelsOut: this.channelsOut,
       channelsIn: this.channelsIn,
       statePredDim: this.statePredDim,
+      batchNormMomentum: this.batchNormMomentum,
+      batchNormEps: this.batchNormEps,
     };
     if (this.seed != null) config['seed'] = this.seed;
     return { ...super.getConfig(), ...config };

@@ -3,6 +3,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { simulateDiscreteAction } from '../ops/discrete-action.js';
 import { DeviceRandom } from '../ops/random.js';
 import { stopGradient } from '../ops/stop-gradient.js';
+import { CompositeLayer } from './composite.js';
 import { singleInput, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
 
 /** Options of the `DiscreteAction` layer, on top of tfjs-layers' own (name, inputShape, ...). */
@@ -80,3 +81,22 @@ export class DiscreteAction extends tfl.layers.Layer {
   }
 }
 tf.serialization.registerClass(DiscreteAction);
+
+/**
+ * The `DiscreteAction` layers of a model (a `tf.LayersModel`, or any layer), in the model's layer
+ * order, searching nested models and the sublayers of composite layers too: the noise streams a
+ * trainer checkpoints and restores.
+ */
+export function findDiscreteActions(model: tfl.LayersModel | tfl.layers.Layer): DiscreteAction[] {
+  const found: DiscreteAction[] = [];
+  const visit = (layer: tfl.layers.Layer) => {
+    if (layer instanceof DiscreteAction) {
+      if (!found.includes(layer)) found.push(layer);
+      return;
+    }
+    const nested = (layer as { layers?: tfl.layers.Layer[] }).layers;
+    for (const child of nested ?? (layer instanceof CompositeLayer ? layer.sublayers : [])) visit(child);
+  };
+  visit(model);
+  return found;
+}

@@ -48,6 +48,17 @@ export function checkInput(x: { shape: tfl.Shape | number[]; dtype?: string }, r
   }
 }
 
+/**
+ * Throws unless the spatial sides of an NHWC `shape` (those known) are at least `min`, e.g. for a
+ * block that max-pools twice; `why` says what needs the size.
+ */
+export function checkSpatialAtLeast(shape: ReadonlyArray<number | null | undefined>, min: number, layer: string, why?: string): void {
+  const [, h, w] = shape;
+  if ((h != null && h < min) || (w != null && w < min)) {
+    throw new Error(`${layer} expects input 'inputs' at least ${min}x${min} spatially${why ? ` (${why})` : ''}, got shape [${shape.map((d) => d ?? 'null').join(',')}]`);
+  }
+}
+
 /** Throws unless `value` is a positive integer; names the argument. */
 export function checkPositiveInt(value: unknown, arg: string, layer: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {

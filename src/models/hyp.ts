@@ -1,21 +1,28 @@
 /**
  * The seed's hyperparameters, one frozen object whose fields say their units.
- * `speedyConvNet` and `train` take a {@link HypOverrides} so a user changes one
+ * `speedyConvNet` and `Trainer` take a {@link HypOverrides} so a user changes one
  * knob without forking anything.
  */
 
-/** Optimiser settings (two SGD groups: biases, and everything else). */
+/**
+ * Optimiser settings (two SGD groups: biases, and everything else). `biasLr`, `nonBiasDecay` and
+ * `biasDecay` are derived from the others by {@link resolveHyp} unless set themselves.
+ */
 export interface OptHyp {
   /** Images per optimiser step. The seed: 1024. */
   batchSize: number;
-  /** Peak learning rate of the bias group (per unit of summed loss). The seed: 1.525 * 64 / 512. */
-  biasLr: number;
-  /** Peak learning rate of the non-bias group. The seed: 1.525 / 512. */
+  /** Peak learning rate of the non-bias group (per unit of summed loss). The seed: 1.525 / 512. */
   nonBiasLr: number;
-  /** Coupled L2 decay of the bias group (PyTorch SGD: added to the gradient). The seed: 6.687e-4 * 1024 / 64. */
-  biasDecay: number;
-  /** Coupled L2 decay of the non-bias group. The seed: 6.687e-4 * 1024. */
+  /** The bias group's learning rate is this many times the non-bias group's, and its decay this many times smaller (the seed's bias_scaler). The seed: 64. */
+  biasScaler: number;
+  /** Coupled L2 decay per image of the batch (the loss is a sum over the batch). The seed: 6.687e-4. */
+  weightDecayPerImage: number;
+  /** Peak learning rate of the bias group. Derived: nonBiasLr * biasScaler (the seed: 1.525 * 64 / 512). */
+  biasLr: number;
+  /** Coupled L2 decay of the non-bias group (PyTorch SGD: added to the gradient). Derived: weightDecayPerImage * batchSize. */
   nonBiasDecay: number;
+  /** Coupled L2 decay of the bias group. Derived: weightDecayPerImage * batchSize / biasScaler. */
+  biasDecay: number;
   /** Nesterov momentum of both groups. The seed: 0.85. */
   momentum: number;
   /** Temperature of the linear head (multiplies its weight). The seed: 1/12. */
@@ -73,6 +80,8 @@ export interface MiscHyp {
   trainEpochs: number;
   /** Images per evaluation batch. The seed: 2500. */
   evalBatchSize: number;
+  /** The table's train loss and accuracy are those of the epoch's last step with epochStep % this == 0 (0-based). The seed: 50. */
+  logEveryNSteps: number;
   ema: EmaHyp;
 }
 
@@ -87,17 +96,13 @@ export type HypOverrides = {
   [K in keyof Hyp]?: { [F in keyof Hyp[K]]?: Hyp[K][F] extends object ? Partial<Hyp[K][F]> : Hyp[K][F] };
 };
 
-const BATCH_SIZE = 1024;
-const BIAS_SCALER = 64;
-
-/** The sketch's hyperparameters, as published. */
-export const SEED_HYP: Readonly<Hyp> = Object.freeze({
-  opt: Object.freeze({
-    batchSize: BATCH_SIZE,
-    biasLr: (1.525 * BIAS_SCALER) / 512,
+/** The seed's values of the fields that are not derived from others. */
+const SEED_BASE: Readonly<{ opt: Omit<OptHyp, DerivedOptKey>; net: NetHyp; misc: MiscHyp }> = {
+  opt: {
+    batchSize: 1024,
     nonBiasLr: 1.525 / 512,
-    biasDecay: (6.687e-4 * BATCH_SIZE) / BIAS_SCALER,
-    nonBiasDecay: 6.687e-4 * BATCH_SIZE,
+    biasScaler: 64,
+    weightDecayPerImage: 6.687e-4,
     momentum: 0.85,
     scalingFactor: 1 / 12,
     percentStart: 0.23,
@@ -105,8 +110,8 @@ export const SEED_HYP: Readonly<Hyp> = Object.freeze({
     finalLrRatio: 0.07,
     labelSmoothing: 0.1,
     lossBatchSize: 512,
-  }),
-  net: Object.freeze({
+  },
+  net: {
     whiteningKernelSize: 2,
     whiteningExamples: 50000,
     whiteningChunkSize: 5000,
@@ -117,13 +122,50 @@ export const SEED_HYP: Readonly<Hyp> = Object.freeze({
     padAmount: 2,
     baseDepth: 64,
     noiseStd: 1,
-  }),
-  misc: Object.freeze({
+  },
+  misc: {
     trainEpochs: 12.1,
     evalBatchSize: 2500,
-    ema: Object.freeze({ epochs: 10, decayBase: 0.95, decayPow: 3, everyNSteps: 5 }),
-  }),
-}) as Hyp;
+    logEveryNSteps: 50,
+    ema: { epochs: 10, decayBase: 0.95, decayPow: 3, everyNSteps: 5 },
+  },
+};
+
+type DerivedOptKey = 'biasLr' | 'nonBiasDecay' | 'biasDecay';
+
+/**
+ * The optimiser values the seed computes from others, derived here and nowhere else (as airbench94
+ * derives its learning rates and decay from a few base knobs). An override of the value itself wins.
+ */
+const DERIVED_OPT: { readonly [K in DerivedOptKey]: (opt: Omit<OptHyp, DerivedOptKey>) => number } = {
+  biasLr: (o) => o.nonBiasLr * o.biasScaler,
+  nonBiasDecay: (o) => o.weightDecayPerImage * o.batchSize,
+  biasDecay: (o) => (o.weightDecayPerImage * o.batchSize) / o.biasScaler,
+};
+
+/** The seed's values with `overrides` merged in and the dependent values derived (not checked). */
+function mergeHyp(overrides: HypOverrides): Hyp {
+  const given = withoutUndefined(overrides.opt);
+  const base = { ...SEED_BASE.opt, ...given };
+  const derived = Object.fromEntries(Object.entries(DERIVED_OPT).map(([key, derive]) => [key, derive(base)])) as Pick<OptHyp, DerivedOptKey>;
+  return {
+    opt: { ...base, ...derived, ...given },
+    net: { ...SEED_BASE.net, ...withoutUndefined(overrides.net) },
+    misc: {
+      ...SEED_BASE.misc,
+      ...withoutUndefined(overrides.misc),
+      ema: { ...SEED_BASE.misc.ema, ...withoutUndefined(overrides.misc?.ema) },
+    },
+  };
+}
+
+function deepFreeze<T extends object>(value: T): Readonly<T> {
+  for (const v of Object.values(value)) if (typeof v === 'object' && v !== null) deepFreeze(v);
+  return Object.freeze(value);
+}
+
+/** The sketch's hyperparameters, as published. */
+export const SEED_HYP: Readonly<Hyp> = deepFreeze(mergeHyp({}));
 
 /** What each hyperparameter accepts: an integer or any number, and its range. */
 interface HypRule {
@@ -148,10 +190,12 @@ const FRACTION_OPEN: HypRule = { min: 0, minOpen: true, max: 1, maxOpen: true };
 const HYP_RULES: { [K in keyof Hyp]: { [F in keyof Hyp[K]]: Hyp[K][F] extends object ? { [G in keyof Hyp[K][F]]: HypRule } : HypRule } } = {
   opt: {
     batchSize: POSITIVE_INT,
-    biasLr: NON_NEGATIVE,
     nonBiasLr: NON_NEGATIVE,
-    biasDecay: NON_NEGATIVE,
+    biasScaler: POSITIVE,
+    weightDecayPerImage: NON_NEGATIVE,
+    biasLr: NON_NEGATIVE,
     nonBiasDecay: NON_NEGATIVE,
+    biasDecay: NON_NEGATIVE,
     momentum: { ...FRACTION_OPEN, why: 'Nesterov SGD needs momentum > 0' },
     scalingFactor: POSITIVE,
     percentStart: FRACTION_OPEN,
@@ -175,6 +219,7 @@ const HYP_RULES: { [K in keyof Hyp]: { [F in keyof Hyp[K]]: Hyp[K][F] extends ob
   misc: {
     trainEpochs: POSITIVE,
     evalBatchSize: POSITIVE_INT,
+    logEveryNSteps: POSITIVE_INT,
     ema: { epochs: NON_NEGATIVE_INT, decayBase: { min: 0, max: 1 }, decayPow: NON_NEGATIVE, everyNSteps: POSITIVE_INT },
   },
 };
@@ -260,9 +305,11 @@ function checkOverrideKeys(overrides: unknown): void {
 }
 
 /**
- * The seed's hyperparameters with `overrides` merged in, validated. As in the seed,
- * whose decays are computed from its `batchsize`, the weight decays follow
- * `opt.batchSize` unless they are overridden themselves.
+ * The seed's hyperparameters with `overrides` merged in, validated. As in the seed, the
+ * dependent values follow what they depend on unless they are overridden themselves:
+ * `opt.biasLr` is `nonBiasLr * biasScaler`, `opt.nonBiasDecay` is `weightDecayPerImage *
+ * batchSize` and `opt.biasDecay` that over `biasScaler`. A complete `Hyp` passes through
+ * unchanged (its dependent values count as overrides).
  *
  * @throws when `overrides` is not an object, names a key `Hyp` does not have (a typo
  * is never silently ignored), or sets a value outside its range (every key has one:
@@ -271,21 +318,7 @@ function checkOverrideKeys(overrides: unknown): void {
  */
 export function resolveHyp(overrides: HypOverrides = {}): Hyp {
   checkOverrideKeys(overrides);
-  const batchSize = overrides.opt?.batchSize ?? SEED_HYP.opt.batchSize;
-  const hyp: Hyp = {
-    opt: {
-      ...SEED_HYP.opt,
-      nonBiasDecay: 6.687e-4 * batchSize,
-      biasDecay: (6.687e-4 * batchSize) / BIAS_SCALER,
-      ...withoutUndefined(overrides.opt),
-    },
-    net: { ...SEED_HYP.net, ...withoutUndefined(overrides.net) },
-    misc: {
-      ...SEED_HYP.misc,
-      ...withoutUndefined(overrides.misc),
-      ema: { ...SEED_HYP.misc.ema, ...withoutUndefined(overrides.misc?.ema) },
-    },
-  };
+  const hyp = mergeHyp(overrides);
   checkHyp(hyp);
   return hyp;
 }

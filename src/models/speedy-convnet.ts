@@ -10,8 +10,10 @@ import { Gelu } from '../layers/gelu.js';
 import { Linear } from '../layers/linear.js';
 import { GlobalMaxPool, MaxPool2 } from '../layers/pooling.js';
 import { WhiteningConv } from '../layers/whitening.js';
-import { deviceScalar } from '../ops/constants.js';
 import { blockDepths, resolveHyp, type Hyp, type HypOverrides } from './hyp.js';
+
+// The seed's eval forward, for any model; exported here too, beside the net it was written for.
+export { predictWithFlipTTA } from '../train/flip-tta.js';
 
 /** 'sketch': the seed (cut + noise between groups). 'backprop': the same net trained end to end (no cut, no noise). */
 export type SpeedyConvNetMode = 'sketch' | 'backprop';
@@ -66,9 +68,11 @@ export function speedyConvNet(options: SpeedyConvNetOptions = {}): SpeedyConvNet
   const imageSize = options.imageSize ?? 32;
   if (!(Number.isInteger(imageSize) && imageSize >= 16)) throw new Error(`speedyConvNet: option 'imageSize' must be an integer >= 16, got ${imageSize}`);
   const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
-  checkBatchNormHyp(hyp);
   const depths = blockDepths(hyp.net.baseDepth);
-  const bn = (name: string) => new BatchNorm({ name, momentum: hyp.net.batchNormMomentum, eps: hyp.net.batchNormEps });
+  const batchNorm = { momentum: hyp.net.batchNormMomentum, eps: hyp.net.batchNormEps };
+  const bn = (name: string) => new BatchNorm({ name, ...batchNorm });
+  const group = (name: string, channelsOut: number, statePredDim: number | null, groupSeed: number) =>
+    new ConvGroup({ name, channelsOut, statePredDim, seed: groupSeed, batchNormMomentum: batchNorm.momentum, batchNormEps: batchNorm.eps });
 
   const input = tfl.input({ shape: [imageSize, imageSize, 3], name: 'images' });
   const whitening = new WhiteningConv({ name: 'initial_block_whiten', kernelSize: hyp.net.whiteningKernelSize, seed });
@@ -79,9 +83,9 @@ export function speedyConvNet(options: SpeedyConvNetOptions = {}): SpeedyConvNet
   statePred1 = link(new Gelu({ name: 'initial_block_state_activation' }), statePred1);
 
   const groups = [
-    new ConvGroup({ name: 'conv_group_1', channelsOut: depths.block1, statePredDim: depths.block2, seed: seed + 10 }),
-    new ConvGroup({ name: 'conv_group_2', channelsOut: depths.block2, statePredDim: depths.block3, seed: seed + 20 }),
-    new ConvGroup({ name: 'conv_group_3', channelsOut: depths.block3, statePredDim: null, seed: seed + 30 }),
+    group('conv_group_1', depths.block1, depths.block2, seed + 10),
+    group('conv_group_2', depths.block2, depths.block3, seed + 20),
+    group('conv_group_3', depths.block3, null, seed + 30),
   ];
   const discreteActions = mode === 'sketch'
     ? [1, 2, 3].map((i) => new DiscreteAction({ name: `discrete_action_${i}`, noiseStd: hyp.net.noiseStd, seed: seed + 100 + i }))
@@ -100,13 +104,6 @@ export function speedyConvNet(options: SpeedyConvNetOptions = {}): SpeedyConvNet
 
   for (const group of groups) initConvGroupDirac(group);
   return { model, hyp, mode, whitening, groups, discreteActions };
-}
-
-function checkBatchNormHyp(hyp: Hyp): void {
-  // ConvGroup's batch norms use the seed's momentum and eps; other values are not wired through yet.
-  if (hyp.net.batchNormMomentum !== 0.4 || hyp.net.batchNormEps !== 1e-12) {
-    throw new Error('speedyConvNet: ConvGroup uses the seed batch-norm momentum 0.4 and eps 1e-12; other values are not supported yet');
-  }
 }
 
 /**
@@ -133,19 +130,4 @@ export async function fitSpeedyConvNetWhitening(
   } finally {
     if (unpadded !== images) unpadded.dispose();
   }
-}
-
-/**
- * The seed's eval-time forward: the batch is doubled with its left-right mirror,
- * run through the network in inference mode (so the discrete actions' noise scale is
- * the std of the doubled batch, as the seed's), and the two halves' logits averaged.
- */
-export function predictWithFlipTTA(model: tfl.LayersModel, images: tf.Tensor4D): tf.Tensor2D {
-  return tf.tidy(() => {
-    const n = images.shape[0];
-    const doubled = tf.concat([images, tf.reverse(images, 2)], 0);
-    const logits = model.apply(doubled, { training: false }) as tf.Tensor2D;
-    const [orig, flipped] = tf.split(logits, [n, n], 0) as [tf.Tensor2D, tf.Tensor2D];
-    return tf.add(tf.mul(orig, deviceScalar(0.5)), tf.mul(flipped, deviceScalar(0.5)));
-  });
 }

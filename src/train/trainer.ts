@@ -1,13 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { epochBatches, epochFraction, stepsInEpoch, type LabelledImages } from '../data/batches.js';
-import { checkHyp } from '../models/hyp.js';
-import { predictWithFlipTTA, type SpeedyConvNet } from '../models/speedy-convnet.js';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { epochBatches, epochFraction, stepsInEpoch, type Batch, type LabelledImages } from '../data/batches.js';
+import { findDiscreteActions, type DiscreteAction } from '../layers/discrete-action.js';
+import { resolveHyp, type Hyp, type HypOverrides } from '../models/hyp.js';
 import { accuracy, crossEntropy, seedLoss } from '../ops/loss.js';
 import { DeviceRandom, type DeviceRandomState } from '../ops/random.js';
+import { CHECKPOINT_VERSION, checkCheckpoint, checkpointTensors, type TrainCheckpoint } from './checkpoint.js';
 import { NetworkEMA } from './ema.js';
+import { predictWithFlipTTA } from './flip-tta.js';
 import { perExampleLoss } from './metrics.js';
 import { OneCycle } from './one-cycle.js';
-import { SGD, splitBiasGroups, type NamedWeight } from './sgd.js';
+import { SGD, splitBiasGroups } from './sgd.js';
 import { variableGrads } from './variable-grads.js';
 
 /** The dataset as the seed holds it on the device: padded, normalised training images and the eval split. */
@@ -18,11 +21,22 @@ export interface TrainData {
   eval: LabelledImages;
 }
 
+/**
+ * A model for {@link Trainer} with the hyperparameters to train it with: a `SpeedyConvNet`, or
+ * `{ model, hyp }` for a model of your own.
+ */
+export interface TrainableNet {
+  /** NHWC images in, `[N, classes]` logits out. */
+  model: tfl.LayersModel;
+  /** The recipe's hyperparameters: a full `Hyp` (a `SpeedyConvNet`'s) or overrides of the seed's (`SEED_HYP`). Default: the seed's. */
+  hyp?: HypOverrides;
+}
+
 /** One row of the seed's table, plus what the CLI and the browser example show. */
 export interface EpochRecord {
   /** 0-based, as the seed prints it. */
   epoch: number;
-  /** The seed's logged train loss (per example) at the last step with epochStep % 50 == 0. */
+  /** The seed's logged train loss (per example) at the epoch's last step with epochStep % hyp.misc.logEveryNSteps == 0. */
   trainLoss: number;
   trainAcc: number;
   valLoss: number;
@@ -80,27 +94,6 @@ export interface TrainOptions {
   evalEveryEpoch?: boolean;
 }
 
-/** Everything needed to continue a run exactly: JSON-safe fields plus named tensors. */
-export interface TrainCheckpoint {
-  version: 1;
-  /** The epoch to continue in, and how many of its steps are done. */
-  epoch: number;
-  epochStep: number;
-  step: number;
-  /** The data generator's state when `epoch` started (its batches are drawn again and the first `epochStep` skipped). */
-  dataRandomAtEpochStart: DeviceRandomState;
-  /** The discrete actions' noise streams now. */
-  modelRandom: DeviceRandomState[];
-  records: EpochRecord[];
-  totalTimeSeconds: number;
-  sgd: { step: number; scheduleSteps: (number | null)[] };
-  emaActive: boolean;
-  /** The current epoch's logged training loss/accuracy so far (the table's train columns), so a mid-epoch resume keeps them. */
-  epochTrainMetrics?: { loss: number; acc: number } | null;
-  /** `weights/<name>`, `momentum/<name>`, `ema/<name>`, by each weight's scoped name without tfjs-layers' uniqueness suffix. */
-  tensors: tf.NamedTensorMap;
-}
-
 /** How a run ended. */
 export type StopReason = 'completed' | 'stopped' | 'non-finite-loss';
 
@@ -139,23 +132,36 @@ export function trainSchedule(numExamples: number, batchSize: number, trainEpoch
   return { epochSteps, stepsPerEpoch, totalSteps: Math.max(total, epochSteps.reduce((a, b) => a + b, 0)) };
 }
 
+/** How an epoch's training loop ended: the epoch is done (at this rate), or the run stops. */
+type EpochOutcome = { imagesPerSec: number } | { stop: StopReason; message?: string };
+
 /**
- * The seed's training loop for a {@link SpeedyConvNet}: two SGD groups (biases and
- * the rest) with OneCycle schedules, crop/flip (and cutmix in the last epochs) each
- * epoch, an EMA from epoch `floor(trainEpochs) - ema.epochs` updated every
- * `ema.everyNSteps` steps and copied back into the live net, and evaluation of the
- * live and EMA nets with flip test-time augmentation after each epoch. Only the
- * training loop is timed.
+ * The seed's training recipe for any tfjs `LayersModel` that maps NHWC images to logits: two
+ * SGD groups (weights with `bias` in their name, and the rest) with Nesterov momentum, coupled
+ * weight decay and OneCycle schedules; crop/flip (and cutmix in the last epochs) each epoch; the
+ * seed's summed, label-smoothed loss; an EMA from epoch `floor(trainEpochs) - ema.epochs`,
+ * updated every `ema.everyNSteps` steps and copied back into the live model; evaluation of the
+ * live and EMA models with flip test-time augmentation after each epoch; checkpoints that resume
+ * exactly. Only the training loop is timed.
  *
  * @remarks
- * With `microBatchSize` below the batch size, the gradients of several passes are
- * summed before one optimiser step: the same update as one large batch (the seed's
- * loss is a sum), except that batch-norm statistics are per micro-batch.
- * Nothing is read back inside a step: the loss is read asynchronously every
- * `logEvery` steps, for progress and to stop on a NaN or infinite loss.
+ * Pass a model and its hyperparameters as `{ model, hyp }` (a `SpeedyConvNet` is one), or a bare
+ * `LayersModel` to train it with the seed's. The trainer finds the model's `DiscreteAction`
+ * layers itself and checkpoints their noise streams. The seed's naming rules apply to any
+ * model: weights named `...bias` go to the bias group, and the EMA copies back every float
+ * weight except those with `whiten`, or both `norm` and `weight`, in their names.
+ * With `microBatchSize` below the batch size, the gradients of several passes are summed
+ * before one optimiser step: the same update as one large batch (the seed's loss is a sum),
+ * except that batch-norm statistics are per micro-batch. Nothing is read back inside a step:
+ * the loss is read asynchronously every `logEvery` steps, for progress and to stop on a NaN or
+ * infinite loss.
  */
 export class Trainer {
-  readonly net: SpeedyConvNet;
+  readonly model: tfl.LayersModel;
+  /** The hyperparameters this trainer runs with, resolved and checked. */
+  readonly hyp: Hyp;
+  /** The model's simulated discrete actions, whose noise streams checkpoints hold. */
+  readonly discreteActions: readonly DiscreteAction[];
   readonly data: TrainData;
   readonly batchSize: number;
   readonly microBatchSize: number;
@@ -182,23 +188,13 @@ export class Trainer {
   /** The epoch's logged training loss (per example) and accuracy, already read back. */
   private lastLogged: { loss: number; acc: number } | null = null;
 
-  constructor(net: SpeedyConvNet, data: TrainData, options: TrainOptions = {}) {
-    this.net = net;
+  constructor(net: tfl.LayersModel | TrainableNet, data: TrainData, options: TrainOptions = {}) {
+    ({ model: this.model, hyp: this.hyp } = resolveNet(net));
+    this.discreteActions = findDiscreteActions(this.model);
     this.data = data;
-    const { hyp } = net;
-    try {
-      checkHyp(hyp);
-    } catch (e) {
-      throw new Error(`Trainer: net.hyp is invalid: ${(e as Error).message}`);
-    }
-    this.batchSize = hyp.opt.batchSize;
-    const n = data.train.images.shape[0];
-    if (n < this.batchSize) throw new Error(`Trainer: the training set has ${n} images, fewer than one batch of ${this.batchSize}`);
-    this.imageSize = net.model.inputs[0]!.shape[1] ?? 32;
-    const expectedSide = this.imageSize + 2 * hyp.net.padAmount;
-    if (data.train.images.shape[1] !== expectedSide) {
-      throw new Error(`Trainer: training images must be reflect-padded by hyp.net.padAmount=${hyp.net.padAmount} (${expectedSide}x${expectedSide}), got shape [${data.train.images.shape}]`);
-    }
+    const { opt, misc } = this.hyp;
+    this.batchSize = opt.batchSize;
+    this.imageSize = checkData(this.model, data, this.hyp);
     this.microBatchSize = options.microBatchSize ?? this.batchSize;
     if (!(Number.isInteger(this.microBatchSize) && this.microBatchSize > 0 && this.batchSize % this.microBatchSize === 0)) {
       throw new Error(`Trainer: microBatchSize must be a positive divisor of the batch size ${this.batchSize}, got ${options.microBatchSize}`);
@@ -212,40 +208,32 @@ export class Trainer {
     };
     let schedule: ReturnType<typeof trainSchedule>;
     try {
-      schedule = trainSchedule(n, this.batchSize, hyp.misc.trainEpochs);
+      schedule = trainSchedule(data.train.images.shape[0], this.batchSize, misc.trainEpochs);
     } catch (e) {
-      throw new Error(`Trainer: hyp.misc.trainEpochs ${hyp.misc.trainEpochs} gives no step to train: ${(e as Error).message.replace(/^trainSchedule: /, '')}`);
+      throw new Error(`Trainer: hyp.misc.trainEpochs ${misc.trainEpochs} gives no step to train: ${(e as Error).message.replace(/^trainSchedule: /, '')}`);
     }
     this.epochSteps = schedule.epochSteps;
     this.totalSteps = schedule.totalSteps;
-    this.emaStartEpoch = Math.floor(hyp.misc.trainEpochs) - hyp.misc.ema.epochs;
+    this.emaStartEpoch = Math.floor(misc.trainEpochs) - misc.ema.epochs;
 
-    const weights = net.model.trainableWeights as unknown as NamedWeight[];
-    const { bias, nonBias } = splitBiasGroups(weights);
+    const { bias, nonBias } = splitBiasGroups(this.model.trainableWeights);
     const cycle = (maxLr: number) => new OneCycle({
       maxLr,
       totalSteps: this.totalSteps,
-      pctStart: hyp.opt.percentStart,
-      divFactor: hyp.opt.initialDivFactor,
-      finalDivFactor: 1 / (hyp.opt.initialDivFactor * hyp.opt.finalLrRatio),
+      pctStart: opt.percentStart,
+      divFactor: opt.initialDivFactor,
+      finalDivFactor: 1 / (opt.initialDivFactor * opt.finalLrRatio),
       anneal: 'linear',
     });
-    this.schedules = [cycle(hyp.opt.nonBiasLr), cycle(hyp.opt.biasLr)];
-    const common = { momentum: hyp.opt.momentum, nesterov: true };
+    this.schedules = [cycle(opt.nonBiasLr), cycle(opt.biasLr)];
+    const common = { momentum: opt.momentum, nesterov: true };
     this.optimizer = new SGD([
-      { name: 'non_bias', weights: nonBias, lr: this.schedules[0]!, weightDecay: hyp.opt.nonBiasDecay, ...common },
-      { name: 'bias', weights: bias, lr: this.schedules[1]!, weightDecay: hyp.opt.biasDecay, ...common },
+      { name: 'non_bias', weights: nonBias, lr: this.schedules[0]!, weightDecay: opt.nonBiasDecay, ...common },
+      { name: 'bias', weights: bias, lr: this.schedules[1]!, weightDecay: opt.biasDecay, ...common },
     ]);
-    this.trainable = net.model.trainableWeights.map((w) => w.read() as tf.Variable);
+    this.trainable = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
     this.random = new DeviceRandom(this.options.seed);
     this.dataRandomAtEpochStart = this.random.getState();
-  }
-
-  private makeEma(): NetworkEMA {
-    const { ema } = this.net.hyp.misc;
-    return new NetworkEMA(this.net.model, {
-      decaySchedule: { totalSteps: this.totalSteps, decayBase: ema.decayBase, everyN: ema.everyNSteps, pow: ema.decayPow },
-    });
   }
 
   /**
@@ -268,103 +256,116 @@ export class Trainer {
 
   /** Trains to the end of the schedule (or until stopped), evaluating after each epoch. */
   async run(): Promise<TrainResult> {
-    const { hyp } = this.net;
-    const epochs = this.epochSteps.length;
-    while (this.epoch < epochs) {
+    while (this.epoch < this.epochSteps.length) {
       if (this.stopRequested) return this.finish('stopped');
-      const epoch = this.epoch;
-      if (this.epochStep === 0) this.dataRandomAtEpochStart = this.random.getState();
-      else this.random.setState(this.dataRandomAtEpochStart);
-      const cutmixSize = epoch >= hyp.misc.trainEpochs - hyp.net.cutmixEpochs ? hyp.net.cutmixSize : 0;
-      const steps = this.epochSteps[epoch]!;
-      const batches = epochBatches(this.data.train, {
-        batchSize: this.batchSize,
-        random: this.random,
-        epochFraction: steps * this.batchSize / this.data.train.images.shape[0],
-        cropSize: this.imageSize,
-        cutmixSize,
-      });
-      const started = performance.now();
-      let seen = 0;
-      let index = 0;
-      // Images of the steps the backend has finished (as of the last completed read), and when.
-      let finishedImages = 0;
-      let finishedAt = started;
-      try {
-        for (const batch of batches) {
-          if (index++ < this.epochStep) {
-            tf.dispose([batch.inputs, batch.targets]); // resuming: these steps are done
-            continue;
-          }
-          if (this.epochStep >= steps || this.stopRequested) {
-            tf.dispose([batch.inputs, batch.targets]);
-            break;
-          }
-          const lr = this.schedules[0]!.lr;
-          this.lastLr = lr;
-          const logNow = (this.epochStep % 50 === 0) || ((this.step + 1) % this.options.logEvery === 0) || this.epochStep === steps - 1;
-          const { loss, acc } = this.trainStep(batch.inputs, batch.targets, logNow);
-          tf.dispose([batch.inputs, batch.targets]);
-          this.step++;
-          this.epochStep++;
-          seen += this.batchSize;
-          if (epoch >= this.emaStartEpoch && this.step % hyp.misc.ema.everyNSteps === 0) {
-            if (this.ema == null) {
-              // The seed snapshots the live net at its first EMA step and `continue`s: updates start a period later.
-              this.ema = this.makeEma();
-            } else {
-              // The seed's decay, decayBase^everyN * (step / totalSteps)^pow, read from a table on the backend.
-              this.ema.updateAt(this.net.model, this.step);
-            }
-          }
-          const info: StepInfo = {
-            epoch, step: this.step, epochStep: this.epochStep, epochSteps: steps, totalSteps: this.totalSteps, lr, imagesPerSec: NaN,
-          };
-          if (loss && acc) {
-            const [lossValue, accValue] = await Promise.all([loss.data(), acc.data()]);
-            // The read returns once the backend has run this step, and so every step before it.
-            finishedImages = seen;
-            finishedAt = performance.now();
-            info.loss = this.perExample(lossValue[0]!);
-            info.acc = accValue[0]!;
-            // Either can be the first to go: a finite sum scaled by a zero loss batch size is 0/0 per example.
-            if (!Number.isFinite(lossValue[0]!) || !Number.isFinite(info.loss)) {
-              this.nonFinite = new NonFiniteLossError(this.step, Number.isFinite(lossValue[0]!) ? info.loss : lossValue[0]!);
-            }
-            if ((this.epochStep - 1) % 50 === 0) this.lastLogged = { loss: info.loss, acc: info.acc };
-            tf.dispose([loss, acc]);
-          }
-          if (finishedImages > 0) info.imagesPerSec = finishedImages / ((finishedAt - started) / 1000);
-          await this.options.callbacks.onStep?.(info);
-          if (this.nonFinite) {
-            return this.finish('non-finite-loss', this.nonFinite.message);
-          }
-          if (this.stopRequested) return this.finish('stopped');
-        }
-      } finally {
-        batches.return(undefined);
-      }
-      if (this.stopRequested && this.epochStep < steps) return this.finish('stopped');
-      // Let queued device work finish before stopping the clock (the seed synchronises CUDA events).
-      const sync = tf.tidy(() => tf.sum(this.trainable[0]!));
-      await sync.data();
-      sync.dispose();
-      const elapsed = (performance.now() - started) / 1000;
-      this.totalTimeSeconds += elapsed;
-      const isLast = epoch === epochs - 1;
-      const evaluated = isLast || this.options.evalEveryEpoch;
-      const record = await this.evaluateEpoch(epoch, seen / elapsed, evaluated);
+      const trained = await this.trainEpoch();
+      if ('stop' in trained) return this.finish(trained.stop, trained.message);
+      const evaluated = this.epoch === this.epochSteps.length - 1 || this.options.evalEveryEpoch;
+      const record = await this.epochRecord(trained.imagesPerSec, evaluated);
       if (evaluated && !Number.isFinite(record.valLoss)) {
         // The training loss is only read every few steps; the net (or the eval data) may hold NaN or infinity since.
-        return this.finish('non-finite-loss', `validation loss became ${record.valLoss} after epoch ${epoch} (step ${this.step})`);
+        return this.finish('non-finite-loss', `validation loss became ${record.valLoss} after epoch ${this.epoch} (step ${this.step})`);
       }
       this.records.push(record);
       this.epoch++;
       this.epochStep = 0;
       await this.options.callbacks.onEpochEnd?.(record, this);
-      if (this.stopRequested && this.epoch < epochs) return this.finish('stopped');
     }
     return this.finish('completed');
+  }
+
+  /** Trains the current epoch from its `epochStep` on (more than 0 when resuming). */
+  private async trainEpoch(): Promise<EpochOutcome> {
+    const steps = this.epochSteps[this.epoch]!;
+    const batches = this.epochBatches(steps);
+    const clock = new EpochClock();
+    try {
+      let index = 0;
+      for (const batch of batches) {
+        const resumedPast = index++ < this.epochStep;
+        if (resumedPast || this.epochStep >= steps || this.stopRequested) {
+          tf.dispose([batch.inputs, batch.targets]);
+          if (resumedPast) continue;
+          break;
+        }
+        const info = await this.trainOneStep(batch, steps, clock);
+        await this.options.callbacks.onStep?.(info);
+        if (this.nonFinite) return { stop: 'non-finite-loss', message: this.nonFinite.message };
+        if (this.stopRequested) return { stop: 'stopped' };
+      }
+    } finally {
+      batches.return(undefined);
+    }
+    if (this.stopRequested && this.epochStep < steps) return { stop: 'stopped' };
+    // Let queued device work finish before stopping the clock (the seed synchronises CUDA events).
+    const sync = tf.tidy(() => tf.sum(this.trainable[0]!));
+    await sync.data();
+    sync.dispose();
+    const elapsed = clock.elapsedSeconds();
+    this.totalTimeSeconds += elapsed;
+    return { imagesPerSec: clock.seen / elapsed };
+  }
+
+  /** The epoch's batches: crop and flip (and cutmix in the last epochs) from the generator's state at the epoch's start. */
+  private epochBatches(steps: number): Generator<Batch, void, undefined> {
+    // A resumed epoch draws its batches again, and the steps already done are skipped.
+    if (this.epochStep === 0) this.dataRandomAtEpochStart = this.random.getState();
+    else this.random.setState(this.dataRandomAtEpochStart);
+    const { net, misc } = this.hyp;
+    return epochBatches(this.data.train, {
+      batchSize: this.batchSize,
+      random: this.random,
+      epochFraction: steps * this.batchSize / this.data.train.images.shape[0],
+      cropSize: this.imageSize,
+      cutmixSize: this.epoch >= misc.trainEpochs - net.cutmixEpochs ? net.cutmixSize : 0,
+    });
+  }
+
+  /** One optimiser step, the EMA's turn, and the loss read back when it is due. */
+  private async trainOneStep(batch: Batch, steps: number, clock: EpochClock): Promise<StepInfo> {
+    const lr = this.schedules[0]!.lr;
+    this.lastLr = lr;
+    const tableStep = this.epochStep % this.hyp.misc.logEveryNSteps === 0;
+    const readNow = tableStep || (this.step + 1) % this.options.logEvery === 0 || this.epochStep === steps - 1;
+    const metrics = this.trainStep(batch.inputs, batch.targets, readNow);
+    tf.dispose([batch.inputs, batch.targets]);
+    this.step++;
+    this.epochStep++;
+    clock.seen += this.batchSize;
+    this.advanceEma();
+    const info: StepInfo = {
+      epoch: this.epoch, step: this.step, epochStep: this.epochStep, epochSteps: steps, totalSteps: this.totalSteps, lr, imagesPerSec: Number.NaN,
+    };
+    if (metrics) {
+      const [lossValue, accValue] = await Promise.all([metrics.loss.data(), metrics.acc.data()]);
+      tf.dispose([metrics.loss, metrics.acc]);
+      // The read returns once the backend has run this step, and so every step before it.
+      clock.markFinished();
+      info.loss = this.perExample(lossValue[0]!);
+      info.acc = accValue[0]!;
+      // Either can be the first to go: a finite sum scaled by a zero loss batch size is 0/0 per example.
+      if (!Number.isFinite(lossValue[0]!) || !Number.isFinite(info.loss)) {
+        this.nonFinite = new NonFiniteLossError(this.step, Number.isFinite(lossValue[0]!) ? info.loss : lossValue[0]!);
+      }
+      if (tableStep) this.lastLogged = { loss: info.loss, acc: info.acc };
+    }
+    info.imagesPerSec = clock.imagesPerSec;
+    return info;
+  }
+
+  /** The seed's EMA schedule: made from the live model at its first due step, updated (and copied back) at each one after. */
+  private advanceEma(): void {
+    if (this.epoch < this.emaStartEpoch || this.step % this.hyp.misc.ema.everyNSteps !== 0) return;
+    // The seed snapshots the live net at its first EMA step and `continue`s: updates start a period later.
+    if (this.ema == null) this.ema = this.makeEma();
+    else this.ema.updateAt(this.model, this.step); // decayBase^everyN * (step / totalSteps)^pow, from a table on the backend
+  }
+
+  private makeEma(): NetworkEMA {
+    const { ema } = this.hyp.misc;
+    return new NetworkEMA(this.model, {
+      decaySchedule: { totalSteps: this.totalSteps, decayBase: ema.decayBase, everyN: ema.everyNSteps, pow: ema.decayPow },
+    });
   }
 
   private finish(stopReason: StopReason, message?: string): TrainResult {
@@ -375,64 +376,52 @@ export class Trainer {
   }
 
   private perExample(loss: number): number {
-    return perExampleLoss(loss, this.batchSize, this.net.hyp.opt.lossBatchSize / this.batchSize);
+    return perExampleLoss(loss, this.batchSize, this.hyp.opt.lossBatchSize / this.batchSize);
   }
 
-  /** One optimiser step over the batch (summing micro-batch gradients); returns the loss/accuracy tensors when asked. */
-  private trainStep(inputs: tf.Tensor4D, targets: tf.Tensor2D, keepMetrics: boolean): { loss: tf.Scalar | null; acc: tf.Scalar | null } {
-    const { hyp } = this.net;
+  /** One optimiser step over the batch (summing micro-batch gradients); the loss and accuracy tensors when asked. */
+  private trainStep(inputs: tf.Tensor4D, targets: tf.Tensor2D, keepMetrics: boolean): { loss: tf.Scalar; acc: tf.Scalar } | null {
+    const { opt } = this.hyp;
     const micro = this.microBatchSize;
     const passes = this.batchSize / micro;
     // Each pass is scaled for the full batch, so the summed gradient is the full batch's (the seed's loss is a sum).
-    const batchScale = hyp.opt.lossBatchSize / this.batchSize;
-    let total: tf.NamedTensorMap | null = null;
-    let lossSum: tf.Scalar | null = null;
+    const batchScale = opt.lossBatchSize / this.batchSize;
+    let grads: tf.NamedTensorMap | null = null;
+    let loss: tf.Scalar | null = null;
     let correct: tf.Scalar | null = null;
     for (let p = 0; p < passes; p++) {
       const x = passes === 1 ? inputs : tf.slice(inputs, p * micro, micro);
       const y = passes === 1 ? targets : tf.slice(targets, p * micro, micro);
       const kept: { logits?: tf.Tensor } = {};
-      const { value, grads } = variableGrads(() => {
-        const out = this.net.model.apply(x, { training: true }) as tf.Tensor2D;
-        if (keepMetrics) kept.logits = tf.keep(out);
-        return seedLoss(out, y, { labelSmoothing: hyp.opt.labelSmoothing, batchScale });
+      const pass = variableGrads(() => {
+        const logits = this.model.apply(x, { training: true }) as tf.Tensor2D;
+        if (keepMetrics) kept.logits = tf.keep(logits);
+        return seedLoss(logits, y, { labelSmoothing: opt.labelSmoothing, batchScale });
       }, this.trainable);
       if (kept.logits) {
-        const acc = accuracy(kept.logits, y);
+        correct = sum(correct, accuracy(kept.logits, y));
         kept.logits.dispose();
-        const prevCorrect: tf.Scalar | null = correct;
-        correct = prevCorrect ? tf.tidy(() => tf.add(prevCorrect, acc) as tf.Scalar) : tf.clone(acc);
-        prevCorrect?.dispose();
-        acc.dispose();
-        const prevLoss: tf.Scalar | null = lossSum;
-        lossSum = prevLoss ? tf.tidy(() => tf.add(prevLoss, value) as tf.Scalar) : tf.clone(value);
-        prevLoss?.dispose();
-      }
-      value.dispose();
-      if (x !== inputs) tf.dispose([x, y]);
-      if (total == null) {
-        total = grads;
+        loss = sum(loss, pass.value);
       } else {
-        const prev: tf.NamedTensorMap = total;
-        total = tf.tidy(() => Object.fromEntries(Object.entries(prev).map(([k, g]) => [k, tf.add(g, grads[k]!)])));
-        tf.dispose(Object.values(prev));
-        tf.dispose(Object.values(grads));
+        pass.value.dispose();
       }
+      if (x !== inputs) tf.dispose([x, y]);
+      grads = sumEach(grads, pass.grads);
     }
-    this.optimizer.step(total!);
-    tf.dispose(Object.values(total!));
-    if (!keepMetrics) return { loss: null, acc: null };
-    const meanAcc = passes === 1 ? correct! : tf.tidy(() => tf.div(correct!, passes) as tf.Scalar);
-    if (meanAcc !== correct) (correct as tf.Scalar | null)?.dispose();
-    return { loss: lossSum, acc: meanAcc };
+    this.optimizer.step(grads!);
+    tf.dispose(Object.values(grads!));
+    if (!keepMetrics) return null;
+    const acc = passes === 1 ? correct! : tf.tidy(() => tf.div(correct!, passes) as tf.Scalar);
+    if (acc !== correct) correct!.dispose();
+    return { loss: loss!, acc };
   }
 
-  /** Accuracy and loss on the eval split, with flip test-time augmentation; `ema` evaluates the EMA weights. */
+  /** Accuracy and loss on the eval split, with flip test-time augmentation; `useEma` evaluates the EMA weights. */
   async evaluate(useEma = false): Promise<{ loss: number; acc: number }> {
     const run = async () => {
       const { images, targets } = this.data.eval;
       const n = images.shape[0];
-      const size = Math.min(this.net.hyp.misc.evalBatchSize, n);
+      const size = Math.min(this.hyp.misc.evalBatchSize, n);
       const parts: tf.Scalar[] = [];
       const weights: number[] = [];
       for (let start = 0; start < n; start += size) {
@@ -440,8 +429,8 @@ export class Trainer {
         const [loss, acc] = tf.tidy(() => {
           const x = tf.slice(images, start, count);
           const y = tf.slice(targets, start, count);
-          const logits = predictWithFlipTTA(this.net.model, x);
-          return [tf.mean(crossEntropy(logits, y, this.net.hyp.opt.labelSmoothing)), accuracy(logits, y)] as tf.Scalar[];
+          const logits = predictWithFlipTTA(this.model, x);
+          return [tf.mean(crossEntropy(logits, y, this.hyp.opt.labelSmoothing)), accuracy(logits, y)] as tf.Scalar[];
         });
         parts.push(loss!, acc!);
         weights.push(count);
@@ -458,28 +447,23 @@ export class Trainer {
     };
     if (useEma) {
       if (!this.ema) throw new Error('Trainer.evaluate: the EMA has not started yet');
-      return this.ema.withWeights(this.net.model, run);
+      return this.ema.withWeights(this.model, run);
     }
     return run();
   }
 
-  private async evaluateEpoch(epoch: number, imagesPerSec: number, doEval: boolean): Promise<EpochRecord> {
-    let trainLoss = Number.NaN;
-    let trainAcc = Number.NaN;
-    if (this.lastLogged) {
-      trainLoss = this.lastLogged.loss;
-      trainAcc = this.lastLogged.acc;
-      this.lastLogged = null;
-    }
-    const live = doEval ? await this.evaluate(false) : { loss: Number.NaN, acc: Number.NaN };
-    const emaAcc = doEval && this.ema && epoch >= this.emaStartEpoch ? (await this.evaluate(true)).acc : null;
+  private async epochRecord(imagesPerSec: number, evaluated: boolean): Promise<EpochRecord> {
+    const logged = this.lastLogged ?? { loss: Number.NaN, acc: Number.NaN };
+    this.lastLogged = null;
+    const live = evaluated ? await this.evaluate(false) : { loss: Number.NaN, acc: Number.NaN };
+    const emaValAcc = evaluated && this.ema && this.epoch >= this.emaStartEpoch ? (await this.evaluate(true)).acc : null;
     return {
-      epoch,
-      trainLoss,
-      trainAcc,
+      epoch: this.epoch,
+      trainLoss: logged.loss,
+      trainAcc: logged.acc,
       valLoss: live.loss,
       valAcc: live.acc,
-      emaValAcc: emaAcc,
+      emaValAcc,
       totalTimeSeconds: this.totalTimeSeconds,
       steps: this.step,
       imagesPerSec,
@@ -489,26 +473,20 @@ export class Trainer {
 
   /** A checkpoint of the run at the current step; the caller disposes `tensors`. */
   checkpoint(): TrainCheckpoint {
-    const tensors: tf.NamedTensorMap = {};
-    // Keyed by originalName: the scoped name without tfjs-layers' per-process uniqueness suffix.
-    for (const w of this.net.model.weights) tensors[`weights/${w.originalName}`] = tf.clone(w.read());
     const sgd = this.optimizer.getState();
-    const original = new Map(this.net.model.weights.map((w) => [w.name, w.originalName]));
-    for (const [name, b] of Object.entries(sgd.buffers)) tensors[`momentum/${original.get(name) ?? name}`] = b;
-    if (this.ema) for (const [name, v] of Object.entries(this.ema.snapshot())) tensors[`ema/${original.get(name) ?? name}`] = v;
     return {
-      version: 1,
+      version: CHECKPOINT_VERSION,
       epoch: this.epoch,
       epochStep: this.epochStep,
       step: this.step,
       dataRandomAtEpochStart: this.epochStep === 0 ? this.random.getState() : this.dataRandomAtEpochStart,
-      modelRandom: this.net.discreteActions.map((d) => d.random.getState()),
+      modelRandom: this.discreteActions.map((d) => d.random.getState()),
       records: structuredClone(this.records),
       totalTimeSeconds: this.totalTimeSeconds,
       sgd: { step: sgd.step, scheduleSteps: sgd.scheduleSteps },
       emaActive: this.ema != null,
       epochTrainMetrics: this.lastLogged && { ...this.lastLogged },
-      tensors,
+      tensors: checkpointTensors(this.model, sgd.buffers, this.ema?.snapshot() ?? null),
     };
   }
 
@@ -519,120 +497,141 @@ export class Trainer {
    * leaves the trainer exactly as it was.
    */
   restore(checkpoint: TrainCheckpoint): void {
-    const fail = (what: string): never => {
-      throw new Error(`Trainer.restore: ${what}`);
-    };
-    if (checkpoint == null || typeof checkpoint !== 'object') fail(`expected a checkpoint from Trainer.checkpoint(), got ${String(checkpoint)}`);
-    if (checkpoint.version !== 1) fail(`unsupported checkpoint version ${String(checkpoint.version)} (this trainer reads version 1)`);
-    const { tensors } = checkpoint;
-    if (tensors == null || typeof tensors !== 'object') fail(`the checkpoint has no tensors, got ${String(tensors)}`);
-
-    // Where the checkpoint is in the schedule: it must be a point of this trainer's schedule.
-    const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
-    const { epoch, epochStep, step } = checkpoint;
-    const epochs = this.epochSteps.length;
-    if (!isCount(epoch) || epoch > epochs) fail(`epoch must be an integer in [0, ${epochs}], got ${String(epoch)}`);
-    const stepsThisEpoch = this.epochSteps[epoch] ?? 0;
-    if (!isCount(epochStep) || epochStep > stepsThisEpoch) {
-      fail(`epochStep must be an integer in [0, ${stepsThisEpoch}] for epoch ${epoch} of this schedule (${this.epochSteps.join(', ')} steps per epoch), got ${String(epochStep)}`);
-    }
-    const expectedStep = this.epochSteps.slice(0, epoch).reduce((a, b) => a + b, 0) + epochStep;
-    if (step !== expectedStep) {
-      fail(`the checkpoint is at step ${String(step)}, but epoch ${epoch} step ${epochStep} is step ${expectedStep} of this trainer's schedule (${this.epochSteps.join(', ')} steps per epoch): ` +
-        'was it written with another data size, batch size or number of epochs?');
-    }
-    const checkState = (state: DeviceRandomState | undefined, what: string) => {
-      if (state == null || !Number.isSafeInteger(state.seed) || !isCount(state.counter)) {
-        fail(`${what} must be { seed, counter } with safe integers (counter >= 0), got ${JSON.stringify(state)}`);
-      }
-    };
-    checkState(checkpoint.dataRandomAtEpochStart, 'dataRandomAtEpochStart');
-    if (!Array.isArray(checkpoint.modelRandom) || checkpoint.modelRandom.length !== this.net.discreteActions.length) {
-      fail(`the checkpoint has ${Array.isArray(checkpoint.modelRandom) ? checkpoint.modelRandom.length : 'no'} noise streams, the net has ${this.net.discreteActions.length} discrete actions (was it saved in another mode?)`);
-    }
-    checkpoint.modelRandom.forEach((state, i) => checkState(state, `modelRandom[${i}]`));
-    if (!Array.isArray(checkpoint.records) || checkpoint.records.length !== epoch) {
-      fail(`records must hold one entry per finished epoch (${epoch}), got ${Array.isArray(checkpoint.records) ? checkpoint.records.length : String(checkpoint.records)}`);
-    }
-    if (!(Number.isFinite(checkpoint.totalTimeSeconds) && checkpoint.totalTimeSeconds >= 0)) fail(`totalTimeSeconds must be a number >= 0, got ${String(checkpoint.totalTimeSeconds)}`);
-    const metrics = checkpoint.epochTrainMetrics;
-    if (metrics != null && (typeof metrics.loss !== 'number' || typeof metrics.acc !== 'number')) fail(`epochTrainMetrics must be null or { loss, acc }, got ${JSON.stringify(metrics)}`);
-    const sgd = checkpoint.sgd;
-    if (sgd == null || !isCount(sgd.step) || !Array.isArray(sgd.scheduleSteps) || sgd.scheduleSteps.length !== this.schedules.length) {
-      fail(`sgd must be { step, scheduleSteps } with ${this.schedules.length} schedule steps, got ${JSON.stringify(sgd)}`);
-    }
-    sgd.scheduleSteps.forEach((s, i) => {
-      if (s == null) return;
-      try {
-        this.schedules[i]!.lrAt(s);
-      } catch (e) {
-        fail(`sgd.scheduleSteps[${i}] is not a step of this trainer's learning-rate schedule (${this.totalSteps} steps): ${(e as Error).message}`);
-      }
+    const checked = checkCheckpoint(checkpoint, {
+      model: this.model, epochSteps: this.epochSteps, schedules: this.schedules, discreteActions: this.discreteActions.length,
     });
-
-    // The tensors: every weight, momentum buffer and EMA entry named, of this net's shapes.
-    const current = new Map(this.net.model.weights.map((w) => [w.originalName, w]));
-    const trainableNames = new Set(this.net.model.trainableWeights.map((w) => w.name));
-    const weights = new Map<string, tf.Tensor>();
-    const buffers: tf.NamedTensorMap = {};
-    const ema: tf.NamedTensorMap = {};
-    const checkTensor = (key: string, value: tf.Tensor, shape: number[], dtype: tf.DataType) => {
-      if (!(value instanceof tf.Tensor) || value.isDisposed) fail(`'${key}' is not a live tensor`);
-      if (!tf.util.arraysEqual(value.shape, shape)) fail(`'${key}' has shape [${value.shape}], this net's weight is [${shape}]`);
-      if (value.dtype !== dtype) fail(`'${key}' has dtype ${value.dtype}, this net's weight is ${dtype}`);
-    };
-    for (const [key, value] of Object.entries(tensors)) {
-      const slash = key.indexOf('/');
-      const [kind, name] = [key.slice(0, slash), key.slice(slash + 1)];
-      const w = current.get(name);
-      if (slash < 0 || !['weights', 'momentum', 'ema'].includes(kind)) fail(`tensor '${key}' is not a weights/, momentum/ or ema/ entry`);
-      if (!w) fail(`tensor '${key}' names no weight of this net (was it saved from another architecture or base depth?)`);
-      checkTensor(key, value, w!.shape as number[], w!.dtype);
-      if (kind === 'weights') weights.set(name, value);
-      if (kind === 'momentum') {
-        if (!trainableNames.has(w!.name)) fail(`tensor '${key}' is momentum for '${name}', which this net does not train`);
-        buffers[w!.name] = value;
-      }
-      if (kind === 'ema') ema[w!.name] = value;
-    }
-    for (const w of this.net.model.weights) {
-      if (!weights.has(w.originalName)) fail(`the checkpoint has no value for weight '${w.originalName}'`);
-    }
-    if (typeof checkpoint.emaActive !== 'boolean') fail(`emaActive must be true or false, got ${String(checkpoint.emaActive)}`);
     // The EMA is built and loaded aside (NetworkEMA.load checks every entry), and swapped in only at the end.
-    let nextEma: NetworkEMA | null = null;
-    if (checkpoint.emaActive) {
-      nextEma = this.makeEma();
+    let ema: NetworkEMA | null = null;
+    if (checked.ema) {
+      ema = this.makeEma();
       try {
-        nextEma.load(ema);
+        ema.load(checked.ema);
       } catch (e) {
-        nextEma.dispose();
-        fail(`the checkpoint's EMA does not fit this net: ${(e as Error).message}`);
+        ema.dispose();
+        throw new Error(`Trainer.restore: the checkpoint's EMA does not fit this net: ${(e as Error).message}`);
       }
-    } else if (Object.keys(ema).length > 0) {
-      fail('the checkpoint holds ema/ tensors but says the EMA had not started (emaActive false)');
     }
 
     // Everything checked: write.
-    for (const w of this.net.model.weights) w.write(tf.clone(weights.get(w.originalName)!));
-    this.optimizer.setState({ ...sgd, buffers });
+    for (const [w, value] of checked.weights) w.write(tf.clone(value));
+    this.optimizer.setState(checked.sgd);
     this.ema?.dispose();
-    this.ema = nextEma;
-    checkpoint.modelRandom.forEach((s, i) => this.net.discreteActions[i]!.random.setState(s));
+    this.ema = ema;
+    checkpoint.modelRandom.forEach((s, i) => this.discreteActions[i]!.random.setState(s));
     this.random.setState(checkpoint.dataRandomAtEpochStart);
     this.dataRandomAtEpochStart = { ...checkpoint.dataRandomAtEpochStart };
-    this.epoch = epoch;
-    this.epochStep = epochStep;
-    this.step = step;
+    this.epoch = checkpoint.epoch;
+    this.epochStep = checkpoint.epochStep;
+    this.step = checkpoint.step;
     this.records = structuredClone(checkpoint.records);
     this.totalTimeSeconds = checkpoint.totalTimeSeconds;
-    this.lastLogged = metrics ? { ...metrics } : null;
+    this.lastLogged = checkpoint.epochTrainMetrics ? { ...checkpoint.epochTrainMetrics } : null;
   }
 
-  /** Frees the optimiser's buffers and the EMA (not the network or the data). */
+  /** Frees the optimiser's buffers and the EMA (not the model or the data). */
   dispose(): void {
     this.optimizer.dispose();
     this.ema?.dispose();
     this.lastLogged = null;
   }
+}
+
+/**
+ * Images per second of the steps known to be finished: a step on an asynchronous backend returns
+ * once queued, and a read of its loss returns once the backend has run it (and every step before).
+ */
+class EpochClock {
+  private readonly started = performance.now();
+  /** Images of the steps run (queued) so far. */
+  seen = 0;
+  private finishedImages = 0;
+  private finishedAt = this.started;
+
+  /** Every step run so far is finished. */
+  markFinished(): void {
+    this.finishedImages = this.seen;
+    this.finishedAt = performance.now();
+  }
+
+  /** NaN before the first `markFinished`. */
+  get imagesPerSec(): number {
+    return this.finishedImages > 0 ? this.finishedImages / ((this.finishedAt - this.started) / 1000) : Number.NaN;
+  }
+
+  elapsedSeconds(): number {
+    return (performance.now() - this.started) / 1000;
+  }
+}
+
+/** `total + next` (both taken over), or `next` when there is no total yet. */
+function sum(total: tf.Scalar | null, next: tf.Scalar): tf.Scalar {
+  if (total == null) return next;
+  const out = tf.add(total, next) as tf.Scalar;
+  tf.dispose([total, next]);
+  return out;
+}
+
+/** `sum` for every entry of two maps with the same keys. */
+function sumEach(total: tf.NamedTensorMap | null, next: tf.NamedTensorMap): tf.NamedTensorMap {
+  if (total == null) return next;
+  const out = tf.tidy(() => Object.fromEntries(Object.entries(total).map(([k, g]) => [k, tf.add(g, next[k]!)])));
+  tf.dispose([...Object.values(total), ...Object.values(next)]);
+  return out;
+}
+
+/** The model and its hyperparameters, checked, from what the Trainer was given. */
+function resolveNet(net: tfl.LayersModel | TrainableNet): { model: tfl.LayersModel; hyp: Hyp } {
+  const isModel = (m: unknown): m is tfl.LayersModel =>
+    m != null && typeof m === 'object' && typeof (m as tfl.LayersModel).apply === 'function' && Array.isArray((m as tfl.LayersModel).trainableWeights) && Array.isArray((m as tfl.LayersModel).inputs);
+  const given = isModel(net) ? { model: net } : net;
+  if (given == null || !isModel(given.model)) {
+    throw new Error(`Trainer: expected a tf.LayersModel or { model, hyp } (such as a SpeedyConvNet), got ${given == null ? String(given) : `an object with keys ${Object.keys(given).join(', ') || '(none)'}`}`);
+  }
+  const { model } = given;
+  let hyp: Hyp;
+  try {
+    hyp = resolveHyp(given.hyp ?? {});
+  } catch (e) {
+    throw new Error(`Trainer: net.hyp is invalid: ${(e as Error).message}`);
+  }
+  const input = model.inputs;
+  if (input.length === 0) throw new Error('Trainer: the model has no input yet; build it first (e.g. give a tf.sequential model\'s first layer an inputShape)');
+  if (input.length !== 1 || input[0]!.shape.length !== 4) {
+    throw new Error(`Trainer: the model must take one input of NHWC images [N, H, W, C], it takes ${input.map((t) => `[${t.shape.map((d) => d ?? 'null')}]`).join(', ')}`);
+  }
+  const output = model.outputs;
+  if (output.length !== 1 || output[0]!.shape.length !== 2) {
+    throw new Error(`Trainer: the model must have one output of logits [N, classes], it has ${output.map((t) => `[${t.shape.map((d) => d ?? 'null')}]`).join(', ')}`);
+  }
+  return { model, hyp };
+}
+
+/** Checks the data against the model and hyp; returns the side of the model's input images (the crop size). */
+function checkData(model: tfl.LayersModel, data: TrainData, hyp: Hyp): number {
+  const isSplit = (s: LabelledImages | undefined) => s?.images instanceof tf.Tensor && s.images.rank === 4 && s.targets instanceof tf.Tensor && s.targets.rank === 2;
+  if (data == null || !isSplit(data.train) || !isSplit(data.eval)) {
+    throw new Error('Trainer: data must be { train: { images, targets }, eval: { images, targets } }: NHWC image tensors and [N, classes] target tensors');
+  }
+  const { padAmount } = hyp.net;
+  const n = data.train.images.shape[0];
+  if (n < hyp.opt.batchSize) throw new Error(`Trainer: the training set has ${n} images, fewer than one batch of ${hyp.opt.batchSize}`);
+  const [, height, width, channels] = model.inputs[0]!.shape;
+  const trainSide = data.train.images.shape[1];
+  const imageSize = height ?? trainSide - 2 * padAmount;
+  const expectedSide = imageSize + 2 * padAmount;
+  if (trainSide !== expectedSide || data.train.images.shape[2] !== expectedSide || (width != null && width !== height)) {
+    throw new Error(`Trainer: training images must be square and reflect-padded by hyp.net.padAmount=${padAmount} (${expectedSide}x${expectedSide} for the model's ${height ?? 'any'}x${width ?? 'any'} input), got shape [${data.train.images.shape}]`);
+  }
+  const [, evalHeight, evalWidth, evalChannels] = data.eval.images.shape;
+  if (evalHeight !== imageSize || evalWidth !== imageSize) {
+    throw new Error(`Trainer: eval images must be ${imageSize}x${imageSize} (unpadded), got shape [${data.eval.images.shape}]`);
+  }
+  if (channels != null && (data.train.images.shape[3] !== channels || evalChannels !== channels)) {
+    throw new Error(`Trainer: the model takes ${channels}-channel images, the data has ${data.train.images.shape[3]} (train) and ${evalChannels} (eval)`);
+  }
+  const classes = model.outputs[0]!.shape[1];
+  for (const [split, { targets }] of [['train', data.train], ['eval', data.eval]] as const) {
+    if (classes != null && targets.shape[1] !== classes) throw new Error(`Trainer: the model outputs ${classes} classes, the ${split} targets have ${targets.shape[1]} ([${targets.shape}])`);
+  }
+  return imageSize;
 }

@@ -102,8 +102,31 @@ describe('ConvGroup structure', () => {
     group.dispose();
   });
 
+  it('passes batchNormMomentum and batchNormEps to all its batch norms, and saves them', async () => {
+    const seedDefaults = new ConvGroup({ channelsOut: 2, statePredDim: 2 });
+    expect([seedDefaults.batchNormMomentum, seedDefaults.batchNormEps]).toEqual([0.4, 1e-12]);
+    const group = new ConvGroup({ name: 'g_bn', channelsOut: 2, statePredDim: 2, seed: 1, batchNormMomentum: 0.1, batchNormEps: 1e-5 });
+    expect([group.norm1, group.norm2, group.stateNorm!].map((n) => [n.momentum, n.eps])).toEqual([[0.1, 1e-5], [0.1, 1e-5], [0.1, 1e-5]]);
+    // The momentum is what the running statistics move by: from 0, running_mean is momentum * the batch mean.
+    const reference = new ConvGroup({ name: 'g_seed', channelsOut: 2, statePredDim: 2, seed: 1 });
+    const x = tf.randomNormal([2, 8, 8, 3], 1, 1, 'float32', 4);
+    tf.dispose([...(group.apply(x, { training: true }) as tf.Tensor[]), ...(reference.apply(x, { training: true }) as tf.Tensor[])]);
+    const moved = await group.norm1.runningMean.read().data();
+    const seedMoved = await reference.norm1.runningMean.read().data();
+    expect(Array.from(moved).every((v) => v !== 0)).toBe(true);
+    moved.forEach((v, i) => expect(v / seedMoved[i]!).toBeCloseTo(0.1 / 0.4, 5));
+    const config = group.getConfig();
+    expect([config['batchNormMomentum'], config['batchNormEps']]).toEqual([0.1, 1e-5]);
+    const rebuilt = ConvGroup.fromConfig(ConvGroup, config) as ConvGroup;
+    expect([rebuilt.norm1.momentum, rebuilt.stateNorm!.eps]).toEqual([0.1, 1e-5]);
+    x.dispose();
+    for (const g of [group, reference]) g.dispose(); // the other two were never built
+  });
+
   it('rejects bad arguments and inputs, naming them', () => {
     expect(() => new ConvGroup({ channelsOut: -2 })).toThrow(/argument 'channelsOut' must be a positive integer, got -2/);
+    expect(() => new ConvGroup({ name: 'g', channelsOut: 2, batchNormMomentum: 1.5 })).toThrow("ConvGroup 'g': argument 'batchNormMomentum' must be a number in [0, 1], got 1.5");
+    expect(() => new ConvGroup({ name: 'g', channelsOut: 2, batchNormEps: -1 })).toThrow("ConvGroup 'g': argument 'batchNormEps' must be a finite number >= 0, got -1");
     expect(() => new ConvGroup({ channelsOut: 2, statePredDim: 0 })).toThrow(/argument 'statePredDim'/);
     const g = new ConvGroup({ name: 'g', channelsOut: 2, channelsIn: 3, statePredDim: 4 });
     expect(() => g.apply(tf.zeros([1, 8, 8]))).toThrow(/ConvGroup 'g' expects input 'inputs' of rank 4/);

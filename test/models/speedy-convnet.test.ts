@@ -139,6 +139,22 @@ describeEachBackend('speedyConvNet', () => {
     loaded.dispose();
   });
 
+  it("builds every batch norm, the conv groups' included, with hyp.net.batchNormMomentum and batchNormEps", async () => {
+    const { BatchNorm } = await import('../../src/layers/batch-norm.js');
+    const norms = (net: ReturnType<typeof speedyConvNet>) => [
+      ...net.model.layers.filter((l): l is InstanceType<typeof BatchNorm> => l instanceof BatchNorm),
+      ...net.groups.flatMap((g) => [g.norm1, g.norm2, ...(g.stateNorm ? [g.stateNorm] : [])]),
+    ];
+    const seedNet = speedyConvNet({ seed: 1, hyp: TINY });
+    expect(norms(seedNet)).toHaveLength(9);
+    expect(new Set(norms(seedNet).map((n) => `${n.momentum}/${n.eps}`))).toEqual(new Set(['0.4/1e-12']));
+    const net = speedyConvNet({ seed: 1, hyp: { net: { baseDepth: 4, batchNormMomentum: 0.1, batchNormEps: 1e-5 } } });
+    expect(norms(net)).toHaveLength(9);
+    expect(new Set(norms(net).map((n) => `${n.momentum}/${n.eps}`))).toEqual(new Set(['0.1/0.00001']));
+    seedNet.model.dispose();
+    net.model.dispose();
+  });
+
   it('rejects bad options with messages naming them', () => {
     expect(() => speedyConvNet({ mode: 'hybrid' as never })).toThrow("option 'mode' must be 'sketch' or 'backprop', got 'hybrid'");
     expect(() => speedyConvNet({ hyp: { net: { baseDepth: 0 } } })).toThrow('hyp.net.baseDepth must be a positive integer, got 0');
@@ -153,6 +169,22 @@ it('resolveHyp derives the weight decays from the batch size, as the seed does, 
   expect(half.opt.nonBiasDecay).toBeCloseTo(6.687e-4 * 512, 12);
   expect(half.opt.biasDecay).toBeCloseTo((6.687e-4 * 512) / 64, 12);
   expect(resolveHyp({ opt: { batchSize: 512, biasDecay: 0 } }).opt.biasDecay).toBe(0);
+});
+
+it("SEED_HYP's dependent values are the seed's expressions, derived from biasScaler and weightDecayPerImage", async () => {
+  const { resolveHyp, SEED_HYP } = await import('../../src/models/hyp.js');
+  // The seed: bias_lr = 1.525 * bias_scaler / 512, bias_decay = 6.687e-4 * batchsize / bias_scaler, non_bias_decay = 6.687e-4 * batchsize.
+  expect(SEED_HYP.opt).toMatchObject({ batchSize: 1024, biasScaler: 64, weightDecayPerImage: 6.687e-4 });
+  expect(SEED_HYP.opt.biasLr).toBe((1.525 * 64) / 512);
+  expect(SEED_HYP.opt.nonBiasDecay).toBe(6.687e-4 * 1024);
+  expect(SEED_HYP.opt.biasDecay).toBe((6.687e-4 * 1024) / 64);
+  // Each dependent value follows what it depends on.
+  const scaled = resolveHyp({ opt: { biasScaler: 32, nonBiasLr: 0.01, weightDecayPerImage: 1e-3 } });
+  expect(scaled.opt).toMatchObject({ biasLr: 0.01 * 32, nonBiasDecay: 1e-3 * 1024, biasDecay: (1e-3 * 1024) / 32 });
+  // A full Hyp passes through resolveHyp unchanged, its dependent values kept as they are.
+  const custom = { ...structuredClone(SEED_HYP), opt: { ...SEED_HYP.opt, biasLr: 0.5, nonBiasLr: 0.001 } };
+  expect(resolveHyp(custom)).toEqual(custom);
+  expect(() => resolveHyp({ opt: { biasScaler: 0 } })).toThrow('hyp.opt.biasScaler must be a number > 0, got 0');
 });
 
 it('runs each conv group once per forward pass (tfjs-layers asks a two-output layer once per output)', async () => {

@@ -1,6 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { expect, it } from 'vitest';
-import type { HypOverrides } from '../../src/models/hyp.js';
+import { ConvGroup } from '../../src/layers/conv-group.js';
+import { DiscreteAction, findDiscreteActions } from '../../src/layers/discrete-action.js';
+import { Linear } from '../../src/layers/linear.js';
+import { GlobalMaxPool } from '../../src/layers/pooling.js';
+import { SEED_HYP, type HypOverrides } from '../../src/models/hyp.js';
 import { speedyConvNet } from '../../src/models/speedy-convnet.js';
 import { Trainer, trainSchedule, type TrainData } from '../../src/train/trainer.js';
 import { describeEachBackend } from '../helpers/backends.js';
@@ -34,8 +39,25 @@ const HYP: HypOverrides = {
   misc: { trainEpochs: 2, evalBatchSize: 16, ema: { epochs: 1, everyNSteps: 2 } },
 };
 
+/**
+ * A model of one's own, built from the library's layers (named, so checkpoints match across models): two conv groups wired as the sketch's
+ * dataflow (the first predicts the second's output), a discrete action after each, a linear head.
+ */
+function ownModel(seed: number): tfl.LayersModel {
+  const input = tfl.input({ shape: [SIDE, SIDE, 3] });
+  const [y1, statePred2] = new ConvGroup({ name: 'block_1', channelsOut: 4, statePredDim: 8, seed }).apply(input) as tfl.SymbolicTensor[];
+  const x1 = new DiscreteAction({ name: 'action_1', seed: seed + 1 }).apply(y1!) as tfl.SymbolicTensor;
+  const y2 = new ConvGroup({ name: 'block_2', channelsOut: 8, seed: seed + 2 }).apply(x1) as tfl.SymbolicTensor;
+  const x2 = tfl.layers.add({ name: 'residual' }).apply([new DiscreteAction({ name: 'action_2', seed: seed + 3 }).apply(y2) as tfl.SymbolicTensor, statePred2!]) as tfl.SymbolicTensor;
+  const logits = new Linear({ name: 'head', units: 10, temperature: 1 / 12, seed: seed + 4 }).apply(new GlobalMaxPool({ name: 'pool' }).apply(x2)) as tfl.SymbolicTensor;
+  return tfl.model({ inputs: input, outputs: logits });
+}
+
+/** The recipe for ownModel: batches of 16, two epochs, the EMA in the second. */
+const OWN_HYP: HypOverrides = { opt: { batchSize: 16 }, misc: { trainEpochs: 2, evalBatchSize: 16, ema: { epochs: 1, everyNSteps: 2 } } };
+
 async function weightsOf(trainer: Trainer): Promise<Float32Array[]> {
-  return Promise.all(trainer.net.model.weights.map(async (w) => (await w.read().data()) as Float32Array));
+  return Promise.all(trainer.model.weights.map(async (w) => (await w.read().data()) as Float32Array));
 }
 
 describeEachBackend('Trainer', () => {
@@ -84,6 +106,65 @@ describeEachBackend('Trainer', () => {
   });
 });
 
+describeEachBackend('Trainer on a model of your own', () => {
+  it('runs the seed recipe on a LayersModel built from the library layers, finding its discrete actions', async () => {
+    const { data, dispose } = toyData(64, 12);
+    const model = ownModel(1);
+    const before = liveTensors();
+    const losses: number[] = [];
+    const trainer = new Trainer({ model, hyp: OWN_HYP }, data, { seed: 2, logEvery: 1, callbacks: { onStep: (s) => { if (s.loss !== undefined) losses.push(s.loss); } } });
+    expect(trainer.discreteActions.map((d) => d.name)).toEqual(['action_1', 'action_2']);
+    expect(trainer.hyp.opt).toMatchObject({ batchSize: 16, nonBiasLr: SEED_HYP.opt.nonBiasLr, biasLr: SEED_HYP.opt.biasLr, nonBiasDecay: 6.687e-4 * 16 });
+    expect(trainer.imageSize).toBe(SIDE);
+    const streamsBefore = trainer.discreteActions.map((d) => d.random.getState().counter);
+    const weightsBefore = await weightsOf(trainer);
+    const result = await trainer.run();
+    expect(result.stopReason).toBe('completed');
+    expect(result.records.map((r) => [r.epoch, r.steps])).toEqual([[0, 4], [1, 8]]);
+    expect(result.records[0]!.emaValAcc).toBeNull();
+    expect(result.records[1]!.emaValAcc).toBeGreaterThanOrEqual(0);
+    expect(trainer.networkEMA).not.toBeNull();
+    expect(losses).toHaveLength(8);
+    expect(losses.every(Number.isFinite)).toBe(true);
+    // Noise was drawn from each action's stream, and the trainable weights moved (the frozen batch-norm scales did not).
+    trainer.discreteActions.forEach((d, i) => expect(d.random.getState().counter).toBeGreaterThan(streamsBefore[i]!));
+    const weightsAfter = await weightsOf(trainer);
+    trainer.model.weights.forEach((w, i) => {
+      const moved = weightsAfter[i]!.some((v, j) => v !== weightsBefore[i]![j]);
+      if (w.originalName.endsWith('/conv1/weight') || w.originalName.endsWith('/bias')) expect(moved, w.originalName).toBe(true);
+      if (/norm\d?\/weight$/.test(w.originalName)) expect(moved, w.originalName).toBe(false);
+    });
+    trainer.dispose();
+    expect(liveTensors()).toBe(before);
+    model.dispose();
+    dispose();
+  });
+
+  it('resumes a model of your own from a mid-run checkpoint to exactly the uninterrupted weights', async () => {
+    const { data, dispose } = toyData(48, 13);
+    const straight = new Trainer({ model: ownModel(3), hyp: OWN_HYP }, data, { seed: 4 });
+    await straight.run();
+    const expected = await weightsOf(straight);
+    const first = new Trainer({ model: ownModel(3), hyp: OWN_HYP }, data, { seed: 4, callbacks: { onStep: (s) => { if (s.step === 5) first.requestStop(); } } });
+    expect((await first.run()).stopReason).toBe('stopped');
+    const checkpoint = first.checkpoint();
+    expect(checkpoint).toMatchObject({ epoch: 1, epochStep: 2, step: 5, emaActive: true });
+    expect(checkpoint.modelRandom).toHaveLength(2);
+    // Another seed everywhere: the checkpoint must carry the weights, the noise streams and the data order.
+    const resumed = new Trainer({ model: ownModel(30), hyp: OWN_HYP }, data, { seed: 40 });
+    resumed.restore(checkpoint);
+    tf.dispose(Object.values(checkpoint.tensors));
+    expect((await resumed.run()).stopReason).toBe('completed');
+    const actual = await weightsOf(resumed);
+    actual.forEach((w, i) => expect(Array.from(w), straight.model.weights[i]!.originalName).toEqual(Array.from(expected[i]!)));
+    for (const t of [straight, first, resumed]) {
+      t.dispose();
+      t.model.dispose();
+    }
+    dispose();
+  });
+}, ['wasm', 'webgpu'], 'loop logic only, and the cpu backend needs minutes for these runs; its numerics are covered by the golden layer tests');
+
 describeEachBackend('Trainer checkpoints and micro-batches', () => {
   it('resumes from a mid-run checkpoint to exactly the weights of an uninterrupted run', async () => {
     const { data, dispose } = toyData(48, 2);
@@ -108,10 +189,10 @@ describeEachBackend('Trainer checkpoints and micro-batches', () => {
     expect(result.stopReason).toBe('completed');
     expect(result.records.map((r) => r.epoch)).toEqual([0, 1]);
     const actual = await weightsOf(resumed);
-    actual.forEach((w, i) => expect(Array.from(w), straight.net.model.weights[i]!.originalName).toEqual(Array.from(expected[i]!)));
+    actual.forEach((w, i) => expect(Array.from(w), straight.model.weights[i]!.originalName).toEqual(Array.from(expected[i]!)));
     for (const t of [straight, first, resumed]) {
       t.dispose();
-      t.net.model.dispose();
+      t.model.dispose();
     }
     dispose();
   });
@@ -186,12 +267,12 @@ describeEachBackend('Trainer refuses what it cannot train, before changing anyth
     // The same checkpoint with matching streams is taken: the refusals were about what they said.
     const accepted = backprop.checkpoint();
     sketch.restore({ ...accepted, modelRandom: streams });
-    const byName = async (t: Trainer) => Object.fromEntries(await Promise.all(t.net.model.weights.map(async (w) => [w.originalName, Array.from(await w.read().data())])));
+    const byName = async (t: Trainer) => Object.fromEntries(await Promise.all(t.model.weights.map(async (w) => [w.originalName, Array.from(await w.read().data())])));
     expect(await byName(sketch)).toEqual(await byName(backprop));
     tf.dispose(Object.values(accepted.tensors));
     for (const t of [sketch, backprop]) {
       t.dispose();
-      t.net.model.dispose();
+      t.model.dispose();
     }
     dispose();
   });
@@ -222,7 +303,7 @@ describeEachBackend('Trainer refuses what it cannot train, before changing anyth
     tf.dispose(Object.values(checkpoint.tensors));
     expect(await weightsOf(trainer)).toEqual(before);
     trainer.dispose();
-    trainer.net.model.dispose();
+    trainer.model.dispose();
     dispose();
   });
 });
@@ -240,6 +321,79 @@ describeEachBackend('Trainer on eval data holding NaN', () => {
     trainer.dispose();
     net.model.dispose();
     poisoned.dispose();
+    dispose();
+  });
+}, ['wasm', 'webgpu'], 'loop logic only; the cpu backend needs minutes for training runs');
+
+describeEachBackend('Trainer on any LayersModel: what it is given', () => {
+  it('takes a bare LayersModel with the seed hyperparameters, and finds discrete actions anywhere in it', () => {
+    const { data, dispose } = toyData(32, 14);
+    const model = ownModel(5);
+    // The seed's batch of 1024 does not fit 32 images: the bare model did get the seed's hyp.
+    expect(() => new Trainer(model, data)).toThrow('Trainer: the training set has 32 images, fewer than one batch of 1024');
+    const big = tf.tidy(() => ({ images: tf.tile(data.train.images, [32, 1, 1, 1]) as tf.Tensor4D, targets: tf.tile(data.train.targets, [32, 1]) as tf.Tensor2D }));
+    const seedTrainer = new Trainer(model, { train: big, eval: data.eval });
+    expect(seedTrainer.hyp).toEqual(SEED_HYP);
+    expect(seedTrainer.totalSteps).toBe(Math.ceil(12.1));
+    seedTrainer.dispose();
+    // SpeedyConvNet's own list and the search agree, in order; none in 'backprop' mode.
+    const net = speedyConvNet({ seed: 1, hyp: HYP, imageSize: SIDE });
+    expect(findDiscreteActions(net.model)).toEqual(net.discreteActions);
+    const backprop = speedyConvNet({ seed: 1, hyp: HYP, imageSize: SIDE, mode: 'backprop' });
+    expect(findDiscreteActions(backprop.model)).toEqual([]);
+    // A model nested in another as a layer is searched too.
+    const input = tfl.input({ shape: [SIDE, SIDE, 3] });
+    const outer = tfl.model({ inputs: input, outputs: model.apply(input) as tfl.SymbolicTensor });
+    expect(findDiscreteActions(outer).map((d) => d.name)).toEqual(['action_1', 'action_2']);
+    tf.dispose([big.images, big.targets]);
+    for (const m of [model, net.model, backprop.model]) m.dispose();
+    dispose();
+  });
+
+  it('refuses what it cannot train, saying what it expected and what it got', () => {
+    const { data, dispose } = toyData(32, 15);
+    const model = ownModel(6);
+    expect(() => new Trainer({ hyp: OWN_HYP } as never, data)).toThrow('Trainer: expected a tf.LayersModel or { model, hyp } (such as a SpeedyConvNet), got an object with keys hyp');
+    expect(() => new Trainer(null as never, data)).toThrow('Trainer: expected a tf.LayersModel or { model, hyp } (such as a SpeedyConvNet), got null');
+    expect(() => new Trainer({ model, hyp: { opt: { batchSize: 16, momentum: 2 } } }, data)).toThrow('Trainer: net.hyp is invalid: hyp.opt.momentum must be a number in (0, 1)');
+    const flat = tfl.sequential({ layers: [tfl.layers.dense({ units: 10, inputShape: [8] })] });
+    expect(() => new Trainer({ model: flat, hyp: OWN_HYP }, data)).toThrow('Trainer: the model must take one input of NHWC images [N, H, W, C], it takes [null,8]');
+    const input = tfl.input({ shape: [SIDE, SIDE, 3] });
+    const twoHeads = tfl.model({ inputs: input, outputs: [tfl.layers.globalMaxPooling2d({}).apply(input) as tfl.SymbolicTensor, tfl.layers.globalAveragePooling2d({}).apply(input) as tfl.SymbolicTensor] });
+    expect(() => new Trainer({ model: twoHeads, hyp: OWN_HYP }, data)).toThrow('Trainer: the model must have one output of logits [N, classes], it has [null,3], [null,3]');
+    const fourClasses = tfl.model({ inputs: input, outputs: new Linear({ units: 4 }).apply(new GlobalMaxPool().apply(input)) as tfl.SymbolicTensor });
+    expect(() => new Trainer({ model: fourClasses, hyp: OWN_HYP }, data)).toThrow('Trainer: the model outputs 4 classes, the train targets have 10 ([32,10])');
+    expect(() => new Trainer({ model, hyp: { ...OWN_HYP, net: { padAmount: 4 } } }, data)).toThrow(
+      "Trainer: training images must be square and reflect-padded by hyp.net.padAmount=4 (24x24 for the model's 16x16 input), got shape [32,20,20,3]");
+    expect(() => new Trainer({ model, hyp: OWN_HYP }, { train: data.train, eval: { images: data.train.images, targets: data.train.targets } })).toThrow(
+      'Trainer: eval images must be 16x16 (unpadded), got shape [32,20,20,3]');
+    expect(() => new Trainer({ model, hyp: OWN_HYP }, { train: data.train } as never)).toThrow('Trainer: data must be { train: { images, targets }, eval: { images, targets } }');
+    for (const m of [model, flat, twoHeads, fourClasses]) m.dispose();
+    dispose();
+  });
+});
+
+describeEachBackend('Trainer log cadence', () => {
+  it("takes the table's train loss from the last step with epochStep % hyp.misc.logEveryNSteps == 0", async () => {
+    const { data, dispose } = toyData(64, 16);
+    const run = async (logEveryNSteps: number | undefined) => {
+      const losses: number[] = [];
+      const trainer = new Trainer({ model: ownModel(7), hyp: { ...OWN_HYP, misc: { ...OWN_HYP.misc, trainEpochs: 1, logEveryNSteps } } }, data, {
+        seed: 1, logEvery: 1, callbacks: { onStep: (s) => { losses.push(s.loss!); } },
+      });
+      const { records } = await trainer.run();
+      trainer.dispose();
+      trainer.model.dispose();
+      return { losses, trainLoss: records[0]!.trainLoss };
+    };
+    // Four steps per epoch. The seed's 50: only the first step (epochStep 0) is logged.
+    const seed = await run(undefined);
+    expect(seed.losses).toHaveLength(4);
+    expect(seed.trainLoss).toBe(seed.losses[0]);
+    // Every step: the last one. Every 3rd: epochStep 3, the fourth step.
+    expect((await run(1)).trainLoss).toBe(seed.losses[3]);
+    expect((await run(3)).trainLoss).toBe(seed.losses[3]);
+    expect((await run(2)).trainLoss).toBe(seed.losses[2]);
     dispose();
   });
 }, ['wasm', 'webgpu'], 'loop logic only; the cpu backend needs minutes for training runs');
