@@ -1,4 +1,4 @@
-import { engine, type KernelBackend } from '@tensorflow/tfjs-core';
+import { engine, type BackendValues, type DataId, type DataType, type KernelBackend, type NamedAttrMap, type NamedTensorMap, type Tensor } from '@tensorflow/tfjs-core';
 
 /** What ran and what crossed the host/device boundary while a counter was active. */
 export interface KernelCounts {
@@ -8,7 +8,7 @@ export interface KernelCounts {
   forwardKernels: number;
   /** Kernels run while computing gradients (inside `tf.grads`, `variableGrads`, `optimizer.minimize`). */
   backwardKernels: number;
-  /** Kernel counts by kernel name, forward and backward together. */
+  /** Kernel counts by kernel name (tfjs-core's constants: `byName[tf.Conv2D]`), forward and backward together. */
   byName: Record<string, number>;
   /** Kernel counts by name, backward only. */
   backwardByName: Record<string, number>;
@@ -32,13 +32,9 @@ let engineHooked = false;
 const hookedBackends = new WeakSet<object>();
 let readDepth = 0;
 
-interface EngineInternals {
-  runKernelFunc(params: { kernelName?: string }): unknown;
-  state: { scopeStack: Array<{ name: string }>; kernelDepth: number };
-  backendName: string;
-}
+type Engine = ReturnType<typeof engine>;
 
-function inBackward(eng: EngineInternals): boolean {
+function inBackward(eng: Engine): boolean {
   // The engine computes every gradient inside a tidy scope named 'backward'.
   return eng.state.scopeStack.some((scope) => scope.name === 'backward');
 }
@@ -52,44 +48,45 @@ function byteSize(values: unknown): number {
 
 function hookEngine(): void {
   if (engineHooked) return;
-  const eng = engine() as unknown as EngineInternals;
-  const original = eng.runKernelFunc.bind(eng);
-  eng.runKernelFunc = (params) => {
-    if (active.size > 0 && params.kernelName != null) {
+  const eng = engine();
+  // Every op runs its kernel through the engine's public runKernel, by tfjs-core's kernel-name constant
+  // (Conv2D, Sum, ...); a custom gradient's forward function has no kernel name and is not a kernel.
+  const runKernel = eng.runKernel.bind(eng);
+  eng.runKernel = <T extends Tensor | Tensor[]>(kernelName: string, inputs: NamedTensorMap, attrs?: NamedAttrMap): T => {
+    if (active.size > 0) {
       const backward = inBackward(eng);
-      for (const counter of active) counter.recordKernel(params.kernelName, backward);
+      for (const counter of active) counter.recordKernel(kernelName, backward);
     }
-    return original(params);
+    return runKernel<T>(kernelName, inputs, attrs);
   };
   engineHooked = true;
 }
 
 function hookBackend(backend: KernelBackend, name: string): void {
   if (hookedBackends.has(backend)) return;
-  const eng = engine() as unknown as EngineInternals;
+  const eng = engine();
   // The cpu backend's kernels read their inputs through readSync; that memory is already the host's.
   const kernelReadsAreLocal = name === 'cpu';
-  const b = backend as unknown as Record<string, (...args: unknown[]) => unknown>;
-  const write = b['write']!.bind(backend);
-  b['write'] = (values: unknown, ...rest: unknown[]) => {
+  const write = backend.write.bind(backend);
+  backend.write = (values: BackendValues, shape: number[], dtype: DataType): DataId => {
     const bytes = byteSize(values);
     if (bytes > 0) for (const counter of active) counter.recordUpload(bytes);
-    return write(values, ...rest);
+    return write(values, shape, dtype);
   };
-  const readSync = b['readSync']!.bind(backend);
-  b['readSync'] = (...args: unknown[]) => {
-    const out = readSync(...args);
+  const readSync = backend.readSync.bind(backend);
+  backend.readSync = (dataId: DataId): BackendValues => {
+    const out = readSync(dataId);
     // wasm's read() calls readSync(); count that transfer once.
     const local = kernelReadsAreLocal && eng.state.kernelDepth > 0;
     if (readDepth === 0 && !local) for (const counter of active) counter.recordReadback(byteSize(out));
     return out;
   };
-  const read = b['read']!.bind(backend);
-  b['read'] = (...args: unknown[]) => {
+  const read = backend.read.bind(backend);
+  backend.read = (dataId: DataId): Promise<BackendValues> => {
     readDepth++;
-    let pending: Promise<unknown>;
+    let pending: Promise<BackendValues>;
     try {
-      pending = read(...args) as Promise<unknown>;
+      pending = read(dataId);
     } finally {
       readDepth--;
     }
@@ -119,7 +116,7 @@ export class KernelCounter {
   /** Starts counting on the current backend (call again after switching backends). */
   start(): this {
     hookEngine();
-    hookBackend(engine().backend, (engine() as unknown as EngineInternals).backendName);
+    hookBackend(engine().backend, engine().backendName);
     active.add(this);
     return this;
   }

@@ -1,4 +1,6 @@
-import { cast, div, mul, registerGradient, reshape, sqrt, util, type NamedAttrMap, type Tensor } from '@tensorflow/tfjs-core';
+import {
+  Mean, Sqrt, Square, Sum, cast, div, mul, registerGradient, reshape, sqrt, util, type MeanAttrs, type NamedAttrMap, type SumAttrs, type Tensor,
+} from '@tensorflow/tfjs-core';
 // tfjs-core registers no gradients by itself; tfjs-layers' entry registers all of them
 // (into the registry shared through globalThis), in Node and in bundlers alike.
 import '@tensorflow/tfjs-layers';
@@ -7,7 +9,9 @@ import { deviceScalar } from '../ops/constants.js';
 
 /** dy reshaped to x's rank with the reduced axes kept as 1, ready to broadcast back over x. */
 function expandReduced(dy: Tensor, x: Tensor, attrs: NamedAttrMap): { expanded: Tensor; reduceSize: number } {
-  const axes = util.parseAxisParam(attrs['axis'] as number | number[], x.shape);
+  // Sum and Mean share their attrs; a GradConfig's gradFunc receives them untyped, as tfjs-core's own gradients do.
+  const { axis } = attrs as unknown as SumAttrs | MeanAttrs;
+  const axes = util.parseAxisParam(axis, x.shape);
   const shape = x.shape.slice();
   let reduceSize = 1;
   for (const axis of axes) {
@@ -21,7 +25,7 @@ function expandReduced(dy: Tensor, x: Tensor, attrs: NamedAttrMap): { expanded: 
 // whole (16 MB per SpeedyConvNet step at batch 64, through the discrete actions' std): broadcasting dy on the
 // backend gives the same values with nothing uploaded (broadcastLike, not tf.broadcastTo: see broadcast.ts).
 registerGradient({
-  kernelName: 'Sum',
+  kernelName: Sum,
   inputsToSave: ['x'],
   gradFunc: (dy, saved, attrs) => {
     const x = saved[0]!;
@@ -30,7 +34,7 @@ registerGradient({
 });
 
 registerGradient({
-  kernelName: 'Mean',
+  kernelName: Mean,
   inputsToSave: ['x'],
   gradFunc: (dy, saved, attrs) => {
     const x = saved[0]!;
@@ -46,7 +50,7 @@ registerGradient({
 // tfjs-core's Square and Sqrt gradients multiply by a JS number 2, a scalar written from the host on every
 // call (the unbiased std of each discrete action runs both); the same arithmetic with a kept device scalar.
 registerGradient({
-  kernelName: 'Square',
+  kernelName: Square,
   inputsToSave: ['x'],
   gradFunc: (dy, saved) => {
     const x = saved[0]!;
@@ -55,7 +59,7 @@ registerGradient({
 });
 
 registerGradient({
-  kernelName: 'Sqrt',
+  kernelName: Sqrt,
   inputsToSave: ['x'],
   gradFunc: (dy, saved) => {
     const x = saved[0]!;

@@ -133,7 +133,7 @@ const webgpuRandom: tf.KernelFunc = ({ backend, attrs }) => {
     { type: 'uint32', data: [a.range >>> 0] },
   ]);
   if (a.shape.length === 1) return flat;
-  const reshape = tf.getKernel('Reshape', 'webgpu')!;
+  const reshape = tf.getKernel(tf.Reshape, 'webgpu')!;
   const out = reshape.kernelFunc({ inputs: { x: flat }, attrs: { shape: a.shape }, backend }) as tf.TensorInfo;
   b.disposeData(flat.dataId);
   return out;

@@ -51,10 +51,10 @@ describeEachBackend('a tiny conv net', (backend) => {
     sgdStep(net, 0.01).dispose(); // warm-up: constants created by the first step are not per-step work
     const counts = await new KernelCounter().measure(() => sgdStep(net, 0.01).dispose());
     net.dispose();
-    expect(counts.byName['Conv2D']).toBe(2);
-    expect(counts.backwardByName['Conv2DBackpropFilter']).toBe(2);
+    expect(counts.byName[tf.Conv2D]).toBe(2);
+    expect(counts.backwardByName[tf.Conv2DBackpropFilter]).toBe(2);
     // The first conv's input is data: it needs no input gradient.
-    expect(counts.backwardByName['Conv2DBackpropInput']).toBe(1);
+    expect(counts.backwardByName[tf.Conv2DBackpropInput]).toBe(1);
     expect(counts.forwardKernels + counts.backwardKernels).toBe(counts.kernels);
     expect(counts.backwardKernels).toBeGreaterThan(0);
     expect(counts.readbackBytes).toBe(0);

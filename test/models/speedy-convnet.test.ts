@@ -191,7 +191,7 @@ it('runs each conv group once per forward pass (tfjs-layers asks a two-output la
   const { KernelCounter } = await import('../../src/backend/counter.js');
   const net = speedyConvNet({ seed: 11, hyp: TINY });
   const x = images(2, 12);
-  const forwardConvs = async (fn: () => void) => (await new KernelCounter().measure(fn)).byName['Conv2D'] ?? 0;
+  const forwardConvs = async (fn: () => void) => (await new KernelCounter().measure(fn)).byName[tf.Conv2D] ?? 0;
   // 10 convolutions: whitening, the initial state prediction, 2 per group, 2 state projections.
   expect(await forwardConvs(() => tf.tidy(() => { net.model.apply(x, { training: true }); }))).toBe(10);
   expect(await forwardConvs(() => tf.dispose(net.model.predict(x) as tf.Tensor))).toBe(10);
