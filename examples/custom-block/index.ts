@@ -1,6 +1,6 @@
 // The custom-block example: a user-defined ResidualBlock in SpeedyConvNet's dataflow, trained
-// for a few steps, saved and loaded back. Run it with
-//   npx tsx examples/custom-block/index.ts [--backend wasm] [--steps 20] [--data <cifar-10-batches-bin>] [--save <dir>]
+// with the seed's recipe for a few epochs, saved and loaded back. Run it with
+//   npx tsx examples/custom-block/index.ts [--backend wasm] [--epochs 3] [--data <cifar-10-batches-bin>] [--save <dir>]
 // Without --data it trains on synthetic images (no download); docs/extending.md walks through it.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -8,13 +8,15 @@ import { parseArgs } from 'node:util';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BACKEND_NAMES, fileHandler, initBackend, loadCifar10, predictWithFlipTTA, type BackendName } from '../../src/node.js';
+import {
+  BACKEND_NAMES, fileHandler, formatTableHeader, formatTableRow, initBackend, loadCifar10, predictWithFlipTTA, type BackendName,
+} from '../../src/node.js';
 import { customBlockNet, evaluateCustomBlockNet, initCustomBlockNet, syntheticDataset, trainCustomBlockNet } from './model.js';
 
 const { values } = parseArgs({
   options: {
     backend: { type: 'string', default: 'auto' },
-    steps: { type: 'string', default: '20' },
+    epochs: { type: 'string', default: '3' },
     'batch-size': { type: 'string', default: '64' },
     data: { type: 'string' },
     'train-limit': { type: 'string', default: '2048' },
@@ -23,7 +25,7 @@ const { values } = parseArgs({
 });
 const backend = values.backend as BackendName;
 if (!(BACKEND_NAMES as readonly string[]).includes(backend)) throw new Error(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got '${backend}'`);
-const steps = Number(values.steps);
+const epochs = Number(values.epochs);
 const batchSize = Number(values['batch-size']);
 
 const report = await initBackend(backend);
@@ -35,7 +37,7 @@ let evalSet: { images: tf.Tensor4D; targets: tf.Tensor2D };
 if (values.data) {
   const limit = Number(values['train-limit']);
   const cifar = await loadCifar10({ dir: values.data, trainLimit: limit, evalLimit: Math.min(limit, 2000) });
-  const onBackend = cifar.toBackend({ padAmount: 0 }); // trainCustomBlockNet pads itself
+  const onBackend = cifar.toBackend({ padAmount: 0 }); // trainCustomBlockNet pads the training images itself
   train = onBackend.train;
   evalSet = onBackend.eval;
   console.log(`CIFAR-10 from ${cifar.source}: ${train.images.shape[0]} training, ${evalSet.images.shape[0]} eval images`);
@@ -50,16 +52,18 @@ console.log(`model: ${net.model.countParams()} parameters, ${net.model.trainable
 for (const block of net.blocks) console.log(`  ${block.name}: ${block.weights.map((w) => w.name).join(', ')}`);
 
 console.log(`eval accuracy before training: ${(await evaluateCustomBlockNet(net, evalSet)).toFixed(4)}`);
-const started = performance.now();
-const losses = await trainCustomBlockNet(net, train, {
-  steps,
-  batchSize,
-  onStep: (step, loss) => {
-    if (step === 1 || step % 5 === 0 || step === steps) console.log(`step ${String(step).padStart(3)}  train loss ${loss.toFixed(4)}`);
+console.log(formatTableHeader());
+const result = await trainCustomBlockNet(net, { train, eval: evalSet }, {
+  hyp: { opt: { batchSize }, misc: { trainEpochs: epochs } },
+  callbacks: {
+    onEpochEnd: (r) => console.log(formatTableRow({
+      epoch: r.epoch, train_loss: r.trainLoss, val_loss: r.valLoss, train_acc: r.trainAcc,
+      val_acc: r.valAcc, ema_val_acc: r.emaValAcc, total_time_seconds: r.totalTimeSeconds,
+    }, r.epoch === Math.ceil(epochs) - 1)),
   },
 });
-console.log(`${steps} steps in ${((performance.now() - started) / 1000).toFixed(1)} s; loss ${losses[0]!.toFixed(4)} -> ${losses[losses.length - 1]!.toFixed(4)}`);
-console.log(`eval accuracy after training: ${(await evaluateCustomBlockNet(net, evalSet)).toFixed(4)}`);
+const last = result.records.at(-1)!;
+console.log(`${result.stopReason}: ${last.steps} steps in ${result.totalTimeSeconds.toFixed(1)} s; eval accuracy ${last.valAcc.toFixed(4)} (EMA ${last.emaValAcc?.toFixed(4) ?? '-'})`);
 
 // Save and load: ResidualBlock is registered with tf.serialization, so loadLayersModel rebuilds it.
 const dir = values.save ?? (await mkdtemp(join(tmpdir(), 'custom-block-')));

@@ -1,5 +1,5 @@
 // A small SpeedyConvNet-shaped model whose last two blocks are the user-defined ResidualBlock,
-// and a few-step training loop with the library's SGD, OneCycle, augmentations and seedLoss.
+// trained with the seed's recipe through the library's Trainer.
 // Reads top to bottom: data -> model -> init -> train -> eval.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -7,27 +7,25 @@ import {
   BatchNorm,
   Conv,
   ConvGroup,
-  DeviceRandom,
   DiscreteAction,
   Gelu,
   GlobalMaxPool,
   Linear,
   MaxPool2,
-  OneCycle,
   SEED_HYP,
-  SGD,
+  Trainer,
   WhiteningConv,
   accuracy,
   diracRenormInit,
-  epochBatches,
   fitWhitening,
   initConvGroupDirac,
   predictWithFlipTTA,
   reflectPad,
-  seedLoss,
-  splitBiasGroups,
-  variableGrads,
+  resolveHyp,
+  type HypOverrides,
   type LabelledImages,
+  type TrainOptions,
+  type TrainResult,
 } from '../../src/index.js';
 import { ResidualBlock } from './residual-block.js';
 
@@ -159,64 +157,30 @@ export async function initCustomBlockNet(net: CustomNet, trainImages: tf.Tensor4
   }
 }
 
-// ---- train -----------------------------------------------------------------------------------
-
-export interface TrainArgs {
-  /** Optimiser steps. */
-  steps: number;
-  /** Images per step. */
-  batchSize: number;
-  /** Reflect padding before the random crop, pixels per side. Default 2, the seed's. */
-  padAmount?: number;
-  /** Seeds the data order and augmentations. Default 0. */
-  seed?: number;
-  /** Peak learning rates as multiples of the seed's (`SEED_HYP.opt.nonBiasLr`, `biasLr`). Default 1. */
-  lrScale?: number;
-  /** Called after each step with the step's per-example training loss. */
-  onStep?: (step: number, loss: number) => void;
-}
+// ---- train ----------------------------------------------------------------------------------
 
 /**
- * Trains `net` for `args.steps` steps with the seed's recipe in miniature: two SGD groups (biases
- * and the rest, Nesterov momentum, coupled decay) under OneCycle schedules, reflect-pad + random
- * crop + flip once per epoch, and the seed's summed, label-smoothed loss. Returns each step's
- * per-example loss (read back every step: fine for a few steps, not for a long run).
+ * Trains `net` with the seed's recipe through the library's `Trainer`, as `speedyConvNet` is
+ * trained: two SGD groups (biases and the rest; Nesterov momentum, coupled decay) under OneCycle,
+ * reflect-pad + random crop + flip once per epoch, the seed's summed label-smoothed loss, an EMA
+ * copied back into the live network, and flip-TTA evaluation after each epoch. `hyp` overrides
+ * the seed's hyperparameters (a small model wants a smaller batch and fewer epochs); the trainer
+ * finds the model's discrete actions itself.
  */
-export async function trainCustomBlockNet(net: CustomNet, data: LabelledImages, args: TrainArgs): Promise<number[]> {
-  const { steps, batchSize, padAmount = 2, seed = 0, lrScale = 1, onStep } = args;
-  const n = data.images.shape[0];
-  if (!(Number.isInteger(batchSize) && batchSize >= 2 && batchSize <= n)) throw new Error(`trainCustomBlockNet: batchSize must be an integer in [2, ${n}], got ${batchSize}`);
-  const opt = SEED_HYP.opt;
-  const { nonBias, bias } = splitBiasGroups(net.model.trainableWeights);
-  const sgd = new SGD([
-    { name: 'non_bias', weights: nonBias, lr: OneCycle.seed(opt.nonBiasLr * lrScale, steps), momentum: opt.momentum, nesterov: true, weightDecay: opt.nonBiasDecay },
-    { name: 'bias', weights: bias, lr: OneCycle.seed(opt.biasLr * lrScale, steps), momentum: opt.momentum, nesterov: true, weightDecay: opt.biasDecay },
-  ]);
-  const variables = net.model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const random = new DeviceRandom(seed);
-  const padded = { images: reflectPad(data.images, padAmount), targets: data.targets };
-  const batchScale = opt.lossBatchSize / batchSize;
-  const losses: number[] = [];
+export async function trainCustomBlockNet(
+  net: CustomNet,
+  data: { train: LabelledImages; eval: LabelledImages },
+  { hyp: overrides, ...options }: TrainOptions & { hyp?: HypOverrides } = {},
+): Promise<TrainResult> {
+  const hyp = resolveHyp(overrides);
+  const train = { images: reflectPad(data.train.images, hyp.net.padAmount), targets: data.train.targets };
+  const trainer = new Trainer({ model: net.model, hyp }, { train, eval: data.eval }, options);
   try {
-    while (losses.length < steps) {
-      for (const { inputs, targets } of epochBatches(padded, { batchSize, random, cropSize: data.images.shape[1] })) {
-        const { value, grads } = variableGrads(() => {
-          const logits = net.model.apply(inputs, { training: true }) as tf.Tensor2D;
-          return seedLoss(logits, targets, { labelSmoothing: opt.labelSmoothing, batchScale });
-        }, variables);
-        sgd.step(grads);
-        const loss = (await value.data())[0]! / opt.lossBatchSize; // the seed logs loss / (batchsize * 512 / batchsize)
-        tf.dispose([value, grads, inputs, targets]);
-        losses.push(loss);
-        onStep?.(losses.length, loss);
-        if (losses.length === steps) break;
-      }
-    }
+    return await trainer.run();
   } finally {
-    padded.images.dispose();
-    sgd.dispose();
+    trainer.dispose();
+    train.images.dispose();
   }
-  return losses;
 }
 
 // ---- eval ------------------------------------------------------------------------------------

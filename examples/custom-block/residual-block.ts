@@ -2,10 +2,9 @@
 // Inside this repository it imports ../../src; in your own project import from 'tfjs-dataflow'.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { BatchNorm, CompositeLayer, Conv, gelu, maxPool2, type CallKwargs } from '../../src/index.js';
-
-/** tfjs-layers' base options (name, trainable, inputShape, ...), which tfjs-layers does not export by name. */
-type LayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
+import {
+  BatchNorm, CompositeLayer, Conv, checkInput, checkPositiveInt, checkSpatialAtLeast, gelu, maxPool2, singleShape, type CallKwargs, type LayerArgs,
+} from '../../src/index.js';
 
 export interface ResidualBlockArgs extends LayerArgs {
   /** Output channels of the block (both 3x3 convolutions). */
@@ -45,12 +44,9 @@ export class ResidualBlock extends CompositeLayer {
 
   constructor(args: ResidualBlockArgs) {
     super(args);
-    const positive = (v: unknown, arg: string) => {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new Error(`ResidualBlock '${this.name}': argument '${arg}' must be a positive integer, got ${String(v)}`);
-      return v;
-    };
-    this.channelsOut = positive(args.channelsOut, 'channelsOut');
-    this.statePredDim = args.statePredDim == null ? null : positive(args.statePredDim, 'statePredDim');
+    const name = `ResidualBlock '${this.name}'`;
+    this.channelsOut = checkPositiveInt(args.channelsOut, 'channelsOut', name);
+    this.statePredDim = args.statePredDim == null ? null : checkPositiveInt(args.statePredDim, 'statePredDim', name);
     this.seed = args.seed;
     const seed = (i: number) => (args.seed == null ? undefined : args.seed + i);
     this.conv1 = new Conv({ name: 'conv1', filters: this.channelsOut, seed: seed(0) });
@@ -72,13 +68,12 @@ export class ResidualBlock extends CompositeLayer {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
-    const [, h, w, cin] = shape;
-    if (shape.length !== 4 || cin == null) throw new Error(`ResidualBlock '${this.name}' expects NHWC input with known channels, got shape [${shape.map((d) => d ?? 'null').join(',')}]`);
-    const min = this.statePredDim == null ? 2 : 4;
-    if ((h != null && h < min) || (w != null && w < min)) {
-      throw new Error(`ResidualBlock '${this.name}' expects input at least ${min}x${min} spatially, got shape [${shape.map((d) => d ?? 'null').join(',')}]`);
-    }
+    const name = `ResidualBlock '${this.name}'`;
+    const shape = singleShape(inputShape, name);
+    checkInput({ shape }, 4, name);
+    const cin = shape[3];
+    if (cin == null) throw new Error(`${name} expects input with a known channel count (last axis), got shape [${shape.map((d) => d ?? 'null').join(',')}]`);
+    checkSpatialAtLeast(shape, this.statePredDim == null ? 2 : 4, name, this.statePredDim == null ? 'it max-pools once' : 'it max-pools twice');
     if (cin !== this.channelsOut) this.shortcut = new Conv({ name: 'shortcut', filters: this.channelsOut, kernelSize: 1, seed: this.seed == null ? undefined : this.seed + 2 });
     const convOut = this.buildSublayer(this.conv1, shape);
     const pooled: tfl.Shape = [convOut[0]!, Math.floor(convOut[1]! / 2), Math.floor(convOut[2]! / 2), this.channelsOut];
@@ -94,7 +89,7 @@ export class ResidualBlock extends CompositeLayer {
   }
 
   override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape | tfl.Shape[] {
-    const [n, h, w] = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    const [n, h, w] = singleShape(inputShape, `ResidualBlock '${this.name}'`);
     const half = (d: number | null | undefined) => (d == null ? null : Math.floor(d / 2));
     const out: tfl.Shape = [n!, half(h), half(w), this.channelsOut];
     if (this.statePredDim == null) return out;
