@@ -12,7 +12,7 @@ export class UsageError extends Error {
 
 /**
  * The flags a run's numbers depend on, as typed; `null` means "not given, decide later". A run records
- * them with the batch sizes decided (training.ts's RunConfig) and --resume must match them.
+ * them with the batch sizes decided (run-dir.ts's RunConfig) and --resume must match them.
  */
 export interface RunSettings {
   epochs: number;

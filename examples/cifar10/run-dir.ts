@@ -1,0 +1,191 @@
+/**
+ * The run directory (--out) of `train`: whose it is, whether a run may start or continue there
+ * (--resume), the configuration it records, and the checkpoint a resumed run continues from.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { join, resolve } from 'node:path';
+import type { StopSignal } from './exit.js';
+import type { TrainResult, Trainer } from '../../src/node.js';
+import { UsageError, type RunSettings, type TrainConfig } from './args.js';
+import {
+  RUN_CONFIG_FORMAT, ensureWritableDir, inspectRunDir, processAlive, processInfo, readCheckpoint, readJsonIfExists, recoverCheckpoint, writeCheckpoint,
+  writeJsonAtomic,
+} from './files.js';
+import type { TextOut } from './progress.js';
+
+/** The part of the config a run's numbers depend on, batch sizes decided; a checkpoint records it and --resume must match it. */
+export interface RunConfig extends Omit<RunSettings, 'microBatch'> {
+  /** Images per forward/backward pass: --micro-batch, else the batch size, or a size that fits the wasm heap. */
+  microBatch: number;
+  /** Images per evaluation batch: --hyp misc.evalBatchSize, else 2500, or less on wasm. */
+  evalBatch: number;
+}
+
+/** out/config.json: the run config plus how the run was started. */
+export interface SavedConfig {
+  /** Marks the directory as this CLI's run (absent in runs from before it was added). */
+  format?: typeof RUN_CONFIG_FORMAT;
+  run: RunConfig;
+  backend: TrainConfig['backend'];
+  data: string | undefined;
+}
+
+/** The flag behind each RunConfig field, for resume's mismatch messages. */
+const RUN_FLAGS: Record<keyof RunConfig, string> = {
+  epochs: 'epochs', batchSize: 'batch-size', microBatch: 'micro-batch', evalBatch: 'hyp', baseDepth: 'base-depth',
+  trainLimit: 'train-limit', evalLimit: 'eval-limit', mode: 'mode', whiteningSigns: 'whitening-signs', runs: 'runs', seed: 'seed', hyp: 'hyp',
+};
+
+/** An --out directory this process may write: a new run's, or the run --resume continues. */
+export interface RunDir {
+  out: string;
+  /** The run's config.json, when continuing it (--resume). */
+  saved: SavedConfig | undefined;
+  /** A run was started there before but never finished an epoch, so this one starts afresh in it. */
+  reusing: boolean;
+  /** It holds checkpoints or models (work --resume continues). */
+  hasWork: boolean;
+  /** Directories made for it; removed again if the run fails before writing anything. */
+  created: string[];
+}
+
+/**
+ * Checks the --out directory before anything is loaded: a new run never overwrites another run's
+ * work or another program's files, --resume finds a run of this program there, and no other
+ * process on this machine is training in it. Creates it; nothing else is written.
+ */
+export async function claimRunDir(config: TrainConfig, defaultOut: string): Promise<RunDir> {
+  const out = resolve(config.out ?? defaultOut);
+  const state = await inspectRunDir(out);
+  const saved = state.config as SavedConfig | undefined;
+  const list = (names: string[]) => (names.length > 6 ? [...names.slice(0, 6), `and ${names.length - 6} more`] : names).join(', ');
+  if (config.resume && saved === undefined) {
+    if (!state.exists) throw new UsageError(`--resume: ${out} holds no run to continue (no such directory)`);
+    if (state.foreign.length > 0) throw new UsageError(`--resume: ${out} holds no run of this program to continue (no config.json of its own, but ${list(state.foreign)})`);
+    throw new UsageError(`--resume: ${out} holds no run to continue (no config.json); start one with --out ${config.out} and no --resume`);
+  }
+  let reusing = false;
+  if (!config.resume) {
+    if (saved && state.work.length > 0) {
+      throw new UsageError(`--out ${out} already holds a run (${list(state.work)}); continue it with --resume, or choose another --out`);
+    }
+    if (saved) reusing = true;
+    else if (state.foreign.length > 0) {
+      throw new UsageError(`--out ${out} holds files that are not a run of this program (${list(state.foreign)}); choose an empty or new directory, so that nothing there is overwritten`);
+    }
+  }
+  const owner = await runningElsewhere(out);
+  if (owner !== undefined) throw new UsageError(`--out ${out}: process ${owner} on this machine is training this run right now; wait for it to end or stop it first`);
+  try {
+    const created = await ensureWritableDir(out, `--out ${out}`);
+    return { out, saved: config.resume ? saved : undefined, reusing, hasWork: state.work.length > 0, created };
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+/** The process that is training in `out` right now, according to its metrics.json, if it is not this one. */
+async function runningElsewhere(out: string): Promise<number | undefined> {
+  const metrics = await readJsonIfExists<{ status?: string; process?: { pid: number; host: string } }>(join(out, 'metrics.json')).catch(() => undefined);
+  const owner = metrics?.process;
+  if (metrics?.status !== 'running' || !owner || owner.host !== processInfo().host || owner.pid === process.pid) return undefined;
+  return processAlive(owner.pid) ? owner.pid : undefined;
+}
+
+/** Records a new run's configuration in out/config.json, which --resume reads. */
+export async function writeRunConfig(out: string, config: Omit<SavedConfig, 'format'>): Promise<void> {
+  await writeJsonAtomic(join(out, 'config.json'), { format: RUN_CONFIG_FORMAT, ...config } satisfies SavedConfig);
+}
+
+/** Merges a resumed run's saved config with the flags typed now; a typed value that differs is an error. */
+export function resumeConfig(out: string, saved: SavedConfig, config: TrainConfig, wanted: RunSettings): RunConfig {
+  const mismatches: string[] = [];
+  for (const key of Object.keys(RUN_FLAGS) as (keyof RunConfig)[]) {
+    if (key === 'evalBatch') continue;
+    const flag = RUN_FLAGS[key];
+    if (!config.explicit.has(flag)) continue;
+    const now = JSON.stringify(wanted[key]);
+    const then = JSON.stringify(saved.run[key]);
+    if (now !== then) mismatches.push(`--${flag} ${now} (the run has ${then})`);
+  }
+  if (mismatches.length > 0) {
+    throw new UsageError(
+      `--resume: the run in ${out} was started with a different configuration: ${mismatches.join('; ')}. ` +
+      'Drop these flags to continue it as it was started, or start a new run with another --out.',
+    );
+  }
+  return saved.run;
+}
+
+/** A run's checkpoint, as readCheckpoint returns it. */
+export type RunCheckpoint = NonNullable<Awaited<ReturnType<typeof readCheckpoint<RunConfig>>>>;
+
+/**
+ * The checkpoint in `runDir/checkpoint` that --resume continues, or undefined when the run never
+ * finished an epoch. A write cut off between its two renames is recovered, or refused: a checkpoint
+ * is never silently dropped, and one of another configuration is never mixed in.
+ */
+export async function readRunCheckpoint(runDir: string, run: RunConfig, earlier: { run: number; finishedEpochs: number }, stderr: TextOut): Promise<RunCheckpoint | undefined> {
+  const dir = join(runDir, 'checkpoint');
+  let found: Awaited<ReturnType<typeof recoverCheckpoint>>;
+  try {
+    found = await recoverCheckpoint(dir);
+  } catch (e) {
+    throw new Error(`--resume: ${(e as Error).message}`);
+  }
+  if (found?.recoveredFrom) stderr.write(`Recovered the checkpoint from ${join(runDir, found.recoveredFrom)}: its write had been cut off between two renames\n`);
+  const resumed = found ? await readCheckpoint<RunConfig>(dir) : undefined;
+  if (!resumed && earlier.finishedEpochs > 0) {
+    throw new Error(`--resume: metrics.json records ${earlier.finishedEpochs} finished epoch(s) of run ${earlier.run}, but ${dir} holds no checkpoint. ` +
+      'Refusing to start over from step 0: restore the checkpoint, or start a new run with another --out.');
+  }
+  if (resumed && JSON.stringify(resumed.meta.config) !== JSON.stringify(run)) {
+    tf.dispose(Object.values(resumed.checkpoint.tensors));
+    throw new UsageError(`--resume: the checkpoint in ${dir} was written with another configuration than ${join(runDir, '..', 'config.json')} records; refusing to mix them`);
+  }
+  return resumed;
+}
+
+/** Writes the trainer's checkpoint of this step into `runDir/checkpoint` (atomically), with the run's config. */
+export async function saveRunCheckpoint(runDir: string, trainer: Trainer, run: RunConfig, reason: 'epoch-end' | 'interrupted'): Promise<{ epoch: number; epochStep: number; step: number }> {
+  const checkpoint = trainer.checkpoint();
+  try {
+    await writeCheckpoint(join(runDir, 'checkpoint'), checkpoint, { config: run, reason, savedAt: new Date().toISOString() });
+  } finally {
+    tf.dispose(Object.values(checkpoint.tensors));
+  }
+  return { epoch: checkpoint.epoch, epochStep: checkpoint.epochStep, step: checkpoint.step };
+}
+
+/** Continues `trainer` from `resumed` (whose tensors it then frees). */
+export function restoreRun(trainer: Trainer, resumed: RunCheckpoint): void {
+  try {
+    trainer.restore(resumed.checkpoint);
+  } finally {
+    tf.dispose(Object.values(resumed.checkpoint.tensors));
+  }
+}
+
+/**
+ * A run that ended before completing. Stopped by a signal: a checkpoint of its step is written and
+ * the way to continue printed. A non-finite loss: what was kept is said (the last epoch's
+ * checkpoint, never the diverged net). Returns the status and message metrics.json records.
+ */
+export async function concludeStoppedRun(
+  result: TrainResult,
+  trainer: Trainer,
+  { runDir, run, signal, stderr }: { runDir: string; run: RunConfig; signal: StopSignal | null; stderr: TextOut },
+): Promise<{ status: 'interrupted' | 'failed'; message: string }> {
+  const checkpointDir = join(runDir, 'checkpoint');
+  if (result.stopReason === 'stopped') {
+    const at = await saveRunCheckpoint(runDir, trainer, run, 'interrupted');
+    stderr.write(`Interrupted at step ${at.step}/${trainer.totalSteps} (epoch ${at.epoch + 1}, step ${at.epochStep} of ${trainer.epochSteps[at.epoch] ?? 0}). ` +
+      `Checkpoint written to ${checkpointDir}; continue with: --resume --out ${resolve(runDir, run.runs > 1 ? '..' : '.')}\n`);
+    return { status: 'interrupted', message: `stopped by ${signal ?? 'a stop request'} at step ${at.step}/${trainer.totalSteps}; the checkpoint holds that step` };
+  }
+  const kept = (await readJsonIfExists(join(checkpointDir, 'checkpoint.json')).catch(() => undefined)) !== undefined
+    ? `The last epoch's checkpoint in ${checkpointDir} is untouched`
+    : 'No checkpoint was written (no epoch ended with a finite loss)';
+  stderr.write(`Stopped: ${result.message}. ${kept}; a lower learning rate (--hyp opt.nonBiasLr=..., opt.biasLr=...) or a smaller batch may help.\n`);
+  return { status: 'failed', message: result.message ?? 'the loss became NaN or infinite' };
+}

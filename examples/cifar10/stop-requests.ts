@@ -1,0 +1,64 @@
+/**
+ * SIGINT (Ctrl-C) and SIGTERM (kill, systemd, docker stop, CI) during `train`: the first asks the
+ * trainer to stop after the current step, which then writes a checkpoint; a second, later one
+ * quits at once.
+ */
+import type { Trainer } from '../../src/node.js';
+import { SIGNAL_EXIT_CODES, exitWith, type StopSignal } from './exit.js';
+import type { Progress, TextOut } from './progress.js';
+
+/**
+ * A repeat of the stop signal this soon after the first is the same request, not a second Ctrl-C:
+ * `npm run` forwards the terminal's SIGINT (and a SIGTERM) to a process that already got it.
+ */
+const REPEAT_GRACE_MS = 1000;
+
+export class StopRequests {
+  /** The signal that asked for the stop, once one did. */
+  signal: StopSignal | null = null;
+  private receivedAt = 0;
+  private trainer: Trainer | null = null;
+  private progress: Progress | null = null;
+  private readonly listeners = new Map<StopSignal, () => void>();
+
+  /** `beforeQuit` runs (synchronously) when a second signal ends the process at once. */
+  constructor(private readonly stderr: TextOut, private readonly beforeQuit: (signal: StopSignal) => void) {}
+
+  install(): void {
+    for (const signal of Object.keys(SIGNAL_EXIT_CODES) as StopSignal[]) {
+      const listener = () => this.receive(signal);
+      this.listeners.set(signal, listener);
+      process.on(signal, listener);
+    }
+  }
+
+  uninstall(): void {
+    for (const [signal, listener] of this.listeners) process.off(signal, listener);
+    this.listeners.clear();
+  }
+
+  /** The trainer a stop applies to, and its progress line (cleared before a message); a stop asked for before it existed applies as soon as it does. */
+  watch(trainer: Trainer | null, progress: Progress | null): void {
+    this.trainer = trainer;
+    this.progress = progress;
+    if (trainer && this.signal) trainer.requestStop();
+  }
+
+  private receive(signal: StopSignal): void {
+    const now = performance.now();
+    const name = signal === 'SIGINT' ? 'Ctrl-C' : signal;
+    if (this.signal === null) {
+      this.signal = signal;
+      this.receivedAt = now;
+      this.progress?.clear();
+      this.stderr.write(`\n${name}: stopping after this step and writing a checkpoint (${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again to quit at once)\n`);
+      this.trainer?.requestStop();
+      return;
+    }
+    if (now - this.receivedAt < REPEAT_GRACE_MS) return;
+    this.progress?.clear();
+    this.stderr.write(`\nSecond ${name}: quitting at once, without a checkpoint of this step (the last epoch's checkpoint stays)\n`);
+    this.beforeQuit(signal);
+    exitWith(SIGNAL_EXIT_CODES[signal]);
+  }
+}
