@@ -3,7 +3,7 @@ import { expect, it } from 'vitest';
 import type { HypOverrides } from '../../src/models/hyp.js';
 import { speedyConvNet } from '../../src/models/speedy-convnet.js';
 import { Trainer, trainSchedule, type TrainData } from '../../src/train/trainer.js';
-import { describeEachBackend } from '../helpers/backends.js';
+import { describeEachBackend, describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
 import { liveTensors } from '../helpers/memory.js';
 
 const SIDE = 16; // small images keep the cpu and software-WebGPU backends quick
@@ -84,7 +84,7 @@ describeEachBackend('Trainer', () => {
   });
 });
 
-describeEachBackend('Trainer checkpoints and micro-batches', () => {
+describeEachBackendAndWebGPUKernelSet('Trainer checkpoints and micro-batches', () => {
   it('resumes from a mid-run checkpoint to exactly the weights of an uninterrupted run', async () => {
     const { data, dispose } = toyData(48, 2);
     const straight = new Trainer(speedyConvNet({ seed: 5, hyp: HYP, imageSize: SIDE }), data, { seed: 3 });

@@ -3,6 +3,7 @@ import { originalKernel } from '../install.js';
 import { CHANNEL_MOMENTS, CHANNEL_GRAD_SUMS, type ChannelMomentsAttrs } from '../names.js';
 import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
 import { wgslConstants } from './conv_gemm.js';
+import { fitsU32Indexing } from './util.js';
 
 /**
  * Per-channel sums over every other axis in one read of the input, for the seed's batch norm and the
@@ -65,16 +66,17 @@ class ColumnPartialSumsProgram implements WebGPUProgram {
   getUserCode(): string {
     const { l } = this;
     const terms = {
-      moments: `let d = x[r * COLUMNS + column] - shift;
+      moments: `let d = f32(x[r * COLUMNS + column]) - shift;
             s1 += d;
             s2 += d * d;`,
-      gradSums: `let g = dy[r * COLUMNS + column];
+      gradSums: `let g = f32(dy[r * COLUMNS + column]);
             s1 += g;
-            s2 += g * (x[r * COLUMNS + column] - shift);`,
-      sum: 's1 += x[r * COLUMNS + column];',
-      mean: 's1 += x[r * COLUMNS + column];',
+            s2 += g * (f32(x[r * COLUMNS + column]) - shift);`,
+      sum: 's1 += f32(x[r * COLUMNS + column]);',
+      mean: 's1 += f32(x[r * COLUMNS + column]);',
     }[this.mode];
-    const shift = { moments: this.overAll ? 'x[0]' : 'x[column]', gradSums: 'mean[column]', sum: '0.0', mean: '0.0' }[this.mode];
+    // Reads go through f32(): a float32 tensor may sit in an int32 buffer after a cast (see storedAsFloat32).
+    const shift = { moments: this.overAll ? 'f32(x[0])' : 'f32(x[column])', gradSums: 'f32(mean[column])', sum: '0.0', mean: '0.0' }[this.mode];
     return `
       ${wgslConstants({ ROWS: l.rows, COLUMNS: l.columns, GROUP_COLUMNS: l.groupColumns, LANES: l.lanes, ROWS_PER_CHUNK: l.rowsPerChunk })}
       var<workgroup> laneSums : array<vec2<f32>, ${THREADS}>;
@@ -145,7 +147,7 @@ class ColumnSumsFinishProgram implements WebGPUProgram {
           result[COLUMNS + column] = total.y;`,
       // Shifted sums: mean = shift + s1 / n, variance = (s2 - s1² / n) / n.
       moments: `let n = f32(N_PER_COLUMN);
-          let shift = x[${at0}];
+          let shift = f32(x[${at0}]);
           result[${at0}] = shift + total.x / n;
           result[${overAll ? '1' : 'COLUMNS + column'}] = max(0.0, (total.y - total.x * total.x / n) / n);`,
       sum: `result[${at0}] = total.x;`,
@@ -219,10 +221,11 @@ function reduction(mode: 'sum' | 'mean', kernelName: string): KernelFunc {
     const axes = util.parseAxisParam(axis, x.shape).sort((a, b) => a - b);
     const overAll = axes.length === rank;
     const channels = rank >= 2 && axes.length === rank - 1 && axes.every((a, i) => a === i);
-    if (x.dtype !== 'float32' || util.sizeFromShape(x.shape) === 0 || !(overAll || channels)) {
+    const gpu = backend as unknown as WebGPUBackendLike;
+    if (x.dtype !== 'float32' || util.sizeFromShape(x.shape) === 0 || !(overAll || channels) || !fitsU32Indexing(x.shape)) {
       return originalKernel(kernelName, 'webgpu').kernelFunc(args);
     }
-    const out = columnSums(backend as unknown as WebGPUBackendLike, mode, [x], overAll);
+    const out = columnSums(gpu, mode, [x], overAll);
     const shape = keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : overAll ? [] : [x.shape[rank - 1]!];
     return { ...out, shape };
   };

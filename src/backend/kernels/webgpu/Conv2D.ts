@@ -2,6 +2,7 @@ import { backend_util, Conv2D, type Conv2DAttrs, type KernelConfig, type KernelF
 import { originalKernel } from '../install.js';
 import type { WebGPUBackendLike } from '../types.js';
 import { gemmMain, runSplitGemm, SplitGemmProgram, TILE_DECLARATIONS, wgslConstants } from './conv_gemm.js';
+import { fitsU32Indexing, storedAsFloat32 } from './util.js';
 
 const WEBGPU = 'webgpu';
 
@@ -123,13 +124,12 @@ const conv2d: KernelFunc = (args) => {
   const { strides, pad, dataFormat, dilations, dimRoundingMode } = attrs as unknown as Conv2DAttrs;
   const info = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
     strides, dilations, pad, dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
+  const gpu = backend as unknown as WebGPUBackendLike;
   // NCHW, dilation, non-float inputs and sizes past u32 indexing go to tfjs's own kernel.
   const supported = info.dataFormat === 'channelsLast' && info.dilationHeight === 1 && info.dilationWidth === 1 &&
-    x.dtype === 'float32' && filter.dtype === 'float32' &&
-    Math.max(x.shape.reduce((a, b) => a * b, 1), info.outShape.reduce((a, b) => a * b, 1)) < 2 ** 31;
+    storedAsFloat32(gpu, x, filter) && fitsU32Indexing(x.shape, info.outShape);
   if (!supported) return originalKernel(Conv2D, WEBGPU).kernelFunc(args);
-  const program = new Conv2DForwardProgram(info);
-  return runSplitGemm(backend as unknown as WebGPUBackendLike, program, [x, filter], info.outShape);
+  return runSplitGemm(gpu, new Conv2DForwardProgram(info), [x, filter], info.outShape);
 };
 
 export const conv2dConfig: KernelConfig = { kernelName: Conv2D, backendName: WEBGPU, kernelFunc: conv2d };

@@ -5,6 +5,7 @@ import {
 import { originalKernel } from '../install.js';
 import type { WebGPUBackendLike } from '../types.js';
 import { gemmMain, runSplitGemm, SplitGemmProgram, TILE_DECLARATIONS, wgslConstants } from './conv_gemm.js';
+import { fitsU32Indexing, storedAsFloat32 } from './util.js';
 
 const WEBGPU = 'webgpu';
 
@@ -129,11 +130,11 @@ const conv2dBackpropFilter: KernelFunc = (args) => {
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as Conv2DBackpropFilterAttrs;
   const info = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad,
     dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
+  const gpu = backend as unknown as WebGPUBackendLike;
   // NCHW, non-float inputs and sizes past u32 indexing go to tfjs's own kernel.
-  const supported = info.dataFormat === 'channelsLast' && x.dtype === 'float32' && dy.dtype === 'float32' &&
-    Math.max(x.shape.reduce((a, b) => a * b, 1), dy.shape.reduce((a, b) => a * b, 1)) < 2 ** 31;
+  const supported = info.dataFormat === 'channelsLast' && storedAsFloat32(gpu, x, dy) && fitsU32Indexing(x.shape, dy.shape);
   if (!supported) return originalKernel(Conv2DBackpropFilter, WEBGPU).kernelFunc(args);
-  return runFilterGrad(backend as unknown as WebGPUBackendLike, x, dy, info);
+  return runFilterGrad(gpu, x, dy, info);
 };
 
 export const conv2dBackpropFilterConfig: KernelConfig = { kernelName: Conv2DBackpropFilter, backendName: WEBGPU, kernelFunc: conv2dBackpropFilter };

@@ -5,6 +5,7 @@ import {
 import { originalKernel } from '../install.js';
 import type { WebGPUBackendLike } from '../types.js';
 import { gemmMain, runSplitGemm, SplitGemmProgram, TILE_DECLARATIONS, wgslConstants } from './conv_gemm.js';
+import { fitsU32Indexing, storedAsFloat32 } from './util.js';
 
 const WEBGPU = 'webgpu';
 
@@ -141,11 +142,11 @@ const conv2dBackpropInput: KernelFunc = (args) => {
   const { inputShape, strides, pad, dataFormat, dimRoundingMode } = attrs as unknown as Conv2DBackpropInputAttrs;
   const info = backend_util.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number], strides, 1, pad,
     dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
+  const gpu = backend as unknown as WebGPUBackendLike;
   // NCHW, non-float inputs and sizes past u32 indexing go to tfjs's own kernel.
-  const supported = info.dataFormat === 'channelsLast' && dy.dtype === 'float32' && filter.dtype === 'float32' &&
-    Math.max(inputShape.reduce((a, b) => a * b, 1), dy.shape.reduce((a, b) => a * b, 1)) < 2 ** 31;
+  const supported = info.dataFormat === 'channelsLast' && storedAsFloat32(gpu, dy, filter) && fitsU32Indexing(inputShape, dy.shape);
   if (!supported) return originalKernel(Conv2DBackpropInput, WEBGPU).kernelFunc(args);
-  return runInputGrad(backend as unknown as WebGPUBackendLike, dy, filter, info);
+  return runInputGrad(gpu, dy, filter, info);
 };
 
 export const conv2dBackpropInputConfig: KernelConfig = { kernelName: Conv2DBackpropInput, backendName: WEBGPU, kernelFunc: conv2dBackpropInput };
