@@ -86,6 +86,23 @@ describeEachBackend('WebGPU one-pass reductions', () => {
     tf.dispose(got);
   });
 
+  it('propagates NaN as torch does: a NaN anywhere makes the statistics that include it NaN', async () => {
+    await useBackend('webgpu');
+    const values = seeded([2, 3, 3, 4], 5, 1);
+    values[7] = Number.NaN; // channel 3
+    const x = tf.tensor(values, [2, 3, 3, 4]);
+    const { mean, variance } = channelMoments(x);
+    const all = channelMoments(x, true);
+    const std = unbiasedStd(x);
+    const sum = tf.sum(x, [0, 1, 2]);
+    const [m, v, am, av, s, sums] = await Promise.all([mean, variance, all.mean, all.variance, std, sum].map((t) => t.data()));
+    expect([...m!].map(Number.isNaN)).toEqual([false, false, false, true]);
+    expect([...v!].map(Number.isNaN)).toEqual([false, false, false, true]);
+    expect([...sums!].map(Number.isNaN)).toEqual([false, false, false, true]);
+    expect([am![0], av![0], s![0]].every(Number.isNaN)).toBe(true);
+    tf.dispose([x, mean, variance, all.mean, all.variance, std, sum]);
+  });
+
   it('matches tfjs\'s own Sum kernel', async () => {
     await useBackend('webgpu');
     const x = tf.tensor(seeded([2, 15, 15, 64], 4, 1), [2, 15, 15, 64]);

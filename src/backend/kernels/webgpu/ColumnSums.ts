@@ -145,11 +145,13 @@ class ColumnSumsFinishProgram implements WebGPUProgram {
     const finish = {
       gradSums: `result[column] = total.x;
           result[COLUMNS + column] = total.y;`,
-      // Shifted sums: mean = shift + s1 / n, variance = (s2 - s1² / n) / n.
+      // Shifted sums: mean = shift + s1 / n, variance = (s2 - s1² / n) / n, rounding below 0 clamped. Not
+      // with max(), which may drop a NaN: a NaN anywhere in x must reach the result, as in torch.
       moments: `let n = f32(N_PER_COLUMN);
           let shift = f32(x[${at0}]);
+          let variance = (total.y - total.x * total.x / n) / n;
           result[${at0}] = shift + total.x / n;
-          result[${overAll ? '1' : 'COLUMNS + column'}] = max(0.0, (total.y - total.x * total.x / n) / n);`,
+          result[${overAll ? '1' : 'COLUMNS + column'}] = select(variance, 0.0, variance < 0.0);`,
       sum: `result[${at0}] = total.x;`,
       mean: `result[${at0}] = total.x / f32(N_PER_COLUMN);`,
     }[this.mode];
