@@ -3,8 +3,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import os from 'node:os';
 import { KernelCounter, type KernelCounts } from '../src/backend/counter.js';
 import type { BackendReport } from '../src/backend/init.js';
-import { installOverrides } from '../src/backend/kernels/install.js';
-import { conv2dConfig } from '../src/backend/kernels/webgpu/Conv2D.js';
 import { initBackend } from '../src/backend/node.js';
 import { enableNodeWasmThreads } from '../src/backend/wasm-threads.js';
 import { deviceScalarCount } from '../src/ops/constants.js';
@@ -30,8 +28,7 @@ export interface BenchOptions {
   profileSteps?: number;
   /** webgpu only: run tfjs-backend-webgpu's own kernels instead of the library's training kernels (for before/after figures). */
   tfjsKernels?: boolean;
-  /** webgpu only: also run forward convolutions through the library's implicit GEMM (experimental). */
-  gemmForward?: boolean;
+
   /** wasm only: run tfjs's threaded SIMD build with this many XNNPACK threads (see enableNodeWasmThreads). */
   wasmThreads?: number;
 }
@@ -72,8 +69,8 @@ export interface BenchResult {
   };
   profile?: KernelProfile;
   gpuProfile?: { train: GpuProfile; eval: GpuProfile };
-  /** Which kernels ran the conv gradients and batch statistics ('library+gemmForward': forward convs too). */
-  kernels: 'library' | 'library+gemmForward' | 'tfjs';
+  /** Which kernels ran the convolutions, their gradients and the batch statistics. */
+  kernels: 'library' | 'tfjs';
   tfjs: string;
   node: string;
   loadAverage: { before: number[]; after: number[]; cpus: number };
@@ -120,10 +117,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   }
   const report = await initBackend(options.backend, options.tfjsKernels ? { webgpuTrainingKernels: false } : {});
   const backend = tf.getBackend();
-  if (options.gemmForward) {
-    if (backend !== 'webgpu' || options.tfjsKernels) throw new Error('runBench: gemmForward needs backend webgpu with the library kernels');
-    installOverrides('webgpu', { [conv2dConfig.kernelName]: conv2dConfig.kernelFunc });
-  }
+
   const beforeSetup = tensorsAlive();
   // warm-up + timed + 5 counted + 1 for FLOPs + profiled: the schedules must not run out.
   const totalSteps = warmup + steps + 5 + 1 + 2 * profileSteps;
@@ -242,7 +236,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     },
     ...(profile ? { profile } : {}),
     ...(gpuProfile ? { gpuProfile } : {}),
-    kernels: options.tfjsKernels ? 'tfjs' : options.gemmForward ? 'library+gemmForward' : 'library',
+    kernels: options.tfjsKernels ? 'tfjs' : 'library',
     tfjs: tf.version_core,
     node: process.version,
     loadAverage: { before: loadBefore, after: os.loadavg(), cpus: os.cpus().length },

@@ -9,7 +9,6 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { originalKernel, overridesInstalled } from '../src/backend/kernels/install.js';
-import { conv2dConfig } from '../src/backend/kernels/webgpu/Conv2D.js';
 import { initBackend } from '../src/backend/node.js';
 
 const { values } = parseArgs({
@@ -68,7 +67,7 @@ function tfjsKernel(name: string): ((inputs: tf.NamedTensorMap, attrs: object) =
   };
 }
 
-type Kernel = 'forward' | 'forwardGemm' | 'inputGrad' | 'filterGrad' | 'inputGradTfjs' | 'filterGradTfjs';
+type Kernel = 'forward' | 'inputGrad' | 'filterGrad' | 'forwardTfjs' | 'inputGradTfjs' | 'filterGradTfjs';
 interface Row {
   shape: { batch: number; side: number; cin: number; cout: number };
   gflop: number;
@@ -86,12 +85,8 @@ for (const [side, cin, cout] of CONV_SHAPES) {
   const inputAttrs = { ...attrs, inputShape: x.shape };
   const filterAttrs = { ...attrs, filterShape: w.shape };
   const ms: Row['ms'] = { forward };
-  if (tf.getBackend() === 'webgpu') {
-    // The library's implicit-GEMM forward convolution (not installed by default), against tfjs's Conv2D above.
-    const gemm = (filter: tf.Tensor) => tf.engine().makeTensorFromTensorInfo(conv2dConfig.kernelFunc(
-      { inputs: { x, filter }, attrs: attrs as never, backend: tf.backend() }) as tf.TensorInfo);
-    ms.forwardGemm = await best(() => tf.tidy(() => gemm(tf.add(w, 0))));
-  }
+  const tfjsForward = tfjsKernel('Conv2D');
+  if (tfjsForward) ms.forwardTfjs = await best(() => tf.tidy(() => tfjsForward({ x, filter: tf.add(w, 0) }, attrs)));
   ms.inputGrad = await best(() => tf.tidy(() => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: tf.add(w, 0) }, inputAttrs as never) as tf.Tensor));
   ms.filterGrad = await best(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, filterAttrs as never) as tf.Tensor);
   const tfjsInput = tfjsKernel('Conv2DBackpropInput');

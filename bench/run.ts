@@ -1,9 +1,8 @@
 // Benchmark of one SpeedyConvNet configuration: training step and flip-TTA eval, medians after warm-up.
 // Usage: npm run bench -- --backend wasm --batch 64 --steps 10 [--warmup 3] [--base-depth 64] [--image-size 32]
-//          [--profile K] [--wasm-threads N] [--tfjs-kernels] [--gemm-forward] [--json FILE]
+//          [--profile K] [--wasm-threads N] [--tfjs-kernels] [--json FILE]
 // --profile K: wall time per kernel over K steps on wasm/cpu; GPU time per kernel and input shape on WebGPU.
-// --tfjs-kernels (webgpu): tfjs-backend-webgpu's own conv gradients and batch statistics, for before/after figures.
-// --gemm-forward (webgpu, experimental): forward convolutions through the library's implicit GEMM too.
+// --tfjs-kernels (webgpu): tfjs-backend-webgpu's own convolutions, batch statistics and reductions, for before/after figures.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,7 +17,6 @@ const { values } = parseArgs({
     profile: { type: 'string', default: '0' },
     'wasm-threads': { type: 'string' },
     'tfjs-kernels': { type: 'boolean', default: false },
-    'gemm-forward': { type: 'boolean', default: false },
   },
 });
 
@@ -39,7 +37,6 @@ const options: BenchOptions = {
 };
 if (values['wasm-threads'] != null) options.wasmThreads = int('wasm-threads', values['wasm-threads']);
 if (values['tfjs-kernels']) options.tfjsKernels = true;
-if (values['gemm-forward']) options.gemmForward = true;
 
 const result = await runBench(options);
 result.command = `npm run bench -- ${process.argv.slice(2).join(' ')}`;

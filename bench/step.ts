@@ -62,6 +62,7 @@ export async function setupBench(options: BenchSetupOptions): Promise<BenchSetup
   const batchScale = hyp.opt.lossBatchSize / batch;
   let ema: NetworkEMA | null = null;
   let steps = 0;
+  let evalSteps = 0; // apart from `steps`: the schedules and the EMA table count training steps only
 
   return {
     net,
@@ -86,7 +87,7 @@ export async function setupBench(options: BenchSetupOptions): Promise<BenchSetup
       return true;
     },
     evalStep() {
-      return predictWithFlipTTA(net.model, inputs[steps++ % batches]!);
+      return predictWithFlipTTA(net.model, inputs[evalSteps++ % batches]!);
     },
     dispose() {
       optimizer.dispose();

@@ -106,6 +106,33 @@ describeEachBackend('augmentations', (backend) => {
     expect(liveTensors()).toBe(before);
   });
 
+  it('batchCrop stays exact past 2^24 pixel rows (a whole padded CIFAR-10 training set has 6.5e7)', async () => {
+    // 13,500 one-channel 36x36 images: 17.5M pixel rows. Image n holds (n mod 1000) * 1296 + pixel index, exact
+    // in float32, so a pixel taken from the wrong place shows. tfjs-backend-webgpu 4.22's Gather reads indices
+    // as float32, which misplaced pixels of every image past the 12,945th when the crop indexed the set flat.
+    const n = 13_500;
+    const images = tf.tidy(() => tf.add(tf.reshape(tf.mul(tf.mod(tf.range(0, n, 1, 'float32'), 1000), 1296), [n, 1, 1, 1]),
+      tf.reshape(tf.range(0, 36 * 36, 1, 'float32'), [1, 36, 36, 1])) as tf.Tensor4D);
+    const before = liveTensors();
+    const crops = batchCrop(images, 32, new DeviceRandom(3));
+    const tail = tf.slice(crops, [n - 40, 0, 0, 0], [40, 32, 32, 1]);
+    const values = await tail.data();
+    // Each of the last 40 crops is a 32x32 window of its own image at one offset (0..3 each way).
+    for (let k = 0; k < 40; k++) {
+      const base = ((n - 40 + k) % 1000) * 1296;
+      const at = (y: number, x: number) => values[(k * 32 + y) * 32 + x]!;
+      const corner = at(0, 0) - base;
+      const [top, left] = [Math.floor(corner / 36), corner % 36];
+      expect(top >= 0 && top <= 3 && left >= 0 && left <= 3, `image ${n - 40 + k} offset ${top},${left}`).toBe(true);
+      for (let y = 0; y < 32; y += 5) {
+        for (let x = 0; x < 32; x += 3) expect(at(y, x)).toBe(base + (top + y) * 36 + left + x);
+      }
+    }
+    tf.dispose([crops, tail]);
+    expect(liveTensors()).toBe(before);
+    images.dispose();
+  });
+
   it('batchFlipLR: exact mirrors, about half of them', async () => {
     const before = liveTensors();
     const n = 400;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { describeEachBackend, useBackend } from '../helpers/backends.js';
+import { describeEachBackendAndWebGPUKernelSet, useBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { liveTensors } from '../helpers/memory.js';
 
@@ -48,7 +48,7 @@ async function reference(c: ConvCase): Promise<{ data: { x: Float32Array; w: Flo
   return { data: { x, w, g }, expected };
 }
 
-describeEachBackend('conv2d forward and gradients match the cpu backend', (backend) => {
+describeEachBackendAndWebGPUKernelSet('conv2d forward and gradients match the cpu backend', (backend) => {
   for (const c of CASES) {
     it(`x ${c.x.join('x')}, kernel ${c.k.join('x')}, ${c.cout} out, padding ${c.pad}`, async () => {
       const { data, expected } = await reference(c);

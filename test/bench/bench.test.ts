@@ -41,6 +41,27 @@ describeEachBackend('bench: one tiny configuration', (backend) => {
     expect(liveTensors()).toBe(before);
   }, 120_000);
 
+  it('--profile: wall time per kernel on synchronous backends, GPU time per kernel and input shape on WebGPU', async () => {
+    const result = await runBench({ backend, ...TINY, steps: 1, warmup: 1, profileSteps: 1 });
+    if (backend === 'webgpu') {
+      expect(result.profile).toBeUndefined();
+      const { train, eval: evalProfile } = result.gpuProfile!;
+      for (const p of [train, evalProfile]) {
+        expect(p.gpuMsPerStep).toBeGreaterThan(0);
+        expect(p.byKernel.reduce((a, r) => a + r.ms, 0)).toBeCloseTo(p.gpuMsPerStep, 6);
+        expect(p.byShape.reduce((a, r) => a + r.ms, 0)).toBeCloseTo(p.gpuMsPerStep, 6);
+        expect(p.byShape.length).toBeGreaterThanOrEqual(p.byKernel.length);
+      }
+      expect(train.byKernel.map((r) => r.kernel)).toEqual(expect.arrayContaining(['Conv2D', 'Conv2DBackpropFilter', 'DataflowChannelMoments']));
+      // The first conv group's filter gradient: x [2,15,15,24] (the whitened image) against dy [2,15,15,4].
+      expect(train.byShape.some((r) => r.kernel === 'Conv2DBackpropFilter' && r.inputShapes === '[2,15,15,24] [2,15,15,4]')).toBe(true);
+      expect(evalProfile.byKernel.some((r) => r.kernel === 'Conv2DBackpropFilter')).toBe(false);
+    } else {
+      expect(result.gpuProfile).toBeUndefined();
+      expect(result.profile!.rows.some((r) => r.kernel === 'grad:Conv2DBackpropFilter' || r.kernel === 'Conv2DBackpropFilter')).toBe(true);
+    }
+  }, 120_000);
+
   it('the device tables give bit-identical weights to per-step scalars', async () => {
     const make = (name: string) => tf.variable(tf.tensor2d([[0.5, -1.25], [2, 0.125]]), true, `${name}${backend}`);
     const [a, b] = [make('table_a'), make('table_b')];

@@ -32,3 +32,20 @@ export async function expectClose(actual: tf.Tensor | ArrayLike<number>, expecte
   }
   expect(maxRelativeError(a as ArrayLike<number>, b as ArrayLike<number>, floor)).toBeLessThanOrEqual(rtol);
 }
+
+/**
+ * Deterministic uniform values in [lo, hi), made in JavaScript (mulberry32): test data that does not
+ * depend on the active backend, and never reads a tensor back synchronously (WebGPU in Node cannot).
+ */
+export function seededUniform(size: number, seed: number, lo = -1, hi = 1): Float32Array {
+  let a = seed >>> 0;
+  const out = new Float32Array(size);
+  for (let i = 0; i < size; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
+  }
+  return out;
+}

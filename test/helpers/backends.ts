@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { beforeAll, describe } from 'vitest';
+import { afterAll, beforeAll, describe } from 'vitest';
+import { overridesInstalled } from '../../src/backend/kernels/install.js';
 import { initBackend } from '../../src/backend/node.js';
 import type { ConcreteBackend } from '../../src/backend/init.js';
 
@@ -23,9 +24,16 @@ for (const name of TEST_BACKENDS) {
   }
 }
 
-/** Switches tfjs to `name` (already probed) and returns it. */
+/** Which kernels WebGPU runs in the current suite: the library's (initBackend's default) or tfjs-backend-webgpu's own. */
+let webgpuKernels: 'library' | 'tfjs' = 'library';
+
+/** Switches tfjs to `name` (already probed); on WebGPU, with the current suite's kernel set. */
 export async function useBackend(name: TestBackend): Promise<void> {
-  if (tf.getBackend() !== name) await initBackend(name);
+  const wantLibrary = webgpuKernels === 'library';
+  const kernelsRight = name !== 'webgpu' || overridesInstalled('webgpu') === wantLibrary;
+  if (tf.getBackend() !== name || !kernelsRight) {
+    await initBackend(name, name === 'webgpu' ? { webgpuTrainingKernels: wantLibrary } : {});
+  }
 }
 
 /**
@@ -55,4 +63,36 @@ export function describeEachBackend(
 
 export function backendAvailable(name: TestBackend): boolean {
   return !unavailable.has(name);
+}
+
+/**
+ * `describeEachBackend`, then WebGPU once more with tfjs-backend-webgpu's own kernels in place of the
+ * library's WebGPU training kernels (which initBackend installs by default): the golden, leak and
+ * resume suites must hold with either set.
+ */
+export function describeEachBackendAndWebGPUKernelSet(
+  title: string,
+  body: (backend: TestBackend) => void,
+  only: readonly TestBackend[] = TEST_BACKENDS,
+  whyNot = 'not selected for this suite',
+): void {
+  describeEachBackend(title, body, only, whyNot);
+  if (!only.includes('webgpu')) return;
+  const variant = `${title} [webgpu, tfjs kernels]`;
+  const reason = unavailable.get('webgpu');
+  if (reason) {
+    describe.skip(`${variant} (skipped: ${reason})`, () => body('webgpu'));
+    return;
+  }
+  describe(variant, () => {
+    beforeAll(async () => {
+      webgpuKernels = 'tfjs';
+      await useBackend('webgpu');
+    });
+    afterAll(async () => {
+      webgpuKernels = 'library';
+      if (tf.getBackend() === 'webgpu') await useBackend('webgpu');
+    });
+    body('webgpu');
+  });
 }

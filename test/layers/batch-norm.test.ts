@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 import { BatchNorm } from '../../src/layers/batch-norm.js';
-import { describeEachBackend } from '../helpers/backends.js';
+import { describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { disposeWeights, varName, loadFixture, toTensor, values, type Encoded } from './fixtures.js';
 import { liveTensors } from '../helpers/memory.js';
@@ -22,7 +22,7 @@ async function close(t: tf.Tensor, e: Encoded, what: string, rtol = 1e-4): Promi
   expect(maxRelativeError(await t.data(), values(e)), what).toBeLessThanOrEqual(rtol);
 }
 
-describeEachBackend('BatchNorm', () => {
+describeEachBackendAndWebGPUKernelSet('BatchNorm', () => {
   for (const c of fx.cases) {
     it(`matches torch (${c.name}): training forward and gradients, running stats after 2 calls, inference`, async () => {
       const bn = new BatchNorm({ weightTrainable: c.weightTrainable });

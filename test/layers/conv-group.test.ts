@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 import { ConvGroup } from '../../src/layers/conv-group.js';
-import { describeEachBackend } from '../helpers/backends.js';
+import { describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { loadFixture, toTensor, values, varName, type Encoded } from './fixtures.js';
 import { liveTensors } from '../helpers/memory.js';
@@ -33,7 +33,7 @@ function buildGroup(name: string): ConvGroup {
   return group;
 }
 
-describeEachBackend('ConvGroup', (backend) => {
+describeEachBackendAndWebGPUKernelSet('ConvGroup', (backend) => {
   it('matches torch in training mode: both outputs, input and weight gradients, running stats', async () => {
     const name = `group_${backend}`;
     const group = buildGroup(name);

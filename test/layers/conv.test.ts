@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 import { Conv } from '../../src/layers/conv.js';
-import { describeEachBackend } from '../helpers/backends.js';
+import { describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { disposeWeights, varName, loadFixture, toTensor, values, type Encoded } from './fixtures.js';
 import { liveTensors } from '../helpers/memory.js';
@@ -15,7 +15,7 @@ interface ConvCase {
 // Golden values: tools/reference/layers_fixtures.py (the seed's Conv), default args.
 const fx = loadFixture<{ cases: ConvCase[] }>('conv.json');
 
-describeEachBackend('Conv', () => {
+describeEachBackendAndWebGPUKernelSet('Conv', () => {
   for (const c of fx.cases) {
     it(`matches torch: ${c.name} (forward, input and weight gradients)`, async () => {
       const layer = new Conv({ filters: c.filters, kernelSize: c.kernelSize, padding: c.padding, temperature: c.temperature, lrMult: c.lrMult });

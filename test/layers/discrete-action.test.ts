@@ -4,7 +4,7 @@ import { expect, it } from 'vitest';
 import { DiscreteAction } from '../../src/layers/discrete-action.js';
 import { simulateDiscreteAction } from '../../src/ops/discrete-action.js';
 import { DeviceRandom } from '../../src/ops/random.js';
-import { describeEachBackend } from '../helpers/backends.js';
+import { describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
 import { liveTensors } from '../helpers/memory.js';
 
 /** An IOHandler that keeps the artifacts in memory, and one that hands them back. */
@@ -30,7 +30,7 @@ async function values(t: tf.Tensor | tf.Tensor[]): Promise<number[]> {
   return v;
 }
 
-describeEachBackend('DiscreteAction layer', () => {
+describeEachBackendAndWebGPUKernelSet('DiscreteAction layer', () => {
   it('adds the seed\'s noise in training and, by default, at inference, from its own seeded stream', async () => {
     const before = liveTensors();
     const x = input();

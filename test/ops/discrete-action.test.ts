@@ -4,7 +4,7 @@ import { expect, it } from 'vitest';
 import { simulateDiscreteAction, unbiasedStd } from '../../src/ops/discrete-action.js';
 import { DeviceRandom, RANDOM_KERNEL, drawOnHost } from '../../src/ops/random.js';
 import { KernelCounter } from '../../src/backend/counter.js';
-import { describeEachBackend } from '../helpers/backends.js';
+import { describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { liveTensors } from '../helpers/memory.js';
 
@@ -15,7 +15,7 @@ interface Case { noiseStd: number; detachStd: boolean; x: Enc; noise: Enc; w: En
 const fx = JSON.parse(readFileSync(new URL('../fixtures/ops/discrete_action.json', import.meta.url), 'utf8')) as { cases: Case[] };
 const t = (e: Enc): tf.Tensor => tf.tensor(e.data, e.shape, 'float32');
 
-describeEachBackend('simulateDiscreteAction', (backend) => {
+describeEachBackendAndWebGPUKernelSet('simulateDiscreteAction', (backend) => {
   for (const c of fx.cases) {
     it(`matches PyTorch: shape [${c.x.shape}], noiseStd ${c.noiseStd}${c.detachStd ? ', detachStd' : ''} (forward and gradient, 1e-4)`, async () => {
       const before = liveTensors();

@@ -10,9 +10,9 @@ import { DeviceRandom } from '../../src/ops/random.js';
 import { NetworkEMA, emaDecayAt } from '../../src/train/ema.js';
 import { OneCycle } from '../../src/train/one-cycle.js';
 import { SGD, splitBiasGroups } from '../../src/train/sgd.js';
-import { describeEachBackend } from '../helpers/backends.js';
+import { describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
 
-describeEachBackend('training toolkit', () => {
+describeEachBackendAndWebGPUKernelSet('training toolkit', () => {
   it('keeps the tensor count flat over 100 steps of augmentation + loss + SGD + EMA', async () => {
     const steps = 100;
     const model = tfl.sequential({

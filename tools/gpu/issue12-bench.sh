@@ -20,8 +20,6 @@ step "PyTorch fp16 (the seed's dtype)"
 timeout 90 python3 tools/reference/bench_torch.py --device cuda --batch 1024 --base-depth 64 --steps 20 --warmup 5 --json "$out/bench-torch-cuda-fp16-b1024.json"
 step "conv kernels, WebGPU"
 timeout 120 node $app/bench-conv-kernels.mjs --backend webgpu --batch 1024 --repeats 3 --json "$out/conv-kernels-webgpu-b1024.json" | tail -n 4
-step "WebGPU, library kernels + implicit-GEMM forward conv"
-timeout 120 node $app/bench-run.mjs --backend webgpu --batch 1024 --base-depth 64 --steps 5 --warmup 2 --profile 1 --gemm-forward --json "$out/bench-webgpu-b1024-gemm-forward.json" | grep -v '^Warning'
 step "PyTorch fp32"
 timeout 90 python3 tools/reference/bench_torch.py --device cuda --dtype float32 --batch 1024 --base-depth 64 --steps 20 --warmup 5 --json "$out/bench-torch-cuda-fp32-b1024.json"
 step "PyTorch conv kernels fp32"

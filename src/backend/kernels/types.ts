@@ -48,4 +48,6 @@ export interface WebGPUBackendLike {
   runWebGPUProgram(program: WebGPUProgram, inputs: TensorInfo[], dtype: DataType, uniforms?: ProgramUniform[]): TensorInfo;
   disposeData(dataId: object, force?: boolean): boolean;
   device: GPUDevice;
+  /** The stored buffers: `dtype` is what a shader binding reads, which may differ from a tensor's dtype after a cast. */
+  tensorMap: { get(dataId: object): { dtype: DataType } | undefined };
 }

@@ -1,7 +1,7 @@
 import { backend_util, Conv2D, type Conv2DAttrs, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import { originalKernel } from '../install.js';
 import type { WebGPUBackendLike } from '../types.js';
-import { gemmMain, runSplitGemm, SplitGemmProgram, TILE_DECLARATIONS, wgslConstants } from './conv_gemm.js';
+import { ConvGemmProgram, gemmMain, runConvGemm } from './conv_gemm.js';
 
 const WEBGPU = 'webgpu';
 
@@ -13,21 +13,12 @@ const WEBGPU = 'webgpu';
  * input channels, contiguous in x), B as in the filter gradient (one K index, four consecutive output
  * channels, contiguous in W).
  */
-export class Conv2DForwardProgram extends SplitGemmProgram {
+export class Conv2DForwardProgram extends ConvGemmProgram {
   readonly variableNames = ['x', 'W'];
-  readonly shaderKey: string;
-  /** x and W bound as vec4 arrays. */
-  readonly vec4: boolean;
-  readonly variableComponents?: number[];
 
-  constructor(private readonly info: backend_util.Conv2DInfo) {
-    super(info.batchSize * info.outHeight * info.outWidth, info.outChannels,
-      info.filterHeight * info.filterWidth * info.inChannels);
-    const { inHeight, inWidth, inChannels, outHeight, outWidth, strideHeight, strideWidth, filterWidth, padInfo } = info;
-    this.vec4 = inChannels % 4 === 0 && info.outChannels % 4 === 0;
-    if (this.vec4) this.variableComponents = [4, 4];
-    this.shaderKey = `dataflowConvForward_${this.vec4 ? 'vec4_' : ''}${this.gemmKey}_${[inHeight, inWidth, inChannels, outHeight, outWidth,
-      strideHeight, strideWidth, filterWidth, padInfo.top, padInfo.left].join('_')}`;
+  constructor(info: backend_util.Conv2DInfo) {
+    super('dataflowConvForward', info, info.batchSize * info.outHeight * info.outWidth, info.outChannels,
+      info.filterHeight * info.filterWidth * info.inChannels, info.inChannels % 4 === 0 && info.outChannels % 4 === 0);
   }
 
   private loadA(): string {
@@ -67,15 +58,8 @@ export class Conv2DForwardProgram extends SplitGemmProgram {
   }
 
   getUserCode(): string {
-    const i = this.info;
     return `
-      ${this.gemmConstants()}
-      ${wgslConstants({
-        CIN: i.inChannels, KW: i.filterWidth, IN_H: i.inHeight, IN_W: i.inWidth, OUT_W: i.outWidth,
-        OUT_HW: i.outHeight * i.outWidth, STRIDE_H: i.strideHeight, STRIDE_W: i.strideWidth,
-        PAD_TOP: i.padInfo.top, PAD_LEFT: i.padInfo.left,
-      }, ['PAD_TOP', 'PAD_LEFT'])}
-      ${TILE_DECLARATIONS}
+      ${this.declarations()}
 
       // A: row rowA at K indices k0 + kQuad*4 ..+3. B: K index k0 + kLocal at columns colB..colB+3.
       var<private> kQuad : u32;
@@ -123,13 +107,8 @@ const conv2d: KernelFunc = (args) => {
   const { strides, pad, dataFormat, dilations, dimRoundingMode } = attrs as unknown as Conv2DAttrs;
   const info = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
     strides, dilations, pad, dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
-  // NCHW, dilation, non-float inputs and sizes past u32 indexing go to tfjs's own kernel.
-  const supported = info.dataFormat === 'channelsLast' && info.dilationHeight === 1 && info.dilationWidth === 1 &&
-    x.dtype === 'float32' && filter.dtype === 'float32' &&
-    Math.max(x.shape.reduce((a, b) => a * b, 1), info.outShape.reduce((a, b) => a * b, 1)) < 2 ** 31;
-  if (!supported) return originalKernel(Conv2D, WEBGPU).kernelFunc(args);
-  const program = new Conv2DForwardProgram(info);
-  return runSplitGemm(backend as unknown as WebGPUBackendLike, program, [x, filter], info.outShape);
+  return runConvGemm(backend as unknown as WebGPUBackendLike, info, [x, filter], () => new Conv2DForwardProgram(info), info.outShape,
+    () => originalKernel(Conv2D, WEBGPU).kernelFunc(args) as TensorInfo);
 };
 
 export const conv2dConfig: KernelConfig = { kernelName: Conv2D, backendName: WEBGPU, kernelFunc: conv2d };

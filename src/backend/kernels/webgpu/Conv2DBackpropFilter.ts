@@ -4,7 +4,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { originalKernel } from '../install.js';
 import type { WebGPUBackendLike } from '../types.js';
-import { gemmMain, runSplitGemm, SplitGemmProgram, TILE_DECLARATIONS, wgslConstants } from './conv_gemm.js';
+import { ConvGemmProgram, gemmMain, runConvGemm } from './conv_gemm.js';
 
 const WEBGPU = 'webgpu';
 
@@ -17,21 +17,12 @@ const WEBGPU = 'webgpu';
  * of the kh*kw*cin*cout outputs one thread looping over all of K, which leaves a large GPU nearly idle
  * (the seed's first conv: 13,824 threads over a million positions each).
  */
-export class Conv2DFilterGradProgram extends SplitGemmProgram {
+export class Conv2DFilterGradProgram extends ConvGemmProgram {
   readonly variableNames = ['x', 'dy'];
-  readonly shaderKey: string;
-  /** x and dy bound as vec4 arrays: four channels per load. */
-  readonly vec4: boolean;
-  readonly variableComponents?: number[];
 
-  constructor(private readonly info: backend_util.Conv2DInfo) {
-    super(info.filterHeight * info.filterWidth * info.inChannels, info.outChannels,
-      info.batchSize * info.outHeight * info.outWidth);
-    const { inHeight, inWidth, outHeight, outWidth, strideHeight, strideWidth, filterWidth, padInfo } = info;
-    this.vec4 = info.inChannels % 4 === 0 && info.outChannels % 4 === 0;
-    if (this.vec4) this.variableComponents = [4, 4];
-    this.shaderKey = `dataflowConvFilterGrad_${this.vec4 ? 'vec4_' : ''}${this.gemmKey}_${[inHeight, inWidth, info.inChannels, outHeight, outWidth,
-      strideHeight, strideWidth, filterWidth, padInfo.top, padInfo.left].join('_')}`;
+  constructor(info: backend_util.Conv2DInfo) {
+    super('dataflowConvFilterGrad', info, info.filterHeight * info.filterWidth * info.inChannels, info.outChannels,
+      info.batchSize * info.outHeight * info.outWidth, info.inChannels % 4 === 0 && info.outChannels % 4 === 0);
   }
 
   // Rows rowA.. are four channels of one tap (cin is a multiple of 4), and dy's row is a multiple of 4 long.
@@ -62,15 +53,8 @@ export class Conv2DFilterGradProgram extends SplitGemmProgram {
   }
 
   getUserCode(): string {
-    const i = this.info;
     return `
-      ${this.gemmConstants()}
-      ${wgslConstants({
-        CIN: i.inChannels, KW: i.filterWidth, IN_H: i.inHeight, IN_W: i.inWidth, OUT_W: i.outWidth,
-        OUT_HW: i.outHeight * i.outWidth, STRIDE_H: i.strideHeight, STRIDE_W: i.strideWidth,
-        PAD_TOP: i.padInfo.top, PAD_LEFT: i.padInfo.left,
-      }, ['PAD_TOP', 'PAD_LEFT'])}
-      ${TILE_DECLARATIONS}
+      ${this.declarations()}
 
       // This thread stages rows rowA..rowA+3 and columns colB..colB+3 at K index k0 + kLocal.
       var<private> kLocal : u32;
@@ -118,22 +102,14 @@ export class Conv2DFilterGradProgram extends SplitGemmProgram {
   }
 }
 
-function runFilterGrad(backend: WebGPUBackendLike, x: TensorInfo, dy: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
-  const program = new Conv2DFilterGradProgram(info);
-  return runSplitGemm(backend, program, [x, dy], info.filterShape);
-}
-
 const conv2dBackpropFilter: KernelFunc = (args) => {
   const { inputs, attrs, backend } = args;
   const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as Conv2DBackpropFilterAttrs;
   const info = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad,
     dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
-  // NCHW, non-float inputs and sizes past u32 indexing go to tfjs's own kernel.
-  const supported = info.dataFormat === 'channelsLast' && x.dtype === 'float32' && dy.dtype === 'float32' &&
-    Math.max(x.shape.reduce((a, b) => a * b, 1), dy.shape.reduce((a, b) => a * b, 1)) < 2 ** 31;
-  if (!supported) return originalKernel(Conv2DBackpropFilter, WEBGPU).kernelFunc(args);
-  return runFilterGrad(backend as unknown as WebGPUBackendLike, x, dy, info);
+  return runConvGemm(backend as unknown as WebGPUBackendLike, info, [x, dy], () => new Conv2DFilterGradProgram(info), info.filterShape,
+    () => originalKernel(Conv2DBackpropFilter, WEBGPU).kernelFunc(args) as TensorInfo);
 };
 
 export const conv2dBackpropFilterConfig: KernelConfig = { kernelName: Conv2DBackpropFilter, backendName: WEBGPU, kernelFunc: conv2dBackpropFilter };

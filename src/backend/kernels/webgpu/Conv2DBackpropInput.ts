@@ -4,7 +4,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { originalKernel } from '../install.js';
 import type { WebGPUBackendLike } from '../types.js';
-import { gemmMain, runSplitGemm, SplitGemmProgram, TILE_DECLARATIONS, wgslConstants } from './conv_gemm.js';
+import { ConvGemmProgram, gemmMain, runConvGemm } from './conv_gemm.js';
 
 const WEBGPU = 'webgpu';
 
@@ -32,21 +32,12 @@ const DY_POSITION = `
  * @remarks Each thread stages one M row (an input position) and one N column (an input channel) at
  * four consecutive K indices, which are consecutive output channels: contiguous in both dy and W.
  */
-export class Conv2DInputGradProgram extends SplitGemmProgram {
+export class Conv2DInputGradProgram extends ConvGemmProgram {
   readonly variableNames = ['dy', 'W'];
-  readonly shaderKey: string;
-  /** dy and W bound as vec4 arrays: four output channels per load. */
-  readonly vec4: boolean;
-  readonly variableComponents?: number[];
 
-  constructor(private readonly info: backend_util.Conv2DInfo) {
-    super(info.batchSize * info.inHeight * info.inWidth, info.inChannels,
-      info.filterHeight * info.filterWidth * info.outChannels);
-    const { inHeight, inWidth, outHeight, outWidth, outChannels, strideHeight, strideWidth, filterWidth, padInfo } = info;
-    this.vec4 = outChannels % 4 === 0;
-    if (this.vec4) this.variableComponents = [4, 4];
-    this.shaderKey = `dataflowConvInputGrad_${this.vec4 ? 'vec4_' : ''}${this.gemmKey}_${[inHeight, inWidth, outHeight, outWidth, outChannels,
-      strideHeight, strideWidth, filterWidth, padInfo.top, padInfo.left].join('_')}`;
+  constructor(info: backend_util.Conv2DInfo) {
+    super('dataflowConvInputGrad', info, info.batchSize * info.inHeight * info.inWidth, info.inChannels,
+      info.filterHeight * info.filterWidth * info.outChannels, info.outChannels % 4 === 0);
   }
 
   // The four K indices are four output channels of one tap (cout is a multiple of 4, and so are k0 and kEnd).
@@ -83,15 +74,8 @@ export class Conv2DInputGradProgram extends SplitGemmProgram {
   }
 
   getUserCode(): string {
-    const i = this.info;
     return `
-      ${this.gemmConstants()}
-      ${wgslConstants({
-        CIN: i.inChannels, COUT: i.outChannels, KW: i.filterWidth, IN_W: i.inWidth, IN_HW: i.inHeight * i.inWidth,
-        OUT_H: i.outHeight, OUT_W: i.outWidth, STRIDE_H: i.strideHeight, STRIDE_W: i.strideWidth,
-        PAD_TOP: i.padInfo.top, PAD_LEFT: i.padInfo.left,
-      }, ['PAD_TOP', 'PAD_LEFT'])}
-      ${TILE_DECLARATIONS}
+      ${this.declarations()}
 
       // This thread stages row rowA and column colB at K indices k0 + kQuad*4 .. k0 + kQuad*4 + 3.
       var<private> kQuad : u32;
@@ -130,22 +114,14 @@ export class Conv2DInputGradProgram extends SplitGemmProgram {
   }
 }
 
-function runInputGrad(backend: WebGPUBackendLike, dy: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
-  const program = new Conv2DInputGradProgram(info);
-  return runSplitGemm(backend, program, [dy, filter], info.inShape);
-}
-
 const conv2dBackpropInput: KernelFunc = (args) => {
   const { inputs, attrs, backend } = args;
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
   const { inputShape, strides, pad, dataFormat, dimRoundingMode } = attrs as unknown as Conv2DBackpropInputAttrs;
   const info = backend_util.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number], strides, 1, pad,
     dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
-  // NCHW, non-float inputs and sizes past u32 indexing go to tfjs's own kernel.
-  const supported = info.dataFormat === 'channelsLast' && dy.dtype === 'float32' && filter.dtype === 'float32' &&
-    Math.max(inputShape.reduce((a, b) => a * b, 1), dy.shape.reduce((a, b) => a * b, 1)) < 2 ** 31;
-  if (!supported) return originalKernel(Conv2DBackpropInput, WEBGPU).kernelFunc(args);
-  return runInputGrad(backend as unknown as WebGPUBackendLike, dy, filter, info);
+  return runConvGemm(backend as unknown as WebGPUBackendLike, info, [dy, filter], () => new Conv2DInputGradProgram(info), info.inShape,
+    () => originalKernel(Conv2DBackpropInput, WEBGPU).kernelFunc(args) as TensorInfo);
 };
 
 export const conv2dBackpropInputConfig: KernelConfig = { kernelName: Conv2DBackpropInput, backendName: WEBGPU, kernelFunc: conv2dBackpropInput };

@@ -9,8 +9,9 @@
  * thread, and the partials are added in split order; no atomics.
  * @internal
  */
-import type { TensorInfo } from '@tensorflow/tfjs-core';
+import type { backend_util, TensorInfo } from '@tensorflow/tfjs-core';
 import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
+import { fitsU32Indexing, storedAsFloat32 } from './util.js';
 
 export const TILE_M = 64;
 export const TILE_N = 64;
@@ -128,30 +129,46 @@ export function gemmMain(prologue: string): string {
   `;
 }
 
-/** The shared members of a split-K GEMM program; output [splits, M, N]. */
-export abstract class SplitGemmProgram implements WebGPUProgram {
+/**
+ * A convolution (or one of its gradients) as a split-K GEMM program over NHWC tensors; output [splits, M, N].
+ * Subclasses stage A and B (`loadTile`/`storeTile`); the geometry, as WGSL constants, and the key are shared.
+ */
+export abstract class ConvGemmProgram implements WebGPUProgram {
   abstract readonly variableNames: string[];
   readonly outputShape: number[];
-  abstract readonly shaderKey: string;
+  readonly shaderKey: string;
   readonly dispatchLayout = { x: [2], y: [1], z: [0] };
   dispatch: [number, number, number];
   readonly workgroupSize: [number, number, number] = [16, 16, 1];
-
   readonly plan: SplitPlan;
+  /** Both inputs bound as vec4 arrays, four channels per load (the subclass says when that is valid). */
+  readonly vec4: boolean;
+  readonly variableComponents?: number[];
 
-  constructor(readonly m: number, readonly n: number, readonly k: number) {
+  constructor(name: string, protected readonly info: backend_util.Conv2DInfo, readonly m: number, readonly n: number,
+    readonly k: number, vec4: boolean) {
     this.plan = planSplits(m, n, k);
-    const plan = this.plan;
-    this.outputShape = [plan.splits, m, n];
-    this.dispatch = [Math.ceil(n / TILE_N), Math.ceil(m / TILE_M), plan.splits];
+    this.outputShape = [this.plan.splits, m, n];
+    this.dispatch = [Math.ceil(n / TILE_N), Math.ceil(m / TILE_M), this.plan.splits];
+    this.vec4 = vec4;
+    if (vec4) this.variableComponents = [4, 4];
+    const { inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, strideHeight, strideWidth, filterWidth, padInfo } = info;
+    this.shaderKey = [name, vec4 ? 'vec4' : 'scalar', m, n, k, this.plan.kPerSplit, inHeight, inWidth, inChannels,
+      outHeight, outWidth, outChannels, strideHeight, strideWidth, filterWidth, padInfo.top, padInfo.left].join('_');
   }
 
-  protected gemmConstants(): string {
-    return wgslConstants({ GEMM_M: this.m, GEMM_N: this.n, GEMM_K: this.k, K_PER_SPLIT: this.plan.kPerSplit });
-  }
-
-  protected get gemmKey(): string {
-    return `${this.m}_${this.n}_${this.k}_${this.plan.kPerSplit}`;
+  /** The GEMM's sizes and the convolution's geometry as WGSL constants, then the tile buffers. */
+  protected declarations(): string {
+    const i = this.info;
+    return `
+      ${wgslConstants({ GEMM_M: this.m, GEMM_N: this.n, GEMM_K: this.k, K_PER_SPLIT: this.plan.kPerSplit })}
+      ${wgslConstants({
+        CIN: i.inChannels, COUT: i.outChannels, KW: i.filterWidth, IN_H: i.inHeight, IN_W: i.inWidth,
+        IN_HW: i.inHeight * i.inWidth, OUT_H: i.outHeight, OUT_W: i.outWidth, OUT_HW: i.outHeight * i.outWidth,
+        STRIDE_H: i.strideHeight, STRIDE_W: i.strideWidth, PAD_TOP: i.padInfo.top, PAD_LEFT: i.padInfo.left,
+      }, ['PAD_TOP', 'PAD_LEFT'])}
+      ${TILE_DECLARATIONS}
+    `;
   }
 
   abstract getUserCode(): string;
@@ -188,8 +205,17 @@ export class SplitSumProgram implements WebGPUProgram {
   }
 }
 
-/** Runs a split-K GEMM program on `inputs` and returns its M x N result (summed over splits) as `shape`. */
-export function runSplitGemm(backend: WebGPUBackendLike, program: SplitGemmProgram, inputs: TensorInfo[], shape: number[]): TensorInfo {
+/**
+ * Runs the program `makeProgram` gives when the library's shaders handle the case (channels last, no
+ * dilation, float32 buffers, sizes within u32 indexing), else `fallback` (tfjs's own kernel). The M x N
+ * result, summed over splits in split order, comes back as `shape`.
+ */
+export function runConvGemm(backend: WebGPUBackendLike, info: backend_util.Conv2DInfo, inputs: TensorInfo[],
+  makeProgram: () => ConvGemmProgram, shape: number[], fallback: () => TensorInfo): TensorInfo {
+  const handled = info.dataFormat === 'channelsLast' && info.dilationHeight === 1 && info.dilationWidth === 1 &&
+    storedAsFloat32(backend, ...inputs) && fitsU32Indexing(info.inShape, info.outShape, info.filterShape);
+  if (!handled) return fallback();
+  const program = makeProgram();
   const partials = backend.runWebGPUProgram(program, inputs, 'float32');
   const { splits } = program.plan;
   if (splits === 1) return { ...partials, shape };

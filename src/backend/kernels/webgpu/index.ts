@@ -2,13 +2,17 @@ import { Conv2D, getKernel, type KernelConfig } from '@tensorflow/tfjs-core';
 import { installOverrides, uninstallOverrides } from '../install.js';
 import { conv2dBackpropFilterConfig } from './Conv2DBackpropFilter.js';
 import { conv2dBackpropInputConfig } from './Conv2DBackpropInput.js';
-import { channelGradSumsConfig, channelMomentsConfig } from './ColumnSums.js';
+import { channelGradSumsConfig, channelMomentsConfig, meanConfig, sumConfig } from './ColumnSums.js';
+import { conv2dConfig } from './Conv2D.js';
 
 const WEBGPU = 'webgpu';
 
-/** The library's WebGPU training kernels: faster conv gradients than tfjs-backend-webgpu 4.22's, and one-pass batch statistics (each file says why). */
+/**
+ * The library's WebGPU training kernels: convolutions and their gradients as implicit GEMMs, one-pass
+ * batch statistics, and Sum/Mean over leading axes, each faster than tfjs-backend-webgpu 4.22's (each file says why).
+ */
 export const WEBGPU_TRAINING_KERNELS: readonly KernelConfig[] = [
-  conv2dBackpropFilterConfig, conv2dBackpropInputConfig, channelMomentsConfig, channelGradSumsConfig,
+  conv2dConfig, conv2dBackpropFilterConfig, conv2dBackpropInputConfig, channelMomentsConfig, channelGradSumsConfig, sumConfig, meanConfig,
 ];
 
 /**
