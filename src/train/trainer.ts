@@ -282,10 +282,10 @@ export class Trainer {
     try {
       let index = 0;
       for (const batch of batches) {
-        const resumedPast = index++ < this.epochStep;
-        if (resumedPast || this.epochStep >= steps || this.stopRequested) {
+        const doneBeforeResume = index++ < this.epochStep;
+        if (doneBeforeResume || this.epochStep >= steps || this.stopRequested) {
           tf.dispose([batch.inputs, batch.targets]);
-          if (resumedPast) continue;
+          if (doneBeforeResume) continue;
           break;
         }
         const info = await this.trainOneStep(batch, steps, clock);
