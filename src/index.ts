@@ -95,17 +95,16 @@ export { meanAndVariance, perExampleLoss } from './train/metrics.js';
 export { variableGrads } from './train/variable-grads.js';
 export {
   Trainer,
-  trainSchedule,
   NonFiniteLossError,
-  type TrainData,
   type TrainOptions,
   type TrainCallbacks,
-  type TrainableNet,
   type TrainResult,
   type EpochRecord,
   type StepInfo,
   type StopReason,
 } from './train/trainer.js';
+export { trainSchedule } from './train/schedule.js';
+export type { TrainData, TrainableNet } from './train/trainable.js';
 export { CHECKPOINT_VERSION, type TrainCheckpoint } from './train/checkpoint.js';
 export { predictWithFlipTTA } from './train/flip-tta.js';
 export { TABLE_COLUMNS, formatTableHeader, formatTableRow, type TableColumn, type TableRow } from './train/table.js';

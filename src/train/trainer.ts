@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { epochBatches, epochFraction, stepsInEpoch, type Batch, type LabelledImages } from '../data/batches.js';
+import { epochBatches, type Batch } from '../data/batches.js';
 import { findDiscreteActions, type DiscreteAction } from '../layers/discrete-action.js';
-import { resolveHyp, type Hyp, type HypOverrides } from '../models/hyp.js';
+import type { Hyp } from '../models/hyp.js';
 import { accuracy, crossEntropy, seedLoss } from '../ops/loss.js';
 import { DeviceRandom, type DeviceRandomState } from '../ops/random.js';
 import { CHECKPOINT_VERSION, checkCheckpoint, checkpointTensors, type TrainCheckpoint } from './checkpoint.js';
@@ -10,27 +10,10 @@ import { NetworkEMA } from './ema.js';
 import { predictWithFlipTTA } from './flip-tta.js';
 import { perExampleLoss } from './metrics.js';
 import { OneCycle } from './one-cycle.js';
+import { trainSchedule } from './schedule.js';
 import { SGD, splitBiasGroups } from './sgd.js';
+import { checkTrainData, resolveTrainable, type TrainData, type TrainableNet } from './trainable.js';
 import { variableGrads } from './variable-grads.js';
-
-/** The dataset as the seed holds it on the device: padded, normalised training images and the eval split. */
-export interface TrainData {
-  /** Training images reflect-padded by `hyp.net.padAmount`, NHWC, with one-hot (or soft) targets. */
-  train: LabelledImages;
-  /** Evaluation images (unpadded) and one-hot targets. */
-  eval: LabelledImages;
-}
-
-/**
- * A model for {@link Trainer} with the hyperparameters to train it with: a `SpeedyConvNet`, or
- * `{ model, hyp }` for a model of your own.
- */
-export interface TrainableNet {
-  /** NHWC images in, `[N, classes]` logits out. */
-  model: tfl.LayersModel;
-  /** The recipe's hyperparameters: a full `Hyp` (a `SpeedyConvNet`'s) or overrides of the seed's (`SEED_HYP`). Default: the seed's. */
-  hyp?: HypOverrides;
-}
 
 /** One row of the seed's table, plus what the CLI and the browser example show. */
 export interface EpochRecord {
@@ -112,26 +95,6 @@ export class NonFiniteLossError extends Error {
   }
 }
 
-/** The seed's step bookkeeping, with whole-number epoch counts running their last epoch in full (see docs/seed-differences.md). */
-export function trainSchedule(numExamples: number, batchSize: number, trainEpochs: number): { epochSteps: number[]; totalSteps: number; stepsPerEpoch: number } {
-  const epochs = Math.ceil(trainEpochs);
-  const epochSteps = Array.from({ length: epochs }, (_, e) => {
-    // The seed's last epoch of a whole-number run gets fraction 0 (no steps); it runs in full here.
-    const fraction = epochFraction(e, trainEpochs) || 1;
-    return stepsInEpoch(numExamples, batchSize, fraction);
-  });
-  const stepsPerEpoch = Math.floor(numExamples / batchSize);
-  if (epochSteps.every((n) => n === 0)) {
-    const why = stepsPerEpoch === 0
-      ? `${numExamples} examples make no full batch of ${batchSize}`
-      : `an epoch is ${stepsPerEpoch} steps of ${batchSize} examples, and ${trainEpochs} of one rounds to 0 steps; train more than ${(0.5 / stepsPerEpoch).toPrecision(3)} epochs`;
-    throw new Error(`trainSchedule: ${trainEpochs} epochs of ${numExamples} examples make no training step (${why})`);
-  }
-  const total = Math.ceil(stepsPerEpoch * trainEpochs);
-  // Rounding of a fractional last epoch can add a step beyond the seed's formula; the schedule then stretches to cover it.
-  return { epochSteps, stepsPerEpoch, totalSteps: Math.max(total, epochSteps.reduce((a, b) => a + b, 0)) };
-}
-
 /** How an epoch's training loop ended: the epoch is done (at this rate), or the run stops. */
 type EpochOutcome = { imagesPerSec: number } | { stop: StopReason; message?: string };
 
@@ -189,12 +152,12 @@ export class Trainer {
   private lastLogged: { loss: number; acc: number } | null = null;
 
   constructor(net: tfl.LayersModel | TrainableNet, data: TrainData, options: TrainOptions = {}) {
-    ({ model: this.model, hyp: this.hyp } = resolveNet(net));
+    ({ model: this.model, hyp: this.hyp } = resolveTrainable(net));
     this.discreteActions = findDiscreteActions(this.model);
     this.data = data;
     const { opt, misc } = this.hyp;
     this.batchSize = opt.batchSize;
-    this.imageSize = checkData(this.model, data, this.hyp);
+    this.imageSize = checkTrainData(this.model, data, this.hyp);
     this.microBatchSize = options.microBatchSize ?? this.batchSize;
     if (!(Number.isInteger(this.microBatchSize) && this.microBatchSize > 0 && this.batchSize % this.microBatchSize === 0)) {
       throw new Error(`Trainer: microBatchSize must be a positive divisor of the batch size ${this.batchSize}, got ${options.microBatchSize}`);
@@ -577,61 +540,4 @@ function sumEach(total: tf.NamedTensorMap | null, next: tf.NamedTensorMap): tf.N
   const out = tf.tidy(() => Object.fromEntries(Object.entries(total).map(([k, g]) => [k, tf.add(g, next[k]!)])));
   tf.dispose([...Object.values(total), ...Object.values(next)]);
   return out;
-}
-
-/** The model and its hyperparameters, checked, from what the Trainer was given. */
-function resolveNet(net: tfl.LayersModel | TrainableNet): { model: tfl.LayersModel; hyp: Hyp } {
-  const isModel = (m: unknown): m is tfl.LayersModel =>
-    m != null && typeof m === 'object' && typeof (m as tfl.LayersModel).apply === 'function' && Array.isArray((m as tfl.LayersModel).trainableWeights) && Array.isArray((m as tfl.LayersModel).inputs);
-  const given = isModel(net) ? { model: net } : net;
-  if (given == null || !isModel(given.model)) {
-    throw new Error(`Trainer: expected a tf.LayersModel or { model, hyp } (such as a SpeedyConvNet), got ${given == null ? String(given) : `an object with keys ${Object.keys(given).join(', ') || '(none)'}`}`);
-  }
-  const { model } = given;
-  let hyp: Hyp;
-  try {
-    hyp = resolveHyp(given.hyp ?? {});
-  } catch (e) {
-    throw new Error(`Trainer: net.hyp is invalid: ${(e as Error).message}`);
-  }
-  const input = model.inputs;
-  if (input.length === 0) throw new Error('Trainer: the model has no input yet; build it first (e.g. give a tf.sequential model\'s first layer an inputShape)');
-  if (input.length !== 1 || input[0]!.shape.length !== 4) {
-    throw new Error(`Trainer: the model must take one input of NHWC images [N, H, W, C], it takes ${input.map((t) => `[${t.shape.map((d) => d ?? 'null')}]`).join(', ')}`);
-  }
-  const output = model.outputs;
-  if (output.length !== 1 || output[0]!.shape.length !== 2) {
-    throw new Error(`Trainer: the model must have one output of logits [N, classes], it has ${output.map((t) => `[${t.shape.map((d) => d ?? 'null')}]`).join(', ')}`);
-  }
-  return { model, hyp };
-}
-
-/** Checks the data against the model and hyp; returns the side of the model's input images (the crop size). */
-function checkData(model: tfl.LayersModel, data: TrainData, hyp: Hyp): number {
-  const isSplit = (s: LabelledImages | undefined) => s?.images instanceof tf.Tensor && s.images.rank === 4 && s.targets instanceof tf.Tensor && s.targets.rank === 2;
-  if (data == null || !isSplit(data.train) || !isSplit(data.eval)) {
-    throw new Error('Trainer: data must be { train: { images, targets }, eval: { images, targets } }: NHWC image tensors and [N, classes] target tensors');
-  }
-  const { padAmount } = hyp.net;
-  const n = data.train.images.shape[0];
-  if (n < hyp.opt.batchSize) throw new Error(`Trainer: the training set has ${n} images, fewer than one batch of ${hyp.opt.batchSize}`);
-  const [, height, width, channels] = model.inputs[0]!.shape;
-  const trainSide = data.train.images.shape[1];
-  const imageSize = height ?? trainSide - 2 * padAmount;
-  const expectedSide = imageSize + 2 * padAmount;
-  if (trainSide !== expectedSide || data.train.images.shape[2] !== expectedSide || (width != null && width !== height)) {
-    throw new Error(`Trainer: training images must be square and reflect-padded by hyp.net.padAmount=${padAmount} (${expectedSide}x${expectedSide} for the model's ${height ?? 'any'}x${width ?? 'any'} input), got shape [${data.train.images.shape}]`);
-  }
-  const [, evalHeight, evalWidth, evalChannels] = data.eval.images.shape;
-  if (evalHeight !== imageSize || evalWidth !== imageSize) {
-    throw new Error(`Trainer: eval images must be ${imageSize}x${imageSize} (unpadded), got shape [${data.eval.images.shape}]`);
-  }
-  if (channels != null && (data.train.images.shape[3] !== channels || evalChannels !== channels)) {
-    throw new Error(`Trainer: the model takes ${channels}-channel images, the data has ${data.train.images.shape[3]} (train) and ${evalChannels} (eval)`);
-  }
-  const classes = model.outputs[0]!.shape[1];
-  for (const [split, { targets }] of [['train', data.train], ['eval', data.eval]] as const) {
-    if (classes != null && targets.shape[1] !== classes) throw new Error(`Trainer: the model outputs ${classes} classes, the ${split} targets have ${targets.shape[1]} ([${targets.shape}])`);
-  }
-  return imageSize;
 }

@@ -7,7 +7,9 @@ import { Linear } from '../../src/layers/linear.js';
 import { GlobalMaxPool } from '../../src/layers/pooling.js';
 import { SEED_HYP, type HypOverrides } from '../../src/models/hyp.js';
 import { speedyConvNet } from '../../src/models/speedy-convnet.js';
-import { Trainer, trainSchedule, type TrainData } from '../../src/train/trainer.js';
+import { trainSchedule } from '../../src/train/schedule.js';
+import type { TrainData } from '../../src/train/trainable.js';
+import { Trainer } from '../../src/train/trainer.js';
 import { describeEachBackend, describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
 import { liveTensors } from '../helpers/memory.js';
 
