@@ -65,10 +65,8 @@ function onePassStd(x: tf.Tensor, keepDims: boolean): tf.Tensor {
       },
     };
   });
-  const value = std(x);
-  if (!keepDims) return value;
-  const shape = x.shape.map(() => 1);
-  return tf.tidy(() => tf.reshape(value, shape));
+  if (!keepDims) return std(x);
+  return tf.tidy(() => tf.reshape(std(x), x.shape.map(() => 1)));
 }
 
 /**

@@ -11,7 +11,7 @@ export function hasChannelMomentsKernel(): boolean {
   return hasKernel(CHANNEL_MOMENTS);
 }
 
-/** Whether `channelGradSums` runs as one kernel here; elsewhere callers may prefer sums they can share work with. @internal */
+/** Whether `channelGradSums` can run here (WebGPU with the library's kernels). @internal */
 export function hasChannelGradSumsKernel(): boolean {
   return hasKernel(CHANNEL_GRAD_SUMS);
 }
@@ -40,14 +40,14 @@ export function channelMoments(x: tf.Tensor, overAll = false): { mean: tf.Tensor
 }
 
 /**
- * The batch norm gradient's per-channel sums, Σ dy and Σ dy · (x - mean), over every axis but the last.
- * One pass over dy and x on a backend with the library's kernel (WebGPU), sums of tfjs ops elsewhere.
+ * The batch norm gradient's per-channel sums, Σ dy and Σ dy · (x - mean), over every axis but the last, in
+ * one pass over dy and x. Only where the backend has the library's kernel (`hasChannelGradSumsKernel`):
+ * elsewhere the batch norm takes sums that share x̂ with its dx instead.
  * @internal
  */
 export function channelGradSums(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor): { dySum: tf.Tensor; dyCentredSum: tf.Tensor } {
   if (!hasKernel(CHANNEL_GRAD_SUMS)) {
-    const axes = allAxesButLast(x);
-    return tf.tidy(() => ({ dySum: tf.sum(dy, axes), dyCentredSum: tf.sum(tf.mul(dy, tf.sub(x, mean)), axes) }));
+    throw new Error(`channelGradSums: the '${tf.getBackend()}' backend has no ${CHANNEL_GRAD_SUMS} kernel; check hasChannelGradSumsKernel() first`);
   }
   return tf.tidy(() => {
     const both = tf.engine().runKernel(CHANNEL_GRAD_SUMS, { x, dy, mean }) as tf.Tensor;

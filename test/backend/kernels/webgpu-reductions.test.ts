@@ -25,7 +25,10 @@ function reductions(shape: number[], xv: Float32Array, dyv: Float32Array): tf.Te
     const lead = shape.slice(0, -1).map((_, i) => i);
     const { mean, variance } = channelMoments(x);
     const all = channelMoments(x, true);
-    const { dySum, dyCentredSum } = channelGradSums(dy, x, mean);
+    // The reference backend has no gradient-sums kernel: the same sums from tfjs ops there.
+    const { dySum, dyCentredSum } = hasChannelGradSumsKernel()
+      ? channelGradSums(dy, x, mean)
+      : { dySum: tf.sum(dy, lead), dyCentredSum: tf.sum(tf.mul(dy, tf.sub(x, mean)), lead) };
     const stdGrad = tf.grad((t: tf.Tensor) => tf.mul(unbiasedStd(t), 3))(x);
     return [
       mean, variance, all.mean, all.variance, dySum, dyCentredSum, unbiasedStd(x), stdGrad, unbiasedStd(x, undefined, true),
@@ -84,6 +87,18 @@ describeEachBackend('WebGPU one-pass reductions', () => {
     const values = await Promise.all(got.map((t) => t.data()));
     values.forEach((v, i) => expect(maxRelativeError(v, expected[i]!), `case ${i}`).toBeLessThanOrEqual(1e-5));
     tf.dispose(got);
+  });
+
+  it('unbiasedStd with keepDims leaves no tensor behind', async () => {
+    await useBackend('webgpu');
+    const x = tf.tensor(seeded([2, 3, 3, 4], 6, 0), [2, 3, 3, 4]);
+    unbiasedStd(x).dispose(); // makes this shape's device scalars first
+    const before = liveTensors();
+    const std = unbiasedStd(x, undefined, true);
+    expect(std.shape).toEqual([1, 1, 1, 1]);
+    std.dispose();
+    expect(liveTensors()).toBe(before);
+    x.dispose();
   });
 
   it('propagates NaN as torch does: a NaN anywhere makes the statistics that include it NaN', async () => {
