@@ -109,10 +109,32 @@ export class BatchNorm extends tfl.layers.Layer {
       const x = singleInput(inputs, `BatchNorm '${this.name}'`);
       checkInput(x, 4, `BatchNorm '${this.name}'`, this.channels);
       if (kwargs?.training) return this.trainForwardGelu(x as tf.Tensor4D);
-      const scale = tf.mul(this.weight.read(), tf.rsqrt(tf.add(this.runningVar.read(), c(this.eps))));
-      const shift = tf.sub(this.bias.read(), tf.mul(this.runningMean.read(), scale));
-      return scaleShiftGelu(x, scale, shift);
+      return this.inferenceGelu(x);
     });
+  }
+
+  /** GELU of the running-statistics normalisation, differentiable in x, bias and weight as the unfused ops are. */
+  private inferenceGelu(x: tf.Tensor): tf.Tensor {
+    const eps = this.eps;
+    const normaliseGelu = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const [xi, bi, wi, mean, variance] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+      const save = args[5] as tf.GradSaveFunc;
+      const rstd = tf.rsqrt(tf.add(variance, c(eps)));
+      const scale = tf.mul(wi, rstd);
+      const shift = tf.sub(bi, tf.mul(mean, scale));
+      save([xi, mean, rstd, scale, shift]);
+      return {
+        value: scaleShiftGelu(xi, scale, shift),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xs, m, r, sc, sh] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+          const { gSum, gCentredSum } = geluChannelGradSums(dy, xs, m, sc, sh);
+          const zero = tf.zerosLike(sc);
+          // The running statistics are not trained: zero gradients, as for any non-trainable input.
+          return [scaleShiftGeluGrad(xs, dy, sc, sh, zero, zero), gSum, tf.mul(gCentredSum, r), tf.zerosLike(m), tf.zerosLike(m)];
+        },
+      };
+    });
+    return normaliseGelu(x, this.bias.read(), this.weight.read(), this.runningMean.read(), this.runningVar.read());
   }
 
   /** `trainForward` followed by GELU, through the fused kernels, with the gradient of both written by hand. */

@@ -14,7 +14,10 @@ import { disposeWeights } from './fixtures.js';
 // The seed's norm inputs at batch 2 (after each group's pool and second conv, base depth 64) and odd ones.
 const SHAPES: Array<[number, number, number, number]> = [[2, 15, 15, 64], [2, 7, 7, 256], [2, 3, 3, 512], [3, 5, 5, 3], [4, 9, 9, 70]];
 
-interface Result { y: Float32Array; dx: Float32Array; dbias: Float32Array; dweight: Float32Array; runningMean: Float32Array; runningVar: Float32Array; eval: Float32Array }
+interface Result {
+  y: Float32Array; dx: Float32Array; dbias: Float32Array; dweight: Float32Array; runningMean: Float32Array; runningVar: Float32Array;
+  eval: Float32Array; evalDx: Float32Array; evalDbias: Float32Array; evalDweight: Float32Array;
+}
 
 /** One training step's values and gradients, then inference, through `fused` (callWithGelu) or the unfused ops. */
 async function step(shape: [number, number, number, number], fused: boolean): Promise<Result> {
@@ -41,19 +44,22 @@ async function step(shape: [number, number, number, number], fused: boolean): Pr
     return tf.sum(tf.mul(out, g));
   }, vars);
   const evalOut = forward(x, false);
+  // Inference is differentiable too (in x, bias and weight), as the unfused ops are.
+  const evalGrads = tf.variableGrads(() => tf.sum(tf.mul(forward(x, false), g)), vars);
   const read = async (t: tf.Tensor) => (await t.data()) as Float32Array;
   const result: Result = {
     y: await read(y!), dx: await read(grads[x.name]!), dbias: await read(grads[vars[1]!.name]!), dweight: await read(grads[vars[2]!.name]!),
     runningMean: await read(bn.runningMean.read()), runningVar: await read(bn.runningVar.read()), eval: await read(evalOut),
+    evalDx: await read(evalGrads.grads[x.name]!), evalDbias: await read(evalGrads.grads[vars[1]!.name]!), evalDweight: await read(evalGrads.grads[vars[2]!.name]!),
   };
-  tf.dispose([value, y!, evalOut, x, g, ...Object.values(grads)]);
+  tf.dispose([value, y!, evalOut, x, g, ...Object.values(grads), evalGrads.value, ...Object.values(evalGrads.grads)]);
   disposeWeights(bn);
   return result;
 }
 
 describeEachBackendAndWebGPUKernelSet('BatchNorm.callWithGelu (fused batch norm + GELU)', (backend) => {
   for (const shape of SHAPES) {
-    it(`${shape.join('x')}: equals gelu(BatchNorm) within 1e-5 of cpu, or as close as the unfused ops get here (values, gradients, running stats, inference)`, async () => {
+    it(`${shape.join('x')}: equals gelu(BatchNorm) within 1e-5 of cpu, or as close as the unfused ops get here (values, gradients, running stats, inference and its gradients)`, async () => {
       await useBackend('cpu');
       const expected = await step(shape, false);
       await useBackend(backend);
