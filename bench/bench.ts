@@ -28,6 +28,8 @@ export interface BenchOptions {
   profileSteps?: number;
   /** webgpu only: run tfjs-backend-webgpu's own kernels instead of the library's training kernels (for before/after figures). */
   tfjsKernels?: boolean;
+  /** webgpu only: the convolutions' precision (initBackend's webgpuConvPrecision); 'float16' runs them on tensor cores where the GPU has subgroup matrices. Default 'float32'. */
+  convPrecision?: 'float32' | 'float16';
 
   /** wasm only: run tfjs's threaded SIMD build with this many XNNPACK threads (see enableNodeWasmThreads). */
   wasmThreads?: number;
@@ -115,7 +117,13 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   if (options.tfjsKernels && options.backend !== 'webgpu') {
     throw new Error(`runBench: tfjsKernels needs backend 'webgpu' (tfjs-backend-wasm 4.22 cannot train convolutions by itself), got '${options.backend}'`);
   }
-  const report = await initBackend(options.backend, options.tfjsKernels ? { webgpuTrainingKernels: false } : {});
+  if (options.convPrecision != null && options.backend !== 'webgpu') {
+    throw new Error(`runBench: convPrecision needs backend 'webgpu', got '${options.backend}'`);
+  }
+  const report = await initBackend(options.backend, {
+    ...(options.tfjsKernels ? { webgpuTrainingKernels: false } : {}),
+    ...(options.convPrecision ? { webgpuConvPrecision: options.convPrecision } : {}),
+  });
   const backend = tf.getBackend();
 
   const beforeSetup = tensorsAlive();

@@ -1,8 +1,9 @@
 // Benchmark of one SpeedyConvNet configuration: training step and flip-TTA eval, medians after warm-up.
 // Usage: npm run bench -- --backend wasm --batch 64 --steps 10 [--warmup 3] [--base-depth 64] [--image-size 32]
-//          [--profile K] [--wasm-threads N] [--tfjs-kernels] [--json FILE]
+//          [--profile K] [--wasm-threads N] [--tfjs-kernels] [--conv-precision float16] [--json FILE]
 // --profile K: wall time per kernel over K steps on wasm/cpu; GPU time per kernel and input shape on WebGPU.
 // --tfjs-kernels (webgpu): tfjs-backend-webgpu's own convolutions, batch statistics and reductions, for before/after figures.
+// --conv-precision float16 (webgpu): the convolutions on tensor cores (subgroup matrices) where the GPU has them; the report says which ran.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -17,6 +18,7 @@ const { values } = parseArgs({
     profile: { type: 'string', default: '0' },
     'wasm-threads': { type: 'string' },
     'tfjs-kernels': { type: 'boolean', default: false },
+    'conv-precision': { type: 'string' },
   },
 });
 
@@ -37,13 +39,19 @@ const options: BenchOptions = {
 };
 if (values['wasm-threads'] != null) options.wasmThreads = int('wasm-threads', values['wasm-threads']);
 if (values['tfjs-kernels']) options.tfjsKernels = true;
+if (values['conv-precision'] != null) {
+  if (values['conv-precision'] !== 'float32' && values['conv-precision'] !== 'float16') {
+    throw new Error(`--conv-precision must be float32 or float16, got '${values['conv-precision']}'`);
+  }
+  options.convPrecision = values['conv-precision'];
+}
 
 const result = await runBench(options);
 result.command = `npm run bench -- ${process.argv.slice(2).join(' ')}`;
 const mib = (b: number | null) => (b == null ? 'n/a' : `${(b / 2 ** 20).toFixed(0)} MiB`);
 const t = result.counts.trainStep;
 console.log(
-  `tfjs-dataflow ${result.backend} (${result.backendReport.reason}) batch=${result.batch} base_depth=${result.baseDepth}: ` +
+  `tfjs-dataflow ${result.backend} (${result.backendReport.reason}${result.backendReport.convPrecision ? `; convolutions ${result.backendReport.convPrecision}` : ''}) batch=${result.batch} base_depth=${result.baseDepth}: ` +
   `train ${result.train.medianStepMs.toFixed(1)} ms/step (${result.train.imagesPerSec.toFixed(1)} img/s), ` +
   `eval ${result.eval.medianStepMs.toFixed(1)} ms/step (${result.eval.imagesPerSec.toFixed(1)} img/s), ` +
   `${result.gflopPerStep.train.toFixed(2)} GFLOP/step, kernels ${t.forwardKernels} fwd + ${t.backwardKernels} bwd, ` +

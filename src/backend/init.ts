@@ -1,7 +1,11 @@
 import './gradients.js';
-import { getBackend, ready, setBackend, engine, registerBackend } from '@tensorflow/tfjs-core';
+import { backend, getBackend, ready, setBackend, engine, registerBackend } from '@tensorflow/tfjs-core';
 import { installWasmTrainingKernels, uninstallWasmTrainingKernels } from './kernels/wasm/index.js';
 import { installWebGPUTrainingKernels, uninstallWebGPUTrainingKernels } from './kernels/webgpu/index.js';
+import {
+  registerSubgroupMatrixDevice, setWebGPUConvPrecision, subgroupMatrixDeviceOf, SUBGROUP_MATRIX_FEATURE, tensorCoreConfigFor,
+  type ConvPrecision,
+} from './kernels/webgpu/subgroup_matrix.js';
 
 /** Backends `initBackend` knows. `'auto'` picks the fastest that is really available. */
 export const BACKEND_NAMES = ['auto', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -25,6 +29,8 @@ export interface BackendReport {
   reason: string;
   /** WebGPU only. */
   adapter?: AdapterDescription;
+  /** WebGPU only: how the convolutions multiply, e.g. `float16 on subgroup matrices 16x16x16 (subgroups of 32)`, or `float32` and why. */
+  convPrecision?: string;
   /** tensorflow only: which package was loaded. */
   tensorflowPackage?: string;
   /** wasm only: worker threads in use (1 when the single-threaded SIMD build runs). */
@@ -40,6 +46,14 @@ export interface InitBackendOptions {
   wasmTrainingKernels?: boolean;
   /** Install the library's WebGPU training kernels (conv gradients as split-K implicit GEMMs, batch statistics). Default true; false restores tfjs's own. */
   webgpuTrainingKernels?: boolean;
+  /**
+   * How the library's WebGPU convolutions multiply: `'float32'` (default) or `'float16'`, f16 operands with
+   * f32 accumulation on subgroup matrices (tensor cores) where the adapter offers
+   * `chromium-experimental-subgroup-matrix` with a fitting configuration, the f32 kernels elsewhere.
+   * Opt-in until a full run proves its accuracy. Under Node it also turns on Dawn's `allow_unsafe_apis`
+   * toggle, which the experimental feature needs, if Dawn was not started before.
+   */
+  webgpuConvPrecision?: ConvPrecision;
 }
 
 /**
@@ -119,7 +133,10 @@ async function initWebGPU(platform: Platform, adapterDescription: AdapterDescrip
       const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
       if (adapter == null) throw new Error('WebGPU adapter disappeared');
       // Timestamp queries let tf.profile / tf.time report GPU time per kernel; they cost nothing unless used.
-      const requiredFeatures: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
+      // The tensor-core convolutions need subgroup matrices and f16 (and subgroups, which Dawn pairs with them).
+      const wanted = adapter.features.has(SUBGROUP_MATRIX_FEATURE)
+        ? ['timestamp-query', SUBGROUP_MATRIX_FEATURE, 'shader-f16', 'subgroups'] : ['timestamp-query'];
+      const requiredFeatures = wanted.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
       const device = await adapter.requestDevice({ requiredFeatures, requiredLimits: {
         maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
         maxComputeWorkgroupsPerDimension: adapter.limits.maxComputeWorkgroupsPerDimension,
@@ -128,15 +145,31 @@ async function initWebGPU(platform: Platform, adapterDescription: AdapterDescrip
         maxComputeWorkgroupSizeX: adapter.limits.maxComputeWorkgroupSizeX,
         maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
       } });
-      return new webgpu.WebGPUBackend(device, (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info);
+      const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
+      if (device.features.has(SUBGROUP_MATRIX_FEATURE)) registerSubgroupMatrixDevice(device, subgroupMatrixDeviceOf(info));
+      return new webgpu.WebGPUBackend(device, info);
     }, 3);
   }
   // After tfjs-backend-webgpu's own registrations (its import above), so the originals are kept.
   if (options.webgpuTrainingKernels === false) uninstallWebGPUTrainingKernels();
   else installWebGPUTrainingKernels();
+  setWebGPUConvPrecision(options.webgpuConvPrecision ?? 'float32');
   await activate('webgpu');
   const kind = adapterDescription.isSoftware ? 'software adapter' : 'GPU';
-  return { backend: 'webgpu', adapter: adapterDescription, reason: `WebGPU on ${kind} ${adapterName(adapterDescription)}` };
+  return {
+    backend: 'webgpu', adapter: adapterDescription, reason: `WebGPU on ${kind} ${adapterName(adapterDescription)}`,
+    convPrecision: describeConvPrecision(options),
+  };
+}
+
+function describeConvPrecision(options: InitBackendOptions): string {
+  if (options.webgpuTrainingKernels === false) return "tfjs-backend-webgpu's own kernels (float32)";
+  const device = (backend() as unknown as { device?: GPUDevice }).device;
+  const config = device ? tensorCoreConfigFor(device) : 'no device';
+  if (typeof config !== 'string') {
+    return `float16 on subgroup matrices ${config.M}x${config.N}x${config.K} (subgroups of ${config.subgroupSize}), float32 accumulation`;
+  }
+  return options.webgpuConvPrecision === 'float16' ? `float32 (float16 requested, but ${config})` : 'float32';
 }
 
 async function initWasm(options: InitBackendOptions): Promise<BackendReport> {

@@ -43,6 +43,16 @@ export async function installNodeWebGPU(flags: string[] = dawnFlags): Promise<GP
   return (dawnGpu = gpu);
 }
 
+/** `flags` with `toggle` added to its `enable-dawn-features=` entry (made if missing). */
+export function withDawnToggle(flags: readonly string[], toggle: string): string[] {
+  const key = 'enable-dawn-features=';
+  const at = flags.findIndex((f) => f.startsWith(key));
+  if (at < 0) return [...flags, key + toggle];
+  const toggles = flags[at]!.slice(key.length).split(',').filter(Boolean);
+  if (toggles.includes(toggle)) return [...flags];
+  return flags.map((f, i) => (i === at ? key + [...toggles, toggle].join(',') : f));
+}
+
 async function loadTensorflow(): Promise<string> {
   const reasons: string[] = [];
   for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
@@ -69,6 +79,8 @@ const nodePlatform: Platform = { name: 'node', gpu: () => installNodeWebGPU(), l
  */
 export async function initBackend(name: BackendName = 'auto', options: NodeBackendOptions = {}): Promise<BackendReport> {
   if (options.dawnFlags) dawnFlags = options.dawnFlags;
+  // Dawn exposes its experimental subgroup matrices only with this toggle (read when Dawn starts).
+  if (options.webgpuConvPrecision === 'float16') dawnFlags = withDawnToggle(dawnFlags, 'allow_unsafe_apis');
   if (options.wasmThreads != null && options.wasmThreads > 1 && (name === 'wasm' || name === 'auto')) {
     await enableNodeWasmThreads(options.wasmThreads);
   }

@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { gelu } from '../ops/gelu.js';
 import { BatchNorm } from './batch-norm.js';
 import { CompositeLayer } from './composite.js';
 import { Conv } from './conv.js';
@@ -131,8 +130,8 @@ export class ConvGroup extends CompositeLayer {
     return tf.tidy(() => {
       this.check(input.shape, input.dtype);
       let x = this.conv1.call(input, kwargs);
-      x = gelu(this.norm1.call(pool(x), kwargs));
-      x = gelu(this.norm2.call(this.conv2.call(x, kwargs), kwargs));
+      x = this.norm1.callWithGelu(pool(x), kwargs);
+      x = this.norm2.callWithGelu(this.conv2.call(x, kwargs), kwargs);
       if (!this.stateProject || !this.stateNorm) return x;
       const state = this.stateNorm.call(pool(this.stateProject.call(x, kwargs)), kwargs);
       return [x, state];

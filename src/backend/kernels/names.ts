@@ -14,3 +14,15 @@ export interface ChannelMomentsAttrs {
 
 /** Inputs `x`, `dy` (same shape, channels last) and `mean` [C]. Output [2, C]: Σ dy and Σ dy · (x - mean) per channel. */
 export const CHANNEL_GRAD_SUMS = 'DataflowChannelGradSums';
+
+/** Inputs `x` (channels last), `scale` and `shift` [C]. Output like x: GELU(x · scale + shift), the batch norm and its GELU in one pass. */
+export const SCALE_SHIFT_GELU = 'DataflowScaleShiftGelu';
+
+/**
+ * Inputs `x`, `dy` (same shape, channels last), `mean`, `scale`, `shift` [C]. Output [2, C]: Σ g and Σ g · (x - mean)
+ * per channel, with g = dy · GELU'(x · scale + shift): the batch norm's gradient sums behind its GELU.
+ */
+export const GELU_CHANNEL_GRAD_SUMS = 'DataflowGeluChannelGradSums';
+
+/** Inputs `x`, `dy`, `scale`, `shift`, `alpha`, `beta` ([C] but x, dy). Output like x: g · scale + x · alpha + beta, g as above. */
+export const SCALE_SHIFT_GELU_GRAD = 'DataflowScaleShiftGeluGrad';

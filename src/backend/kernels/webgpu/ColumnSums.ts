@@ -1,6 +1,6 @@
-import { Mean, Sum, util, type KernelConfig, type KernelFunc, type MeanAttrs, type SumAttrs, type TensorInfo } from '@tensorflow/tfjs-core';
+import { backend_util, Mean, Sum, util, type KernelConfig, type KernelFunc, type MeanAttrs, type SumAttrs, type TensorInfo } from '@tensorflow/tfjs-core';
 import { originalKernel } from '../install.js';
-import { CHANNEL_MOMENTS, CHANNEL_GRAD_SUMS, type ChannelMomentsAttrs } from '../names.js';
+import { CHANNEL_MOMENTS, CHANNEL_GRAD_SUMS, GELU_CHANNEL_GRAD_SUMS, type ChannelMomentsAttrs } from '../names.js';
 import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
 import { wgslConstants } from './conv_gemm.js';
 import { fitsU32Indexing } from './util.js';
@@ -15,6 +15,8 @@ import { fitsU32Indexing } from './util.js';
  *   tensor's first with `overAll`), so the variance does not cancel catastrophically when
  *   |mean| >> std. Finished as [mean, biased variance] per column, or over the whole tensor.
  * - `gradSums`: sums of dy and dy * (x - mean[c]), the two sums of the batch norm's gradient.
+ * - `geluGradSums`: the same sums of g = dy * GELU'(x * scale[c] + shift[c]), the gradient reaching a
+ *   batch norm through the GELU after it, computed on the fly (no g tensor).
  * - `sum` / `mean`: tfjs's Sum and Mean over every axis, or over every axis but the last (a bias's
  *   gradient, the discrete action's std scalar). tfjs-backend-webgpu 4.22 transposes the input for the
  *   latter and reduces each output in a single workgroup: 11 ms for one [1024,15,15,64] sum on an H200.
@@ -24,7 +26,28 @@ import { fitsU32Indexing } from './util.js';
 const THREADS = 256;
 const COLUMNS_PER_GROUP = 64;
 
-type Mode = 'moments' | 'gradSums' | 'sum' | 'mean';
+/**
+ * Exact GELU, z · Φ(z), and its derivative Φ(z) + z · φ(z), with erf as tfjs computes it on every backend
+ * (Abramowitz and Stegun 7.1.26), so the fused kernels match the unfused ops.
+ */
+export const GELU_WGSL = `
+  fn erfApprox(a : f32) -> f32 {
+    let t = 1.0 / (1.0 + ${backend_util.ERF_P} * abs(a));
+    return sign(a) * (1.0 - (((((${backend_util.ERF_A5} * t + ${backend_util.ERF_A4}) * t) + ${backend_util.ERF_A3}) * t +
+      ${backend_util.ERF_A2}) * t + ${backend_util.ERF_A1}) * t * exp(-abs(a) * abs(a)));
+  }
+  fn normalCdf(z : f32) -> f32 {
+    return (erfApprox(z * ${Math.SQRT1_2}) + 1.0) * 0.5;
+  }
+  fn gelu(z : f32) -> f32 {
+    return z * normalCdf(z);
+  }
+  fn geluDerivative(z : f32) -> f32 {
+    return normalCdf(z) + z * (exp(z * z * -0.5) * ${1 / Math.sqrt(2 * Math.PI)});
+  }
+`;
+
+type Mode = 'moments' | 'gradSums' | 'geluGradSums' | 'sum' | 'mean';
 
 interface Layout {
   rows: number;
@@ -57,7 +80,7 @@ class ColumnPartialSumsProgram implements WebGPUProgram {
   readonly workgroupSize: [number, number, number] = [THREADS, 1, 1];
 
   constructor(private readonly mode: Mode, private readonly l: Layout, private readonly overAll: boolean) {
-    this.variableNames = mode === 'gradSums' ? ['x', 'dy', 'mean'] : ['x'];
+    this.variableNames = mode === 'gradSums' ? ['x', 'dy', 'mean'] : mode === 'geluGradSums' ? ['x', 'dy', 'mean', 'columnScale', 'columnShift'] : ['x'];
     this.outputShape = [l.chunks, 2, l.columns];
     this.dispatch = [l.columnGroups, l.chunks, 1];
     this.shaderKey = `dataflowColumnPartialSums_${mode}_${overAll}_${l.rows}_${l.columns}_${l.rowsPerChunk}`;
@@ -72,12 +95,20 @@ class ColumnPartialSumsProgram implements WebGPUProgram {
       gradSums: `let g = f32(dy[r * COLUMNS + column]);
             s1 += g;
             s2 += g * (f32(x[r * COLUMNS + column]) - shift);`,
+      geluGradSums: `let xv = f32(x[r * COLUMNS + column]);
+            let g = f32(dy[r * COLUMNS + column]) * geluDerivative(xv * colScale + colShift);
+            s1 += g;
+            s2 += g * (xv - shift);`,
       sum: 's1 += f32(x[r * COLUMNS + column]);',
       mean: 's1 += f32(x[r * COLUMNS + column]);',
     }[this.mode];
     // Reads go through f32(): a float32 tensor may sit in an int32 buffer after a cast (see storedAsFloat32).
-    const shift = { moments: this.overAll ? 'f32(x[0])' : 'f32(x[column])', gradSums: 'f32(mean[column])', sum: '0.0', mean: '0.0' }[this.mode];
+    const shift = {
+      moments: this.overAll ? 'f32(x[0])' : 'f32(x[column])', gradSums: 'f32(mean[column])', geluGradSums: 'f32(mean[column])', sum: '0.0', mean: '0.0',
+    }[this.mode];
+    const gelu = this.mode === 'geluGradSums';
     return `
+      ${gelu ? GELU_WGSL : ''}
       ${wgslConstants({ ROWS: l.rows, COLUMNS: l.columns, GROUP_COLUMNS: l.groupColumns, LANES: l.lanes, ROWS_PER_CHUNK: l.rowsPerChunk })}
       var<workgroup> laneSums : array<vec2<f32>, ${THREADS}>;
 
@@ -90,6 +121,7 @@ class ColumnPartialSumsProgram implements WebGPUProgram {
         var s2 = 0.0;
         if (reads) {
           let shift = ${shift};
+          ${gelu ? 'let colScale = f32(columnScale[column]);\n          let colShift = f32(columnShift[column]);' : ''}
           let end = min(ROWS, (chunk + 1u) * ROWS_PER_CHUNK);
           for (var r = chunk * ROWS_PER_CHUNK + lane; r < end; r += LANES) {
             ${terms}
@@ -128,7 +160,7 @@ class ColumnSumsFinishProgram implements WebGPUProgram {
 
   constructor(private readonly mode: Mode, private readonly l: Layout, private readonly overAll: boolean) {
     this.variableNames = mode === 'moments' ? ['partials', 'x'] : ['partials'];
-    const outputs = mode === 'moments' || mode === 'gradSums' ? 2 : 1;
+    const outputs = mode === 'sum' || mode === 'mean' ? 1 : 2;
     this.outputShape = overAll ? [outputs] : [outputs, l.columns];
     this.dispatch = [overAll ? 1 : l.columns, 1, 1];
     this.shaderKey = `dataflowColumnSumsFinish_${mode}_${overAll}_${l.rows}_${l.columns}_${l.chunks}`;
@@ -144,6 +176,8 @@ class ColumnSumsFinishProgram implements WebGPUProgram {
     const at0 = overAll ? '0' : 'column';
     const finish = {
       gradSums: `result[column] = total.x;
+          result[COLUMNS + column] = total.y;`,
+      geluGradSums: `result[column] = total.x;
           result[COLUMNS + column] = total.y;`,
       // Shifted sums: mean = shift + s1 / n, variance = (s2 - s1² / n) / n, rounding below 0 clamped. Not
       // with max(), which may drop a NaN: a NaN anywhere in x must reach the result, as in torch.
@@ -207,6 +241,13 @@ const channelGradSums: KernelFunc = ({ inputs, backend }) => {
   return columnSums(backend as unknown as WebGPUBackendLike, 'gradSums', [x, dy, mean], false);
 };
 
+/** [2, C]: Σ g and Σ g · (x - mean) per channel, g = dy · GELU'(x · scale + shift). */
+const geluChannelGradSums: KernelFunc = ({ inputs, backend }) => {
+  const { x, dy, mean, scale, shift } = inputs as { x: TensorInfo; dy: TensorInfo; mean: TensorInfo; scale: TensorInfo; shift: TensorInfo };
+  return columnSums(backend as unknown as WebGPUBackendLike, 'geluGradSums', [x, dy, mean, scale, shift], false);
+};
+
+export const geluChannelGradSumsConfig: KernelConfig = { kernelName: GELU_CHANNEL_GRAD_SUMS, backendName: 'webgpu', kernelFunc: geluChannelGradSums };
 export const channelMomentsConfig: KernelConfig = { kernelName: CHANNEL_MOMENTS, backendName: 'webgpu', kernelFunc: channelMoments };
 export const channelGradSumsConfig: KernelConfig = { kernelName: CHANNEL_GRAD_SUMS, backendName: 'webgpu', kernelFunc: channelGradSums };
 

@@ -1,7 +1,8 @@
 import { backend_util, Conv2D, type Conv2DAttrs, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
 import { originalKernel } from '../install.js';
 import type { WebGPUBackendLike } from '../types.js';
-import { ConvGemmProgram, gemmMain, runConvGemm } from './conv_gemm.js';
+import { ConvGemmProgram, runConvGemm } from './conv_gemm.js';
+import type { TensorCoreConfig } from './subgroup_matrix.js';
 
 const WEBGPU = 'webgpu';
 
@@ -16,9 +17,9 @@ const WEBGPU = 'webgpu';
 export class Conv2DForwardProgram extends ConvGemmProgram {
   readonly variableNames = ['x', 'W'];
 
-  constructor(info: backend_util.Conv2DInfo) {
+  constructor(info: backend_util.Conv2DInfo, tensorCores?: TensorCoreConfig) {
     super('dataflowConvForward', info, info.batchSize * info.outHeight * info.outWidth, info.outChannels,
-      info.filterHeight * info.filterWidth * info.inChannels, info.inChannels % 4 === 0 && info.outChannels % 4 === 0);
+      info.filterHeight * info.filterWidth * info.inChannels, info.inChannels % 4 === 0 && info.outChannels % 4 === 0, tensorCores);
   }
 
   private loadA(): string {
@@ -83,12 +84,12 @@ export class Conv2DForwardProgram extends ConvGemmProgram {
       fn storeTile() {
         let rowLocal = localIndex / 4u;
         for (var j = 0u; j < 4u; j++) {
-          tileA[(kQuad * 4u + j) * 16u + rowLocal / 4u][rowLocal % 4u] = regA[j];
+          setA((kQuad * 4u + j) * 16u + rowLocal / 4u, rowLocal % 4u, regA[j]);
         }
-        tileB[kLocal * 16u + localIndex % 16u] = regB;
+        setB4(kLocal * 16u + localIndex % 16u, regB);
       }
 
-      ${gemmMain(`
+      ${this.main(`
       kQuad = localIndex % 4u;
       rowA = tileM + localIndex / 4u;
       batch = rowA / OUT_HW;
@@ -107,7 +108,7 @@ const conv2d: KernelFunc = (args) => {
   const { strides, pad, dataFormat, dilations, dimRoundingMode } = attrs as unknown as Conv2DAttrs;
   const info = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
     strides, dilations, pad, dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
-  return runConvGemm(backend as unknown as WebGPUBackendLike, info, [x, filter], () => new Conv2DForwardProgram(info), info.outShape,
+  return runConvGemm(backend as unknown as WebGPUBackendLike, info, [x, filter], (tensorCores) => new Conv2DForwardProgram(info, tensorCores), info.outShape,
     () => originalKernel(Conv2D, WEBGPU).kernelFunc(args) as TensorInfo);
 };
 

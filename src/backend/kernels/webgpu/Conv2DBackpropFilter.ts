@@ -4,7 +4,8 @@ import {
 } from '@tensorflow/tfjs-core';
 import { originalKernel } from '../install.js';
 import type { WebGPUBackendLike } from '../types.js';
-import { ConvGemmProgram, gemmMain, runConvGemm } from './conv_gemm.js';
+import { ConvGemmProgram, runConvGemm } from './conv_gemm.js';
+import type { TensorCoreConfig } from './subgroup_matrix.js';
 
 const WEBGPU = 'webgpu';
 
@@ -20,9 +21,9 @@ const WEBGPU = 'webgpu';
 export class Conv2DFilterGradProgram extends ConvGemmProgram {
   readonly variableNames = ['x', 'dy'];
 
-  constructor(info: backend_util.Conv2DInfo) {
+  constructor(info: backend_util.Conv2DInfo, tensorCores?: TensorCoreConfig) {
     super('dataflowConvFilterGrad', info, info.filterHeight * info.filterWidth * info.inChannels, info.outChannels,
-      info.batchSize * info.outHeight * info.outWidth, info.inChannels % 4 === 0 && info.outChannels % 4 === 0);
+      info.batchSize * info.outHeight * info.outWidth, info.inChannels % 4 === 0 && info.outChannels % 4 === 0, tensorCores);
   }
 
   // Rows rowA.. are four channels of one tap (cin is a multiple of 4), and dy's row is a multiple of 4 long.
@@ -84,11 +85,11 @@ export class Conv2DFilterGradProgram extends ConvGemmProgram {
 
       fn storeTile() {
         let at = kLocal * 16u + localIndex % 16u;
-        tileA[at] = regA;
-        tileB[at] = regB;
+        setA4(at, regA);
+        setB4(at, regB);
       }
 
-      ${gemmMain(`
+      ${this.main(`
       kLocal = localIndex / 16u;
       rowA = tileM + (localIndex % 16u) * 4u;
       colB = tileN + (localIndex % 16u) * 4u;
@@ -108,7 +109,7 @@ const conv2dBackpropFilter: KernelFunc = (args) => {
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as Conv2DBackpropFilterAttrs;
   const info = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad,
     dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
-  return runConvGemm(backend as unknown as WebGPUBackendLike, info, [x, dy], () => new Conv2DFilterGradProgram(info), info.filterShape,
+  return runConvGemm(backend as unknown as WebGPUBackendLike, info, [x, dy], (tensorCores) => new Conv2DFilterGradProgram(info, tensorCores), info.filterShape,
     () => originalKernel(Conv2DBackpropFilter, WEBGPU).kernelFunc(args) as TensorInfo);
 };
 

@@ -4,7 +4,8 @@ import {
 } from '@tensorflow/tfjs-core';
 import { originalKernel } from '../install.js';
 import type { WebGPUBackendLike } from '../types.js';
-import { ConvGemmProgram, gemmMain, runConvGemm } from './conv_gemm.js';
+import { ConvGemmProgram, runConvGemm } from './conv_gemm.js';
+import type { TensorCoreConfig } from './subgroup_matrix.js';
 
 const WEBGPU = 'webgpu';
 
@@ -35,9 +36,9 @@ const DY_POSITION = `
 export class Conv2DInputGradProgram extends ConvGemmProgram {
   readonly variableNames = ['dy', 'W'];
 
-  constructor(info: backend_util.Conv2DInfo) {
+  constructor(info: backend_util.Conv2DInfo, tensorCores?: TensorCoreConfig) {
     super('dataflowConvInputGrad', info, info.batchSize * info.inHeight * info.inWidth, info.inChannels,
-      info.filterHeight * info.filterWidth * info.outChannels, info.outChannels % 4 === 0);
+      info.filterHeight * info.filterWidth * info.outChannels, info.outChannels % 4 === 0, tensorCores);
   }
 
   // The four K indices are four output channels of one tap (cout is a multiple of 4, and so are k0 and kEnd).
@@ -97,12 +98,12 @@ export class Conv2DInputGradProgram extends ConvGemmProgram {
         let rowLocal = localIndex / 4u;
         for (var j = 0u; j < 4u; j++) {
           let at = (kQuad * 4u + j) * 16u + rowLocal / 4u;
-          tileA[at][rowLocal % 4u] = regA[j];
-          tileB[at][rowLocal % 4u] = regB[j];
+          setA(at, rowLocal % 4u, regA[j]);
+          setB(at, rowLocal % 4u, regB[j]);
         }
       }
 
-      ${gemmMain(`
+      ${this.main(`
       kQuad = localIndex % 4u;
       rowA = tileM + localIndex / 4u;
       colB = tileN + localIndex / 4u;
@@ -120,7 +121,7 @@ const conv2dBackpropInput: KernelFunc = (args) => {
   const { inputShape, strides, pad, dataFormat, dimRoundingMode } = attrs as unknown as Conv2DBackpropInputAttrs;
   const info = backend_util.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number], strides, 1, pad,
     dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
-  return runConvGemm(backend as unknown as WebGPUBackendLike, info, [dy, filter], () => new Conv2DInputGradProgram(info), info.inShape,
+  return runConvGemm(backend as unknown as WebGPUBackendLike, info, [dy, filter], (tensorCores) => new Conv2DInputGradProgram(info, tensorCores), info.inShape,
     () => originalKernel(Conv2DBackpropInput, WEBGPU).kernelFunc(args) as TensorInfo);
 };
 

@@ -11,11 +11,11 @@
  */
 import type { backend_util, TensorInfo } from '@tensorflow/tfjs-core';
 import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
+import { TENSOR_CORE_THREADS, tensorCoreConfigFor, tensorCoreDeclarations, tensorCoreMain, type TensorCoreConfig } from './subgroup_matrix.js';
+import { TILE_K, TILE_M, TILE_N } from './tiles.js';
 import { fitsU32Indexing, storedAsFloat32 } from './util.js';
 
-export const TILE_M = 64;
-export const TILE_N = 64;
-export const TILE_K = 16;
+export { TILE_K, TILE_M, TILE_N };
 const THREADS = 256;
 
 /** How a GEMM of M x N outputs over K is cut: `splits` ranges of `kPerSplit` (a multiple of TILE_K). */
@@ -55,10 +55,17 @@ export function wgslConstants(values: Record<string, number>, signed: readonly s
   }).join('\n');
 }
 
-/** Workgroup memory: A and B tiles as [TILE_K][16] vec4s (four M rows / four N columns each). */
+/**
+ * Workgroup memory: A and B tiles as [TILE_K][16] vec4s (four M rows / four N columns each). Loaders write
+ * them through setA/setB (component j of vec4 `quad`) and setA4/setB4, which the f16 variant also defines.
+ */
 export const TILE_DECLARATIONS = `
   var<workgroup> tileA : array<vec4<f32>, ${TILE_K * (TILE_M / 4)}>;
   var<workgroup> tileB : array<vec4<f32>, ${TILE_K * (TILE_N / 4)}>;
+  fn setA(quad : u32, j : u32, v : f32) { tileA[quad][j] = v; }
+  fn setB(quad : u32, j : u32, v : f32) { tileB[quad][j] = v; }
+  fn setA4(quad : u32, v : vec4<f32>) { tileA[quad] = v; }
+  fn setB4(quad : u32, v : vec4<f32>) { tileB[quad] = v; }
 `;
 
 /** The inner product of one K step: thread (lx, ly) owns rows ly*4.. and columns lx*4.. of the tile. */
@@ -131,7 +138,8 @@ export function gemmMain(prologue: string): string {
 
 /**
  * A convolution (or one of its gradients) as a split-K GEMM program over NHWC tensors; output [splits, M, N].
- * Subclasses stage A and B (`loadTile`/`storeTile`); the geometry, as WGSL constants, and the key are shared.
+ * Subclasses stage A and B (`loadTile`/`storeTile`); the geometry, as WGSL constants, the key and the main
+ * loop (`main`) are shared. With `tensorCores`, the tiles are f16 and the products run on subgroup matrices.
  */
 export abstract class ConvGemmProgram implements WebGPUProgram {
   abstract readonly variableNames: string[];
@@ -139,21 +147,24 @@ export abstract class ConvGemmProgram implements WebGPUProgram {
   readonly shaderKey: string;
   readonly dispatchLayout = { x: [2], y: [1], z: [0] };
   dispatch: [number, number, number];
-  readonly workgroupSize: [number, number, number] = [16, 16, 1];
+  readonly workgroupSize: [number, number, number];
   readonly plan: SplitPlan;
   /** Both inputs bound as vec4 arrays, four channels per load (the subclass says when that is valid). */
   readonly vec4: boolean;
   readonly variableComponents?: number[];
 
   constructor(name: string, protected readonly info: backend_util.Conv2DInfo, readonly m: number, readonly n: number,
-    readonly k: number, vec4: boolean) {
+    readonly k: number, vec4: boolean, readonly tensorCores?: TensorCoreConfig) {
     this.plan = planSplits(m, n, k);
+    // Dawn wants a subgroup-matrix shader's workgroup x size to be a multiple of maxSubgroupSize.
+    this.workgroupSize = tensorCores ? [TENSOR_CORE_THREADS, 1, 1] : [16, 16, 1];
     this.outputShape = [this.plan.splits, m, n];
     this.dispatch = [Math.ceil(n / TILE_N), Math.ceil(m / TILE_M), this.plan.splits];
     this.vec4 = vec4;
     if (vec4) this.variableComponents = [4, 4];
     const { inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, strideHeight, strideWidth, filterWidth, padInfo } = info;
-    this.shaderKey = [name, vec4 ? 'vec4' : 'scalar', m, n, k, this.plan.kPerSplit, inHeight, inWidth, inChannels,
+    const variant = tensorCores ? `tc${tensorCores.M}x${tensorCores.N}x${tensorCores.K}sg${tensorCores.subgroupSize}` : 'f32';
+    this.shaderKey = [name, variant, vec4 ? 'vec4' : 'scalar', m, n, k, this.plan.kPerSplit, inHeight, inWidth, inChannels,
       outHeight, outWidth, outChannels, strideHeight, strideWidth, filterWidth, padInfo.top, padInfo.left].join('_');
   }
 
@@ -167,8 +178,13 @@ export abstract class ConvGemmProgram implements WebGPUProgram {
         IN_HW: i.inHeight * i.inWidth, OUT_H: i.outHeight, OUT_W: i.outWidth, OUT_HW: i.outHeight * i.outWidth,
         STRIDE_H: i.strideHeight, STRIDE_W: i.strideWidth, PAD_TOP: i.padInfo.top, PAD_LEFT: i.padInfo.left,
       }, ['PAD_TOP', 'PAD_LEFT'])}
-      ${TILE_DECLARATIONS}
+      ${this.tensorCores ? tensorCoreDeclarations(this.tensorCores) : TILE_DECLARATIONS}
     `;
+  }
+
+  /** The GEMM's main loop around the subclass's `prologue` (f32 or tensor cores). */
+  protected main(prologue: string): string {
+    return this.tensorCores ? tensorCoreMain(prologue, this.tensorCores) : gemmMain(prologue);
   }
 
   abstract getUserCode(): string;
@@ -207,15 +223,17 @@ export class SplitSumProgram implements WebGPUProgram {
 
 /**
  * Runs the program `makeProgram` gives when the library's shaders handle the case (channels last, no
- * dilation, float32 buffers, sizes within u32 indexing), else `fallback` (tfjs's own kernel). The M x N
- * result, summed over splits in split order, comes back as `shape`.
+ * dilation, float32 buffers, sizes within u32 indexing), else `fallback` (tfjs's own kernel). The program
+ * is the tensor-core variant when the device and the precision setting allow it (`tensorCoreConfigFor`),
+ * else the f32 one. The M x N result, summed over splits in split order, comes back as `shape`.
  */
 export function runConvGemm(backend: WebGPUBackendLike, info: backend_util.Conv2DInfo, inputs: TensorInfo[],
-  makeProgram: () => ConvGemmProgram, shape: number[], fallback: () => TensorInfo): TensorInfo {
+  makeProgram: (tensorCores?: TensorCoreConfig) => ConvGemmProgram, shape: number[], fallback: () => TensorInfo): TensorInfo {
   const handled = info.dataFormat === 'channelsLast' && info.dilationHeight === 1 && info.dilationWidth === 1 &&
     storedAsFloat32(backend, ...inputs) && fitsU32Indexing(info.inShape, info.outShape, info.filterShape);
   if (!handled) return fallback();
-  const program = makeProgram();
+  const tensorCores = tensorCoreConfigFor(backend.device);
+  const program = makeProgram(typeof tensorCores === 'string' ? undefined : tensorCores);
   const partials = backend.runWebGPUProgram(program, inputs, 'float32');
   const { splits } = program.plan;
   if (splits === 1) return { ...partials, shape };
