@@ -2,7 +2,7 @@
 export * from './index.js';
 export { initBackend, installNodeWebGPU, type NodeBackendOptions } from './backend/node.js';
 export { fileHandler } from './io/file-handler.js';
-export { enableNodeWasmThreads } from './backend/wasm-threads.js';
+export { defaultWasmThreads, enableNodeWasmThreads } from './backend/wasm-threads.js';
 export {
   loadCifar10,
   defaultCacheDir,

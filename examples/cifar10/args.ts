@@ -36,7 +36,7 @@ export interface RunSettings {
 /** Everything `train` needs; `null` means "not given, decide later" (defaults that depend on the backend or on a resumed run). */
 export interface TrainConfig extends RunSettings {
   backend: BackendName;
-  /** Threads of the wasm backend (Node, experimental); null: one. */
+  /** Threads of the wasm backend; null: initBackend's default (one per core, at most 4). */
   wasmThreads: number | null;
   /** CIFAR-10 binary directory; undefined: the download cache. */
   data: string | undefined;
@@ -57,7 +57,7 @@ export type DataOrigin = 'flag' | 'env' | 'run-config';
 export interface EvaluateConfig {
   model: string;
   backend: BackendName;
-  /** Threads of the wasm backend (Node, experimental); null: one. */
+  /** Threads of the wasm backend; null: initBackend's default (one per core, at most 4). */
   wasmThreads: number | null;
   data: string | undefined;
   dataFrom: DataOrigin | undefined;
@@ -125,8 +125,9 @@ const DATA_HELP = `  --data DIR            CIFAR-10 binary directory (data_batch
   --download            allow downloading CIFAR-10 (163 MB) into the cache when it is not there
   --cache-dir DIR       download cache (default $XDG_CACHE_HOME/tfjs-dataflow or ~/.cache/tfjs-dataflow)
   --backend NAME        ${BACKEND_NAMES.join('|')} (default auto: hardware WebGPU, tensorflow, wasm, cpu)
-  --wasm-threads N      run the wasm backend on N threads, 2 to 4 (experimental; about 1.7x faster training on
-                        2 cores; sums in another order, so the last bits differ from a one-thread run)`;
+  --wasm-threads N      threads of the wasm backend, 1 to 4 (default: one per core, at most 4; about 1.7x faster
+                        training on 2 cores than 1; sums run in another order, so the last bits differ from a
+                        one-thread run); 1 runs the single-threaded build`;
 
 export const MAIN_HELP = `Usage: tfjs-dataflow-cifar10 <command> [flags]
 
