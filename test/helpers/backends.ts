@@ -43,7 +43,11 @@ for (const name of TEST_BACKENDS) {
     continue;
   }
   try {
-    await initBackend(name, backendOptions(name));
+    const report = await initBackend(name, backendOptions(name));
+    // A threaded suite that silently ran on one thread would prove nothing.
+    if (name === 'wasm' && report.wasmThreads !== TEST_WASM_THREADS) {
+      throw new Error(`TFJS_DATAFLOW_WASM_THREADS=${TEST_WASM_THREADS}, but the wasm backend runs ${report.wasmThreads} thread(s)`);
+    }
   } catch (e) {
     unavailable.set(name, (e as Error).message);
   }
