@@ -55,6 +55,19 @@ describeEachBackend('speedyConvNet', () => {
     net.model.dispose();
   });
 
+  it('takes its output width from numClasses (CIFAR-100: 100 fine or 20 coarse classes), 10 by default', async () => {
+    for (const numClasses of [100, 20]) {
+      const net = speedyConvNet({ seed: 1, hyp: TINY, numClasses, imageSize: 16 });
+      expect(net.model.weights.find((w) => w.originalName === 'linear/weight')!.shape).toEqual([32, numClasses]);
+      const images = tf.zeros([2, 16, 16, 3]);
+      const logits = net.model.predict(images) as tf.Tensor;
+      expect(logits.shape).toEqual([2, numClasses]);
+      tf.dispose([images, logits]);
+      net.model.dispose();
+    }
+    expect(() => speedyConvNet({ numClasses: 1 })).toThrow("speedyConvNet: option 'numClasses' must be an integer >= 2, got 1");
+  });
+
   it('applies the seed dirac init: conv2 of each group is an identity kernel', async () => {
     const net = speedyConvNet({ seed: 2, hyp: TINY });
     const w = await net.groups[1]!.conv2.weight.read().array() as number[][][][];
