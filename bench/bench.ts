@@ -29,7 +29,7 @@ export interface BenchOptions {
   /** webgpu only: run tfjs-backend-webgpu's own kernels instead of the library's training kernels (for before/after figures). */
   tfjsKernels?: boolean;
 
-  /** wasm only: run tfjs's threaded SIMD build with this many XNNPACK threads (see enableNodeWasmThreads). */
+  /** wasm only: run tfjs's threaded SIMD build with this many XNNPACK threads (see enableNodeWasmThreads); default 1, the single-threaded build. */
   wasmThreads?: number;
 }
 
@@ -115,7 +115,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   if (options.tfjsKernels && options.backend !== 'webgpu') {
     throw new Error(`runBench: tfjsKernels needs backend 'webgpu' (tfjs-backend-wasm 4.22 cannot train convolutions by itself), got '${options.backend}'`);
   }
-  const report = await initBackend(options.backend, options.tfjsKernels ? { webgpuTrainingKernels: false } : {});
+  // wasm: the thread count asked for, else one (initBackend's default is one per core), so figures compare with docs/results.md's.
+  const report = await initBackend(options.backend, {
+    ...(options.tfjsKernels ? { webgpuTrainingKernels: false } : {}),
+    ...(options.backend === 'wasm' ? { wasmThreads: options.wasmThreads ?? 1 } : {}),
+  });
   const backend = tf.getBackend();
 
   const beforeSetup = tensorsAlive();

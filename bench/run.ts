@@ -1,6 +1,7 @@
 // Benchmark of one SpeedyConvNet configuration: training step and flip-TTA eval, medians after warm-up.
 // Usage: npm run bench -- --backend wasm --batch 64 --steps 10 [--warmup 3] [--base-depth 64] [--image-size 32]
 //          [--profile K] [--wasm-threads N] [--tfjs-kernels] [--json FILE]
+// --wasm-threads N: the threaded wasm build with N threads (default 1, the single-threaded build).
 // --profile K: wall time per kernel over K steps on wasm/cpu; GPU time per kernel and input shape on WebGPU.
 // --tfjs-kernels (webgpu): tfjs-backend-webgpu's own convolutions, batch statistics and reductions, for before/after figures.
 import { mkdirSync, writeFileSync } from 'node:fs';
