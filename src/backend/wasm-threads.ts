@@ -20,6 +20,7 @@ import { join } from 'node:path';
  * pool have `threads` threads (tfjs sizes it from half the logical cores, at most 4,
  * whatever `setThreadsCount` says). A wasm backend made before the call is dropped and
  * the factory registered again, so the next `setBackend('wasm')` starts the threaded build.
+ * Called again with the count already registered, it does nothing (a running backend and its tensors stay).
  * Check `getThreadsCount()` after initialisation for the count obtained (at most 4).
  * The pool's workers do not keep Node's event loop alive: a script ends when its own work does.
  */
