@@ -31,7 +31,7 @@ export interface BenchOptions {
   /** webgpu only: the convolutions' precision (initBackend's webgpuConvPrecision); 'float16' runs them on tensor cores where the GPU has subgroup matrices. Default 'float32'. */
   convPrecision?: 'float32' | 'float16';
 
-  /** wasm only: run tfjs's threaded SIMD build with this many XNNPACK threads (see enableNodeWasmThreads). */
+  /** wasm only: run tfjs's threaded SIMD build with this many XNNPACK threads (see enableNodeWasmThreads); default 1, the single-threaded build. */
   wasmThreads?: number;
 }
 
@@ -120,9 +120,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   if (options.convPrecision != null && options.backend !== 'webgpu') {
     throw new Error(`runBench: convPrecision needs backend 'webgpu', got '${options.backend}'`);
   }
+  // wasm: the thread count asked for, else one (initBackend's default is one per core), so figures compare with docs/results.md's.
   const report = await initBackend(options.backend, {
     ...(options.tfjsKernels ? { webgpuTrainingKernels: false } : {}),
     ...(options.convPrecision ? { webgpuConvPrecision: options.convPrecision } : {}),
+    ...(options.backend === 'wasm' ? { wasmThreads: options.wasmThreads ?? 1 } : {}),
   });
   const backend = tf.getBackend();
 

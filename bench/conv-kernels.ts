@@ -23,7 +23,8 @@ const { values } = parseArgs({
 const batch = Number(values.batch);
 const repeats = Number(values.repeats);
 const wasmThreads = values['wasm-threads'] != null ? Number(values['wasm-threads']) : undefined;
-const report = await initBackend(values.backend as never, wasmThreads != null ? { wasmThreads } : {});
+// One wasm thread unless --wasm-threads says otherwise (initBackend's own default is one per core).
+const report = await initBackend(values.backend as never, values.backend === 'wasm' ? { wasmThreads: wasmThreads ?? 1 } : {});
 
 /** The seed's 3x3 'same' convolutions at base depth 64: [side, in channels, out channels]. */
 export const CONV_SHAPES: Array<[number, number, number]> = [

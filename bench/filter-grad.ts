@@ -2,7 +2,7 @@
 // on the seed's shapes at batch 64, wasm. Usage: npx tsx bench/filter-grad.ts
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/node.js';
-await initBackend('wasm');
+await initBackend('wasm', { wasmThreads: 1 });
 const shapes: Array<[number, number, number, number]> = [[64, 31, 31, 24, 64], [64, 15, 15, 64, 256], [64, 7, 7, 256, 512], [64, 3, 3, 512, 512]] as never;
 function im2colGrad(x: tf.Tensor4D, dy: tf.Tensor4D, k: number): tf.Tensor4D {
   return tf.tidy(() => {

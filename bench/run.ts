@@ -1,6 +1,7 @@
 // Benchmark of one SpeedyConvNet configuration: training step and flip-TTA eval, medians after warm-up.
 // Usage: npm run bench -- --backend wasm --batch 64 --steps 10 [--warmup 3] [--base-depth 64] [--image-size 32]
 //          [--profile K] [--wasm-threads N] [--tfjs-kernels] [--conv-precision float16] [--json FILE]
+// --wasm-threads N: the threaded wasm build with N threads (default 1, the single-threaded build).
 // --profile K: wall time per kernel over K steps on wasm/cpu; GPU time per kernel and input shape on WebGPU.
 // --tfjs-kernels (webgpu): tfjs-backend-webgpu's own convolutions, batch statistics and reductions, for before/after figures.
 // --conv-precision float16 (webgpu): the convolutions on tensor cores (subgroup matrices) where the GPU has them; the report says which ran.

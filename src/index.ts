@@ -75,6 +75,21 @@ export {
   type Cifar10ToBackendOptions,
   type ParseCifar10Options,
 } from './data/cifar10.js';
+export {
+  parseCifar100Batch,
+  parseCifar100LabelNames,
+  firstCifar100Images,
+  CIFAR100_FILES,
+  CIFAR100_TRAIN_FILES,
+  CIFAR100_EVAL_FILES,
+  CIFAR100_LABEL_NAME_FILES,
+  CIFAR100_RECORDS,
+  CIFAR100_RECORD_BYTES,
+  CIFAR100_CLASS_COUNTS,
+  type Cifar100Split,
+  type Cifar100LabelKind,
+  type ParseCifar100Options,
+} from './data/cifar100.js';
 export { readTar, type TarEntry } from './data/tar.js';
 export {
   epochBatches,

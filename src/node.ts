@@ -2,7 +2,7 @@
 export * from './index.js';
 export { initBackend, installNodeWebGPU, type NodeBackendOptions } from './backend/node.js';
 export { fileHandler } from './io/file-handler.js';
-export { enableNodeWasmThreads } from './backend/wasm-threads.js';
+export { defaultWasmThreads, enableNodeWasmThreads } from './backend/wasm-threads.js';
 export {
   loadCifar10,
   defaultCacheDir,
@@ -13,3 +13,11 @@ export {
   type LoadCifar10Options,
   type DownloadProgress,
 } from './data/cifar10-node.js';
+export {
+  loadCifar100,
+  CIFAR100_URL,
+  CIFAR100_MD5,
+  CIFAR100_ARCHIVE_DIR,
+  type LoadCifar100Options,
+  type Cifar100Dataset,
+} from './data/cifar100-node.js';

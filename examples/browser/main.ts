@@ -3,7 +3,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { browserDownloads } from '@tensorflow/tfjs-core/dist/io/browser_files.js';
 import {
-  CIFAR10_CLASSES,
   CIFAR10_IMAGE_BYTES,
   Trainer,
   describeAdapter,
@@ -49,12 +48,14 @@ interface RunConfig {
   seed: number;
   /** Steps between reads of the loss (each read waits for the device). */
   logEvery: number;
+  /** CIFAR-100's labels: fine (100 classes) or coarse (20 superclasses); unused for CIFAR-10. */
+  labels: 'fine' | 'coarse';
 }
 
-type NumericField = Exclude<keyof RunConfig, 'backend'>;
+type NumericField = Exclude<keyof RunConfig, 'backend' | 'labels'>;
 const NUMERIC_FIELDS: NumericField[] = ['depth', 'train', 'eval', 'epochs', 'batch', 'micro', 'evalBatch', 'seed', 'logEvery'];
 
-const PRESETS: Record<'tiny' | 'quick' | 'seed', Omit<RunConfig, 'backend' | 'seed' | 'logEvery'>> = {
+const PRESETS: Record<'tiny' | 'quick' | 'seed', Omit<RunConfig, 'backend' | 'seed' | 'logEvery' | 'labels'>> = {
   tiny: { depth: 8, train: 1024, eval: 256, epochs: 2, batch: 64, micro: 64, evalBatch: 256 },
   quick: { depth: 32, train: 10000, eval: 2000, epochs: 4, batch: 512, micro: 512, evalBatch: 1000 },
   seed: { depth: 64, train: 50000, eval: 10000, epochs: 12.1, batch: 1024, micro: 1024, evalBatch: 2500 },
@@ -77,7 +78,8 @@ function readConfig(): RunConfig {
     if (input.value.trim() === '' || !Number.isFinite(value)) throw new Error(`'${input.parentElement?.textContent?.trim()}' must be a number, got '${input.value}'`);
     values[field] = value;
   }
-  const config: RunConfig = { backend: backendSelect.value as Backend, ...values };
+  const labels = (form.elements.namedItem('labels') as HTMLSelectElement).value === 'coarse' ? 'coarse' : 'fine';
+  const config: RunConfig = { backend: backendSelect.value as Backend, labels, ...values };
   // A micro-batch larger than the batch means no splitting.
   config.micro = Math.min(config.micro, config.batch);
   if (config.train < config.batch) throw new Error(`training images (${config.train}) must be at least one batch (${config.batch})`);
@@ -192,11 +194,20 @@ async function startBackend(name: Backend): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 2. Data: files from disk, or ?data=/cifar10/ served by the dev server from CIFAR10_DIR.
+// 2. Data: files from disk, or ?data=/cifar10/ served by the dev server from CIFAR10_DIR
+// (?data=/cifar100/&dataset=cifar100 from CIFAR100_DIR).
 
 async function useSource(next: Cifar10Source): Promise<void> {
   const status = $('data-status');
   status.textContent = `Reading ${next.label}…`;
+  if (next.dataset === 'cifar100') {
+    const [train, test] = await Promise.all([next.bytes('train.bin'), next.bytes('test.bin')]);
+    if (!train || !test) throw new Error(`${next.label}: train.bin and test.bin are both needed for CIFAR-100`);
+    source = next;
+    status.textContent = `CIFAR-100 from ${next.label}: the net gets 100 outputs for the fine labels, 20 for the coarse ones (see "labels" below).`;
+    setState(demo.state);
+    return;
+  }
   const [train, test] = await Promise.all([next.get('data_batch_1.bin'), next.get('test_batch.bin')]);
   if (!train || !test) throw new Error(`${next.label}: data_batch_1.bin and test_batch.bin are both needed`);
   source = next;
@@ -243,6 +254,8 @@ interface Session {
   net: SpeedyConvNet;
   data: TrainData;
   evalHost: Cifar10Split;
+  /** The dataset's class names, indexed by label. */
+  classNames: readonly string[];
   trainer: Trainer | null;
   checkpoint: TrainCheckpoint | null;
 }
@@ -283,7 +296,7 @@ function renderTable(final: boolean): void {
 
 const GRID_SIZE = 32;
 
-function buildGrid(evalHost: Cifar10Split): void {
+function buildGrid(evalHost: Cifar10Split, classNames: readonly string[]): void {
   const grid = $('predictions');
   grid.replaceChildren();
   const plane = 32 * 32;
@@ -309,7 +322,7 @@ function buildGrid(evalHost: Cifar10Split): void {
     label.textContent = '…';
     const truth = document.createElement('div');
     truth.className = 'truth';
-    truth.textContent = `(${CIFAR10_CLASSES[evalHost.labels[i]!]})`;
+    truth.textContent = `(${classNames[evalHost.labels[i]!]})`;
     cell.append(canvas, label, truth);
     grid.append(cell);
   }
@@ -331,7 +344,7 @@ async function updatePredictions(s: Session): Promise<void> {
     demo.predictions.push({ predicted: guess, label });
     const cell = cells[i] as HTMLElement;
     cell.className = `pred ${guess === label ? 'right' : 'wrong'}`;
-    cell.querySelector('.label')!.textContent = CIFAR10_CLASSES[guess] ?? String(guess);
+    cell.querySelector('.label')!.textContent = s.classNames[guess] ?? String(guess);
   }
 }
 
@@ -407,7 +420,7 @@ async function runTrainer(s: Session, checkpoint: TrainCheckpoint | null): Promi
 
 async function startRun(): Promise<void> {
   const config = readConfig();
-  if (!source) throw new Error('pick the CIFAR-10 files first');
+  if (!source) throw new Error('pick the CIFAR-10 or CIFAR-100 files first');
   disposeSession();
   $('error').hidden = true;
   demo.error = null;
@@ -430,12 +443,13 @@ async function startRun(): Promise<void> {
   clock('backend', t);
 
   t = performance.now();
-  progress.textContent = 'reading CIFAR-10…';
-  const dataset = await loadDataset(source, config.train, config.eval);
+  progress.textContent = `reading ${source.dataset === 'cifar100' ? 'CIFAR-100' : 'CIFAR-10'}…`;
+  const dataset = await loadDataset(source, config.train, config.eval, config.labels);
   clock('read', t);
 
   const net = speedyConvNet({
     seed: config.seed,
+    numClasses: dataset.classNames.length,
     hyp: { opt: { batchSize: config.batch }, net: { baseDepth: config.depth }, misc: { trainEpochs: config.epochs, evalBatchSize: config.evalBatch } },
   });
   t = performance.now();
@@ -447,7 +461,7 @@ async function startRun(): Promise<void> {
     net.model.dispose();
     throw e;
   }
-  const s: Session = { config, net, data: { train: onBackend.train, eval: onBackend.eval }, evalHost: dataset.eval, trainer: null, checkpoint: null };
+  const s: Session = { config, net, data: { train: onBackend.train, eval: onBackend.eval }, evalHost: dataset.eval, classNames: dataset.classNames, trainer: null, checkpoint: null };
   session = s;
   clock('toBackend', t);
 
@@ -456,7 +470,7 @@ async function startRun(): Promise<void> {
   await fitSpeedyConvNetWhitening(net, s.data.train.images, { padAmount: net.hyp.net.padAmount });
   clock('whitening', t);
 
-  buildGrid(dataset.eval);
+  buildGrid(dataset.eval, dataset.classNames);
   await runTrainer(s, null);
 }
 
@@ -507,7 +521,9 @@ async function main(): Promise<void> {
   }
   if (params.has('batch') && !params.has('micro')) (form.elements.namedItem('micro') as HTMLInputElement).value = params.get('batch')!;
   const dataUrl = params.get('data');
-  if (dataUrl) await useSource(urlSource(dataUrl));
+  const labels = params.get('labels');
+  if (labels === 'fine' || labels === 'coarse') (form.elements.namedItem('labels') as HTMLSelectElement).value = labels;
+  if (dataUrl) await useSource(urlSource(dataUrl, params.get('dataset') === 'cifar100' ? 'cifar100' : 'cifar10'));
   if (params.get('autostart') === '1') await startRun();
 }
 

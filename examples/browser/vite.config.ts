@@ -8,23 +8,25 @@ import { defineConfig, type Plugin } from 'vite';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
 const CIFAR10_NAMES = /^(data_batch_[1-5]|test_batch)\.bin$/;
+const CIFAR100_NAMES = /^(train\.bin|test\.bin|fine_label_names\.txt|coarse_label_names\.txt)$/;
 
 /**
  * Serves the CIFAR-10 binary files of `dir` (env CIFAR10_DIR) at /cifar10/, in dev and preview,
- * so `?data=/cifar10/` trains on a local copy without picking files. Only the six batch files
+ * so `?data=/cifar10/` trains on a local copy without picking files; likewise CIFAR-100's files of
+ * CIFAR100_DIR at /cifar100/ (`?data=/cifar100/&dataset=cifar100`). Only the release's files
  * are served; nothing else of the directory is exposed.
  */
-function serveCifar10(dir: string | undefined): Plugin {
+function serveDataset(mount: '/cifar10' | '/cifar100', envName: string, names: RegExp, dir: string | undefined): Plugin {
   const handler = (req: IncomingMessage, res: ServerResponse, next: () => void) => {
     const name = decodeURIComponent((req.url ?? '/').split('?')[0]!.replace(/^\//, ''));
-    if (!dir || !CIFAR10_NAMES.test(name)) return next();
+    if (!dir || !names.test(name)) return next();
     const file = path.join(dir, name);
     let size: number;
     try {
       size = statSync(file).size;
     } catch {
       res.statusCode = 404;
-      res.end(`${name} is not in CIFAR10_DIR=${dir}`);
+      res.end(`${name} is not in ${envName}=${dir}`);
       return;
     }
     res.setHeader('Content-Type', 'application/octet-stream');
@@ -33,9 +35,9 @@ function serveCifar10(dir: string | undefined): Plugin {
     createReadStream(file).pipe(res);
   };
   return {
-    name: 'tfjs-dataflow-cifar10-dir',
-    configureServer: (server) => void server.middlewares.use('/cifar10', handler),
-    configurePreviewServer: (server) => void server.middlewares.use('/cifar10', handler),
+    name: `tfjs-dataflow${mount}-dir`,
+    configureServer: (server) => void server.middlewares.use(mount, handler),
+    configurePreviewServer: (server) => void server.middlewares.use(mount, handler),
   };
 }
 
@@ -46,5 +48,8 @@ export default defineConfig({
   server: { host: '127.0.0.1', fs: { allow: [repoRoot] } },
   preview: { host: '127.0.0.1' },
   build: { outDir: 'dist', emptyOutDir: true, target: 'es2022', chunkSizeWarningLimit: 4096 },
-  plugins: [serveCifar10(process.env['CIFAR10_DIR'])],
+  plugins: [
+    serveDataset('/cifar10', 'CIFAR10_DIR', CIFAR10_NAMES, process.env['CIFAR10_DIR']),
+    serveDataset('/cifar100', 'CIFAR100_DIR', CIFAR100_NAMES, process.env['CIFAR100_DIR']),
+  ],
 });

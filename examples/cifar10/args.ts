@@ -1,6 +1,6 @@
 /** Command-line parsing for the CIFAR-10 example: flags, defaults, and messages that name the flag at fault. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { BACKEND_NAMES, SEED_HYP, resolveHyp, type BackendName, type HypOverrides, type SpeedyConvNetMode } from '../../src/node.js';
+import { BACKEND_NAMES, SEED_HYP, resolveHyp, type BackendName, type Cifar100LabelKind, type HypOverrides, type SpeedyConvNetMode } from '../../src/node.js';
 
 /** A mistake on the command line: printed with a pointer to --help, exit code 2. */
 export class UsageError extends Error {
@@ -15,6 +15,10 @@ export class UsageError extends Error {
  * them with the batch sizes decided (run-dir.ts's RunConfig) and --resume must match them.
  */
 export interface RunSettings {
+  /** Which dataset the run trains on. */
+  dataset: DatasetName;
+  /** CIFAR-100's labels (fine: 100 classes, coarse: 20 superclasses); null for CIFAR-10. */
+  labels: Cifar100LabelKind | null;
   epochs: number;
   batchSize: number;
   /** Null: the batch size, or an automatic size on wasm. */
@@ -36,11 +40,11 @@ export interface RunSettings {
 /** Everything `train` needs; `null` means "not given, decide later" (defaults that depend on the backend or on a resumed run). */
 export interface TrainConfig extends RunSettings {
   backend: BackendName;
-  /** Threads of the wasm backend (Node, experimental); null: one. */
+  /** Threads of the wasm backend; null: initBackend's default (one per core, at most 4). */
   wasmThreads: number | null;
   /** CIFAR-10 binary directory; undefined: the download cache. */
   data: string | undefined;
-  /** Where `data` came from, for messages about it: --data or $CIFAR10_DIR. */
+  /** Where `data` came from, for messages about it: --data or $CIFAR10_DIR ($CIFAR100_DIR for CIFAR-100). */
   dataFrom: DataOrigin | undefined;
   download: boolean;
   cacheDir: string | undefined;
@@ -51,13 +55,22 @@ export interface TrainConfig extends RunSettings {
   explicit: ReadonlySet<string>;
 }
 
+/** The datasets the CLI trains on; both in the binary release's format. */
+export const DATASETS = ['cifar10', 'cifar100'] as const;
+export type DatasetName = (typeof DATASETS)[number];
+/** The environment variable naming each dataset's directory when --data is not given. */
+export const DATA_DIR_ENV: Record<DatasetName, string> = { cifar10: 'CIFAR10_DIR', cifar100: 'CIFAR100_DIR' };
+
 /** Where a data directory was named: the --data flag, $CIFAR10_DIR, or the config.json of the run being resumed. */
 export type DataOrigin = 'flag' | 'env' | 'run-config';
 
 export interface EvaluateConfig {
   model: string;
+  dataset: DatasetName;
+  /** CIFAR-100's labels; null for CIFAR-10. */
+  labels: Cifar100LabelKind | null;
   backend: BackendName;
-  /** Threads of the wasm backend (Node, experimental); null: one. */
+  /** Threads of the wasm backend; null: initBackend's default (one per core, at most 4). */
   wasmThreads: number | null;
   data: string | undefined;
   dataFrom: DataOrigin | undefined;
@@ -111,6 +124,8 @@ const TRAIN_OPTIONS = {
   hyp: { type: 'string', multiple: true },
   out: { type: 'string' },
   resume: { type: 'boolean' },
+  dataset: { type: 'string' },
+  labels: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 const EVALUATE_OPTIONS = {
@@ -118,15 +133,21 @@ const EVALUATE_OPTIONS = {
   model: { type: 'string' },
   'eval-batch': { type: 'string' },
   draws: { type: 'string' },
+  dataset: { type: 'string' },
+  labels: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
-const DATA_HELP = `  --data DIR            CIFAR-10 binary directory (data_batch_1..5.bin, test_batch.bin);
-                        default: $CIFAR10_DIR, else the download cache
-  --download            allow downloading CIFAR-10 (163 MB) into the cache when it is not there
+const DATA_HELP = `  --dataset NAME        cifar10 or cifar100 (default cifar10); the net's output width follows it (10, 100 or 20)
+  --labels KIND         CIFAR-100's labels: fine (100 classes) or coarse (20 superclasses) (default fine)
+  --data DIR            the binary release's directory: CIFAR-10's data_batch_1..5.bin, test_batch.bin, or
+                        CIFAR-100's train.bin, test.bin, fine_label_names.txt, coarse_label_names.txt;
+                        default: $CIFAR10_DIR ($CIFAR100_DIR for cifar100), else the download cache
+  --download            allow downloading the dataset (163 MB; CIFAR-100 161 MB) into the cache when it is not there
   --cache-dir DIR       download cache (default $XDG_CACHE_HOME/tfjs-dataflow or ~/.cache/tfjs-dataflow)
   --backend NAME        ${BACKEND_NAMES.join('|')} (default auto: hardware WebGPU, tensorflow, wasm, cpu)
-  --wasm-threads N      run the wasm backend on N threads, 2 to 4 (experimental; about 1.7x faster training on
-                        2 cores; sums in another order, so the last bits differ from a one-thread run)`;
+  --wasm-threads N      threads of the wasm backend, 1 to 4 (default: one per core, at most 4; about 1.7x faster
+                        training on 2 cores than 1; sums run in another order, so the last bits differ from a
+                        one-thread run); 1 runs the single-threaded build`;
 
 export const MAIN_HELP = `Usage: tfjs-dataflow-cifar10 <command> [flags]
 
@@ -265,8 +286,16 @@ export function checkHypFlags(hyp: HypOverrides, flags: { epochs: number; batchS
   }
 }
 
-function dataFlags(values: { data?: string; download?: boolean; 'cache-dir'?: string; backend?: string; 'wasm-threads'?: string }, env: NodeJS.ProcessEnv) {
-  const envDir = env['CIFAR10_DIR'];
+function dataFlags(
+  values: { dataset?: string; labels?: string; data?: string; download?: boolean; 'cache-dir'?: string; backend?: string; 'wasm-threads'?: string },
+  env: NodeJS.ProcessEnv,
+) {
+  const dataset = choice('dataset', values.dataset, DATASETS) ?? 'cifar10';
+  const labelKind = choice('labels', values.labels, ['fine', 'coarse'] as const);
+  if (labelKind !== undefined && dataset !== 'cifar100') {
+    throw new UsageError(`--labels applies to CIFAR-100: use it with --dataset cifar100, not '${dataset}'`);
+  }
+  const envDir = env[DATA_DIR_ENV[dataset]];
   const fromEnv = values.data === undefined && envDir !== undefined && envDir.length > 0;
   const backend = choice('backend', values.backend, BACKEND_NAMES) ?? TRAIN_DEFAULTS.backend;
   const wasmThreads = integer('wasm-threads', values['wasm-threads'], 1, 4) ?? null;
@@ -274,6 +303,8 @@ function dataFlags(values: { data?: string; download?: boolean; 'cache-dir'?: st
     throw new UsageError(`--wasm-threads applies to the wasm backend: use it with --backend wasm or auto, not '${backend}'`);
   }
   return {
+    dataset,
+    labels: dataset === 'cifar100' ? labelKind ?? 'fine' as const : null,
     backend,
     wasmThreads,
     data: values.data ?? (fromEnv ? envDir : undefined),

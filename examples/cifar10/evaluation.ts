@@ -6,11 +6,15 @@ import { join, resolve } from 'node:path';
 // The library import also registers its layer classes, which loadLayersModel needs.
 import { accuracy, fileHandler, initBackend, meanAndVariance, predictWithFlipTTA, type Cifar10Stats } from '../../src/node.js';
 import { UsageError, type EvaluateConfig } from './args.js';
-import { loadData, type CliIO } from './training.js';
+import { datasetTitle, loadData, type CliIO } from './training.js';
 
 /** What `train` stores in the saved model's user-defined metadata. */
 export interface SavedModelInfo {
   stats: Cifar10Stats;
+  /** The dataset trained on (absent in models saved before --dataset: CIFAR-10). */
+  dataset?: 'cifar10' | 'cifar100';
+  /** CIFAR-100's labels; null for CIFAR-10. */
+  labels?: 'fine' | 'coarse' | null;
   mode: string;
   baseDepth: number;
   seed: number;
@@ -41,7 +45,12 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
     // Data: the test split, normalised with the training statistics the model was trained with.
     const dataset = await loadData({
       dir: config.data, cacheDir: config.cacheDir, download: config.download, trainLimit: 1, evalLimit: config.evalLimit ?? undefined,
-    }, { from: config.dataFrom, progress: io.stderr });
+    }, { from: config.dataFrom, progress: io.stderr, dataset: config.dataset, labels: config.labels });
+    const outputs = model.outputs[0]!.shape[1];
+    if (outputs !== dataset.classNames.length) {
+      throw new UsageError(`--model ${config.model} outputs ${outputs} classes, but ${datasetTitle(config.dataset, config.labels, dataset.classNames.length)} has ` +
+        `${dataset.classNames.length}: pass the --dataset${config.dataset === 'cifar100' ? ' and --labels' : ''} it was trained on`);
+    }
     const { train, eval: test } = dataset.toBackend({ stats: info.stats, padAmount: 0 });
     tf.dispose([train.images, train.targets]);
 

@@ -34,6 +34,7 @@ export interface SavedConfig {
 const RUN_FLAGS: Record<keyof RunConfig, string> = {
   epochs: 'epochs', batchSize: 'batch-size', microBatch: 'micro-batch', evalBatch: 'hyp', baseDepth: 'base-depth',
   trainLimit: 'train-limit', evalLimit: 'eval-limit', mode: 'mode', whiteningSigns: 'whitening-signs', runs: 'runs', seed: 'seed', hyp: 'hyp',
+  dataset: 'dataset', labels: 'labels',
 };
 
 /** An --out directory this process may write: a new run's, or the run --resume continues. */
@@ -99,13 +100,15 @@ export async function writeRunConfig(out: string, config: Omit<SavedConfig, 'for
 
 /** Merges a resumed run's saved config with the flags typed now; a typed value that differs is an error. */
 export function resumeConfig(out: string, saved: SavedConfig, config: TrainConfig, wanted: RunSettings): RunConfig {
+  // Runs recorded before --dataset existed trained on CIFAR-10.
+  const savedRun: RunConfig = { ...saved.run, dataset: saved.run.dataset ?? 'cifar10', labels: saved.run.labels ?? null };
   const mismatches: string[] = [];
   for (const key of Object.keys(RUN_FLAGS) as (keyof RunConfig)[]) {
     if (key === 'evalBatch') continue;
     const flag = RUN_FLAGS[key];
     if (!config.explicit.has(flag)) continue;
     const now = JSON.stringify(wanted[key]);
-    const then = JSON.stringify(saved.run[key]);
+    const then = JSON.stringify(savedRun[key]);
     if (now !== then) mismatches.push(`--${flag} ${now} (the run has ${then})`);
   }
   if (mismatches.length > 0) {
@@ -114,7 +117,7 @@ export function resumeConfig(out: string, saved: SavedConfig, config: TrainConfi
       'Drop these flags to continue it as it was started, or start a new run with another --out.',
     );
   }
-  return saved.run;
+  return savedRun;
 }
 
 /** A run's checkpoint, as readCheckpoint returns it. */

@@ -15,17 +15,19 @@ import {
   formatTableRow,
   initBackend,
   loadCifar10,
+  loadCifar100,
   resolveHyp,
   speedyConvNet,
   trainSchedule,
   type BackendReport,
   type Cifar10Dataset,
   type Cifar10Stats,
+  type Cifar100LabelKind,
   type LoadCifar10Options,
   type Hyp,
   type TrainData,
 } from '../../src/node.js';
-import { UsageError, type DataOrigin, type TrainConfig } from './args.js';
+import { DATA_DIR_ENV, UsageError, type DataOrigin, type DatasetName, type TrainConfig } from './args.js';
 import { Battery, type RunSummary } from './battery.js';
 import { removeEmptyDirs } from './files.js';
 import { Progress, downloadProgress, type TextOut } from './progress.js';
@@ -105,15 +107,17 @@ async function prepareRun(config: TrainConfig, dir: RunDir, say: (line: string) 
   say(describeBackend(report));
   const { run, hyp } = decideRunConfig(config, dir, report, say);
 
-  // Data
-  const typedData = config.data === undefined ? undefined : resolve(config.data);
+  // Data (the resumed run's dataset: an environment variable naming another dataset's directory does not apply)
+  const envForOtherDataset = config.dataFrom === 'env' && run.dataset !== config.dataset;
+  const typedData = config.data === undefined || envForOtherDataset ? undefined : resolve(config.data);
   const fromRun = !(config.explicit.has('data') || !saved) && typedData === undefined && saved?.data !== undefined;
   const dataDir = config.explicit.has('data') || !saved ? typedData : typedData ?? saved.data;
   const dataset = await loadData({
     dir: dataDir, cacheDir: config.cacheDir, download: config.download,
     trainLimit: run.trainLimit ?? undefined, evalLimit: run.evalLimit ?? undefined,
-  }, { from: fromRun ? 'run-config' : config.dataFrom, runConfig: join(dir.out, 'config.json'), progress: io.stderr });
-  say(`Data: ${dataset.train.count} training and ${dataset.eval.count} test images from ${dataset.source}`);
+  }, { from: fromRun ? 'run-config' : envForOtherDataset ? undefined : config.dataFrom, runConfig: join(dir.out, 'config.json'), progress: io.stderr,
+    dataset: run.dataset, labels: run.labels });
+  say(`Data: ${datasetTitle(run.dataset, run.labels, dataset.classNames.length)}, ${dataset.train.count} training and ${dataset.eval.count} test images from ${dataset.source}`);
   try {
     trainSchedule(dataset.train.count, run.batchSize, run.epochs);
   } catch (e) {
@@ -123,7 +127,7 @@ async function prepareRun(config: TrainConfig, dir: RunDir, say: (line: string) 
   // The net and its trainer, built once here so a configuration they refuse fails before anything is written.
   const onBackend = dataset.toBackend({ padAmount: hyp.net.padAmount });
   try {
-    const probe = speedyConvNet({ hyp, mode: run.mode, seed: run.seed });
+    const probe = speedyConvNet({ hyp, mode: run.mode, seed: run.seed, numClasses: dataset.classNames.length });
     try {
       new Trainer(probe, { train: onBackend.train, eval: onBackend.eval }, { seed: run.seed, microBatchSize: run.microBatch }).dispose();
     } finally {
@@ -144,6 +148,7 @@ function decideRunConfig(config: TrainConfig, dir: RunDir, report: BackendReport
   const { saved } = dir;
   const onWasm = report.backend === 'wasm';
   const wanted = {
+    dataset: config.dataset, labels: config.labels,
     epochs: config.epochs, batchSize: config.batchSize, microBatch: config.microBatch, baseDepth: config.baseDepth,
     trainLimit: config.trainLimit, evalLimit: config.evalLimit, mode: config.mode, whiteningSigns: config.whiteningSigns,
     runs: config.runs, seed: config.seed, hyp: config.hyp,
@@ -204,7 +209,7 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery,
   try {
     await record.save();
     // Model
-    net = speedyConvNet({ hyp, mode: run.mode, seed });
+    net = speedyConvNet({ hyp, mode: run.mode, seed, numClasses: data.train.targets.shape[1] });
     // Init: whitening from the training images (a resumed run restores the fitted weights instead).
     if (!resumed) await fitSpeedyConvNetWhitening(net, data.train.images, { padAmount: hyp.net.padAmount, seed, signMode: run.whiteningSigns ?? 'raw' });
 
@@ -252,7 +257,7 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery,
     const { model } = net;
     const ema = trainer.networkEMA;
     model.setUserDefinedMetadata({
-      tfjsDataflowCifar10: { stats, mode: run.mode, baseDepth: run.baseDepth, seed, weights: ema ? 'ema' : 'live', finalAccuracy: finalAccuracy(result.records) },
+      tfjsDataflowCifar10: { stats, dataset: run.dataset, labels: run.labels, mode: run.mode, baseDepth: run.baseDepth, seed, weights: ema ? 'ema' : 'live', finalAccuracy: finalAccuracy(result.records) },
     });
     const save = () => model.save(fileHandler(modelDir));
     await (ema ? ema.withWeights(model, save) : save());
@@ -304,23 +309,36 @@ export interface DataContext {
   runConfig?: string;
   /** Where download progress goes. */
   progress?: TextOut;
+  /** Which dataset to load; default CIFAR-10. */
+  dataset?: DatasetName;
+  /** CIFAR-100's labels (default fine); ignored for CIFAR-10. */
+  labels?: Cifar100LabelKind | null;
+}
+
+/** "CIFAR-10 (10 classes)", "CIFAR-100, coarse labels (20 classes)": what the run trains on. */
+export function datasetTitle(dataset: DatasetName, labels: Cifar100LabelKind | null, classes: number): string {
+  return dataset === 'cifar100' ? `CIFAR-100, ${labels ?? 'fine'} labels (${classes} classes)` : `CIFAR-10 (${classes} classes)`;
 }
 
 /**
- * loadCifar10, with the CLI's wording added to its errors: how to allow a download, and where a
- * data directory that does not work came from ($CIFAR10_DIR, or a resumed run's config.json).
+ * loadCifar10 (or loadCifar100 for `context.dataset` 'cifar100'), with the CLI's wording added to its
+ * errors: how to allow a download, and where a data directory that does not work came from
+ * ($CIFAR10_DIR or $CIFAR100_DIR, or a resumed run's config.json).
  */
 export async function loadData(options: LoadCifar10Options, context: DataContext = {}): Promise<Cifar10Dataset> {
+  const dataset = context.dataset ?? 'cifar10';
   try {
-    return await loadCifar10({ ...options, ...(context.progress ? { onDownloadProgress: downloadProgress(context.progress) } : {}) });
+    const withProgress = { ...options, ...(context.progress ? { onDownloadProgress: downloadProgress(context.progress) } : {}) };
+    return dataset === 'cifar100' ? await loadCifar100({ ...withProgress, labels: context.labels ?? 'fine' }) : await loadCifar10(withProgress);
   } catch (e) {
     const message = (e as Error).message;
     if (options.dir === undefined && !options.download && /download is disabled/.test(message)) {
-      throw new Error(`${message} Or pass --download to fetch it (163 MB) into the cache.`);
+      throw new Error(`${message} Or pass --download to fetch it (${dataset === 'cifar100' ? '161' : '163'} MB) into the cache.`);
     }
     if (options.dir !== undefined && context.from === 'env') {
-      throw new Error(`$CIFAR10_DIR is set to ${options.dir}, and that does not work: ${message} ` +
-        'Point $CIFAR10_DIR at the CIFAR-10 binary directory, unset it to use the download cache, or pass --data DIR.');
+      const name = DATA_DIR_ENV[dataset];
+      throw new Error(`$${name} is set to ${options.dir}, and that does not work: ${message} ` +
+        `Point $${name} at the ${dataset === 'cifar100' ? 'CIFAR-100' : 'CIFAR-10'} binary directory, unset it to use the download cache, or pass --data DIR.`);
     }
     if (options.dir !== undefined && context.from === 'run-config') {
       throw new Error(`The run recorded its data directory ${options.dir} in ${context.runConfig}, and that does not work now: ${message} ` +

@@ -1,12 +1,15 @@
-import { enableNodeWasmThreads } from './wasm-threads.js';
+import { defaultWasmThreads, disableNodeWasmThreads, enableNodeWasmThreads, startedWasmThreads } from './wasm-threads.js';
 import { initBackendOn, type BackendName, type BackendReport, type InitBackendOptions, type Platform } from './init.js';
 
 export interface NodeBackendOptions extends InitBackendOptions {
   /** Options passed to Dawn's `create()`, e.g. `['backend=vulkan']` or `['adapter=NVIDIA H100']`. */
   dawnFlags?: string[];
   /**
-   * Experimental: run the wasm backend's threaded SIMD build with this many threads (tfjs turns threads off
-   * under Node; see `enableNodeWasmThreads`). Takes effect when the wasm backend is first started. Default 1.
+   * Threads of the wasm backend: more than 1 runs tfjs's threaded SIMD build (tfjs turns threads off under
+   * Node; see `enableNodeWasmThreads`), 1 the single-threaded SIMD build. Default {@link defaultWasmThreads}:
+   * one per logical core, at most 4 (1 on a one-core machine). The count is fixed when the wasm backend
+   * starts: a later call without `wasmThreads` keeps the running backend; one asking for another count
+   * replaces it (refused while wasm is the active backend).
    */
   wasmThreads?: number;
 }
@@ -81,8 +84,24 @@ export async function initBackend(name: BackendName = 'auto', options: NodeBacke
   if (options.dawnFlags) dawnFlags = options.dawnFlags;
   // Dawn exposes its experimental subgroup matrices only with this toggle (read when Dawn starts).
   if (options.webgpuConvPrecision === 'float16') dawnFlags = withDawnToggle(dawnFlags, 'allow_unsafe_apis');
-  if (options.wasmThreads != null && options.wasmThreads > 1 && (name === 'wasm' || name === 'auto')) {
-    await enableNodeWasmThreads(options.wasmThreads);
-  }
+  if (name === 'wasm' || name === 'auto') await chooseWasmThreads(options.wasmThreads);
   return initBackendOn(nodePlatform, name, options);
+}
+
+/** Registers the wasm build for `requested` threads (default: defaultWasmThreads()) before the backend starts. */
+async function chooseWasmThreads(requested: number | undefined): Promise<void> {
+  if (requested !== undefined && !(Number.isInteger(requested) && requested >= 1)) {
+    throw new Error(`initBackend: wasmThreads must be a positive integer, got ${String(requested)}`);
+  }
+  try {
+    await import('@tensorflow/tfjs-backend-wasm');
+  } catch {
+    return; // Not installed: initBackend says so (or 'auto' passes over wasm).
+  }
+  const running = await startedWasmThreads();
+  // A backend already started keeps its threads unless a count is asked for: replacing it would drop its tensors.
+  if (running !== undefined && (requested === undefined || requested === running)) return;
+  const threads = requested ?? defaultWasmThreads();
+  if (threads > 1) await enableNodeWasmThreads(threads);
+  else disableNodeWasmThreads();
 }

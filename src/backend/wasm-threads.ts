@@ -20,11 +20,14 @@ import { join } from 'node:path';
  * pool have `threads` threads (tfjs sizes it from half the logical cores, at most 4,
  * whatever `setThreadsCount` says). A wasm backend made before the call is dropped and
  * the factory registered again, so the next `setBackend('wasm')` starts the threaded build.
+ * Called again with the count already registered, it does nothing (a running backend and its tensors stay).
  * Check `getThreadsCount()` after initialisation for the count obtained (at most 4).
  * The pool's workers do not keep Node's event loop alive: a script ends when its own work does.
  */
 export async function enableNodeWasmThreads(threads: number): Promise<number> {
   if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`enableNodeWasmThreads: threads must be a positive integer, got ${threads}`);
+  // Asked again for the pool already registered: nothing to do (re-registering would drop a live backend and its tensors).
+  if (threaded !== undefined && threaded.threads === threads && registeredFactory() === threaded.factory) return threads;
   const require = createRequire(import.meta.url);
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   const modulePath = require.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js');
@@ -36,24 +39,28 @@ export async function enableNodeWasmThreads(threads: number): Promise<number> {
   // The exported template literal turned the script's "\\n" escapes into newlines; tfjs escapes them back the same way.
   const worker = wasmWorkerContents.replace(/\n/g, '\\n').replace(blobImport,
     `self.WasmBackendModuleThreadedSimd=require(${JSON.stringify(modulePath)});`);
+  // Checked before anything is changed, so a refused call leaves tfjs as it was.
+  const engine = wasmEngine();
+  const entry = engine.registryFactory['wasm'];
+  if (entry == null) throw new Error('enableNodeWasmThreads: the wasm backend is not registered');
+  if (engine.registry['wasm'] != null && tf.getBackend() === 'wasm') {
+    throw new Error('enableNodeWasmThreads: the wasm backend is already active; call this before initBackend(\'wasm\')');
+  }
+  // tfjs's own factory and URL.createObjectURL, kept from the first call: a later call (another count)
+  // wraps them again, not the previous call's wrappers.
+  original ??= { factory: entry.factory, priority: entry.priority, createObjectURL: URL.createObjectURL };
+  const base = original;
   const dir = mkdtempSync(join(os.tmpdir(), 'tfjs-wasm-threads-'));
   const workerPath = join(dir, 'tfjs-backend-wasm-threaded-simd.worker.cjs');
   writeFileSync(workerPath, worker);
 
-  const createObjectURL = URL.createObjectURL.bind(URL);
-  URL.createObjectURL = (obj: Blob) => (obj instanceof Blob && obj.type === 'application/javascript' ? workerPath : createObjectURL(obj));
+  URL.createObjectURL = (obj: Blob) => (obj instanceof Blob && obj.type === 'application/javascript' ? workerPath : base.createObjectURL.call(URL, obj));
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
   wasm.setThreadsCount(threads);
 
   // The module sizes its pool when it is instantiated, from Emscripten's logical core count
   // (os.cpus() under Node) halved and clamped to [1, 4]; setThreadsCount does not resize it.
   // So the factory runs with os.cpus() reporting 2 * threads cores, and only then.
-  const engine = tf.engine() as unknown as { registry: Record<string, unknown>; registryFactory: Record<string, { factory: () => unknown; priority: number }> };
-  const entry = engine.registryFactory['wasm'];
-  if (entry == null) throw new Error('enableNodeWasmThreads: the wasm backend is not registered');
-  if (engine.registry['wasm'] != null && tf.getBackend() === 'wasm') {
-    throw new Error('enableNodeWasmThreads: the wasm backend is already active; call this before initBackend(\'wasm\')');
-  }
   const nodeOs = require('node:os') as { cpus(): unknown[] };
   const factory = async () => {
     const cpus = nodeOs.cpus;
@@ -61,17 +68,65 @@ export async function enableNodeWasmThreads(threads: number): Promise<number> {
     nodeOs.cpus = () => Array.from({ length: 2 * threads }, (_, i) => cores[i % cores.length]);
     let backend: unknown;
     try {
-      backend = await entry.factory();
+      backend = await base.factory();
     } finally {
       nodeOs.cpus = cpus;
     }
     releaseWorkersFromEventLoop(backend);
     return backend;
   };
-  // Dropping a wasm backend made before this call (single-threaded) and registering again.
+  // Dropping a wasm backend made before this call (single-threaded or another count) and registering again.
   tf.removeBackend('wasm');
-  tf.registerBackend('wasm', factory as never, entry.priority);
+  tf.registerBackend('wasm', factory as never, base.priority);
+  threaded = { threads, factory };
   return threads;
+}
+
+/** tfjs's own wasm factory and URL.createObjectURL, kept by the first enableNodeWasmThreads call (so the one-thread build can come back). */
+let original: { factory: () => unknown; priority: number; createObjectURL: typeof URL.createObjectURL } | undefined;
+/** The threaded factory enableNodeWasmThreads registered last, and its pool size. */
+let threaded: { threads: number; factory: () => unknown } | undefined;
+
+function wasmEngine(): { registry: Record<string, unknown>; registryFactory: Record<string, { factory: () => unknown; priority: number } | undefined> } {
+  return tf.engine() as never;
+}
+
+function registeredFactory(): (() => unknown) | undefined {
+  return wasmEngine().registryFactory['wasm']?.factory;
+}
+
+/**
+ * The wasm thread count `initBackend` uses under Node when none is given: one per logical core
+ * (`os.availableParallelism()`), at most 4, the cap tfjs-backend-wasm puts on its XNNPACK pool; 1 on a
+ * one-core machine (the single-threaded SIMD build).
+ */
+export function defaultWasmThreads(cores: number = os.availableParallelism()): number {
+  return Math.max(1, Math.min(4, Math.floor(cores)));
+}
+
+/** The threads of the wasm backend once started (1 for the single-threaded build), or undefined while none is. */
+export async function startedWasmThreads(): Promise<number | undefined> {
+  if (wasmEngine().registry['wasm'] == null) return undefined;
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  return wasm.getThreadsCount();
+}
+
+/**
+ * Undoes {@link enableNodeWasmThreads}: tfjs's single-threaded SIMD factory is registered again, so the next
+ * `setBackend('wasm')` starts the one-thread build. A threaded backend made before is dropped; refused while
+ * it is the active backend. Does nothing when threads were never enabled.
+ * @internal
+ */
+export function disableNodeWasmThreads(): void {
+  if (original === undefined || registeredFactory() !== threaded?.factory) return;
+  if (wasmEngine().registry['wasm'] != null && tf.getBackend() === 'wasm') {
+    throw new Error('disableNodeWasmThreads: the threaded wasm backend is the active backend; switch to another backend first');
+  }
+  URL.createObjectURL = original.createObjectURL;
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+  tf.removeBackend('wasm');
+  tf.registerBackend('wasm', original.factory as never, original.priority);
+  threaded = undefined;
 }
 
 interface EmscriptenWorker {

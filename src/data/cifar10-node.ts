@@ -187,7 +187,8 @@ async function cacheProblem(dataDir: string): Promise<string | undefined> {
 
 const TEMP_PREFIX = '.download-';
 
-function tempName(): string {
+/** @internal A temporary folder name in the cache, unique to this process (shared with the CIFAR-100 loader). */
+export function tempName(): string {
   return `${TEMP_PREFIX}${hostname()}.${process.pid}.${randomBytes(4).toString('hex')}`;
 }
 
@@ -200,8 +201,8 @@ function processAlive(pid: number): boolean {
   }
 }
 
-/** Removes temporary folders left by downloads on this host whose process is gone (a killed run). */
-async function removeAbandonedDownloads(cacheDir: string): Promise<void> {
+/** Removes temporary folders left by downloads on this host whose process is gone (a killed run). @internal */
+export async function removeAbandonedDownloads(cacheDir: string): Promise<void> {
   for (const name of await readdir(cacheDir)) {
     if (!name.startsWith(TEMP_PREFIX)) continue;
     const m = /^(.*)\.(\d+)\.[0-9a-f]+$/.exec(name.slice(TEMP_PREFIX.length));
@@ -248,9 +249,12 @@ async function ensureCachedCifar10(options: LoadCifar10Options): Promise<string>
 /**
  * Streams `url` into `dest` and returns the MD5 of what arrived; network failures become an
  * error that says where to put the files instead. A connection that brings nothing for
- * `stallMs` (while connecting or mid-body) is aborted: undici alone would wait 300 s.
+ * `stallMs` (while connecting or mid-body) is aborted: undici alone would wait 300 s. Messages call the
+ * data `what` (the CIFAR-100 loader shares this). @internal
  */
-async function downloadTo(url: string, dest: string, where: string, stallMs: number, onProgress?: (p: DownloadProgress) => void): Promise<string> {
+export async function downloadTo(
+  url: string, dest: string, where: string, stallMs: number, onProgress?: (p: DownloadProgress) => void, what = 'CIFAR-10',
+): Promise<string> {
   const abort = new AbortController();
   let stalled = false;
   let timer: NodeJS.Timeout | undefined;
@@ -263,7 +267,7 @@ async function downloadTo(url: string, dest: string, where: string, stallMs: num
   };
   let received = 0;
   const stalledMessage = () =>
-    `The CIFAR-10 download from ${url} stalled: nothing arrived for ${formatSeconds(stallMs)} after ${received} bytes. Nothing was cached; run again to retry. ${where}`;
+    `The ${what} download from ${url} stalled: nothing arrived for ${formatSeconds(stallMs)} after ${received} bytes. Nothing was cached; run again to retry. ${where}`;
   armStallTimer();
   try {
     let response: Response;
@@ -272,10 +276,10 @@ async function downloadTo(url: string, dest: string, where: string, stallMs: num
     } catch (e) {
       if (stalled) throw new Error(stalledMessage());
       const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
-      throw new Error(`Cannot download CIFAR-10 from ${url} (${cause}): offline or unreachable. ${where}`);
+      throw new Error(`Cannot download ${what} from ${url} (${cause}): offline or unreachable. ${where}`);
     }
     if (!response.ok || response.body === null) {
-      throw new Error(`Cannot download CIFAR-10 from ${url}: HTTP ${response.status} ${response.statusText}. ${where}`);
+      throw new Error(`Cannot download ${what} from ${url}: HTTP ${response.status} ${response.statusText}. ${where}`);
     }
     const declared = Number(response.headers.get('content-length') ?? NaN);
     const started = performance.now();
@@ -302,10 +306,10 @@ async function downloadTo(url: string, dest: string, where: string, stallMs: num
     } catch (e) {
       if (stalled) throw new Error(stalledMessage());
       const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
-      throw new Error(`The CIFAR-10 download from ${url} was interrupted after ${received} bytes (${cause}). Nothing was cached; run again to retry. ${where}`);
+      throw new Error(`The ${what} download from ${url} was interrupted after ${received} bytes (${cause}). Nothing was cached; run again to retry. ${where}`);
     }
     if (Number.isFinite(declared) && declared !== received) {
-      throw new Error(`The CIFAR-10 download from ${url} ended after ${received} of ${declared} bytes. Nothing was cached; run again to retry. ${where}`);
+      throw new Error(`The ${what} download from ${url} ended after ${received} of ${declared} bytes. Nothing was cached; run again to retry. ${where}`);
     }
     onProgress?.(progress(true));
     return hash.digest('hex');
@@ -345,8 +349,8 @@ async function unpackCifar10(archive: string, outDir: string, url: string): Prom
   }
 }
 
-/** Moves the verified folder into place with one rename; a stale or invalid copy there is replaced. */
-async function publish(unpacked: string, dataDir: string, temp: string): Promise<void> {
+/** Moves the verified folder into place with one rename; a stale or invalid copy there (per `problem`) is replaced. @internal */
+export async function publish(unpacked: string, dataDir: string, temp: string, problem: (dir: string) => Promise<string | undefined> = cacheProblem): Promise<void> {
   try {
     await rename(unpacked, dataDir);
     return;
@@ -354,7 +358,7 @@ async function publish(unpacked: string, dataDir: string, temp: string): Promise
     if (!['EEXIST', 'ENOTEMPTY', 'EISDIR', 'ENOTDIR'].includes(errorCode(e) ?? '')) throw e;
   }
   // Another process may have finished first; its copy is as good as ours.
-  if ((await cacheProblem(dataDir)) === undefined) return;
+  if ((await problem(dataDir)) === undefined) return;
   await rename(dataDir, join(temp, 'stale'));
   await rename(unpacked, dataDir);
 }

@@ -158,13 +158,15 @@ export interface Cifar10ToBackendOptions {
   stats?: Cifar10Stats;
   /** Images converted per step, bounding the temporary memory of the conversion; default 2500. */
   chunkSize?: number;
+  /** Columns of the one-hot targets; every label must be below it. Default 10 (a dataset's `toBackend` passes its own count). */
+  numClasses?: number;
 }
 
 /** One split on the backend, ready for training or evaluation. */
 export interface Cifar10Tensors {
   /** Normalised images, float32 NHWC (`[N, 32 + 2 * pad, 32 + 2 * pad, 3]` for the padded training split). */
   images: tf.Tensor4D;
-  /** One-hot targets, float32 `[N, 10]`. */
+  /** One-hot targets, float32 `[N, numClasses]` (`[N, 10]` for CIFAR-10). */
   targets: tf.Tensor2D;
 }
 
@@ -186,18 +188,21 @@ export interface Cifar10Dataset {
   eval: Cifar10Split;
   /** Where the files were read from. */
   source: string;
+  /** Class names indexed by label: {@link CIFAR10_CLASSES}, or CIFAR-100's 100 fine or 20 coarse names. Their count is the net's output width. */
+  classNames: readonly string[];
   /** Puts the dataset on the active backend; see {@link cifar10ToBackend}. */
   toBackend(options?: Cifar10ToBackendOptions): Cifar10OnBackend;
 }
 
-/** Builds a {@link Cifar10Dataset} around two host splits. */
-export function cifar10Dataset(train: Cifar10Split, evalSplit: Cifar10Split, source: string): Cifar10Dataset {
+/** Builds a {@link Cifar10Dataset} around two host splits (labels indexing `classNames`, CIFAR-10's by default). */
+export function cifar10Dataset(train: Cifar10Split, evalSplit: Cifar10Split, source: string, classNames: readonly string[] = CIFAR10_CLASSES): Cifar10Dataset {
   return {
     train,
     eval: evalSplit,
     source,
+    classNames,
     toBackend(options) {
-      return cifar10ToBackend(train, evalSplit, options);
+      return cifar10ToBackend(train, evalSplit, { numClasses: classNames.length, ...options });
     },
   };
 }
@@ -237,7 +242,7 @@ function concatReleasing(parts: tf.Tensor4D[], width: number): tf.Tensor4D {
   return parts.pop()!;
 }
 
-function splitToBackend(split: Cifar10Split, stats: Cifar10Stats, pad: number, chunkSize: number): Cifar10Tensors {
+function splitToBackend(split: Cifar10Split, stats: Cifar10Stats, pad: number, chunkSize: number, numClasses: number): Cifar10Tensors {
   const hw = CIFAR10_IMAGE_SIZE;
   const mean = tf.tensor1d(stats.mean, 'float32');
   const std = tf.tensor1d(stats.std, 'float32');
@@ -257,7 +262,7 @@ function splitToBackend(split: Cifar10Split, stats: Cifar10Stats, pad: number, c
     }
     const images = concatReleasing(chunks, concatWidth());
     try {
-      const targets = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(Int32Array.from(split.labels), 'int32'), CIFAR10_CLASSES.length), 'float32') as tf.Tensor2D);
+      const targets = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(Int32Array.from(split.labels), 'int32'), numClasses), 'float32') as tf.Tensor2D);
       return { images, targets };
     } catch (e) {
       images.dispose();
@@ -300,13 +305,17 @@ function checkBindingLimit(what: string, count: number, side: number, limitName:
  * concatenation briefly holds the split twice). The seed then casts everything to fp16; tfjs
  * has no fp16 storage, so the tensors stay float32. With a training subset the statistics come
  * from that subset, as the seed's would from whatever training set it loaded; pass `stats` to
- * use others. One-hot targets always have 10 columns. On WebGPU each split must fit the
+ * use others. One-hot targets have `numClasses` columns (10 unless given). On WebGPU each split must fit the
  * device's `maxStorageBufferBindingSize` (the whole padded training set needs 778 MB); a larger
  * split is an error saying how many images fit.
  */
 export function cifar10ToBackend(train: Cifar10Split, evalSplit: Cifar10Split, options: Cifar10ToBackendOptions = {}): Cifar10OnBackend {
   const pad = options.padAmount ?? 2;
   const chunkSize = options.chunkSize ?? 2500;
+  const numClasses = options.numClasses ?? CIFAR10_CLASSES.length;
+  if (!Number.isInteger(numClasses) || numClasses < 1 || numClasses > 256) {
+    throw new Error(`cifar10ToBackend: numClasses must be an integer in 1..256 (labels are bytes), got ${numClasses}`);
+  }
   if (!Number.isInteger(pad) || pad < 0 || pad >= CIFAR10_IMAGE_SIZE) {
     throw new Error(`cifar10ToBackend: padAmount must be an integer in 0..${CIFAR10_IMAGE_SIZE - 1} (reflect padding needs pad < image size), got ${pad}`);
   }
@@ -320,13 +329,18 @@ export function cifar10ToBackend(train: Cifar10Split, evalSplit: Cifar10Split, o
         `got count ${split.count}, ${split.images.length} image bytes, ${split.labels.length} labels`,
       );
     }
+    // oneHot would turn a label past the last class into a row of zeros: refuse it instead.
+    const bad = split.labels.findIndex((label) => label >= numClasses);
+    if (bad >= 0) {
+      throw new Error(`cifar10ToBackend: ${name} image ${bad} has label ${split.labels[bad]}, outside 0..${numClasses - 1} for numClasses ${numClasses}`);
+    }
   }
   checkBindingLimit('training', train.count, CIFAR10_IMAGE_SIZE + 2 * pad, 'trainLimit');
   checkBindingLimit('evaluation', evalSplit.count, CIFAR10_IMAGE_SIZE, 'evalLimit');
   const stats = options.stats ?? cifar10Stats(train);
-  const trainTensors = splitToBackend(train, stats, pad, chunkSize);
+  const trainTensors = splitToBackend(train, stats, pad, chunkSize, numClasses);
   try {
-    return { train: trainTensors, eval: splitToBackend(evalSplit, stats, 0, chunkSize), stats };
+    return { train: trainTensors, eval: splitToBackend(evalSplit, stats, 0, chunkSize, numClasses), stats };
   } catch (e) {
     tf.dispose([trainTensors.images, trainTensors.targets]);
     throw e;

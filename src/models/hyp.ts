@@ -349,14 +349,14 @@ export function checkHyp(hyp: Hyp): void {
   walk(hyp as unknown as Record<string, unknown>, HYP_RULES as unknown as Record<string, unknown>, '');
 }
 
-/** Channel widths of SpeedyConvNet's blocks; the seed's `depths` with its scaler 2. */
-export function blockDepths(baseDepth: number): { init: number; block1: number; block2: number; block3: number; numClasses: number } {
+/** Channel widths of SpeedyConvNet's blocks; the seed's `depths` with its scaler 2, and the output width (the seed's 10 unless given). */
+export function blockDepths(baseDepth: number, numClasses = 10): { init: number; block1: number; block2: number; block3: number; numClasses: number } {
   return {
     init: roundHalfEven(baseDepth / 2),
     block1: baseDepth,
     block2: baseDepth * 4,
     block3: baseDepth * 8,
-    numClasses: 10,
+    numClasses,
   };
 }
 

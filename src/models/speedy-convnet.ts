@@ -27,11 +27,13 @@ export interface SpeedyConvNetOptions {
   seed?: number;
   /** Input image side in pixels. Default 32 (CIFAR-10). */
   imageSize?: number;
+  /** Width of the logits: the dataset's class count (a dataset's `classNames.length`: 100 or 20 for CIFAR-100). Default 10 (CIFAR-10, the seed's `num_classes`). */
+  numClasses?: number;
 }
 
 /** SpeedyConvNet: a tfjs LayersModel plus handles on the parts its recipe touches. */
 export interface SpeedyConvNet {
-  /** The network: `[N, 32, 32, 3]` normalised NHWC images in, `[N, 10]` logits out. Save and load it like any LayersModel. */
+  /** The network: `[N, 32, 32, 3]` normalised NHWC images in, `[N, numClasses]` logits out (`[N, 10]` by default). Save and load it like any LayersModel. */
   model: tfl.LayersModel;
   hyp: Hyp;
   mode: SpeedyConvNetMode;
@@ -68,7 +70,9 @@ export function speedyConvNet(options: SpeedyConvNetOptions = {}): SpeedyConvNet
   const imageSize = options.imageSize ?? 32;
   if (!(Number.isInteger(imageSize) && imageSize >= 16)) throw new Error(`speedyConvNet: option 'imageSize' must be an integer >= 16, got ${imageSize}`);
   const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
-  const depths = blockDepths(hyp.net.baseDepth);
+  const numClasses = options.numClasses ?? 10;
+  if (!(Number.isInteger(numClasses) && numClasses >= 2)) throw new Error(`speedyConvNet: option 'numClasses' must be an integer >= 2, got ${numClasses}`);
+  const depths = blockDepths(hyp.net.baseDepth, numClasses);
   const batchNorm = { momentum: hyp.net.batchNormMomentum, eps: hyp.net.batchNormEps };
   const bn = (name: string) => new BatchNorm({ name, ...batchNorm });
   const group = (name: string, channelsOut: number, statePredDim: number | null, groupSeed: number) =>

@@ -10,6 +10,31 @@ export type TestBackend = (typeof TEST_BACKENDS)[number];
 
 const requested = (process.env['TFJS_DATAFLOW_BACKENDS'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 
+/**
+ * Threads of the wasm backend in the suites: TFJS_DATAFLOW_WASM_THREADS=N (1 to 4) runs every wasm test on the
+ * threaded build; unset, one thread (the single-threaded SIMD build, as on a one-core machine), so that the
+ * suites' wasm results do not depend on the machine's core count. initBackend's own default is threads.
+ */
+export const TEST_WASM_THREADS = parseWasmThreads(process.env['TFJS_DATAFLOW_WASM_THREADS']);
+
+function parseWasmThreads(text: string | undefined): number {
+  if (text === undefined || text.trim() === '') return 1;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 4) throw new Error(`TFJS_DATAFLOW_WASM_THREADS must be an integer from 1 to 4, got '${text}'`);
+  return n;
+}
+
+/** The backend as suite titles name it: a threaded wasm run says so. */
+function backendLabel(name: TestBackend): string {
+  return name === 'wasm' && TEST_WASM_THREADS > 1 ? `wasm, ${TEST_WASM_THREADS} threads` : name;
+}
+
+/** initBackend's options for a test backend: the suite's wasm thread count, and WebGPU's kernel set. */
+function backendOptions(name: TestBackend, webgpuTrainingKernels = true) {
+  if (name === 'wasm') return { wasmThreads: TEST_WASM_THREADS };
+  return name === 'webgpu' ? { webgpuTrainingKernels } : {};
+}
+
 /** Why each backend cannot run here, probed once per test file (undefined: it runs). */
 const unavailable = new Map<TestBackend, string>();
 for (const name of TEST_BACKENDS) {
@@ -18,7 +43,11 @@ for (const name of TEST_BACKENDS) {
     continue;
   }
   try {
-    await initBackend(name);
+    const report = await initBackend(name, backendOptions(name));
+    // A threaded suite that silently ran on one thread would prove nothing.
+    if (name === 'wasm' && report.wasmThreads !== TEST_WASM_THREADS) {
+      throw new Error(`TFJS_DATAFLOW_WASM_THREADS=${TEST_WASM_THREADS}, but the wasm backend runs ${report.wasmThreads} thread(s)`);
+    }
   } catch (e) {
     unavailable.set(name, (e as Error).message);
   }
@@ -32,7 +61,7 @@ export async function useBackend(name: TestBackend): Promise<void> {
   const wantLibrary = webgpuKernels === 'library';
   const kernelsRight = name !== 'webgpu' || overridesInstalled('webgpu') === wantLibrary;
   if (tf.getBackend() !== name || !kernelsRight) {
-    await initBackend(name, name === 'webgpu' ? { webgpuTrainingKernels: wantLibrary } : {});
+    await initBackend(name, backendOptions(name, wantLibrary));
   }
 }
 
@@ -53,7 +82,7 @@ export function describeEachBackend(
       describe.skip(`${title} [${backend}] (skipped: ${reason})`, () => body(backend));
       continue;
     }
-    describe(`${title} [${backend}]`, () => {
+    describe(`${title} [${backendLabel(backend)}]`, () => {
       // Registered first so it runs before the body's own hooks.
       beforeAll(() => useBackend(backend));
       body(backend);

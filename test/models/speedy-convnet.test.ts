@@ -55,6 +55,21 @@ describeEachBackend('speedyConvNet', () => {
     net.model.dispose();
   });
 
+  it('takes its output width from numClasses (CIFAR-100: 100 fine or 20 coarse classes), 10 by default', async () => {
+    const fine = speedyConvNet({ seed: 1, hyp: TINY, numClasses: 100 });
+    expect(fine.model.weights.find((w) => w.originalName === 'linear/weight')!.shape).toEqual([32, 100]);
+    expect(fine.model.outputs[0]!.shape).toEqual([null, 100]);
+    fine.model.dispose();
+    // One forward pass (tiny images: software WebGPU is slow) for the width of real logits.
+    const coarse = speedyConvNet({ seed: 1, hyp: TINY, numClasses: 20, imageSize: 16 });
+    const images = tf.zeros([1, 16, 16, 3]);
+    const logits = coarse.model.predict(images) as tf.Tensor;
+    expect(logits.shape).toEqual([1, 20]);
+    tf.dispose([images, logits]);
+    coarse.model.dispose();
+    expect(() => speedyConvNet({ numClasses: 1 })).toThrow("speedyConvNet: option 'numClasses' must be an integer >= 2, got 1");
+  });
+
   it('applies the seed dirac init: conv2 of each group is an identity kernel', async () => {
     const net = speedyConvNet({ seed: 2, hyp: TINY });
     const w = await net.groups[1]!.conv2.weight.read().array() as number[][][][];

@@ -1,0 +1,96 @@
+import * as tfl from '@tensorflow/tfjs-layers';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseCommandLine, UsageError } from '../../examples/cifar10/args.js';
+import { main, type CliIO } from '../../examples/cifar10/main.js';
+import { fileHandler } from '../../src/node.js';
+import { syntheticCifar100Files } from '../helpers/cifar100.js';
+
+async function run(argv: string[]) {
+  let out = '';
+  let err = '';
+  const io: CliIO = { stdout: { write: (t: string) => (out += t) }, stderr: { write: (t: string) => (err += t) } };
+  const code = await main(argv, io);
+  return { code, out, err };
+}
+
+describe('CIFAR-100 CLI: arguments', () => {
+  it('--dataset cifar100 takes fine labels unless --labels coarse, and its directory from $CIFAR100_DIR', () => {
+    const env = { CIFAR10_DIR: '/data/c10', CIFAR100_DIR: '/data/c100' };
+    const fine = parseCommandLine(['train', '--dataset', 'cifar100'], env);
+    expect(fine.command === 'train' && fine.config).toMatchObject({ dataset: 'cifar100', labels: 'fine', data: '/data/c100', dataFrom: 'env' });
+    const coarse = parseCommandLine(['evaluate', '--model', 'm', '--dataset', 'cifar100', '--labels', 'coarse'], env);
+    expect(coarse.command === 'evaluate' && coarse.config).toMatchObject({ dataset: 'cifar100', labels: 'coarse', data: '/data/c100' });
+    const cifar10 = parseCommandLine(['train'], env);
+    expect(cifar10.command === 'train' && cifar10.config).toMatchObject({ dataset: 'cifar10', labels: null, data: '/data/c10' });
+  });
+
+  it.each([
+    [['train', '--dataset', 'imagenet'], "--dataset must be one of cifar10, cifar100, got 'imagenet'"],
+    [['train', '--dataset', 'cifar100', '--labels', 'medium'], "--labels must be one of fine, coarse, got 'medium'"],
+    [['train', '--labels', 'coarse'], "--labels applies to CIFAR-100: use it with --dataset cifar100, not 'cifar10'"],
+    [['evaluate', '--model', 'm', '--labels', 'fine', '--dataset', 'cifar10'], '--labels applies to CIFAR-100'],
+  ])('refuses %j', (argv, message) => {
+    expect(() => parseCommandLine(argv, {})).toThrow(UsageError);
+    expect(() => parseCommandLine(argv, {})).toThrow(message);
+  });
+});
+
+describe('CIFAR-100 CLI: a tiny run end to end on files in the official format', () => {
+  let root: string;
+  let data: string;
+
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'cifar100-cli-'));
+    data = join(root, 'cifar-100-binary');
+    await mkdir(data);
+    for (const [name, bytes] of Object.entries(syntheticCifar100Files())) await writeFile(join(data, name), bytes);
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('trains a 100-class net on the fine labels, saves it, evaluates it, and refuses to evaluate it on the 20 coarse labels', async () => {
+    const out = join(root, 'run');
+    const trained = await run(['train', '--dataset', 'cifar100', '--data', data, '--backend', 'wasm', '--train-limit', '256', '--eval-limit', '100',
+      '--base-depth', '8', '--batch-size', '128', '--epochs', '2', '--seed', '3', '--out', out]);
+    expect(trained.err).not.toContain('tfjs-dataflow-cifar10:');
+    expect(trained.code).toBe(0);
+    expect(trained.out).toContain(`Data: CIFAR-100, fine labels (100 classes), 256 training and 100 test images from ${data}`);
+    const model = await tfl.loadLayersModel(fileHandler(join(out, 'model')));
+    try {
+      expect(model.outputs[0]!.shape).toEqual([null, 100]);
+      expect((model.getUserDefinedMetadata() as { tfjsDataflowCifar10: { dataset: string; labels: string } }).tfjsDataflowCifar10)
+        .toMatchObject({ dataset: 'cifar100', labels: 'fine' });
+    } finally {
+      model.dispose();
+    }
+
+    const evaluated = await run(['evaluate', '--model', join(out, 'model'), '--dataset', 'cifar100', '--data', data, '--backend', 'wasm', '--eval-limit', '100']);
+    expect(evaluated.err).toBe('');
+    expect(evaluated.code).toBe(0);
+    const accuracy = Number(/Test accuracy \(flip TTA\): (\d\.\d{4}) on 100 images/.exec(evaluated.out)?.[1]);
+    expect(accuracy).toBeGreaterThanOrEqual(0);
+    expect(accuracy).toBeLessThanOrEqual(1);
+
+    const coarse = await run(['evaluate', '--model', join(out, 'model'), '--dataset', 'cifar100', '--labels', 'coarse', '--data', data, '--backend', 'wasm', '--eval-limit', '100']);
+    expect(coarse.code).toBe(2);
+    expect(coarse.err).toContain(`--model ${join(out, 'model')} outputs 100 classes, but CIFAR-100, coarse labels (20 classes) has 20: pass the --dataset and --labels it was trained on`);
+  }, 600_000);
+
+  it('trains on the 20 coarse labels, and --resume refuses another --labels', async () => {
+    const out = join(root, 'coarse');
+    const trained = await run(['train', '--dataset', 'cifar100', '--labels', 'coarse', '--data', data, '--backend', 'wasm', '--train-limit', '128',
+      '--eval-limit', '50', '--base-depth', '8', '--batch-size', '128', '--epochs', '1', '--seed', '4', '--out', out]);
+    expect(trained.code).toBe(0);
+    expect(trained.out).toContain('Data: CIFAR-100, coarse labels (20 classes), 128 training and 50 test images');
+    const model = await tfl.loadLayersModel(fileHandler(join(out, 'model')));
+    expect(model.outputs[0]!.shape).toEqual([null, 20]);
+    model.dispose();
+    const resumed = await run(['train', '--resume', '--out', out, '--dataset', 'cifar100', '--labels', 'fine']);
+    expect(resumed.code).toBe(2);
+    expect(resumed.err).toContain('--labels "fine" (the run has "coarse")');
+  }, 600_000);
+});
