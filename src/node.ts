@@ -13,3 +13,20 @@ export {
   type LoadCifar10Options,
   type DownloadProgress,
 } from './data/cifar10-node.js';
+export {
+  writeCheckpointFiles,
+  readCheckpointFiles,
+  checkpointFilesProblem,
+  recoverCheckpointFiles,
+  lockDirectory,
+  DirectoryLockedError,
+  writeFileAtomic,
+  writeJsonAtomic,
+  writeJsonAtomicSync,
+  readJsonIfExists,
+  processAlive,
+  CHECKPOINT_FILES_FORMAT,
+  LOCK_FILE,
+  type CheckpointFilesMeta,
+  type DirectoryLock,
+} from './io/checkpoint-files.js';
