@@ -21,6 +21,8 @@ const HAS_DATA = existsSync(join(DATA, 'data_batch_1.bin')) && existsSync(join(D
 // 512 images at batch 64: 8 steps an epoch, 24 in all; seconds per epoch on wasm.
 const TINY = ['--backend', 'wasm', '--data', DATA, '--train-limit', '512', '--eval-limit', '100', '--base-depth', '8', '--batch-size', '64', '--epochs', '3', '--seed', '2'];
 const LONG = 600_000;
+/** TINY with another --epochs (a flag given twice is refused). */
+const tinyWith = (epochs: string) => TINY.map((arg, i) => (TINY[i - 1] === '--epochs' ? epochs : arg));
 
 function captureIO(): CliIO & { out: () => string; err: () => string } {
   let out = '';
@@ -252,7 +254,7 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: interruptions and bad input
 
   it('metrics.json says "running" while a run runs and after SIGKILL, never "completed"; --resume continues from the last epoch', async () => {
     const out = join(root, 'killed');
-    const child = start(process.execPath, ['--import', 'tsx', 'examples/cifar10/cli.ts', 'train', ...TINY, '--epochs', '4', '--out', out]);
+    const child = start(process.execPath, ['--import', 'tsx', 'examples/cifar10/cli.ts', 'train', ...tinyWith('4'), '--out', out]);
     await until(child, 'the first epoch was recorded', async () =>
       existsSync(join(out, 'metrics.json')) && (await readMetrics(out)).runs[0]!.epochs.length >= 1);
     // Frozen, so what metrics.json says is what a kill at this moment leaves.
@@ -298,7 +300,7 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: interruptions and bad input
     const zeroLoss = await run(['train', ...TINY, '--hyp', 'opt.lossBatchSize=0', '--out', out]);
     expect(zeroLoss.code).toBe(2);
     expect(zeroLoss.err).toContain('--hyp opt.lossBatchSize must be a number > 0');
-    const noStep = await run(['train', ...TINY, '--epochs', '0.001', '--out', out]);
+    const noStep = await run(['train', ...tinyWith('0.001'), '--out', out]);
     expect(noStep.code).toBe(2);
     expect(noStep.err).toContain('--epochs 0.001: 0.001 epochs of 512 examples make no training step (an epoch is 8 steps of 64 examples');
     expect(noStep.out).not.toContain('Saved');
@@ -312,7 +314,7 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: interruptions and bad input
     expect(resume.code).toBe(2);
     expect(resume.err).toContain(`--resume: the run in ${out} was started with a configuration that is refused now: hyp.net.whiteningKernelSize must be a positive integer, got 0. ` +
       'It never finished an epoch, so start it afresh: the same --out without --resume.');
-    const fresh = await run(['train', ...TINY, '--epochs', '1', '--out', out]);
+    const fresh = await run(['train', ...tinyWith('1'), '--out', out]);
     expect(fresh.err).not.toContain('tfjs-dataflow-cifar10:');
     expect(fresh.code).toBe(0);
     expect(fresh.out).toContain(`Output: ${out} (reused: the run there never finished an epoch, so there was nothing to continue)`);
@@ -411,7 +413,7 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: interruptions and bad input
 
   it('of two runs started at the same instant on one --out, one trains and the other is refused before writing anything', async () => {
     const out = join(root, 'race');
-    const args = ['--import', 'tsx', 'examples/cifar10/train.ts', ...TINY, '--epochs', '1', '--out', out];
+    const args = ['--import', 'tsx', 'examples/cifar10/train.ts', ...tinyWith('1'), '--out', out];
     const racers = [start(process.execPath, args), start(process.execPath, args)];
     const ends = await Promise.all(racers.map((c) => c.closed));
     const codes = ends.map((e) => e.code).sort();
@@ -472,7 +474,7 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: interruptions and bad input
     expect(resumed.out).toContain('No checkpoint to continue from (the run never finished an epoch): training starts at step 0');
     expect((await readdir(cutOff)).filter((f) => /saving|tmp/.test(f))).toEqual([]);
 
-    const fresh = await run(['train', ...TINY, '--epochs', '1', '--out', reuse]);
+    const fresh = await run(['train', ...tinyWith('1'), '--out', reuse]);
     expect(fresh.err).not.toContain('tfjs-dataflow-cifar10:');
     expect(fresh.code).toBe(0);
     expect(fresh.out).toContain(`Output: ${reuse} (reused: the run there never finished an epoch, so there was nothing to continue)`);
