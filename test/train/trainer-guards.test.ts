@@ -30,7 +30,8 @@ function tinyData(n: number, evalTargets = 8): { data: TrainData; dispose: () =>
 
 describeEachBackend('Trainer guards', () => {
   it('refuses a second run() while one runs, run() after dispose(), and leaks nothing', async () => {
-    const { data, dispose } = tinyData(16);
+    // One step of 8 images: software WebGPU on a shared CPU is slow.
+    const { data, dispose } = tinyData(8);
     const net = speedyConvNet({ seed: 1, hyp: HYP, imageSize: SIDE });
     const before = liveTensors();
     const trainer = new Trainer(net, data, { seed: 1 });
