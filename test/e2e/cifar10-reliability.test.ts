@@ -481,7 +481,7 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: interruptions and bad input
     expect((await readdir(reuse)).filter((f) => /saving|tmp/.test(f))).toEqual([]);
   }, LONG);
 
-  it('evaluate refuses a model whose weights give NaN logits, or whose saved statistics hold a zero std, instead of printing an accuracy', async () => {
+  it('evaluate refuses a model whose weights give NaN logits, whose saved statistics hold a zero std, or that takes other images, instead of printing an accuracy', async () => {
     const garbage = join(root, 'garbage-model');
     await cp(join(root, 'ctrl-c', 'model'), garbage, { recursive: true });
     const weights = join(garbage, 'weights.bin');
@@ -502,6 +502,15 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: interruptions and bad input
     expect(zero.code).toBe(1);
     expect(zero.err).toContain(`${modelJson}: its normalisation statistics (userDefinedMetadata.tfjsDataflowCifar10.stats) must be 3 finite means and 3 positive finite stds`);
     expect(zero.out).not.toContain('Test accuracy');
+
+    // A model for other images: refused before the data is fed, not deep in the accuracy op.
+    const otherSize = join(root, 'other-size-model');
+    await cp(join(root, 'ctrl-c', 'model'), otherSize, { recursive: true });
+    const otherJson = join(otherSize, 'model.json');
+    await writeFile(otherJson, (await readFile(otherJson, 'utf8')).replace(/"batch_input_shape":\s*\[null,\s*32,\s*32,\s*3\]/, '"batch_input_shape":[null,16,16,3]'));
+    const other = await run(['evaluate', '--model', otherSize, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
+    expect(other.code).toBe(1);
+    expect(other.err).toContain(`${otherJson}: the model takes [null, 16, 16, 3]; CIFAR-10 evaluation feeds [null, 32, 32, 3] images`);
   }, LONG);
 });
 
