@@ -21,3 +21,20 @@ export {
   type LoadCifar100Options,
   type Cifar100Dataset,
 } from './data/cifar100-node.js';
+export {
+  writeCheckpointFiles,
+  readCheckpointFiles,
+  checkpointFilesProblem,
+  recoverCheckpointFiles,
+  lockDirectory,
+  DirectoryLockedError,
+  writeFileAtomic,
+  writeJsonAtomic,
+  writeJsonAtomicSync,
+  readJsonIfExists,
+  processAlive,
+  CHECKPOINT_FILES_FORMAT,
+  LOCK_FILE,
+  type CheckpointFilesMeta,
+  type DirectoryLock,
+} from './io/checkpoint-files.js';

@@ -205,8 +205,9 @@ function flagList(options: Record<string, { short?: string }>): string {
 
 /** Parses with node:util parseArgs, turning its errors into UsageErrors that list the valid flags. */
 function parseFlags<O extends ParseArgsConfig['options']>(command: string, args: string[], options: O) {
+  let parsed;
   try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false, tokens: true });
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: false, tokens: true });
   } catch (e) {
     const code = (e as { code?: string }).code;
     const message = (e as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '');
@@ -215,6 +216,18 @@ function parseFlags<O extends ParseArgsConfig['options']>(command: string, args:
     }
     throw new UsageError((e as Error).message.replace(/\n/g, ' '));
   }
+  // parseArgs keeps the last of a repeated flag: a typo'd command line would run with half of what was typed.
+  const seen = new Map<string, string[]>();
+  for (const token of parsed.tokens) {
+    if (token.kind !== 'option') continue;
+    seen.set(token.name, [...(seen.get(token.name) ?? []), token.value ?? 'true']);
+  }
+  for (const [name, values] of seen) {
+    if (values.length > 1 && !(options as Record<string, { multiple?: boolean }>)[name]?.multiple) {
+      throw new UsageError(`--${name} is given ${values.length} times (${values.map((v) => `'${v}'`).join(', ')}); give it once`);
+    }
+  }
+  return parsed;
 }
 
 function integer(flag: string, text: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
@@ -234,6 +247,11 @@ function choice<T extends string>(flag: string, text: string | undefined, choice
   }
   return text as T;
 }
+
+/** The largest seed: the net's layers add small offsets to it, and each must stay a safe integer. */
+export const MAX_SEED = Number.MAX_SAFE_INTEGER - 1000;
+/** The most runs in one battery. */
+const MAX_RUNS = 1000;
 
 /** Flags that set a hyperparameter themselves, so --hyp must not set it too. */
 const HYP_FLAGS: Record<string, string> = { 'misc.trainEpochs': '--epochs', 'opt.batchSize': '--batch-size', 'net.baseDepth': '--base-depth' };
@@ -354,6 +372,12 @@ function parseTrain(args: string[], env: NodeJS.ProcessEnv): Command {
   const hyp = parseHypOverrides(values.hyp ?? []);
   checkHypFlags(hyp, { epochs, batchSize, baseDepth });
   if (values.out !== undefined && values.out.trim() === '') throw new UsageError("--out must name a directory, got ''");
+  const runs = integer('runs', values.runs, 1, MAX_RUNS) ?? TRAIN_DEFAULTS.runs;
+  const seed = integer('seed', values.seed, 0, MAX_SEED) ?? TRAIN_DEFAULTS.seed;
+  // Run r trains with seed + r - 1: every run's seed is checked, not only the first's.
+  if (seed + runs - 1 > MAX_SEED) {
+    throw new UsageError(`--seed ${seed} with --runs ${runs} uses seeds ${seed} to ${seed + runs - 1}, beyond the largest allowed seed ${MAX_SEED}; lower --seed to at most ${MAX_SEED - runs + 1}`);
+  }
   return {
     command: 'train',
     config: {
@@ -366,8 +390,8 @@ function parseTrain(args: string[], env: NodeJS.ProcessEnv): Command {
       evalLimit: integer('eval-limit', values['eval-limit'], 1, 10_000) ?? null,
       mode: choice('mode', values.mode, ['sketch', 'backprop'] as const) ?? TRAIN_DEFAULTS.mode,
       whiteningSigns: choice('whitening-signs', values['whitening-signs'], ['canonical', 'raw'] as const) ?? TRAIN_DEFAULTS.whiteningSigns,
-      runs: integer('runs', values.runs, 1) ?? TRAIN_DEFAULTS.runs,
-      seed: integer('seed', values.seed, 0) ?? TRAIN_DEFAULTS.seed,
+      runs,
+      seed,
       hyp,
       out: values.out ?? null,
       resume: values.resume ?? false,

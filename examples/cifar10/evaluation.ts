@@ -22,6 +22,28 @@ export interface SavedModelInfo {
   finalAccuracy: number | null;
 }
 
+/**
+ * Checks a loaded model against what `evaluate` feeds it and what `train` saves with it: 32x32x3
+ * images in, 10 logits out, and normalisation statistics of 3 finite means and positive stds.
+ */
+function checkSavedModel(model: tfl.LayersModel, info: SavedModelInfo, where: string): void {
+  const shape = (s: readonly (number | null)[]) => `[${s.map((d) => d ?? 'null').join(', ')}]`;
+  const input = model.inputs.map((t) => t.shape);
+  if (input.length !== 1 || input[0]!.length !== 4 || input[0]![1] !== 32 || input[0]![2] !== 32 || input[0]![3] !== 3) {
+    throw new Error(`${where}: the model takes ${input.map(shape).join(', ')}; CIFAR-10 evaluation feeds [null, 32, 32, 3] images`);
+  }
+  const output = model.outputs.map((t) => t.shape);
+  if (output.length !== 1 || output[0]!.length !== 2 || output[0]![1] !== 10) {
+    throw new Error(`${where}: the model outputs ${output.map(shape).join(', ')}; CIFAR-10 evaluation needs [null, 10] logits (10 classes)`);
+  }
+  const { mean, std } = info.stats;
+  const three = (v: unknown, ok: (x: number) => boolean) => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && ok(x));
+  if (!three(mean, Number.isFinite) || !three(std, (x) => Number.isFinite(x) && x > 0)) {
+    throw new Error(`${where}: its normalisation statistics (userDefinedMetadata.tfjsDataflowCifar10.stats) must be 3 finite means and 3 positive finite stds, ` +
+      `got mean ${JSON.stringify(mean)}, std ${JSON.stringify(std)}: the file is damaged`);
+  }
+}
+
 /** Runs `evaluate`; returns the exit code. */
 export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promise<number> {
   const say = (line: string) => io.stdout.write(`${line}\n`);
@@ -40,6 +62,7 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
     if (!info?.stats) {
       throw new Error(`${join(dir, 'model.json')} has no normalisation statistics (userDefinedMetadata.tfjsDataflowCifar10.stats); was it saved by 'tfjs-dataflow-cifar10 train'?`);
     }
+    checkSavedModel(model, info, join(dir, 'model.json'));
     say(`Model: ${dir} (${info.mode}, base depth ${info.baseDepth}, ${info.weights === 'ema' ? 'EMA' : 'final'} weights, seed ${info.seed})`);
 
     // Data: the test split, normalised with the training statistics the model was trained with.
@@ -62,12 +85,24 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
       const accuracies: number[] = [];
       for (let draw = 0; draw < config.draws; draw++) {
         const parts: tf.Scalar[] = [];
+        const finite: tf.Scalar[] = [];
         for (let start = 0; start < n; start += size) {
           const count = Math.min(size, n - start);
-          parts.push(tf.tidy(() => tf.mul(accuracy(predictWithFlipTTA(model, tf.slice(test.images, start, count)), tf.slice(test.targets, start, count)), count) as tf.Scalar));
+          const [correctCount, allFinite] = tf.tidy(() => {
+            const logits = predictWithFlipTTA(model, tf.slice(test.images, start, count));
+            return [tf.mul(accuracy(logits, tf.slice(test.targets, start, count)), count) as tf.Scalar, tf.all(tf.isFinite(logits)) as tf.Scalar];
+          });
+          parts.push(correctCount!);
+          finite.push(allFinite!);
         }
         const correct = (await Promise.all(parts.map((p) => p.data()))).reduce((sum, v) => sum + v[0]!, 0);
-        tf.dispose(parts);
+        const finiteAll = (await Promise.all(finite.map((p) => p.data()))).every((v) => v[0] === 1);
+        tf.dispose([...parts, ...finite]);
+        // An accuracy from NaN or infinite logits (damaged weights, a zero std) would be argmax over garbage.
+        if (!finiteAll) {
+          throw new Error(`the model in ${dir} produces NaN or infinite logits on the test images: its weights (weights.bin) are damaged or not trained ones, ` +
+            'so no accuracy is reported. Evaluate a model saved by \'tfjs-dataflow-cifar10 train\'.');
+        }
         accuracies.push(correct / n);
       }
       const seconds = (performance.now() - started) / 1000;

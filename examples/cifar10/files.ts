@@ -1,67 +1,20 @@
-/** The run directory on disk: JSON written atomically, and checkpoints (JSON + binary tensors) that survive a crash mid-write. */
-import * as tf from '@tensorflow/tfjs-core';
-import { renameSync, writeFileSync } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+/**
+ * The run directory on disk: whose it is, and its checkpoints. The file machinery (atomic JSON,
+ * checkpoint files that survive a crash or a full disk, the directory lock) is the library's Node
+ * entry's (src/io/checkpoint-files.ts); this module adds what is the CLI's own.
+ */
+import { mkdir, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
-import type { TrainCheckpoint } from '../../src/node.js';
+import { dirname, join, resolve } from 'node:path';
+import {
+  checkpointFilesProblem, processAlive, readCheckpointFiles, readJsonIfExists, recoverCheckpointFiles, writeCheckpointFiles,
+  type CheckpointFilesMeta, type TrainCheckpoint,
+} from '../../src/node.js';
 
-const CHECKPOINT_JSON = 'checkpoint.json';
-const CHECKPOINT_BIN = 'tensors.bin';
-const CHECKPOINT_FORMAT = 'tfjs-dataflow-cifar10-checkpoint';
-
-/** Writes `text` to `path` through a temporary file and a rename, so readers never see half a file. */
-export async function writeFileAtomic(path: string, text: string | Uint8Array): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temp = `${path}.tmp-${process.pid}`;
-  await writeFile(temp, text);
-  await rename(temp, path);
-}
-
-export function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  return writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
-}
-
-/** {@link writeJsonAtomic} for the moment the process is about to exit (a second Ctrl-C), when nothing async runs any more. */
-export function writeJsonAtomicSync(path: string, value: unknown): void {
-  const temp = `${path}.tmp-${process.pid}`;
-  writeFileSync(temp, `${JSON.stringify(value, null, 2)}\n`);
-  renameSync(temp, path);
-}
-
-/** Reads a JSON file, or undefined when it does not exist. */
-export async function readJsonIfExists<T>(path: string): Promise<T | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-  try {
-    return JSON.parse(text) as T;
-  } catch (e) {
-    throw new Error(`${path} is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  return lstat(path).then(() => true, () => false);
-}
+export { processAlive, readJsonIfExists, writeFileAtomic, writeJsonAtomic, writeJsonAtomicSync } from '../../src/node.js';
 
 function errorCode(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;
-}
-
-/** Whether process `pid` runs on this machine (EPERM: it does, as another user). */
-export function processAlive(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return errorCode(e) === 'EPERM';
-  }
 }
 
 /** What this machine's processes are called in metrics.json, so another process can tell whether a "running" run still runs. */
@@ -151,6 +104,8 @@ export interface RunDirState {
   foreign: string[];
   /** Checkpoints (including the halves of an interrupted write) and models: work that --resume continues and a new run must not overwrite. */
   work: string[];
+  /** Leftovers of a dead process's writes that never completed (temporary files, a cut-off first checkpoint): removed by the next run. */
+  debris: string[];
 }
 
 /** Looks at `dir` (and its run-N/ folders) without changing anything. */
@@ -160,7 +115,7 @@ export async function inspectRunDir(dir: string): Promise<RunDirState> {
     entries = (await readdir(dir)).filter((e) => !e.startsWith('.'));
   } catch (e) {
     // Not there (or under a file): ensureWritableDir says what is wrong with the path.
-    if (errorCode(e) === 'ENOENT' || errorCode(e) === 'ENOTDIR') return { exists: false, config: undefined, foreign: [], work: [] };
+    if (errorCode(e) === 'ENOENT' || errorCode(e) === 'ENOTDIR') return { exists: false, config: undefined, foreign: [], work: [], debris: [] };
     throw e;
   }
   let config: unknown;
@@ -172,170 +127,42 @@ export async function inspectRunDir(dir: string): Promise<RunDirState> {
   const foreign = entries.filter((e) => !RUN_ENTRY.test(e));
   if (config === undefined && entries.length > 0) foreign.push(...entries.filter((e) => RUN_ENTRY.test(e)));
   const isWork = (name: string) => /^(checkpoint|model)(\.(saving|previous)-\d+)?$/.test(name);
-  const work = entries.filter(isWork);
+  const work: string[] = [];
+  const debris: string[] = [];
+  const sort = async (folder: string, names: string[], prefix: string) => {
+    for (const name of names) {
+      // A dead process's leftovers: temporary files, and a checkpoint write cut off before its renames
+      // (a full disk, a kill), which never replaced anything. They are no work to continue.
+      const leftover = /\.(tmp|saving)-(\d+)$/.exec(name);
+      const dead = leftover !== null && Number(leftover[2]) !== process.pid && !processAlive(Number(leftover[2]));
+      if (dead && (leftover[1] === 'tmp' || (/^checkpoint\./.test(name) && (await checkpointFilesProblem(join(folder, name))) !== undefined))) {
+        debris.push(`${prefix}${name}`);
+      } else if (isWork(name)) {
+        work.push(`${prefix}${name}`);
+      }
+    }
+  };
+  await sort(dir, entries, '');
   for (const runDir of entries.filter((e) => /^run-\d+$/.test(e))) {
     const names = await readdir(join(dir, runDir)).catch(() => [] as string[]);
-    work.push(...names.filter(isWork).map((name) => `${runDir}/${name}`));
+    await sort(join(dir, runDir), names, `${runDir}/`);
   }
-  return { exists: true, config, foreign: foreign.sort(), work: work.sort() };
+  return { exists: true, config, foreign: foreign.sort(), work: work.sort(), debris: debris.sort() };
 }
 
 /** The `format` of config.json, so a directory holding another program's config.json is not taken for a run. */
 export const RUN_CONFIG_FORMAT = 'tfjs-dataflow-cifar10-run';
 
 // ---------------------------------------------------------------------------------------------
-// Checkpoints
+// Checkpoints: the library's (tfjs-dataflow/node), with the CLI's metadata.
 
-/** What a checkpoint holds besides the trainer's state: the run's config (resume checks it) and why it was written. */
-export interface CheckpointMeta<C> {
-  config: C;
+/** What a checkpoint holds besides the trainer's state: the run's config and identity (resume checks both) and why it was written. */
+export interface CheckpointMeta<C> extends CheckpointFilesMeta<C> {
   /** 'epoch-end' after each epoch, 'interrupted' on Ctrl-C or SIGTERM (mid-epoch). */
   reason: 'epoch-end' | 'interrupted';
-  savedAt: string;
 }
 
-interface CheckpointJson<C> extends CheckpointMeta<C> {
-  format: typeof CHECKPOINT_FORMAT;
-  trainer: Omit<TrainCheckpoint, 'tensors'>;
-  weightSpecs: tf.io.WeightsManifestEntry[];
-}
-
-/** Writes a file and flushes it to the disk, so a rename after it never publishes a file the disk does not hold yet. */
-async function writeDurably(path: string, data: string | Uint8Array): Promise<void> {
-  const file = await open(path, 'w');
-  try {
-    await file.writeFile(data);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-}
-
-/**
- * Writes `checkpoint` into `dir` (checkpoint.json + tensors.bin, via tf.io.encodeWeights):
- * first into `dir.saving-<pid>`, then the old checkpoint is renamed to `dir.previous-<pid>`,
- * the new one to `dir`, and the old one removed. A crash or kill at any point leaves a complete
- * checkpoint under one of those names; {@link recoverCheckpoint} finds it.
- */
-export async function writeCheckpoint<C>(dir: string, checkpoint: TrainCheckpoint, meta: CheckpointMeta<C>): Promise<void> {
-  const { tensors, ...trainer } = checkpoint;
-  const { data, specs } = await tf.io.encodeWeights(tensors);
-  const json: CheckpointJson<C> = { format: CHECKPOINT_FORMAT, ...meta, trainer, weightSpecs: specs };
-  const staging = `${dir}.saving-${process.pid}`;
-  const previous = `${dir}.previous-${process.pid}`;
-  await rm(staging, { recursive: true, force: true });
-  await mkdir(staging, { recursive: true });
-  await writeDurably(join(staging, CHECKPOINT_BIN), new Uint8Array(data as ArrayBuffer));
-  await writeDurably(join(staging, CHECKPOINT_JSON), `${JSON.stringify(json, null, 1)}\n`);
-  await rm(previous, { recursive: true, force: true });
-  await rename(dir, previous).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== 'ENOENT') throw e;
-  });
-  await rename(staging, dir);
-  await rm(previous, { recursive: true, force: true });
-}
-
-const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8 };
-
-/** Bytes tf.io.encodeWeights writes for `specs`. */
-function specBytes(specs: readonly tf.io.WeightsManifestEntry[]): number | undefined {
-  let total = 0;
-  for (const spec of specs) {
-    const size = DTYPE_BYTES[spec.dtype];
-    if (size === undefined || !Array.isArray(spec.shape)) return undefined;
-    total += spec.shape.reduce((a, b) => a * b, 1) * size;
-  }
-  return total;
-}
-
-/** Why the checkpoint in `dir` cannot be read, or undefined when it looks complete (both files, valid JSON, sizes that agree). */
-export async function checkpointProblem(dir: string): Promise<string | undefined> {
-  const jsonPath = join(dir, CHECKPOINT_JSON);
-  let json: CheckpointJson<unknown> | undefined;
-  try {
-    json = await readJsonIfExists<CheckpointJson<unknown>>(jsonPath);
-  } catch (e) {
-    return (e as Error).message;
-  }
-  if (json === undefined) return `${jsonPath} is missing`;
-  if (json?.format !== CHECKPOINT_FORMAT) return `${jsonPath} is not a CIFAR-10 CLI checkpoint (format '${String(json?.format)}')`;
-  if (!Array.isArray(json.weightSpecs)) return `${jsonPath} lists no weightSpecs`;
-  const binPath = join(dir, CHECKPOINT_BIN);
-  let size: number;
-  try {
-    size = (await stat(binPath)).size;
-  } catch (e) {
-    return `the checkpoint's tensors file ${binPath} cannot be read (${errorCode(e) ?? (e as Error).message})`;
-  }
-  const expected = specBytes(json.weightSpecs);
-  if (expected !== undefined && size !== expected) {
-    return `the checkpoint's tensors file ${binPath} has ${size} bytes, but ${jsonPath} describes ${expected} bytes of tensors: ` +
-      `${size < expected ? 'it is truncated (an interrupted copy, or a full disk?)' : 'it is longer than described'} or belongs to another checkpoint`;
-  }
-  return undefined;
-}
-
-/** Reads a checkpoint written by {@link writeCheckpoint}, or undefined when `dir` holds none. The caller disposes `checkpoint.tensors`. */
-export async function readCheckpoint<C>(dir: string): Promise<{ checkpoint: TrainCheckpoint; meta: CheckpointMeta<C> } | undefined> {
-  const json = await readJsonIfExists<CheckpointJson<C>>(join(dir, CHECKPOINT_JSON));
-  if (json === undefined) return undefined;
-  const problem = await checkpointProblem(dir);
-  if (problem !== undefined) throw new Error(`cannot resume from the checkpoint in ${dir}: ${problem}`);
-  const bytes = await readFile(join(dir, CHECKPOINT_BIN));
-  const data = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-  let tensors: tf.NamedTensorMap;
-  try {
-    tensors = tf.io.decodeWeights(data, json.weightSpecs);
-  } catch (e) {
-    throw new Error(`cannot resume from the checkpoint in ${dir}: ${join(dir, CHECKPOINT_BIN)} does not decode with the specs in ${join(dir, CHECKPOINT_JSON)} (${(e as Error).message})`);
-  }
-  return {
-    checkpoint: { ...json.trainer, tensors },
-    meta: { config: json.config, reason: json.reason, savedAt: json.savedAt },
-  };
-}
-
-/**
- * Makes sure `dir` holds the newest complete checkpoint when there is one. A write cut off
- * between its two renames leaves no `dir`, only `dir.saving-<pid>` (the new checkpoint,
- * complete) and `dir.previous-<pid>` (the old one): the complete one with the most steps is
- * renamed to `dir`. Leftovers of a dead process's write next to an intact `dir` are removed.
- *
- * @returns undefined when there is no checkpoint at all; `{ recoveredFrom }` naming the folder
- * that was moved into place, or `{}` when `dir` was in place already.
- * @throws when only damaged or incomplete checkpoints are found: starting over silently would
- * throw their steps away.
- */
-export async function recoverCheckpoint(dir: string): Promise<{ recoveredFrom?: string } | undefined> {
-  const parent = dirname(dir);
-  const base = basename(dir);
-  const halves = (await readdir(parent).catch(() => [] as string[]))
-    .map((name) => ({ name, m: new RegExp(`^${base}\\.(saving|previous)-(\\d+)$`).exec(name) }))
-    .filter((h): h is { name: string; m: RegExpExecArray } => h.m !== null)
-    .filter((h) => Number(h.m[2]) === process.pid || !processAlive(Number(h.m[2])));
-  if (await exists(join(dir, CHECKPOINT_JSON))) {
-    for (const h of halves) await rm(join(parent, h.name), { recursive: true, force: true });
-    return {};
-  }
-  const candidates: { name: string; problem?: string; step: number }[] = [];
-  for (const h of halves) {
-    const path = join(parent, h.name);
-    const problem = await checkpointProblem(path);
-    const step = problem ? -1 : Number((await readJsonIfExists<CheckpointJson<unknown>>(join(path, CHECKPOINT_JSON)))?.trainer?.step ?? -1);
-    candidates.push(problem ? { name: h.name, problem, step } : { name: h.name, step });
-  }
-  const complete = candidates.filter((c) => c.problem === undefined).sort((a, b) => b.step - a.step);
-  const best = complete[0];
-  if (best) {
-    if (await exists(dir)) await rename(dir, `${dir}.damaged-${Date.now()}`);
-    await rename(join(parent, best.name), dir);
-    for (const c of candidates) if (c !== best) await rm(join(parent, c.name), { recursive: true, force: true });
-    return { recoveredFrom: best.name };
-  }
-  const damaged = [...(await exists(dir) ? [`${dir} (${await checkpointProblem(dir)})`] : []), ...candidates.map((c) => `${join(parent, c.name)} (${c.problem})`)];
-  if (damaged.length > 0) {
-    throw new Error(`no complete checkpoint to resume from: ${damaged.join('; ')}. Refusing to start over from step 0; ` +
-      'restore a copy of the checkpoint, or move these away and start a new run with another --out.');
-  }
-  return undefined;
-}
+export const writeCheckpoint: <C>(dir: string, checkpoint: TrainCheckpoint, meta: CheckpointMeta<C>) => Promise<void> = writeCheckpointFiles;
+export const readCheckpoint = readCheckpointFiles as <C>(dir: string) => Promise<{ checkpoint: TrainCheckpoint; meta: CheckpointMeta<C> } | undefined>;
+export const checkpointProblem = checkpointFilesProblem;
+export const recoverCheckpoint = recoverCheckpointFiles;

@@ -7,9 +7,11 @@ import { join, resolve } from 'node:path';
 import type { StopSignal } from './exit.js';
 import type { TrainResult, Trainer } from '../../src/node.js';
 import { UsageError, type RunSettings, type TrainConfig } from './args.js';
+import { rm } from 'node:fs/promises';
+import { DirectoryLockedError, LOCK_FILE, lockDirectory, type DirectoryLock } from '../../src/node.js';
 import {
-  RUN_CONFIG_FORMAT, ensureWritableDir, inspectRunDir, processAlive, processInfo, readCheckpoint, readJsonIfExists, recoverCheckpoint, writeCheckpoint,
-  writeJsonAtomic,
+  RUN_CONFIG_FORMAT, ensureWritableDir, inspectRunDir, processAlive, processInfo, readCheckpoint, readJsonIfExists, recoverCheckpoint, removeEmptyDirs,
+  writeCheckpoint, writeJsonAtomic, type RunDirState,
 } from './files.js';
 import type { TextOut } from './progress.js';
 
@@ -28,6 +30,8 @@ export interface SavedConfig {
   run: RunConfig;
   backend: TrainConfig['backend'];
   data: string | undefined;
+  /** A random id made when the run started; each checkpoint records it, so another run's checkpoint is never resumed (absent in older runs). */
+  runId?: string;
 }
 
 /** The flag behind each RunConfig field, for resume's mismatch messages. */
@@ -48,22 +52,61 @@ export interface RunDir {
   hasWork: boolean;
   /** Directories made for it; removed again if the run fails before writing anything. */
   created: string[];
+  /** The lock on `out`, held until the run ends. */
+  lock: DirectoryLock;
 }
 
 /**
  * Checks the --out directory before anything is loaded: a new run never overwrites another run's
  * work or another program's files, --resume finds a run of this program there, and no other
- * process on this machine is training in it. Creates it; nothing else is written.
+ * process is training in it: the directory is locked (out/.lock, taken with O_EXCL, so of two
+ * runs started at the same instant one wins and the other is refused) and checked again under the
+ * lock. Creates it and the lock; nothing else is written. The caller releases `lock`.
  */
 export async function claimRunDir(config: TrainConfig, defaultOut: string): Promise<RunDir> {
   const out = resolve(config.out ?? defaultOut);
-  const state = await inspectRunDir(out);
+  // Checked before anything is created, so a refused --out leaves no folder; again under the lock.
+  decideClaim(config, out, await inspectRunDir(out));
+  let created: string[];
+  try {
+    created = await ensureWritableDir(out, `--out ${out}`);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  let lock: DirectoryLock;
+  try {
+    lock = lockDirectory(out);
+  } catch (e) {
+    await removeEmptyDirs(created);
+    if (e instanceof DirectoryLockedError) {
+      const who = e.owner ? `process ${e.owner.pid} on ${e.owner.host === processInfo().host ? 'this machine' : e.owner.host}` : 'another process';
+      throw new UsageError(`--out ${out}: ${who} is training this run right now (it holds ${join(out, LOCK_FILE)}); wait for it to end or stop it first`);
+    }
+    throw new UsageError(`--out ${out}: cannot lock the directory: ${(e as Error).message}`);
+  }
+  try {
+    const state = await inspectRunDir(out);
+    const { saved, reusing } = decideClaim(config, out, state);
+    const owner = await runningElsewhere(out);
+    if (owner !== undefined) throw new UsageError(`--out ${out}: process ${owner} on this machine is training this run right now; wait for it to end or stop it first`);
+    // Leftovers of a dead process's cut-off writes go, so that they can neither be resumed nor block a new run.
+    for (const name of state.debris) await rm(join(out, name), { recursive: true, force: true });
+    return { out, saved: config.resume ? saved : undefined, reusing, hasWork: state.work.length > 0, created, lock };
+  } catch (e) {
+    lock.release();
+    await removeEmptyDirs(created);
+    throw e;
+  }
+}
+
+/** Whether a run may start (or continue, --resume) in `out` as `state` finds it; throws the refusal. */
+function decideClaim(config: TrainConfig, out: string, state: RunDirState): { saved: SavedConfig | undefined; reusing: boolean } {
   const saved = state.config as SavedConfig | undefined;
   const list = (names: string[]) => (names.length > 6 ? [...names.slice(0, 6), `and ${names.length - 6} more`] : names).join(', ');
   if (config.resume && saved === undefined) {
     if (!state.exists) throw new UsageError(`--resume: ${out} holds no run to continue (no such directory)`);
     if (state.foreign.length > 0) throw new UsageError(`--resume: ${out} holds no run of this program to continue (no config.json of its own, but ${list(state.foreign)})`);
-    throw new UsageError(`--resume: ${out} holds no run to continue (no config.json); start one with --out ${config.out} and no --resume`);
+    throw new UsageError(`--resume: ${out} holds no run to continue (no config.json); start one with --out ${out} and no --resume`);
   }
   let reusing = false;
   if (!config.resume) {
@@ -75,14 +118,7 @@ export async function claimRunDir(config: TrainConfig, defaultOut: string): Prom
       throw new UsageError(`--out ${out} holds files that are not a run of this program (${list(state.foreign)}); choose an empty or new directory, so that nothing there is overwritten`);
     }
   }
-  const owner = await runningElsewhere(out);
-  if (owner !== undefined) throw new UsageError(`--out ${out}: process ${owner} on this machine is training this run right now; wait for it to end or stop it first`);
-  try {
-    const created = await ensureWritableDir(out, `--out ${out}`);
-    return { out, saved: config.resume ? saved : undefined, reusing, hasWork: state.work.length > 0, created };
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  return { saved, reusing };
 }
 
 /** The process that is training in `out` right now, according to its metrics.json, if it is not this one. */
@@ -120,6 +156,21 @@ export function resumeConfig(out: string, saved: SavedConfig, config: TrainConfi
   return savedRun;
 }
 
+/** Which run of which battery a checkpoint belongs to. */
+export interface RunIdentity {
+  /** config.json's runId (undefined for runs started before it was recorded). */
+  runId: string | undefined;
+  /** The run's number in the battery (--runs), from 1. */
+  run: number;
+  /** The config.json that records the run, for messages. */
+  configPath: string;
+}
+
+/** The id a checkpoint of run `identity.run` records. */
+function checkpointRunId(identity: RunIdentity): string | undefined {
+  return identity.runId === undefined ? undefined : `${identity.runId}/run-${identity.run}`;
+}
+
 /** A run's checkpoint, as readCheckpoint returns it. */
 export type RunCheckpoint = NonNullable<Awaited<ReturnType<typeof readCheckpoint<RunConfig>>>>;
 
@@ -128,7 +179,9 @@ export type RunCheckpoint = NonNullable<Awaited<ReturnType<typeof readCheckpoint
  * finished an epoch. A write cut off between its two renames is recovered, or refused: a checkpoint
  * is never silently dropped, and one of another configuration is never mixed in.
  */
-export async function readRunCheckpoint(runDir: string, run: RunConfig, earlier: { run: number; finishedEpochs: number }, stderr: TextOut): Promise<RunCheckpoint | undefined> {
+export async function readRunCheckpoint(
+  runDir: string, run: RunConfig, identity: RunIdentity, earlier: { run: number; finishedEpochs: number }, stderr: TextOut,
+): Promise<RunCheckpoint | undefined> {
   const dir = join(runDir, 'checkpoint');
   let found: Awaited<ReturnType<typeof recoverCheckpoint>>;
   try {
@@ -144,16 +197,26 @@ export async function readRunCheckpoint(runDir: string, run: RunConfig, earlier:
   }
   if (resumed && JSON.stringify(resumed.meta.config) !== JSON.stringify(run)) {
     tf.dispose(Object.values(resumed.checkpoint.tensors));
-    throw new UsageError(`--resume: the checkpoint in ${dir} was written with another configuration than ${join(runDir, '..', 'config.json')} records; refusing to mix them`);
+    throw new UsageError(`--resume: the checkpoint in ${dir} was written with another configuration than ${identity.configPath} records; refusing to mix them`);
+  }
+  const expected = checkpointRunId(identity);
+  if (resumed && expected !== undefined && resumed.meta.runId !== expected) {
+    tf.dispose(Object.values(resumed.checkpoint.tensors));
+    throw new UsageError(`--resume: the checkpoint in ${dir} belongs to another run (run id ${resumed.meta.runId ?? 'none'}, ` +
+      `while ${identity.configPath} records run id ${identity.runId}${identity.run > 1 || run.runs > 1 ? `, run ${identity.run}` : ''}): ` +
+      'a checkpoint copied from another run directory is never resumed. Restore this run\'s own checkpoint, or start a new run with another --out.');
   }
   return resumed;
 }
 
 /** Writes the trainer's checkpoint of this step into `runDir/checkpoint` (atomically), with the run's config. */
-export async function saveRunCheckpoint(runDir: string, trainer: Trainer, run: RunConfig, reason: 'epoch-end' | 'interrupted'): Promise<{ epoch: number; epochStep: number; step: number }> {
+export async function saveRunCheckpoint(
+  runDir: string, trainer: Trainer, run: RunConfig, identity: RunIdentity, reason: 'epoch-end' | 'interrupted',
+): Promise<{ epoch: number; epochStep: number; step: number }> {
   const checkpoint = trainer.checkpoint();
   try {
-    await writeCheckpoint(join(runDir, 'checkpoint'), checkpoint, { config: run, reason, savedAt: new Date().toISOString() });
+    const runId = checkpointRunId(identity);
+    await writeCheckpoint(join(runDir, 'checkpoint'), checkpoint, { config: run, reason, savedAt: new Date().toISOString(), ...(runId !== undefined ? { runId } : {}) });
   } finally {
     tf.dispose(Object.values(checkpoint.tensors));
   }
@@ -177,11 +240,11 @@ export function restoreRun(trainer: Trainer, resumed: RunCheckpoint): void {
 export async function concludeStoppedRun(
   result: TrainResult,
   trainer: Trainer,
-  { runDir, run, signal, stderr }: { runDir: string; run: RunConfig; signal: StopSignal | null; stderr: TextOut },
+  { runDir, run, identity, signal, stderr }: { runDir: string; run: RunConfig; identity: RunIdentity; signal: StopSignal | null; stderr: TextOut },
 ): Promise<{ status: 'interrupted' | 'failed'; message: string }> {
   const checkpointDir = join(runDir, 'checkpoint');
   if (result.stopReason === 'stopped') {
-    const at = await saveRunCheckpoint(runDir, trainer, run, 'interrupted');
+    const at = await saveRunCheckpoint(runDir, trainer, run, identity, 'interrupted');
     stderr.write(`Interrupted at step ${at.step}/${trainer.totalSteps} (epoch ${at.epoch + 1}, step ${at.epochStep} of ${trainer.epochSteps[at.epoch] ?? 0}). ` +
       `Checkpoint written to ${checkpointDir}; continue with: --resume --out ${resolve(runDir, run.runs > 1 ? '..' : '.')}\n`);
     return { status: 'interrupted', message: `stopped by ${signal ?? 'a stop request'} at step ${at.step}/${trainer.totalSteps}; the checkpoint holds that step` };

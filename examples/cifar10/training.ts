@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import {
   Trainer,
@@ -34,6 +35,7 @@ import { Progress, downloadProgress, type TextOut } from './progress.js';
 import { finalAccuracy, tableRow } from './report.js';
 import {
   claimRunDir, concludeStoppedRun, readRunCheckpoint, restoreRun, resumeConfig, saveRunCheckpoint, writeRunConfig, type RunConfig, type RunDir,
+  type RunIdentity,
 } from './run-dir.js';
 import { StopRequests } from './stop-requests.js';
 import { version as packageVersion } from '../../package.json';
@@ -52,10 +54,19 @@ export async function trainCommand(config: TrainConfig, io: CliIO): Promise<numb
   const say = (line: string) => io.stdout.write(`${line}\n`);
   // The output directory, before anything is loaded: whose it is, and that it can be written.
   const dir = await claimRunDir(config, timestampDir());
+  try {
+    return await trainInClaimedDir(config, dir, say, io);
+  } finally {
+    dir.lock.release();
+  }
+}
+
+async function trainInClaimedDir(config: TrainConfig, dir: RunDir, say: (line: string) => void, io: CliIO): Promise<number> {
   let prepared: PreparedRun;
   try {
     prepared = await prepareRun(config, dir, say, io);
   } catch (e) {
+    dir.lock.release();
     await removeEmptyDirs(dir.created);
     throw e;
   }
@@ -67,10 +78,13 @@ export async function trainCommand(config: TrainConfig, io: CliIO): Promise<numb
   const stops = new StopRequests(io.stderr, (signal) => battery.recordQuit(signal));
   stops.install();
   try {
-    if (!config.resume) await writeRunConfig(dir.out, { run, backend: config.backend, data: dataDir });
+    // A new run's identity: each checkpoint records it, so --resume never continues another run's checkpoint.
+    const runId = config.resume ? dir.saved?.runId : randomUUID();
+    if (!config.resume) await writeRunConfig(dir.out, { run, backend: config.backend, data: dataDir, ...(runId !== undefined ? { runId } : {}) });
     say(`Output: ${dir.out}${config.resume ? ' (continuing the run there)' : dir.reusing ? ' (reused: the run there never finished an epoch, so there was nothing to continue)' : ''}`);
     const exitCode = await battery.runAll(config.resume, () => stops.signal, say, (r, runDir, earlier) => trainOneRun({
       r, runDir, run, hyp, data, stats: onBackend.stats, io, say, battery, stops, resuming: config.resume, earlier,
+      identity: { runId, run: r, configPath: join(dir.out, 'config.json') },
     }));
     if (exitCode === 0) {
       const line = battery.meanAndVarianceLine();
@@ -196,12 +210,14 @@ interface OneRunArgs {
   resuming: boolean;
   /** What metrics.json said about this run before (--resume). */
   earlier: RunSummary | undefined;
+  /** The run its checkpoints belong to. */
+  identity: RunIdentity;
 }
 
 /** One run of the seed: model -> init -> train (checkpointed each epoch) -> save the EMA model. */
-async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery, stops, resuming, earlier }: OneRunArgs): Promise<RunSummary> {
+async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery, stops, resuming, earlier, identity }: OneRunArgs): Promise<RunSummary> {
   const seed = run.seed + r - 1;
-  const resumed = resuming ? await readRunCheckpoint(runDir, run, { run: r, finishedEpochs: earlier?.epochs.length ?? 0 }, io.stderr) : undefined;
+  const resumed = resuming ? await readRunCheckpoint(runDir, run, identity, { run: r, finishedEpochs: earlier?.epochs.length ?? 0 }, io.stderr) : undefined;
   if (resuming && !resumed) say(`${run.runs > 1 ? `Run ${r}/${run.runs}: n` : 'N'}o checkpoint to continue from (the run never finished an epoch): training starts at step 0`);
   const record = battery.startRun(r, seed, runDir, resumed?.checkpoint);
   let net: ReturnType<typeof speedyConvNet> | null = null;
@@ -228,7 +244,7 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery,
         onEpochEnd: async (epochRecord, t) => {
           progress.clear();
           say(formatTableRow(tableRow(epochRecord), epochRecord.epoch === epochs - 1));
-          await saveRunCheckpoint(runDir, t, run, 'epoch-end');
+          await saveRunCheckpoint(runDir, t, run, identity, 'epoch-end');
           await record.update(t.history, epochRecord.totalTimeSeconds);
         },
       },
@@ -248,7 +264,7 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery,
     await record.update(result.records, result.totalTimeSeconds, false);
 
     if (result.stopReason !== 'completed') {
-      const { status, message } = await concludeStoppedRun(result, trainer, { runDir, run, signal: stops.signal, stderr: io.stderr });
+      const { status, message } = await concludeStoppedRun(result, trainer, { runDir, run, identity, signal: stops.signal, stderr: io.stderr });
       return await record.end(status, message);
     }
 

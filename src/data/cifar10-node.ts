@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -121,26 +121,51 @@ export async function loadCifar10(options: LoadCifar10Options = {}): Promise<Cif
   if (options.dir !== undefined) await checkCifar10Dir(dir);
   const train = await readSplit(dir, CIFAR10_TRAIN_FILES, trainLimit);
   const evalSplit = await readSplit(dir, CIFAR10_EVAL_FILES, evalLimit);
-  return cifar10Dataset(train, evalSplit, dir);
+  // A test file that is a copy of a training file would report training accuracy as test accuracy.
+  for (const [testFile, testBytes] of evalSplit.files) {
+    for (const [trainFile, trainBytes] of train.files) {
+      if (testBytes.equals(trainBytes)) {
+        throw new Error(`CIFAR-10 directory ${dir}: ${basename(testFile)} is byte-identical to ${basename(trainFile)}, so the test set would be training images. ` +
+          `Restore the real test_batch.bin. ${HOW_TO_GET}`);
+      }
+    }
+  }
+  return cifar10Dataset(train.split, evalSplit.split, dir);
 }
 
-async function readSplit(dir: string, files: readonly string[], limit: number): Promise<Cifar10Split> {
+/** The largest CIFAR-10 binary file: a whole batch of records. */
+const MAX_FILE_BYTES = CIFAR10_RECORDS_PER_FILE * CIFAR10_RECORD_BYTES;
+
+async function readSplit(dir: string, files: readonly string[], limit: number): Promise<{ split: Cifar10Split; files: [string, Buffer][] }> {
   const parts: Cifar10Split[] = [];
+  const read: [string, Buffer][] = [];
   let have = 0;
   for (const file of files) {
     if (have >= limit) break;
     const path = join(dir, file);
-    let bytes: Uint8Array;
+    let bytes: Buffer;
     try {
+      // Checked before reading: a FIFO would block forever and a link to a device would read until memory runs out.
+      const info = await stat(path);
+      if (!info.isFile()) {
+        const kind = info.isFIFO() ? 'a FIFO (named pipe)' : info.isCharacterDevice() || info.isBlockDevice() ? 'a device' : info.isDirectory() ? 'a directory' : info.isSocket() ? 'a socket' : 'not a regular file';
+        throw new Error(`CIFAR-10 file ${path} is ${kind}, not a regular file. Expected in ${dir}: ${FILE_LIST}. ${HOW_TO_GET}`);
+      }
+      // Beyond a batch and a record it cannot be one (parseCifar10Batch names smaller misfits precisely).
+      if (info.size >= MAX_FILE_BYTES + CIFAR10_RECORD_BYTES) {
+        throw new Error(`CIFAR-10 file ${path} has ${info.size} bytes, more than a CIFAR-10 batch file (${MAX_FILE_BYTES} bytes: ${CIFAR10_RECORDS_PER_FILE} records of ${CIFAR10_RECORD_BYTES}). ${HOW_TO_GET}`);
+      }
       bytes = await readFile(path);
     } catch (e) {
+      if ((e as Error).message.startsWith('CIFAR-10 file')) throw e;
       throw new Error(`CIFAR-10 file ${path} cannot be read (${errorCode(e) ?? (e as Error).message}). Expected in ${dir}: ${FILE_LIST}. ${HOW_TO_GET}`);
     }
     const part = parseCifar10Batch(bytes, path);
     parts.push(part);
+    read.push([path, bytes]);
     have += part.count;
   }
-  return concatCifar10Splits(parts, limit);
+  return { split: concatCifar10Splits(parts, limit), files: read };
 }
 
 /** Checks that `dir` is a directory holding every CIFAR-10 file, with an error that says how to fix it. */

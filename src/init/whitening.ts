@@ -221,7 +221,8 @@ export async function fitWhitening(layer: WhiteningConv, images: tf.Tensor4D, op
   const numExamples = positiveInt(options.numExamples ?? n, 'numExamples');
   if (numExamples > n) throw new Error(`${FN}: option 'numExamples' (${numExamples}) exceeds the ${n} images given`);
   const eps = options.eps ?? 1e-2;
-  if (typeof eps !== 'number' || !(eps >= 0)) throw new Error(`${FN}: option 'eps' must be a number >= 0, got ${String(eps)}`);
+  // eps = 0 divides by the square root of a zero (or rounding-negative) eigenvalue: an infinite or NaN kernel.
+  if (typeof eps !== 'number' || !(eps > 0 && Number.isFinite(eps))) throw new Error(`${FN}: option 'eps' must be a positive finite number (the seed's is 1e-2), got ${String(eps)}`);
   const signMode = options.signMode ?? 'raw';
   if (signMode !== 'canonical' && signMode !== 'raw') throw new Error(`${FN}: option 'signMode' must be 'canonical' or 'raw', got ${JSON.stringify(signMode)}`);
   const average = options.average ?? 'eigenpairs';

@@ -180,6 +180,10 @@ interface HypRule {
   why?: string;
 }
 
+/** Bounds that keep a run's arrays and weights allocatable (beyond them a run fails deep inside with a raw allocation error). */
+const MAX_TRAIN_EPOCHS = 1000;
+const MAX_BASE_DEPTH = 512;
+
 const POSITIVE_INT: HypRule = { integer: true, min: 1 };
 const NON_NEGATIVE_INT: HypRule = { integer: true, min: 0 };
 const POSITIVE: HypRule = { min: 0, minOpen: true };
@@ -213,11 +217,11 @@ const HYP_RULES: { [K in keyof Hyp]: { [F in keyof Hyp[K]]: Hyp[K][F] extends ob
     cutmixSize: NON_NEGATIVE_INT,
     cutmixEpochs: NON_NEGATIVE,
     padAmount: NON_NEGATIVE_INT,
-    baseDepth: POSITIVE_INT,
+    baseDepth: { integer: true, min: 1, max: MAX_BASE_DEPTH, why: `the last group has 8x as many channels; ${MAX_BASE_DEPTH} already makes 4096-channel convs of 600 MB` },
     noiseStd: NON_NEGATIVE,
   },
   misc: {
-    trainEpochs: POSITIVE,
+    trainEpochs: { min: 0, minOpen: true, max: MAX_TRAIN_EPOCHS, why: `the seed trains 12.1; every epoch's schedule is held in memory` },
     evalBatchSize: POSITIVE_INT,
     logEveryNSteps: POSITIVE_INT,
     ema: { epochs: NON_NEGATIVE_INT, decayBase: { min: 0, max: 1 }, decayPow: NON_NEGATIVE, everyNSteps: POSITIVE_INT },
@@ -313,8 +317,8 @@ function checkOverrideKeys(overrides: unknown): void {
  *
  * @throws when `overrides` is not an object, names a key `Hyp` does not have (a typo
  * is never silently ignored), or sets a value outside its range (every key has one:
- * `opt.lossBatchSize` > 0, `opt.momentum` in (0, 1), `net.baseDepth` a positive
- * integer, ...); the message names the key, what it accepts and what it got.
+ * `opt.lossBatchSize` > 0, `opt.momentum` in (0, 1), `net.baseDepth` an integer in
+ * [1, 512], `misc.trainEpochs` in (0, 1000], ...); the message names the key, what it accepts and what it got.
  */
 export function resolveHyp(overrides: HypOverrides = {}): Hyp {
   checkOverrideKeys(overrides);

@@ -42,6 +42,11 @@ export function isFrozenBySeed(name: string): boolean {
 export function emaDecayAt(step: number, totalSteps: number, { decayBase = 0.95, everyN = 5, pow = 3 }: { decayBase?: number; everyN?: number; pow?: number } = {}): number {
   if (!(Number.isFinite(step) && step >= 0)) throw new Error(`emaDecayAt: step must be a non-negative number, got ${step}`);
   if (!(Number.isFinite(totalSteps) && totalSteps > 0)) throw new Error(`emaDecayAt: totalSteps must be a positive number, got ${totalSteps}`);
+  for (const [name, v] of [['decayBase', decayBase], ['everyN', everyN], ['pow', pow]] as const) {
+    // A string would be coerced by ** silently.
+    if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw new Error(`emaDecayAt: ${name} must be a non-negative finite number, got ${typeof v === 'string' ? `'${v}'` : String(v)}`);
+  }
+  if (decayBase > 1) throw new Error(`emaDecayAt: decayBase must be in [0, 1], got ${decayBase}`);
   const projected = decayBase ** everyN;
   return projected * (step / totalSteps) ** pow;
 }
@@ -112,7 +117,7 @@ export class NetworkEMA {
    */
   update(net: WeightedNetwork, decay: number): void {
     this.assertAlive('update');
-    if (!(decay >= 0 && decay <= 1)) throw new Error(`NetworkEMA.update: decay must be in [0, 1], got ${decay}`);
+    if (!(typeof decay === 'number' && decay >= 0 && decay <= 1)) throw new Error(`NetworkEMA.update: decay must be a number in [0, 1], got ${typeof decay === 'string' ? `'${decay}'` : String(decay)}`);
     this.apply(net, 'update', () => [tf.scalar(decay), tf.scalar(1 - decay)]);
   }
 

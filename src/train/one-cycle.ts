@@ -70,7 +70,11 @@ export class OneCycle implements LrSchedule {
     if (!(pctStart >= 0 && pctStart <= 1)) throw new Error(`OneCycle: pctStart must be a fraction in [0, 1], got ${pctStart}`);
     if (anneal !== 'linear' && anneal !== 'cos') throw new Error(`OneCycle: anneal must be 'linear' or 'cos', got '${String(anneal)}'`);
     for (const [name, v] of [['divFactor', divFactor], ['finalDivFactor', finalDivFactor]] as const) {
-      if (!(Number.isFinite(v) && v > 0)) throw new Error(`OneCycle: ${name} must be a positive finite number, got ${v}`);
+      if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new Error(`OneCycle: ${name} must be a positive finite number, got ${String(v)}`);
+    }
+    // A divisor so small that maxLr / divFactor / finalDivFactor overflows makes every annealed rate NaN.
+    if (!Number.isFinite(maxLr / divFactor) || !Number.isFinite(maxLr / divFactor / finalDivFactor)) {
+      throw new Error(`OneCycle: maxLr ${maxLr} / divFactor ${divFactor} / finalDivFactor ${finalDivFactor} is not finite: the divisors must not vanish`);
     }
     this.maxLr = maxLr;
     this.totalSteps = totalSteps;

@@ -58,6 +58,14 @@ export function checkTrainData(model: tfl.LayersModel, data: TrainData, hyp: Hyp
   if (data == null || !isSplit(data.train) || !isSplit(data.eval)) {
     throw new Error('Trainer: data must be { train: { images, targets }, eval: { images, targets } }: NHWC image tensors and [N, classes] target tensors');
   }
+  const gone = (['train', 'eval'] as const).flatMap((split) => (['images', 'targets'] as const).filter((k) => data[split][k].isDisposed).map((k) => `data.${split}.${k}`));
+  if (gone.length > 0) throw new Error(`Trainer: ${gone.join(', ')} ${gone.length === 1 ? 'has' : 'have'} been disposed`);
+  for (const split of ['train', 'eval'] as const) {
+    const { images, targets } = data[split];
+    if (images.shape[0] !== targets.shape[0]) {
+      throw new Error(`Trainer: data.${split} has ${images.shape[0]} images but ${targets.shape[0]} targets ([${images.shape}] and [${targets.shape}]); each image needs one target row`);
+    }
+  }
   const { padAmount } = hyp.net;
   const n = data.train.images.shape[0];
   if (n < hyp.opt.batchSize) throw new Error(`Trainer: the training set has ${n} images, fewer than one batch of ${hyp.opt.batchSize}`);

@@ -147,6 +147,8 @@ export class Trainer {
   private totalTimeSeconds = 0;
   private lastLr = 0;
   private stopRequested = false;
+  private running = false;
+  private disposed = false;
   private nonFinite: NonFiniteLossError | null = null;
   /** The epoch's logged training loss (per example) and accuracy, already read back. */
   private lastLogged: { loss: number; acc: number } | null = null;
@@ -162,10 +164,18 @@ export class Trainer {
     if (!(Number.isInteger(this.microBatchSize) && this.microBatchSize > 0 && this.batchSize % this.microBatchSize === 0)) {
       throw new Error(`Trainer: microBatchSize must be a positive divisor of the batch size ${this.batchSize}, got ${options.microBatchSize}`);
     }
+    const logEvery = options.logEvery ?? 10;
+    if (!(typeof logEvery === 'number' && Number.isInteger(logEvery) && logEvery > 0)) {
+      throw new Error(`Trainer: logEvery must be a positive integer (steps between loss reads), got ${typeof logEvery === 'string' ? `'${logEvery}'` : String(logEvery)}`);
+    }
+    // Checked here: a patch larger than the crop fails inside an epoch's batches, after their tensors exist.
+    if (this.hyp.net.cutmixSize > this.imageSize) {
+      throw new Error(`Trainer: hyp.net.cutmixSize ${this.hyp.net.cutmixSize} is larger than the ${this.imageSize}x${this.imageSize} training crops; it must be at most ${this.imageSize} (0 turns cutmix off)`);
+    }
     this.options = {
       seed: options.seed ?? 0,
       microBatchSize: this.microBatchSize,
-      logEvery: options.logEvery ?? 10,
+      logEvery,
       evalEveryEpoch: options.evalEveryEpoch ?? true,
       callbacks: options.callbacks ?? {},
     };
@@ -219,6 +229,20 @@ export class Trainer {
 
   /** Trains to the end of the schedule (or until stopped), evaluating after each epoch. */
   async run(): Promise<TrainResult> {
+    if (this.disposed) throw new Error('Trainer.run: this trainer has been disposed; make a new Trainer');
+    if (this.running) throw new Error('Trainer.run: this trainer is already running; await the run in progress (a Trainer trains one run at a time)');
+    const gone = (['train', 'eval'] as const).flatMap((split) =>
+      (['images', 'targets'] as const).filter((k) => this.data[split][k].isDisposed).map((k) => `data.${split}.${k}`));
+    if (gone.length > 0) throw new Error(`Trainer.run: ${gone.join(', ')} ${gone.length === 1 ? 'has' : 'have'} been disposed; keep the data alive until the run ends`);
+    this.running = true;
+    try {
+      return await this.runEpochs();
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async runEpochs(): Promise<TrainResult> {
     while (this.epoch < this.epochSteps.length) {
       if (this.stopRequested) return this.finish('stopped');
       const trained = await this.trainEpoch();
@@ -493,6 +517,8 @@ export class Trainer {
 
   /** Frees the optimiser's buffers and the EMA (not the model or the data). */
   dispose(): void {
+    if (this.running) throw new Error('Trainer.dispose: the trainer is running; requestStop() and await run() first');
+    this.disposed = true;
     this.optimizer.dispose();
     this.ema?.dispose();
     this.lastLogged = null;

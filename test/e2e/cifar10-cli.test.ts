@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCommandLine, UsageError } from '../../examples/cifar10/args.js';
+import { MAX_SEED, parseCommandLine, UsageError } from '../../examples/cifar10/args.js';
 import { readCheckpoint } from '../../examples/cifar10/files.js';
 import { main, type CliIO } from '../../examples/cifar10/main.js';
 import { Progress } from '../../examples/cifar10/progress.js';
@@ -16,7 +16,8 @@ import { liveTensors } from '../helpers/memory.js';
 
 const REPO = resolve(__dirname, '../..');
 // CI checks the repo out next to a copy of shared/.
-const DATA = resolve(REPO, '../shared/data/cifar10');
+// A worktree under /work/wt/ has no ../shared next to it; the machine's copy is then used.
+const DATA = [resolve(REPO, '../shared/data/cifar10'), '/work/shared/data/cifar10'].find((d) => existsSync(join(d, 'test_batch.bin'))) ?? resolve(REPO, '../shared/data/cifar10');
 const HAS_DATA = existsSync(join(DATA, 'data_batch_1.bin')) && existsSync(join(DATA, 'test_batch.bin'));
 
 /** Captures what the CLI writes. */
@@ -74,7 +75,7 @@ describe('CIFAR-10 CLI: arguments', () => {
     [['train', '--train-limit', '60000'], "--train-limit must be an integer from 1 to 50000, got '60000'"],
     [['train', '--train-limit', '100', '--batch-size', '256'], '--train-limit 100 is smaller than one batch (--batch-size 256)'],
     [['train', '--eval-limit', '0'], '--eval-limit must be an integer from 1 to 10000'],
-    [['train', '--seed=-3'], "--seed must be an integer >= 0, got '-3'"],
+    [['train', '--seed=-3'], `--seed must be an integer from 0 to ${MAX_SEED}, got '-3'`],
     [['train', '--seed', '-3'], "Option '--seed' argument is ambiguous. Did you forget to specify the option argument for '--seed'? To specify an option argument starting with a dash use '--seed=-XYZ'."],
     [['train', '--hyp', 'opt.momentum'], "--hyp expects KEY=VALUE such as opt.momentum=0.9, got 'opt.momentum'"],
     [['train', '--hyp', 'opt.speed=2'], "--hyp: unknown hyperparameter 'opt.speed'. Valid keys: opt.batchSize"],
@@ -88,6 +89,12 @@ describe('CIFAR-10 CLI: arguments', () => {
     [['train', '--resume'], '--resume needs --out DIR naming the run to continue'],
     [['train', '--epochs'], "Option '--epochs <value>' argument missing"],
     [['fit'], "unknown command 'fit'; expected 'train' or 'evaluate'"],
+    [['train', '--epochs', '1e8'], "--epochs must be a number in (0, 1000] (the seed trains 12.1; every epoch's schedule is held in memory), got 100000000"],
+    [['train', '--epochs', '1e300'], '--epochs must be a number in (0, 1000]'],
+    [['train', '--base-depth', '100000'], '--base-depth must be an integer in [1, 512] (the last group has 8x as many channels'],
+    [['train', '--seed', String(MAX_SEED - 1), '--runs', '3'], `--seed ${MAX_SEED - 1} with --runs 3 uses seeds ${MAX_SEED - 1} to ${MAX_SEED + 1}, beyond the largest allowed seed ${MAX_SEED}; lower --seed to at most ${MAX_SEED - 2}`],
+    [['train', '--epochs', '2', '--epochs', '3'], "--epochs is given 2 times ('2', '3'); give it once"],
+    [['evaluate', '--model', 'a', '--model', 'b'], "--model is given 2 times ('a', 'b'); give it once"],
     [['evaluate'], 'evaluate needs --model DIR'],
   ])('rejects %j with a message naming the flag', (argv, message) => {
     expect(() => parseCommandLine(argv, {})).toThrow(UsageError);

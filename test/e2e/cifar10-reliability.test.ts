@@ -15,11 +15,14 @@ import { downloadProgress } from '../../examples/cifar10/progress.js';
 
 const REPO = resolve(__dirname, '../..');
 // CI checks the repo out next to a copy of shared/.
-const DATA = resolve(REPO, '../shared/data/cifar10');
+// A worktree under /work/wt/ has no ../shared next to it; the machine's copy is then used.
+const DATA = [resolve(REPO, '../shared/data/cifar10'), '/work/shared/data/cifar10'].find((d) => existsSync(join(d, 'test_batch.bin'))) ?? resolve(REPO, '../shared/data/cifar10');
 const HAS_DATA = existsSync(join(DATA, 'data_batch_1.bin')) && existsSync(join(DATA, 'test_batch.bin'));
 // 512 images at batch 64: 8 steps an epoch, 24 in all; seconds per epoch on wasm.
 const TINY = ['--backend', 'wasm', '--data', DATA, '--train-limit', '512', '--eval-limit', '100', '--base-depth', '8', '--batch-size', '64', '--epochs', '3', '--seed', '2'];
 const LONG = 600_000;
+/** TINY with another --epochs (a flag given twice is refused). */
+const tinyWith = (epochs: string) => TINY.map((arg, i) => (TINY[i - 1] === '--epochs' ? epochs : arg));
 
 function captureIO(): CliIO & { out: () => string; err: () => string } {
   let out = '';
@@ -251,7 +254,7 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: interruptions and bad input
 
   it('metrics.json says "running" while a run runs and after SIGKILL, never "completed"; --resume continues from the last epoch', async () => {
     const out = join(root, 'killed');
-    const child = start(process.execPath, ['--import', 'tsx', 'examples/cifar10/cli.ts', 'train', ...TINY, '--epochs', '4', '--out', out]);
+    const child = start(process.execPath, ['--import', 'tsx', 'examples/cifar10/cli.ts', 'train', ...tinyWith('4'), '--out', out]);
     await until(child, 'the first epoch was recorded', async () =>
       existsSync(join(out, 'metrics.json')) && (await readMetrics(out)).runs[0]!.epochs.length >= 1);
     // Frozen, so what metrics.json says is what a kill at this moment leaves.
@@ -297,7 +300,7 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: interruptions and bad input
     const zeroLoss = await run(['train', ...TINY, '--hyp', 'opt.lossBatchSize=0', '--out', out]);
     expect(zeroLoss.code).toBe(2);
     expect(zeroLoss.err).toContain('--hyp opt.lossBatchSize must be a number > 0');
-    const noStep = await run(['train', ...TINY, '--epochs', '0.001', '--out', out]);
+    const noStep = await run(['train', ...tinyWith('0.001'), '--out', out]);
     expect(noStep.code).toBe(2);
     expect(noStep.err).toContain('--epochs 0.001: 0.001 epochs of 512 examples make no training step (an epoch is 8 steps of 64 examples');
     expect(noStep.out).not.toContain('Saved');
@@ -311,7 +314,7 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: interruptions and bad input
     expect(resume.code).toBe(2);
     expect(resume.err).toContain(`--resume: the run in ${out} was started with a configuration that is refused now: hyp.net.whiteningKernelSize must be a positive integer, got 0. ` +
       'It never finished an epoch, so start it afresh: the same --out without --resume.');
-    const fresh = await run(['train', ...TINY, '--epochs', '1', '--out', out]);
+    const fresh = await run(['train', ...tinyWith('1'), '--out', out]);
     expect(fresh.err).not.toContain('tfjs-dataflow-cifar10:');
     expect(fresh.code).toBe(0);
     expect(fresh.out).toContain(`Output: ${out} (reused: the run there never finished an epoch, so there was nothing to continue)`);
@@ -406,6 +409,108 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: interruptions and bad input
     // The first draw is the one-draw evaluation: the noise streams restart with the loaded model.
     expect(draws[0]).toBe(Number(/Test accuracy \(flip TTA\): (\d\.\d{4})/.exec(one.out)![1]));
     expect(many.out).toContain('The sketch keeps its discrete-action noise at inference: each draw runs the test set with fresh noise.');
+  }, LONG);
+
+  it('of two runs started at the same instant on one --out, one trains and the other is refused before writing anything', async () => {
+    const out = join(root, 'race');
+    const args = ['--import', 'tsx', 'examples/cifar10/train.ts', ...tinyWith('1'), '--out', out];
+    const racers = [start(process.execPath, args), start(process.execPath, args)];
+    const ends = await Promise.all(racers.map((c) => c.closed));
+    const codes = ends.map((e) => e.code).sort();
+    expect(codes, racers.map((c) => c.stderr()).join('\n')).toEqual([0, 2]);
+    const loser = racers[ends.findIndex((e) => e.code === 2)]!;
+    expect(loser.stderr()).toMatch(new RegExp(`--out ${out}: (process \\d+ on this machine|another process) is training this run right now \\(it holds ${join(out, '.lock')}\\)`));
+    expect(loser.stdout()).not.toContain('Output:');
+    // Everything in the directory is the winner's: one run id in config.json and its checkpoint, a completed metrics.json, no lock left.
+    const config = JSON.parse(await readFile(join(out, 'config.json'), 'utf8'));
+    const checkpoint = JSON.parse(await readFile(join(out, 'checkpoint', 'checkpoint.json'), 'utf8'));
+    expect(checkpoint.runId).toBe(`${config.runId}/run-1`);
+    const metrics = await readMetrics(out);
+    expect(metrics.status).toBe('completed');
+    expect(metrics.process.pid).toBe(racers[ends.findIndex((e) => e.code === 0)]!.process.pid);
+    expect(existsSync(join(out, '.lock'))).toBe(false);
+  }, LONG);
+
+  it('--resume refuses a checkpoint of another run (same configuration) and a tensors.bin of another checkpoint of the same size', async () => {
+    const source = join(root, 'sigterm-npm');
+    const otherRun = join(root, 'other-run');
+    await cp(source, otherRun, { recursive: true });
+    const configPath = join(otherRun, 'config.json');
+    const config = JSON.parse(await readFile(configPath, 'utf8'));
+    const ownId = config.runId as string;
+    // Another run's directory with the same configuration, into which this checkpoint was copied.
+    await writeFile(configPath, JSON.stringify({ ...config, runId: 'another-run' }));
+    const refused = await run(['train', '--resume', '--out', otherRun]);
+    expect(refused.code).toBe(2);
+    expect(refused.err).toContain(`--resume: the checkpoint in ${join(otherRun, 'checkpoint')} belongs to another run (run id ${ownId}/run-1, while ${configPath} records run id another-run)`);
+    expect(refused.out).not.toContain('| epoch');
+
+    const mixed = join(root, 'mixed-tensors');
+    await cp(source, mixed, { recursive: true });
+    const tensors = join(mixed, 'checkpoint', 'tensors.bin');
+    const bytes = await readFile(tensors);
+    bytes[bytes.length >> 1] ^= 0xff;
+    await writeFile(tensors, bytes);
+    const mixedRun = await run(['train', '--resume', '--out', mixed]);
+    expect(mixedRun.code).toBe(1);
+    expect(mixedRun.err).toContain(`the checkpoint's tensors file ${tensors} does not match the SHA-256 that ${join(mixed, 'checkpoint', 'checkpoint.json')} records: it belongs to another checkpoint`);
+  }, LONG);
+
+  it('a run whose first checkpoint write was cut off (a kill, a full disk) can be resumed from step 0 or reused', async () => {
+    const dead = await deadPid();
+    const cutOff = join(root, 'cut-off');
+    await cp(join(root, 'sigterm-npm'), cutOff, { recursive: true });
+    // What a first checkpoint write leaves when cut off before its renames: a partial staging folder and a temporary metrics file.
+    await rm(join(cutOff, 'metrics.json'));
+    await rename(join(cutOff, 'checkpoint'), join(cutOff, `checkpoint.saving-${dead}`));
+    await rm(join(cutOff, `checkpoint.saving-${dead}`, 'checkpoint.json'));
+    await writeFile(join(cutOff, `metrics.json.tmp-${dead}`), '{"status": "runn');
+    const reuse = join(root, 'cut-off-reuse');
+    await cp(cutOff, reuse, { recursive: true });
+
+    const resumed = await run(['train', '--resume', '--out', cutOff]);
+    expect(resumed.err).not.toContain('tfjs-dataflow-cifar10:');
+    expect(resumed.code).toBe(0);
+    expect(resumed.out).toContain('No checkpoint to continue from (the run never finished an epoch): training starts at step 0');
+    expect((await readdir(cutOff)).filter((f) => /saving|tmp/.test(f))).toEqual([]);
+
+    const fresh = await run(['train', ...tinyWith('1'), '--out', reuse]);
+    expect(fresh.err).not.toContain('tfjs-dataflow-cifar10:');
+    expect(fresh.code).toBe(0);
+    expect(fresh.out).toContain(`Output: ${reuse} (reused: the run there never finished an epoch, so there was nothing to continue)`);
+    expect((await readdir(reuse)).filter((f) => /saving|tmp/.test(f))).toEqual([]);
+  }, LONG);
+
+  it('evaluate refuses a model whose weights give NaN logits, whose saved statistics hold a zero std, or that takes other images, instead of printing an accuracy', async () => {
+    const garbage = join(root, 'garbage-model');
+    await cp(join(root, 'ctrl-c', 'model'), garbage, { recursive: true });
+    const weights = join(garbage, 'weights.bin');
+    const size = (await readFile(weights)).byteLength;
+    await writeFile(weights, new Uint8Array(size).fill(0xff)); // every float32 a NaN
+    const nan = await run(['evaluate', '--model', garbage, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
+    expect(nan.code).toBe(1);
+    expect(nan.err).toContain(`the model in ${garbage} produces NaN or infinite logits on the test images`);
+    expect(nan.out).not.toContain('Test accuracy');
+
+    const zeroStd = join(root, 'zero-std-model');
+    await cp(join(root, 'ctrl-c', 'model'), zeroStd, { recursive: true });
+    const modelJson = join(zeroStd, 'model.json');
+    const manifest = JSON.parse(await readFile(modelJson, 'utf8'));
+    manifest.userDefinedMetadata.tfjsDataflowCifar10.stats.std = [0, 0.2, 0.2];
+    await writeFile(modelJson, JSON.stringify(manifest));
+    const zero = await run(['evaluate', '--model', zeroStd, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
+    expect(zero.code).toBe(1);
+    expect(zero.err).toContain(`${modelJson}: its normalisation statistics (userDefinedMetadata.tfjsDataflowCifar10.stats) must be 3 finite means and 3 positive finite stds`);
+    expect(zero.out).not.toContain('Test accuracy');
+
+    // A model for other images: refused before the data is fed, not deep in the accuracy op.
+    const otherSize = join(root, 'other-size-model');
+    await cp(join(root, 'ctrl-c', 'model'), otherSize, { recursive: true });
+    const otherJson = join(otherSize, 'model.json');
+    await writeFile(otherJson, (await readFile(otherJson, 'utf8')).replace(/"batch_input_shape":\s*\[null,\s*32,\s*32,\s*3\]/, '"batch_input_shape":[null,16,16,3]'));
+    const other = await run(['evaluate', '--model', otherSize, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
+    expect(other.code).toBe(1);
+    expect(other.err).toContain(`${otherJson}: the model takes [null, 16, 16, 3]; CIFAR-10 evaluation feeds [null, 32, 32, 3] images`);
   }, LONG);
 });
 

@@ -122,6 +122,8 @@ describe('fitWhitening options and errors', () => {
     const few = tf.zeros([2, 6, 6, 3]);
     await expect(fitWhitening(layer, few as tf.Tensor4D, { numExamples: 5 })).rejects.toThrow(/option 'numExamples' \(5\) exceeds the 2 images given/);
     await expect(fitWhitening(layer, few as tf.Tensor4D, { chunkSize: 0 })).rejects.toThrow(/option 'chunkSize' must be a positive integer, got 0/);
+    // eps 0 divides by the root of a zero eigenvalue: an infinite or NaN kernel.
+    await expect(fitWhitening(layer, few as tf.Tensor4D, { eps: 0 })).rejects.toThrow(/option 'eps' must be a positive finite number \(the seed's is 1e-2\), got 0/);
     await expect(fitWhitening(layer, few as tf.Tensor4D, { signMode: 'abs' as never })).rejects.toThrow(/option 'signMode'/);
     await expect(fitWhitening(layer, few as tf.Tensor4D, { permutation: [0, 0] })).rejects.toThrow(/option 'permutation' must be a permutation/);
     const tiny = tf.zeros([3, 1, 1, 3]);

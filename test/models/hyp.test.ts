@@ -14,8 +14,11 @@ describe('resolveHyp validates every key', () => {
     [{ net: { whiteningKernelSize: 0 } }, 'hyp.net.whiteningKernelSize must be a positive integer, got 0'],
     [{ net: { padAmount: -2 } }, 'hyp.net.padAmount must be an integer >= 0, got -2'],
     [{ net: { noiseStd: Number.NaN } }, 'hyp.net.noiseStd must be a number >= 0, got NaN'],
-    [{ net: { baseDepth: '32' } }, "hyp.net.baseDepth must be a positive integer, got '32'"],
-    [{ misc: { trainEpochs: 0 } }, 'hyp.misc.trainEpochs must be a number > 0, got 0'],
+    [{ net: { baseDepth: '32' } }, "hyp.net.baseDepth must be an integer in [1, 512] (the last group has 8x as many channels; 512 already makes 4096-channel convs of 600 MB), got '32'"],
+    [{ net: { baseDepth: 100_000 } }, 'hyp.net.baseDepth must be an integer in [1, 512]'],
+    [{ misc: { trainEpochs: 0 } }, "hyp.misc.trainEpochs must be a number in (0, 1000] (the seed trains 12.1; every epoch's schedule is held in memory), got 0"],
+    [{ misc: { trainEpochs: 1e8 } }, 'hyp.misc.trainEpochs must be a number in (0, 1000]'],
+    [{ misc: { trainEpochs: 1e300 } }, 'hyp.misc.trainEpochs must be a number in (0, 1000]'],
     [{ misc: { ema: { decayBase: 2 } } }, 'hyp.misc.ema.decayBase must be a number in [0, 1], got 2'],
     [{ misc: { ema: { everyNSteps: 0 } } }, 'hyp.misc.ema.everyNSteps must be a positive integer, got 0'],
   ])('refuses %j, naming the key and its range', (overrides, message) => {

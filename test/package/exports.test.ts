@@ -18,9 +18,11 @@ describe.skipIf(!built)(`the built package${built ? '' : ' (skipped: dist/ missi
     const out = node(['--input-type=module', '-e', `
       const main = await import('tfjs-dataflow');
       const nodeEntry = await import('tfjs-dataflow/node');
-      console.log(JSON.stringify([typeof main.initBackend, typeof main.KernelCounter, typeof nodeEntry.initBackend, typeof nodeEntry.installNodeWebGPU]));
+      console.log(JSON.stringify([typeof main.initBackend, typeof main.KernelCounter, typeof nodeEntry.initBackend, typeof nodeEntry.installNodeWebGPU,
+        typeof nodeEntry.writeCheckpointFiles, typeof nodeEntry.readCheckpointFiles, typeof nodeEntry.lockDirectory, typeof main.writeCheckpointFiles]));
     `]);
-    expect(JSON.parse(out)).toEqual(['function', 'function', 'function', 'function']);
+    // Checkpoint files are Node's: the browser entry keeps the in-memory checkpoint.
+    expect(JSON.parse(out)).toEqual(['function', 'function', 'function', 'function', 'function', 'function', 'function', 'undefined']);
   });
 
   it('requires as CommonJS, both entries', () => {

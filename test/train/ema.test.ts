@@ -150,7 +150,7 @@ describeEachBackend('NetworkEMA matches the seed (torch)', () => {
     const swapped = { weights: [net.weights[1]!, net.weights[0]!, ...net.weights.slice(2)] };
     // LayersModel/Layer order: trainable weights first, then the non-trainable ones.
     expect(() => ema.update(swapped, 0.5)).toThrow(new RegExp(`weight 0 is '${net.weights[1]!.name}' \\[.*the EMA holds '${net.weights[0]!.name}'`));
-    expect(() => ema.update(net, 1.5)).toThrow(/decay must be in \[0, 1\], got 1.5/);
+    expect(() => ema.update(net, 1.5)).toThrow(/decay must be a number in \[0, 1\], got 1.5/);
     expect(() => new NetworkEMA({} as never)).toThrow(/expected a network exposing `weights`/);
     ema.dispose();
     expect(() => ema.update(net, 0.5)).toThrow(/disposed/);
@@ -168,6 +168,16 @@ describe('EMA helpers', () => {
     expect(isFrozenBySeed('conv_group_1/norm1/running_mean')).toBe(false);
     expect(isFrozenBySeed('conv_group_1/conv1/weight')).toBe(false);
   });
+  it('refuses a decay given as a string (** and >= would coerce it)', () => {
+    expect(() => emaDecayAt(1, 10, { decayBase: '0.95' as never })).toThrow("emaDecayAt: decayBase must be a non-negative finite number, got '0.95'");
+    expect(() => emaDecayAt(1, 10, { decayBase: 1.5 })).toThrow('emaDecayAt: decayBase must be in [0, 1], got 1.5');
+    const net = tfl.sequential({ layers: [tfl.layers.dense({ units: 1, inputShape: [1] })] });
+    const ema = new NetworkEMA(net);
+    expect(() => ema.update(net, '0.5' as never)).toThrow("NetworkEMA.update: decay must be a number in [0, 1], got '0.5'");
+    ema.dispose();
+    net.dispose();
+  });
+
   it('emaDecayAt follows 0.95^5 * (step/total)^3', () => {
     expect(emaDecayAt(581, 581)).toBeCloseTo(0.95 ** 5, 15);
     expect(emaDecayAt(290, 581)).toBeCloseTo(0.95 ** 5 * (290 / 581) ** 3, 15);

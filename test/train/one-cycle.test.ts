@@ -68,6 +68,12 @@ describe('OneCycle validation', () => {
     expect(() => s.lrAt(1.5)).toThrow(/non-negative integer/);
   });
 
+  it('refuses divisors so small that the rates overflow to NaN', () => {
+    expect(() => new OneCycle({ maxLr: 1, totalSteps: 10, finalDivFactor: 1e-320 })).toThrow('OneCycle: maxLr 1 / divFactor 25 / finalDivFactor 1e-320 is not finite: the divisors must not vanish');
+    expect(() => new OneCycle({ maxLr: 1e300, totalSteps: 10, divFactor: 1e-10 })).toThrow(/is not finite/);
+    expect(() => new OneCycle({ maxLr: 1, totalSteps: 10, divFactor: '25' as never })).toThrow("OneCycle: divFactor must be a positive finite number, got 25");
+  });
+
   it('reports a zero-length phase instead of returning NaN (torch divides by zero)', () => {
     const s = new OneCycle({ maxLr: 1, totalSteps: 10, pctStart: 0.1 });
     expect(() => s.lrAt(0)).toThrow(/zero length/);
