@@ -1,3 +1,4 @@
+import { readDataFile, type DataFileRules } from './data-files.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -135,6 +136,13 @@ export async function loadCifar10(options: LoadCifar10Options = {}): Promise<Cif
 
 /** The largest CIFAR-10 binary file: a whole batch of records. */
 const MAX_FILE_BYTES = CIFAR10_RECORDS_PER_FILE * CIFAR10_RECORD_BYTES;
+const CIFAR10_FILE_RULES = (dir: string): DataFileRules => ({
+  dataset: 'CIFAR-10',
+  // Short of a whole extra record the parser names the misfit more precisely (records and leftover bytes).
+  maxBytes: MAX_FILE_BYTES + CIFAR10_RECORD_BYTES - 1,
+  maxDescription: `a CIFAR-10 batch file (${MAX_FILE_BYTES} bytes: ${CIFAR10_RECORDS_PER_FILE} records of ${CIFAR10_RECORD_BYTES})`,
+  hint: `Expected in ${dir}: ${FILE_LIST}. ${HOW_TO_GET}`,
+});
 
 async function readSplit(dir: string, files: readonly string[], limit: number): Promise<{ split: Cifar10Split; files: [string, Buffer][] }> {
   const parts: Cifar10Split[] = [];
@@ -143,23 +151,7 @@ async function readSplit(dir: string, files: readonly string[], limit: number): 
   for (const file of files) {
     if (have >= limit) break;
     const path = join(dir, file);
-    let bytes: Buffer;
-    try {
-      // Checked before reading: a FIFO would block forever and a link to a device would read until memory runs out.
-      const info = await stat(path);
-      if (!info.isFile()) {
-        const kind = info.isFIFO() ? 'a FIFO (named pipe)' : info.isCharacterDevice() || info.isBlockDevice() ? 'a device' : info.isDirectory() ? 'a directory' : info.isSocket() ? 'a socket' : 'not a regular file';
-        throw new Error(`CIFAR-10 file ${path} is ${kind}, not a regular file. Expected in ${dir}: ${FILE_LIST}. ${HOW_TO_GET}`);
-      }
-      // Beyond a batch and a record it cannot be one (parseCifar10Batch names smaller misfits precisely).
-      if (info.size >= MAX_FILE_BYTES + CIFAR10_RECORD_BYTES) {
-        throw new Error(`CIFAR-10 file ${path} has ${info.size} bytes, more than a CIFAR-10 batch file (${MAX_FILE_BYTES} bytes: ${CIFAR10_RECORDS_PER_FILE} records of ${CIFAR10_RECORD_BYTES}). ${HOW_TO_GET}`);
-      }
-      bytes = await readFile(path);
-    } catch (e) {
-      if ((e as Error).message.startsWith('CIFAR-10 file')) throw e;
-      throw new Error(`CIFAR-10 file ${path} cannot be read (${errorCode(e) ?? (e as Error).message}). Expected in ${dir}: ${FILE_LIST}. ${HOW_TO_GET}`);
-    }
+    const bytes = await readDataFile(path, CIFAR10_FILE_RULES(dir));
     const part = parseCifar10Batch(bytes, path);
     parts.push(part);
     read.push([path, bytes]);

@@ -1,3 +1,4 @@
+import { readDataFile, type DataFileRules } from './data-files.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -104,15 +105,19 @@ export async function loadCifar100(options: LoadCifar100Options = {}): Promise<C
   return { ...cifar10Dataset(train, evalSplit, dir, classNames), train, eval: evalSplit, labels };
 }
 
-async function readNamed(dir: string, file: string): Promise<Uint8Array>;
-async function readNamed(dir: string, file: string, encoding: 'utf8'): Promise<string>;
-async function readNamed(dir: string, file: string, encoding?: 'utf8'): Promise<Uint8Array | string> {
-  const path = join(dir, file);
-  try {
-    return encoding ? await readFile(path, encoding) : await readFile(path);
-  } catch (e) {
-    throw new Error(`CIFAR-100 file ${path} cannot be read (${errorCode(e) ?? (e as Error).message}). Expected in ${dir}: ${FILE_LIST}. ${HOW_TO_GET}`);
-  }
+// The largest CIFAR-100 file is train.bin; the label-name files are far smaller.
+const MAX_FILE_BYTES = CIFAR100_RECORDS['train.bin'] * CIFAR100_RECORD_BYTES;
+
+function readNamed(dir: string, file: string): Promise<Uint8Array>;
+function readNamed(dir: string, file: string, encoding: 'utf8'): Promise<string>;
+function readNamed(dir: string, file: string, encoding?: 'utf8'): Promise<Uint8Array | string> {
+  const rules: DataFileRules = {
+    dataset: 'CIFAR-100',
+    maxBytes: MAX_FILE_BYTES + CIFAR100_RECORD_BYTES - 1, // short of a whole extra record, the parser names the misfit
+    maxDescription: `CIFAR-100's train.bin (${MAX_FILE_BYTES} bytes)`,
+    hint: `Expected in ${dir}: ${FILE_LIST}. ${HOW_TO_GET}`,
+  };
+  return encoding ? readDataFile(join(dir, file), rules, encoding) : readDataFile(join(dir, file), rules);
 }
 
 /** Checks that `dir` is a directory holding every CIFAR-100 file, with an error that says how to fix it. */

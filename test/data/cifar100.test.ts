@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -180,6 +181,20 @@ describe('loadCifar100 from a directory', () => {
       new RegExp(`^CIFAR-100 directory ${missing} is missing fine_label_names\\.txt\\. Expected all of train\\.bin, test\\.bin, coarse_label_names\\.txt, fine_label_names\\.txt\\. Get them from https://www\\.cs\\.toronto\\.edu/~kriz/cifar\\.html`));
     expect(await messageOf(loadCifar100({ dir: join(root, 'nope') }))).toMatch(/^CIFAR-100 directory .*nope does not exist\. Expected a directory holding train\.bin/);
     expect(await messageOf(loadCifar100({ dir: root }))).toMatch(/is not a CIFAR-100 directory: none of .* is there\. It contains cifar-100-binary\/: pass .*cifar-100-binary instead\./);
+  });
+  it('refuses special files (a FIFO, a device link) and oversized files before reading them, naming the file', async () => {
+    const fifo = await dirWith('fifo', { 'test.bin': null });
+    execFileSync('mkfifo', [join(fifo, 'test.bin')]);
+    expect(await messageOf(loadCifar100({ dir: fifo }))).toMatch(
+      new RegExp(`^CIFAR-100 file ${join(fifo, 'test.bin')} is a FIFO \\(named pipe\\), not a regular file\\. Expected in `));
+    const device = await dirWith('device', { 'fine_label_names.txt': null });
+    await symlink('/dev/zero', join(device, 'fine_label_names.txt'));
+    expect(await messageOf(loadCifar100({ dir: device }))).toContain(`CIFAR-100 file ${join(device, 'fine_label_names.txt')} is a device, not a regular file`);
+    const huge = await dirWith('huge', { 'train.bin': null });
+    await writeFile(join(huge, 'train.bin'), '');
+    execFileSync('truncate', ['-s', '2G', join(huge, 'train.bin')]); // sparse: only the size matters
+    expect(await messageOf(loadCifar100({ dir: huge }))).toContain(
+      `CIFAR-100 file ${join(huge, 'train.bin')} has 2147483648 bytes, more than CIFAR-100's train.bin (153700000 bytes)`);
   });
 });
 
