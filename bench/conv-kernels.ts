@@ -54,7 +54,7 @@ async function best(f: () => tf.Tensor): Promise<number> {
 /** The backend's own kernel, bypassing the library's override (undefined when none is installed). */
 function tfjsKernel(name: string): ((inputs: tf.NamedTensorMap, attrs: object) => tf.Tensor) | undefined {
   const backendName = tf.getBackend();
-  if (!overridesInstalled(backendName)) return undefined;
+  if (!overridesInstalled(backendName, [name])) return undefined;
   let kernel: tf.KernelConfig;
   try {
     kernel = originalKernel(name, backendName);

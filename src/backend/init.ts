@@ -1,7 +1,5 @@
-import './gradients.js';
 import { getBackend, ready, setBackend, engine, registerBackend } from '@tensorflow/tfjs-core';
-import { installWasmTrainingKernels, uninstallWasmTrainingKernels } from './kernels/wasm/index.js';
-import { installWebGPUTrainingKernels, uninstallWebGPUTrainingKernels } from './kernels/webgpu/index.js';
+import { installLibraryKernels } from './kernels/index.js';
 
 /** Backends `initBackend` knows. `'auto'` picks the fastest that is really available. */
 export const BACKEND_NAMES = ['auto', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -132,8 +130,7 @@ async function initWebGPU(platform: Platform, adapterDescription: AdapterDescrip
     }, 3);
   }
   // After tfjs-backend-webgpu's own registrations (its import above), so the originals are kept.
-  if (options.webgpuTrainingKernels === false) uninstallWebGPUTrainingKernels();
-  else installWebGPUTrainingKernels();
+  installLibraryKernels('webgpu', { trainingKernels: options.webgpuTrainingKernels !== false });
   await activate('webgpu');
   const kind = adapterDescription.isSoftware ? 'software adapter' : 'GPU';
   return { backend: 'webgpu', adapter: adapterDescription, reason: `WebGPU on ${kind} ${adapterName(adapterDescription)}` };
@@ -147,8 +144,7 @@ async function initWasm(options: InitBackendOptions): Promise<BackendReport> {
     throw new BackendUnavailableError('wasm', `backend 'wasm' needs @tensorflow/tfjs-backend-wasm: npm install @tensorflow/tfjs-backend-wasm@4.22.0 (${(e as Error).message})`);
   }
   if (options.wasmPaths != null) wasm.setWasmPaths(options.wasmPaths as string);
-  if (options.wasmTrainingKernels === false) uninstallWasmTrainingKernels();
-  else installWasmTrainingKernels();
+  installLibraryKernels('wasm', { trainingKernels: options.wasmTrainingKernels !== false });
   await activate('wasm');
   const threads = wasm.getThreadsCount();
   return { backend: 'wasm', wasmThreads: threads, reason: `WebAssembly SIMD with ${threads} thread${threads === 1 ? '' : 's'}` };
@@ -156,12 +152,14 @@ async function initWasm(options: InitBackendOptions): Promise<BackendReport> {
 
 async function initCpu(): Promise<BackendReport> {
   await import('@tensorflow/tfjs-backend-cpu');
+  installLibraryKernels('cpu');
   await activate('cpu');
   return { backend: 'cpu', reason: 'plain JavaScript (slow; the reference for correctness)' };
 }
 
 async function initTensorflow(platform: Platform): Promise<BackendReport> {
   const pkg = await platform.loadTensorflow();
+  installLibraryKernels('tensorflow');
   await activate('tensorflow');
   return { backend: 'tensorflow', tensorflowPackage: pkg, reason: `libtensorflow through ${pkg}` };
 }

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { DeviceRandomState } from '../ops/random.js';
 import type { SGDState } from './sgd.js';
-import type { EpochRecord } from './trainer.js';
+import type { EpochRecord } from './types.js';
 
 /** The version of {@link TrainCheckpoint} this library writes and reads. */
 export const CHECKPOINT_VERSION = 1;

@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect, it } from 'vitest';
-import '../../src/backend/gradients.js';
 import { KernelCounter } from '../../src/backend/counter.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';

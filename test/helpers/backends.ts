@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe } from 'vitest';
-import { overridesInstalled } from '../../src/backend/kernels/install.js';
+import { webgpuTrainingKernelsInstalled } from '../../src/backend/kernels/webgpu/index.js';
 import { initBackend } from '../../src/backend/node.js';
 import type { ConcreteBackend } from '../../src/backend/init.js';
 
@@ -30,7 +30,7 @@ let webgpuKernels: 'library' | 'tfjs' = 'library';
 /** Switches tfjs to `name` (already probed); on WebGPU, with the current suite's kernel set. */
 export async function useBackend(name: TestBackend): Promise<void> {
   const wantLibrary = webgpuKernels === 'library';
-  const kernelsRight = name !== 'webgpu' || overridesInstalled('webgpu') === wantLibrary;
+  const kernelsRight = name !== 'webgpu' || webgpuTrainingKernelsInstalled() === wantLibrary;
   if (tf.getBackend() !== name || !kernelsRight) {
     await initBackend(name, name === 'webgpu' ? { webgpuTrainingKernels: wantLibrary } : {});
   }
