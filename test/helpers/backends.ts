@@ -37,18 +37,21 @@ export async function useBackend(name: TestBackend): Promise<void> {
 }
 
 /**
- * Runs `body` once per backend inside a `describe` titled with the backend.
- * A backend that cannot start here is reported as skipped, with its reason; so is
- * a backend left out through `only`, with `whyNot` as the reason.
+ * Runs `body` once per backend of `only` (default: all) inside a `describe` titled with the backend.
+ * A backend that cannot start here is reported as skipped, with its reason, so a skip always means
+ * "cannot run here". Backends left out through `only` are not declared at all; `whyNot` says why, for
+ * the reader of the suite.
  */
 export function describeEachBackend(
   title: string,
   body: (backend: TestBackend) => void,
   only: readonly TestBackend[] = TEST_BACKENDS,
-  whyNot = 'not selected for this suite',
+  whyNot?: string,
 ): void {
+  void whyNot;
   for (const backend of TEST_BACKENDS) {
-    const reason = only.includes(backend) ? unavailable.get(backend) : whyNot;
+    if (!only.includes(backend)) continue;
+    const reason = unavailable.get(backend);
     if (reason) {
       describe.skip(`${title} [${backend}] (skipped: ${reason})`, () => body(backend));
       continue;
@@ -59,6 +62,11 @@ export function describeEachBackend(
       body(backend);
     });
   }
+}
+
+/** A suite of one backend's own code (its kernels): declared for that backend only, skipped with the reason when it cannot start here. */
+export function describeOnBackend(backend: TestBackend, title: string, body: () => void): void {
+  describeEachBackend(title, () => body(), [backend]);
 }
 
 export function backendAvailable(name: TestBackend): boolean {
@@ -74,7 +82,7 @@ export function describeEachBackendAndWebGPUKernelSet(
   title: string,
   body: (backend: TestBackend) => void,
   only: readonly TestBackend[] = TEST_BACKENDS,
-  whyNot = 'not selected for this suite',
+  whyNot?: string,
 ): void {
   describeEachBackend(title, body, only, whyNot);
   if (!only.includes('webgpu')) return;

@@ -11,7 +11,7 @@ import { DeviceRandom, drawOnHost } from '../../../src/ops/random.js';
 import { installWebGPUTrainingKernels, uninstallWebGPUTrainingKernels, webgpuTrainingKernelsInstalled, WEBGPU_TRAINING_KERNELS } from '../../../src/backend/kernels/webgpu/index.js';
 import { hasChannelMomentsKernel } from '../../../src/ops/moments.js';
 import { initBackend } from '../../../src/backend/node.js';
-import { describeEachBackend, useBackend } from '../../helpers/backends.js';
+import { describeEachBackend, describeOnBackend, useBackend } from '../../helpers/backends.js';
 
 describe('installOverrides', () => {
   const backend = 'dataflow-install-test';
@@ -108,7 +108,7 @@ describeEachBackend('The library\'s kernels', (backend) => {
   });
 });
 
-describeEachBackend('WebGPU training kernels', () => {
+describeOnBackend('webgpu', 'WebGPU training kernels', () => {
   it('initBackend installs them; uninstall restores tfjs-backend-webgpu\'s own and the ops fall back; install again', async () => {
     await useBackend('webgpu');
     expect(webgpuTrainingKernelsInstalled()).toBe(true);
@@ -125,4 +125,4 @@ describeEachBackend('WebGPU training kernels', () => {
     }
     for (const k of WEBGPU_TRAINING_KERNELS) expect(tf.getKernel(k.kernelName, 'webgpu')!.kernelFunc).toBe(k.kernelFunc);
   });
-}, ['webgpu'], 'the WebGPU kernel set');
+});
