@@ -212,6 +212,9 @@ export class Trainer {
       batches.return?.(undefined);
     }
     if (this.stopRequested && this.epochStep < steps) return { stop: 'stopped' };
+    if (this.epochStep < steps) {
+      throw new Error(`Trainer: stages.batches gave ${this.epochStep} batches for epoch ${this.epoch}, which needs ${steps} (hyp.opt.batchSize ${this.batchSize})`);
+    }
     // Let queued device work finish before stopping the clock (the seed synchronises CUDA events).
     const sync = tf.tidy(() => tf.sum(this.trainable[0]!));
     await sync.data();
