@@ -108,17 +108,21 @@ describeEachBackend('Trainer with a swapped stage', () => {
     const { data, dispose } = toyData(24, 3);
     const model = tinyModel(1);
     const seen: number[] = [];
-    // Flip only (no crop): the padded images cut to the centre, in the order the generator gives.
+    // No augmentation: the centre of the padded images, in an order drawn from the generator it is given.
     const flipOnly: BatchesStage = function* ({ steps, train, random, context }) {
       const pad = (train.images.shape[1] - context.imageSize) / 2;
-      for (let s = 0; s < steps; s++) {
-        const order = random.permutation(train.images.shape[0]);
-        const idx = tf.slice(order, 0, context.batchSize);
-        const inputs = tf.tidy(() => tf.slice(tf.gather(train.images, idx), [0, pad, pad, 0], [-1, context.imageSize, context.imageSize, -1]) as tf.Tensor4D);
-        const targets = tf.gather(train.targets, idx) as tf.Tensor2D;
-        tf.dispose([order, idx]);
-        seen.push(s);
-        yield { inputs, targets };
+      const order = random.permutation(train.images.shape[0]);
+      try {
+        for (let s = 0; s < steps; s++) {
+          const idx = tf.slice(order, s * context.batchSize, context.batchSize);
+          const inputs = tf.tidy(() => tf.slice(tf.gather(train.images, idx), [0, pad, pad, 0], [-1, context.imageSize, context.imageSize, -1]) as tf.Tensor4D);
+          const targets = tf.gather(train.targets, idx) as tf.Tensor2D;
+          idx.dispose();
+          seen.push(s);
+          yield { inputs, targets };
+        }
+      } finally {
+        order.dispose();
       }
     };
     const before = liveTensors();
@@ -129,6 +133,21 @@ describeEachBackend('Trainer with a swapped stage', () => {
     expect(seen).toEqual([0, 1, 2, 0, 1, 2]);
     trainer.dispose();
     expect(liveTensors()).toBe(before);
+    model.dispose();
+    dispose();
+  }, 600_000); // the file's first training run: on software WebGPU it compiles every pipeline, minutes on a busy machine
+
+  it('refuses a batches stage that runs out before the epoch ends, saying how many it gave', async () => {
+    const { data, dispose } = toyData(24, 3);
+    const model = tinyModel(1);
+    const short: BatchesStage = (args) => {
+      const all = seedBatchesStage(args);
+      let given = 0;
+      return { next: () => (given++ < 2 ? all.next() : (all.return?.(undefined), { done: true, value: undefined })) };
+    };
+    const trainer = new Trainer({ model, hyp: HYP }, data, { seed: 2, stages: { batches: short } });
+    await expect(trainer.run()).rejects.toThrow('Trainer: stages.batches gave 2 batches for epoch 0, which needs 3 (hyp.opt.batchSize 8)');
+    trainer.dispose();
     model.dispose();
     dispose();
   });
