@@ -20,6 +20,7 @@ export function overridesInstalled(backendName: string, kernelNames?: readonly s
  * their setup functions). Idempotent: a kernel already overridden is left as it is.
  */
 export function installOverrides(backendName: string, overrides: Record<string, KernelFunc>): void {
+  if (Object.keys(overrides).length === 0) return;
   let kept = originals.get(backendName);
   if (kept == null) originals.set(backendName, (kept = new Map()));
   for (const [kernelName, kernelFunc] of Object.entries(overrides)) {
