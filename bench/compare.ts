@@ -7,17 +7,17 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { COMMON_BENCH_OPTIONS } from './options.js';
+import { COMMON_BENCH_OPTIONS, parseBenchArgs } from './options.js';
 
-const { values } = parseArgs({
-  options: {
-    ...COMMON_BENCH_OPTIONS,
-    threads: { type: 'string', default: '2' },
-    'wasm-threads': { type: 'string' },
-    python: { type: 'string', default: '/usr/bin/python3' },
-  },
+const { values, int, optionalInt } = parseBenchArgs({
+  ...COMMON_BENCH_OPTIONS,
+  threads: { type: 'string', default: '2' },
+  'wasm-threads': { type: 'string' },
+  python: { type: 'string', default: '/usr/bin/python3' },
 });
+// Checked here, before either benchmark starts.
+for (const name of ['batch', 'steps', 'warmup', 'base-depth', 'threads'] as const) int(name);
+optionalInt('wasm-threads');
 
 const dir = mkdtempSync(join(os.tmpdir(), 'bench-compare-'));
 const oursFile = join(dir, 'ours.json');

@@ -6,23 +6,21 @@
 // On WebGPU with timestamp queries the times are GPU time (tf.time's kernelMs), else wall time to a read-back.
 // Usage: npx tsx bench/conv-kernels.ts [--backend wasm] [--wasm-threads N] [--batch 64] [--repeats 4] [--json FILE]
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { originalKernel, overridesInstalled } from '../src/backend/kernels/install.js';
 import { initBackend } from '../src/backend/node.js';
+import { parseBenchArgs } from './options.js';
 
-const { values } = parseArgs({
-  options: {
-    backend: { type: 'string', default: 'wasm' },
-    'wasm-threads': { type: 'string' },
-    batch: { type: 'string', default: '64' },
-    repeats: { type: 'string', default: '4' },
-    json: { type: 'string' },
-  },
+const { values, int, optionalInt } = parseBenchArgs({
+  backend: { type: 'string', default: 'wasm' },
+  'wasm-threads': { type: 'string' },
+  batch: { type: 'string', default: '64' },
+  repeats: { type: 'string', default: '4' },
+  json: { type: 'string' },
 });
-const batch = Number(values.batch);
-const repeats = Number(values.repeats);
-const wasmThreads = values['wasm-threads'] != null ? Number(values['wasm-threads']) : undefined;
+const batch = int('batch');
+const repeats = int('repeats');
+const wasmThreads = optionalInt('wasm-threads');
 // One wasm thread unless --wasm-threads says otherwise (initBackend's own default is one per core).
 const report = await initBackend(values.backend as never, values.backend === 'wasm' ? { wasmThreads: wasmThreads ?? 1 } : {});
 
@@ -55,7 +53,7 @@ async function best(f: () => tf.Tensor): Promise<number> {
 /** The backend's own kernel, bypassing the library's override (undefined when none is installed). */
 function tfjsKernel(name: string): ((inputs: tf.NamedTensorMap, attrs: object) => tf.Tensor) | undefined {
   const backendName = tf.getBackend();
-  if (!overridesInstalled(backendName)) return undefined;
+  if (!overridesInstalled(backendName, [name])) return undefined;
   let kernel: tf.KernelConfig;
   try {
     kernel = originalKernel(name, backendName);

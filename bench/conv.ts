@@ -1,18 +1,16 @@
 // Baseline: conv2d forward + both gradients on one shape, per backend. Prints JSON; passes or fails nothing.
 // Usage: npx tsx bench/conv.ts [--backends cpu,wasm,webgpu] [--batch 16] [--repeats 5]
 import * as tf from '@tensorflow/tfjs-core';
-import { parseArgs } from 'node:util';
 import { initBackend } from '../src/backend/node.js';
+import { parseBenchArgs } from './options.js';
 
-const { values } = parseArgs({
-  options: {
-    backends: { type: 'string', default: 'cpu,wasm,webgpu' },
-    batch: { type: 'string', default: '16' },
-    repeats: { type: 'string', default: '5' },
-  },
+const { values, int } = parseBenchArgs({
+  backends: { type: 'string', default: 'cpu,wasm,webgpu' },
+  batch: { type: 'string', default: '16' },
+  repeats: { type: 'string', default: '5' },
 });
-const batch = Number(values.batch);
-const repeats = Number(values.repeats);
+const batch = int('batch');
+const repeats = int('repeats');
 // The seed's first conv group: 24 whitened channels -> 64, 3x3 'same', at 31x31 (after the 2x2 whitening conv).
 const xShape: [number, number, number, number] = [batch, 31, 31, 24];
 const wShape: [number, number, number, number] = [3, 3, 24, 64];

@@ -7,12 +7,10 @@
 // --conv-precision float16 (webgpu): the convolutions on tensor cores (subgroup matrices) where the GPU has them; the report says which ran.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
-import { COMMON_BENCH_OPTIONS } from './options.js';
+import { COMMON_BENCH_OPTIONS, parseBenchArgs } from './options.js';
 import { runBench, type BenchOptions } from './bench.js';
 
-const { values } = parseArgs({
-  options: {
+const { values, int: intOf, optionalInt } = parseBenchArgs({
     ...COMMON_BENCH_OPTIONS,
     'image-size': { type: 'string', default: '32' },
     mode: { type: 'string', default: 'sketch' },
@@ -20,25 +18,20 @@ const { values } = parseArgs({
     'wasm-threads': { type: 'string' },
     'tfjs-kernels': { type: 'boolean', default: false },
     'conv-precision': { type: 'string' },
-  },
 });
 
-const int = (name: string, v: string | undefined) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`--${name} must be an integer, got '${v}'`);
-  return n;
-};
 const options: BenchOptions = {
   backend: values.backend as BenchOptions['backend'],
-  batch: int('batch', values.batch),
-  steps: int('steps', values.steps),
-  warmup: int('warmup', values.warmup),
-  baseDepth: int('base-depth', values['base-depth']),
-  imageSize: int('image-size', values['image-size']),
+  batch: intOf('batch'),
+  steps: intOf('steps'),
+  warmup: intOf('warmup'),
+  baseDepth: intOf('base-depth'),
+  imageSize: intOf('image-size'),
   mode: values.mode as 'sketch' | 'backprop',
-  profileSteps: int('profile', values.profile),
+  profileSteps: intOf('profile'),
 };
-if (values['wasm-threads'] != null) options.wasmThreads = int('wasm-threads', values['wasm-threads']);
+const wasmThreads = optionalInt('wasm-threads');
+if (wasmThreads != null) options.wasmThreads = wasmThreads;
 if (values['tfjs-kernels']) options.tfjsKernels = true;
 if (values['conv-precision'] != null) {
   if (values['conv-precision'] !== 'float32' && values['conv-precision'] !== 'float16') {

@@ -2,7 +2,8 @@
 // Trainer.trainStep composes them (model.apply + seedLoss + tf.variableGrads + SGD.step, and
 // NetworkEMA.update every `ema.everyNSteps` steps), so the bench does not depend on Trainer internals.
 import * as tf from '@tensorflow/tfjs-core';
-import { fitSpeedyConvNetWhitening, predictWithFlipTTA, speedyConvNet, type SpeedyConvNet, type SpeedyConvNetMode } from '../src/models/speedy-convnet.js';
+import { fitSpeedyConvNetWhitening, speedyConvNet, type SpeedyConvNet, type SpeedyConvNetMode } from '../src/models/speedy-convnet.js';
+import { predictWithFlipTTA } from '../src/train/flip-tta.js';
 import { seedLoss } from '../src/ops/loss.js';
 import { DeviceRandom } from '../src/ops/random.js';
 import { NetworkEMA } from '../src/train/ema.js';

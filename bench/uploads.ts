@@ -1,12 +1,17 @@
 // Attributes the bytes a training step uploads to the backend to the code that made them (first library or
-// tfjs-gradient stack frame of each backend.write). Usage: npx tsx bench/uploads.ts [backend=wasm] [batch=64] [baseDepth=64]
+// tfjs-gradient stack frame of each backend.write). Usage: npx tsx bench/uploads.ts [--backend wasm] [--batch 64] [--base-depth 64]
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/node.js';
 import { KernelCounter } from '../src/backend/counter.js';
+import { parseBenchArgs } from './options.js';
 import { setupBench } from './step.js';
-const [backend = 'wasm', batch = '64', depth = '64'] = process.argv.slice(2);
-await initBackend(backend as never);
-const s = await setupBench({ batch: +batch, baseDepth: +depth, totalSteps: 50 });
+const { values, int } = parseBenchArgs({
+  backend: { type: 'string', default: 'wasm' },
+  batch: { type: 'string', default: '64' },
+  'base-depth': { type: 'string', default: '64' },
+});
+await initBackend(values.backend as never);
+const s = await setupBench({ batch: int('batch'), baseDepth: int('base-depth'), totalSteps: 50 });
 for (let i = 0; i < 6; i++) s.trainStep();
 const which = process.env.UPLOADS_STEP === 'eval' ? 'eval' : 'train';
 s.evalStep().dispose();
@@ -26,6 +31,6 @@ b.write = (v: any, ...r: any[]) => {
 };
 const steps = 5;
 const c = await new KernelCounter().measure(() => { for (let i = 0; i < steps; i++) { if (which === 'eval') s.evalStep().dispose(); else s.trainStep(); } });
-console.log(JSON.stringify({ backend, batch, depth, uploadBytesPerStep: c.uploadBytes / steps }));
+console.log(JSON.stringify({ backend: values.backend, batch: int('batch'), depth: int('base-depth'), uploadBytesPerStep: c.uploadBytes / steps }));
 for (const [k, e] of [...bySource].sort((a, b) => b[1].bytes - a[1].bytes)) console.log(`${(e.bytes / steps).toFixed(0).padStart(10)} B/step ${(e.calls / steps).toFixed(1).padStart(5)} calls  ${k}`);
 process.exit(0);

@@ -15,6 +15,7 @@ export {
 export { installWasmTrainingKernels, uninstallWasmTrainingKernels } from './backend/kernels/wasm/index.js';
 export { installWebGPUTrainingKernels, uninstallWebGPUTrainingKernels } from './backend/kernels/webgpu/index.js';
 export type { ConvPrecision } from './backend/kernels/webgpu/subgroup_matrix.js';
+export { uninstallLibraryKernels, type InstallLibraryKernelsOptions } from './backend/kernels/index.js';
 export { KernelCounter, type KernelCounts } from './backend/counter.js';
 
 // Ops
@@ -120,6 +121,27 @@ export {
   type StopReason,
 } from './train/trainer.js';
 export { trainSchedule } from './train/schedule.js';
+export {
+  SEED_STAGES,
+  STAGE_NAMES,
+  seedLossStage,
+  seedBatchesStage,
+  seedOptimizerStage,
+  seedEmaStage,
+  seedEvaluateStage,
+  type TrainStages,
+  type StageName,
+  type StageContext,
+  type StageState,
+  type StageCheckpoint,
+  type LossStage,
+  type BatchesStage,
+  type BatchesStageArgs,
+  type OptimizerStage,
+  type OptimizerPlan,
+  type EmaStage,
+  type EvaluateStage,
+} from './train/stages.js';
 export type { TrainData, TrainableNet } from './train/trainable.js';
 export { CHECKPOINT_VERSION, type TrainCheckpoint } from './train/checkpoint.js';
 export { predictWithFlipTTA } from './train/flip-tta.js';

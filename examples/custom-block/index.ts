@@ -1,7 +1,8 @@
 // The custom-block example: a user-defined ResidualBlock in SpeedyConvNet's dataflow, trained
 // with the seed's recipe for a few epochs, saved and loaded back. Run it with
-//   npx tsx examples/custom-block/index.ts [--backend wasm] [--epochs 3] [--data <cifar-10-batches-bin>] [--save <dir>]
+//   npx tsx examples/custom-block/index.ts [--backend wasm] [--epochs 3] [--data <cifar-10-batches-bin>] [--save <dir>] [--focal-gamma 2]
 // Without --data it trains on synthetic images (no download); docs/extending.md walks through it.
+// --focal-gamma swaps one stage of the recipe, the loss, for the example's own (stages.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { parseArgs } from 'node:util';
@@ -12,6 +13,7 @@ import {
   BACKEND_NAMES, fileHandler, formatTableHeader, formatTableRow, initBackend, loadCifar10, predictWithFlipTTA, type BackendName,
 } from '../../src/node.js';
 import { customBlockNet, evaluateCustomBlockNet, initCustomBlockNet, syntheticDataset, trainCustomBlockNet } from './model.js';
+import { focalLoss } from './stages.js';
 
 const { values } = parseArgs({
   options: {
@@ -21,12 +23,15 @@ const { values } = parseArgs({
     data: { type: 'string' },
     'train-limit': { type: 'string', default: '2048' },
     save: { type: 'string' },
+    'focal-gamma': { type: 'string' },
   },
 });
 const backend = values.backend as BackendName;
 if (!(BACKEND_NAMES as readonly string[]).includes(backend)) throw new Error(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got '${backend}'`);
 const epochs = Number(values.epochs);
 const batchSize = Number(values['batch-size']);
+// The seed's loss unless --focal-gamma: the Trainer takes any stage through its options.
+const stages = values['focal-gamma'] != null ? { loss: focalLoss(Number(values['focal-gamma'])) } : {};
 
 const report = await initBackend(backend);
 console.log(`backend: ${report.backend} (${report.reason})`);
@@ -52,9 +57,11 @@ console.log(`model: ${net.model.countParams()} parameters, ${net.model.trainable
 for (const block of net.blocks) console.log(`  ${block.name}: ${block.weights.map((w) => w.name).join(', ')}`);
 
 console.log(`eval accuracy before training: ${(await evaluateCustomBlockNet(net, evalSet)).toFixed(4)}`);
+if (values['focal-gamma'] != null) console.log(`loss stage: focal loss, gamma ${values['focal-gamma']} (examples/custom-block/stages.ts)`);
 console.log(formatTableHeader());
 const result = await trainCustomBlockNet(net, { train, eval: evalSet }, {
   hyp: { opt: { batchSize }, misc: { trainEpochs: epochs } },
+  stages,
   callbacks: {
     onEpochEnd: (r) => console.log(formatTableRow({
       epoch: r.epoch, train_loss: r.trainLoss, val_loss: r.valLoss, train_acc: r.trainAcc,

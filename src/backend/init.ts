@@ -1,7 +1,5 @@
-import './gradients.js';
 import { backend, getBackend, ready, setBackend, engine, registerBackend } from '@tensorflow/tfjs-core';
-import { installWasmTrainingKernels, uninstallWasmTrainingKernels } from './kernels/wasm/index.js';
-import { installWebGPUTrainingKernels, uninstallWebGPUTrainingKernels } from './kernels/webgpu/index.js';
+import { installLibraryKernels } from './kernels/index.js';
 import {
   registerSubgroupMatrixDevice, setWebGPUConvPrecision, subgroupMatrixDeviceOf, SUBGROUP_MATRIX_FEATURE, tensorCoreConfigFor,
   type ConvPrecision,
@@ -151,8 +149,7 @@ async function initWebGPU(platform: Platform, adapterDescription: AdapterDescrip
     }, 3);
   }
   // After tfjs-backend-webgpu's own registrations (its import above), so the originals are kept.
-  if (options.webgpuTrainingKernels === false) uninstallWebGPUTrainingKernels();
-  else installWebGPUTrainingKernels();
+  installLibraryKernels('webgpu', { trainingKernels: options.webgpuTrainingKernels !== false });
   setWebGPUConvPrecision(options.webgpuConvPrecision ?? 'float32');
   await activate('webgpu');
   const kind = adapterDescription.isSoftware ? 'software adapter' : 'GPU';
@@ -180,8 +177,7 @@ async function initWasm(options: InitBackendOptions): Promise<BackendReport> {
     throw new BackendUnavailableError('wasm', `backend 'wasm' needs @tensorflow/tfjs-backend-wasm: npm install @tensorflow/tfjs-backend-wasm@4.22.0 (${(e as Error).message})`);
   }
   if (options.wasmPaths != null) wasm.setWasmPaths(options.wasmPaths as string);
-  if (options.wasmTrainingKernels === false) uninstallWasmTrainingKernels();
-  else installWasmTrainingKernels();
+  installLibraryKernels('wasm', { trainingKernels: options.wasmTrainingKernels !== false });
   await activate('wasm');
   const threads = wasm.getThreadsCount();
   return { backend: 'wasm', wasmThreads: threads, reason: `WebAssembly SIMD with ${threads} thread${threads === 1 ? '' : 's'}` };
@@ -189,12 +185,14 @@ async function initWasm(options: InitBackendOptions): Promise<BackendReport> {
 
 async function initCpu(): Promise<BackendReport> {
   await import('@tensorflow/tfjs-backend-cpu');
+  installLibraryKernels('cpu');
   await activate('cpu');
   return { backend: 'cpu', reason: 'plain JavaScript (slow; the reference for correctness)' };
 }
 
 async function initTensorflow(platform: Platform): Promise<BackendReport> {
   const pkg = await platform.loadTensorflow();
+  installLibraryKernels('tensorflow');
   await activate('tensorflow');
   return { backend: 'tensorflow', tensorflowPackage: pkg, reason: `libtensorflow through ${pkg}` };
 }

@@ -12,8 +12,6 @@ import { GlobalMaxPool, MaxPool2 } from '../layers/pooling.js';
 import { WhiteningConv } from '../layers/whitening.js';
 import { blockDepths, resolveHyp, type Hyp, type HypOverrides } from './hyp.js';
 
-// The seed's eval forward, for any model; exported here too, beside the net it was written for.
-export { predictWithFlipTTA } from '../train/flip-tta.js';
 
 /** 'sketch': the seed (cut + noise between groups). 'backprop': the same net trained end to end (no cut, no noise). */
 export type SpeedyConvNetMode = 'sketch' | 'backprop';

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { DeviceRandomState } from '../ops/random.js';
 import type { SGDState } from './sgd.js';
-import type { EpochRecord } from './trainer.js';
+import type { EpochRecord } from './types.js';
 
 /** The version of {@link TrainCheckpoint} this library writes and reads. */
 export const CHECKPOINT_VERSION = 1;
@@ -24,7 +24,15 @@ export interface TrainCheckpoint {
   emaActive: boolean;
   /** The current epoch's logged training loss/accuracy so far (the table's train columns), so a mid-epoch resume keeps them. */
   epochTrainMetrics?: { loss: number; acc: number } | null;
-  /** `weights/<name>`, `momentum/<name>`, `ema/<name>`, by each weight's scoped name without tfjs-layers' uniqueness suffix. */
+  /**
+   * The JSON state of each trainer stage that keeps one (`StageCheckpoint`, src/train/stages.ts), by stage name;
+   * absent when none does. Their tensors are in `tensors` as `stages/<stage>/<key>`.
+   */
+  stages?: Record<string, unknown>;
+  /**
+   * `weights/<name>`, `momentum/<name>`, `ema/<name>`, by each weight's scoped name without tfjs-layers' uniqueness
+   * suffix, and `stages/<stage>/<key>` for the stages' tensors.
+   */
   tensors: tf.NamedTensorMap;
 }
 
@@ -48,10 +56,12 @@ export interface CheckpointTarget {
   model: tfl.LayersModel;
   /** Steps in each epoch of the trainer's schedule. */
   epochSteps: readonly number[];
-  /** One per SGD group; a checkpoint's schedule steps must be steps of them (`lrAt` throws otherwise). */
-  schedules: ReadonlyArray<{ lrAt(step: number): number }>;
+  /** One per SGD group; a checkpoint's schedule steps must be steps of them (`lrAt`, where a schedule has one, throws otherwise). */
+  schedules: ReadonlyArray<{ readonly lr: number; lrAt?(step: number): number }>;
   /** The model's discrete actions, whose noise streams the checkpoint holds. */
   discreteActions: number;
+  /** The names of the trainer's stages that keep state of their own: the checkpoint must hold a state for each, and for no other. */
+  statefulStages?: readonly string[];
 }
 
 /** A checkpoint that passed every check, its tensors sorted by role. Nothing has been written anywhere yet. */
@@ -62,6 +72,8 @@ export interface CheckedCheckpoint {
   sgd: SGDState;
   /** The EMA's values keyed by the model's weight names; null when the EMA had not started. */
   ema: tf.NamedTensorMap | null;
+  /** The state of each stateful stage, by stage name (its tensors still the checkpoint's). */
+  stages: Record<string, { json: unknown; tensors: tf.NamedTensorMap }>;
 }
 
 /**
@@ -81,10 +93,11 @@ export function checkCheckpoint(checkpoint: TrainCheckpoint, target: CheckpointT
   const { tensors } = checkpoint;
   if (tensors == null || typeof tensors !== 'object') fail(`the checkpoint has no tensors, got ${String(tensors)}`);
   checkPosition(checkpoint, target, fail);
-  const { weights, buffers, ema } = sortTensors(tensors, target.model, fail);
+  const { weights, buffers, ema, stageTensors } = sortTensors(tensors, target.model, fail);
   if (!checkpoint.emaActive && Object.keys(ema).length > 0) fail('the checkpoint holds ema/ tensors but says the EMA had not started (emaActive false)');
+  const stages = checkStages(checkpoint, stageTensors, target.statefulStages ?? [], fail);
   const { step, scheduleSteps } = checkpoint.sgd;
-  return { weights, sgd: { step, scheduleSteps: [...scheduleSteps], buffers }, ema: checkpoint.emaActive ? ema : null };
+  return { weights, sgd: { step, scheduleSteps: [...scheduleSteps], buffers }, ema: checkpoint.emaActive ? ema : null, stages };
 }
 
 type Fail = (what: string) => never;
@@ -129,7 +142,7 @@ function checkPosition(checkpoint: TrainCheckpoint, target: CheckpointTarget, fa
   sgd.scheduleSteps.forEach((s, i) => {
     if (s == null) return;
     try {
-      target.schedules[i]!.lrAt(s);
+      target.schedules[i]!.lrAt?.(s);
     } catch (e) {
       fail(`sgd.scheduleSteps[${i}] is not a step of this trainer's learning-rate schedule: ${(e as Error).message}`);
     }
@@ -137,17 +150,47 @@ function checkPosition(checkpoint: TrainCheckpoint, target: CheckpointTarget, fa
   if (typeof checkpoint.emaActive !== 'boolean') fail(`emaActive must be true or false, got ${String(checkpoint.emaActive)}`);
 }
 
-/** Every weight, momentum buffer and EMA entry named, of the model's shapes and dtypes. */
-function sortTensors(tensors: tf.NamedTensorMap, model: tfl.LayersModel, fail: Fail): { weights: Map<tfl.LayerVariable, tf.Tensor>; buffers: tf.NamedTensorMap; ema: tf.NamedTensorMap } {
+/** A state for each stateful stage of the trainer and for no other stage. */
+function checkStages(
+  checkpoint: TrainCheckpoint, stageTensors: Map<string, tf.NamedTensorMap>, stateful: readonly string[], fail: Fail,
+): CheckedCheckpoint['stages'] {
+  const json = checkpoint.stages ?? {};
+  if (typeof json !== 'object' || Array.isArray(json)) fail(`stages must be an object of stage states, got ${JSON.stringify(json)}`);
+  for (const name of new Set([...Object.keys(json), ...stageTensors.keys()])) {
+    if (!stateful.includes(name)) {
+      fail(`the checkpoint holds state for the ${name} stage, which keeps none in this trainer (was it written with another ${name} stage?)`);
+    }
+  }
+  const stages: CheckedCheckpoint['stages'] = {};
+  for (const name of stateful) {
+    if (!(name in json)) fail(`the checkpoint holds no state for this trainer's ${name} stage (was it written with another ${name} stage?)`);
+    stages[name] = { json: json[name], tensors: stageTensors.get(name) ?? {} };
+  }
+  return stages;
+}
+
+/** Every weight, momentum buffer and EMA entry named, of the model's shapes and dtypes; the stages' tensors by stage. */
+function sortTensors(tensors: tf.NamedTensorMap, model: tfl.LayersModel, fail: Fail): {
+  weights: Map<tfl.LayerVariable, tf.Tensor>; buffers: tf.NamedTensorMap; ema: tf.NamedTensorMap; stageTensors: Map<string, tf.NamedTensorMap>;
+} {
   const byName = new Map(model.weights.map((w) => [w.originalName, w]));
   const trainable = new Set(model.trainableWeights.map((w) => w.name));
   const weights = new Map<tfl.LayerVariable, tf.Tensor>();
   const buffers: tf.NamedTensorMap = {};
   const ema: tf.NamedTensorMap = {};
+  const stageTensors = new Map<string, tf.NamedTensorMap>();
   for (const [key, value] of Object.entries(tensors)) {
     const slash = key.indexOf('/');
     const [kind, name] = [key.slice(0, slash), key.slice(slash + 1)];
-    if (slash < 0 || !['weights', 'momentum', 'ema'].includes(kind)) fail(`tensor '${key}' is not a weights/, momentum/ or ema/ entry`);
+    if (kind === 'stages') {
+      const [stage, entry] = [name.slice(0, name.indexOf('/')), name.slice(name.indexOf('/') + 1)];
+      if (!name.includes('/') || !stage || !entry) fail(`tensor '${key}' is not a stages/<stage>/<key> entry`);
+      if (!(value instanceof tf.Tensor) || value.isDisposed) fail(`'${key}' is not a live tensor`);
+      if (!stageTensors.has(stage)) stageTensors.set(stage, {});
+      stageTensors.get(stage)![entry] = value;
+      continue;
+    }
+    if (slash < 0 || !['weights', 'momentum', 'ema'].includes(kind)) fail(`tensor '${key}' is not a weights/, momentum/, ema/ or stages/ entry`);
     const w = byName.get(name) ?? fail(`tensor '${key}' names no weight of this net (was it saved from another architecture or base depth? A layer made without a name is named anew in each model built: give your layers names)`);
     if (!(value instanceof tf.Tensor) || value.isDisposed) fail(`'${key}' is not a live tensor`);
     if (!tf.util.arraysEqual(value.shape, w.shape as number[])) fail(`'${key}' has shape [${value.shape}], this net's weight is [${w.shape}]`);
@@ -162,5 +205,5 @@ function sortTensors(tensors: tf.NamedTensorMap, model: tfl.LayersModel, fail: F
   for (const w of model.weights) {
     if (!weights.has(w)) fail(`the checkpoint has no value for weight '${w.originalName}'`);
   }
-  return { weights, buffers, ema };
+  return { weights, buffers, ema, stageTensors };
 }

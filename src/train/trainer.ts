@@ -1,62 +1,22 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { epochBatches, type Batch } from '../data/batches.js';
+import type { Batch } from '../data/batches.js';
 import { findDiscreteActions, type DiscreteAction } from '../layers/discrete-action.js';
 import type { Hyp } from '../models/hyp.js';
-import { accuracy, crossEntropy, seedLoss } from '../ops/loss.js';
+import { accuracy } from '../ops/loss.js';
 import { DeviceRandom, type DeviceRandomState } from '../ops/random.js';
 import { CHECKPOINT_VERSION, checkCheckpoint, checkpointTensors, type TrainCheckpoint } from './checkpoint.js';
-import { NetworkEMA } from './ema.js';
-import { predictWithFlipTTA } from './flip-tta.js';
+import type { NetworkEMA } from './ema.js';
 import { perExampleLoss } from './metrics.js';
-import { OneCycle } from './one-cycle.js';
+import type { LrSchedule } from './one-cycle.js';
 import { trainSchedule } from './schedule.js';
-import { SGD, splitBiasGroups } from './sgd.js';
+import type { SGD } from './sgd.js';
+import { STAGE_NAMES, resolveStages, stageCheckpoint, type StageContext, type StageState, type TrainStages } from './stages.js';
 import { checkTrainData, resolveTrainable, type TrainData, type TrainableNet } from './trainable.js';
+import type { EpochRecord, StepInfo, StopReason, TrainResult } from './types.js';
 import { variableGrads } from './variable-grads.js';
 
-/** One row of the seed's table, plus what the CLI and the browser example show. */
-export interface EpochRecord {
-  /** 0-based, as the seed prints it. */
-  epoch: number;
-  /** The seed's logged train loss (per example) at the epoch's last step with epochStep % hyp.misc.logEveryNSteps == 0. */
-  trainLoss: number;
-  trainAcc: number;
-  valLoss: number;
-  valAcc: number;
-  /** Null before the EMA starts. */
-  emaValAcc: number | null;
-  /** Training-loop time so far (evaluation excluded), as the seed's total_time_seconds. */
-  totalTimeSeconds: number;
-  /** Optimiser steps completed so far. */
-  steps: number;
-  /** Training images per second in this epoch's loop. */
-  imagesPerSec: number;
-  /** The non-bias group's learning rate used by the epoch's last step. */
-  lr: number;
-}
-
-export interface StepInfo {
-  epoch: number;
-  /** Steps completed in total (1 after the first step). */
-  step: number;
-  /** Steps completed in this epoch. */
-  epochStep: number;
-  epochSteps: number;
-  totalSteps: number;
-  /** Learning rate the step used (non-bias group). */
-  lr: number;
-  /** Per-example training loss of the step, when it was read (every `logEvery` steps); else undefined. */
-  loss?: number;
-  /** Training accuracy of the step, when read. */
-  acc?: number;
-  /**
-   * Training images per second since the epoch started, counting the steps known to be finished at the
-   * last read of the loss: on an asynchronous backend (WebGPU) a step returns once queued, so counting
-   * queued steps would overstate the rate. NaN before the epoch's first read.
-   */
-  imagesPerSec: number;
-}
+export type { EpochRecord, StepInfo, StopReason, TrainResult } from './types.js';
 
 export interface TrainCallbacks {
   /** After each step; `loss`/`acc` are present every `logEvery` steps. Awaited. */
@@ -75,17 +35,11 @@ export interface TrainOptions {
   callbacks?: TrainCallbacks;
   /** Evaluate on the eval split after every epoch (else only after the last). Default true. */
   evalEveryEpoch?: boolean;
-}
-
-/** How a run ended. */
-export type StopReason = 'completed' | 'stopped' | 'non-finite-loss';
-
-export interface TrainResult {
-  records: EpochRecord[];
-  stopReason: StopReason;
-  /** Set when stopReason is 'non-finite-loss'. */
-  message?: string;
-  totalTimeSeconds: number;
+  /**
+   * The recipe's stages (loss, batches, optimizer, ema, evaluate); each left out is the seed's
+   * (`SEED_STAGES` in src/train/stages.ts). A stage with state of its own implements `StageCheckpoint`.
+   */
+  stages?: TrainStages;
 }
 
 export class NonFiniteLossError extends Error {
@@ -99,7 +53,8 @@ export class NonFiniteLossError extends Error {
 type EpochOutcome = { imagesPerSec: number } | { stop: StopReason; message?: string };
 
 /**
- * The seed's training recipe for any tfjs `LayersModel` that maps NHWC images to logits: two
+ * The seed's training recipe for any tfjs `LayersModel` that maps NHWC images to logits, run as named
+ * stages (`TrainOptions.stages`; the seed's by default): two
  * SGD groups (weights with `bias` in their name, and the rest) with Nesterov momentum, coupled
  * weight decay and OneCycle schedules; crop/flip (and cutmix in the last epochs) each epoch; the
  * seed's summed, label-smoothed loss; an EMA from epoch `floor(trainEpochs) - ema.epochs`,
@@ -133,9 +88,12 @@ export class Trainer {
   readonly emaStartEpoch: number;
   /** Side of the network's input images (the crop size), in pixels. */
   readonly imageSize: number;
-  private readonly options: Required<Omit<TrainOptions, 'callbacks'>> & { callbacks: TrainCallbacks };
+  /** The stages this trainer runs, the seed's where none was given. */
+  readonly stages: Required<TrainStages>;
+  private readonly options: Required<Omit<TrainOptions, 'callbacks' | 'stages'>> & { callbacks: TrainCallbacks };
+  private readonly context: StageContext;
   private readonly optimizer: SGD;
-  private readonly schedules: OneCycle[];
+  private readonly schedules: LrSchedule[];
   private readonly trainable: tf.Variable[];
   private readonly random: DeviceRandom;
   private ema: NetworkEMA | null = null;
@@ -187,23 +145,17 @@ export class Trainer {
     }
     this.epochSteps = schedule.epochSteps;
     this.totalSteps = schedule.totalSteps;
-    this.emaStartEpoch = Math.floor(misc.trainEpochs) - misc.ema.epochs;
-
-    const { bias, nonBias } = splitBiasGroups(this.model.trainableWeights);
-    const cycle = (maxLr: number) => new OneCycle({
-      maxLr,
-      totalSteps: this.totalSteps,
-      pctStart: opt.percentStart,
-      divFactor: opt.initialDivFactor,
-      finalDivFactor: 1 / (opt.initialDivFactor * opt.finalLrRatio),
-      anneal: 'linear',
+    this.stages = resolveStages(options.stages);
+    this.context = Object.freeze({
+      model: this.model, hyp: this.hyp, batchSize: this.batchSize, totalSteps: this.totalSteps, epochSteps: this.epochSteps, imageSize: this.imageSize,
     });
-    this.schedules = [cycle(opt.nonBiasLr), cycle(opt.biasLr)];
-    const common = { momentum: opt.momentum, nesterov: true };
-    this.optimizer = new SGD([
-      { name: 'non_bias', weights: nonBias, lr: this.schedules[0]!, weightDecay: opt.nonBiasDecay, ...common },
-      { name: 'bias', weights: bias, lr: this.schedules[1]!, weightDecay: opt.biasDecay, ...common },
-    ]);
+    this.emaStartEpoch = this.stages.ema.startEpoch(this.context);
+
+    const plan = this.stages.optimizer(this.context);
+    if (plan == null || typeof plan.optimizer?.step !== 'function' || !Array.isArray(plan.schedules) || plan.schedules.length === 0) {
+      throw new Error('Trainer: stages.optimizer must return { optimizer, schedules } with an SGD and one learning-rate schedule per group');
+    }
+    ({ optimizer: this.optimizer, schedules: this.schedules } = plan);
     this.trainable = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
     this.random = new DeviceRandom(this.options.seed);
     this.dataRandomAtEpochStart = this.random.getState();
@@ -281,9 +233,12 @@ export class Trainer {
         if (this.stopRequested) return { stop: 'stopped' };
       }
     } finally {
-      batches.return(undefined);
+      batches.return?.(undefined);
     }
     if (this.stopRequested && this.epochStep < steps) return { stop: 'stopped' };
+    if (this.epochStep < steps) {
+      throw new Error(`Trainer: stages.batches gave ${this.epochStep} batches for epoch ${this.epoch}, which needs ${steps} (hyp.opt.batchSize ${this.batchSize})`);
+    }
     // Let queued device work finish before stopping the clock (the seed synchronises CUDA events).
     const sync = tf.tidy(() => tf.sum(this.trainable[0]!));
     await sync.data();
@@ -293,19 +248,14 @@ export class Trainer {
     return { imagesPerSec: clock.seen / elapsed };
   }
 
-  /** The epoch's batches: crop and flip (and cutmix in the last epochs) from the generator's state at the epoch's start. */
-  private epochBatches(steps: number): Generator<Batch, void, undefined> {
+  /** The epoch's batches from the batches stage (the seed's: crop and flip, cutmix in the last epochs), drawn from the generator's state at the epoch's start. */
+  private epochBatches(steps: number): Iterator<Batch, unknown, undefined> & Iterable<Batch> {
     // A resumed epoch draws its batches again, and the steps already done are skipped.
     if (this.epochStep === 0) this.dataRandomAtEpochStart = this.random.getState();
     else this.random.setState(this.dataRandomAtEpochStart);
-    const { net, misc } = this.hyp;
-    return epochBatches(this.data.train, {
-      batchSize: this.batchSize,
-      random: this.random,
-      epochFraction: steps * this.batchSize / this.data.train.images.shape[0],
-      cropSize: this.imageSize,
-      cutmixSize: this.epoch >= misc.trainEpochs - net.cutmixEpochs ? net.cutmixSize : 0,
-    });
+    const batches = this.stages.batches({ epoch: this.epoch, steps, train: this.data.train, random: this.random, context: this.context });
+    if (batches == null || typeof batches.next !== 'function') throw new Error(`Trainer: stages.batches must return an iterator of batches, got ${String(batches)}`);
+    return { next: () => batches.next(), return: (v?: unknown) => batches.return?.(v) ?? { done: true, value: v }, [Symbol.iterator]() { return this; } };
   }
 
   /** One optimiser step, the EMA's turn, and the loss read back when it is due. */
@@ -340,19 +290,16 @@ export class Trainer {
     return info;
   }
 
-  /** The seed's EMA schedule: made from the live model at its first due step, updated (and copied back) at each one after. */
+  /** The EMA stage's schedule: made from the live model at its first due step, updated (and copied back) at each one after. */
   private advanceEma(): void {
-    if (this.epoch < this.emaStartEpoch || this.step % this.hyp.misc.ema.everyNSteps !== 0) return;
+    if (!this.stages.ema.isDue(this.epoch, this.step, this.context)) return;
     // The seed snapshots the live net at its first EMA step and `continue`s: updates start a period later.
     if (this.ema == null) this.ema = this.makeEma();
-    else this.ema.updateAt(this.model, this.step); // decayBase^everyN * (step / totalSteps)^pow, from a table on the backend
+    else this.ema.updateAt(this.model, this.step); // the seed's: decayBase^everyN * (step / totalSteps)^pow, from a table on the backend
   }
 
   private makeEma(): NetworkEMA {
-    const { ema } = this.hyp.misc;
-    return new NetworkEMA(this.model, {
-      decaySchedule: { totalSteps: this.totalSteps, decayBase: ema.decayBase, everyN: ema.everyNSteps, pow: ema.decayPow },
-    });
+    return this.stages.ema.create(this.context);
   }
 
   private finish(stopReason: StopReason, message?: string): TrainResult {
@@ -369,6 +316,7 @@ export class Trainer {
   /** One optimiser step over the batch (summing micro-batch gradients); the loss and accuracy tensors when asked. */
   private trainStep(inputs: tf.Tensor4D, targets: tf.Tensor2D, keepMetrics: boolean): { loss: tf.Scalar; acc: tf.Scalar } | null {
     const { opt } = this.hyp;
+    const { loss: lossStage } = this.stages;
     const micro = this.microBatchSize;
     const passes = this.batchSize / micro;
     // Each pass is scaled for the full batch, so the summed gradient is the full batch's (the seed's loss is a sum).
@@ -383,7 +331,7 @@ export class Trainer {
       const pass = variableGrads(() => {
         const logits = this.model.apply(x, { training: true }) as tf.Tensor2D;
         if (keepMetrics) kept.logits = tf.keep(logits);
-        return seedLoss(logits, y, { labelSmoothing: opt.labelSmoothing, batchScale });
+        return lossStage(logits, y as tf.Tensor2D, { batchScale, context: this.context });
       }, this.trainable);
       if (kept.logits) {
         correct = sum(correct, accuracy(kept.logits, y));
@@ -403,35 +351,9 @@ export class Trainer {
     return { loss: loss!, acc };
   }
 
-  /** Accuracy and loss on the eval split, with flip test-time augmentation; `useEma` evaluates the EMA weights. */
+  /** Accuracy and loss on the eval split by the evaluate stage (the seed's: flip test-time augmentation); `useEma` evaluates the EMA weights. */
   async evaluate(useEma = false): Promise<{ loss: number; acc: number }> {
-    const run = async () => {
-      const { images, targets } = this.data.eval;
-      const n = images.shape[0];
-      const size = Math.min(this.hyp.misc.evalBatchSize, n);
-      const parts: tf.Scalar[] = [];
-      const weights: number[] = [];
-      for (let start = 0; start < n; start += size) {
-        const count = Math.min(size, n - start);
-        const [loss, acc] = tf.tidy(() => {
-          const x = tf.slice(images, start, count);
-          const y = tf.slice(targets, start, count);
-          const logits = predictWithFlipTTA(this.model, x);
-          return [tf.mean(crossEntropy(logits, y, this.hyp.opt.labelSmoothing)), accuracy(logits, y)] as tf.Scalar[];
-        });
-        parts.push(loss!, acc!);
-        weights.push(count);
-      }
-      const values = await Promise.all(parts.map((t) => t.data()));
-      tf.dispose(parts);
-      let loss = 0;
-      let acc = 0;
-      weights.forEach((w, i) => {
-        loss += values[2 * i]![0]! * w;
-        acc += values[2 * i + 1]![0]! * w;
-      });
-      return { loss: loss / n, acc: acc / n };
-    };
+    const run = () => this.stages.evaluate(this.model, this.data.eval, this.context);
     if (useEma) {
       if (!this.ema) throw new Error('Trainer.evaluate: the EMA has not started yet');
       return this.ema.withWeights(this.model, run);
@@ -473,8 +395,26 @@ export class Trainer {
       sgd: { step: sgd.step, scheduleSteps: sgd.scheduleSteps },
       emaActive: this.ema != null,
       epochTrainMetrics: this.lastLogged && { ...this.lastLogged },
-      tensors: checkpointTensors(this.model, sgd.buffers, this.ema?.snapshot() ?? null),
+      ...this.stageStates(sgd.buffers),
     };
+  }
+
+  /** The checkpoint's `stages` (each stateful stage's JSON) and `tensors` (the run's, and `stages/<stage>/<key>`). */
+  private stageStates(momentum: tf.NamedTensorMap): Pick<TrainCheckpoint, 'stages' | 'tensors'> {
+    const stages: Record<string, unknown> = {};
+    const saved: Array<[string, StageState]> = [];
+    for (const name of STAGE_NAMES) {
+      const stage = stageCheckpoint(this.stages[name]);
+      if (stage == null) continue;
+      const state = stage.saveState();
+      saved.push([name, state]);
+      stages[name] = state?.json ?? null;
+    }
+    const tensors = checkpointTensors(this.model, momentum, this.ema?.snapshot() ?? null);
+    for (const [name, state] of saved) {
+      for (const [key, t] of Object.entries(state?.tensors ?? {})) tensors[`stages/${name}/${key}`] = t;
+    }
+    return saved.length ? { stages, tensors } : { tensors };
   }
 
   /**
@@ -486,6 +426,7 @@ export class Trainer {
   restore(checkpoint: TrainCheckpoint): void {
     const checked = checkCheckpoint(checkpoint, {
       model: this.model, epochSteps: this.epochSteps, schedules: this.schedules, discreteActions: this.discreteActions.length,
+      statefulStages: STAGE_NAMES.filter((name) => stageCheckpoint(this.stages[name]) != null),
     });
     // The EMA is built and loaded aside (NetworkEMA.load checks every entry), and swapped in only at the end.
     let ema: NetworkEMA | null = null;
@@ -496,6 +437,16 @@ export class Trainer {
       } catch (e) {
         ema.dispose();
         throw new Error(`Trainer.restore: the checkpoint's EMA does not fit this net: ${(e as Error).message}`);
+      }
+    }
+
+    // The stages' own states next: each stage checks its state before it writes it.
+    for (const [name, state] of Object.entries(checked.stages)) {
+      try {
+        stageCheckpoint(this.stages[name as keyof TrainStages])!.loadState(state);
+      } catch (e) {
+        ema?.dispose();
+        throw new Error(`Trainer.restore: the ${name} stage refused its state: ${(e as Error).message}`);
       }
     }
 

@@ -3,7 +3,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { expect, it } from 'vitest';
 import { customBlockNet, evaluateCustomBlockNet, initCustomBlockNet, syntheticDataset, trainCustomBlockNet } from '../../examples/custom-block/model.js';
 import { ResidualBlock } from '../../examples/custom-block/residual-block.js';
-import { crossEntropy, predictWithFlipTTA } from '../../src/index.js';
+import { focalLoss } from '../../examples/custom-block/stages.js';
+import { SEED_HYP, crossEntropy, predictWithFlipTTA, type StageContext } from '../../src/index.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { liveTensors } from '../helpers/memory.js';
@@ -102,5 +103,54 @@ describeEachBackend('custom-block example', () => {
     const block = new ResidualBlock({ name: 'too_small', channelsOut: 4, statePredDim: 4 });
     expect(() => block.apply(tfl.input({ shape: [3, 3, 2] }))).toThrow("ResidualBlock 'too_small' expects input 'inputs' at least 4x4 spatially (it max-pools twice), got shape [null,3,3,2]");
     expect(() => new ResidualBlock({ channelsOut: 0 })).toThrow(/'channelsOut' must be a positive integer, got 0/);
+  });
+});
+
+describeEachBackend('custom-block example: its focal-loss stage', () => {
+  const context = { hyp: SEED_HYP } as unknown as StageContext;
+
+  it('is cross-entropy at gamma 0 and down-weights confident examples at gamma 2, scaled like the seed loss', async () => {
+    const logits = tf.tensor2d([[2, 0, -1], [0.5, 0.2, 0.1]]);
+    const targets = tf.tensor2d([[1, 0, 0], [0, 0.4, 0.6]]);
+    const p = [[2, 0, -1], [0.5, 0.2, 0.1]].map((row) => {
+      const z = row.reduce((a, v) => a + Math.exp(v), 0);
+      return row.map((v) => Math.exp(v) / z);
+    });
+    const t = [[1, 0, 0], [0, 0.4, 0.6]];
+    const expected = (gamma: number) => 0.5 * p.reduce((sum, row, i) => sum - row.reduce((a, pc, c) => a + t[i]![c]! * (1 - pc) ** gamma * Math.log(pc), 0), 0);
+    const before = liveTensors();
+    for (const gamma of [0, 2]) {
+      const loss = focalLoss(gamma)(logits, targets, { batchScale: 0.5, context });
+      expect(loss.shape).toEqual([]);
+      expect((await loss.data())[0]).toBeCloseTo(expected(gamma), 5);
+      loss.dispose();
+    }
+    const ce = tf.tidy(() => tf.mul(tf.sum(crossEntropy(logits, targets, 0)), 0.5));
+    const focal0 = focalLoss(0)(logits, targets, { batchScale: 0.5, context });
+    expect((await focal0.data())[0]).toBeCloseTo((await ce.data())[0]!, 5);
+    tf.dispose([ce, focal0]);
+    expect(liveTensors()).toBe(before);
+    tf.dispose([logits, targets]);
+  });
+
+  it('refuses a negative gamma, saying what it expected', () => {
+    expect(() => focalLoss(-1)).toThrow('focalLoss: gamma must be a number >= 0, got -1');
+  });
+
+  it('trains the example net in place of the seed loss, the library unchanged', async () => {
+    const data = syntheticDataset(16, 8, 16, 4, 2);
+    const net = customBlockNet(tiny);
+    await initCustomBlockNet(net, data.train.images, 0);
+    let calls = 0;
+    const focal = focalLoss(2);
+    const result = await trainCustomBlockNet(net, data, {
+      hyp: { opt: { batchSize: 8 }, misc: { trainEpochs: 2, evalBatchSize: 8 } },
+      stages: { loss: (logits, targets, args) => { calls++; return focal(logits, targets, args); } },
+    });
+    expect(result.stopReason).toBe('completed');
+    expect(calls).toBe(4);
+    expect(result.records.every((r) => Number.isFinite(r.valLoss))).toBe(true);
+    net.model.dispose();
+    tf.dispose([data.train.images, data.train.targets, data.eval.images, data.eval.targets]);
   });
 });

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe } from 'vitest';
-import { overridesInstalled } from '../../src/backend/kernels/install.js';
+import { webgpuTrainingKernelsInstalled } from '../../src/backend/kernels/webgpu/index.js';
 import { initBackend } from '../../src/backend/node.js';
 import type { ConcreteBackend } from '../../src/backend/init.js';
 
@@ -59,25 +59,28 @@ let webgpuKernels: 'library' | 'tfjs' = 'library';
 /** Switches tfjs to `name` (already probed); on WebGPU, with the current suite's kernel set. */
 export async function useBackend(name: TestBackend): Promise<void> {
   const wantLibrary = webgpuKernels === 'library';
-  const kernelsRight = name !== 'webgpu' || overridesInstalled('webgpu') === wantLibrary;
+  const kernelsRight = name !== 'webgpu' || webgpuTrainingKernelsInstalled() === wantLibrary;
   if (tf.getBackend() !== name || !kernelsRight) {
     await initBackend(name, backendOptions(name, wantLibrary));
   }
 }
 
 /**
- * Runs `body` once per backend inside a `describe` titled with the backend.
- * A backend that cannot start here is reported as skipped, with its reason; so is
- * a backend left out through `only`, with `whyNot` as the reason.
+ * Runs `body` once per backend of `only` (default: all) inside a `describe` titled with the backend.
+ * A backend that cannot start here is reported as skipped, with its reason, so a skip always means
+ * "cannot run here". Backends left out through `only` are not declared at all; `whyNot` says why, for
+ * the reader of the suite.
  */
 export function describeEachBackend(
   title: string,
   body: (backend: TestBackend) => void,
   only: readonly TestBackend[] = TEST_BACKENDS,
-  whyNot = 'not selected for this suite',
+  whyNot?: string,
 ): void {
+  void whyNot;
   for (const backend of TEST_BACKENDS) {
-    const reason = only.includes(backend) ? unavailable.get(backend) : whyNot;
+    if (!only.includes(backend)) continue;
+    const reason = unavailable.get(backend);
     if (reason) {
       describe.skip(`${title} [${backend}] (skipped: ${reason})`, () => body(backend));
       continue;
@@ -88,6 +91,11 @@ export function describeEachBackend(
       body(backend);
     });
   }
+}
+
+/** A suite of one backend's own code (its kernels): declared for that backend only, skipped with the reason when it cannot start here. */
+export function describeOnBackend(backend: TestBackend, title: string, body: () => void): void {
+  describeEachBackend(title, () => body(), [backend]);
 }
 
 export function backendAvailable(name: TestBackend): boolean {
@@ -103,7 +111,7 @@ export function describeEachBackendAndWebGPUKernelSet(
   title: string,
   body: (backend: TestBackend) => void,
   only: readonly TestBackend[] = TEST_BACKENDS,
-  whyNot = 'not selected for this suite',
+  whyNot?: string,
 ): void {
   describeEachBackend(title, body, only, whyNot);
   if (!only.includes('webgpu')) return;

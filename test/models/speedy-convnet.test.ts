@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { expect, it } from 'vitest';
-import { fitSpeedyConvNetWhitening, predictWithFlipTTA, speedyConvNet } from '../../src/models/speedy-convnet.js';
+import { fitSpeedyConvNetWhitening, speedyConvNet } from '../../src/models/speedy-convnet.js';
+import { predictWithFlipTTA } from '../../src/train/flip-tta.js';
 import { seedLoss } from '../../src/ops/loss.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { liveTensors } from '../helpers/memory.js';

@@ -1,14 +1,18 @@
-import { getKernel, registerKernel, unregisterKernel, type KernelConfig, type KernelFunc } from '@tensorflow/tfjs-core';
+import {
+  getGradient, getKernel, registerGradient, registerKernel, unregisterGradient, unregisterKernel, type GradConfig, type KernelConfig, type KernelFunc,
+} from '@tensorflow/tfjs-core';
 
 /**
- * The one place the library replaces kernels a backend registered: it keeps each original, so an
- * override can fall back to it and `uninstallOverrides` restores the backend exactly.
+ * The one place the library registers kernels and gradients, its own and in place of tfjs's: it keeps
+ * each original, so an override can fall back to it and uninstalling restores tfjs exactly.
  */
 const originals = new Map<string, Map<string, KernelConfig | null>>();
 
-/** Whether `backendName` runs the library's overrides now. */
-export function overridesInstalled(backendName: string): boolean {
-  return originals.has(backendName);
+/** Whether `backendName` runs library kernels now: any, or every one of `kernelNames`. */
+export function overridesInstalled(backendName: string, kernelNames?: readonly string[]): boolean {
+  const kept = originals.get(backendName);
+  if (kept == null) return false;
+  return kernelNames == null || kernelNames.every((name) => kept.has(name));
 }
 
 /**
@@ -16,6 +20,7 @@ export function overridesInstalled(backendName: string): boolean {
  * their setup functions). Idempotent: a kernel already overridden is left as it is.
  */
 export function installOverrides(backendName: string, overrides: Record<string, KernelFunc>): void {
+  if (Object.keys(overrides).length === 0) return;
   let kept = originals.get(backendName);
   if (kept == null) originals.set(backendName, (kept = new Map()));
   for (const [kernelName, kernelFunc] of Object.entries(overrides)) {
@@ -29,15 +34,51 @@ export function installOverrides(backendName: string, overrides: Record<string, 
   }
 }
 
-/** Puts back the kernels `installOverrides` replaced on `backendName` (and removes ones it added). */
-export function uninstallOverrides(backendName: string): void {
+/**
+ * Puts back the kernels `installOverrides` replaced on `backendName` (and removes ones it added): all
+ * of them, or those of `kernelNames`.
+ */
+export function uninstallOverrides(backendName: string, kernelNames?: readonly string[]): void {
   const kept = originals.get(backendName);
   if (kept == null) return;
-  for (const [kernelName, original] of kept) {
+  for (const [kernelName, original] of [...kept]) {
+    if (kernelNames != null && !kernelNames.includes(kernelName)) continue;
     unregisterKernel(kernelName, backendName);
     if (original != null) registerKernel(original);
+    kept.delete(kernelName);
   }
-  originals.delete(backendName);
+  if (kept.size === 0) originals.delete(backendName);
+}
+
+/** The backends with library kernels installed now. */
+export function backendsWithOverrides(): string[] {
+  return [...originals.keys()];
+}
+
+// Gradients are global in tfjs (one per kernel name, for every backend).
+const originalGradients = new Map<string, GradConfig | null>();
+
+/** Whether the library's gradients are installed now. */
+export function gradientsInstalled(): boolean {
+  return originalGradients.size > 0;
+}
+
+/** Registers `gradients` in place of tfjs's, keeping those. Idempotent: a gradient already replaced is left as it is. */
+export function installGradients(gradients: readonly GradConfig[]): void {
+  for (const config of gradients) {
+    if (originalGradients.has(config.kernelName)) continue;
+    originalGradients.set(config.kernelName, getGradient(config.kernelName) ?? null);
+    registerGradient(config);
+  }
+}
+
+/** Puts back the gradients `installGradients` replaced (and removes ones it added). */
+export function uninstallGradients(): void {
+  for (const [kernelName, original] of originalGradients) {
+    unregisterGradient(kernelName);
+    if (original != null) registerGradient(original);
+  }
+  originalGradients.clear();
 }
 
 /**

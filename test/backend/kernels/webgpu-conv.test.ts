@@ -5,7 +5,7 @@ import { afterEach, expect, it } from 'vitest';
 import { originalKernel } from '../../../src/backend/kernels/install.js';
 import { planSplits, splitTuning } from '../../../src/backend/kernels/webgpu/conv_gemm.js';
 import { maxRelativeError, seededUniform } from '../../helpers/assert.js';
-import { describeEachBackend, useBackend } from '../../helpers/backends.js';
+import { describeOnBackend, useBackend } from '../../helpers/backends.js';
 import { liveTensors } from '../../helpers/memory.js';
 
 type Pad = 'same' | 'valid';
@@ -84,7 +84,7 @@ async function dataFor(c: Case): Promise<Data> {
 const defaults = { ...splitTuning };
 afterEach(() => Object.assign(splitTuning, defaults));
 
-describeEachBackend('WebGPU implicit-GEMM convolution kernels', () => {
+describeOnBackend('webgpu', 'WebGPU implicit-GEMM convolution kernels', () => {
   for (const c of CASES) {
     it(`${c.name}: x ${c.x.join('x')}, kernel ${c.k.join('x')}, ${c.cout} out, stride ${c.stride}, ${c.pad}: forward and both gradients equal cpu and tfjs's kernels (1e-4)`, async () => {
       await useBackend('cpu');
@@ -143,4 +143,4 @@ describeEachBackend('WebGPU implicit-GEMM convolution kernels', () => {
     await useBackend('webgpu');
     expect(maxRelativeError(await values(), expected)).toBeLessThanOrEqual(1e-4);
   });
-}, ['webgpu'], 'the library\'s WebGPU kernels run on webgpu only');
+});

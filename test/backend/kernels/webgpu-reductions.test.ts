@@ -6,7 +6,7 @@ import { originalKernel } from '../../../src/backend/kernels/install.js';
 import { channelGradSums, channelMoments, hasChannelGradSumsKernel, hasChannelMomentsKernel } from '../../../src/ops/moments.js';
 import { unbiasedStd } from '../../../src/ops/discrete-action.js';
 import { maxRelativeError, seededUniform } from '../../helpers/assert.js';
-import { describeEachBackend, useBackend } from '../../helpers/backends.js';
+import { describeOnBackend, useBackend } from '../../helpers/backends.js';
 import { liveTensors } from '../../helpers/memory.js';
 
 // The seed's batch-norm inputs at batch 2, odd sizes, fewer channels than a workgroup's 64, more rows than one chunk.
@@ -39,7 +39,7 @@ function reductions(shape: number[], xv: Float32Array, dyv: Float32Array): tf.Te
 const NAMES = ['mean', 'variance', 'overall mean', 'overall variance', 'Σdy', 'Σdy(x-mean)', 'std', 'std gradient', 'std keepDims',
   'sum', 'mean', 'sum over leading axes', 'mean over leading axes', 'sum keepDims', 'mean keepDims'];
 
-describeEachBackend('WebGPU one-pass reductions', () => {
+describeOnBackend('webgpu', 'WebGPU one-pass reductions', () => {
   for (const shape of SHAPES) {
     it(`[${shape.join(',')}]: batch statistics, gradient sums, std and its gradient, Sum and Mean equal cpu (1e-4), bit-identical run to run`, async () => {
       const xv = seeded(shape, 1, 10);
@@ -127,4 +127,4 @@ describeEachBackend('WebGPU one-pass reductions', () => {
     expect(maxRelativeError(await ours.data(), await tfjs.data())).toBeLessThanOrEqual(1e-5);
     tf.dispose([x, ours, tfjs]);
   });
-}, ['webgpu'], 'the library\'s WebGPU kernels run on webgpu only (other backends take the tfjs-op fallbacks, covered by the golden layer tests)');
+});

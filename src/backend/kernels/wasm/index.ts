@@ -1,5 +1,5 @@
 import { Conv2D, getKernel, type KernelConfig } from '@tensorflow/tfjs-core';
-import { installOverrides, uninstallOverrides } from '../install.js';
+import { installOverrides, overridesInstalled, uninstallOverrides } from '../install.js';
 import { batchMatMulConfig, fusedMatMulConfig } from './BatchMatMul.js';
 import { conv2dBackpropFilterConfig } from './Conv2DBackpropFilter.js';
 import { conv2dBackpropInputConfig } from './Conv2DBackpropInput.js';
@@ -27,5 +27,10 @@ export function installWasmTrainingKernels(): void {
 
 /** Restores the wasm backend's own kernels (for comparisons in tests and benchmarks). */
 export function uninstallWasmTrainingKernels(): void {
-  uninstallOverrides(WASM);
+  uninstallOverrides(WASM, WASM_TRAINING_KERNELS.map((k) => k.kernelName));
+}
+
+/** Whether the library's Wasm training kernels are installed now. */
+export function wasmTrainingKernelsInstalled(): boolean {
+  return overridesInstalled(WASM, WASM_TRAINING_KERNELS.map((k) => k.kernelName));
 }

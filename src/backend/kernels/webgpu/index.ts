@@ -1,5 +1,5 @@
 import { Conv2D, getKernel, type KernelConfig } from '@tensorflow/tfjs-core';
-import { installOverrides, uninstallOverrides } from '../install.js';
+import { installOverrides, overridesInstalled, uninstallOverrides } from '../install.js';
 import { conv2dBackpropFilterConfig } from './Conv2DBackpropFilter.js';
 import { conv2dBackpropInputConfig } from './Conv2DBackpropInput.js';
 import { scaleShiftGeluConfig, scaleShiftGeluGradConfig } from './BatchNormGelu.js';
@@ -31,5 +31,10 @@ export function installWebGPUTrainingKernels(): void {
 
 /** Restores tfjs-backend-webgpu's own kernels (for comparisons in tests and benchmarks). */
 export function uninstallWebGPUTrainingKernels(): void {
-  uninstallOverrides(WEBGPU);
+  uninstallOverrides(WEBGPU, WEBGPU_TRAINING_KERNELS.map((k) => k.kernelName));
+}
+
+/** Whether the library's WebGPU training kernels are installed now. */
+export function webgpuTrainingKernelsInstalled(): boolean {
+  return overridesInstalled(WEBGPU, WEBGPU_TRAINING_KERNELS.map((k) => k.kernelName));
 }

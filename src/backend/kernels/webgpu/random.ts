@@ -1,17 +1,17 @@
 /**
- * The WGSL side of `DeviceRandom` (src/ops/random.ts): one flat compute program per distribution,
+ * The WebGPU side of `DeviceRandom` (src/ops/random.ts): one flat compute program per distribution,
  * run through the webgpu backend's `runWebGPUProgram`. The hash must stay bit-identical to
- * `hashIndex` in random.ts.
+ * `hashIndex` in ../random-draws.ts.
  * @internal
  */
-import type { WebGPUProgram } from '../types.js';
-
-/** What the kernel draws; `sortKey` feeds `permutation`. */
-export type RandomDistribution = 'uniform' | 'normal' | 'int' | 'sortKey';
+import { Reshape, getKernel, util, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
+import { RANDOM_KERNEL } from '../names.js';
+import { randomDtype, streamKeys, type RandomAttrs, type RandomDistribution } from '../random-draws.js';
+import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
 
 const WORKGROUP = 64;
 
-// Mirrors hashIndex in random.ts: Wellons' lowbias32 twice, keyed before each round.
+// Mirrors hashIndex in ../random-draws.ts: Wellons' lowbias32 twice, keyed before each round.
 const HASH = `
   fn dfMix(x0 : u32) -> u32 {
     var x = x0;
@@ -75,3 +75,24 @@ export class RandomProgram implements WebGPUProgram {
     `;
   }
 }
+
+// A compute shader draws; seed and counter travel as uniforms, never as tensors.
+const webgpuRandom: KernelFunc = ({ backend, attrs }) => {
+  const a = attrs as unknown as RandomAttrs;
+  const b = backend as unknown as WebGPUBackendLike;
+  const size = util.sizeFromShape(a.shape);
+  const [key0, key1] = streamKeys(a.seed, a.counter);
+  const flat = b.runWebGPUProgram(new RandomProgram(a.distribution, size), [], randomDtype(a.distribution), [
+    { type: 'uint32', data: [key0] },
+    { type: 'uint32', data: [key1] },
+    { type: 'int32', data: [a.low] },
+    { type: 'uint32', data: [a.range >>> 0] },
+  ]);
+  if (a.shape.length === 1) return flat;
+  const reshape = getKernel(Reshape, 'webgpu')!;
+  const out = reshape.kernelFunc({ inputs: { x: flat }, attrs: { shape: a.shape }, backend }) as TensorInfo;
+  b.disposeData(flat.dataId);
+  return out;
+};
+
+export const randomConfig: KernelConfig = { kernelName: RANDOM_KERNEL, backendName: 'webgpu', kernelFunc: webgpuRandom };

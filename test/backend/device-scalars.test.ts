@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect, it } from 'vitest';
-import { deviceScalar, deviceScalarCount, releaseDeviceScalars } from '../../src/ops/constants.js';
+import { deviceScalar, deviceScalarCount, releaseDeviceScalars } from '../../src/backend/device-scalars.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { KernelCounter } from '../../src/backend/counter.js';
 

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect, it } from 'vitest';
-import { KernelCounter } from '../../src/backend/counter.js';
-import { describeEachBackend, useBackend } from '../helpers/backends.js';
-import { liveTensors } from '../helpers/memory.js';
+import { KernelCounter } from '../../../src/backend/counter.js';
+import { describeOnBackend, useBackend } from '../../helpers/backends.js';
+import { liveTensors } from '../../helpers/memory.js';
 
 // The wasm Slice override (src/backend/kernels/wasm/Slice.ts) copies heap to heap; these cases compare it
 // bit for bit with the cpu backend's slice, for every rank the network and the trainer use.
@@ -28,7 +28,7 @@ async function sliceOn(backend: 'cpu' | 'wasm', dtype: 'float32' | 'int32' | 'bo
   return out;
 }
 
-describeEachBackend('wasm Slice and SplitV (heap to heap)', () => {
+describeOnBackend('wasm', 'wasm Slice and SplitV (heap to heap), against the cpu backend', () => {
   it('matches the cpu backend exactly, float32, int32 and bool', async () => {
     for (const dtype of ['float32', 'int32', 'bool'] as const) {
       for (const c of CASES) {
@@ -75,4 +75,4 @@ describeEachBackend('wasm Slice and SplitV (heap to heap)', () => {
     expect(liveTensors()).toBe(before);
     logits.dispose();
   });
-}, ['wasm'], "it tests the wasm backend's own Slice kernel");
+});

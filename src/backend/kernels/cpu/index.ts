@@ -1,0 +1,5 @@
+import type { KernelConfig } from '@tensorflow/tfjs-core';
+import { randomConfig } from './Random.js';
+
+/** The library's own cpu kernels (the backend's are not replaced: it is the reference). */
+export const CPU_LIBRARY_KERNELS: readonly KernelConfig[] = [randomConfig];

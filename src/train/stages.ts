@@ -1,0 +1,225 @@
+/**
+ * The stages of the seed's training recipe, each a small function or object the `Trainer` takes
+ * through `TrainOptions.stages`: the loss, the epoch's batches (augmentation), the optimiser's
+ * parameter groups and schedules, the EMA and the evaluation. The seed's are the defaults; swap one
+ * without touching the rest.
+ *
+ * @remarks
+ * A stage that keeps state of its own (a curriculum, a running statistic) implements
+ * {@link StageCheckpoint}: `Trainer.checkpoint()` stores what `saveState` returns under the stage's
+ * name and `Trainer.restore()` hands it back to `loadState`, so a user's stage resumes exactly too.
+ * Randomness should come from the `random` a batches stage is given: the trainer rewinds it to the
+ * epoch's start on resume.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { epochBatches, type Batch, type LabelledImages } from '../data/batches.js';
+import type { Hyp } from '../models/hyp.js';
+import { accuracy, crossEntropy, seedLoss } from '../ops/loss.js';
+import type { DeviceRandom } from '../ops/random.js';
+import { NetworkEMA } from './ema.js';
+import { predictWithFlipTTA } from './flip-tta.js';
+import { OneCycle, type LrSchedule } from './one-cycle.js';
+import { SGD, splitBiasGroups } from './sgd.js';
+
+/** What a stage keeps across steps, in a checkpoint: JSON-safe values and named tensors (copies the checkpoint owns). */
+export interface StageState {
+  json?: unknown;
+  tensors?: tf.NamedTensorMap;
+}
+
+/** Implemented by a stage with state of its own, so a checkpoint carries it and a restore puts it back. */
+export interface StageCheckpoint {
+  /** The stage's state now; tensors are copies (the checkpoint's caller disposes them). */
+  saveState(): StageState;
+  /** Puts back a state from `saveState` (the caller keeps its tensors: copy what you keep). Throws on one that does not fit. */
+  loadState(state: StageState): void;
+}
+
+/** What the trainer knows of the run when it builds and calls the stages. */
+export interface StageContext {
+  readonly model: tfl.LayersModel;
+  readonly hyp: Hyp;
+  readonly batchSize: number;
+  readonly totalSteps: number;
+  /** Steps in each epoch of the schedule. */
+  readonly epochSteps: readonly number[];
+  /** Side of the network's input images (the crop size), in pixels. */
+  readonly imageSize: number;
+}
+
+/**
+ * The training loss of one (micro-)batch: a scalar the gradients are taken of. `batchScale` turns the
+ * batch's sum into the full batch's share (the seed's loss is a sum scaled to `lossBatchSize`).
+ */
+export type LossStage = (logits: tf.Tensor2D, targets: tf.Tensor2D, args: { batchScale: number; context: StageContext }) => tf.Scalar;
+
+/** The seed's loss: label-smoothed cross-entropy summed over the batch, scaled by `lossBatchSize / batchSize`. */
+export const seedLossStage: LossStage = (logits, targets, { batchScale, context }) =>
+  seedLoss(logits, targets, { labelSmoothing: context.hyp.opt.labelSmoothing, batchScale });
+
+/** What a batches stage is given at the start of each epoch (and again when an epoch is resumed). */
+export interface BatchesStageArgs {
+  /** 0-based epoch. */
+  epoch: number;
+  /** The optimiser steps this epoch runs: the generator must give at least this many batches. */
+  steps: number;
+  /** The (padded) training split. */
+  train: LabelledImages;
+  /** The generator to draw from; the trainer sets it to the epoch's start state, so a resumed epoch draws the same batches. */
+  random: DeviceRandom;
+  context: StageContext;
+}
+
+/**
+ * The augmentation stage: a function that gives the epoch's batches (inputs the network's input
+ * size, targets one-hot). The trainer takes `steps` of them and closes the generator.
+ */
+export type BatchesStage = (args: BatchesStageArgs) => Iterator<Batch, unknown, undefined>;
+
+/** The seed's batches: shuffled, randomly cropped and flipped once per epoch, cutmix in the last `net.cutmixEpochs` epochs. */
+export const seedBatchesStage: BatchesStage = ({ epoch, steps, train, random, context }) => {
+  const { net, misc } = context.hyp;
+  return epochBatches(train, {
+    batchSize: context.batchSize,
+    random,
+    epochFraction: steps * context.batchSize / train.images.shape[0],
+    cropSize: context.imageSize,
+    cutmixSize: epoch >= misc.trainEpochs - net.cutmixEpochs ? net.cutmixSize : 0,
+  });
+};
+
+/** An optimiser with its parameter groups, and the learning-rate schedule of each group (the first is the one reported). */
+export interface OptimizerPlan {
+  optimizer: SGD;
+  /** One per group, in group order; a checkpoint's schedule steps are checked against them. */
+  schedules: LrSchedule[];
+}
+
+/** The optimiser stage: builds the parameter groups and their schedules for the run. */
+export type OptimizerStage = (context: StageContext) => OptimizerPlan;
+
+/**
+ * The seed's optimiser: Nesterov SGD in two groups, the weights named `...bias` and the rest, each with
+ * its learning rate and coupled weight decay under a linear OneCycle.
+ */
+export const seedOptimizerStage: OptimizerStage = ({ model, hyp, totalSteps }) => {
+  const { opt } = hyp;
+  const { bias, nonBias } = splitBiasGroups(model.trainableWeights);
+  const cycle = (maxLr: number) => new OneCycle({
+    maxLr,
+    totalSteps,
+    pctStart: opt.percentStart,
+    divFactor: opt.initialDivFactor,
+    finalDivFactor: 1 / (opt.initialDivFactor * opt.finalLrRatio),
+    anneal: 'linear',
+  });
+  const schedules = [cycle(opt.nonBiasLr), cycle(opt.biasLr)];
+  const common = { momentum: opt.momentum, nesterov: true };
+  const optimizer = new SGD([
+    { name: 'non_bias', weights: nonBias, lr: schedules[0]!, weightDecay: opt.nonBiasDecay, ...common },
+    { name: 'bias', weights: bias, lr: schedules[1]!, weightDecay: opt.biasDecay, ...common },
+  ]);
+  return { optimizer, schedules };
+};
+
+/** The EMA stage: when it is due, and the EMA it makes. */
+export interface EmaStage {
+  /** The first epoch the EMA runs in. */
+  startEpoch(context: StageContext): number;
+  /** Whether step `step` (completed steps, 1 after the first) of epoch `epoch` is one of the EMA's. */
+  isDue(epoch: number, step: number, context: StageContext): boolean;
+  /** The EMA, made from the live model at its first due step; later due steps call its `updateAt(model, step)`. */
+  create(context: StageContext): NetworkEMA;
+}
+
+/** The seed's EMA: from epoch `floor(trainEpochs) - ema.epochs`, every `ema.everyNSteps` steps, copied back into the live net. */
+export const seedEmaStage: EmaStage = {
+  startEpoch: ({ hyp }) => Math.floor(hyp.misc.trainEpochs) - hyp.misc.ema.epochs,
+  isDue(epoch, step, context) {
+    return epoch >= this.startEpoch(context) && step % context.hyp.misc.ema.everyNSteps === 0;
+  },
+  create: ({ model, hyp, totalSteps }) => {
+    const { ema } = hyp.misc;
+    return new NetworkEMA(model, {
+      decaySchedule: { totalSteps, decayBase: ema.decayBase, everyN: ema.everyNSteps, pow: ema.decayPow },
+    });
+  },
+};
+
+/** The evaluation stage: loss and accuracy of `model` (with whatever weights it holds now) on a labelled split. */
+export type EvaluateStage = (model: tfl.LayersModel, split: LabelledImages, context: StageContext) => Promise<{ loss: number; acc: number }>;
+
+/** The seed's evaluation: flip test-time augmentation, mean label-smoothed cross-entropy and accuracy, in `misc.evalBatchSize` chunks. */
+export const seedEvaluateStage: EvaluateStage = async (model, { images, targets }, { hyp }) => {
+  const n = images.shape[0];
+  const size = Math.min(hyp.misc.evalBatchSize, n);
+  const parts: tf.Scalar[] = [];
+  const weights: number[] = [];
+  for (let start = 0; start < n; start += size) {
+    const count = Math.min(size, n - start);
+    const [loss, acc] = tf.tidy(() => {
+      const x = tf.slice(images, start, count);
+      const y = tf.slice(targets, start, count);
+      const logits = predictWithFlipTTA(model, x);
+      return [tf.mean(crossEntropy(logits, y, hyp.opt.labelSmoothing)), accuracy(logits, y)] as tf.Scalar[];
+    });
+    parts.push(loss!, acc!);
+    weights.push(count);
+  }
+  const values = await Promise.all(parts.map((t) => t.data()));
+  tf.dispose(parts);
+  let loss = 0;
+  let acc = 0;
+  weights.forEach((w, i) => {
+    loss += values[2 * i]![0]! * w;
+    acc += values[2 * i + 1]![0]! * w;
+  });
+  return { loss: loss / n, acc: acc / n };
+};
+
+/** The stages a `Trainer` runs; each left out is the seed's. */
+export interface TrainStages {
+  loss?: LossStage;
+  batches?: BatchesStage;
+  optimizer?: OptimizerStage;
+  ema?: EmaStage;
+  evaluate?: EvaluateStage;
+}
+
+/** The stage names, in the order the trainer checkpoints their states. */
+export const STAGE_NAMES = ['loss', 'batches', 'optimizer', 'ema', 'evaluate'] as const;
+export type StageName = (typeof STAGE_NAMES)[number];
+
+/** The seed's recipe, stage by stage. */
+export const SEED_STAGES: Readonly<Required<TrainStages>> = Object.freeze({
+  loss: seedLossStage,
+  batches: seedBatchesStage,
+  optimizer: seedOptimizerStage,
+  ema: seedEmaStage,
+  evaluate: seedEvaluateStage,
+});
+
+/** `stages` with the seed's in every place left out, each checked to be what its place takes. */
+export function resolveStages(stages: TrainStages | undefined): Required<TrainStages> {
+  if (stages != null && typeof stages !== 'object') throw new Error(`Trainer: stages must be an object of stages, got ${String(stages)}`);
+  const given = stages ?? {};
+  for (const key of Object.keys(given)) {
+    if (!(STAGE_NAMES as readonly string[]).includes(key)) throw new Error(`Trainer: unknown stage '${key}'; expected one of ${STAGE_NAMES.join(', ')}`);
+  }
+  const resolved = { ...SEED_STAGES, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) } as Required<TrainStages>;
+  for (const name of ['loss', 'batches', 'optimizer', 'evaluate'] as const) {
+    if (typeof resolved[name] !== 'function') throw new Error(`Trainer: stages.${name} must be a function, got ${typeof resolved[name]}`);
+  }
+  const { ema } = resolved;
+  if (ema == null || typeof ema.startEpoch !== 'function' || typeof ema.isDue !== 'function' || typeof ema.create !== 'function') {
+    throw new Error('Trainer: stages.ema must be an object with startEpoch, isDue and create functions');
+  }
+  return resolved;
+}
+
+/** The stage's checkpoint interface, when it has one (both methods). */
+export function stageCheckpoint(stage: unknown): StageCheckpoint | null {
+  const s = stage as Partial<StageCheckpoint> | null;
+  return s != null && typeof s.saveState === 'function' && typeof s.loadState === 'function' ? (s as StageCheckpoint) : null;
+}
