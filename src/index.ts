@@ -56,6 +56,7 @@ export {
   concatCifar10Splits,
   cifar10Stats,
   cifar10ToBackend,
+  cifar10ToCompactBackend,
   cifar10Dataset,
   CIFAR10_CLASSES,
   CIFAR10_FILES,
@@ -72,9 +73,12 @@ export {
   type Cifar10OnBackend,
   type Cifar10Dataset,
   type Cifar10ToBackendOptions,
+  type Cifar10ToCompactBackendOptions,
+  type Cifar10CompactOnBackend,
   type ParseCifar10Options,
 } from './data/cifar10.js';
 export { readTar, type TarEntry } from './data/tar.js';
+export { CompactImages, compactImages, isCompactImages, normalisationTable, type CompactImagesOptions } from './data/compact.js';
 export {
   epochBatches,
   seedSchedule,
@@ -82,7 +86,11 @@ export {
   epochExamples,
   stepsInEpoch,
   type EpochBatchesArgs,
+  sliceImages,
   type LabelledImages,
+  type CompactLabelledImages,
+  type AnyLabelledImages,
+  type ImageSet,
   type Batch,
   type SeedSchedule,
 } from './data/batches.js';

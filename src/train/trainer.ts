@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { epochBatches, type Batch } from '../data/batches.js';
+import { epochBatches, sliceImages, type AnyLabelledImages, type Batch } from '../data/batches.js';
 import { findDiscreteActions, type DiscreteAction } from '../layers/discrete-action.js';
 import type { Hyp } from '../models/hyp.js';
 import { accuracy, crossEntropy, seedLoss } from '../ops/loss.js';
@@ -125,7 +125,7 @@ export class Trainer {
   readonly hyp: Hyp;
   /** The model's simulated discrete actions, whose noise streams checkpoints hold. */
   readonly discreteActions: readonly DiscreteAction[];
-  readonly data: TrainData;
+  readonly data: TrainData<AnyLabelledImages>;
   readonly batchSize: number;
   readonly microBatchSize: number;
   readonly epochSteps: number[];
@@ -151,7 +151,7 @@ export class Trainer {
   /** The epoch's logged training loss (per example) and accuracy, already read back. */
   private lastLogged: { loss: number; acc: number } | null = null;
 
-  constructor(net: tfl.LayersModel | TrainableNet, data: TrainData, options: TrainOptions = {}) {
+  constructor(net: tfl.LayersModel | TrainableNet, data: TrainData<AnyLabelledImages>, options: TrainOptions = {}) {
     ({ model: this.model, hyp: this.hyp } = resolveTrainable(net));
     this.discreteActions = findDiscreteActions(this.model);
     this.data = data;
@@ -390,7 +390,7 @@ export class Trainer {
       for (let start = 0; start < n; start += size) {
         const count = Math.min(size, n - start);
         const [loss, acc] = tf.tidy(() => {
-          const x = tf.slice(images, start, count);
+          const x = sliceImages(images, start, count);
           const y = tf.slice(targets, start, count);
           const logits = predictWithFlipTTA(this.model, x);
           return [tf.mean(crossEntropy(logits, y, this.hyp.opt.labelSmoothing)), accuracy(logits, y)] as tf.Scalar[];
