@@ -24,6 +24,8 @@ import {
   type LoadCifar10Options,
   type Hyp,
   type TrainData,
+  type AnyLabelledImages,
+  type Cifar10CompactOnBackend,
 } from '../../src/node.js';
 import { UsageError, type DataOrigin, type TrainConfig } from './args.js';
 import { Battery, type RunSummary } from './battery.js';
@@ -58,12 +60,13 @@ export async function trainCommand(config: TrainConfig, io: CliIO): Promise<numb
     throw e;
   }
   const { report, run, hyp, dataset, dataDir, onBackend } = prepared;
-  const data: TrainData = { train: onBackend.train, eval: onBackend.eval };
+  const data: TrainData<AnyLabelledImages> = { train: onBackend.train, eval: onBackend.eval };
   const battery = new Battery(dir.out, run, { versions: versions(), backend: report, config: run, hyp, dataSource: dataset.source, stats: onBackend.stats });
 
   // From here on a signal stops the run after the current step and checkpoints it.
   const stops = new StopRequests(io.stderr, (signal) => battery.recordQuit(signal));
   stops.install();
+  let failed = false;
   try {
     if (!config.resume) await writeRunConfig(dir.out, { run, backend: config.backend, data: dataDir });
     say(`Output: ${dir.out}${config.resume ? ' (continuing the run there)' : dir.reusing ? ' (reused: the run there never finished an epoch, so there was nothing to continue)' : ''}`);
@@ -76,9 +79,12 @@ export async function trainCommand(config: TrainConfig, io: CliIO): Promise<numb
       say(`Wrote ${join(dir.out, 'metrics.json')}`);
     }
     return exitCode;
+  } catch (e) {
+    failed = true;
+    throw e;
   } finally {
     stops.uninstall();
-    disposeData(onBackend);
+    disposeData(onBackend, failed);
   }
 }
 
@@ -89,7 +95,7 @@ interface PreparedRun {
   hyp: Hyp;
   dataset: Cifar10Dataset;
   dataDir: string | undefined;
-  onBackend: ReturnType<Cifar10Dataset['toBackend']>;
+  onBackend: Cifar10CompactOnBackend;
 }
 
 /**
@@ -121,7 +127,8 @@ async function prepareRun(config: TrainConfig, dir: RunDir, say: (line: string) 
   }
 
   // The net and its trainer, built once here so a configuration they refuse fails before anything is written.
-  const onBackend = dataset.toBackend({ padAmount: hyp.net.padAmount });
+  // The images stay bytes on the device and are decoded per batch: a fifth of the float32 set's memory.
+  const onBackend = dataset.toCompactBackend({ padAmount: hyp.net.padAmount });
   try {
     const probe = speedyConvNet({ hyp, mode: run.mode, seed: run.seed });
     try {
@@ -130,7 +137,7 @@ async function prepareRun(config: TrainConfig, dir: RunDir, say: (line: string) 
       probe.model.dispose();
     }
   } catch (e) {
-    disposeData(onBackend);
+    disposeData(onBackend, true);
     throw new UsageError(`the model or trainer refuses this configuration: ${(e as Error).message}`);
   }
   return { report, run, hyp, dataset, dataDir, onBackend };
@@ -181,7 +188,7 @@ interface OneRunArgs {
   runDir: string;
   run: RunConfig;
   hyp: Hyp;
-  data: TrainData;
+  data: TrainData<AnyLabelledImages>;
   stats: Cifar10Stats;
   io: CliIO;
   say: (line: string) => void;
@@ -201,6 +208,7 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery,
   const record = battery.startRun(r, seed, runDir, resumed?.checkpoint);
   let net: ReturnType<typeof speedyConvNet> | null = null;
   let trainer: Trainer | null = null;
+  let failed = false;
   try {
     await record.save();
     // Model
@@ -210,7 +218,7 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery,
 
     // Train, writing the table, a checkpoint and metrics.json after each epoch
     const epochs = Math.ceil(run.epochs);
-    const progress = new Progress(io.stderr, epochs);
+    const progress = new Progress(io.stderr, run.epochs);
     trainer = new Trainer(net, data, {
       seed,
       microBatchSize: run.microBatch,
@@ -237,6 +245,7 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery,
       io.stderr.write(`Resumed from the checkpoint of ${resumed.meta.savedAt} (${resumed.meta.reason}): epoch ${epoch + 1}, step ${epochStep} of the epoch, ${step}/${trainer.totalSteps} in all\n`);
     }
     stops.watch(trainer, progress);
+    progress.start();
     const result = await trainer.run();
     stops.watch(null, null);
     progress.clear();
@@ -259,19 +268,32 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery,
     say(`Saved the ${ema ? 'EMA' : 'final'} model to ${modelDir} (load it with tf.loadLayersModel(fileHandler(dir)))`);
     return await record.end('completed');
   } catch (e) {
+    failed = true;
     await record.fail(e as Error);
     throw e;
   } finally {
     stops.watch(null, null);
-    trainer?.dispose();
-    net?.model.dispose();
+    try {
+      trainer?.dispose();
+      net?.model.dispose();
+    } catch (e) {
+      // After a failure (a corrupted wasm heap, say) the first error is the one to report.
+      if (!failed) throw e;
+    }
   }
 }
 
 // ---- helpers ---------------------------------------------------------------------------------
 
-function disposeData(onBackend: PreparedRun['onBackend']): void {
-  tf.dispose([onBackend.train.images, onBackend.train.targets, onBackend.eval.images, onBackend.eval.targets]);
+/** Frees the data; after a failure (perhaps a corrupted wasm heap) a failure here must not replace the first error. */
+function disposeData(onBackend: PreparedRun['onBackend'], failed = false): void {
+  try {
+    onBackend.train.images.dispose();
+    onBackend.eval.images.dispose();
+    tf.dispose([onBackend.train.targets, onBackend.eval.targets]);
+  } catch (e) {
+    if (!failed) throw e;
+  }
 }
 
 /** The images the wasm heap holds in one training pass, per unit of base depth (128 images at base depth 64). */
