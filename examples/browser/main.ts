@@ -19,6 +19,8 @@ import {
   type StepInfo,
   type TrainCheckpoint,
   type TrainData,
+  type AnyLabelledImages,
+  sliceImages,
   type TrainResult,
 } from 'tfjs-dataflow';
 import { LineChart, Smoother } from './charts.js';
@@ -241,7 +243,7 @@ let lastStepEnd = 0;
 interface Session {
   config: RunConfig;
   net: SpeedyConvNet;
-  data: TrainData;
+  data: TrainData<AnyLabelledImages>;
   evalHost: Cifar10Split;
   trainer: Trainer | null;
   checkpoint: TrainCheckpoint | null;
@@ -253,7 +255,10 @@ function disposeSession(): void {
   session.trainer?.dispose();
   if (session.checkpoint) tf.dispose(Object.values(session.checkpoint.tensors));
   session.net.model.dispose();
-  tf.dispose([session.data.train.images, session.data.train.targets, session.data.eval.images, session.data.eval.targets]);
+  for (const split of [session.data.train, session.data.eval]) {
+    split.images.dispose();
+    split.targets.dispose();
+  }
   session = null;
 }
 
@@ -319,7 +324,7 @@ function buildGrid(evalHost: Cifar10Split): void {
 async function updatePredictions(s: Session): Promise<void> {
   const n = Math.min(GRID_SIZE, s.evalHost.count);
   const streams = s.net.discreteActions.map((d) => d.random.getState());
-  const predicted = tf.tidy(() => tf.argMax(predictWithFlipTTA(s.net.model, tf.slice(s.data.eval.images, 0, n)), 1));
+  const predicted = tf.tidy(() => tf.argMax(predictWithFlipTTA(s.net.model, sliceImages(s.data.eval.images, 0, n)), 1));
   const values = await predicted.data();
   predicted.dispose();
   streams.forEach((state, i) => s.net.discreteActions[i]!.random.setState(state));
@@ -442,7 +447,8 @@ async function startRun(): Promise<void> {
   progress.textContent = `putting ${dataset.train.count} training and ${dataset.eval.count} test images on ${config.backend}…`;
   let onBackend;
   try {
-    onBackend = dataset.toBackend({ padAmount: net.hyp.net.padAmount });
+    // Bytes on the device, decoded per batch: the full 50,000 images fit a browser's default 128 MiB per binding.
+    onBackend = dataset.toCompactBackend({ padAmount: net.hyp.net.padAmount });
   } catch (e) {
     net.model.dispose();
     throw e;
