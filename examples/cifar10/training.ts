@@ -126,6 +126,8 @@ async function prepareRun(config: TrainConfig, dir: RunDir, say: (line: string) 
     throw new UsageError(`--epochs ${run.epochs}: ${(e as Error).message.replace(/^trainSchedule: /, '')}`);
   }
 
+  if (report.backend === 'wasm') checkWasmHeap(run, dataset.train.count, dataset.eval.count);
+
   // The net and its trainer, built once here so a configuration they refuse fails before anything is written.
   // The images stay bytes on the device and are decoded per batch: a fifth of the float32 set's memory.
   const onBackend = dataset.toCompactBackend({ padAmount: hyp.net.padAmount });
@@ -300,6 +302,33 @@ function disposeData(onBackend: PreparedRun['onBackend'], failed = false): void 
 const WASM_TRAIN_IMAGES_X_DEPTH = 128 * 64;
 /** The same for an evaluation pass (no gradients, but the batch is doubled by the flip). */
 const WASM_EVAL_IMAGES_X_DEPTH = 512 * 64;
+
+/** 32-bit wasm's heap ends at 4 GiB (tfjs-backend-wasm grows it up to there). */
+const WASM_HEAP_BYTES = 4 * 2 ** 30;
+/**
+ * Heap bytes a training pass holds per image and unit of base depth (activations, their gradients, the
+ * kernels' scratch), measured: 128 images at base depth 64 took about 1.9 GB of the heap beside the data.
+ */
+const WASM_PASS_BYTES_PER_IMAGE_X_DEPTH = 232_000;
+
+/**
+ * Refuses, before anything is written, a wasm run whose heap cannot hold it: the compact data, a decoded
+ * batch (and its gather), and the passes' activations, against wasm's 4 GiB. Says what to lower.
+ */
+function checkWasmHeap(run: RunConfig, trainImages: number, evalImages: number): void {
+  const data = (trainImages + evalImages) * (3072 + 40);
+  const batch = 2 * run.batchSize * 32 * 32 * 3 * 4;
+  // An evaluation pass (no gradients, flip-doubled) holds about a quarter of a training pass per image.
+  const passes = Math.max(run.microBatch, Math.min(run.evalBatch, evalImages) / 4) * run.baseDepth * WASM_PASS_BYTES_PER_IMAGE_X_DEPTH;
+  const needed = data + batch + passes;
+  if (needed <= WASM_HEAP_BYTES) return;
+  const mb = (b: number) => `${Math.round(b / 1e6)} MB`;
+  const fitting = Math.floor((WASM_HEAP_BYTES - data - batch) / (run.baseDepth * WASM_PASS_BYTES_PER_IMAGE_X_DEPTH));
+  throw new UsageError(
+    `this run needs about ${mb(needed)} of wasm heap (data ${mb(data)}, batches ${mb(batch)}, passes of ${run.microBatch} images at base depth ${run.baseDepth} ${mb(passes)}), ` +
+    `more than wasm's ${mb(WASM_HEAP_BYTES)}: lower --micro-batch (at most about ${Math.max(1, fitting)} images per pass fit), --base-depth or --train-limit`,
+  );
+}
 
 /** The largest divisor of `n` that is at most `cap`. */
 function largestDivisorAtMost(n: number, cap: number): number {

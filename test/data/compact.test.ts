@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { epochBatches, sliceImages, type AnyLabelledImages } from '../../src/data/batches.js';
 import { cifar10ToBackend, cifar10ToCompactBackend, CIFAR10_IMAGE_BYTES, type Cifar10Split } from '../../src/data/cifar10.js';
@@ -141,9 +142,10 @@ describe('compactImages refuses what it cannot hold', () => {
   });
 });
 
-const CIFAR_DIR = '/work/shared/data/cifar10';
+// CI checks the repo out next to a copy of shared/; $CIFAR10_DIR (as the CLI reads it) elsewhere.
+const CIFAR_DIR = process.env['CIFAR10_DIR'] ?? resolve(__dirname, '../../../shared/data/cifar10');
 const haveCifar = existsSync(`${CIFAR_DIR}/data_batch_1.bin`);
-describe.skipIf(!haveCifar || !backendAvailable('cpu'))(`the full 50,000 training images on cpu${haveCifar ? '' : ' (skipped: no CIFAR-10 at /work/shared/data/cifar10)'}`, () => {
+describe.skipIf(!haveCifar || !backendAvailable('cpu'))(`the full 50,000 training images on cpu${haveCifar ? '' : ` (skipped: no CIFAR-10 at ${CIFAR_DIR}; set CIFAR10_DIR)`}`, () => {
   it('an epoch of compact batches equals the float pipeline bit for bit, at under a quarter of its device bytes', async () => {
     await useBackend('cpu');
     const dataset = await loadCifar10({ dir: CIFAR_DIR });

@@ -16,10 +16,12 @@ import { loadCifar10 } from '../../src/data/cifar10-node.js';
 import { fitSpeedyConvNetWhitening, speedyConvNet } from '../../src/models/speedy-convnet.js';
 import { DeviceRandom } from '../../src/ops/random.js';
 import { Trainer } from '../../src/train/trainer.js';
+import { main } from '../../examples/cifar10/main.js';
 import { backendAvailable, useBackend } from '../helpers/backends.js';
 
 const REPO = resolve(__dirname, '../..');
-const DATA = resolve(REPO, '../shared/data/cifar10');
+// $CIFAR10_DIR (as the CLI reads it) where the checkout has no ../shared beside it.
+const DATA = process.env['CIFAR10_DIR'] ?? resolve(REPO, '../shared/data/cifar10');
 const HAS_DATA = existsSync(join(DATA, 'data_batch_1.bin')) && existsSync(join(DATA, 'test_batch.bin'));
 const WHY_NOT = !HAS_DATA ? ` (skipped: no CIFAR-10 at ${DATA})` : !backendAvailable('wasm') ? ' (skipped: wasm backend unavailable)' : '';
 /**
@@ -57,6 +59,21 @@ describe.skipIf(WHY_NOT !== '')(`the seed's defaults at 50,000 images on wasm${W
     data.eval.images.dispose();
     tf.dispose([data.train.targets, data.eval.targets]);
   }, 600_000);
+
+  it('refuses, before writing anything, a wasm run whose passes cannot fit the 4 GiB heap, and says what to lower', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cifar10-heap-'));
+    try {
+      let err = '';
+      const io = { stdout: { write: () => true }, stderr: { write: (t: string) => (err += t) } };
+      const code = await main(['train', '--backend', 'wasm', '--data', DATA, '--train-limit', '1024', '--eval-limit', '100',
+        '--batch-size', '1024', '--micro-batch', '1024', '--out', join(dir, 'run')], io);
+      expect(code).toBe(2);
+      expect(err).toMatch(/this run needs about \d+ MB of wasm heap \(data \d+ MB, batches \d+ MB, passes of 1024 images at base depth 64 \d+ MB\), more than wasm's 4295 MB: lower --micro-batch \(at most about \d+ images per pass fit\), --base-depth or --train-limit/);
+      expect(existsSync(join(dir, 'run', 'config.json'))).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   let out = '';
   afterAll(async () => {
