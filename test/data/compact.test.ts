@@ -7,6 +7,7 @@ import { cifar10ToBackend, cifar10ToCompactBackend, CIFAR10_IMAGE_BYTES, type Ci
 import { compactImages, CompactImages } from '../../src/data/compact.js';
 import { loadCifar10 } from '../../src/data/cifar10-node.js';
 import { DeviceRandom } from '../../src/ops/random.js';
+import { KernelCounter } from '../../src/backend/counter.js';
 import { describeEachBackend, useBackend, backendAvailable } from '../helpers/backends.js';
 import { liveTensors } from '../helpers/memory.js';
 
@@ -90,6 +91,31 @@ describeEachBackend('compact data on the device', (backend) => {
     const compactBytes = tf.memory().numBytes - start;
     expect(compactBytes).toBeLessThanOrEqual(floatBytes / 4);
     expect(compact.train.images.bytes + compact.eval.images.bytes).toBeLessThan(compactBytes);
+    tf.dispose([compact.train.targets, compact.eval.targets]);
+    compact.train.images.dispose();
+    compact.eval.images.dispose();
+  });
+
+  it.skipIf(backend !== 'webgpu')('uploads nothing and reads nothing back per batch on WebGPU (the epoch\'s draws are made on the device)', async () => {
+    const compact = cifar10ToCompactBackend(train, evalSplit, { maxPartBytes: 40 * CIFAR10_IMAGE_BYTES });
+    const batches = epochBatches(compact.train, { batchSize: 16, random: new DeviceRandom(4) });
+    const first = batches.next();
+    expect(first.done).toBe(false);
+    const counter = new KernelCounter().start();
+    const later: tf.Tensor[] = [];
+    const counts = await counter.measure(() => {
+      for (let i = 0; i < 3; i++) {
+        const next = batches.next();
+        if (!next.done) later.push(next.value.inputs, next.value.targets);
+      }
+    });
+    counter.stop();
+    expect(later).toHaveLength(6);
+    expect(counts.uploadBytes).toBe(0);
+    expect(counts.readbacks).toBe(0);
+    batches.return(undefined);
+    if (!first.done) tf.dispose([first.value.inputs, first.value.targets]);
+    tf.dispose(later);
     tf.dispose([compact.train.targets, compact.eval.targets]);
     compact.train.images.dispose();
     compact.eval.images.dispose();
