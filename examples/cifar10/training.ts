@@ -271,8 +271,9 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery,
     return await record.end('completed');
   } catch (e) {
     failed = true;
-    await record.fail(e as Error);
-    throw e;
+    const reported = explainWasmHeapFailure(e as Error, tf.getBackend());
+    await record.fail(reported);
+    throw reported;
   } finally {
     stops.watch(null, null);
     try {
@@ -328,6 +329,21 @@ function checkWasmHeap(run: RunConfig, trainImages: number, evalImages: number):
     `this run needs about ${mb(needed)} of wasm heap (data ${mb(data)}, batches ${mb(batch)}, passes of ${run.microBatch} images at base depth ${run.baseDepth} ${mb(passes)}), ` +
     `more than wasm's ${mb(WASM_HEAP_BYTES)}: lower --micro-batch (at most about ${Math.max(1, fitting)} images per pass fit), --base-depth or --train-limit`,
   );
+}
+
+/**
+ * tfjs-backend-wasm does not report a failed allocation: its malloc returns 0 once the heap cannot grow
+ * (past 4 GB), the kernel writes there, and the trap surfaces later as "memory access out of bounds"
+ * (often in _dispose_data). Says what it most likely is and what to lower, keeping the original message.
+ */
+export function explainWasmHeapFailure(error: Error, backend: string): Error {
+  if (backend !== 'wasm' || !/memory access out of bounds|Cannot enlarge memory|out of memory|Aborted\(OOM\)/i.test(error?.message ?? '')) return error;
+  const explained = new Error(
+    `the wasm heap most likely ran out of memory (32-bit wasm ends at 4 GB, and tfjs-backend-wasm reports a failed allocation only ` +
+    `as a later trap): ${error.message}. Lower --micro-batch, --base-depth or --train-limit.`,
+  );
+  explained.stack = `${explained.message}\n${error.stack ?? ''}`;
+  return explained;
 }
 
 /** The largest divisor of `n` that is at most `cap`. */
