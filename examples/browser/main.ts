@@ -51,12 +51,14 @@ interface RunConfig {
   seed: number;
   /** Steps between reads of the loss (each read waits for the device). */
   logEvery: number;
+  /** Training images the whitening conv is fitted on (the seed: all 50,000; here at most the training set). */
+  whiten: number;
 }
 
 type NumericField = Exclude<keyof RunConfig, 'backend'>;
-const NUMERIC_FIELDS: NumericField[] = ['depth', 'train', 'eval', 'epochs', 'batch', 'micro', 'evalBatch', 'seed', 'logEvery'];
+const NUMERIC_FIELDS: NumericField[] = ['depth', 'train', 'eval', 'epochs', 'batch', 'micro', 'evalBatch', 'seed', 'logEvery', 'whiten'];
 
-const PRESETS: Record<'tiny' | 'quick' | 'seed', Omit<RunConfig, 'backend' | 'seed' | 'logEvery'>> = {
+const PRESETS: Record<'tiny' | 'quick' | 'seed', Omit<RunConfig, 'backend' | 'seed' | 'logEvery' | 'whiten'>> = {
   tiny: { depth: 8, train: 1024, eval: 256, epochs: 2, batch: 64, micro: 64, evalBatch: 256 },
   quick: { depth: 32, train: 10000, eval: 2000, epochs: 4, batch: 512, micro: 512, evalBatch: 1000 },
   seed: { depth: 64, train: 50000, eval: 10000, epochs: 12.1, batch: 1024, micro: 1024, evalBatch: 2500 },
@@ -441,7 +443,7 @@ async function startRun(): Promise<void> {
 
   const net = speedyConvNet({
     seed: config.seed,
-    hyp: { opt: { batchSize: config.batch }, net: { baseDepth: config.depth }, misc: { trainEpochs: config.epochs, evalBatchSize: config.evalBatch } },
+    hyp: { opt: { batchSize: config.batch }, net: { baseDepth: config.depth, whiteningExamples: config.whiten }, misc: { trainEpochs: config.epochs, evalBatchSize: config.evalBatch } },
   });
   t = performance.now();
   progress.textContent = `putting ${dataset.train.count} training and ${dataset.eval.count} test images on ${config.backend}…`;
@@ -505,6 +507,7 @@ async function main(): Promise<void> {
   applyPreset(gpu.ok && !gpu.software ? 'quick' : 'tiny');
   (form.elements.namedItem('seed') as HTMLInputElement).value = '0';
   (form.elements.namedItem('logEvery') as HTMLInputElement).value = '1';
+  (form.elements.namedItem('whiten') as HTMLInputElement).value = '50000';
   const backend = params.get('backend');
   if (backend === 'webgpu' || backend === 'wasm' || backend === 'cpu') backendSelect.value = backend;
   for (const field of NUMERIC_FIELDS) {
