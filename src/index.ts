@@ -58,6 +58,7 @@ export {
   concatCifar10Splits,
   cifar10Stats,
   cifar10ToBackend,
+  cifar10ToCompactBackend,
   cifar10Dataset,
   CIFAR10_CLASSES,
   CIFAR10_FILES,
@@ -74,6 +75,8 @@ export {
   type Cifar10OnBackend,
   type Cifar10Dataset,
   type Cifar10ToBackendOptions,
+  type Cifar10ToCompactBackendOptions,
+  type Cifar10CompactOnBackend,
   type ParseCifar10Options,
 } from './data/cifar10.js';
 export {
@@ -92,6 +95,7 @@ export {
   type ParseCifar100Options,
 } from './data/cifar100.js';
 export { readTar, type TarEntry } from './data/tar.js';
+export { CompactImages, compactImages, isCompactImages, normalisationTable, type CompactImagesOptions } from './data/compact.js';
 export {
   epochBatches,
   seedSchedule,
@@ -99,7 +103,11 @@ export {
   epochExamples,
   stepsInEpoch,
   type EpochBatchesArgs,
+  sliceImages,
   type LabelledImages,
+  type CompactLabelledImages,
+  type AnyLabelledImages,
+  type ImageSet,
   type Batch,
   type SeedSchedule,
 } from './data/batches.js';

@@ -18,6 +18,8 @@ import {
   type StepInfo,
   type TrainCheckpoint,
   type TrainData,
+  type AnyLabelledImages,
+  sliceImages,
   type TrainResult,
 } from 'tfjs-dataflow';
 import { LineChart, Smoother } from './charts.js';
@@ -50,12 +52,14 @@ interface RunConfig {
   logEvery: number;
   /** CIFAR-100's labels: fine (100 classes) or coarse (20 superclasses); unused for CIFAR-10. */
   labels: 'fine' | 'coarse';
+  /** Training images the whitening conv is fitted on (the seed: all 50,000; here at most the training set). */
+  whiten: number;
 }
 
 type NumericField = Exclude<keyof RunConfig, 'backend' | 'labels'>;
-const NUMERIC_FIELDS: NumericField[] = ['depth', 'train', 'eval', 'epochs', 'batch', 'micro', 'evalBatch', 'seed', 'logEvery'];
+const NUMERIC_FIELDS: NumericField[] = ['depth', 'train', 'eval', 'epochs', 'batch', 'micro', 'evalBatch', 'seed', 'logEvery', 'whiten'];
 
-const PRESETS: Record<'tiny' | 'quick' | 'seed', Omit<RunConfig, 'backend' | 'seed' | 'logEvery' | 'labels'>> = {
+const PRESETS: Record<'tiny' | 'quick' | 'seed', Omit<RunConfig, 'backend' | 'seed' | 'logEvery' | 'labels' | 'whiten'>> = {
   tiny: { depth: 8, train: 1024, eval: 256, epochs: 2, batch: 64, micro: 64, evalBatch: 256 },
   quick: { depth: 32, train: 10000, eval: 2000, epochs: 4, batch: 512, micro: 512, evalBatch: 1000 },
   seed: { depth: 64, train: 50000, eval: 10000, epochs: 12.1, batch: 1024, micro: 1024, evalBatch: 2500 },
@@ -252,7 +256,7 @@ let lastStepEnd = 0;
 interface Session {
   config: RunConfig;
   net: SpeedyConvNet;
-  data: TrainData;
+  data: TrainData<AnyLabelledImages>;
   evalHost: Cifar10Split;
   /** The dataset's class names, indexed by label. */
   classNames: readonly string[];
@@ -266,7 +270,10 @@ function disposeSession(): void {
   session.trainer?.dispose();
   if (session.checkpoint) tf.dispose(Object.values(session.checkpoint.tensors));
   session.net.model.dispose();
-  tf.dispose([session.data.train.images, session.data.train.targets, session.data.eval.images, session.data.eval.targets]);
+  for (const split of [session.data.train, session.data.eval]) {
+    split.images.dispose();
+    split.targets.dispose();
+  }
   session = null;
 }
 
@@ -332,7 +339,7 @@ function buildGrid(evalHost: Cifar10Split, classNames: readonly string[]): void 
 async function updatePredictions(s: Session): Promise<void> {
   const n = Math.min(GRID_SIZE, s.evalHost.count);
   const streams = s.net.discreteActions.map((d) => d.random.getState());
-  const predicted = tf.tidy(() => tf.argMax(predictWithFlipTTA(s.net.model, tf.slice(s.data.eval.images, 0, n)), 1));
+  const predicted = tf.tidy(() => tf.argMax(predictWithFlipTTA(s.net.model, sliceImages(s.data.eval.images, 0, n)), 1));
   const values = await predicted.data();
   predicted.dispose();
   streams.forEach((state, i) => s.net.discreteActions[i]!.random.setState(state));
@@ -450,13 +457,14 @@ async function startRun(): Promise<void> {
   const net = speedyConvNet({
     seed: config.seed,
     numClasses: dataset.classNames.length,
-    hyp: { opt: { batchSize: config.batch }, net: { baseDepth: config.depth }, misc: { trainEpochs: config.epochs, evalBatchSize: config.evalBatch } },
+    hyp: { opt: { batchSize: config.batch }, net: { baseDepth: config.depth, whiteningExamples: config.whiten }, misc: { trainEpochs: config.epochs, evalBatchSize: config.evalBatch } },
   });
   t = performance.now();
   progress.textContent = `putting ${dataset.train.count} training and ${dataset.eval.count} test images on ${config.backend}…`;
   let onBackend;
   try {
-    onBackend = dataset.toBackend({ padAmount: net.hyp.net.padAmount });
+    // Bytes on the device, decoded per batch: the full 50,000 images fit a browser's default 128 MiB per binding.
+    onBackend = dataset.toCompactBackend({ padAmount: net.hyp.net.padAmount });
   } catch (e) {
     net.model.dispose();
     throw e;
@@ -513,6 +521,7 @@ async function main(): Promise<void> {
   applyPreset(gpu.ok && !gpu.software ? 'quick' : 'tiny');
   (form.elements.namedItem('seed') as HTMLInputElement).value = '0';
   (form.elements.namedItem('logEvery') as HTMLInputElement).value = '1';
+  (form.elements.namedItem('whiten') as HTMLInputElement).value = '50000';
   const backend = params.get('backend');
   if (backend === 'webgpu' || backend === 'wasm' || backend === 'cpu') backendSelect.value = backend;
   for (const field of NUMERIC_FIELDS) {

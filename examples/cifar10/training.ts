@@ -27,6 +27,9 @@ import {
   type LoadCifar10Options,
   type Hyp,
   type TrainData,
+  type AnyLabelledImages,
+  type Cifar10CompactOnBackend,
+  type Cifar10OnBackend,
 } from '../../src/node.js';
 import { DATA_DIR_ENV, UsageError, type DataOrigin, type DatasetName, type TrainConfig } from './args.js';
 import { Battery, type RunSummary } from './battery.js';
@@ -71,12 +74,13 @@ async function trainInClaimedDir(config: TrainConfig, dir: RunDir, say: (line: s
     throw e;
   }
   const { report, run, hyp, dataset, dataDir, onBackend } = prepared;
-  const data: TrainData = { train: onBackend.train, eval: onBackend.eval };
+  const data: TrainData<AnyLabelledImages> = { train: onBackend.train, eval: onBackend.eval };
   const battery = new Battery(dir.out, run, { versions: versions(), backend: report, config: run, hyp, dataSource: dataset.source, stats: onBackend.stats });
 
   // From here on a signal stops the run after the current step and checkpoints it.
   const stops = new StopRequests(io.stderr, (signal) => battery.recordQuit(signal));
   stops.install();
+  let failed = false;
   try {
     // A new run's identity: each checkpoint records it, so --resume never continues another run's checkpoint.
     const runId = config.resume ? dir.saved?.runId : randomUUID();
@@ -92,9 +96,12 @@ async function trainInClaimedDir(config: TrainConfig, dir: RunDir, say: (line: s
       say(`Wrote ${join(dir.out, 'metrics.json')}`);
     }
     return exitCode;
+  } catch (e) {
+    failed = true;
+    throw e;
   } finally {
     stops.uninstall();
-    disposeData(onBackend);
+    disposeData(onBackend, failed);
   }
 }
 
@@ -105,7 +112,7 @@ interface PreparedRun {
   hyp: Hyp;
   dataset: Cifar10Dataset;
   dataDir: string | undefined;
-  onBackend: ReturnType<Cifar10Dataset['toBackend']>;
+  onBackend: Cifar10CompactOnBackend | Cifar10OnBackend;
 }
 
 /**
@@ -138,8 +145,14 @@ async function prepareRun(config: TrainConfig, dir: RunDir, say: (line: string) 
     throw new UsageError(`--epochs ${run.epochs}: ${(e as Error).message.replace(/^trainSchedule: /, '')}`);
   }
 
+  if (report.backend === 'wasm') checkWasmHeap(run, dataset.train.count, dataset.eval.count);
+
   // The net and its trainer, built once here so a configuration they refuse fails before anything is written.
-  const onBackend = dataset.toBackend({ padAmount: hyp.net.padAmount });
+  // The images stay bytes on the device and are decoded per batch: a fifth of the float32 set's memory.
+  // tfjs-node has no decode kernel (the library's kernels are for cpu, wasm and WebGPU): float32 there.
+  const onBackend = report.backend === 'tensorflow'
+    ? dataset.toBackend({ padAmount: hyp.net.padAmount })
+    : dataset.toCompactBackend({ padAmount: hyp.net.padAmount });
   try {
     const probe = speedyConvNet({ hyp, mode: run.mode, seed: run.seed, numClasses: dataset.classNames.length });
     try {
@@ -148,7 +161,7 @@ async function prepareRun(config: TrainConfig, dir: RunDir, say: (line: string) 
       probe.model.dispose();
     }
   } catch (e) {
-    disposeData(onBackend);
+    disposeData(onBackend, true);
     throw new UsageError(`the model or trainer refuses this configuration: ${(e as Error).message}`);
   }
   return { report, run, hyp, dataset, dataDir, onBackend };
@@ -200,7 +213,7 @@ interface OneRunArgs {
   runDir: string;
   run: RunConfig;
   hyp: Hyp;
-  data: TrainData;
+  data: TrainData<AnyLabelledImages>;
   stats: Cifar10Stats;
   io: CliIO;
   say: (line: string) => void;
@@ -222,6 +235,7 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery,
   const record = battery.startRun(r, seed, runDir, resumed?.checkpoint);
   let net: ReturnType<typeof speedyConvNet> | null = null;
   let trainer: Trainer | null = null;
+  let failed = false;
   try {
     await record.save();
     // Model
@@ -231,7 +245,7 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery,
 
     // Train, writing the table, a checkpoint and metrics.json after each epoch
     const epochs = Math.ceil(run.epochs);
-    const progress = new Progress(io.stderr, epochs);
+    const progress = new Progress(io.stderr, run.epochs);
     trainer = new Trainer(net, data, {
       seed,
       microBatchSize: run.microBatch,
@@ -258,6 +272,7 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery,
       io.stderr.write(`Resumed from the checkpoint of ${resumed.meta.savedAt} (${resumed.meta.reason}): epoch ${epoch + 1}, step ${epochStep} of the epoch, ${step}/${trainer.totalSteps} in all\n`);
     }
     stops.watch(trainer, progress);
+    progress.start();
     const result = await trainer.run();
     stops.watch(null, null);
     progress.clear();
@@ -280,25 +295,81 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery,
     say(`Saved the ${ema ? 'EMA' : 'final'} model to ${modelDir} (load it with tf.loadLayersModel(fileHandler(dir)))`);
     return await record.end('completed');
   } catch (e) {
-    await record.fail(e as Error);
-    throw e;
+    failed = true;
+    const reported = explainWasmHeapFailure(e as Error, tf.getBackend());
+    await record.fail(reported);
+    throw reported;
   } finally {
     stops.watch(null, null);
-    trainer?.dispose();
-    net?.model.dispose();
+    try {
+      trainer?.dispose();
+      net?.model.dispose();
+    } catch (e) {
+      // After a failure (a corrupted wasm heap, say) the first error is the one to report.
+      if (!failed) throw e;
+    }
   }
 }
 
 // ---- helpers ---------------------------------------------------------------------------------
 
-function disposeData(onBackend: PreparedRun['onBackend']): void {
-  tf.dispose([onBackend.train.images, onBackend.train.targets, onBackend.eval.images, onBackend.eval.targets]);
+/** Frees the data; after a failure (perhaps a corrupted wasm heap) a failure here must not replace the first error. */
+function disposeData(onBackend: PreparedRun['onBackend'], failed = false): void {
+  try {
+    onBackend.train.images.dispose();
+    onBackend.eval.images.dispose();
+    tf.dispose([onBackend.train.targets, onBackend.eval.targets]);
+  } catch (e) {
+    if (!failed) throw e;
+  }
 }
 
 /** The images the wasm heap holds in one training pass, per unit of base depth (128 images at base depth 64). */
 const WASM_TRAIN_IMAGES_X_DEPTH = 128 * 64;
 /** The same for an evaluation pass (no gradients, but the batch is doubled by the flip). */
 const WASM_EVAL_IMAGES_X_DEPTH = 512 * 64;
+
+/** 32-bit wasm's heap ends at 4 GiB (tfjs-backend-wasm grows it up to there). */
+const WASM_HEAP_BYTES = 4 * 2 ** 30;
+/**
+ * Heap bytes a training pass holds per image and unit of base depth (activations, their gradients, the
+ * kernels' scratch), measured: 128 images at base depth 64 took about 1.9 GB of the heap beside the data.
+ */
+const WASM_PASS_BYTES_PER_IMAGE_X_DEPTH = 232_000;
+
+/**
+ * Refuses, before anything is written, a wasm run whose heap cannot hold it: the compact data, a decoded
+ * batch (and its gather), and the passes' activations, against wasm's 4 GiB. Says what to lower.
+ */
+function checkWasmHeap(run: RunConfig, trainImages: number, evalImages: number): void {
+  const data = (trainImages + evalImages) * (3072 + 40);
+  const batch = 2 * run.batchSize * 32 * 32 * 3 * 4;
+  // An evaluation pass (no gradients, flip-doubled) holds about a quarter of a training pass per image.
+  const passes = Math.max(run.microBatch, Math.min(run.evalBatch, evalImages) / 4) * run.baseDepth * WASM_PASS_BYTES_PER_IMAGE_X_DEPTH;
+  const needed = data + batch + passes;
+  if (needed <= WASM_HEAP_BYTES) return;
+  const mb = (b: number) => `${Math.round(b / 1e6)} MB`;
+  const fitting = Math.floor((WASM_HEAP_BYTES - data - batch) / (run.baseDepth * WASM_PASS_BYTES_PER_IMAGE_X_DEPTH));
+  throw new UsageError(
+    `this run needs about ${mb(needed)} of wasm heap (data ${mb(data)}, batches ${mb(batch)}, passes of ${run.microBatch} images at base depth ${run.baseDepth} ${mb(passes)}), ` +
+    `more than wasm's ${mb(WASM_HEAP_BYTES)}: lower --micro-batch (at most about ${Math.max(1, fitting)} images per pass fit), --base-depth or --train-limit`,
+  );
+}
+
+/**
+ * tfjs-backend-wasm does not report a failed allocation: its malloc returns 0 once the heap cannot grow
+ * (past 4 GB), the kernel writes there, and the trap surfaces later as "memory access out of bounds"
+ * (often in _dispose_data). Says what it most likely is and what to lower, keeping the original message.
+ */
+export function explainWasmHeapFailure(error: Error, backend: string): Error {
+  if (backend !== 'wasm' || !/memory access out of bounds|Cannot enlarge memory|out of memory|Aborted\(OOM\)/i.test(error?.message ?? '')) return error;
+  const explained = new Error(
+    `the wasm heap most likely ran out of memory (32-bit wasm ends at 4 GB, and tfjs-backend-wasm reports a failed allocation only ` +
+    `as a later trap): ${error.message}. Lower --micro-batch, --base-depth or --train-limit.`,
+  );
+  explained.stack = `${explained.message}\n${error.stack ?? ''}`;
+  return explained;
+}
 
 /** The largest divisor of `n` that is at most `cap`. */
 function largestDivisorAtMost(n: number, cap: number): number {

@@ -2,8 +2,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { batchCrop } from '../augment/crop.js';
 import { batchCutmix } from '../augment/cutmix.js';
 import { batchFlipLR } from '../augment/flip.js';
+import { squareStarts } from '../augment/masks.js';
 import { randomOrGlobal } from '../ops/global-random.js';
 import type { DeviceRandom } from '../ops/random.js';
+import { CompactImages, isCompactImages } from './compact.js';
 
 /** Python 3's `round(x)`: round half to even (banker's rounding), which `Math.round` is not. */
 function pythonRound(x: number): number {
@@ -84,10 +86,40 @@ export function seedSchedule(numExamples: number, batchSize: number, trainEpochs
   };
 }
 
+/** NHWC images on the device: a float32 tensor, or 8-bit images decoded per batch ({@link CompactImages}). */
+export type ImageSet = tf.Tensor4D | CompactImages;
+
 /** A labelled image set: NHWC images (training images already reflect-padded) and soft targets. */
 export interface LabelledImages {
   images: tf.Tensor4D;
   targets: tf.Tensor2D;
+}
+
+/** A labelled image set whose images are kept compact ({@link CompactImages}) and decoded per batch. */
+export interface CompactLabelledImages {
+  images: CompactImages;
+  targets: tf.Tensor2D;
+}
+
+/** Either form of a labelled image set. */
+export type AnyLabelledImages = LabelledImages | CompactLabelledImages;
+
+/** Images `start` .. `start + count - 1` of a set as a float32 tensor (the caller owns it). */
+export function sliceImages(images: ImageSet, start: number, count: number): tf.Tensor4D {
+  return isCompactImages(images) ? images.slice(start, count) : tf.slice(images, start, count);
+}
+
+/** Disposes `tensors`; when an error is already on its way out, a failure here (a corrupted heap) must not replace it. */
+export function disposeAfter(tensors: tf.TensorContainer, failed: boolean): void {
+  if (!failed) {
+    tf.dispose(tensors);
+    return;
+  }
+  try {
+    tf.dispose(tensors);
+  } catch {
+    // The first error is the one to report.
+  }
 }
 
 /** Options of `epochBatches`, the seed's `get_batches` arguments. */
@@ -118,14 +150,20 @@ export interface Batch {
  * once (random crop, left-right flip, cutmix when `cutmixSize > 0`), then yields
  * shuffled full batches gathered on the backend.
  *
+ * With {@link CompactImages} the same draws are made in the same order (the shuffle, every image's
+ * crop offsets, every image's flip draw), but only each batch is decoded, cropped and flipped, so
+ * no augmented copy of the set exists (except with cutmix, which mixes across the whole set and so
+ * decodes it whole). The batches are the float pipeline's (see {@link CompactImages} for where
+ * they are bit for bit).
+ *
  * @remarks
  * The epoch's augmented copy is held (outside any `tf.tidy` the caller runs `next()`
  * in) until the generator finishes or is closed (`break` in a `for...of` closes it),
  * then freed. Each yielded batch belongs to the caller.
  */
-export function epochBatches(data: LabelledImages, args: EpochBatchesArgs): Generator<Batch, void, undefined> {
+export function epochBatches(data: AnyLabelledImages, args: EpochBatchesArgs): Generator<Batch, void, undefined> {
   // Validated here, eagerly: a generator body would only run at the first next().
-  const { images, targets } = data ?? ({} as Partial<LabelledImages>);
+  const { images, targets } = data ?? ({} as Partial<AnyLabelledImages>);
   if (images == null || images.rank !== 4) throw new Error(`epochBatches expects data.images as NHWC [n, height, width, channels], got shape [${images?.shape ?? String(images)}]`);
   if (targets == null || targets.rank !== 2 || targets.shape[0] !== images.shape[0]) {
     throw new Error(`epochBatches expects data.targets as [${images.shape[0]}, classes], got shape [${targets?.shape ?? String(targets)}]`);
@@ -144,7 +182,7 @@ export function epochBatches(data: LabelledImages, args: EpochBatchesArgs): Gene
 }
 
 function* generateBatches(
-  images: tf.Tensor4D,
+  images: ImageSet,
   targets: tf.Tensor2D,
   args: Required<Omit<EpochBatchesArgs, 'epochFraction'>>,
   count: number,
@@ -152,6 +190,7 @@ function* generateBatches(
   const { batchSize, random, train, cropSize, cutmixSize } = args;
   const n = images.shape[0];
   const held: tf.Tensor[] = [];
+  let failed = false;
   try {
     // Same draw order as the seed: the shuffle first, then the augmentations.
     const order = tf.keep(tf.tidy(() => {
@@ -159,25 +198,70 @@ function* generateBatches(
       return count < n ? tf.slice(perm, 0, count) : perm;
     }));
     held.push(order);
-    let epochImages: tf.Tensor4D = images;
-    let epochTargets: tf.Tensor2D = targets;
-    if (train) {
-      const augmented = tf.tidy(() => {
-        const flipped = batchFlipLR(batchCrop(images, cropSize, random), random);
-        return cutmixSize > 0 ? batchCutmix(flipped, targets, cutmixSize, random) : { images: flipped, targets: tf.clone(targets) as tf.Tensor2D };
-      });
-      epochImages = tf.keep(augmented.images);
-      epochTargets = tf.keep(augmented.targets);
-      held.push(epochImages, epochTargets);
+    let gatherBatch: (idx: tf.Tensor1D) => Batch;
+    if (isCompactImages(images)) {
+      // plan [n, 4]: image, top, left, flip: one row per image of the set, batches gather rows of it.
+      const plan = tf.keep(train ? compactPlan(images, cropSize, random) : tf.tidy(() => {
+        const zero = tf.zeros([n], 'int32');
+        return tf.stack([tf.range(0, n, 1, 'int32'), zero, zero, zero], 1) as tf.Tensor2D;
+      }));
+      held.push(plan);
+      const size = train ? cropSize : images.shape[1];
+      if (train && cutmixSize > 0) {
+        const mixed = tf.tidy(() => batchCutmix(decodeAll(images, plan, size), targets, cutmixSize, random));
+        held.push(tf.keep(mixed.images), tf.keep(mixed.targets));
+        gatherBatch = (idx) => ({ inputs: tf.gather(mixed.images, idx) as tf.Tensor4D, targets: tf.gather(mixed.targets, idx) as tf.Tensor2D });
+      } else {
+        gatherBatch = (idx) => ({ inputs: images.decode(tf.gather(plan, idx) as tf.Tensor2D, size), targets: tf.gather(targets, idx) as tf.Tensor2D });
+      }
+    } else {
+      let epochImages: tf.Tensor4D = images;
+      let epochTargets: tf.Tensor2D = targets;
+      if (train) {
+        const augmented = tf.tidy(() => {
+          const flipped = batchFlipLR(batchCrop(images, cropSize, random), random);
+          return cutmixSize > 0 ? batchCutmix(flipped, targets, cutmixSize, random) : { images: flipped, targets: tf.clone(targets) as tf.Tensor2D };
+        });
+        epochImages = tf.keep(augmented.images);
+        epochTargets = tf.keep(augmented.targets);
+        held.push(epochImages, epochTargets);
+      }
+      gatherBatch = (idx) => ({ inputs: tf.gather(epochImages, idx) as tf.Tensor4D, targets: tf.gather(epochTargets, idx) as tf.Tensor2D });
     }
     for (let i = 0; (i + 1) * batchSize <= count; i++) {
-      const batch = tf.tidy(() => {
-        const idx = tf.slice(order, i * batchSize, batchSize);
-        return { inputs: tf.gather(epochImages, idx) as tf.Tensor4D, targets: tf.gather(epochTargets, idx) as tf.Tensor2D };
-      });
+      const batch = tf.tidy(() => gatherBatch(tf.slice(order, i * batchSize, batchSize) as tf.Tensor1D) as unknown as tf.TensorContainer) as unknown as Batch;
       yield batch;
     }
+  } catch (e) {
+    failed = true;
+    throw e;
   } finally {
-    tf.dispose(held);
+    disposeAfter(held, failed);
   }
+}
+
+/**
+ * The epoch's crop and flip for every image of a compact set, drawn as batchCrop and batchFlipLR
+ * draw them for the whole set (the crop's rows, its columns, then one uniform per image).
+ */
+function compactPlan(images: CompactImages, cropSize: number, random: DeviceRandom): tf.Tensor2D {
+  const [n, height, width] = images.shape;
+  const { top, left } = squareStarts('batchCrop', n, height, width, cropSize, random);
+  let u: tf.Tensor | undefined;
+  try {
+    u = random.uniform([n]);
+    const flipDraws = u;
+    return tf.tidy(() => tf.stack([tf.range(0, n, 1, 'int32'), top, left, tf.cast(tf.less(flipDraws, 0.5), 'int32')], 1) as tf.Tensor2D);
+  } finally {
+    tf.dispose([top, left, ...(u ? [u] : [])]);
+  }
+}
+
+/** Every image of the set decoded by its plan row, in chunks (each decode's output is one tensor). */
+function decodeAll(images: CompactImages, plan: tf.Tensor2D, size: number): tf.Tensor4D {
+  const n = images.shape[0];
+  const chunk = 4096;
+  const parts: tf.Tensor4D[] = [];
+  for (let s = 0; s < n; s += chunk) parts.push(images.decode(tf.slice(plan, [s, 0], [Math.min(chunk, n - s), 4]), size));
+  return parts.length === 1 ? parts[0]! : tf.concat4d(parts, 0);
 }

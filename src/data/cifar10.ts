@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { CompactLabelledImages } from './batches.js';
+import { compactImages } from './compact.js';
 
 /** Side of a CIFAR-10 image in pixels. */
 export const CIFAR10_IMAGE_SIZE = 32;
@@ -192,6 +194,8 @@ export interface Cifar10Dataset {
   classNames: readonly string[];
   /** Puts the dataset on the active backend; see {@link cifar10ToBackend}. */
   toBackend(options?: Cifar10ToBackendOptions): Cifar10OnBackend;
+  /** Puts the dataset on the active backend as 8-bit images decoded per batch; see {@link cifar10ToCompactBackend}. */
+  toCompactBackend(options?: Cifar10ToCompactBackendOptions): Cifar10CompactOnBackend;
 }
 
 /** Builds a {@link Cifar10Dataset} around two host splits (labels indexing `classNames`, CIFAR-10's by default). */
@@ -203,6 +207,9 @@ export function cifar10Dataset(train: Cifar10Split, evalSplit: Cifar10Split, sou
     classNames,
     toBackend(options) {
       return cifar10ToBackend(train, evalSplit, { numClasses: classNames.length, ...options });
+    },
+    toCompactBackend(options) {
+      return cifar10ToCompactBackend(train, evalSplit, options);
     },
   };
 }
@@ -343,6 +350,82 @@ export function cifar10ToBackend(train: Cifar10Split, evalSplit: Cifar10Split, o
     return { train: trainTensors, eval: splitToBackend(evalSplit, stats, 0, chunkSize, numClasses), stats };
   } catch (e) {
     tf.dispose([trainTensors.images, trainTensors.targets]);
+    throw e;
+  }
+}
+
+/** Options for {@link cifar10ToCompactBackend}. */
+export interface Cifar10ToCompactBackendOptions {
+  /** Reflect padding of the decoded training images on every side; default 2 (the seed's `pad_amount`). */
+  padAmount?: number;
+  /** Normalisation statistics; default computed from the training split with {@link cifar10Stats}. */
+  stats?: Cifar10Stats;
+  /** Most bytes one device buffer may hold; default the WebGPU device's maxStorageBufferBindingSize (else 1 GiB). */
+  maxPartBytes?: number;
+}
+
+/** The dataset on the backend as compact sets: what {@link cifar10ToBackend} holds, at a fifth of the bytes. */
+export interface Cifar10CompactOnBackend {
+  /** Training split: decoded normalised and reflect-padded. */
+  train: CompactLabelledImages;
+  /** Evaluation split: decoded normalised with the training statistics, not padded. */
+  eval: CompactLabelledImages;
+  stats: Cifar10Stats;
+}
+
+/** A split's NCHW bytes (as in the files) in NHWC order. */
+function nhwcBytes(split: Cifar10Split): Uint8Array {
+  const plane = CIFAR10_IMAGE_SIZE * CIFAR10_IMAGE_SIZE;
+  const out = new Uint8Array(split.images.length);
+  for (let i = 0; i < split.count; i++) {
+    const base = i * CIFAR10_IMAGE_BYTES;
+    for (let c = 0; c < CIFAR10_CHANNELS; c++) {
+      const from = base + c * plane;
+      for (let p = 0; p < plane; p++) out[base + p * CIFAR10_CHANNELS + c] = split.images[from + p]!;
+    }
+  }
+  return out;
+}
+
+function oneHotTargets(split: Cifar10Split): tf.Tensor2D {
+  return tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(Int32Array.from(split.labels), 'int32'), CIFAR10_CLASSES.length), 'float32') as tf.Tensor2D);
+}
+
+/**
+ * {@link cifar10ToBackend} with the images kept as bytes on the device (four to an int32,
+ * 3,072 bytes an image against 15,552 for a padded float32 one) and decoded per batch
+ * ({@link CompactImages}): the same normalisation and padding, the same batches from
+ * `epochBatches`. Large splits are spread over several buffers, each within the WebGPU device's
+ * `maxStorageBufferBindingSize`. The caller owns (and disposes) the returned sets and targets.
+ */
+export function cifar10ToCompactBackend(train: Cifar10Split, evalSplit: Cifar10Split, options: Cifar10ToCompactBackendOptions = {}): Cifar10CompactOnBackend {
+  const pad = options.padAmount ?? 2;
+  if (!Number.isInteger(pad) || pad < 0 || pad >= CIFAR10_IMAGE_SIZE) {
+    throw new Error(`cifar10ToCompactBackend: padAmount must be an integer in 0..${CIFAR10_IMAGE_SIZE - 1} (reflect padding needs pad < image size), got ${pad}`);
+  }
+  for (const [name, split] of [['train', train], ['eval', evalSplit]] as const) {
+    if (split.count < 1 || split.images.length !== split.count * CIFAR10_IMAGE_BYTES || split.labels.length !== split.count) {
+      throw new Error(
+        `cifar10ToCompactBackend: ${name} split must hold count >= 1 images of ${CIFAR10_IMAGE_BYTES} bytes and one label each, ` +
+        `got count ${split.count}, ${split.images.length} image bytes, ${split.labels.length} labels`,
+      );
+    }
+  }
+  const stats = options.stats ?? cifar10Stats(train);
+  const side = CIFAR10_IMAGE_SIZE;
+  const common = { mean: stats.mean, std: stats.std, ...(options.maxPartBytes !== undefined ? { maxPartBytes: options.maxPartBytes } : {}) };
+  const held: Array<{ dispose(): void }> = [];
+  try {
+    const trainImages = compactImages(nhwcBytes(train), [train.count, side, side, CIFAR10_CHANNELS], { ...common, pad });
+    held.push(trainImages);
+    const trainTargets = oneHotTargets(train);
+    held.push(trainTargets);
+    const evalImages = compactImages(nhwcBytes(evalSplit), [evalSplit.count, side, side, CIFAR10_CHANNELS], { ...common, pad: 0 });
+    held.push(evalImages);
+    const evalTargets = oneHotTargets(evalSplit);
+    return { train: { images: trainImages, targets: trainTargets }, eval: { images: evalImages, targets: evalTargets }, stats };
+  } catch (e) {
+    for (const h of held) h.dispose();
     throw e;
   }
 }

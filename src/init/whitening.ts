@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { WhiteningConv } from '../layers/whitening.js';
 import { eighSymmetric } from './eigh.js';
+import { isCompactImages, type CompactImages } from '../data/compact.js';
 
 export interface FitWhiteningOptions {
   /** Images per chunk; each chunk gets its own covariance and eigendecomposition. Default 5000, the seed's `whiten_splits`. */
@@ -84,40 +85,69 @@ function patchKernel(k: number, channels: number): tf.Tensor4D {
   return tf.tensor4d(values, [k, k, channels, d]);
 }
 
+/** Gathers images by index as float32 NHWC (the caller owns the result). */
+type GatherImages = (indices: tf.Tensor1D) => tf.Tensor4D;
+
 /**
- * Unbiased covariance (as `torch.cov`) of all k×k patches of the images at `indices`,
- * on the backend: a first pass for the mean, a second for the centred products, in
- * batches so no pass holds more than a few million patch values.
+ * Unbiased covariance (as `torch.cov`) of all k×k patches of the images at `indices`: a first pass
+ * for the mean, a second for the centred products, in batches so no pass holds more than a few
+ * million patch values.
+ *
+ * @remarks
+ * The device sums each image's patches only (one d-vector and one d×d product per image, a few
+ * hundred float32 terms each); the host adds the images' sums in float64. A float32 sum over a
+ * whole chunk's millions of patches (what tfjs's matMul does in one call) was 7e-4 off a float64
+ * reference on wasm; this stays within 1e-5 on every backend. The mean is centred with its
+ * float32 rounding and the (tiny) rank-one effect of that rounding taken back out exactly.
  */
-function patchCovariance(images: tf.Tensor4D, indices: Int32Array, kernel: tf.Tensor4D, batch: number): tf.Tensor2D {
+async function patchCovariance(gather: GatherImages, indices: Int32Array, kernel: tf.Tensor4D, batch: number): Promise<Float64Array> {
   const d = kernel.shape[3];
   const batches: Int32Array[] = [];
   for (let s = 0; s < indices.length; s += batch) batches.push(indices.subarray(s, s + batch));
-  const patchesOf = (idx: Int32Array) => tf.tidy(() => {
-    const x = tf.gather(images, tf.tensor1d(idx, 'int32'));
-    return tf.reshape(tf.conv2d(x, kernel, 1, 'valid'), [-1, d]) as tf.Tensor2D;
-  });
-  return tf.tidy(() => {
-    let sum: tf.Tensor = tf.zeros([d]);
-    let count = 0;
-    for (const idx of batches) {
+  const patchesOf = (idx: Int32Array) => {
+    const x = gather(tf.tensor1d(idx, 'int32'));
+    const p = tf.conv2d(x, kernel, 1, 'valid');
+    return tf.reshape(p, [idx.length, p.shape[1] * p.shape[2], d]) as tf.Tensor3D;
+  };
+  let count = 0;
+  const sum = new Float64Array(d);
+  for (const idx of batches) {
+    const perImage = tf.tidy(() => {
       const p = patchesOf(idx);
-      count += p.shape[0];
-      const next = tf.add(sum, tf.sum(p, 0));
-      tf.dispose([p, sum]);
-      sum = next;
-    }
-    const mean = tf.div(sum, count);
-    let acc: tf.Tensor = tf.zeros([d, d]);
+      count += p.shape[0] * p.shape[1];
+      return tf.sum(p, 1);
+    });
+    const values = await perImage.data();
+    perImage.dispose();
+    for (let i = 0; i < values.length; i++) sum[i % d] += values[i]!;
+  }
+  const mean = sum.map((v) => v / count);
+  const centre = tf.tensor1d(Float32Array.from(mean), 'float32');
+  const acc = new Float64Array(d * d);
+  try {
     for (const idx of batches) {
-      const centred = tf.tidy(() => tf.sub(patchesOf(idx), mean));
-      const next = tf.add(acc, tf.matMul(centred, centred, true, false));
-      tf.dispose([centred, acc]);
-      acc = next;
+      const perImage = tf.tidy(() => {
+        const centred = tf.sub(patchesOf(idx), centre) as tf.Tensor3D;
+        return tf.matMul(centred, centred, true, false);
+      });
+      const values = await perImage.data();
+      perImage.dispose();
+      for (let i = 0; i < values.length; i++) acc[i % (d * d)] += values[i]!;
     }
-    // torch.cov is unbiased: divide by n - 1.
-    return tf.div(acc, count - 1) as tf.Tensor2D;
-  });
+  } finally {
+    centre.dispose();
+  }
+  // Centred on m' = fround(mean): Σ(x - m')(x - m')ᵀ = Σ(x - mean)(x - mean)ᵀ + count·δδᵀ with δ = m' - mean.
+  const shift = Float32Array.from(mean);
+  const covariance = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) {
+    for (let j = 0; j < d; j++) {
+      const correction = count * (shift[i]! - mean[i]!) * (shift[j]! - mean[j]!);
+      // torch.cov is unbiased: divide by n - 1.
+      covariance[i * d + j] = (acc[i * d + j]! - correction) / (count - 1);
+    }
+  }
+  return covariance;
 }
 
 /** Flips each row of a row-major d×d matrix so its largest-magnitude component is positive. */
@@ -196,18 +226,32 @@ export function setWhiteningConv(layer: WhiteningConv, eigenvalues: ArrayLike<nu
  * component is positive): about 2 points of accuracy at 10,000 images, in PyTorch
  * and here alike (docs/results.md). `average: 'covariance'` averages the chunk
  * covariances and decomposes once.
- * Only d×d covariances are read back, one per chunk.
+ * The device sums each image's patches; those per-image sums (a d-vector and a d×d matrix per
+ * image) are read back and added in float64, never the patches themselves.
  *
  * @param layer The whitening layer; built here (through `apply`, so its weight is named) if needed.
  * @param images Float32 NHWC images `[N, H, W, C]`, unpadded and normalised.
  */
-export async function fitWhitening(layer: WhiteningConv, images: tf.Tensor4D, options: FitWhiteningOptions = {}): Promise<WhiteningFit> {
+export async function fitWhitening(layer: WhiteningConv, images: tf.Tensor4D | CompactImages, options: FitWhiteningOptions = {}): Promise<WhiteningFit> {
   if (!(layer instanceof WhiteningConv)) throw new Error(`${FN}: argument 'layer' must be a WhiteningConv, got ${(layer as object)?.constructor?.name ?? String(layer)}`);
-  if (!(images instanceof tf.Tensor)) throw new Error(`${FN}: argument 'images' must be a tf.Tensor, got ${typeof images}`);
+  if (isCompactImages(images)) return fitWhiteningFrom(layer, images.shape, (idx) => images.gather(idx), options);
+  if (!(images instanceof tf.Tensor)) throw new Error(`${FN}: argument 'images' must be a tf.Tensor or CompactImages, got ${typeof images}`);
   const shape = `[${images.shape.join(',')}]`;
   if (images.rank !== 4) throw new Error(`${FN}: argument 'images' must be NHWC of rank 4, got shape ${shape}`);
   if (images.dtype !== 'float32') throw new Error(`${FN}: argument 'images' must be float32, got dtype '${images.dtype}'`);
-  const [n, h, w, ch] = images.shape;
+  return fitWhiteningFrom(layer, images.shape, (idx) => tf.gather(images, idx), options);
+}
+
+/**
+ * {@link fitWhitening} on images `gather` returns by index, `shape` their (NHWC) shape: what it runs
+ * for a tensor, a compact set, or a window of either (fitSpeedyConvNetWhitening's unpadded images).
+ * @internal
+ */
+export async function fitWhiteningFrom(
+  layer: WhiteningConv, imageShape: readonly number[], gather: GatherImages, options: FitWhiteningOptions = {},
+): Promise<WhiteningFit> {
+  const shape = `[${imageShape.join(',')}]`;
+  const [n, h, w, ch] = imageShape as [number, number, number, number];
   const k = layer.kernelSize;
   if (ch !== layer.channels) throw new Error(`${FN}: argument 'images' must have ${layer.channels} channels (last axis) for layer '${layer.name}', got shape ${shape}`);
   if (h < k || w < k) throw new Error(`${FN}: argument 'images' must be at least ${k}x${k} spatially, got shape ${shape}`);
@@ -245,9 +289,7 @@ export async function fitWhitening(layer: WhiteningConv, images: tf.Tensor4D, op
   const chunks: WhiteningFit['chunks'] = [];
   try {
     for (const idx of chunkIndices) {
-      const covT = patchCovariance(images, idx, kernel, batchSize);
-      const covariance = Float64Array.from(await covT.data());
-      covT.dispose();
+      const covariance = await patchCovariance(gather, idx, kernel, batchSize);
       const eig = average === 'eigenpairs' ? descendingEigen(covariance, d, signMode) : { eigenvalues: new Float64Array(0), eigenvectors: new Float64Array(0) };
       chunks.push({ ...eig, covariance });
     }

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initConvGroupDirac } from '../init/dirac.js';
-import { fitWhitening, type FitWhiteningOptions, type WhiteningFit } from '../init/whitening.js';
+import { fitWhitening, fitWhiteningFrom, type FitWhiteningOptions, type WhiteningFit } from '../init/whitening.js';
+import { isCompactImages, type CompactImages } from '../data/compact.js';
 import { BatchNorm } from '../layers/batch-norm.js';
 import { Conv } from '../layers/conv.js';
 import { ConvGroup } from '../layers/conv-group.js';
@@ -116,19 +117,28 @@ export function speedyConvNet(options: SpeedyConvNetOptions = {}): SpeedyConvNet
  */
 export async function fitSpeedyConvNetWhitening(
   net: SpeedyConvNet,
-  images: tf.Tensor4D,
+  images: tf.Tensor4D | CompactImages,
   options: FitWhiteningOptions & { padAmount?: number } = {},
 ): Promise<WhiteningFit> {
   const { padAmount = 0, ...fitOptions } = options;
+  const fit = {
+    chunkSize: net.hyp.net.whiteningChunkSize,
+    numExamples: Math.min(net.hyp.net.whiteningExamples, images.shape[0]),
+    ...fitOptions,
+  };
+  if (isCompactImages(images)) {
+    // Decoded straight to the unpadded window: nothing of the padded set is materialised.
+    const [n, h, w, c] = images.shape;
+    if (h !== w) throw new Error(`fitSpeedyConvNetWhitening: compact images must be square, got shape [${images.shape}]`);
+    const side = h - 2 * padAmount;
+    if (!(Number.isInteger(padAmount) && padAmount >= 0 && side >= 1)) throw new Error(`fitSpeedyConvNetWhitening: padAmount ${padAmount} does not fit images of ${h}x${w}`);
+    return fitWhiteningFrom(net.whitening, [n, side, side, c], (idx) => images.gather(idx, padAmount, side), fit);
+  }
   const unpadded = padAmount > 0
     ? tf.slice(images, [0, padAmount, padAmount, 0], [-1, images.shape[1] - 2 * padAmount, images.shape[2] - 2 * padAmount, -1])
     : images;
   try {
-    return await fitWhitening(net.whitening, unpadded, {
-      chunkSize: net.hyp.net.whiteningChunkSize,
-      numExamples: Math.min(net.hyp.net.whiteningExamples, images.shape[0]),
-      ...fitOptions,
-    });
+    return await fitWhitening(net.whitening, unpadded, fit);
   } finally {
     if (unpadded !== images) unpadded.dispose();
   }

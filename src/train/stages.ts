@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { epochBatches, type Batch, type LabelledImages } from '../data/batches.js';
+import { epochBatches, sliceImages, type AnyLabelledImages, type Batch } from '../data/batches.js';
 import type { Hyp } from '../models/hyp.js';
 import { accuracy, crossEntropy, seedLoss } from '../ops/loss.js';
 import type { DeviceRandom } from '../ops/random.js';
@@ -65,7 +65,7 @@ export interface BatchesStageArgs {
   /** The optimiser steps this epoch runs: the generator must give at least this many batches. */
   steps: number;
   /** The (padded) training split. */
-  train: LabelledImages;
+  train: AnyLabelledImages;
   /** The generator to draw from; the trainer sets it to the epoch's start state, so a resumed epoch draws the same batches. */
   random: DeviceRandom;
   context: StageContext;
@@ -148,7 +148,7 @@ export const seedEmaStage: EmaStage = {
 };
 
 /** The evaluation stage: loss and accuracy of `model` (with whatever weights it holds now) on a labelled split. */
-export type EvaluateStage = (model: tfl.LayersModel, split: LabelledImages, context: StageContext) => Promise<{ loss: number; acc: number }>;
+export type EvaluateStage = (model: tfl.LayersModel, split: AnyLabelledImages, context: StageContext) => Promise<{ loss: number; acc: number }>;
 
 /** The seed's evaluation: flip test-time augmentation, mean label-smoothed cross-entropy and accuracy, in `misc.evalBatchSize` chunks. */
 export const seedEvaluateStage: EvaluateStage = async (model, { images, targets }, { hyp }) => {
@@ -159,7 +159,7 @@ export const seedEvaluateStage: EvaluateStage = async (model, { images, targets 
   for (let start = 0; start < n; start += size) {
     const count = Math.min(size, n - start);
     const [loss, acc] = tf.tidy(() => {
-      const x = tf.slice(images, start, count);
+      const x = sliceImages(images, start, count);
       const y = tf.slice(targets, start, count);
       const logits = predictWithFlipTTA(model, x);
       return [tf.mean(crossEntropy(logits, y, hyp.opt.labelSmoothing)), accuracy(logits, y)] as tf.Scalar[];

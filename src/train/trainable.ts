@@ -1,17 +1,22 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { LabelledImages } from '../data/batches.js';
+import type { AnyLabelledImages, LabelledImages } from '../data/batches.js';
+import { isCompactImages } from '../data/compact.js';
 import { resolveHyp, type Hyp, type HypOverrides } from '../models/hyp.js';
 
 // What a Trainer trains (a model and its hyperparameters) and on what (the data), with the checks that
 // refuse them up front, saying what was expected and what arrived.
 
-/** The dataset as the seed holds it on the device: padded, normalised training images and the eval split. */
-export interface TrainData {
+/**
+ * The dataset as the seed holds it on the device: padded, normalised training images and the eval split,
+ * as float32 tensors (`TrainData`) or either form (`TrainData<AnyLabelledImages>`, what a Trainer takes:
+ * compact sets are decoded per batch).
+ */
+export interface TrainData<Split extends AnyLabelledImages = LabelledImages> {
   /** Training images reflect-padded by `hyp.net.padAmount`, NHWC, with one-hot (or soft) targets. */
-  train: LabelledImages;
+  train: Split;
   /** Evaluation images (unpadded) and one-hot targets. */
-  eval: LabelledImages;
+  eval: Split;
 }
 
 /**
@@ -53,10 +58,10 @@ export function resolveTrainable(net: tfl.LayersModel | TrainableNet): { model: 
 }
 
 /** Checks the data against the model and hyp; returns the side of the model's input images (the crop size). */
-export function checkTrainData(model: tfl.LayersModel, data: TrainData, hyp: Hyp): number {
-  const isSplit = (s: LabelledImages | undefined) => s?.images instanceof tf.Tensor && s.images.rank === 4 && s.targets instanceof tf.Tensor && s.targets.rank === 2;
+export function checkTrainData(model: tfl.LayersModel, data: TrainData<AnyLabelledImages>, hyp: Hyp): number {
+  const isSplit = (s: AnyLabelledImages | undefined) => (s?.images instanceof tf.Tensor || (isCompactImages(s?.images) && !s.images.isDisposed)) && s.images.rank === 4 && s.targets instanceof tf.Tensor && s.targets.rank === 2;
   if (data == null || !isSplit(data.train) || !isSplit(data.eval)) {
-    throw new Error('Trainer: data must be { train: { images, targets }, eval: { images, targets } }: NHWC image tensors and [N, classes] target tensors');
+    throw new Error('Trainer: data must be { train: { images, targets }, eval: { images, targets } }: NHWC image tensors (or CompactImages) and [N, classes] target tensors');
   }
   const gone = (['train', 'eval'] as const).flatMap((split) => (['images', 'targets'] as const).filter((k) => data[split][k].isDisposed).map((k) => `data.${split}.${k}`));
   if (gone.length > 0) throw new Error(`Trainer: ${gone.join(', ')} ${gone.length === 1 ? 'has' : 'have'} been disposed`);

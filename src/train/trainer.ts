@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { Batch } from '../data/batches.js';
+import type { AnyLabelledImages, Batch } from '../data/batches.js';
 import { findDiscreteActions, type DiscreteAction } from '../layers/discrete-action.js';
 import type { Hyp } from '../models/hyp.js';
 import { accuracy } from '../ops/loss.js';
@@ -80,7 +80,7 @@ export class Trainer {
   readonly hyp: Hyp;
   /** The model's simulated discrete actions, whose noise streams checkpoints hold. */
   readonly discreteActions: readonly DiscreteAction[];
-  readonly data: TrainData;
+  readonly data: TrainData<AnyLabelledImages>;
   readonly batchSize: number;
   readonly microBatchSize: number;
   readonly epochSteps: number[];
@@ -111,7 +111,7 @@ export class Trainer {
   /** The epoch's logged training loss (per example) and accuracy, already read back. */
   private lastLogged: { loss: number; acc: number } | null = null;
 
-  constructor(net: tfl.LayersModel | TrainableNet, data: TrainData, options: TrainOptions = {}) {
+  constructor(net: tfl.LayersModel | TrainableNet, data: TrainData<AnyLabelledImages>, options: TrainOptions = {}) {
     ({ model: this.model, hyp: this.hyp } = resolveTrainable(net));
     this.discreteActions = findDiscreteActions(this.model);
     this.data = data;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_SEED, parseCommandLine, UsageError } from '../../examples/cifar10/args.js';
 import { readCheckpoint } from '../../examples/cifar10/files.js';
 import { main, type CliIO } from '../../examples/cifar10/main.js';
-import { Progress } from '../../examples/cifar10/progress.js';
+import { Progress, formatDuration } from '../../examples/cifar10/progress.js';
 import { DiscreteAction, fileHandler, predictWithFlipTTA, speedyConvNet, type EpochRecord, type StepInfo } from '../../src/node.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { liveTensors } from '../helpers/memory.js';
@@ -160,24 +160,34 @@ describe('CIFAR-10 CLI: arguments', () => {
     }
   });
 
-  it('shows progress as a bar on a terminal and as periodic lines elsewhere', () => {
+  it('shows progress as a bar on a terminal and as periodic lines elsewhere, with the time estimated after the first step and an ETA', () => {
     const step = (epochStep: number, extra: Partial<StepInfo> = {}): StepInfo => ({
       epoch: 0, step: epochStep, epochStep, epochSteps: 4, totalSteps: 8, lr: 0.002, imagesPerSec: 123.4, ...extra,
     });
     let tty = '';
     const bar = new Progress({ write: (t: string) => (tty += t), isTTY: true, columns: 200 }, 2);
+    bar.start();
     bar.update(step(1, { loss: 2.25, acc: 0.125 }));
-    expect(tty).toBe('\r[######..................] epoch 1/2 step 1/4 (1/8) loss 2.2500 acc 0.1250 lr 2.000e-3 123 img/s\x1b[K');
+    expect(tty).toMatch(/^Estimated time: \d+ s for 8 steps \(\d+ s a step so far; about \d+ s left\)\n/);
+    expect(tty).toMatch(/\r\[######\.{18}\] epoch 1\/2 step 1\/4 \(1\/8\) loss 2\.2500 acc 0\.1250 lr 2\.000e-3 123 img\/s ETA \d+ s\x1b\[K$/);
     bar.clear();
     expect(tty.endsWith('\r\x1b[K')).toBe(true);
     let plain = '';
-    const lines = new Progress({ write: (t: string) => (plain += t) }, 2, 60_000);
+    const lines = new Progress({ write: (t: string) => (plain += t) }, 12.1, 60_000);
+    lines.start();
     lines.update(step(1, { loss: 2.25, acc: 0.125 }));
     lines.update(step(2));
-    expect(plain).toBe('');
+    // One estimate, said once; the periodic lines wait for their interval or the epoch's end.
+    expect(plain.split('\n').filter(Boolean)).toHaveLength(1);
+    expect(plain).toMatch(/^Estimated time: /);
     lines.update(step(4));
-    expect(plain).toBe('epoch 1/2 step 4/4 (4/8) loss 2.2500 acc 0.1250 lr 2.000e-3 123 img/s\n');
+    // The epoch as the seed counts it: of 12.1, not of ceil(12.1) = 13.
+    expect(plain.split('\n')[1]).toMatch(/^epoch 1\/12\.1 step 4\/4 \(4\/8\) loss 2\.2500 acc 0\.1250 lr 2\.000e-3 123 img\/s ETA \d+ s$/);
+    expect(formatDuration(28_080)).toBe('7 h 48 min');
+    expect(formatDuration(47)).toBe('47 s');
+    expect(formatDuration(600)).toBe('10 min');
   });
+
 });
 
 // A small configuration: small enough for two busy cores, large enough to learn. Runs take minutes when the cores are shared.

@@ -25,7 +25,52 @@ const D = 12;
 // eigenvalue) moves eigenvector k by ~δ/gap_k, so the fitted weights agree to 3e-4, the eigenvalues to 1e-5.
 const WEIGHT_RTOL = 3e-4;
 
+/** float64 unbiased covariance of all 2x2 patches (components ordered channel, row, column) of NHWC float32 images. */
+function patchCovarianceF64(x: Float32Array, n: number, h: number, w: number, c: number): Float64Array {
+  const d = c * 4;
+  const sum = new Float64Array(d);
+  const prod = new Float64Array(d * d);
+  const p = new Float64Array(d);
+  let count = 0;
+  for (let b = 0; b < n; b++) {
+    for (let i = 0; i + 1 < h; i++) {
+      for (let j = 0; j + 1 < w; j++) {
+        for (let ch = 0; ch < c; ch++) {
+          for (let di = 0; di < 2; di++) for (let dj = 0; dj < 2; dj++) p[ch * 4 + di * 2 + dj] = x[((b * h + i + di) * w + j + dj) * c + ch]!;
+        }
+        for (let a = 0; a < d; a++) {
+          sum[a] += p[a]!;
+          for (let e = 0; e < d; e++) prod[a * d + e] += p[a]! * p[e]!;
+        }
+        count++;
+      }
+    }
+  }
+  return prod.map((v, k) => (v - (sum[Math.floor(k / d)]! * sum[k % d]!) / count) / (count - 1));
+}
+
 describeEachBackend('fitWhitening', (backend) => {
+  it('the covariance of a large chunk is within 1e-5 of a float64 reference (issue 20 item 4: wasm was 7.1e-4 off)', async () => {
+    // CIFAR-like: normalised bytes, so patches are strongly correlated and the mean is off zero.
+    const n = backend === 'webgpu' ? 400 : 2000;
+    let seed = 7;
+    const next = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+    const host = new Float32Array(n * 32 * 32 * 3);
+    for (let i = 0; i < host.length; i += 3) {
+      const base = next();
+      for (let ch = 0; ch < 3; ch++) host[i + ch] = Math.fround(((Math.floor((0.8 * base + 0.2 * next()) * 256) / 255) - 0.45) / 0.25);
+    }
+    const images = tf.tensor4d(host, [n, 32, 32, 3]);
+    const layer = new WhiteningConv({ name: 'whiten_large' });
+    const fit = await fitWhitening(layer, images, { chunkSize: n, shuffle: false });
+    const reference = patchCovarianceF64(host, n, 32, 32, 3);
+    let worst = 0;
+    for (let k = 0; k < D * D; k++) worst = Math.max(worst, Math.abs(fit.chunks[0]!.covariance[k]! - reference[k]!));
+    expect(worst).toBeLessThanOrEqual(1e-5);
+    images.dispose();
+    layer.dispose();
+  }, 120_000);
+
   it("matches torch (canonical signs, eigenpair averaging): weights, eigenvalues, forward; reads back only the covariances", async () => {
     const images = toTensor(fx.images) as tf.Tensor4D;
     const layer = new WhiteningConv({ name: 'whiten' });
@@ -37,9 +82,10 @@ describeEachBackend('fitWhitening', (backend) => {
     // Built through apply: the weight carries the layer's name.
     expect(layer.weights.map((w) => w.originalName)).toEqual(['whiten/weight']);
     expect(layer.trainableWeights).toHaveLength(0);
-    // Per chunk one 12x12 float32 covariance comes back; patches never do (a chunk's would be 4·25·12·4 bytes).
-    // wasm's gather also reads its int32 indices (2 passes x 12); cpu kernels read host buffers, so cpu is not checked.
-    if (backend !== 'cpu') expect(counts.readbackBytes - 3 * D * D * 4).toBeLessThanOrEqual(2 * fx.numImages * 4);
+    // Per image one d-vector and one 12x12 float32 product sum come back (added in float64 on the host);
+    // patches never do (an image's would be 25·12·4 bytes). wasm's gather also reads its int32 indices
+    // (2 passes x 12); cpu kernels read host buffers, so cpu is not checked.
+    if (backend !== 'cpu') expect(counts.readbackBytes - fx.numImages * (D + D * D) * 4).toBeLessThanOrEqual(2 * fx.numImages * 4);
     expect(maxRelativeError(fit.eigenvalues, values(fx.eigenvalues))).toBeLessThanOrEqual(1e-5);
     expect(maxRelativeError(await layer.weight.read().data(), values(fx.weightCanonical))).toBeLessThanOrEqual(WEIGHT_RTOL);
     const x = toTensor(fx.forwardInput);

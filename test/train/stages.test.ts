@@ -115,7 +115,7 @@ describeEachBackend('Trainer with a swapped stage', () => {
       try {
         for (let s = 0; s < steps; s++) {
           const idx = tf.slice(order, s * context.batchSize, context.batchSize);
-          const inputs = tf.tidy(() => tf.slice(tf.gather(train.images, idx), [0, pad, pad, 0], [-1, context.imageSize, context.imageSize, -1]) as tf.Tensor4D);
+          const inputs = tf.tidy(() => tf.slice(tf.gather(train.images as tf.Tensor4D /* toyData: float32 on the device, not compact */, idx), [0, pad, pad, 0], [-1, context.imageSize, context.imageSize, -1]) as tf.Tensor4D);
           const targets = tf.gather(train.targets, idx) as tf.Tensor2D;
           idx.dispose();
           seen.push(s);

@@ -1,5 +1,6 @@
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { CPU_LIBRARY_KERNELS } from './cpu/index.js';
+import { cpuDecodeImagesConfig, wasmDecodeImagesConfig, webgpuDecodeImagesConfig } from './decode-images.js';
 import { LIBRARY_GRADIENTS } from './gradients.js';
 import { backendsWithOverrides, installGradients, installOverrides, uninstallGradients, uninstallOverrides } from './install.js';
 import { randomConfig as wasmRandomConfig } from './wasm/Random.js';
@@ -13,9 +14,9 @@ import { installWebGPUTrainingKernels, uninstallWebGPUTrainingKernels } from './
  * replace tfjs's own are in wasm/index.ts and webgpu/index.ts, switched by `trainingKernels`.
  */
 const LIBRARY_KERNELS: Readonly<Record<string, readonly KernelConfig[]>> = {
-  cpu: CPU_LIBRARY_KERNELS,
-  wasm: [wasmRandomConfig],
-  webgpu: [webgpuRandomConfig],
+  cpu: [...CPU_LIBRARY_KERNELS, cpuDecodeImagesConfig],
+  wasm: [wasmRandomConfig, wasmDecodeImagesConfig],
+  webgpu: [webgpuRandomConfig, webgpuDecodeImagesConfig],
 };
 
 export interface InstallLibraryKernelsOptions {

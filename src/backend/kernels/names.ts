@@ -26,3 +26,23 @@ export const GELU_CHANNEL_GRAD_SUMS = 'DataflowGeluChannelGradSums';
 
 /** Inputs `x`, `dy`, `scale`, `shift`, `alpha`, `beta` ([C] but x, dy). Output like x: g · scale + x · alpha + beta, g as above. */
 export const SCALE_SHIFT_GELU_GRAD = 'DataflowScaleShiftGeluGrad';
+
+/**
+ * Compact images (src/data/compact.ts) decoded into a float32 batch: inputs `plan` (int32 [B, 4]: image
+ * index, top, left, flip per output image), `lut` (float32 [C * 256]: the normalised value of byte v in
+ * channel c at c * 256 + v) and `p0`..`p{parts - 1}` (int32 [images, words]: each image's NHWC bytes, four
+ * to a word, little-endian). Output float32 [B, size, size, C]: the size x size window at (top, left) of
+ * each image reflect-padded by `pad`, mirrored left-right where flip is 1.
+ */
+export const DECODE_IMAGES = 'DataflowDecodeImages';
+export interface DecodeImagesAttrs {
+  parts: number;
+  /** Images in every part but the last. */
+  perPart: number;
+  /** Stored (unpadded) image height, width and channels. */
+  height: number;
+  width: number;
+  channels: number;
+  pad: number;
+  size: number;
+}

@@ -1,0 +1,203 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { epochBatches, sliceImages, type AnyLabelledImages } from '../../src/data/batches.js';
+import { cifar10ToBackend, cifar10ToCompactBackend, CIFAR10_IMAGE_BYTES, type Cifar10Split } from '../../src/data/cifar10.js';
+import { compactImages, CompactImages } from '../../src/data/compact.js';
+import { loadCifar10 } from '../../src/data/cifar10-node.js';
+import { DeviceRandom } from '../../src/ops/random.js';
+import { KernelCounter } from '../../src/backend/counter.js';
+import { describeEachBackend, useBackend, backendAvailable } from '../helpers/backends.js';
+import { liveTensors } from '../helpers/memory.js';
+
+/** A split of `count` random images (a fixed LCG, so every backend sees the same bytes). */
+function randomSplit(count: number, seed: number): Cifar10Split {
+  let s = seed >>> 0;
+  const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 24;
+  const images = Uint8Array.from({ length: count * CIFAR10_IMAGE_BYTES }, next);
+  const labels = Uint8Array.from({ length: count }, () => next() % 10);
+  return { images, labels, count };
+}
+
+/** Every batch of an epoch, read back. */
+async function epochValues(data: AnyLabelledImages, seed: number, args: { batchSize: number; cutmixSize?: number; train?: boolean }): Promise<Array<{ x: Float32Array; y: Float32Array }>> {
+  const out: Array<{ x: Float32Array; y: Float32Array }> = [];
+  for (const batch of epochBatches(data, { ...args, random: new DeviceRandom(seed) })) {
+    out.push({ x: (await batch.inputs.data()) as Float32Array, y: (await batch.targets.data()) as Float32Array });
+    tf.dispose([batch.inputs, batch.targets]);
+  }
+  return out;
+}
+
+/** Values that differ in their bits (so -0 vs 0 and NaN payloads count). */
+function bitDifferences(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  const ai = new Int32Array(a.buffer, a.byteOffset, a.length);
+  const bi = new Int32Array(b.buffer, b.byteOffset, b.length);
+  let n = 0;
+  for (let i = 0; i < ai.length; i++) if (ai[i] !== bi[i]) n++;
+  return n;
+}
+
+function maxAbsDifference(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+describeEachBackend('compact data on the device', (backend) => {
+  // WebGPU runs on lavapipe here (software): a subset; cpu and wasm a few hundred images.
+  const count = backend === 'webgpu' ? 96 : 300;
+  const train = randomSplit(count, 1);
+  const evalSplit = randomSplit(40, 2);
+
+  it('an epoch of batches equals the float pipeline (bit for bit on cpu and wasm), eval slices too, with no leaks', async () => {
+    const before = liveTensors();
+    const float = cifar10ToBackend(train, evalSplit);
+    const compact = cifar10ToCompactBackend(train, evalSplit);
+    for (const [seed, fraction] of [[5, 1], [6, 0.5]] as const) {
+      const args = { batchSize: 32, epochFraction: fraction };
+      const expected = await epochValues(float.train, seed, args);
+      const got = await epochValues(compact.train, seed, args);
+      expect(got.length).toBe(expected.length);
+      expect(got.length).toBeGreaterThan(0);
+      for (let b = 0; b < got.length; b++) {
+        if (backend === 'webgpu') expect(maxAbsDifference(got[b]!.x, expected[b]!.x)).toBeLessThanOrEqual(1e-6);
+        else expect(bitDifferences(got[b]!.x, expected[b]!.x)).toBe(0);
+        expect(bitDifferences(got[b]!.y, expected[b]!.y)).toBe(0);
+      }
+    }
+    const floatSlice = sliceImages(float.eval.images, 8, 20);
+    const evalFloat = (await floatSlice.data()) as Float32Array;
+    floatSlice.dispose();
+    const sliced = sliceImages(compact.eval.images, 8, 20);
+    expect(sliced.shape).toEqual([20, 32, 32, 3]);
+    const evalCompact = (await sliced.data()) as Float32Array;
+    if (backend === 'webgpu') expect(maxAbsDifference(evalCompact, evalFloat)).toBeLessThanOrEqual(1e-6);
+    else expect(bitDifferences(evalCompact, evalFloat)).toBe(0);
+    tf.dispose([sliced, float.train.images, float.train.targets, float.eval.images, float.eval.targets, compact.train.targets, compact.eval.targets]);
+    compact.train.images.dispose();
+    compact.eval.images.dispose();
+    expect(liveTensors()).toBe(before);
+  });
+
+  it('holds at most a quarter of the float pipeline\'s device bytes (tf.memory)', () => {
+    const start = tf.memory().numBytes;
+    const float = cifar10ToBackend(train, evalSplit);
+    const floatBytes = tf.memory().numBytes - start;
+    tf.dispose([float.train.images, float.train.targets, float.eval.images, float.eval.targets]);
+    const compact = cifar10ToCompactBackend(train, evalSplit);
+    const compactBytes = tf.memory().numBytes - start;
+    expect(compactBytes).toBeLessThanOrEqual(floatBytes / 4);
+    expect(compact.train.images.bytes + compact.eval.images.bytes).toBeLessThan(compactBytes);
+    tf.dispose([compact.train.targets, compact.eval.targets]);
+    compact.train.images.dispose();
+    compact.eval.images.dispose();
+  });
+
+  it.skipIf(backend !== 'webgpu')('uploads nothing and reads nothing back per batch on WebGPU (the epoch\'s draws are made on the device)', async () => {
+    const compact = cifar10ToCompactBackend(train, evalSplit, { maxPartBytes: 40 * CIFAR10_IMAGE_BYTES });
+    const batches = epochBatches(compact.train, { batchSize: 16, random: new DeviceRandom(4) });
+    const first = batches.next();
+    expect(first.done).toBe(false);
+    const counter = new KernelCounter().start();
+    const later: tf.Tensor[] = [];
+    const counts = await counter.measure(() => {
+      for (let i = 0; i < 3; i++) {
+        const next = batches.next();
+        if (!next.done) later.push(next.value.inputs, next.value.targets);
+      }
+    });
+    counter.stop();
+    expect(later).toHaveLength(6);
+    expect(counts.uploadBytes).toBe(0);
+    expect(counts.readbacks).toBe(0);
+    batches.return(undefined);
+    if (!first.done) tf.dispose([first.value.inputs, first.value.targets]);
+    tf.dispose(later);
+    tf.dispose([compact.train.targets, compact.eval.targets]);
+    compact.train.images.dispose();
+    compact.eval.images.dispose();
+  });
+
+  it('splits a set across parts no larger than asked and decodes across them the same way', async () => {
+    const whole = cifar10ToCompactBackend(train, evalSplit);
+    const imageBytes = CIFAR10_IMAGE_BYTES;
+    const split = cifar10ToCompactBackend(train, evalSplit, { maxPartBytes: 37 * imageBytes });
+    expect(split.train.images.parts.length).toBe(Math.ceil(count / 37));
+    expect(split.train.images.parts.every((p) => p.size * 4 <= 37 * imageBytes)).toBe(true);
+    const expected = await epochValues(whole.train, 9, { batchSize: 16 });
+    const got = await epochValues(split.train, 9, { batchSize: 16 });
+    for (let b = 0; b < got.length; b++) expect(bitDifferences(got[b]!.x, expected[b]!.x)).toBe(0);
+    for (const d of [whole, split]) {
+      tf.dispose([d.train.targets, d.eval.targets]);
+      d.train.images.dispose();
+      d.eval.images.dispose();
+    }
+  });
+
+  it('cutmix, which mixes across the set, decodes it whole and still matches the float pipeline', async () => {
+    const float = cifar10ToBackend(train, evalSplit);
+    const compact = cifar10ToCompactBackend(train, evalSplit);
+    const expected = await epochValues(float.train, 3, { batchSize: 32, cutmixSize: 5 });
+    const got = await epochValues(compact.train, 3, { batchSize: 32, cutmixSize: 5 });
+    for (let b = 0; b < got.length; b++) {
+      if (backend === 'webgpu') expect(maxAbsDifference(got[b]!.x, expected[b]!.x)).toBeLessThanOrEqual(1e-6);
+      else expect(bitDifferences(got[b]!.x, expected[b]!.x)).toBe(0);
+      expect(maxAbsDifference(got[b]!.y, expected[b]!.y)).toBe(0);
+    }
+    tf.dispose([float.train.images, float.train.targets, float.eval.images, float.eval.targets, compact.train.targets, compact.eval.targets]);
+    compact.train.images.dispose();
+    compact.eval.images.dispose();
+  });
+});
+
+describe('compactImages refuses what it cannot hold', () => {
+  it('names the expected and the given sizes and statistics', () => {
+    const mean = [0.5, 0.5, 0.5];
+    const std = [0.25, 0.25, 0.25];
+    expect(() => compactImages(new Uint8Array(10), [1, 32, 32, 3], { mean, std })).toThrow('compactImages: expected 3072 bytes (1 images of 32x32x3), got 10');
+    expect(() => compactImages(new Uint8Array(3072), [1, 32, 32, 3], { mean, std: [1, 0, 1] })).toThrow(/std > 0/);
+    expect(() => compactImages(new Uint8Array(3072), [1, 32, 32, 3], { mean, std, pad: 32 })).toThrow(/pad must be an integer in 0..31/);
+    expect(() => compactImages(new Uint8Array(3072), [1, 32, 32, 3], { mean, std, maxPartBytes: 100 })).toThrow(/one image \(3072 bytes\) exceeds the 100 bytes/);
+    const set = compactImages(new Uint8Array(3072), [1, 32, 32, 3], { mean, std });
+    expect(set).toBeInstanceOf(CompactImages);
+    set.dispose();
+    expect(() => set.slice(0, 1)).toThrow('CompactImages: the set is disposed');
+  });
+});
+
+// CI checks the repo out next to a copy of shared/; $CIFAR10_DIR (as the CLI reads it) elsewhere.
+const CIFAR_DIR = process.env['CIFAR10_DIR'] ?? resolve(__dirname, '../../../shared/data/cifar10');
+const haveCifar = existsSync(`${CIFAR_DIR}/data_batch_1.bin`);
+describe.skipIf(!haveCifar || !backendAvailable('cpu'))(`the full 50,000 training images on cpu${haveCifar ? '' : ` (skipped: no CIFAR-10 at ${CIFAR_DIR}; set CIFAR10_DIR)`}`, () => {
+  it('an epoch of compact batches equals the float pipeline bit for bit, at under a quarter of its device bytes', async () => {
+    await useBackend('cpu');
+    const dataset = await loadCifar10({ dir: CIFAR_DIR });
+    const start = tf.memory().numBytes;
+    const compact = dataset.toCompactBackend();
+    const compactBytes = tf.memory().numBytes - start;
+    const float = dataset.toBackend();
+    const floatBytes = tf.memory().numBytes - start - compactBytes;
+    expect(compactBytes).toBeLessThanOrEqual(floatBytes / 4);
+    const random = [new DeviceRandom(17), new DeviceRandom(17)];
+    const a = epochBatches(float.train, { batchSize: 1024, random: random[0] });
+    const b = epochBatches(compact.train, { batchSize: 1024, random: random[1] });
+    let batches = 0;
+    for (;;) {
+      const x = a.next();
+      const y = b.next();
+      expect(x.done).toBe(y.done);
+      if (x.done || y.done) break;
+      expect(bitDifferences(x.value.inputs.dataSync() as Float32Array, y.value.inputs.dataSync() as Float32Array)).toBe(0);
+      expect(bitDifferences(x.value.targets.dataSync() as Float32Array, y.value.targets.dataSync() as Float32Array)).toBe(0);
+      tf.dispose([x.value.inputs, x.value.targets, y.value.inputs, y.value.targets]);
+      batches++;
+    }
+    expect(batches).toBe(48);
+    tf.dispose([float.train.images, float.train.targets, float.eval.images, float.eval.targets, compact.train.targets, compact.eval.targets]);
+    compact.train.images.dispose();
+    compact.eval.images.dispose();
+  }, 300_000);
+});
