@@ -209,7 +209,7 @@ export function cifar10Dataset(train: Cifar10Split, evalSplit: Cifar10Split, sou
       return cifar10ToBackend(train, evalSplit, { numClasses: classNames.length, ...options });
     },
     toCompactBackend(options) {
-      return cifar10ToCompactBackend(train, evalSplit, options);
+      return cifar10ToCompactBackend(train, evalSplit, { numClasses: classNames.length, ...options });
     },
   };
 }
@@ -269,7 +269,7 @@ function splitToBackend(split: Cifar10Split, stats: Cifar10Stats, pad: number, c
     }
     const images = concatReleasing(chunks, concatWidth());
     try {
-      const targets = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(Int32Array.from(split.labels), 'int32'), numClasses), 'float32') as tf.Tensor2D);
+      const targets = oneHotTargets(split, numClasses);
       return { images, targets };
     } catch (e) {
       images.dispose();
@@ -319,29 +319,13 @@ function checkBindingLimit(what: string, count: number, side: number, limitName:
 export function cifar10ToBackend(train: Cifar10Split, evalSplit: Cifar10Split, options: Cifar10ToBackendOptions = {}): Cifar10OnBackend {
   const pad = options.padAmount ?? 2;
   const chunkSize = options.chunkSize ?? 2500;
-  const numClasses = options.numClasses ?? CIFAR10_CLASSES.length;
-  if (!Number.isInteger(numClasses) || numClasses < 1 || numClasses > 256) {
-    throw new Error(`cifar10ToBackend: numClasses must be an integer in 1..256 (labels are bytes), got ${numClasses}`);
-  }
   if (!Number.isInteger(pad) || pad < 0 || pad >= CIFAR10_IMAGE_SIZE) {
     throw new Error(`cifar10ToBackend: padAmount must be an integer in 0..${CIFAR10_IMAGE_SIZE - 1} (reflect padding needs pad < image size), got ${pad}`);
   }
   if (!Number.isInteger(chunkSize) || chunkSize < 1) {
     throw new Error(`cifar10ToBackend: chunkSize must be a positive integer, got ${chunkSize}`);
   }
-  for (const [name, split] of [['train', train], ['eval', evalSplit]] as const) {
-    if (split.count < 1 || split.images.length !== split.count * CIFAR10_IMAGE_BYTES || split.labels.length !== split.count) {
-      throw new Error(
-        `cifar10ToBackend: ${name} split must hold count >= 1 images of ${CIFAR10_IMAGE_BYTES} bytes and one label each, ` +
-        `got count ${split.count}, ${split.images.length} image bytes, ${split.labels.length} labels`,
-      );
-    }
-    // oneHot would turn a label past the last class into a row of zeros: refuse it instead.
-    const bad = split.labels.findIndex((label) => label >= numClasses);
-    if (bad >= 0) {
-      throw new Error(`cifar10ToBackend: ${name} image ${bad} has label ${split.labels[bad]}, outside 0..${numClasses - 1} for numClasses ${numClasses}`);
-    }
-  }
+  const numClasses = checkSplits('cifar10ToBackend', train, evalSplit, options.numClasses);
   checkBindingLimit('training', train.count, CIFAR10_IMAGE_SIZE + 2 * pad, 'trainLimit');
   checkBindingLimit('evaluation', evalSplit.count, CIFAR10_IMAGE_SIZE, 'evalLimit');
   const stats = options.stats ?? cifar10Stats(train);
@@ -362,6 +346,8 @@ export interface Cifar10ToCompactBackendOptions {
   stats?: Cifar10Stats;
   /** Most bytes one device buffer may hold; default the WebGPU device's maxStorageBufferBindingSize (else 1 GiB). */
   maxPartBytes?: number;
+  /** Width of the one-hot targets; default 10 (a dataset's `toCompactBackend` passes its class count). */
+  numClasses?: number;
 }
 
 /** The dataset on the backend as compact sets: what {@link cifar10ToBackend} holds, at a fifth of the bytes. */
@@ -387,8 +373,30 @@ function nhwcBytes(split: Cifar10Split): Uint8Array {
   return out;
 }
 
-function oneHotTargets(split: Cifar10Split): tf.Tensor2D {
-  return tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(Int32Array.from(split.labels), 'int32'), CIFAR10_CLASSES.length), 'float32') as tf.Tensor2D);
+function oneHotTargets(split: Cifar10Split, numClasses: number): tf.Tensor2D {
+  return tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(Int32Array.from(split.labels), 'int32'), numClasses), 'float32') as tf.Tensor2D);
+}
+
+/** Checks both splits' sizes and labels against the class count (10 unless given), which it returns. */
+function checkSplits(where: string, train: Cifar10Split, evalSplit: Cifar10Split, requested: number | undefined): number {
+  const numClasses = requested ?? CIFAR10_CLASSES.length;
+  if (!Number.isInteger(numClasses) || numClasses < 1 || numClasses > 256) {
+    throw new Error(`${where}: numClasses must be an integer in 1..256 (labels are bytes), got ${numClasses}`);
+  }
+  for (const [name, split] of [['train', train], ['eval', evalSplit]] as const) {
+    if (split.count < 1 || split.images.length !== split.count * CIFAR10_IMAGE_BYTES || split.labels.length !== split.count) {
+      throw new Error(
+        `${where}: ${name} split must hold count >= 1 images of ${CIFAR10_IMAGE_BYTES} bytes and one label each, ` +
+        `got count ${split.count}, ${split.images.length} image bytes, ${split.labels.length} labels`,
+      );
+    }
+    // oneHot would turn a label past the last class into a row of zeros: refuse it instead.
+    const bad = split.labels.findIndex((label) => label >= numClasses);
+    if (bad >= 0) {
+      throw new Error(`${where}: ${name} image ${bad} has label ${split.labels[bad]}, outside 0..${numClasses - 1} for numClasses ${numClasses}`);
+    }
+  }
+  return numClasses;
 }
 
 /**
@@ -403,14 +411,7 @@ export function cifar10ToCompactBackend(train: Cifar10Split, evalSplit: Cifar10S
   if (!Number.isInteger(pad) || pad < 0 || pad >= CIFAR10_IMAGE_SIZE) {
     throw new Error(`cifar10ToCompactBackend: padAmount must be an integer in 0..${CIFAR10_IMAGE_SIZE - 1} (reflect padding needs pad < image size), got ${pad}`);
   }
-  for (const [name, split] of [['train', train], ['eval', evalSplit]] as const) {
-    if (split.count < 1 || split.images.length !== split.count * CIFAR10_IMAGE_BYTES || split.labels.length !== split.count) {
-      throw new Error(
-        `cifar10ToCompactBackend: ${name} split must hold count >= 1 images of ${CIFAR10_IMAGE_BYTES} bytes and one label each, ` +
-        `got count ${split.count}, ${split.images.length} image bytes, ${split.labels.length} labels`,
-      );
-    }
-  }
+  const numClasses = checkSplits('cifar10ToCompactBackend', train, evalSplit, options.numClasses);
   const stats = options.stats ?? cifar10Stats(train);
   const side = CIFAR10_IMAGE_SIZE;
   const common = { mean: stats.mean, std: stats.std, ...(options.maxPartBytes !== undefined ? { maxPartBytes: options.maxPartBytes } : {}) };
@@ -418,11 +419,11 @@ export function cifar10ToCompactBackend(train: Cifar10Split, evalSplit: Cifar10S
   try {
     const trainImages = compactImages(nhwcBytes(train), [train.count, side, side, CIFAR10_CHANNELS], { ...common, pad });
     held.push(trainImages);
-    const trainTargets = oneHotTargets(train);
+    const trainTargets = oneHotTargets(train, numClasses);
     held.push(trainTargets);
     const evalImages = compactImages(nhwcBytes(evalSplit), [evalSplit.count, side, side, CIFAR10_CHANNELS], { ...common, pad: 0 });
     held.push(evalImages);
-    const evalTargets = oneHotTargets(evalSplit);
+    const evalTargets = oneHotTargets(evalSplit, numClasses);
     return { train: { images: trainImages, targets: trainTargets }, eval: { images: evalImages, targets: evalTargets }, stats };
   } catch (e) {
     for (const h of held) h.dispose();

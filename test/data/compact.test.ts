@@ -199,5 +199,5 @@ describe.skipIf(!haveCifar || !backendAvailable('cpu'))(`the full 50,000 trainin
     tf.dispose([float.train.images, float.train.targets, float.eval.images, float.eval.targets, compact.train.targets, compact.eval.targets]);
     compact.train.images.dispose();
     compact.eval.images.dispose();
-  }, 300_000);
+  }, 600_000);
 });

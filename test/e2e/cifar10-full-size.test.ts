@@ -100,7 +100,7 @@ describe.skipIf(WHY_NOT !== '')(`the seed's defaults at 50,000 images on wasm${W
         if (done) throw new Error(`the run ended before its first step:\n${stdout}\n${stderr}`);
         await new Promise((r) => setTimeout(r, 200));
       }
-      expect(stdout).toContain('Data: 50000 training and 10000 test images');
+      expect(stdout).toContain('Data: CIFAR-10 (10 classes), 50000 training and 10000 test images');
       process.kill(-child.pid!, 'SIGTERM');
       const { code, signal } = await closed;
       expect(stderr).not.toMatch(/memory access out of bounds/);

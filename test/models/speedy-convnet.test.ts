@@ -173,7 +173,7 @@ describeEachBackend('speedyConvNet', () => {
 
   it('rejects bad options with messages naming them', () => {
     expect(() => speedyConvNet({ mode: 'hybrid' as never })).toThrow("option 'mode' must be 'sketch' or 'backprop', got 'hybrid'");
-    expect(() => speedyConvNet({ hyp: { net: { baseDepth: 0 } } })).toThrow('hyp.net.baseDepth must be a positive integer, got 0');
+    expect(() => speedyConvNet({ hyp: { net: { baseDepth: 0 } } })).toThrow('hyp.net.baseDepth must be an integer in [1, 512] (the last group has 8x as many channels; 512 already makes 4096-channel convs of 600 MB), got 0');
     expect(() => speedyConvNet({ hyp: { opt: { percentStart: 1.5 } } })).toThrow('hyp.opt.percentStart must be a number in (0, 1), got 1.5');
   });
 });
