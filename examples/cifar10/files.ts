@@ -100,6 +100,8 @@ export interface RunDirState {
   exists: boolean;
   /** config.json, when it is this CLI's. */
   config: unknown | undefined;
+  /** Why config.json, present, could not be read (not valid JSON, a folder), naming it: the run's record is damaged, not absent. */
+  configProblem: string | undefined;
   /** Entries that this CLI does not write (hidden files aside): the directory then belongs to something else. */
   foreign: string[];
   /** Checkpoints (including the halves of an interrupted write) and models: work that --resume continues and a new run must not overwrite. */
@@ -115,12 +117,18 @@ export async function inspectRunDir(dir: string): Promise<RunDirState> {
     entries = (await readdir(dir)).filter((e) => !e.startsWith('.'));
   } catch (e) {
     // Not there (or under a file): ensureWritableDir says what is wrong with the path.
-    if (errorCode(e) === 'ENOENT' || errorCode(e) === 'ENOTDIR') return { exists: false, config: undefined, foreign: [], work: [], debris: [] };
+    if (errorCode(e) === 'ENOENT' || errorCode(e) === 'ENOTDIR') return { exists: false, config: undefined, configProblem: undefined, foreign: [], work: [], debris: [] };
     throw e;
   }
   let config: unknown;
+  let configProblem: string | undefined;
   if (entries.includes('config.json')) {
-    const json = await readJsonIfExists<{ format?: string; run?: { epochs?: unknown; batchSize?: unknown } }>(join(dir, 'config.json')).catch(() => undefined);
+    const path = join(dir, 'config.json');
+    const json = await readJsonIfExists<{ format?: string; run?: { epochs?: unknown; batchSize?: unknown } }>(path).catch((e: unknown) => {
+      const message = (e as Error).message;
+      configProblem = message.includes(path) ? message : `${path} cannot be read: ${message}`;
+      return undefined;
+    });
     // Runs from before the format field have the run config alone.
     if (json && (json.format === RUN_CONFIG_FORMAT || (json.format === undefined && typeof json.run?.epochs === 'number' && typeof json.run?.batchSize === 'number'))) config = json;
   }
@@ -147,7 +155,7 @@ export async function inspectRunDir(dir: string): Promise<RunDirState> {
     const names = await readdir(join(dir, runDir)).catch(() => [] as string[]);
     await sort(join(dir, runDir), names, `${runDir}/`);
   }
-  return { exists: true, config, foreign: foreign.sort(), work: work.sort(), debris: debris.sort() };
+  return { exists: true, config, configProblem, foreign: foreign.sort(), work: work.sort(), debris: debris.sort() };
 }
 
 /** The `format` of config.json, so a directory holding another program's config.json is not taken for a run. */

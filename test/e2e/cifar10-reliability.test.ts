@@ -143,6 +143,32 @@ describe('CIFAR-10 CLI: the output directory is checked before anything loads', 
     expect((await readdir(theirs)).sort()).toEqual(['metrics.json', 'model']);
   });
 
+  it('a run whose config.json is damaged is refused as damaged (not as another program\'s), for --resume and for a new run, and left untouched', async () => {
+    const damaged = join(root, 'damaged-config');
+    await mkdir(join(damaged, 'checkpoint'), { recursive: true });
+    const configPath = join(damaged, 'config.json');
+    const cutOff = '{"format":"tfjs-dataflow-cifar10-run","run":{"epochs":2,"batchSize":';
+    await writeFile(configPath, cutOff);
+    await writeFile(join(damaged, 'checkpoint', 'checkpoint.json'), '{}');
+    const resume = await run(['train', '--resume', '--out', damaged]);
+    expect(resume.code).toBe(2);
+    expect(resume.err).toContain(`--resume: cannot continue the run in ${damaged}: its configuration is damaged (${configPath} is not valid JSON: `);
+    expect(resume.err).toContain('config.json records the flags the run was started with: restore it from a copy, or start a new run with another --out.');
+    expect(resume.err).not.toContain('no config.json');
+    const fresh = await run([...args, '--out', damaged]);
+    expect(fresh.code).toBe(2);
+    expect(fresh.err).toContain(`--out ${damaged} holds a run whose configuration is damaged (${configPath} is not valid JSON: `);
+    expect(fresh.err).not.toContain('not a run of this program');
+    // A config.json that is a folder is named too.
+    const folder = join(root, 'config-folder');
+    await mkdir(join(folder, 'config.json'), { recursive: true });
+    const notFile = await run(['train', '--resume', '--out', folder]);
+    expect(notFile.code).toBe(2);
+    expect(notFile.err).toContain(`--resume: cannot continue the run in ${folder}: its configuration is damaged (${join(folder, 'config.json')} cannot be read: EISDIR`);
+    expect(await readFile(configPath, 'utf8')).toBe(cutOff);
+    expect((await readdir(damaged)).sort()).toEqual(['checkpoint', 'config.json']);
+  });
+
   it('a failure before training leaves no directory it created', async () => {
     const out = join(root, 'a', 'b');
     const { code, err } = await run([...args, '--out', out]);
