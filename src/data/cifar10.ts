@@ -209,7 +209,7 @@ export function cifar10Dataset(train: Cifar10Split, evalSplit: Cifar10Split, sou
       return cifar10ToBackend(train, evalSplit, { numClasses: classNames.length, ...options });
     },
     toCompactBackend(options) {
-      return cifar10ToCompactBackend(train, evalSplit, options);
+      return cifar10ToCompactBackend(train, evalSplit, { numClasses: classNames.length, ...options });
     },
   };
 }
@@ -362,6 +362,8 @@ export interface Cifar10ToCompactBackendOptions {
   stats?: Cifar10Stats;
   /** Most bytes one device buffer may hold; default the WebGPU device's maxStorageBufferBindingSize (else 1 GiB). */
   maxPartBytes?: number;
+  /** Columns of the one-hot targets; every label must be below it. Default 10 (a dataset's `toCompactBackend` passes its own count). */
+  numClasses?: number;
 }
 
 /** The dataset on the backend as compact sets: what {@link cifar10ToBackend} holds, at a fifth of the bytes. */
@@ -387,8 +389,8 @@ function nhwcBytes(split: Cifar10Split): Uint8Array {
   return out;
 }
 
-function oneHotTargets(split: Cifar10Split): tf.Tensor2D {
-  return tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(Int32Array.from(split.labels), 'int32'), CIFAR10_CLASSES.length), 'float32') as tf.Tensor2D);
+function oneHotTargets(split: Cifar10Split, numClasses: number): tf.Tensor2D {
+  return tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(Int32Array.from(split.labels), 'int32'), numClasses), 'float32') as tf.Tensor2D);
 }
 
 /**
@@ -400,6 +402,10 @@ function oneHotTargets(split: Cifar10Split): tf.Tensor2D {
  */
 export function cifar10ToCompactBackend(train: Cifar10Split, evalSplit: Cifar10Split, options: Cifar10ToCompactBackendOptions = {}): Cifar10CompactOnBackend {
   const pad = options.padAmount ?? 2;
+  const numClasses = options.numClasses ?? CIFAR10_CLASSES.length;
+  if (!Number.isInteger(numClasses) || numClasses < 1 || numClasses > 256) {
+    throw new Error(`cifar10ToCompactBackend: numClasses must be an integer in 1..256 (labels are bytes), got ${numClasses}`);
+  }
   if (!Number.isInteger(pad) || pad < 0 || pad >= CIFAR10_IMAGE_SIZE) {
     throw new Error(`cifar10ToCompactBackend: padAmount must be an integer in 0..${CIFAR10_IMAGE_SIZE - 1} (reflect padding needs pad < image size), got ${pad}`);
   }
@@ -410,6 +416,11 @@ export function cifar10ToCompactBackend(train: Cifar10Split, evalSplit: Cifar10S
         `got count ${split.count}, ${split.images.length} image bytes, ${split.labels.length} labels`,
       );
     }
+    // oneHot would turn a label past the last class into a row of zeros: refuse it instead.
+    const bad = split.labels.findIndex((label) => label >= numClasses);
+    if (bad >= 0) {
+      throw new Error(`cifar10ToCompactBackend: ${name} image ${bad} has label ${split.labels[bad]}, outside 0..${numClasses - 1} for numClasses ${numClasses}`);
+    }
   }
   const stats = options.stats ?? cifar10Stats(train);
   const side = CIFAR10_IMAGE_SIZE;
@@ -418,11 +429,11 @@ export function cifar10ToCompactBackend(train: Cifar10Split, evalSplit: Cifar10S
   try {
     const trainImages = compactImages(nhwcBytes(train), [train.count, side, side, CIFAR10_CHANNELS], { ...common, pad });
     held.push(trainImages);
-    const trainTargets = oneHotTargets(train);
+    const trainTargets = oneHotTargets(train, numClasses);
     held.push(trainTargets);
     const evalImages = compactImages(nhwcBytes(evalSplit), [evalSplit.count, side, side, CIFAR10_CHANNELS], { ...common, pad: 0 });
     held.push(evalImages);
-    const evalTargets = oneHotTargets(evalSplit);
+    const evalTargets = oneHotTargets(evalSplit, numClasses);
     return { train: { images: trainImages, targets: trainTargets }, eval: { images: evalImages, targets: evalTargets }, stats };
   } catch (e) {
     for (const h of held) h.dispose();
