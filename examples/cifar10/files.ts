@@ -3,7 +3,7 @@
  * checkpoint files that survive a crash or a full disk, the directory lock) is the library's Node
  * entry's (src/io/checkpoint-files.ts); this module adds what is the CLI's own.
  */
-import { mkdir, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import {
@@ -90,6 +90,30 @@ export async function ensureWritableDir(dir: string, describe: string): Promise<
 /** Removes folders made by {@link ensureWritableDir}, innermost first, as long as they are still empty. */
 export async function removeEmptyDirs(created: readonly string[]): Promise<void> {
   for (const folder of [...created].reverse()) await rmdir(folder).catch(() => undefined);
+}
+
+/**
+ * Overwrites the existing file `path` in place (truncated first, so its blocks are free for the new text) and flushes
+ * it: for a record that must be written when the disk has no room for the temporary copy an atomic write needs. Only
+ * where the text fits the blocks the file already holds, so that a full disk never leaves it cut off; returns whether
+ * it wrote. Errors name the file.
+ */
+export async function writeFileInPlace(path: string, data: string): Promise<boolean> {
+  const held = await stat(path).then((s) => (s.isFile() ? s.blocks * 512 : -1), () => -1);
+  if (Buffer.byteLength(data) > held) return false;
+  let file;
+  try {
+    file = await open(path, 'r+');
+    await file.truncate(0);
+    await file.writeFile(data);
+    await file.sync();
+  } catch (e) {
+    const code = errorCode(e);
+    throw new Error(`cannot write ${path}${code === 'ENOSPC' ? ': the disk is full (ENOSPC)' : `: ${(e as Error).message}`}`);
+  } finally {
+    await file?.close().catch(() => undefined);
+  }
+  return true;
 }
 
 /** The name of a run directory's entries this CLI writes: anything else makes the directory someone else's. */

@@ -3,7 +3,7 @@
  * README's `npm run train` in a child process with real signals, and `main()` for the rest.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -547,3 +547,44 @@ async function deadPid(): Promise<number> {
   return child.pid!;
 }
 
+
+const canMount = spawnSync('unshare', ['-rm', 'true']).status === 0;
+describe.skipIf(!HAS_DATA || !canMount)(
+  `CIFAR-10 CLI: a disk that fills up during a checkpoint${!HAS_DATA ? ` (skipped: no CIFAR-10 binaries at ${DATA})` : !canMount ? ' (skipped: no user namespaces to mount a small tmpfs)' : ''}`,
+  () => {
+    /**
+     * `train` with --out on a tmpfs of 32 pages of which `freePages` are left free by a filler file, in a mount
+     * namespace of its own (gone when it exits, so what the run left is listed from inside it).
+     */
+    function trainOnSmallDisk(freePages: number) {
+      const out = '/mnt/run';
+      const list = `const fs=require('fs');const d='${out}';const m=d+'/metrics.json';` +
+        `console.log('AFTER '+JSON.stringify({entries:fs.readdirSync(d).sort(),metrics:fs.existsSync(m)?JSON.parse(fs.readFileSync(m,'utf8')):null}))`;
+      const script = [
+        'P=$(getconf PAGESIZE)',
+        'mount -t tmpfs -o size=$((32*P)) none /mnt',
+        `head -c $(((32-${freePages})*P)) /dev/zero > /mnt/filler`,
+        `'${process.execPath}' --import tsx examples/cifar10/train.ts --backend wasm --data '${DATA}' --train-limit 128 --eval-limit 50 --base-depth 4 ` +
+          `--batch-size 64 --epochs 1 --seed 2 --out ${out}`,
+        'echo "EXIT $?"',
+        `'${process.execPath}' -e "${list}"`,
+      ].join('\n');
+      const result = spawnSync('unshare', ['-rm', 'sh', '-c', script], { cwd: REPO, encoding: 'utf8', timeout: LONG });
+      const exit = Number(/^EXIT (\d+)$/m.exec(result.stdout)?.[1]);
+      const after = JSON.parse(/^AFTER (.*)$/m.exec(result.stdout)?.[1] ?? 'null') as { entries: string[]; metrics: Metrics | null } | null;
+      return { exit, after, stderr: result.stderr, out };
+    }
+
+    // Before its first checkpoint the run holds 3 pages (out/.lock, config.json, metrics.json). With 4 free, metrics.json's
+    // atomic rewrite fits once the cut-off checkpoint is removed; with 3, no page is left for its temporary copy.
+    it.each([4, 3])('with %i pages free: exit 1 naming the file, metrics.json "failed" with that message, no partial checkpoint or temporary file', (freePages) => {
+      const { exit, after, stderr, out } = trainOnSmallDisk(freePages);
+      expect(stderr).toMatch(new RegExp(`tfjs-dataflow-cifar10: cannot write ${out}/checkpoint\\.saving-\\d+/tensors\\.bin: the disk is full \\(ENOSPC\\)`));
+      expect(exit).toBe(1);
+      expect(after!.entries).toEqual(['config.json', 'metrics.json']);
+      expect(after!.metrics!.status).toBe('failed');
+      expect(after!.metrics!.runs[0]!.stopReason).toBe('failed');
+      expect(after!.metrics!.runs[0]!.message).toMatch(new RegExp(`^cannot write ${out}/checkpoint\\.saving-\\d+/tensors\\.bin: the disk is full \\(ENOSPC\\)$`));
+    }, LONG);
+  },
+);
