@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { meanAndVariance, type EpochRecord } from '../../src/node.js';
 import { SIGNAL_EXIT_CODES, type StopSignal } from './exit.js';
-import { processInfo, readJsonIfExists, writeFileAtomic, writeJsonAtomic, writeJsonAtomicSync } from './files.js';
+import { processInfo, readJsonIfExists, writeFileAtomic, writeFileInPlace, writeJsonAtomic, writeJsonAtomicSync } from './files.js';
 import { curves } from './report.js';
 import type { RunConfig } from './run-dir.js';
 
@@ -85,17 +85,21 @@ export class Battery {
     });
   }
 
-  /** Writes metrics.json with the runs so far plus `current`, the run in progress (and, with several runs, its own metrics.json). */
-  async record(current: RunSummary | null): Promise<void> {
+  /**
+   * Writes metrics.json with the runs so far plus `current`, the run in progress (and, with several runs, its own metrics.json).
+   * `inPlaceIfFull`: when the disk is too full for the atomic write (which needs room for a second copy), overwrite the file in place.
+   */
+  async record(current: RunSummary | null, inPlaceIfFull = false): Promise<void> {
     const runs = current ? [...this.summaries, current] : [...this.summaries];
     const doc = {
       ...this.common, status: this.statusOf(runs), process: processInfo(), plannedRuns: this.run.runs, runs, summary: batterySummary(runs),
       updatedAt: new Date().toISOString(),
     };
     if (current) this.latest = { doc, current };
-    await writeJsonAtomic(join(this.out, 'metrics.json'), doc);
+    const write = inPlaceIfFull ? writeJsonAtomicOrInPlace : writeJsonAtomic;
+    await write(join(this.out, 'metrics.json'), doc);
     if (this.run.runs > 1 && current) {
-      await writeJsonAtomic(join(current.dir, 'metrics.json'), { ...this.common, status: current.stopReason, process: processInfo(), run: current, updatedAt: doc.updatedAt });
+      await write(join(current.dir, 'metrics.json'), { ...this.common, status: current.stopReason, process: processInfo(), run: current, updatedAt: doc.updatedAt });
     }
   }
 
@@ -160,10 +164,13 @@ export class RunRecord {
     return this.summary;
   }
 
-  /** Whatever went wrong, metrics.json says so rather than "running" (best effort: the error itself matters more). */
+  /**
+   * Whatever went wrong, metrics.json says so rather than "running" (best effort: the error itself matters more),
+   * on a full disk too (a checkpoint that did not fit, say), by overwriting it in place.
+   */
   async fail(error: Error): Promise<void> {
     Object.assign(this.summary, { stopReason: 'failed', message: error.message, wallSeconds: this.wallSeconds() });
-    await this.battery.record(this.summary).catch(() => undefined);
+    await this.battery.record(this.summary, true).catch(() => undefined);
   }
 
   private wallSeconds(): number {
@@ -173,6 +180,20 @@ export class RunRecord {
   private async write(): Promise<void> {
     await this.battery.record(this.summary);
     await writeFileAtomic(join(this.summary.dir, 'curves.svg'), curves(this.summary.epochs));
+  }
+}
+
+/**
+ * writeJsonAtomic, or, where the disk is full (ENOSPC, EDQUOT), the existing file rewritten in place when the new
+ * text fits its blocks (a record that grew by less than a block). Not atomic (a crash in that write would cut the file
+ * off), but only used for the record of a failure, which would otherwise say "running" for a run that failed.
+ */
+async function writeJsonAtomicOrInPlace(path: string, value: unknown): Promise<void> {
+  try {
+    await writeJsonAtomic(path, value);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if ((code !== 'ENOSPC' && code !== 'EDQUOT') || !(await writeFileInPlace(path, `${JSON.stringify(value, null, 2)}\n`))) throw e;
   }
 }
 

@@ -4,7 +4,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 // The library import also registers its layer classes, which loadLayersModel needs.
-import { accuracy, fileHandler, initBackend, meanAndVariance, predictWithFlipTTA, type Cifar10Stats } from '../../src/node.js';
+import { CIFAR100_CLASS_COUNTS, CIFAR10_CLASSES, accuracy, fileHandler, initBackend, meanAndVariance, predictWithFlipTTA, type Cifar10Stats } from '../../src/node.js';
 import { UsageError, type EvaluateConfig } from './args.js';
 import { datasetTitle, loadData, type CliIO } from './training.js';
 
@@ -24,7 +24,7 @@ export interface SavedModelInfo {
 
 /**
  * Checks a loaded model against what `evaluate` feeds it and what `train` saves with it: 32x32x3
- * images in, 10 logits out, and normalisation statistics of 3 finite means and positive stds.
+ * images in, one logit per class out, and normalisation statistics of 3 finite means and positive stds.
  */
 function checkSavedModel(model: tfl.LayersModel, info: SavedModelInfo, where: string): void {
   const shape = (s: readonly (number | null)[]) => `[${s.map((d) => d ?? 'null').join(', ')}]`;
@@ -32,9 +32,10 @@ function checkSavedModel(model: tfl.LayersModel, info: SavedModelInfo, where: st
   if (input.length !== 1 || input[0]!.length !== 4 || input[0]![1] !== 32 || input[0]![2] !== 32 || input[0]![3] !== 3) {
     throw new Error(`${where}: the model takes ${input.map(shape).join(', ')}; CIFAR-10 evaluation feeds [null, 32, 32, 3] images`);
   }
+  // The class count itself is checked against --dataset (and --labels) by the caller.
   const output = model.outputs.map((t) => t.shape);
-  if (output.length !== 1 || output[0]!.length !== 2 || output[0]![1] !== 10) {
-    throw new Error(`${where}: the model outputs ${output.map(shape).join(', ')}; CIFAR-10 evaluation needs [null, 10] logits (10 classes)`);
+  if (output.length !== 1 || output[0]!.length !== 2 || !Number.isInteger(output[0]![1]) || output[0]![1]! < 2) {
+    throw new Error(`${where}: the model outputs ${output.map(shape).join(', ')}; evaluation needs [null, classes] logits`);
   }
   const { mean, std } = info.stats;
   const three = (v: unknown, ok: (x: number) => boolean) => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && ok(x));
@@ -63,17 +64,19 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
       throw new Error(`${join(dir, 'model.json')} has no normalisation statistics (userDefinedMetadata.tfjsDataflowCifar10.stats); was it saved by 'tfjs-dataflow-cifar10 train'?`);
     }
     checkSavedModel(model, info, join(dir, 'model.json'));
+    // Its class count against the dataset's, before the data is read.
+    const outputs = model.outputs[0]!.shape[1]!;
+    const classes = config.dataset === 'cifar100' ? CIFAR100_CLASS_COUNTS[config.labels ?? 'fine'] : CIFAR10_CLASSES.length;
+    if (outputs !== classes) {
+      throw new UsageError(`--model ${config.model} outputs ${outputs} classes, but ${datasetTitle(config.dataset, config.labels, classes)} has ` +
+        `${classes}: pass the --dataset${config.dataset === 'cifar100' ? ' and --labels' : ''} it was trained on`);
+    }
     say(`Model: ${dir} (${info.mode}, base depth ${info.baseDepth}, ${info.weights === 'ema' ? 'EMA' : 'final'} weights, seed ${info.seed})`);
 
     // Data: the test split, normalised with the training statistics the model was trained with.
     const dataset = await loadData({
       dir: config.data, cacheDir: config.cacheDir, download: config.download, trainLimit: 1, evalLimit: config.evalLimit ?? undefined,
     }, { from: config.dataFrom, progress: io.stderr, dataset: config.dataset, labels: config.labels });
-    const outputs = model.outputs[0]!.shape[1];
-    if (outputs !== dataset.classNames.length) {
-      throw new UsageError(`--model ${config.model} outputs ${outputs} classes, but ${datasetTitle(config.dataset, config.labels, dataset.classNames.length)} has ` +
-        `${dataset.classNames.length}: pass the --dataset${config.dataset === 'cifar100' ? ' and --labels' : ''} it was trained on`);
-    }
     const { train, eval: test } = dataset.toBackend({ stats: info.stats, padAmount: 0 });
     tf.dispose([train.images, train.targets]);
 

@@ -3,7 +3,7 @@
  * checkpoint files that survive a crash or a full disk, the directory lock) is the library's Node
  * entry's (src/io/checkpoint-files.ts); this module adds what is the CLI's own.
  */
-import { mkdir, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import {
@@ -92,6 +92,30 @@ export async function removeEmptyDirs(created: readonly string[]): Promise<void>
   for (const folder of [...created].reverse()) await rmdir(folder).catch(() => undefined);
 }
 
+/**
+ * Overwrites the existing file `path` in place (truncated first, so its blocks are free for the new text) and flushes
+ * it: for a record that must be written when the disk has no room for the temporary copy an atomic write needs. Only
+ * where the text fits the blocks the file already holds, so that a full disk never leaves it cut off; returns whether
+ * it wrote. Errors name the file.
+ */
+export async function writeFileInPlace(path: string, data: string): Promise<boolean> {
+  const held = await stat(path).then((s) => (s.isFile() ? s.blocks * 512 : -1), () => -1);
+  if (Buffer.byteLength(data) > held) return false;
+  let file;
+  try {
+    file = await open(path, 'r+');
+    await file.truncate(0);
+    await file.writeFile(data);
+    await file.sync();
+  } catch (e) {
+    const code = errorCode(e);
+    throw new Error(`cannot write ${path}${code === 'ENOSPC' ? ': the disk is full (ENOSPC)' : `: ${(e as Error).message}`}`);
+  } finally {
+    await file?.close().catch(() => undefined);
+  }
+  return true;
+}
+
 /** The name of a run directory's entries this CLI writes: anything else makes the directory someone else's. */
 const RUN_ENTRY = /^(config\.json|metrics\.json|curves\.svg|checkpoint|model|run-\d+)((\.(saving|previous|damaged)-\d+)|(\.tmp-\d+))?$/;
 
@@ -100,6 +124,8 @@ export interface RunDirState {
   exists: boolean;
   /** config.json, when it is this CLI's. */
   config: unknown | undefined;
+  /** Why config.json, present, could not be read (not valid JSON, a folder), naming it: the run's record is damaged, not absent. */
+  configProblem: string | undefined;
   /** Entries that this CLI does not write (hidden files aside): the directory then belongs to something else. */
   foreign: string[];
   /** Checkpoints (including the halves of an interrupted write) and models: work that --resume continues and a new run must not overwrite. */
@@ -115,12 +141,18 @@ export async function inspectRunDir(dir: string): Promise<RunDirState> {
     entries = (await readdir(dir)).filter((e) => !e.startsWith('.'));
   } catch (e) {
     // Not there (or under a file): ensureWritableDir says what is wrong with the path.
-    if (errorCode(e) === 'ENOENT' || errorCode(e) === 'ENOTDIR') return { exists: false, config: undefined, foreign: [], work: [], debris: [] };
+    if (errorCode(e) === 'ENOENT' || errorCode(e) === 'ENOTDIR') return { exists: false, config: undefined, configProblem: undefined, foreign: [], work: [], debris: [] };
     throw e;
   }
   let config: unknown;
+  let configProblem: string | undefined;
   if (entries.includes('config.json')) {
-    const json = await readJsonIfExists<{ format?: string; run?: { epochs?: unknown; batchSize?: unknown } }>(join(dir, 'config.json')).catch(() => undefined);
+    const path = join(dir, 'config.json');
+    const json = await readJsonIfExists<{ format?: string; run?: { epochs?: unknown; batchSize?: unknown } }>(path).catch((e: unknown) => {
+      const message = (e as Error).message;
+      configProblem = message.includes(path) ? message : `${path} cannot be read: ${message}`;
+      return undefined;
+    });
     // Runs from before the format field have the run config alone.
     if (json && (json.format === RUN_CONFIG_FORMAT || (json.format === undefined && typeof json.run?.epochs === 'number' && typeof json.run?.batchSize === 'number'))) config = json;
   }
@@ -147,7 +179,7 @@ export async function inspectRunDir(dir: string): Promise<RunDirState> {
     const names = await readdir(join(dir, runDir)).catch(() => [] as string[]);
     await sort(join(dir, runDir), names, `${runDir}/`);
   }
-  return { exists: true, config, foreign: foreign.sort(), work: work.sort(), debris: debris.sort() };
+  return { exists: true, config, configProblem, foreign: foreign.sort(), work: work.sort(), debris: debris.sort() };
 }
 
 /** The `format` of config.json, so a directory holding another program's config.json is not taken for a run. */

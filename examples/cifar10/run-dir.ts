@@ -103,6 +103,14 @@ export async function claimRunDir(config: TrainConfig, defaultOut: string): Prom
 function decideClaim(config: TrainConfig, out: string, state: RunDirState): { saved: SavedConfig | undefined; reusing: boolean } {
   const saved = state.config as SavedConfig | undefined;
   const list = (names: string[]) => (names.length > 6 ? [...names.slice(0, 6), `and ${names.length - 6} more`] : names).join(', ');
+  // A config.json that cannot be read is a damaged run record, not another program's file: say so, rather than that none is there.
+  if (saved === undefined && state.configProblem !== undefined) {
+    throw new UsageError(config.resume
+      ? `--resume: cannot continue the run in ${out}: its configuration is damaged (${state.configProblem}). ` +
+        'config.json records the flags the run was started with: restore it from a copy, or start a new run with another --out.'
+      : `--out ${out} holds a run whose configuration is damaged (${state.configProblem}); ` +
+        'restore config.json and continue with --resume, or choose another --out, so that nothing there is overwritten');
+  }
   if (config.resume && saved === undefined) {
     if (!state.exists) throw new UsageError(`--resume: ${out} holds no run to continue (no such directory)`);
     if (state.foreign.length > 0) throw new UsageError(`--resume: ${out} holds no run of this program to continue (no config.json of its own, but ${list(state.foreign)})`);

@@ -11,6 +11,14 @@ export function checkImages(where: string, images: tf.Tensor): [number, number, 
 }
 
 /**
+ * The largest square side the seed's masks fit in `extent` (see {@link squareStarts}): `extent`
+ * itself when it is odd, one less when it is even (an even side's centre range needs one spare row).
+ */
+export function largestSeedSquare(extent: number): number {
+  return extent % 2 === 1 ? extent : extent - 1;
+}
+
+/**
  * Top-left corners of one `size` x `size` square per image, drawn exactly where the seed's
  * `make_random_square_masks` puts its squares. The seed draws centres in
  * `[size//2 - isEven, extent - size//2 - isEven)` and covers `centre - size//2 + isEven ..

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { batchCrop } from '../augment/crop.js';
 import { batchCutmix } from '../augment/cutmix.js';
 import { batchFlipLR } from '../augment/flip.js';
-import { squareStarts } from '../augment/masks.js';
+import { largestSeedSquare, squareStarts } from '../augment/masks.js';
 import { randomOrGlobal } from '../ops/global-random.js';
 import type { DeviceRandom } from '../ops/random.js';
 import { CompactImages, isCompactImages } from './compact.js';
@@ -177,6 +177,11 @@ export function epochBatches(data: AnyLabelledImages, args: EpochBatchesArgs): G
       throw new Error(`epochBatches: cropSize must be an integer in [1, ${Math.min(height, width)}] for (padded) images of ${height}x${width}, got ${cropSize}`);
     }
     if (!(Number.isInteger(cutmixSize) && cutmixSize >= 0)) throw new Error(`epochBatches: cutmixSize must be a non-negative integer, got ${cutmixSize}`);
+    // Refused here rather than in batchCutmix, which would run only after the shuffle, crop and flip were drawn and allocated.
+    if (cutmixSize > largestSeedSquare(cropSize)) {
+      throw new Error(`epochBatches: cutmixSize ${cutmixSize} does not fit the ${cropSize}x${cropSize} crops; it must be at most ${largestSeedSquare(cropSize)} ` +
+        "(the seed's square masks need a spare row for an even side; 0 turns cutmix off)");
+    }
   }
   return generateBatches(images, targets, { batchSize, random, train, cropSize, cutmixSize }, count);
 }

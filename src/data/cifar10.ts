@@ -346,7 +346,7 @@ export interface Cifar10ToCompactBackendOptions {
   stats?: Cifar10Stats;
   /** Most bytes one device buffer may hold; default the WebGPU device's maxStorageBufferBindingSize (else 1 GiB). */
   maxPartBytes?: number;
-  /** Width of the one-hot targets; default 10 (a dataset's `toCompactBackend` passes its class count). */
+  /** Columns of the one-hot targets; every label must be below it. Default 10 (a dataset's `toCompactBackend` passes its own count). */
   numClasses?: number;
 }
 
@@ -408,10 +408,10 @@ function checkSplits(where: string, train: Cifar10Split, evalSplit: Cifar10Split
  */
 export function cifar10ToCompactBackend(train: Cifar10Split, evalSplit: Cifar10Split, options: Cifar10ToCompactBackendOptions = {}): Cifar10CompactOnBackend {
   const pad = options.padAmount ?? 2;
+  const numClasses = checkSplits('cifar10ToCompactBackend', train, evalSplit, options.numClasses);
   if (!Number.isInteger(pad) || pad < 0 || pad >= CIFAR10_IMAGE_SIZE) {
     throw new Error(`cifar10ToCompactBackend: padAmount must be an integer in 0..${CIFAR10_IMAGE_SIZE - 1} (reflect padding needs pad < image size), got ${pad}`);
   }
-  const numClasses = checkSplits('cifar10ToCompactBackend', train, evalSplit, options.numClasses);
   const stats = options.stats ?? cifar10Stats(train);
   const side = CIFAR10_IMAGE_SIZE;
   const common = { mean: stats.mean, std: stats.std, ...(options.maxPartBytes !== undefined ? { maxPartBytes: options.maxPartBytes } : {}) };

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { largestSeedSquare } from '../augment/masks.js';
 import type { AnyLabelledImages, Batch } from '../data/batches.js';
 import { findDiscreteActions, type DiscreteAction } from '../layers/discrete-action.js';
 import type { Hyp } from '../models/hyp.js';
@@ -127,8 +128,9 @@ export class Trainer {
       throw new Error(`Trainer: logEvery must be a positive integer (steps between loss reads), got ${typeof logEvery === 'string' ? `'${logEvery}'` : String(logEvery)}`);
     }
     // Checked here: a patch larger than the crop fails inside an epoch's batches, after their tensors exist.
-    if (this.hyp.net.cutmixSize > this.imageSize) {
-      throw new Error(`Trainer: hyp.net.cutmixSize ${this.hyp.net.cutmixSize} is larger than the ${this.imageSize}x${this.imageSize} training crops; it must be at most ${this.imageSize} (0 turns cutmix off)`);
+    if (this.hyp.net.cutmixSize > largestSeedSquare(this.imageSize)) {
+      throw new Error(`Trainer: hyp.net.cutmixSize ${this.hyp.net.cutmixSize} does not fit the ${this.imageSize}x${this.imageSize} training crops; ` +
+        `it must be at most ${largestSeedSquare(this.imageSize)} (the seed's square masks need a spare row for an even side; 0 turns cutmix off)`);
     }
     this.options = {
       seed: options.seed ?? 0,

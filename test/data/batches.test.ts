@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { epochBatches, epochExamples, epochFraction, seedSchedule, stepsInEpoch } from '../../src/data/batches.js';
+import { compactImages } from '../../src/data/compact.js';
 import { DeviceRandom } from '../../src/ops/random.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { liveTensors } from '../helpers/memory.js';
@@ -106,6 +107,33 @@ describeEachBackend('epochBatches', () => {
     expect(all[0]![0][0]!.length).toBe(6); // not cropped
     tf.dispose(evalBatches.map((b) => [b.inputs, b.targets]));
     expect(liveTensors()).toBe(before);
+    tf.dispose(data);
+  });
+
+  it('refuses a cutmix patch that does not fit the crops before allocating or drawing anything, on float and compact images', () => {
+    const data = labelled(8);
+    const compact = { images: compactImages(new Uint8Array(8 * 6 * 6 * 3).map((_, i) => i % 251), [8, 6, 6, 3], { mean: [0, 0, 0], std: [1, 1, 1] }), targets: data.targets };
+    const before = liveTensors();
+    const random = new DeviceRandom(6);
+    const stateBefore = random.getState();
+    for (const set of [data, compact]) {
+      for (const cutmixSize of [5, 4]) {
+        expect(() => epochBatches(set, { batchSize: 2, random, cropSize: 4, cutmixSize }))
+          .toThrow(`epochBatches: cutmixSize ${cutmixSize} does not fit the 4x4 crops; it must be at most 3 (the seed's square masks need a spare row for an even side; 0 turns cutmix off)`);
+      }
+      expect(() => epochBatches(set, { batchSize: 2, random, cropSize: 5, cutmixSize: 6 })).toThrow('it must be at most 5');
+      expect(liveTensors()).toBe(before);
+    }
+    // Nothing was drawn either: the generator is where the batches of a refused call would have come from.
+    expect(random.getState()).toEqual(stateBefore);
+    // The largest patch that fits is allowed, and an odd crop's own side.
+    for (const [cropSize, cutmixSize] of [[4, 3], [5, 5]] as const) {
+      const largest = [...epochBatches(data, { batchSize: 4, random, cropSize, cutmixSize })];
+      expect(largest.map((b) => b.inputs.shape)).toEqual([[4, cropSize, cropSize, 2], [4, cropSize, cropSize, 2]]);
+      tf.dispose(largest.map((b) => [b.inputs, b.targets]));
+    }
+    expect(liveTensors()).toBe(before);
+    compact.images.dispose();
     tf.dispose(data);
   });
 

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { epochBatches, sliceImages, type AnyLabelledImages } from '../../src/data/batches.js';
-import { cifar10ToBackend, cifar10ToCompactBackend, CIFAR10_IMAGE_BYTES, type Cifar10Split } from '../../src/data/cifar10.js';
+import { cifar10Dataset, cifar10ToBackend, cifar10ToCompactBackend, CIFAR10_IMAGE_BYTES, type Cifar10Split } from '../../src/data/cifar10.js';
 import { compactImages, CompactImages } from '../../src/data/compact.js';
 import { loadCifar10 } from '../../src/data/cifar10-node.js';
 import { DeviceRandom } from '../../src/ops/random.js';
@@ -150,6 +150,35 @@ describeEachBackend('compact data on the device', (backend) => {
     tf.dispose([float.train.images, float.train.targets, float.eval.images, float.eval.targets, compact.train.targets, compact.eval.targets]);
     compact.train.images.dispose();
     compact.eval.images.dispose();
+  });
+});
+
+describeEachBackend('cifar10ToCompactBackend with another class count (CIFAR-100)', () => {
+  it('one-hot targets get numClasses columns, as cifar10ToBackend\'s, and a dataset passes its own count; a label past it is refused', async () => {
+    const train = randomSplit(6, 21);
+    const evalSplit = randomSplit(3, 22);
+    train.labels.set([99, 0, 57, 10, 3, 42]);
+    evalSplit.labels.set([19, 98, 11]);
+    const before = liveTensors();
+    const compact = cifar10ToCompactBackend(train, evalSplit, { numClasses: 100 });
+    const float = cifar10ToBackend(train, evalSplit, { numClasses: 100 });
+    expect(compact.train.targets.shape).toEqual([6, 100]);
+    expect(compact.eval.targets.shape).toEqual([3, 100]);
+    expect(await compact.train.targets.array()).toEqual(await float.train.targets.array());
+    expect(await compact.eval.targets.array()).toEqual(await float.eval.targets.array());
+    const rows = (await compact.train.targets.array()) as number[][];
+    expect(rows.map((r) => r.indexOf(1))).toEqual([99, 0, 57, 10, 3, 42]);
+    tf.dispose([compact.train.targets, compact.eval.targets, float.train.images, float.train.targets, float.eval.images, float.eval.targets]);
+    compact.train.images.dispose();
+    compact.eval.images.dispose();
+    const hundred = cifar10Dataset(train, evalSplit, 'synthetic', Array.from({ length: 100 }, (_, i) => `class ${i}`)).toCompactBackend();
+    expect(hundred.train.targets.shape).toEqual([6, 100]);
+    tf.dispose([hundred.train.targets, hundred.eval.targets]);
+    hundred.train.images.dispose();
+    hundred.eval.images.dispose();
+    expect(() => cifar10ToCompactBackend(train, evalSplit)).toThrow('cifar10ToCompactBackend: train image 0 has label 99, outside 0..9 for numClasses 10');
+    expect(() => cifar10ToCompactBackend(train, evalSplit, { numClasses: 0 })).toThrow('cifar10ToCompactBackend: numClasses must be an integer in 1..256 (labels are bytes), got 0');
+    expect(liveTensors()).toBe(before);
   });
 });
 

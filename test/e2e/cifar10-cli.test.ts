@@ -10,7 +10,7 @@ import { MAX_SEED, parseCommandLine, UsageError } from '../../examples/cifar10/a
 import { readCheckpoint } from '../../examples/cifar10/files.js';
 import { main, type CliIO } from '../../examples/cifar10/main.js';
 import { Progress, formatDuration } from '../../examples/cifar10/progress.js';
-import { DiscreteAction, fileHandler, predictWithFlipTTA, speedyConvNet, type EpochRecord, type StepInfo } from '../../src/node.js';
+import { DiscreteAction, fileHandler, initBackend, predictWithFlipTTA, speedyConvNet, type EpochRecord, type StepInfo } from '../../src/node.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { liveTensors } from '../helpers/memory.js';
 
@@ -397,11 +397,16 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: training on wasm with the r
     }
   }, LONG);
 
-  it('stops on a non-finite loss, naming the step, with a non-zero exit, and never checkpoints the diverged net', async () => {
+  it('stops on a non-finite loss, naming the step, with a non-zero exit, never checkpoints the diverged net, and leaves no tensor behind', async () => {
     const out = join(root, 'nan');
+    // Counted on the backend the run uses (main() makes it the active one).
+    await initBackend('wasm');
+    const before = liveTensors();
     const { code, err } = await run(['train', '--backend', 'wasm', '--data', DATA, '--train-limit', '256', '--eval-limit', '100', '--base-depth', '8',
       '--batch-size', '256', '--epochs', '4', '--hyp', 'opt.nonBiasLr=1e30', '--hyp', 'opt.biasLr=1e30', '--out', out]);
     expect(code).toBe(1);
+    expect(tf.getBackend()).toBe('wasm');
+    expect(liveTensors()).toBe(before);
     // One step an epoch: the first step's loss is finite, the net it leaves is not, and the evaluation after it says so.
     expect(err).toContain('Stopped: validation loss became NaN after epoch 0 (step 1). No checkpoint was written (no epoch ended with a finite loss)');
     const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics & { runs: Array<{ message?: string }> };
@@ -409,5 +414,13 @@ describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: training on wasm with the r
     expect(metrics.runs[0]!.message).toBe('validation loss became NaN after epoch 0 (step 1)');
     expect(existsSync(join(out, 'checkpoint'))).toBe(false);
     expect(existsSync(join(out, 'model'))).toBe(false);
+
+    // A NaN training loss (read every few steps, four steps an epoch) after a finished epoch: the same, the checkpoint kept.
+    const later = join(root, 'nan-later');
+    const stopped = await run(['train', '--backend', 'wasm', '--data', DATA, '--train-limit', '256', '--eval-limit', '100', '--base-depth', '8',
+      '--batch-size', '64', '--epochs', '4', '--hyp', 'opt.nonBiasLr=30', '--hyp', 'opt.biasLr=30', '--out', later]);
+    expect(stopped.code).toBe(1);
+    expect(stopped.err).toMatch(/Stopped: training loss became NaN at step \d+ .*The last epoch's checkpoint in .* is untouched/);
+    expect(liveTensors()).toBe(before);
   }, LONG);
 });

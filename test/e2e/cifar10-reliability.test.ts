@@ -3,7 +3,7 @@
  * README's `npm run train` in a child process with real signals, and `main()` for the rest.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -141,6 +141,32 @@ describe('CIFAR-10 CLI: the output directory is checked before anything loads', 
     expect(refused.err).toContain(`--out ${theirs} holds files that are not a run of this program (metrics.json, model); choose an empty or new directory`);
     expect(await readFile(join(theirs, 'metrics.json'), 'utf8')).toBe('{"mine": true}');
     expect((await readdir(theirs)).sort()).toEqual(['metrics.json', 'model']);
+  });
+
+  it('a run whose config.json is damaged is refused as damaged (not as another program\'s), for --resume and for a new run, and left untouched', async () => {
+    const damaged = join(root, 'damaged-config');
+    await mkdir(join(damaged, 'checkpoint'), { recursive: true });
+    const configPath = join(damaged, 'config.json');
+    const cutOff = '{"format":"tfjs-dataflow-cifar10-run","run":{"epochs":2,"batchSize":';
+    await writeFile(configPath, cutOff);
+    await writeFile(join(damaged, 'checkpoint', 'checkpoint.json'), '{}');
+    const resume = await run(['train', '--resume', '--out', damaged]);
+    expect(resume.code).toBe(2);
+    expect(resume.err).toContain(`--resume: cannot continue the run in ${damaged}: its configuration is damaged (${configPath} is not valid JSON: `);
+    expect(resume.err).toContain('config.json records the flags the run was started with: restore it from a copy, or start a new run with another --out.');
+    expect(resume.err).not.toContain('no config.json');
+    const fresh = await run([...args, '--out', damaged]);
+    expect(fresh.code).toBe(2);
+    expect(fresh.err).toContain(`--out ${damaged} holds a run whose configuration is damaged (${configPath} is not valid JSON: `);
+    expect(fresh.err).not.toContain('not a run of this program');
+    // A config.json that is a folder is named too.
+    const folder = join(root, 'config-folder');
+    await mkdir(join(folder, 'config.json'), { recursive: true });
+    const notFile = await run(['train', '--resume', '--out', folder]);
+    expect(notFile.code).toBe(2);
+    expect(notFile.err).toContain(`--resume: cannot continue the run in ${folder}: its configuration is damaged (${join(folder, 'config.json')} cannot be read: EISDIR`);
+    expect(await readFile(configPath, 'utf8')).toBe(cutOff);
+    expect((await readdir(damaged)).sort()).toEqual(['checkpoint', 'config.json']);
   });
 
   it('a failure before training leaves no directory it created', async () => {
@@ -521,3 +547,44 @@ async function deadPid(): Promise<number> {
   return child.pid!;
 }
 
+
+const canMount = spawnSync('unshare', ['-rm', 'true']).status === 0;
+describe.skipIf(!HAS_DATA || !canMount)(
+  `CIFAR-10 CLI: a disk that fills up during a checkpoint${!HAS_DATA ? ` (skipped: no CIFAR-10 binaries at ${DATA})` : !canMount ? ' (skipped: no user namespaces to mount a small tmpfs)' : ''}`,
+  () => {
+    /**
+     * `train` with --out on a tmpfs of 32 pages of which `freePages` are left free by a filler file, in a mount
+     * namespace of its own (gone when it exits, so what the run left is listed from inside it).
+     */
+    function trainOnSmallDisk(freePages: number) {
+      const out = '/mnt/run';
+      const list = `const fs=require('fs');const d='${out}';const m=d+'/metrics.json';` +
+        `console.log('AFTER '+JSON.stringify({entries:fs.readdirSync(d).sort(),metrics:fs.existsSync(m)?JSON.parse(fs.readFileSync(m,'utf8')):null}))`;
+      const script = [
+        'P=$(getconf PAGESIZE)',
+        'mount -t tmpfs -o size=$((32*P)) none /mnt',
+        `head -c $(((32-${freePages})*P)) /dev/zero > /mnt/filler`,
+        `'${process.execPath}' --import tsx examples/cifar10/train.ts --backend wasm --data '${DATA}' --train-limit 128 --eval-limit 50 --base-depth 4 ` +
+          `--batch-size 64 --epochs 1 --seed 2 --out ${out}`,
+        'echo "EXIT $?"',
+        `'${process.execPath}' -e "${list}"`,
+      ].join('\n');
+      const result = spawnSync('unshare', ['-rm', 'sh', '-c', script], { cwd: REPO, encoding: 'utf8', timeout: LONG });
+      const exit = Number(/^EXIT (\d+)$/m.exec(result.stdout)?.[1]);
+      const after = JSON.parse(/^AFTER (.*)$/m.exec(result.stdout)?.[1] ?? 'null') as { entries: string[]; metrics: Metrics | null } | null;
+      return { exit, after, stderr: result.stderr, out };
+    }
+
+    // Before its first checkpoint the run holds 3 pages (out/.lock, config.json, metrics.json). With 4 free, metrics.json's
+    // atomic rewrite fits once the cut-off checkpoint is removed; with 3, no page is left for its temporary copy.
+    it.each([4, 3])('with %i pages free: exit 1 naming the file, metrics.json "failed" with that message, no partial checkpoint or temporary file', (freePages) => {
+      const { exit, after, stderr, out } = trainOnSmallDisk(freePages);
+      expect(stderr).toMatch(new RegExp(`tfjs-dataflow-cifar10: cannot write ${out}/checkpoint\\.saving-\\d+/tensors\\.bin: the disk is full \\(ENOSPC\\)`));
+      expect(exit).toBe(1);
+      expect(after!.entries).toEqual(['config.json', 'metrics.json']);
+      expect(after!.metrics!.status).toBe('failed');
+      expect(after!.metrics!.runs[0]!.stopReason).toBe('failed');
+      expect(after!.metrics!.runs[0]!.message).toMatch(new RegExp(`^cannot write ${out}/checkpoint\\.saving-\\d+/tensors\\.bin: the disk is full \\(ENOSPC\\)$`));
+    }, LONG);
+  },
+);

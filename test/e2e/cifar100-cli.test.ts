@@ -78,6 +78,12 @@ describe('CIFAR-100 CLI: a tiny run end to end on files in the official format',
     const coarse = await run(['evaluate', '--model', join(out, 'model'), '--dataset', 'cifar100', '--labels', 'coarse', '--data', data, '--backend', 'wasm', '--eval-limit', '100']);
     expect(coarse.code).toBe(2);
     expect(coarse.err).toContain(`--model ${join(out, 'model')} outputs 100 classes, but CIFAR-100, coarse labels (20 classes) has 20: pass the --dataset and --labels it was trained on`);
+
+    // Another class count is refused before the data is read: --data names nothing, and the message is about the classes.
+    const cifar10 = await run(['evaluate', '--model', join(out, 'model'), '--dataset', 'cifar10', '--data', '/nonexistent/cifar10', '--backend', 'wasm']);
+    expect(cifar10.code).toBe(2);
+    expect(cifar10.err).toContain(`--model ${join(out, 'model')} outputs 100 classes, but CIFAR-10 (10 classes) has 10: pass the --dataset it was trained on`);
+    expect(cifar10.out).not.toContain('Test accuracy');
   }, 600_000);
 
   it('trains on the 20 coarse labels, and --resume refuses another --labels', async () => {
@@ -89,6 +95,12 @@ describe('CIFAR-100 CLI: a tiny run end to end on files in the official format',
     const model = await tfl.loadLayersModel(fileHandler(join(out, 'model')));
     expect(model.outputs[0]!.shape).toEqual([null, 20]);
     model.dispose();
+    const asFine = await run(['evaluate', '--model', join(out, 'model'), '--dataset', 'cifar100', '--data', '/nonexistent/cifar100', '--backend', 'wasm']);
+    expect(asFine.code).toBe(2);
+    expect(asFine.err).toContain(`--model ${join(out, 'model')} outputs 20 classes, but CIFAR-100, fine labels (100 classes) has 100: pass the --dataset and --labels it was trained on`);
+    const asCifar10 = await run(['evaluate', '--model', join(out, 'model'), '--data', '/nonexistent/cifar10', '--backend', 'wasm']);
+    expect(asCifar10.code).toBe(2);
+    expect(asCifar10.err).toContain(`--model ${join(out, 'model')} outputs 20 classes, but CIFAR-10 (10 classes) has 10: pass the --dataset it was trained on`);
     const resumed = await run(['train', '--resume', '--out', out, '--dataset', 'cifar100', '--labels', 'fine']);
     expect(resumed.code).toBe(2);
     expect(resumed.err).toContain('--labels "fine" (the run has "coarse")');
