@@ -67,7 +67,14 @@ export interface BenchResult {
     wasmHeapBytes: number | null;
     tfNumBytes: number;
     /** Tensor counts, not counting the kept device scalars (`deviceScalars`, made once per value and reused). */
-    tensors: { beforeSetup: number; afterSetup: number; afterWarmup: number; afterTimed: number; afterDispose: number; deviceScalars: number };
+    tensors: {
+      beforeSetup: number;
+      afterSetup: number;
+      afterWarmup: number;
+      afterTimed: number;
+      afterDispose: number;
+      deviceScalars: number;
+    };
   };
   profile?: KernelProfile;
   gpuProfile?: { train: GpuProfile; eval: GpuProfile };
@@ -80,7 +87,9 @@ export interface BenchResult {
 }
 
 // BENCH_VERBOSE=1 prints each phase to stderr (long runs on a loaded machine).
-const log = (msg: string) => { if (process.env['BENCH_VERBOSE']) console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`); };
+const log = (msg: string) => {
+  if (process.env['BENCH_VERBOSE']) console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+};
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -115,7 +124,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     await enableNodeWasmThreads(options.wasmThreads);
   }
   if (options.tfjsKernels && options.backend !== 'webgpu') {
-    throw new Error(`runBench: tfjsKernels needs backend 'webgpu' (tfjs-backend-wasm 4.22 cannot train convolutions by itself), got '${options.backend}'`);
+    throw new Error(
+      `runBench: tfjsKernels needs backend 'webgpu' (tfjs-backend-wasm 4.22 cannot train convolutions by itself), got '${options.backend}'`,
+    );
   }
   if (options.convPrecision != null && options.backend !== 'webgpu') {
     throw new Error(`runBench: convPrecision needs backend 'webgpu', got '${options.backend}'`);
@@ -167,12 +178,16 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   }
   let flops = { total: 0, byKernel: {} as Record<string, number> };
   if ((bench.steps + 1) % everyN === 0) bench.trainStep(); // keep the EMA out of the FLOP count
-  flops = countFlops(() => { bench.trainStep(); });
+  flops = countFlops(() => {
+    bench.trainStep();
+  });
   await syncBackend(bench.net);
 
   let profile: KernelProfile | undefined;
   if (profileSteps > 0 && backend !== 'webgpu') {
-    profile = profileKernels(() => { bench.trainStep(); }, profileSteps);
+    profile = profileKernels(() => {
+      bench.trainStep();
+    }, profileSteps);
     await syncBackend(bench.net);
   }
 
@@ -192,8 +207,12 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   if (profileSteps > 0 && backend === 'webgpu') {
     // After the eval warm-up too, so no shader compilation lands in the GPU times.
     log('GPU kernel profile');
-    const train = await profileGpuKernels(() => { bench.trainStep(); }, profileSteps);
-    const evalProfile = await profileGpuKernels(() => { bench.evalStep().dispose(); }, profileSteps);
+    const train = await profileGpuKernels(() => {
+      bench.trainStep();
+    }, profileSteps);
+    const evalProfile = await profileGpuKernels(() => {
+      bench.evalStep().dispose();
+    }, profileSteps);
     gpuProfile = { train, eval: evalProfile };
   }
   const evalCounts = await counter.measure(() => bench.evalStep().dispose());
@@ -222,14 +241,17 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     threads: { wasm: report.wasmThreads ?? null, cpus: os.availableParallelism() },
     train: { medianStepMs: trainMedian, imagesPerSec: batch / (trainMedian / 1e3), stepMs: trainMs, emaStep },
     eval: {
-      medianStepMs: evalMedian, imagesPerSec: batch / (evalMedian / 1e3), stepMs: evalMs,
+      medianStepMs: evalMedian,
+      imagesPerSec: batch / (evalMedian / 1e3),
+      stepMs: evalMs,
       note: 'images/s counts the batch as given; the flip TTA doubles it inside the forward',
     },
     gflopPerStep: {
       train: flops.total / 1e9,
       eval: evalFlops.total / 1e9,
       byKernel: Object.fromEntries(Object.entries(flops.byKernel).map(([k, v]) => [k, v / 1e9])),
-      method: 'counted: 2*MACs of every Conv2D, Conv2DBackpropInput, Conv2DBackpropFilter and (Batch/Fused)MatMul the engine ran in one step, from their input shapes; elementwise, pooling and reductions excluded',
+      method:
+        'counted: 2*MACs of every Conv2D, Conv2DBackpropInput, Conv2DBackpropFilter and (Batch/Fused)MatMul the engine ran in one step, from their input shapes; elementwise, pooling and reductions excluded',
     },
     counts: {
       trainStep: perStep(trainCounts!),

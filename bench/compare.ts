@@ -27,8 +27,16 @@ const common = ['--batch', values.batch!, '--steps', values.steps!, '--warmup', 
 const torchArgs = ['tools/reference/bench_torch.py', ...common, '--threads', values.threads!, '--json', torchFile];
 console.log(`$ ${values.python} ${torchArgs.join(' ')}`);
 execFileSync(values.python!, torchArgs, { stdio: 'inherit' });
-const oursArgs = ['tsx', 'bench/run.ts', '--backend', values.backend!, ...common, '--json', oursFile,
-  ...(values['wasm-threads'] != null ? ['--wasm-threads', values['wasm-threads']] : [])];
+const oursArgs = [
+  'tsx',
+  'bench/run.ts',
+  '--backend',
+  values.backend!,
+  ...common,
+  '--json',
+  oursFile,
+  ...(values['wasm-threads'] != null ? ['--wasm-threads', values['wasm-threads']] : []),
+];
 console.log(`$ npx ${oursArgs.join(' ')}`);
 execFileSync('npx', oursArgs, { stdio: 'inherit' });
 
@@ -36,16 +44,39 @@ const ours = JSON.parse(readFileSync(oursFile, 'utf8'));
 const torch = JSON.parse(readFileSync(torchFile, 'utf8'));
 const ratio = (a: number, b: number) => +(a / b).toFixed(4);
 const summary = {
-  config: { batch: +values.batch!, baseDepth: +values['base-depth']!, steps: +values.steps!, warmup: +values.warmup!, torchThreads: +values.threads! },
-  ours: { backend: ours.backend, reason: ours.backendReport.reason, wasmThreads: ours.threads.wasm, trainImagesPerSec: ours.train.imagesPerSec, evalImagesPerSec: ours.eval.imagesPerSec, peakRssBytes: ours.memory.peakRssBytes },
-  torch: { backend: torch.backend, threads: torch.threads, trainImagesPerSec: torch.train.imagesPerSec, evalImagesPerSec: torch.eval.imagesPerSec, peakRssBytes: torch.peakRssBytes },
+  config: {
+    batch: +values.batch!,
+    baseDepth: +values['base-depth']!,
+    steps: +values.steps!,
+    warmup: +values.warmup!,
+    torchThreads: +values.threads!,
+  },
+  ours: {
+    backend: ours.backend,
+    reason: ours.backendReport.reason,
+    wasmThreads: ours.threads.wasm,
+    trainImagesPerSec: ours.train.imagesPerSec,
+    evalImagesPerSec: ours.eval.imagesPerSec,
+    peakRssBytes: ours.memory.peakRssBytes,
+  },
+  torch: {
+    backend: torch.backend,
+    threads: torch.threads,
+    trainImagesPerSec: torch.train.imagesPerSec,
+    evalImagesPerSec: torch.eval.imagesPerSec,
+    peakRssBytes: torch.peakRssBytes,
+  },
   // Below 1: slower than PyTorch.
   ratio: { train: ratio(ours.train.imagesPerSec, torch.train.imagesPerSec), eval: ratio(ours.eval.imagesPerSec, torch.eval.imagesPerSec) },
   loadAverage: { torchBefore: torch.loadAverage?.before, oursAfter: ours.loadAverage?.after, cpus: os.cpus().length },
   details: { ours, torch },
 };
-console.log(`train: ours ${summary.ours.trainImagesPerSec.toFixed(1)} img/s vs PyTorch ${summary.torch.trainImagesPerSec.toFixed(1)} img/s -> ratio ${summary.ratio.train}`);
-console.log(`eval:  ours ${summary.ours.evalImagesPerSec.toFixed(1)} img/s vs PyTorch ${summary.torch.evalImagesPerSec.toFixed(1)} img/s -> ratio ${summary.ratio.eval}`);
+console.log(
+  `train: ours ${summary.ours.trainImagesPerSec.toFixed(1)} img/s vs PyTorch ${summary.torch.trainImagesPerSec.toFixed(1)} img/s -> ratio ${summary.ratio.train}`,
+);
+console.log(
+  `eval:  ours ${summary.ours.evalImagesPerSec.toFixed(1)} img/s vs PyTorch ${summary.torch.evalImagesPerSec.toFixed(1)} img/s -> ratio ${summary.ratio.eval}`,
+);
 if (values.json) {
   writeFileSync(values.json, `${JSON.stringify(summary, null, 1)}\n`);
   console.log(`wrote ${values.json}`);

@@ -26,19 +26,30 @@ const report = await initBackend(values.backend as never, values.backend === 'wa
 
 /** The seed's 3x3 'same' convolutions at base depth 64: [side, in channels, out channels]. */
 export const CONV_SHAPES: Array<[number, number, number]> = [
-  [31, 24, 64], [15, 64, 64], [15, 64, 256], [7, 256, 256], [7, 256, 512], [3, 512, 512],
+  [31, 24, 64],
+  [15, 64, 64],
+  [15, 64, 256],
+  [7, 256, 256],
+  [7, 256, 512],
+  [3, 512, 512],
 ];
 
-const gpuTimer = tf.getBackend() === 'webgpu' && Boolean((tf.backend() as unknown as { supportTimestampQuery?: boolean }).supportTimestampQuery);
+const gpuTimer =
+  tf.getBackend() === 'webgpu' && Boolean((tf.backend() as unknown as { supportTimestampQuery?: boolean }).supportTimestampQuery);
 
 async function best(f: () => tf.Tensor): Promise<number> {
-  const sync = async (t: tf.Tensor) => { await t.data(); t.dispose(); };
+  const sync = async (t: tf.Tensor) => {
+    await t.data();
+    t.dispose();
+  };
   await sync(f());
   let min = Infinity;
   for (let i = 0; i < repeats; i++) {
     if (gpuTimer) {
       let out: tf.Tensor | undefined;
-      const timing = await tf.time(() => { out = f(); });
+      const timing = await tf.time(() => {
+        out = f();
+      });
       await sync(out!);
       min = Math.min(min, timing.kernelMs as number);
       continue;
@@ -86,7 +97,9 @@ for (const [side, cin, cout] of CONV_SHAPES) {
   const ms: Row['ms'] = { forward };
   const tfjsForward = tfjsKernel('Conv2D');
   if (tfjsForward) ms.forwardTfjs = await best(() => tf.tidy(() => tfjsForward({ x, filter: tf.add(w, 0) }, attrs)));
-  ms.inputGrad = await best(() => tf.tidy(() => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: tf.add(w, 0) }, inputAttrs as never) as tf.Tensor));
+  ms.inputGrad = await best(() =>
+    tf.tidy(() => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: tf.add(w, 0) }, inputAttrs as never) as tf.Tensor),
+  );
   ms.filterGrad = await best(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, filterAttrs as never) as tf.Tensor);
   const tfjsInput = tfjsKernel('Conv2DBackpropInput');
   if (tfjsInput) ms.inputGradTfjs = await best(() => tf.tidy(() => tfjsInput({ dy, filter: tf.add(w, 0) }, inputAttrs)));
@@ -100,9 +113,15 @@ for (const [side, cin, cout] of CONV_SHAPES) {
 const kernels = Object.keys(rows[0]!.ms) as Kernel[];
 const totalMs = Object.fromEntries(kernels.map((k) => [k, rows.reduce((a, r) => a + r.ms[k]!, 0)]));
 const result = {
-  impl: 'tfjs-dataflow', backend: tf.getBackend(), reason: report.reason, wasmThreads: report.wasmThreads ?? null, batch, repeats,
+  impl: 'tfjs-dataflow',
+  backend: tf.getBackend(),
+  reason: report.reason,
+  wasmThreads: report.wasmThreads ?? null,
+  batch,
+  repeats,
   timing: gpuTimer ? 'GPU time (WebGPU timestamp queries), best of the repeats' : 'wall time to a read-back, best of the repeats',
-  rows, totalMs,
+  rows,
+  totalMs,
 };
 const text = JSON.stringify(result, null, 1);
 console.log(text);

@@ -18,7 +18,7 @@ const flops = 3 * 2 * batch * 31 * 31 * 64 * 9 * 24; // forward, input gradient,
 
 const results = [];
 for (const name of values.backends!.split(',')) {
-  let report;
+  let report: Awaited<ReturnType<typeof initBackend>>;
   try {
     report = await initBackend(name as never);
   } catch (e) {
@@ -29,7 +29,9 @@ for (const name of values.backends!.split(',')) {
   const w = tf.randomNormal(wShape) as tf.Tensor4D;
   const step = async () => {
     const out = tf.tidy(() => {
-      const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'))))([x, w]);
+      const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'))),
+      )([x, w]);
       return tf.add(tf.sum(dx!), tf.sum(dw!));
     });
     await out.data();

@@ -17,8 +17,14 @@ function kernelFlops(name: string, inputs: Record<string, tf.TensorInfo>, attrs:
       // 2 * output elements * (kh * kw * cin); the output size comes from the filter and strides.
       const [kh, kw, cin, cout] = inputs['filter']!.shape as number[];
       const x = inputs['x']!.shape;
-      const info = tf.backend_util.computeConv2DInfo(x as [number, number, number, number], [kh!, kw!, cin!, cout!],
-        attrs['strides'] as number, (attrs['dilations'] as number) ?? 1, attrs['pad'] as 'same', attrs['dimRoundingMode'] as undefined);
+      const info = tf.backend_util.computeConv2DInfo(
+        x as [number, number, number, number],
+        [kh!, kw!, cin!, cout!],
+        attrs['strides'] as number,
+        (attrs['dilations'] as number) ?? 1,
+        attrs['pad'] as 'same',
+        attrs['dimRoundingMode'] as undefined,
+      );
       return 2 * size(info.outShape) * kh! * kw! * cin!;
     }
     case 'Conv2DBackpropInput': {
@@ -50,7 +56,9 @@ function kernelFlops(name: string, inputs: Record<string, tf.TensorInfo>, attrs:
  * they are a few percent of the arithmetic, though not of the time.
  */
 export function countFlops(fn: () => void): FlopCount {
-  const eng = tf.engine() as unknown as { runKernel(name: string, inputs: Record<string, tf.TensorInfo>, attrs: Record<string, unknown>): unknown };
+  const eng = tf.engine() as unknown as {
+    runKernel(name: string, inputs: Record<string, tf.TensorInfo>, attrs: Record<string, unknown>): unknown;
+  };
   const original = eng.runKernel;
   const count: FlopCount = { total: 0, byKernel: {} };
   eng.runKernel = function (name, inputs, attrs) {

@@ -22,7 +22,11 @@ export interface GpuProfile {
   byShape: GpuProfileRow[];
 }
 
-function rows(totals: Map<string, { kernel: string; inputShapes?: string; ms: number; calls: number }>, steps: number, gpuMs: number): GpuProfileRow[] {
+function rows(
+  totals: Map<string, { kernel: string; inputShapes?: string; ms: number; calls: number }>,
+  steps: number,
+  gpuMs: number,
+): GpuProfileRow[] {
   return [...totals.values()]
     .map((r) => ({ ...r, ms: r.ms / steps, calls: r.calls / steps, share: r.ms / steps / gpuMs }))
     .sort((a, b) => b.ms - a.ms);
@@ -70,6 +74,9 @@ export async function profileGpuKernels(step: () => void, steps: number): Promis
   const gpuMsPerStep = total / steps;
   return {
     method: 'tf.profile over the steps; each kernel timed with WebGPU timestamp queries around its compute passes',
-    wallMsPerStep, gpuMsPerStep, byKernel: rows(byKernel, steps, gpuMsPerStep), byShape: rows(byShape, steps, gpuMsPerStep),
+    wallMsPerStep,
+    gpuMsPerStep,
+    byKernel: rows(byKernel, steps, gpuMsPerStep),
+    byShape: rows(byShape, steps, gpuMsPerStep),
   };
 }

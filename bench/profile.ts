@@ -55,7 +55,8 @@ export function profileKernels(step: () => void, steps: number): KernelProfile {
     eng.runKernelFunc = original;
   }
   const stepMs = (performance.now() - t0) / steps;
-  const rows = [...totals].map(([kernel, r]) => ({ kernel, ms: r.ms / steps, calls: r.calls / steps, share: r.ms / steps / stepMs }))
+  const rows = [...totals]
+    .map(([kernel, r]) => ({ kernel, ms: r.ms / steps, calls: r.calls / steps, share: r.ms / steps / stepMs }))
     .sort((a, b) => b.ms - a.ms);
   const inKernels = rows.reduce((a, r) => a + r.ms, 0);
   return { stepMs, outsideKernelsMs: stepMs - inKernels, rows };

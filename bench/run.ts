@@ -10,14 +10,18 @@ import { dirname } from 'node:path';
 import { COMMON_BENCH_OPTIONS, parseBenchArgs } from './options.js';
 import { runBench, type BenchOptions } from './bench.js';
 
-const { values, int: intOf, optionalInt } = parseBenchArgs({
-    ...COMMON_BENCH_OPTIONS,
-    'image-size': { type: 'string', default: '32' },
-    mode: { type: 'string', default: 'sketch' },
-    profile: { type: 'string', default: '0' },
-    'wasm-threads': { type: 'string' },
-    'tfjs-kernels': { type: 'boolean', default: false },
-    'conv-precision': { type: 'string' },
+const {
+  values,
+  int: intOf,
+  optionalInt,
+} = parseBenchArgs({
+  ...COMMON_BENCH_OPTIONS,
+  'image-size': { type: 'string', default: '32' },
+  mode: { type: 'string', default: 'sketch' },
+  profile: { type: 'string', default: '0' },
+  'wasm-threads': { type: 'string' },
+  'tfjs-kernels': { type: 'boolean', default: false },
+  'conv-precision': { type: 'string' },
 });
 
 const options: BenchOptions = {
@@ -46,22 +50,28 @@ const mib = (b: number | null) => (b == null ? 'n/a' : `${(b / 2 ** 20).toFixed(
 const t = result.counts.trainStep;
 console.log(
   `tfjs-dataflow ${result.backend} (${result.backendReport.reason}${result.backendReport.convPrecision ? `; convolutions ${result.backendReport.convPrecision}` : ''}) batch=${result.batch} base_depth=${result.baseDepth}: ` +
-  `train ${result.train.medianStepMs.toFixed(1)} ms/step (${result.train.imagesPerSec.toFixed(1)} img/s), ` +
-  `eval ${result.eval.medianStepMs.toFixed(1)} ms/step (${result.eval.imagesPerSec.toFixed(1)} img/s), ` +
-  `${result.gflopPerStep.train.toFixed(2)} GFLOP/step, kernels ${t.forwardKernels} fwd + ${t.backwardKernels} bwd, ` +
-  `upload ${t.uploadBytes} B/step, read back ${t.readbackBytes} B/step, peak RSS ${mib(result.memory.peakRssBytes)}, wasm heap ${mib(result.memory.wasmHeapBytes)}`,
+    `train ${result.train.medianStepMs.toFixed(1)} ms/step (${result.train.imagesPerSec.toFixed(1)} img/s), ` +
+    `eval ${result.eval.medianStepMs.toFixed(1)} ms/step (${result.eval.imagesPerSec.toFixed(1)} img/s), ` +
+    `${result.gflopPerStep.train.toFixed(2)} GFLOP/step, kernels ${t.forwardKernels} fwd + ${t.backwardKernels} bwd, ` +
+    `upload ${t.uploadBytes} B/step, read back ${t.readbackBytes} B/step, peak RSS ${mib(result.memory.peakRssBytes)}, wasm heap ${mib(result.memory.wasmHeapBytes)}`,
 );
 if (result.profile) {
-  console.log(`kernel profile (${result.profile.stepMs.toFixed(1)} ms/step, ${result.profile.outsideKernelsMs.toFixed(1)} ms outside kernels):`);
+  console.log(
+    `kernel profile (${result.profile.stepMs.toFixed(1)} ms/step, ${result.profile.outsideKernelsMs.toFixed(1)} ms outside kernels):`,
+  );
   for (const r of result.profile.rows.slice(0, 25)) {
     console.log(`  ${r.kernel.padEnd(32)} ${r.ms.toFixed(2).padStart(9)} ms ${(100 * r.share).toFixed(1).padStart(5)}%  ${r.calls} calls`);
   }
 }
 if (result.gpuProfile) {
   for (const [phase, p] of Object.entries(result.gpuProfile)) {
-    console.log(`GPU time per ${phase} step: ${p.gpuMsPerStep.toFixed(1)} ms in kernels (${p.wallMsPerStep.toFixed(1)} ms wall while profiling)`);
+    console.log(
+      `GPU time per ${phase} step: ${p.gpuMsPerStep.toFixed(1)} ms in kernels (${p.wallMsPerStep.toFixed(1)} ms wall while profiling)`,
+    );
     for (const r of p.byKernel.slice(0, 12)) {
-      console.log(`  ${r.kernel.padEnd(32)} ${r.ms.toFixed(2).padStart(9)} ms ${(100 * r.share).toFixed(1).padStart(5)}%  ${r.calls} calls`);
+      console.log(
+        `  ${r.kernel.padEnd(32)} ${r.ms.toFixed(2).padStart(9)} ms ${(100 * r.share).toFixed(1).padStart(5)}%  ${r.calls} calls`,
+      );
     }
     console.log(`  by input shape:`);
     for (const r of p.byShape.slice(0, 12)) {

@@ -46,14 +46,21 @@ export async function setupBench(options: BenchSetupOptions): Promise<BenchSetup
   await fitSpeedyConvNetWhitening(net, whitenImages, { chunkSize: whitenImages.shape[0] });
   whitenImages.dispose();
   const inputs = Array.from({ length: batches }, () => random.normal([batch, imageSize, imageSize, 3]) as tf.Tensor4D);
-  const targets = Array.from({ length: batches }, () => tf.tidy(() => tf.cast(tf.oneHot(random.randInt([batch], 0, 10), 10), 'float32') as tf.Tensor2D));
+  const targets = Array.from({ length: batches }, () =>
+    tf.tidy(() => tf.cast(tf.oneHot(random.randInt([batch], 0, 10), 10), 'float32') as tf.Tensor2D),
+  );
 
   const weights = net.model.trainableWeights as unknown as NamedWeight[];
   const { bias, nonBias } = splitBiasGroups(weights);
-  const cycle = (maxLr: number) => new OneCycle({
-    maxLr, totalSteps, pctStart: hyp.opt.percentStart, divFactor: hyp.opt.initialDivFactor,
-    finalDivFactor: 1 / (hyp.opt.initialDivFactor * hyp.opt.finalLrRatio), anneal: 'linear',
-  });
+  const cycle = (maxLr: number) =>
+    new OneCycle({
+      maxLr,
+      totalSteps,
+      pctStart: hyp.opt.percentStart,
+      divFactor: hyp.opt.initialDivFactor,
+      finalDivFactor: 1 / (hyp.opt.initialDivFactor * hyp.opt.finalLrRatio),
+      anneal: 'linear',
+    });
   const common = { momentum: hyp.opt.momentum, nesterov: true };
   const optimizer = new SGD([
     { name: 'non_bias', weights: nonBias, lr: cycle(hyp.opt.nonBiasLr), weightDecay: hyp.opt.nonBiasDecay, ...common },
@@ -67,7 +74,9 @@ export async function setupBench(options: BenchSetupOptions): Promise<BenchSetup
 
   return {
     net,
-    get steps() { return steps; },
+    get steps() {
+      return steps;
+    },
     trainStep() {
       const i = steps % batches;
       const { value, grads } = variableGrads(() => {
@@ -80,9 +89,14 @@ export async function setupBench(options: BenchSetupOptions): Promise<BenchSetup
       steps++;
       if (steps % hyp.misc.ema.everyNSteps !== 0) return false;
       // As the trainer: the EMA is made on its first due step, then updated on every due step.
-      ema ??= new NetworkEMA(net.model, { decaySchedule: {
-        totalSteps, decayBase: hyp.misc.ema.decayBase, everyN: hyp.misc.ema.everyNSteps, pow: hyp.misc.ema.decayPow,
-      } });
+      ema ??= new NetworkEMA(net.model, {
+        decaySchedule: {
+          totalSteps,
+          decayBase: hyp.misc.ema.decayBase,
+          everyN: hyp.misc.ema.everyNSteps,
+          pow: hyp.misc.ema.decayPow,
+        },
+      });
       // updateAt(step) is update(emaDecayAt(step, ...)) with the decays listed on the backend once.
       ema.updateAt(net.model, steps);
       return true;

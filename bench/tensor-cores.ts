@@ -23,15 +23,22 @@ if (!(Number.isInteger(repeats) && repeats > 0)) throw new Error(`--repeats must
 
 const report = await initBackend('webgpu', { webgpuConvPrecision: 'float16' });
 const device = (tf.backend() as unknown as { device: GPUDevice }).device;
-const adapter = await (globalThis as unknown as { navigator: { gpu: GPU } }).navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
-const offer = subgroupMatrixDeviceOf((adapter as GPUAdapter & { info?: GPUAdapterInfo } | null)?.info);
+const adapter = await (globalThis as unknown as { navigator: { gpu: GPU } }).navigator.gpu.requestAdapter({
+  powerPreference: 'high-performance',
+});
+const offer = subgroupMatrixDeviceOf((adapter as (GPUAdapter & { info?: GPUAdapterInfo }) | null)?.info);
 const tensorCores = tensorCoreConfigFor(device);
 const gpuTimer = Boolean((tf.backend() as unknown as { supportTimestampQuery?: boolean }).supportTimestampQuery);
 
 /** The seed's convolutions at base depth 64: [side, in, out, kernel, pad]; the last is the whitening conv. */
 const SHAPES: Array<[number, number, number, number, 'same' | 'valid']> = [
-  [31, 24, 64, 3, 'same'], [15, 64, 64, 3, 'same'], [15, 64, 256, 3, 'same'], [7, 256, 256, 3, 'same'],
-  [7, 256, 512, 3, 'same'], [3, 512, 512, 3, 'same'], [32, 3, 24, 2, 'valid'],
+  [31, 24, 64, 3, 'same'],
+  [15, 64, 64, 3, 'same'],
+  [15, 64, 256, 3, 'same'],
+  [7, 256, 256, 3, 'same'],
+  [7, 256, 512, 3, 'same'],
+  [3, 512, 512, 3, 'same'],
+  [32, 3, 24, 2, 'valid'],
 ];
 const KERNELS = ['forward', 'inputGrad', 'filterGrad'] as const;
 type Kernel = (typeof KERNELS)[number];
@@ -43,7 +50,11 @@ async function timed(f: () => tf.Tensor): Promise<{ ms: number; values: Float32A
   for (let i = 0; i <= repeats; i++) {
     let out: tf.Tensor | undefined;
     const t0 = performance.now();
-    const timing = gpuTimer ? await tf.time(() => { out = f(); }) : undefined;
+    const timing = gpuTimer
+      ? await tf.time(() => {
+          out = f();
+        })
+      : undefined;
     if (!gpuTimer) out = f();
     values = (await out!.data()) as Float32Array;
     const ms = timing ? (timing.kernelMs as number) : performance.now() - t0;
@@ -81,12 +92,16 @@ for (const [side, cin, cout, k, pad] of SHAPES) {
   const attrs = { strides: 1, pad, dataFormat: 'NHWC', dimRoundingMode: undefined };
   const run: Record<Kernel, () => tf.Tensor> = {
     forward: () => tf.conv2d(x, w, 1, pad),
-    inputGrad: () => tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter: w }, { ...attrs, inputShape: x.shape } as never) as tf.Tensor,
+    inputGrad: () =>
+      tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter: w }, { ...attrs, inputShape: x.shape } as never) as tf.Tensor,
     filterGrad: () => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, { ...attrs, filterShape: w.shape } as never) as tf.Tensor,
   };
   const row: Row = {
-    shape: { batch, side, cin, cout, kernel: k, pad }, gflop: (2 * batch * yShape[0]! * yShape[1]! * cout * k * k * cin) / 1e9,
-    f32Ms: {}, tensorCoreMs: {}, maxRelativeError: {},
+    shape: { batch, side, cin, cout, kernel: k, pad },
+    gflop: (2 * batch * yShape[0]! * yShape[1]! * cout * k * k * cin) / 1e9,
+    f32Ms: {},
+    tensorCoreMs: {},
+    maxRelativeError: {},
   };
   for (const kernel of KERNELS) {
     setWebGPUConvPrecision('float32');
@@ -98,9 +113,13 @@ for (const [side, cin, cout, k, pad] of SHAPES) {
     row.tensorCoreMs[kernel] = tc.ms;
     row.maxRelativeError[kernel] = maxRelativeError(tc.values, f32.values);
   }
-  console.log(`${batch}x${side}x${side}x${cin} -> ${cout} (${k}x${k} ${pad}): f32 ${KERNELS.map((q) => row.f32Ms[q]!.toFixed(2)).join('/')} ms` +
-    (typeof tensorCores === 'string' ? '' : `, tensor cores ${KERNELS.map((q) => row.tensorCoreMs[q]!.toFixed(2)).join('/')} ms, ` +
-      `max rel err ${KERNELS.map((q) => row.maxRelativeError[q]!.toExponential(2)).join('/')}`));
+  console.log(
+    `${batch}x${side}x${side}x${cin} -> ${cout} (${k}x${k} ${pad}): f32 ${KERNELS.map((q) => row.f32Ms[q]!.toFixed(2)).join('/')} ms` +
+      (typeof tensorCores === 'string'
+        ? ''
+        : `, tensor cores ${KERNELS.map((q) => row.tensorCoreMs[q]!.toFixed(2)).join('/')} ms, ` +
+          `max rel err ${KERNELS.map((q) => row.maxRelativeError[q]!.toExponential(2)).join('/')}`),
+  );
   rows.push(row);
   tf.dispose([x, w, dy]);
 }
@@ -108,14 +127,28 @@ setWebGPUConvPrecision('float32');
 const sum = (pick: (r: Row) => Partial<Record<Kernel, number>>) =>
   Object.fromEntries(KERNELS.map((q) => [q, rows.reduce((a, r) => a + (pick(r)[q] ?? 0), 0)]));
 const result = {
-  impl: 'tfjs-dataflow', backend: 'webgpu', reason: report.reason, convPrecision: report.convPrecision, batch, repeats,
-  subgroupMatrixConfigs: offer.configs, subgroupMinSize: offer.subgroupMinSize, subgroupMaxSize: offer.subgroupMaxSize,
+  impl: 'tfjs-dataflow',
+  backend: 'webgpu',
+  reason: report.reason,
+  convPrecision: report.convPrecision,
+  batch,
+  repeats,
+  subgroupMatrixConfigs: offer.configs,
+  subgroupMinSize: offer.subgroupMinSize,
+  subgroupMaxSize: offer.subgroupMaxSize,
   tensorCores: typeof tensorCores === 'string' ? { unavailable: tensorCores } : tensorCores,
-  timing: gpuTimer ? 'GPU time (WebGPU timestamp queries), best of the repeats after a first call' : 'wall time to a read-back, best of the repeats',
-  order: 'forward/inputGrad/filterGrad', rows, totalF32Ms: sum((r) => r.f32Ms), totalTensorCoreMs: sum((r) => r.tensorCoreMs),
+  timing: gpuTimer
+    ? 'GPU time (WebGPU timestamp queries), best of the repeats after a first call'
+    : 'wall time to a read-back, best of the repeats',
+  order: 'forward/inputGrad/filterGrad',
+  rows,
+  totalF32Ms: sum((r) => r.f32Ms),
+  totalTensorCoreMs: sum((r) => r.tensorCoreMs),
   worstRelativeError: Math.max(0, ...rows.flatMap((r) => Object.values(r.maxRelativeError))),
 };
 const text = JSON.stringify(result, null, 1);
 if (values.json) writeFileSync(values.json, `${text}\n`);
-console.log(`configs ${JSON.stringify(offer.configs)}; tensor cores: ${JSON.stringify(result.tensorCores)}; worst relative error ${result.worstRelativeError}`);
+console.log(
+  `configs ${JSON.stringify(offer.configs)}; tensor cores: ${JSON.stringify(result.tensorCores)}; worst relative error ${result.worstRelativeError}`,
+);
 process.exit(0);

@@ -38,7 +38,15 @@ export { ConvGroup, maxPool2, type ConvGroupArgs } from './layers/conv-group.js'
 export { DiscreteAction, findDiscreteActions, type DiscreteActionArgs } from './layers/discrete-action.js';
 export { Gelu } from './layers/gelu.js';
 export { MaxPool2, GlobalMaxPool } from './layers/pooling.js';
-export { checkInput, checkPositiveInt, checkSpatialAtLeast, singleInput, singleShape, type CallKwargs, type LayerArgs } from './layers/registry.js';
+export {
+  checkInput,
+  checkPositiveInt,
+  checkSpatialAtLeast,
+  singleInput,
+  singleShape,
+  type CallKwargs,
+  type LayerArgs,
+} from './layers/registry.js';
 
 // Initialisation
 export { fitWhitening, setWhiteningConv, canonicalizeSigns, type FitWhiteningOptions, type WhiteningFit } from './init/whitening.js';
@@ -157,7 +165,18 @@ export { TABLE_COLUMNS, formatTableHeader, formatTableRow, type TableColumn, typ
 export { curvesSvg, type CurvePanel, type CurveSeries } from './train/curves-svg.js';
 
 // Models
-export { SEED_HYP, resolveHyp, checkHyp, blockDepths, type Hyp, type HypOverrides, type OptHyp, type NetHyp, type MiscHyp, type EmaHyp } from './models/hyp.js';
+export {
+  SEED_HYP,
+  resolveHyp,
+  checkHyp,
+  blockDepths,
+  type Hyp,
+  type HypOverrides,
+  type OptHyp,
+  type NetHyp,
+  type MiscHyp,
+  type EmaHyp,
+} from './models/hyp.js';
 export {
   speedyConvNet,
   fitSpeedyConvNetWhitening,

@@ -16,7 +16,12 @@ export class LineChart {
   /** The x range drawn is at least [0, xMax], so a run's curves fill the chart as it goes. */
   xMax = 1;
 
-  constructor(readonly canvas: HTMLCanvasElement, readonly title: string, readonly styles: SeriesStyle[], readonly format: (y: number) => string = (y) => y.toPrecision(3)) {
+  constructor(
+    readonly canvas: HTMLCanvasElement,
+    readonly title: string,
+    readonly styles: SeriesStyle[],
+    readonly format: (y: number) => string = (y) => y.toPrecision(3),
+  ) {
     this.points = styles.map(() => []);
   }
 

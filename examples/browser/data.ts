@@ -57,7 +57,11 @@ function cached(label: string, dataset: DatasetName, load: (file: string) => Pro
     label,
     dataset,
     get(file) {
-      if (!parsed.has(file)) parsed.set(file, load(file).then((bytes) => (bytes ? parseBatch(bytes, file) : undefined)));
+      if (!parsed.has(file))
+        parsed.set(
+          file,
+          load(file).then((bytes) => (bytes ? parseBatch(bytes, file) : undefined)),
+        );
       return parsed.get(file)!;
     },
     bytes: load,
@@ -98,8 +102,10 @@ export async function filesSource(files: readonly File[]): Promise<Cifar10Source
   const isCifar100 = byName.has('train.bin') || byName.has('test.bin');
   const found = [...CIFAR10_TRAIN_FILES, ...CIFAR10_EVAL_FILES].filter((f) => byName.has(f));
   if (found.length === 0 && !isCifar100) {
-    throw new Error(`none of the picked files (${files.map((f) => f.name).join(', ')}) is a CIFAR-10 or CIFAR-100 file: pick cifar-10-binary.tar.gz ` +
-      'or data_batch_N.bin / test_batch.bin, or cifar-100-binary.tar.gz or train.bin, test.bin and the two *_label_names.txt');
+    throw new Error(
+      `none of the picked files (${files.map((f) => f.name).join(', ')}) is a CIFAR-10 or CIFAR-100 file: pick cifar-10-binary.tar.gz ` +
+        'or data_batch_N.bin / test_batch.bin, or cifar-100-binary.tar.gz or train.bin, test.bin and the two *_label_names.txt',
+    );
   }
   return cached(files.map((f) => f.name).join(', '), isCifar100 ? 'cifar100' : 'cifar10', async (name) => {
     const item = byName.get(name);
@@ -117,10 +123,21 @@ function parseCifar100File(bytes: Uint8Array, name: 'train.bin' | 'test.bin', la
   return parseCifar100Batch(bytes, name, { labels, ...(subset ? { expectedRecords: records } : {}) });
 }
 
-async function loadCifar100Dataset(source: Cifar10Source, trainLimit: number, evalLimit: number, labels: Cifar100LabelKind): Promise<Cifar10Dataset> {
+async function loadCifar100Dataset(
+  source: Cifar10Source,
+  trainLimit: number,
+  evalLimit: number,
+  labels: Cifar100LabelKind,
+): Promise<Cifar10Dataset> {
   const namesFile = CIFAR100_LABEL_NAME_FILES[labels];
   const [train, test, names] = await Promise.all([source.bytes('train.bin'), source.bytes('test.bin'), source.bytes(namesFile)]);
-  const missing = [['train.bin', train], ['test.bin', test], [namesFile, names]].filter(([, b]) => b === undefined).map(([n]) => n);
+  const missing = [
+    ['train.bin', train],
+    ['test.bin', test],
+    [namesFile, names],
+  ]
+    .filter(([, b]) => b === undefined)
+    .map(([n]) => n);
   if (missing.length > 0) throw new Error(`${source.label}: CIFAR-100 needs ${missing.join(', ')}`);
   const classNames = parseCifar100LabelNames(new TextDecoder().decode(names!), namesFile, CIFAR100_CLASS_COUNTS[labels]);
   return cifar10Dataset(
@@ -136,7 +153,12 @@ async function loadCifar100Dataset(source: Cifar10Source, trainLimit: number, ev
  * them; CIFAR-100's train.bin) and the first `evalLimit` test images, CIFAR-100 with its fine or coarse
  * `labels`. Reads only the files it needs.
  */
-export async function loadDataset(source: Cifar10Source, trainLimit: number, evalLimit: number, labels: Cifar100LabelKind = 'fine'): Promise<Cifar10Dataset> {
+export async function loadDataset(
+  source: Cifar10Source,
+  trainLimit: number,
+  evalLimit: number,
+  labels: Cifar100LabelKind = 'fine',
+): Promise<Cifar10Dataset> {
   if (source.dataset === 'cifar100') return loadCifar100Dataset(source, trainLimit, evalLimit, labels);
   const trainSplits: Cifar10Split[] = [];
   let have = 0;

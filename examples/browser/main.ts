@@ -79,7 +79,8 @@ function readConfig(): RunConfig {
   for (const field of NUMERIC_FIELDS) {
     const input = form.elements.namedItem(field) as HTMLInputElement;
     const value = Number(input.value);
-    if (input.value.trim() === '' || !Number.isFinite(value)) throw new Error(`'${input.parentElement?.textContent?.trim()}' must be a number, got '${input.value}'`);
+    if (input.value.trim() === '' || !Number.isFinite(value))
+      throw new Error(`'${input.parentElement?.textContent?.trim()}' must be a number, got '${input.value}'`);
     values[field] = value;
   }
   const labels = (form.elements.namedItem('labels') as HTMLSelectElement).value === 'coarse' ? 'coarse' : 'fine';
@@ -229,22 +230,39 @@ $<HTMLInputElement>('files').addEventListener('change', (event) => {
 // 3-5. Model, whitening, training, with live charts, the epoch table and a prediction grid.
 
 const charts = {
-  loss: new LineChart($('chart-loss'), 'loss per step', [
-    { label: 'train batch', color: '#9ecae1', width: 1 },
-    { label: 'train (moving average)', color: '#1f77b4', width: 2 },
-    { label: 'test, per epoch', color: '#d62728', dots: true },
-  ], (y) => y.toFixed(2)),
-  acc: new LineChart($('chart-acc'), 'accuracy per step', [
-    { label: 'train batch', color: '#a1d99b', width: 1 },
-    { label: 'train (moving average)', color: '#2ca02c', width: 2 },
-    { label: 'test', color: '#d62728', dots: true },
-    { label: 'test, EMA net', color: '#9467bd', dots: true },
-  ], (y) => y.toFixed(2)),
-  lr: new LineChart($('chart-lr'), 'learning rate (OneCycle, non-bias group)', [{ label: 'lr', color: '#ff7f0e', width: 2 }], (y) => y.toExponential(1)),
-  speed: new LineChart($('chart-speed'), 'training images / s', [
-    { label: 'per step', color: '#c49c94', width: 1 },
-    { label: 'moving average', color: '#8c564b', width: 2 },
-  ], (y) => y.toFixed(y < 10 ? 1 : 0)),
+  loss: new LineChart(
+    $('chart-loss'),
+    'loss per step',
+    [
+      { label: 'train batch', color: '#9ecae1', width: 1 },
+      { label: 'train (moving average)', color: '#1f77b4', width: 2 },
+      { label: 'test, per epoch', color: '#d62728', dots: true },
+    ],
+    (y) => y.toFixed(2),
+  ),
+  acc: new LineChart(
+    $('chart-acc'),
+    'accuracy per step',
+    [
+      { label: 'train batch', color: '#a1d99b', width: 1 },
+      { label: 'train (moving average)', color: '#2ca02c', width: 2 },
+      { label: 'test', color: '#d62728', dots: true },
+      { label: 'test, EMA net', color: '#9467bd', dots: true },
+    ],
+    (y) => y.toFixed(2),
+  ),
+  lr: new LineChart($('chart-lr'), 'learning rate (OneCycle, non-bias group)', [{ label: 'lr', color: '#ff7f0e', width: 2 }], (y) =>
+    y.toExponential(1),
+  ),
+  speed: new LineChart(
+    $('chart-speed'),
+    'training images / s',
+    [
+      { label: 'per step', color: '#c49c94', width: 1 },
+      { label: 'moving average', color: '#8c564b', width: 2 },
+    ],
+    (y) => y.toFixed(y < 10 ? 1 : 0),
+  ),
 };
 demo.charts = charts;
 let smoothLoss = new Smoother(0.9);
@@ -289,15 +307,20 @@ function yieldToBrowser(): Promise<void> {
 }
 
 function renderTable(final: boolean): void {
-  const rows = demo.records.map((r, i) => formatTableRow({
-    epoch: r.epoch,
-    train_loss: r.trainLoss,
-    val_loss: r.valLoss,
-    train_acc: r.trainAcc,
-    val_acc: r.valAcc,
-    ema_val_acc: r.emaValAcc,
-    total_time_seconds: r.totalTimeSeconds,
-  }, final && i === demo.records.length - 1));
+  const rows = demo.records.map((r, i) =>
+    formatTableRow(
+      {
+        epoch: r.epoch,
+        train_loss: r.trainLoss,
+        val_loss: r.valLoss,
+        train_acc: r.trainAcc,
+        val_acc: r.valAcc,
+        ema_val_acc: r.emaValAcc,
+        total_time_seconds: r.totalTimeSeconds,
+      },
+      final && i === demo.records.length - 1,
+    ),
+  );
   $('table').textContent = [formatTableHeader(), ...rows].join('\n');
 }
 
@@ -373,7 +396,8 @@ function onStep(info: StepInfo): Promise<void> {
     charts.acc.push(0, info.step, info.acc);
     charts.acc.push(1, info.step, smoothAcc.next(info.acc));
   }
-  $('progress').textContent = `epoch ${info.epoch + 1}, step ${info.step}/${info.totalSteps} (${info.epochStep}/${info.epochSteps} in this epoch)` +
+  $('progress').textContent =
+    `epoch ${info.epoch + 1}, step ${info.step}/${info.totalSteps} (${info.epochStep}/${info.epochSteps} in this epoch)` +
     ` · ${info.imagesPerSec.toFixed(0)} images/s · lr ${info.lr.toExponential(2)}` +
     (info.loss !== undefined ? ` · loss ${info.loss.toFixed(4)} · acc ${info.acc!.toFixed(3)}` : '');
   return yieldToBrowser();
@@ -419,7 +443,8 @@ async function runTrainer(s: Session, checkpoint: TrainCheckpoint | null): Promi
   if (result.stopReason === 'completed') {
     renderTable(true);
     const last = result.records[result.records.length - 1];
-    $('progress').textContent = `done: ${result.records.length} epochs, ${last?.steps} steps in ${result.totalTimeSeconds.toFixed(1)} s of training` +
+    $('progress').textContent =
+      `done: ${result.records.length} epochs, ${last?.steps} steps in ${result.totalTimeSeconds.toFixed(1)} s of training` +
       ` · test accuracy ${last?.valAcc.toFixed(4)}${last?.emaValAcc != null ? ` (EMA net ${last.emaValAcc.toFixed(4)})` : ''}`;
   }
   setState(result.stopReason === 'stopped' ? 'stopped' : 'done');
@@ -457,11 +482,15 @@ async function startRun(): Promise<void> {
   const net = speedyConvNet({
     seed: config.seed,
     numClasses: dataset.classNames.length,
-    hyp: { opt: { batchSize: config.batch }, net: { baseDepth: config.depth, whiteningExamples: config.whiten }, misc: { trainEpochs: config.epochs, evalBatchSize: config.evalBatch } },
+    hyp: {
+      opt: { batchSize: config.batch },
+      net: { baseDepth: config.depth, whiteningExamples: config.whiten },
+      misc: { trainEpochs: config.epochs, evalBatchSize: config.evalBatch },
+    },
   });
   t = performance.now();
   progress.textContent = `putting ${dataset.train.count} training and ${dataset.eval.count} test images on ${config.backend}…`;
-  let onBackend;
+  let onBackend: ReturnType<typeof dataset.toCompactBackend>;
   try {
     // Bytes on the device, decoded per batch: the full 50,000 images fit a browser's default 128 MiB per binding.
     onBackend = dataset.toCompactBackend({ padAmount: net.hyp.net.padAmount });
@@ -469,7 +498,15 @@ async function startRun(): Promise<void> {
     net.model.dispose();
     throw e;
   }
-  const s: Session = { config, net, data: { train: onBackend.train, eval: onBackend.eval }, evalHost: dataset.eval, classNames: dataset.classNames, trainer: null, checkpoint: null };
+  const s: Session = {
+    config,
+    net,
+    data: { train: onBackend.train, eval: onBackend.eval },
+    evalHost: dataset.eval,
+    classNames: dataset.classNames,
+    trainer: null,
+    checkpoint: null,
+  };
   session = s;
   clock('toBackend', t);
 
@@ -496,16 +533,22 @@ buttons.stop.addEventListener('click', () => {
   session?.trainer?.requestStop();
   setState('stopping');
 });
-buttons.resume.addEventListener('click', guarded(async () => {
-  if (!session?.checkpoint) throw new Error('nothing to resume');
-  await runTrainer(session, session.checkpoint);
-}));
-buttons.download.addEventListener('click', guarded(async () => {
-  if (!session) throw new Error('train a model first');
-  // The same as model.save('downloads://speedy-convnet-cifar10'), but naming the handler keeps it in a
-  // production bundle: Vite 8 tree-shakes tfjs-core's self-registering 'downloads://' router away.
-  await session.net.model.save(browserDownloads('speedy-convnet-cifar10'));
-}));
+buttons.resume.addEventListener(
+  'click',
+  guarded(async () => {
+    if (!session?.checkpoint) throw new Error('nothing to resume');
+    await runTrainer(session, session.checkpoint);
+  }),
+);
+buttons.download.addEventListener(
+  'click',
+  guarded(async () => {
+    if (!session) throw new Error('train a model first');
+    // The same as model.save('downloads://speedy-convnet-cifar10'), but naming the handler keeps it in a
+    // production bundle: Vite 8 tree-shakes tfjs-core's self-registering 'downloads://' router away.
+    await session.net.model.save(browserDownloads('speedy-convnet-cifar10'));
+  }),
+);
 document.querySelectorAll<HTMLButtonElement>('[data-preset]').forEach((button) => {
   button.addEventListener('click', () => applyPreset(button.dataset['preset'] as keyof typeof PRESETS));
 });

@@ -1,6 +1,14 @@
 /** Command-line parsing for the CIFAR-10 example: flags, defaults, and messages that name the flag at fault. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { BACKEND_NAMES, SEED_HYP, resolveHyp, type BackendName, type Cifar100LabelKind, type HypOverrides, type SpeedyConvNetMode } from '../../src/node.js';
+import {
+  BACKEND_NAMES,
+  SEED_HYP,
+  resolveHyp,
+  type BackendName,
+  type Cifar100LabelKind,
+  type HypOverrides,
+  type SpeedyConvNetMode,
+} from '../../src/node.js';
 
 /** A mistake on the command line: printed with a pointer to --help, exit code 2. */
 export class UsageError extends Error {
@@ -200,14 +208,17 @@ ${DATA_HELP}
   -h, --help            this text`;
 
 function flagList(options: Record<string, { short?: string }>): string {
-  return Object.entries(options).map(([name, o]) => (o.short ? `--${name} (-${o.short})` : `--${name}`)).join(', ');
+  return Object.entries(options)
+    .map(([name, o]) => (o.short ? `--${name} (-${o.short})` : `--${name}`))
+    .join(', ');
 }
 
 /** Parses with node:util parseArgs, turning its errors into UsageErrors that list the valid flags. */
 function parseFlags<O extends ParseArgsConfig['options']>(command: string, args: string[], options: O) {
-  let parsed;
+  const parse = () => parseArgs({ args, options, strict: true, allowPositionals: false, tokens: true });
+  let parsed: ReturnType<typeof parse>;
   try {
-    parsed = parseArgs({ args, options, strict: true, allowPositionals: false, tokens: true });
+    parsed = parse();
   } catch (e) {
     const code = (e as { code?: string }).code;
     const message = (e as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '');
@@ -254,7 +265,11 @@ export const MAX_SEED = Number.MAX_SAFE_INTEGER - 1000;
 const MAX_RUNS = 1000;
 
 /** Flags that set a hyperparameter themselves, so --hyp must not set it too. */
-const HYP_FLAGS: Record<string, string> = { 'misc.trainEpochs': '--epochs', 'opt.batchSize': '--batch-size', 'net.baseDepth': '--base-depth' };
+const HYP_FLAGS: Record<string, string> = {
+  'misc.trainEpochs': '--epochs',
+  'opt.batchSize': '--batch-size',
+  'net.baseDepth': '--base-depth',
+};
 
 /** Parses `--hyp section.field=value` (or `misc.ema.field=value`) into overrides, checking the key against SEED_HYP. */
 export function parseHypOverrides(entries: readonly string[]): HypOverrides {
@@ -268,7 +283,10 @@ export function parseHypOverrides(entries: readonly string[]): HypOverrides {
     for (const part of path) node = (node as Record<string, unknown> | undefined)?.[part];
     if (typeof node !== 'number') {
       const keys = (['opt', 'net', 'misc'] as const).flatMap((s) =>
-        Object.entries(SEED_HYP[s]).flatMap(([f, v]) => (typeof v === 'number' ? [`${s}.${f}`] : Object.keys(v as object).map((g) => `${s}.${f}.${g}`))));
+        Object.entries(SEED_HYP[s]).flatMap(([f, v]) =>
+          typeof v === 'number' ? [`${s}.${f}`] : Object.keys(v as object).map((g) => `${s}.${f}.${g}`),
+        ),
+      );
       throw new UsageError(`--hyp: unknown hyperparameter '${key}'. Valid keys: ${keys.join(', ')}`);
     }
     if (HYP_FLAGS[key]) throw new UsageError(`--hyp ${key}: use ${HYP_FLAGS[key]} instead`);
@@ -305,7 +323,15 @@ export function checkHypFlags(hyp: HypOverrides, flags: { epochs: number; batchS
 }
 
 function dataFlags(
-  values: { dataset?: string; labels?: string; data?: string; download?: boolean; 'cache-dir'?: string; backend?: string; 'wasm-threads'?: string },
+  values: {
+    dataset?: string;
+    labels?: string;
+    data?: string;
+    download?: boolean;
+    'cache-dir'?: string;
+    backend?: string;
+    'wasm-threads'?: string;
+  },
   env: NodeJS.ProcessEnv,
 ) {
   const dataset = choice('dataset', values.dataset, DATASETS) ?? 'cifar10';
@@ -322,11 +348,11 @@ function dataFlags(
   }
   return {
     dataset,
-    labels: dataset === 'cifar100' ? labelKind ?? 'fine' as const : null,
+    labels: dataset === 'cifar100' ? (labelKind ?? ('fine' as const)) : null,
     backend,
     wasmThreads,
     data: values.data ?? (fromEnv ? envDir : undefined),
-    dataFrom: values.data !== undefined ? 'flag' as const : fromEnv ? 'env' as const : undefined,
+    dataFrom: values.data !== undefined ? ('flag' as const) : fromEnv ? ('env' as const) : undefined,
     download: values.download ?? false,
     cacheDir: values['cache-dir'],
   };
@@ -376,7 +402,9 @@ function parseTrain(args: string[], env: NodeJS.ProcessEnv): Command {
   const seed = integer('seed', values.seed, 0, MAX_SEED) ?? TRAIN_DEFAULTS.seed;
   // Run r trains with seed + r - 1: every run's seed is checked, not only the first's.
   if (seed + runs - 1 > MAX_SEED) {
-    throw new UsageError(`--seed ${seed} with --runs ${runs} uses seeds ${seed} to ${seed + runs - 1}, beyond the largest allowed seed ${MAX_SEED}; lower --seed to at most ${MAX_SEED - runs + 1}`);
+    throw new UsageError(
+      `--seed ${seed} with --runs ${runs} uses seeds ${seed} to ${seed + runs - 1}, beyond the largest allowed seed ${MAX_SEED}; lower --seed to at most ${MAX_SEED - runs + 1}`,
+    );
   }
   return {
     command: 'train',
@@ -403,7 +431,8 @@ function parseTrain(args: string[], env: NodeJS.ProcessEnv): Command {
 function parseEvaluate(args: string[], env: NodeJS.ProcessEnv): Command {
   const { values } = parseFlags('evaluate', args, EVALUATE_OPTIONS);
   if (values.help) return { command: 'help', text: EVALUATE_HELP };
-  if (values.model === undefined) throw new UsageError('evaluate needs --model DIR (a directory holding model.json, e.g. runs/<time>/model)');
+  if (values.model === undefined)
+    throw new UsageError('evaluate needs --model DIR (a directory holding model.json, e.g. runs/<time>/model)');
   return {
     command: 'evaluate',
     config: {

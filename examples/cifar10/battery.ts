@@ -44,7 +44,11 @@ export class Battery {
   private finalStatus: RunStatus | null = null;
 
   /** `common`: what metrics.json says of every run (versions, backend, config, hyp, data). */
-  constructor(private readonly out: string, private readonly run: RunConfig, private readonly common: Record<string, unknown>) {}
+  constructor(
+    private readonly out: string,
+    private readonly run: RunConfig,
+    private readonly common: Record<string, unknown>,
+  ) {}
 
   /**
    * Trains the runs in order with `trainRun`, skipping those a resumed battery already completed,
@@ -52,7 +56,7 @@ export class Battery {
    * code (0, 1 for a failed run, 130 or 143 for a signal).
    */
   async runAll(resuming: boolean, stopSignal: () => StopSignal | null, say: (line: string) => void, trainRun: TrainRun): Promise<number> {
-    const earlierRuns = resuming ? (await readJsonIfExists<{ runs?: RunSummary[] }>(join(this.out, 'metrics.json')))?.runs ?? [] : [];
+    const earlierRuns = resuming ? ((await readJsonIfExists<{ runs?: RunSummary[] }>(join(this.out, 'metrics.json')))?.runs ?? []) : [];
     let exitCode = 0;
     for (let r = 1; r <= this.run.runs && exitCode === 0; r++) {
       const signal = stopSignal();
@@ -62,7 +66,10 @@ export class Battery {
       }
       const runDir = this.run.runs > 1 ? join(this.out, `run-${r}`) : this.out;
       const earlier = earlierRuns.find((s) => s.run === r);
-      if (earlier?.stopReason === 'completed' && (await readJsonIfExists(join(runDir, 'model', 'model.json')).catch(() => undefined)) !== undefined) {
+      if (
+        earlier?.stopReason === 'completed' &&
+        (await readJsonIfExists(join(runDir, 'model', 'model.json')).catch(() => undefined)) !== undefined
+      ) {
         say(`Run ${r}/${this.run.runs}: already complete (final accuracy ${earlier.finalEmaValAcc ?? earlier.finalValAcc})`);
         this.summaries.push(earlier);
         continue;
@@ -80,8 +87,15 @@ export class Battery {
   /** A new run's record (continuing a checkpoint's epochs when resumed); `update` and `end` keep metrics.json in step with it. */
   startRun(r: number, seed: number, dir: string, resumed?: { records: EpochRecord[]; totalTimeSeconds: number }): RunRecord {
     return new RunRecord(this, {
-      run: r, seed, dir, stopReason: 'running', epochs: resumed ? [...resumed.records] : [],
-      trainingSeconds: resumed?.totalTimeSeconds ?? 0, wallSeconds: 0, finalValAcc: null, finalEmaValAcc: null,
+      run: r,
+      seed,
+      dir,
+      stopReason: 'running',
+      epochs: resumed ? [...resumed.records] : [],
+      trainingSeconds: resumed?.totalTimeSeconds ?? 0,
+      wallSeconds: 0,
+      finalValAcc: null,
+      finalEmaValAcc: null,
     });
   }
 
@@ -92,14 +106,25 @@ export class Battery {
   async record(current: RunSummary | null, inPlaceIfFull = false): Promise<void> {
     const runs = current ? [...this.summaries, current] : [...this.summaries];
     const doc = {
-      ...this.common, status: this.statusOf(runs), process: processInfo(), plannedRuns: this.run.runs, runs, summary: batterySummary(runs),
+      ...this.common,
+      status: this.statusOf(runs),
+      process: processInfo(),
+      plannedRuns: this.run.runs,
+      runs,
+      summary: batterySummary(runs),
       updatedAt: new Date().toISOString(),
     };
     if (current) this.latest = { doc, current };
     const write = inPlaceIfFull ? writeJsonAtomicOrInPlace : writeJsonAtomic;
     await write(join(this.out, 'metrics.json'), doc);
     if (this.run.runs > 1 && current) {
-      await write(join(current.dir, 'metrics.json'), { ...this.common, status: current.stopReason, process: processInfo(), run: current, updatedAt: doc.updatedAt });
+      await write(join(current.dir, 'metrics.json'), {
+        ...this.common,
+        status: current.stopReason,
+        process: processInfo(),
+        run: current,
+        updatedAt: doc.updatedAt,
+      });
     }
   }
 
@@ -109,7 +134,12 @@ export class Battery {
     const message = `quit at once by a second ${signal}; the checkpoint holds the last finished epoch`;
     Object.assign(this.latest.current, { stopReason: 'interrupted', message });
     try {
-      writeJsonAtomicSync(join(this.out, 'metrics.json'), { ...this.latest.doc, status: 'interrupted', runs: this.latest.doc['runs'], updatedAt: new Date().toISOString() });
+      writeJsonAtomicSync(join(this.out, 'metrics.json'), {
+        ...this.latest.doc,
+        status: 'interrupted',
+        runs: this.latest.doc['runs'],
+        updatedAt: new Date().toISOString(),
+      });
     } catch {
       // Quitting matters more than the record; metrics.json then says "running", with this process's id.
     }
@@ -136,7 +166,10 @@ export class Battery {
 export class RunRecord {
   private readonly started = performance.now();
 
-  constructor(private readonly battery: Battery, readonly summary: RunSummary) {}
+  constructor(
+    private readonly battery: Battery,
+    readonly summary: RunSummary,
+  ) {}
 
   /** The epochs so far; with `write`, metrics.json and curves.svg are rewritten. */
   async update(records: readonly EpochRecord[], totalTimeSeconds: number, write = true): Promise<void> {
@@ -199,6 +232,9 @@ async function writeJsonAtomicOrInPlace(path: string, value: unknown): Promise<v
 
 /** Mean and (unbiased) variance of the completed runs' final accuracies, or null before any completed. */
 function batterySummary(runs: readonly RunSummary[]) {
-  const finals = runs.filter((s) => s.stopReason === 'completed').map((s) => s.finalEmaValAcc ?? s.finalValAcc).filter((a): a is number => a !== null);
+  const finals = runs
+    .filter((s) => s.stopReason === 'completed')
+    .map((s) => s.finalEmaValAcc ?? s.finalValAcc)
+    .filter((a): a is number => a !== null);
   return finals.length > 0 ? { metric: 'final EMA val_acc (flip TTA)', ...meanAndVariance(finals) } : null;
 }

@@ -4,7 +4,16 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 // The library import also registers its layer classes, which loadLayersModel needs.
-import { CIFAR100_CLASS_COUNTS, CIFAR10_CLASSES, accuracy, fileHandler, initBackend, meanAndVariance, predictWithFlipTTA, type Cifar10Stats } from '../../src/node.js';
+import {
+  CIFAR100_CLASS_COUNTS,
+  CIFAR10_CLASSES,
+  accuracy,
+  fileHandler,
+  initBackend,
+  meanAndVariance,
+  predictWithFlipTTA,
+  type Cifar10Stats,
+} from '../../src/node.js';
 import { UsageError, type EvaluateConfig } from './args.js';
 import { datasetTitle, loadData, type CliIO } from './training.js';
 
@@ -38,10 +47,13 @@ function checkSavedModel(model: tfl.LayersModel, info: SavedModelInfo, where: st
     throw new Error(`${where}: the model outputs ${output.map(shape).join(', ')}; evaluation needs [null, classes] logits`);
   }
   const { mean, std } = info.stats;
-  const three = (v: unknown, ok: (x: number) => boolean) => Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && ok(x));
+  const three = (v: unknown, ok: (x: number) => boolean) =>
+    Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && ok(x));
   if (!three(mean, Number.isFinite) || !three(std, (x) => Number.isFinite(x) && x > 0)) {
-    throw new Error(`${where}: its normalisation statistics (userDefinedMetadata.tfjsDataflowCifar10.stats) must be 3 finite means and 3 positive finite stds, ` +
-      `got mean ${JSON.stringify(mean)}, std ${JSON.stringify(std)}: the file is damaged`);
+    throw new Error(
+      `${where}: its normalisation statistics (userDefinedMetadata.tfjsDataflowCifar10.stats) must be 3 finite means and 3 positive finite stds, ` +
+        `got mean ${JSON.stringify(mean)}, std ${JSON.stringify(std)}: the file is damaged`,
+    );
   }
 }
 
@@ -53,7 +65,11 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
 
   // Model (first, so a wrong --model fails before the data is read)
   const dir = resolve(config.model);
-  const isFile = (path: string) => stat(path).then((s) => s.isFile(), () => false);
+  const isFile = (path: string) =>
+    stat(path).then(
+      (s) => s.isFile(),
+      () => false,
+    );
   if (!(await isFile(join(dir, 'model.json'))) && (await isFile(join(dir, 'model', 'model.json')))) {
     throw new UsageError(`--model ${config.model} is a run directory, not a model: did you mean --model ${join(config.model, 'model')}?`);
   }
@@ -61,29 +77,43 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
   try {
     const info = (model.getUserDefinedMetadata() as { tfjsDataflowCifar10?: SavedModelInfo } | undefined)?.tfjsDataflowCifar10;
     if (!info?.stats) {
-      throw new Error(`${join(dir, 'model.json')} has no normalisation statistics (userDefinedMetadata.tfjsDataflowCifar10.stats); was it saved by 'tfjs-dataflow-cifar10 train'?`);
+      throw new Error(
+        `${join(dir, 'model.json')} has no normalisation statistics (userDefinedMetadata.tfjsDataflowCifar10.stats); was it saved by 'tfjs-dataflow-cifar10 train'?`,
+      );
     }
     checkSavedModel(model, info, join(dir, 'model.json'));
     // Its class count against the dataset's, before the data is read.
     const outputs = model.outputs[0]!.shape[1]!;
     const classes = config.dataset === 'cifar100' ? CIFAR100_CLASS_COUNTS[config.labels ?? 'fine'] : CIFAR10_CLASSES.length;
     if (outputs !== classes) {
-      throw new UsageError(`--model ${config.model} outputs ${outputs} classes, but ${datasetTitle(config.dataset, config.labels, classes)} has ` +
-        `${classes}: pass the --dataset${config.dataset === 'cifar100' ? ' and --labels' : ''} it was trained on`);
+      throw new UsageError(
+        `--model ${config.model} outputs ${outputs} classes, but ${datasetTitle(config.dataset, config.labels, classes)} has ` +
+          `${classes}: pass the --dataset${config.dataset === 'cifar100' ? ' and --labels' : ''} it was trained on`,
+      );
     }
-    say(`Model: ${dir} (${info.mode}, base depth ${info.baseDepth}, ${info.weights === 'ema' ? 'EMA' : 'final'} weights, seed ${info.seed})`);
+    say(
+      `Model: ${dir} (${info.mode}, base depth ${info.baseDepth}, ${info.weights === 'ema' ? 'EMA' : 'final'} weights, seed ${info.seed})`,
+    );
 
     // Data: the test split, normalised with the training statistics the model was trained with.
-    const dataset = await loadData({
-      dir: config.data, cacheDir: config.cacheDir, download: config.download, trainLimit: 1, evalLimit: config.evalLimit ?? undefined,
-    }, { from: config.dataFrom, progress: io.stderr, dataset: config.dataset, labels: config.labels });
+    const dataset = await loadData(
+      {
+        dir: config.data,
+        cacheDir: config.cacheDir,
+        download: config.download,
+        trainLimit: 1,
+        evalLimit: config.evalLimit ?? undefined,
+      },
+      { from: config.dataFrom, progress: io.stderr, dataset: config.dataset, labels: config.labels },
+    );
     const { train, eval: test } = dataset.toBackend({ stats: info.stats, padAmount: 0 });
     tf.dispose([train.images, train.targets]);
 
     // Eval: each draw continues the discrete actions' noise streams, so draws differ (in sketch mode).
     try {
       const n = test.images.shape[0];
-      const size = config.evalBatch ?? (report.backend === 'wasm' ? Math.min(2500, Math.max(1, Math.floor((512 * 64) / info.baseDepth))) : 2500);
+      const size =
+        config.evalBatch ?? (report.backend === 'wasm' ? Math.min(2500, Math.max(1, Math.floor((512 * 64) / info.baseDepth))) : 2500);
       const started = performance.now();
       const accuracies: number[] = [];
       for (let draw = 0; draw < config.draws; draw++) {
@@ -93,7 +123,10 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
           const count = Math.min(size, n - start);
           const [correctCount, allFinite] = tf.tidy(() => {
             const logits = predictWithFlipTTA(model, tf.slice(test.images, start, count));
-            return [tf.mul(accuracy(logits, tf.slice(test.targets, start, count)), count) as tf.Scalar, tf.all(tf.isFinite(logits)) as tf.Scalar];
+            return [
+              tf.mul(accuracy(logits, tf.slice(test.targets, start, count)), count) as tf.Scalar,
+              tf.all(tf.isFinite(logits)) as tf.Scalar,
+            ];
           });
           parts.push(correctCount!);
           finite.push(allFinite!);
@@ -103,8 +136,10 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
         tf.dispose([...parts, ...finite]);
         // An accuracy from NaN or infinite logits (damaged weights, a zero std) would be argmax over garbage.
         if (!finiteAll) {
-          throw new Error(`the model in ${dir} produces NaN or infinite logits on the test images: its weights (weights.bin) are damaged or not trained ones, ` +
-            'so no accuracy is reported. Evaluate a model saved by \'tfjs-dataflow-cifar10 train\'.');
+          throw new Error(
+            `the model in ${dir} produces NaN or infinite logits on the test images: its weights (weights.bin) are damaged or not trained ones, ` +
+              "so no accuracy is reported. Evaluate a model saved by 'tfjs-dataflow-cifar10 train'.",
+          );
         }
         accuracies.push(correct / n);
       }
@@ -113,16 +148,23 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
       const noisy = info.mode !== 'backprop';
       if (config.draws === 1) {
         say(`Test accuracy (flip TTA): ${accuracies[0]!.toFixed(4)} ${where}`);
-        if (noisy) say("Note: the sketch keeps its discrete-action noise at inference, so this is one random draw; --draws K reports the mean and spread of K.");
+        if (noisy)
+          say(
+            'Note: the sketch keeps its discrete-action noise at inference, so this is one random draw; --draws K reports the mean and spread of K.',
+          );
       } else {
         const { mean, std } = meanAndVariance(accuracies);
         const min = Math.min(...accuracies);
         const max = Math.max(...accuracies);
-        say(`Test accuracy (flip TTA) over ${config.draws} draws: mean ${mean.toFixed(4)}, std ${std.toFixed(4)}, min ${min.toFixed(4)}, max ${max.toFixed(4)} ${where}`);
+        say(
+          `Test accuracy (flip TTA) over ${config.draws} draws: mean ${mean.toFixed(4)}, std ${std.toFixed(4)}, min ${min.toFixed(4)}, max ${max.toFixed(4)} ${where}`,
+        );
         say(`Draws: ${accuracies.map((a) => a.toFixed(4)).join(' ')}`);
-        say(noisy
-          ? 'The sketch keeps its discrete-action noise at inference: each draw runs the test set with fresh noise.'
-          : 'A backprop-mode net adds no noise at inference: every draw is the same.');
+        say(
+          noisy
+            ? 'The sketch keeps its discrete-action noise at inference: each draw runs the test set with fresh noise.'
+            : 'A backprop-mode net adds no noise at inference: every draw is the same.',
+        );
       }
     } finally {
       tf.dispose([test.images, test.targets]);

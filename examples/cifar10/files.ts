@@ -7,8 +7,14 @@ import { mkdir, open, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promis
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import {
-  checkpointFilesProblem, processAlive, readCheckpointFiles, readJsonIfExists, recoverCheckpointFiles, writeCheckpointFiles,
-  type CheckpointFilesMeta, type TrainCheckpoint,
+  checkpointFilesProblem,
+  processAlive,
+  readCheckpointFiles,
+  readJsonIfExists,
+  recoverCheckpointFiles,
+  writeCheckpointFiles,
+  type CheckpointFilesMeta,
+  type TrainCheckpoint,
 } from '../../src/node.js';
 
 export { processAlive, readJsonIfExists, writeFileAtomic, writeJsonAtomic, writeJsonAtomicSync } from '../../src/node.js';
@@ -37,7 +43,7 @@ export async function ensureWritableDir(dir: string, describe: string): Promise<
   const missing: string[] = [];
   let existing = path;
   for (;;) {
-    let info;
+    let info: Awaited<ReturnType<typeof stat>>;
     try {
       info = await stat(existing);
     } catch (e) {
@@ -52,7 +58,11 @@ export async function ensureWritableDir(dir: string, describe: string): Promise<
       throw new Error(`${describe}: cannot look at ${existing} (${code ?? (e as Error).message})`);
     }
     if (!info.isDirectory()) {
-      throw new Error(existing === path ? `${describe} is a file, not a directory: choose a directory for the run's outputs` : `${describe}: ${existing} is a file, not a folder, so ${path} cannot be created`);
+      throw new Error(
+        existing === path
+          ? `${describe} is a file, not a directory: choose a directory for the run's outputs`
+          : `${describe}: ${existing} is a file, not a folder, so ${path} cannot be created`,
+      );
     }
     break;
   }
@@ -63,9 +73,14 @@ export async function ensureWritableDir(dir: string, describe: string): Promise<
         await mkdir(folder);
       } catch (e) {
         const code = errorCode(e);
-        const why = code === 'ENOENT'
-          ? `the file system at ${dirname(folder)} does not allow new folders there (is it /proc, /sys or another virtual file system?)`
-          : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EROFS' ? 'the file system is read-only' : (e as Error).message;
+        const why =
+          code === 'ENOENT'
+            ? `the file system at ${dirname(folder)} does not allow new folders there (is it /proc, /sys or another virtual file system?)`
+            : code === 'EACCES' || code === 'EPERM'
+              ? 'permission denied'
+              : code === 'EROFS'
+                ? 'the file system is read-only'
+                : (e as Error).message;
         throw new Error(`${describe}: cannot create ${folder}: ${why}`);
       }
       created.push(folder);
@@ -77,7 +92,12 @@ export async function ensureWritableDir(dir: string, describe: string): Promise<
       await rm(probe, { force: true });
     } catch (e) {
       const code = errorCode(e);
-      const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EROFS' ? 'the file system is read-only' : (e as Error).message;
+      const why =
+        code === 'EACCES' || code === 'EPERM'
+          ? 'permission denied'
+          : code === 'EROFS'
+            ? 'the file system is read-only'
+            : (e as Error).message;
       throw new Error(`${describe}: cannot write in ${path}: ${why}`);
     }
   } catch (e) {
@@ -99,9 +119,12 @@ export async function removeEmptyDirs(created: readonly string[]): Promise<void>
  * it wrote. Errors name the file.
  */
 export async function writeFileInPlace(path: string, data: string): Promise<boolean> {
-  const held = await stat(path).then((s) => (s.isFile() ? s.blocks * 512 : -1), () => -1);
+  const held = await stat(path).then(
+    (s) => (s.isFile() ? s.blocks * 512 : -1),
+    () => -1,
+  );
   if (Buffer.byteLength(data) > held) return false;
-  let file;
+  let file: Awaited<ReturnType<typeof open>> | undefined;
   try {
     file = await open(path, 'r+');
     await file.truncate(0);
@@ -141,7 +164,8 @@ export async function inspectRunDir(dir: string): Promise<RunDirState> {
     entries = (await readdir(dir)).filter((e) => !e.startsWith('.'));
   } catch (e) {
     // Not there (or under a file): ensureWritableDir says what is wrong with the path.
-    if (errorCode(e) === 'ENOENT' || errorCode(e) === 'ENOTDIR') return { exists: false, config: undefined, configProblem: undefined, foreign: [], work: [], debris: [] };
+    if (errorCode(e) === 'ENOENT' || errorCode(e) === 'ENOTDIR')
+      return { exists: false, config: undefined, configProblem: undefined, foreign: [], work: [], debris: [] };
     throw e;
   }
   let config: unknown;
@@ -154,7 +178,12 @@ export async function inspectRunDir(dir: string): Promise<RunDirState> {
       return undefined;
     });
     // Runs from before the format field have the run config alone.
-    if (json && (json.format === RUN_CONFIG_FORMAT || (json.format === undefined && typeof json.run?.epochs === 'number' && typeof json.run?.batchSize === 'number'))) config = json;
+    if (
+      json &&
+      (json.format === RUN_CONFIG_FORMAT ||
+        (json.format === undefined && typeof json.run?.epochs === 'number' && typeof json.run?.batchSize === 'number'))
+    )
+      config = json;
   }
   const foreign = entries.filter((e) => !RUN_ENTRY.test(e));
   if (config === undefined && entries.length > 0) foreign.push(...entries.filter((e) => RUN_ENTRY.test(e)));
@@ -167,7 +196,10 @@ export async function inspectRunDir(dir: string): Promise<RunDirState> {
       // (a full disk, a kill), which never replaced anything. They are no work to continue.
       const leftover = /\.(tmp|saving)-(\d+)$/.exec(name);
       const dead = leftover !== null && Number(leftover[2]) !== process.pid && !processAlive(Number(leftover[2]));
-      if (dead && (leftover[1] === 'tmp' || (/^checkpoint\./.test(name) && (await checkpointFilesProblem(join(folder, name))) !== undefined))) {
+      if (
+        dead &&
+        (leftover[1] === 'tmp' || (/^checkpoint\./.test(name) && (await checkpointFilesProblem(join(folder, name))) !== undefined))
+      ) {
         debris.push(`${prefix}${name}`);
       } else if (isWork(name)) {
         work.push(`${prefix}${name}`);
@@ -194,7 +226,10 @@ export interface CheckpointMeta<C> extends CheckpointFilesMeta<C> {
   reason: 'epoch-end' | 'interrupted';
 }
 
-export const writeCheckpoint: <C>(dir: string, checkpoint: TrainCheckpoint, meta: CheckpointMeta<C>) => Promise<void> = writeCheckpointFiles;
-export const readCheckpoint = readCheckpointFiles as <C>(dir: string) => Promise<{ checkpoint: TrainCheckpoint; meta: CheckpointMeta<C> } | undefined>;
+export const writeCheckpoint: <C>(dir: string, checkpoint: TrainCheckpoint, meta: CheckpointMeta<C>) => Promise<void> =
+  writeCheckpointFiles;
+export const readCheckpoint = readCheckpointFiles as <C>(
+  dir: string,
+) => Promise<{ checkpoint: TrainCheckpoint; meta: CheckpointMeta<C> } | undefined>;
 export const checkpointProblem = checkpointFilesProblem;
 export const recoverCheckpoint = recoverCheckpointFiles;

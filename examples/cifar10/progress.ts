@@ -33,9 +33,11 @@ export function epochLabel(epoch: number, trainEpochs: number): string {
 
 /** One status line: epoch, steps, loss, accuracy, learning rate, throughput and (when known) the time left. */
 export function progressLine(info: StepInfo, trainEpochs: number, last: { loss?: number; acc?: number }, etaSeconds?: number): string {
-  return `${epochLabel(info.epoch, trainEpochs)} step ${info.epochStep}/${info.epochSteps} (${info.step}/${info.totalSteps}) ` +
+  return (
+    `${epochLabel(info.epoch, trainEpochs)} step ${info.epochStep}/${info.epochSteps} (${info.step}/${info.totalSteps}) ` +
     `loss ${fmt(last.loss, 4)} acc ${fmt(last.acc, 4)} lr ${info.lr.toExponential(3)} ${fmt(info.imagesPerSec, 0)} img/s` +
-    (etaSeconds === undefined ? '' : ` ETA ${formatDuration(etaSeconds)}`);
+    (etaSeconds === undefined ? '' : ` ETA ${formatDuration(etaSeconds)}`)
+  );
 }
 
 /**
@@ -54,7 +56,11 @@ export class Progress {
   private stepsBefore: number | undefined;
   private estimated = false;
 
-  constructor(private readonly out: TextOut, private readonly trainEpochs: number, private readonly intervalMs = 10_000) {}
+  constructor(
+    private readonly out: TextOut,
+    private readonly trainEpochs: number,
+    private readonly intervalMs = 10_000,
+  ) {}
 
   /** Marks the start of training (the clock the ETA runs on). */
   start(): void {
@@ -79,8 +85,10 @@ export class Progress {
       this.estimated = true;
       const perStep = (now - this.startedAt) / 1000 / (info.step - this.stepsBefore);
       this.clear();
-      this.out.write(`Estimated time: ${formatDuration(perStep * (info.totalSteps - this.stepsBefore))} for ${info.totalSteps - this.stepsBefore} steps ` +
-        `(${formatDuration(perStep)} a step so far; about ${formatDuration(eta)} left)\n`);
+      this.out.write(
+        `Estimated time: ${formatDuration(perStep * (info.totalSteps - this.stepsBefore))} for ${info.totalSteps - this.stepsBefore} steps ` +
+          `(${formatDuration(perStep)} a step so far; about ${formatDuration(eta)} left)\n`,
+      );
     }
     const epochDone = info.epochStep === info.epochSteps;
     if (this.out.isTTY) {
@@ -114,7 +122,8 @@ function megabytes(bytes: number): string {
 
 /** One line of download progress: bytes so far (of the total, when announced) and the rate. */
 export function downloadLine(p: DownloadProgress): string {
-  const size = p.totalBytes !== undefined ? `${megabytes(p.receivedBytes)} of ${megabytes(p.totalBytes)} MB` : `${megabytes(p.receivedBytes)} MB`;
+  const size =
+    p.totalBytes !== undefined ? `${megabytes(p.receivedBytes)} of ${megabytes(p.totalBytes)} MB` : `${megabytes(p.receivedBytes)} MB`;
   const percent = p.totalBytes ? ` (${Math.floor((100 * p.receivedBytes) / p.totalBytes)}%)` : '';
   return `Downloading CIFAR-10: ${size}${percent} at ${megabytes(p.bytesPerSecond)} MB/s${p.done ? ', done' : ''}`;
 }

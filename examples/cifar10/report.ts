@@ -26,14 +26,22 @@ export function finalAccuracy(records: readonly EpochRecord[]): number | null {
 export function curves(records: readonly EpochRecord[]): string {
   const x = (r: EpochRecord) => r.epoch + 1;
   return curvesSvg([
-    { title: 'Loss', xLabel: 'epoch', series: [
-      { label: 'train', points: records.map((r) => [x(r), r.trainLoss]) },
-      { label: 'val', points: records.map((r) => [x(r), r.valLoss]) },
-    ] },
-    { title: 'Accuracy', xLabel: 'epoch', series: [
-      { label: 'train', points: records.map((r) => [x(r), r.trainAcc]) },
-      { label: 'val', points: records.map((r) => [x(r), r.valAcc]) },
-      { label: 'val (EMA)', points: records.map((r) => [x(r), r.emaValAcc ?? Number.NaN]) },
-    ] },
+    {
+      title: 'Loss',
+      xLabel: 'epoch',
+      series: [
+        { label: 'train', points: records.map((r) => [x(r), r.trainLoss]) },
+        { label: 'val', points: records.map((r) => [x(r), r.valLoss]) },
+      ],
+    },
+    {
+      title: 'Accuracy',
+      xLabel: 'epoch',
+      series: [
+        { label: 'train', points: records.map((r) => [x(r), r.trainAcc]) },
+        { label: 'val', points: records.map((r) => [x(r), r.valAcc]) },
+        { label: 'val (EMA)', points: records.map((r) => [x(r), r.emaValAcc ?? Number.NaN]) },
+      ],
+    },
   ]);
 }

@@ -10,8 +10,18 @@ import { UsageError, type RunSettings, type TrainConfig } from './args.js';
 import { rm } from 'node:fs/promises';
 import { DirectoryLockedError, LOCK_FILE, lockDirectory, type DirectoryLock } from '../../src/node.js';
 import {
-  RUN_CONFIG_FORMAT, ensureWritableDir, inspectRunDir, processAlive, processInfo, readCheckpoint, readJsonIfExists, recoverCheckpoint, removeEmptyDirs,
-  writeCheckpoint, writeJsonAtomic, type RunDirState,
+  RUN_CONFIG_FORMAT,
+  ensureWritableDir,
+  inspectRunDir,
+  processAlive,
+  processInfo,
+  readCheckpoint,
+  readJsonIfExists,
+  recoverCheckpoint,
+  removeEmptyDirs,
+  writeCheckpoint,
+  writeJsonAtomic,
+  type RunDirState,
 } from './files.js';
 import type { TextOut } from './progress.js';
 
@@ -36,9 +46,20 @@ export interface SavedConfig {
 
 /** The flag behind each RunConfig field, for resume's mismatch messages. */
 const RUN_FLAGS: Record<keyof RunConfig, string> = {
-  epochs: 'epochs', batchSize: 'batch-size', microBatch: 'micro-batch', evalBatch: 'hyp', baseDepth: 'base-depth',
-  trainLimit: 'train-limit', evalLimit: 'eval-limit', mode: 'mode', whiteningSigns: 'whitening-signs', runs: 'runs', seed: 'seed', hyp: 'hyp',
-  dataset: 'dataset', labels: 'labels',
+  epochs: 'epochs',
+  batchSize: 'batch-size',
+  microBatch: 'micro-batch',
+  evalBatch: 'hyp',
+  baseDepth: 'base-depth',
+  trainLimit: 'train-limit',
+  evalLimit: 'eval-limit',
+  mode: 'mode',
+  whiteningSigns: 'whitening-signs',
+  runs: 'runs',
+  seed: 'seed',
+  hyp: 'hyp',
+  dataset: 'dataset',
+  labels: 'labels',
 };
 
 /** An --out directory this process may write: a new run's, or the run --resume continues. */
@@ -79,8 +100,12 @@ export async function claimRunDir(config: TrainConfig, defaultOut: string): Prom
   } catch (e) {
     await removeEmptyDirs(created);
     if (e instanceof DirectoryLockedError) {
-      const who = e.owner ? `process ${e.owner.pid} on ${e.owner.host === processInfo().host ? 'this machine' : e.owner.host}` : 'another process';
-      throw new UsageError(`--out ${out}: ${who} is training this run right now (it holds ${join(out, LOCK_FILE)}); wait for it to end or stop it first`);
+      const who = e.owner
+        ? `process ${e.owner.pid} on ${e.owner.host === processInfo().host ? 'this machine' : e.owner.host}`
+        : 'another process';
+      throw new UsageError(
+        `--out ${out}: ${who} is training this run right now (it holds ${join(out, LOCK_FILE)}); wait for it to end or stop it first`,
+      );
     }
     throw new UsageError(`--out ${out}: cannot lock the directory: ${(e as Error).message}`);
   }
@@ -88,7 +113,10 @@ export async function claimRunDir(config: TrainConfig, defaultOut: string): Prom
     const state = await inspectRunDir(out);
     const { saved, reusing } = decideClaim(config, out, state);
     const owner = await runningElsewhere(out);
-    if (owner !== undefined) throw new UsageError(`--out ${out}: process ${owner} on this machine is training this run right now; wait for it to end or stop it first`);
+    if (owner !== undefined)
+      throw new UsageError(
+        `--out ${out}: process ${owner} on this machine is training this run right now; wait for it to end or stop it first`,
+      );
     // Leftovers of a dead process's cut-off writes go, so that they can neither be resumed nor block a new run.
     for (const name of state.debris) await rm(join(out, name), { recursive: true, force: true });
     return { out, saved: config.resume ? saved : undefined, reusing, hasWork: state.work.length > 0, created, lock };
@@ -105,15 +133,20 @@ function decideClaim(config: TrainConfig, out: string, state: RunDirState): { sa
   const list = (names: string[]) => (names.length > 6 ? [...names.slice(0, 6), `and ${names.length - 6} more`] : names).join(', ');
   // A config.json that cannot be read is a damaged run record, not another program's file: say so, rather than that none is there.
   if (saved === undefined && state.configProblem !== undefined) {
-    throw new UsageError(config.resume
-      ? `--resume: cannot continue the run in ${out}: its configuration is damaged (${state.configProblem}). ` +
-        'config.json records the flags the run was started with: restore it from a copy, or start a new run with another --out.'
-      : `--out ${out} holds a run whose configuration is damaged (${state.configProblem}); ` +
-        'restore config.json and continue with --resume, or choose another --out, so that nothing there is overwritten');
+    throw new UsageError(
+      config.resume
+        ? `--resume: cannot continue the run in ${out}: its configuration is damaged (${state.configProblem}). ` +
+            'config.json records the flags the run was started with: restore it from a copy, or start a new run with another --out.'
+        : `--out ${out} holds a run whose configuration is damaged (${state.configProblem}); ` +
+            'restore config.json and continue with --resume, or choose another --out, so that nothing there is overwritten',
+    );
   }
   if (config.resume && saved === undefined) {
     if (!state.exists) throw new UsageError(`--resume: ${out} holds no run to continue (no such directory)`);
-    if (state.foreign.length > 0) throw new UsageError(`--resume: ${out} holds no run of this program to continue (no config.json of its own, but ${list(state.foreign)})`);
+    if (state.foreign.length > 0)
+      throw new UsageError(
+        `--resume: ${out} holds no run of this program to continue (no config.json of its own, but ${list(state.foreign)})`,
+      );
     throw new UsageError(`--resume: ${out} holds no run to continue (no config.json); start one with --out ${out} and no --resume`);
   }
   let reusing = false;
@@ -123,7 +156,9 @@ function decideClaim(config: TrainConfig, out: string, state: RunDirState): { sa
     }
     if (saved) reusing = true;
     else if (state.foreign.length > 0) {
-      throw new UsageError(`--out ${out} holds files that are not a run of this program (${list(state.foreign)}); choose an empty or new directory, so that nothing there is overwritten`);
+      throw new UsageError(
+        `--out ${out} holds files that are not a run of this program (${list(state.foreign)}); choose an empty or new directory, so that nothing there is overwritten`,
+      );
     }
   }
   return { saved, reusing };
@@ -131,7 +166,9 @@ function decideClaim(config: TrainConfig, out: string, state: RunDirState): { sa
 
 /** The process that is training in `out` right now, according to its metrics.json, if it is not this one. */
 async function runningElsewhere(out: string): Promise<number | undefined> {
-  const metrics = await readJsonIfExists<{ status?: string; process?: { pid: number; host: string } }>(join(out, 'metrics.json')).catch(() => undefined);
+  const metrics = await readJsonIfExists<{ status?: string; process?: { pid: number; host: string } }>(join(out, 'metrics.json')).catch(
+    () => undefined,
+  );
   const owner = metrics?.process;
   if (metrics?.status !== 'running' || !owner || owner.host !== processInfo().host || owner.pid === process.pid) return undefined;
   return processAlive(owner.pid) ? owner.pid : undefined;
@@ -158,7 +195,7 @@ export function resumeConfig(out: string, saved: SavedConfig, config: TrainConfi
   if (mismatches.length > 0) {
     throw new UsageError(
       `--resume: the run in ${out} was started with a different configuration: ${mismatches.join('; ')}. ` +
-      'Drop these flags to continue it as it was started, or start a new run with another --out.',
+        'Drop these flags to continue it as it was started, or start a new run with another --out.',
     );
   }
   return savedRun;
@@ -188,7 +225,11 @@ export type RunCheckpoint = NonNullable<Awaited<ReturnType<typeof readCheckpoint
  * is never silently dropped, and one of another configuration is never mixed in.
  */
 export async function readRunCheckpoint(
-  runDir: string, run: RunConfig, identity: RunIdentity, earlier: { run: number; finishedEpochs: number }, stderr: TextOut,
+  runDir: string,
+  run: RunConfig,
+  identity: RunIdentity,
+  earlier: { run: number; finishedEpochs: number },
+  stderr: TextOut,
 ): Promise<RunCheckpoint | undefined> {
   const dir = join(runDir, 'checkpoint');
   let found: Awaited<ReturnType<typeof recoverCheckpoint>>;
@@ -197,34 +238,50 @@ export async function readRunCheckpoint(
   } catch (e) {
     throw new Error(`--resume: ${(e as Error).message}`);
   }
-  if (found?.recoveredFrom) stderr.write(`Recovered the checkpoint from ${join(runDir, found.recoveredFrom)}: its write had been cut off between two renames\n`);
+  if (found?.recoveredFrom)
+    stderr.write(`Recovered the checkpoint from ${join(runDir, found.recoveredFrom)}: its write had been cut off between two renames\n`);
   const resumed = found ? await readCheckpoint<RunConfig>(dir) : undefined;
   if (!resumed && earlier.finishedEpochs > 0) {
-    throw new Error(`--resume: metrics.json records ${earlier.finishedEpochs} finished epoch(s) of run ${earlier.run}, but ${dir} holds no checkpoint. ` +
-      'Refusing to start over from step 0: restore the checkpoint, or start a new run with another --out.');
+    throw new Error(
+      `--resume: metrics.json records ${earlier.finishedEpochs} finished epoch(s) of run ${earlier.run}, but ${dir} holds no checkpoint. ` +
+        'Refusing to start over from step 0: restore the checkpoint, or start a new run with another --out.',
+    );
   }
   if (resumed && JSON.stringify(resumed.meta.config) !== JSON.stringify(run)) {
     tf.dispose(Object.values(resumed.checkpoint.tensors));
-    throw new UsageError(`--resume: the checkpoint in ${dir} was written with another configuration than ${identity.configPath} records; refusing to mix them`);
+    throw new UsageError(
+      `--resume: the checkpoint in ${dir} was written with another configuration than ${identity.configPath} records; refusing to mix them`,
+    );
   }
   const expected = checkpointRunId(identity);
   if (resumed && expected !== undefined && resumed.meta.runId !== expected) {
     tf.dispose(Object.values(resumed.checkpoint.tensors));
-    throw new UsageError(`--resume: the checkpoint in ${dir} belongs to another run (run id ${resumed.meta.runId ?? 'none'}, ` +
-      `while ${identity.configPath} records run id ${identity.runId}${identity.run > 1 || run.runs > 1 ? `, run ${identity.run}` : ''}): ` +
-      'a checkpoint copied from another run directory is never resumed. Restore this run\'s own checkpoint, or start a new run with another --out.');
+    throw new UsageError(
+      `--resume: the checkpoint in ${dir} belongs to another run (run id ${resumed.meta.runId ?? 'none'}, ` +
+        `while ${identity.configPath} records run id ${identity.runId}${identity.run > 1 || run.runs > 1 ? `, run ${identity.run}` : ''}): ` +
+        "a checkpoint copied from another run directory is never resumed. Restore this run's own checkpoint, or start a new run with another --out.",
+    );
   }
   return resumed;
 }
 
 /** Writes the trainer's checkpoint of this step into `runDir/checkpoint` (atomically), with the run's config. */
 export async function saveRunCheckpoint(
-  runDir: string, trainer: Trainer, run: RunConfig, identity: RunIdentity, reason: 'epoch-end' | 'interrupted',
+  runDir: string,
+  trainer: Trainer,
+  run: RunConfig,
+  identity: RunIdentity,
+  reason: 'epoch-end' | 'interrupted',
 ): Promise<{ epoch: number; epochStep: number; step: number }> {
   const checkpoint = trainer.checkpoint();
   try {
     const runId = checkpointRunId(identity);
-    await writeCheckpoint(join(runDir, 'checkpoint'), checkpoint, { config: run, reason, savedAt: new Date().toISOString(), ...(runId !== undefined ? { runId } : {}) });
+    await writeCheckpoint(join(runDir, 'checkpoint'), checkpoint, {
+      config: run,
+      reason,
+      savedAt: new Date().toISOString(),
+      ...(runId !== undefined ? { runId } : {}),
+    });
   } finally {
     tf.dispose(Object.values(checkpoint.tensors));
   }
@@ -248,18 +305,32 @@ export function restoreRun(trainer: Trainer, resumed: RunCheckpoint): void {
 export async function concludeStoppedRun(
   result: TrainResult,
   trainer: Trainer,
-  { runDir, run, identity, signal, stderr }: { runDir: string; run: RunConfig; identity: RunIdentity; signal: StopSignal | null; stderr: TextOut },
+  {
+    runDir,
+    run,
+    identity,
+    signal,
+    stderr,
+  }: { runDir: string; run: RunConfig; identity: RunIdentity; signal: StopSignal | null; stderr: TextOut },
 ): Promise<{ status: 'interrupted' | 'failed'; message: string }> {
   const checkpointDir = join(runDir, 'checkpoint');
   if (result.stopReason === 'stopped') {
     const at = await saveRunCheckpoint(runDir, trainer, run, identity, 'interrupted');
-    stderr.write(`Interrupted at step ${at.step}/${trainer.totalSteps} (epoch ${at.epoch + 1}, step ${at.epochStep} of ${trainer.epochSteps[at.epoch] ?? 0}). ` +
-      `Checkpoint written to ${checkpointDir}; continue with: --resume --out ${resolve(runDir, run.runs > 1 ? '..' : '.')}\n`);
-    return { status: 'interrupted', message: `stopped by ${signal ?? 'a stop request'} at step ${at.step}/${trainer.totalSteps}; the checkpoint holds that step` };
+    stderr.write(
+      `Interrupted at step ${at.step}/${trainer.totalSteps} (epoch ${at.epoch + 1}, step ${at.epochStep} of ${trainer.epochSteps[at.epoch] ?? 0}). ` +
+        `Checkpoint written to ${checkpointDir}; continue with: --resume --out ${resolve(runDir, run.runs > 1 ? '..' : '.')}\n`,
+    );
+    return {
+      status: 'interrupted',
+      message: `stopped by ${signal ?? 'a stop request'} at step ${at.step}/${trainer.totalSteps}; the checkpoint holds that step`,
+    };
   }
-  const kept = (await readJsonIfExists(join(checkpointDir, 'checkpoint.json')).catch(() => undefined)) !== undefined
-    ? `The last epoch's checkpoint in ${checkpointDir} is untouched`
-    : 'No checkpoint was written (no epoch ended with a finite loss)';
-  stderr.write(`Stopped: ${result.message}. ${kept}; a lower learning rate (--hyp opt.nonBiasLr=..., opt.biasLr=...) or a smaller batch may help.\n`);
+  const kept =
+    (await readJsonIfExists(join(checkpointDir, 'checkpoint.json')).catch(() => undefined)) !== undefined
+      ? `The last epoch's checkpoint in ${checkpointDir} is untouched`
+      : 'No checkpoint was written (no epoch ended with a finite loss)';
+  stderr.write(
+    `Stopped: ${result.message}. ${kept}; a lower learning rate (--hyp opt.nonBiasLr=..., opt.biasLr=...) or a smaller batch may help.\n`,
+  );
   return { status: 'failed', message: result.message ?? 'the loss became NaN or infinite' };
 }

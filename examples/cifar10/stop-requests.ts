@@ -22,7 +22,10 @@ export class StopRequests {
   private readonly listeners = new Map<StopSignal, () => void>();
 
   /** `beforeQuit` runs (synchronously) when a second signal ends the process at once. */
-  constructor(private readonly stderr: TextOut, private readonly beforeQuit: (signal: StopSignal) => void) {}
+  constructor(
+    private readonly stderr: TextOut,
+    private readonly beforeQuit: (signal: StopSignal) => void,
+  ) {}
 
   install(): void {
     for (const signal of Object.keys(SIGNAL_EXIT_CODES) as StopSignal[]) {
@@ -51,7 +54,9 @@ export class StopRequests {
       this.signal = signal;
       this.receivedAt = now;
       this.progress?.clear();
-      this.stderr.write(`\n${name}: stopping after this step and writing a checkpoint (${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again to quit at once)\n`);
+      this.stderr.write(
+        `\n${name}: stopping after this step and writing a checkpoint (${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again to quit at once)\n`,
+      );
       this.trainer?.requestStop();
       return;
     }

@@ -37,7 +37,15 @@ import { removeEmptyDirs } from './files.js';
 import { Progress, downloadProgress, type TextOut } from './progress.js';
 import { finalAccuracy, tableRow } from './report.js';
 import {
-  claimRunDir, concludeStoppedRun, readRunCheckpoint, restoreRun, resumeConfig, saveRunCheckpoint, writeRunConfig, type RunConfig, type RunDir,
+  claimRunDir,
+  concludeStoppedRun,
+  readRunCheckpoint,
+  restoreRun,
+  resumeConfig,
+  saveRunCheckpoint,
+  writeRunConfig,
+  type RunConfig,
+  type RunDir,
   type RunIdentity,
 } from './run-dir.js';
 import { StopRequests } from './stop-requests.js';
@@ -75,7 +83,14 @@ async function trainInClaimedDir(config: TrainConfig, dir: RunDir, say: (line: s
   }
   const { report, run, hyp, dataset, dataDir, onBackend } = prepared;
   const data: TrainData<AnyLabelledImages> = { train: onBackend.train, eval: onBackend.eval };
-  const battery = new Battery(dir.out, run, { versions: versions(), backend: report, config: run, hyp, dataSource: dataset.source, stats: onBackend.stats });
+  const battery = new Battery(dir.out, run, {
+    versions: versions(),
+    backend: report,
+    config: run,
+    hyp,
+    dataSource: dataset.source,
+    stats: onBackend.stats,
+  });
 
   // From here on a signal stops the run after the current step and checkpoints it.
   const stops = new StopRequests(io.stderr, (signal) => battery.recordQuit(signal));
@@ -84,12 +99,32 @@ async function trainInClaimedDir(config: TrainConfig, dir: RunDir, say: (line: s
   try {
     // A new run's identity: each checkpoint records it, so --resume never continues another run's checkpoint.
     const runId = config.resume ? dir.saved?.runId : randomUUID();
-    if (!config.resume) await writeRunConfig(dir.out, { run, backend: config.backend, data: dataDir, ...(runId !== undefined ? { runId } : {}) });
-    say(`Output: ${dir.out}${config.resume ? ' (continuing the run there)' : dir.reusing ? ' (reused: the run there never finished an epoch, so there was nothing to continue)' : ''}`);
-    const exitCode = await battery.runAll(config.resume, () => stops.signal, say, (r, runDir, earlier) => trainOneRun({
-      r, runDir, run, hyp, data, stats: onBackend.stats, io, say, battery, stops, resuming: config.resume, earlier,
-      identity: { runId, run: r, configPath: join(dir.out, 'config.json') },
-    }));
+    if (!config.resume)
+      await writeRunConfig(dir.out, { run, backend: config.backend, data: dataDir, ...(runId !== undefined ? { runId } : {}) });
+    say(
+      `Output: ${dir.out}${config.resume ? ' (continuing the run there)' : dir.reusing ? ' (reused: the run there never finished an epoch, so there was nothing to continue)' : ''}`,
+    );
+    const exitCode = await battery.runAll(
+      config.resume,
+      () => stops.signal,
+      say,
+      (r, runDir, earlier) =>
+        trainOneRun({
+          r,
+          runDir,
+          run,
+          hyp,
+          data,
+          stats: onBackend.stats,
+          io,
+          say,
+          battery,
+          stops,
+          resuming: config.resume,
+          earlier,
+          identity: { runId, run: r, configPath: join(dir.out, 'config.json') },
+        }),
+    );
     if (exitCode === 0) {
       const line = battery.meanAndVarianceLine();
       if (line) say(line);
@@ -132,13 +167,26 @@ async function prepareRun(config: TrainConfig, dir: RunDir, say: (line: string) 
   const envForOtherDataset = config.dataFrom === 'env' && run.dataset !== config.dataset;
   const typedData = config.data === undefined || envForOtherDataset ? undefined : resolve(config.data);
   const fromRun = !(config.explicit.has('data') || !saved) && typedData === undefined && saved?.data !== undefined;
-  const dataDir = config.explicit.has('data') || !saved ? typedData : typedData ?? saved.data;
-  const dataset = await loadData({
-    dir: dataDir, cacheDir: config.cacheDir, download: config.download,
-    trainLimit: run.trainLimit ?? undefined, evalLimit: run.evalLimit ?? undefined,
-  }, { from: fromRun ? 'run-config' : envForOtherDataset ? undefined : config.dataFrom, runConfig: join(dir.out, 'config.json'), progress: io.stderr,
-    dataset: run.dataset, labels: run.labels });
-  say(`Data: ${datasetTitle(run.dataset, run.labels, dataset.classNames.length)}, ${dataset.train.count} training and ${dataset.eval.count} test images from ${dataset.source}`);
+  const dataDir = config.explicit.has('data') || !saved ? typedData : (typedData ?? saved.data);
+  const dataset = await loadData(
+    {
+      dir: dataDir,
+      cacheDir: config.cacheDir,
+      download: config.download,
+      trainLimit: run.trainLimit ?? undefined,
+      evalLimit: run.evalLimit ?? undefined,
+    },
+    {
+      from: fromRun ? 'run-config' : envForOtherDataset ? undefined : config.dataFrom,
+      runConfig: join(dir.out, 'config.json'),
+      progress: io.stderr,
+      dataset: run.dataset,
+      labels: run.labels,
+    },
+  );
+  say(
+    `Data: ${datasetTitle(run.dataset, run.labels, dataset.classNames.length)}, ${dataset.train.count} training and ${dataset.eval.count} test images from ${dataset.source}`,
+  );
   try {
     trainSchedule(dataset.train.count, run.batchSize, run.epochs);
   } catch (e) {
@@ -150,9 +198,10 @@ async function prepareRun(config: TrainConfig, dir: RunDir, say: (line: string) 
   // The net and its trainer, built once here so a configuration they refuse fails before anything is written.
   // The images stay bytes on the device and are decoded per batch: a fifth of the float32 set's memory.
   // tfjs-node has no decode kernel (the library's kernels are for cpu, wasm and WebGPU): float32 there.
-  const onBackend = report.backend === 'tensorflow'
-    ? dataset.toBackend({ padAmount: hyp.net.padAmount })
-    : dataset.toCompactBackend({ padAmount: hyp.net.padAmount });
+  const onBackend =
+    report.backend === 'tensorflow'
+      ? dataset.toBackend({ padAmount: hyp.net.padAmount })
+      : dataset.toCompactBackend({ padAmount: hyp.net.padAmount });
   try {
     const probe = speedyConvNet({ hyp, mode: run.mode, seed: run.seed, numClasses: dataset.classNames.length });
     try {
@@ -171,27 +220,49 @@ async function prepareRun(config: TrainConfig, dir: RunDir, say: (line: string) 
  * The run's configuration (a resumed run's own, with any flag typed now checked against it; else
  * the flags, with the batch sizes decided for the backend) and its hyperparameters, validated.
  */
-function decideRunConfig(config: TrainConfig, dir: RunDir, report: BackendReport, say: (line: string) => void): { run: RunConfig; hyp: Hyp } {
+function decideRunConfig(
+  config: TrainConfig,
+  dir: RunDir,
+  report: BackendReport,
+  say: (line: string) => void,
+): { run: RunConfig; hyp: Hyp } {
   const { saved } = dir;
   const onWasm = report.backend === 'wasm';
   const wanted = {
-    dataset: config.dataset, labels: config.labels,
-    epochs: config.epochs, batchSize: config.batchSize, microBatch: config.microBatch, baseDepth: config.baseDepth,
-    trainLimit: config.trainLimit, evalLimit: config.evalLimit, mode: config.mode, whiteningSigns: config.whiteningSigns,
-    runs: config.runs, seed: config.seed, hyp: config.hyp,
+    dataset: config.dataset,
+    labels: config.labels,
+    epochs: config.epochs,
+    batchSize: config.batchSize,
+    microBatch: config.microBatch,
+    baseDepth: config.baseDepth,
+    trainLimit: config.trainLimit,
+    evalLimit: config.evalLimit,
+    mode: config.mode,
+    whiteningSigns: config.whiteningSigns,
+    runs: config.runs,
+    seed: config.seed,
+    hyp: config.hyp,
   };
   let run: RunConfig;
   if (saved) {
     run = resumeConfig(dir.out, saved, config, wanted);
   } else {
-    const microBatch = config.microBatch ?? (onWasm ? largestDivisorAtMost(config.batchSize, WASM_TRAIN_IMAGES_X_DEPTH / config.baseDepth) : config.batchSize);
-    const evalBatch = config.hyp.misc?.evalBatchSize ?? (onWasm ? Math.min(2500, Math.max(1, Math.floor(WASM_EVAL_IMAGES_X_DEPTH / config.baseDepth))) : 2500);
+    const microBatch =
+      config.microBatch ??
+      (onWasm ? largestDivisorAtMost(config.batchSize, WASM_TRAIN_IMAGES_X_DEPTH / config.baseDepth) : config.batchSize);
+    const evalBatch =
+      config.hyp.misc?.evalBatchSize ??
+      (onWasm ? Math.min(2500, Math.max(1, Math.floor(WASM_EVAL_IMAGES_X_DEPTH / config.baseDepth))) : 2500);
     run = { ...wanted, microBatch, evalBatch };
   }
   const autoMicro = config.microBatch === null && !saved && onWasm;
   if (run.microBatch !== run.batchSize || autoMicro) {
-    const why = autoMicro ? ` (chosen for wasm, whose heap holds about ${WASM_TRAIN_IMAGES_X_DEPTH / run.baseDepth} images per pass at base depth ${run.baseDepth}; set it with --micro-batch)` : '';
-    say(`Micro-batch: ${run.microBatch} images per pass, ${run.batchSize / run.microBatch} pass${run.batchSize / run.microBatch === 1 ? '' : 'es'} per step${why}`);
+    const why = autoMicro
+      ? ` (chosen for wasm, whose heap holds about ${WASM_TRAIN_IMAGES_X_DEPTH / run.baseDepth} images per pass at base depth ${run.baseDepth}; set it with --micro-batch)`
+      : '';
+    say(
+      `Micro-batch: ${run.microBatch} images per pass, ${run.batchSize / run.microBatch} pass${run.batchSize / run.microBatch === 1 ? '' : 'es'} per step${why}`,
+    );
   }
   try {
     const hyp = resolveHyp({
@@ -203,8 +274,12 @@ function decideRunConfig(config: TrainConfig, dir: RunDir, report: BackendReport
     return { run, hyp };
   } catch (e) {
     if (!saved) throw new UsageError(`--hyp: ${(e as Error).message}`);
-    throw new UsageError(`--resume: the run in ${dir.out} was started with a configuration that is refused now: ${(e as Error).message}. ` +
-      (dir.hasWork ? 'Start a new run with another --out.' : 'It never finished an epoch, so start it afresh: the same --out without --resume.'));
+    throw new UsageError(
+      `--resume: the run in ${dir.out} was started with a configuration that is refused now: ${(e as Error).message}. ` +
+        (dir.hasWork
+          ? 'Start a new run with another --out.'
+          : 'It never finished an epoch, so start it afresh: the same --out without --resume.'),
+    );
   }
 }
 
@@ -228,10 +303,29 @@ interface OneRunArgs {
 }
 
 /** One run of the seed: model -> init -> train (checkpointed each epoch) -> save the EMA model. */
-async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery, stops, resuming, earlier, identity }: OneRunArgs): Promise<RunSummary> {
+async function trainOneRun({
+  r,
+  runDir,
+  run,
+  hyp,
+  data,
+  stats,
+  io,
+  say,
+  battery,
+  stops,
+  resuming,
+  earlier,
+  identity,
+}: OneRunArgs): Promise<RunSummary> {
   const seed = run.seed + r - 1;
-  const resumed = resuming ? await readRunCheckpoint(runDir, run, identity, { run: r, finishedEpochs: earlier?.epochs.length ?? 0 }, io.stderr) : undefined;
-  if (resuming && !resumed) say(`${run.runs > 1 ? `Run ${r}/${run.runs}: n` : 'N'}o checkpoint to continue from (the run never finished an epoch): training starts at step 0`);
+  const resumed = resuming
+    ? await readRunCheckpoint(runDir, run, identity, { run: r, finishedEpochs: earlier?.epochs.length ?? 0 }, io.stderr)
+    : undefined;
+  if (resuming && !resumed)
+    say(
+      `${run.runs > 1 ? `Run ${r}/${run.runs}: n` : 'N'}o checkpoint to continue from (the run never finished an epoch): training starts at step 0`,
+    );
   const record = battery.startRun(r, seed, runDir, resumed?.checkpoint);
   let net: ReturnType<typeof speedyConvNet> | null = null;
   let trainer: Trainer | null = null;
@@ -241,7 +335,12 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery,
     // Model
     net = speedyConvNet({ hyp, mode: run.mode, seed, numClasses: data.train.targets.shape[1] });
     // Init: whitening from the training images (a resumed run restores the fitted weights instead).
-    if (!resumed) await fitSpeedyConvNetWhitening(net, data.train.images, { padAmount: hyp.net.padAmount, seed, signMode: run.whiteningSigns ?? 'raw' });
+    if (!resumed)
+      await fitSpeedyConvNetWhitening(net, data.train.images, {
+        padAmount: hyp.net.padAmount,
+        seed,
+        signMode: run.whiteningSigns ?? 'raw',
+      });
 
     // Train, writing the table, a checkpoint and metrics.json after each epoch
     const epochs = Math.ceil(run.epochs);
@@ -269,7 +368,9 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery,
       restoreRun(trainer, resumed);
       const { epoch, epochStep, step, records } = resumed.checkpoint;
       for (const earlierRecord of records) say(formatTableRow(tableRow(earlierRecord)));
-      io.stderr.write(`Resumed from the checkpoint of ${resumed.meta.savedAt} (${resumed.meta.reason}): epoch ${epoch + 1}, step ${epochStep} of the epoch, ${step}/${trainer.totalSteps} in all\n`);
+      io.stderr.write(
+        `Resumed from the checkpoint of ${resumed.meta.savedAt} (${resumed.meta.reason}): epoch ${epoch + 1}, step ${epochStep} of the epoch, ${step}/${trainer.totalSteps} in all\n`,
+      );
     }
     stops.watch(trainer, progress);
     progress.start();
@@ -279,7 +380,13 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery,
     await record.update(result.records, result.totalTimeSeconds, false);
 
     if (result.stopReason !== 'completed') {
-      const { status, message } = await concludeStoppedRun(result, trainer, { runDir, run, identity, signal: stops.signal, stderr: io.stderr });
+      const { status, message } = await concludeStoppedRun(result, trainer, {
+        runDir,
+        run,
+        identity,
+        signal: stops.signal,
+        stderr: io.stderr,
+      });
       return await record.end(status, message);
     }
 
@@ -288,7 +395,16 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery,
     const { model } = net;
     const ema = trainer.networkEMA;
     model.setUserDefinedMetadata({
-      tfjsDataflowCifar10: { stats, dataset: run.dataset, labels: run.labels, mode: run.mode, baseDepth: run.baseDepth, seed, weights: ema ? 'ema' : 'live', finalAccuracy: finalAccuracy(result.records) },
+      tfjsDataflowCifar10: {
+        stats,
+        dataset: run.dataset,
+        labels: run.labels,
+        mode: run.mode,
+        baseDepth: run.baseDepth,
+        seed,
+        weights: ema ? 'ema' : 'live',
+        finalAccuracy: finalAccuracy(result.records),
+      },
     });
     const save = () => model.save(fileHandler(modelDir));
     await (ema ? ema.withWeights(model, save) : save());
@@ -306,6 +422,7 @@ async function trainOneRun({ r, runDir, run, hyp, data, stats, io, say, battery,
       net?.model.dispose();
     } catch (e) {
       // After a failure (a corrupted wasm heap, say) the first error is the one to report.
+      // biome-ignore lint/correctness/noUnsafeFinally: a cleanup error is thrown only when no error is already on its way out.
       if (!failed) throw e;
     }
   }
@@ -352,7 +469,7 @@ function checkWasmHeap(run: RunConfig, trainImages: number, evalImages: number):
   const fitting = Math.floor((WASM_HEAP_BYTES - data - batch) / (run.baseDepth * WASM_PASS_BYTES_PER_IMAGE_X_DEPTH));
   throw new UsageError(
     `this run needs about ${mb(needed)} of wasm heap (data ${mb(data)}, batches ${mb(batch)}, passes of ${run.microBatch} images at base depth ${run.baseDepth} ${mb(passes)}), ` +
-    `more than wasm's ${mb(WASM_HEAP_BYTES)}: lower --micro-batch (at most about ${Math.max(1, fitting)} images per pass fit), --base-depth or --train-limit`,
+      `more than wasm's ${mb(WASM_HEAP_BYTES)}: lower --micro-batch (at most about ${Math.max(1, fitting)} images per pass fit), --base-depth or --train-limit`,
   );
 }
 
@@ -362,10 +479,11 @@ function checkWasmHeap(run: RunConfig, trainImages: number, evalImages: number):
  * (often in _dispose_data). Says what it most likely is and what to lower, keeping the original message.
  */
 export function explainWasmHeapFailure(error: Error, backend: string): Error {
-  if (backend !== 'wasm' || !/memory access out of bounds|Cannot enlarge memory|out of memory|Aborted\(OOM\)/i.test(error?.message ?? '')) return error;
+  if (backend !== 'wasm' || !/memory access out of bounds|Cannot enlarge memory|out of memory|Aborted\(OOM\)/i.test(error?.message ?? ''))
+    return error;
   const explained = new Error(
     `the wasm heap most likely ran out of memory (32-bit wasm ends at 4 GB, and tfjs-backend-wasm reports a failed allocation only ` +
-    `as a later trap): ${error.message}. Lower --micro-batch, --base-depth or --train-limit.`,
+      `as a later trap): ${error.message}. Lower --micro-batch, --base-depth or --train-limit.`,
   );
   explained.stack = `${explained.message}\n${error.stack ?? ''}`;
   return explained;
@@ -386,7 +504,13 @@ function versions() {
 }
 
 function timestampDir(): string {
-  return join('runs', new Date().toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z'));
+  return join(
+    'runs',
+    new Date()
+      .toISOString()
+      .replace(/:/g, '-')
+      .replace(/\.\d+Z$/, 'Z'),
+  );
 }
 
 /** Where a data directory came from, for the CLI's messages about it. */
@@ -416,7 +540,9 @@ export async function loadData(options: LoadCifar10Options, context: DataContext
   const dataset = context.dataset ?? 'cifar10';
   try {
     const withProgress = { ...options, ...(context.progress ? { onDownloadProgress: downloadProgress(context.progress) } : {}) };
-    return dataset === 'cifar100' ? await loadCifar100({ ...withProgress, labels: context.labels ?? 'fine' }) : await loadCifar10(withProgress);
+    return dataset === 'cifar100'
+      ? await loadCifar100({ ...withProgress, labels: context.labels ?? 'fine' })
+      : await loadCifar10(withProgress);
   } catch (e) {
     const message = (e as Error).message;
     if (options.dir === undefined && !options.download && /download is disabled/.test(message)) {
@@ -424,12 +550,16 @@ export async function loadData(options: LoadCifar10Options, context: DataContext
     }
     if (options.dir !== undefined && context.from === 'env') {
       const name = DATA_DIR_ENV[dataset];
-      throw new Error(`$${name} is set to ${options.dir}, and that does not work: ${message} ` +
-        `Point $${name} at the ${dataset === 'cifar100' ? 'CIFAR-100' : 'CIFAR-10'} binary directory, unset it to use the download cache, or pass --data DIR.`);
+      throw new Error(
+        `$${name} is set to ${options.dir}, and that does not work: ${message} ` +
+          `Point $${name} at the ${dataset === 'cifar100' ? 'CIFAR-100' : 'CIFAR-10'} binary directory, unset it to use the download cache, or pass --data DIR.`,
+      );
     }
     if (options.dir !== undefined && context.from === 'run-config') {
-      throw new Error(`The run recorded its data directory ${options.dir} in ${context.runConfig}, and that does not work now: ${message} ` +
-        'Pass --data DIR to read the data from elsewhere.');
+      throw new Error(
+        `The run recorded its data directory ${options.dir} in ${context.runConfig}, and that does not work now: ${message} ` +
+          'Pass --data DIR to read the data from elsewhere.',
+      );
     }
     throw e;
   }

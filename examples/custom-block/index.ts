@@ -10,7 +10,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  BACKEND_NAMES, fileHandler, formatTableHeader, formatTableRow, initBackend, loadCifar10, predictWithFlipTTA, type BackendName,
+  BACKEND_NAMES,
+  fileHandler,
+  formatTableHeader,
+  formatTableRow,
+  initBackend,
+  loadCifar10,
+  predictWithFlipTTA,
+  type BackendName,
 } from '../../src/node.js';
 import { customBlockNet, evaluateCustomBlockNet, initCustomBlockNet, syntheticDataset, trainCustomBlockNet } from './model.js';
 import { focalLoss } from './stages.js';
@@ -27,7 +34,8 @@ const { values } = parseArgs({
   },
 });
 const backend = values.backend as BackendName;
-if (!(BACKEND_NAMES as readonly string[]).includes(backend)) throw new Error(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got '${backend}'`);
+if (!(BACKEND_NAMES as readonly string[]).includes(backend))
+  throw new Error(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got '${backend}'`);
 const epochs = Number(values.epochs);
 const batchSize = Number(values['batch-size']);
 // The seed's loss unless --focal-gamma: the Trainer takes any stage through its options.
@@ -53,24 +61,43 @@ if (values.data) {
 
 const net = customBlockNet({ imageSize: 32, widths: [32, 64, 128], seed: 0 });
 await initCustomBlockNet(net, train.images);
-console.log(`model: ${net.model.countParams()} parameters, ${net.model.trainableWeights.length} trainable tensors; the residual blocks hold:`);
+console.log(
+  `model: ${net.model.countParams()} parameters, ${net.model.trainableWeights.length} trainable tensors; the residual blocks hold:`,
+);
 for (const block of net.blocks) console.log(`  ${block.name}: ${block.weights.map((w) => w.name).join(', ')}`);
 
 console.log(`eval accuracy before training: ${(await evaluateCustomBlockNet(net, evalSet)).toFixed(4)}`);
 if (values['focal-gamma'] != null) console.log(`loss stage: focal loss, gamma ${values['focal-gamma']} (examples/custom-block/stages.ts)`);
 console.log(formatTableHeader());
-const result = await trainCustomBlockNet(net, { train, eval: evalSet }, {
-  hyp: { opt: { batchSize }, misc: { trainEpochs: epochs } },
-  stages,
-  callbacks: {
-    onEpochEnd: (r) => console.log(formatTableRow({
-      epoch: r.epoch, train_loss: r.trainLoss, val_loss: r.valLoss, train_acc: r.trainAcc,
-      val_acc: r.valAcc, ema_val_acc: r.emaValAcc, total_time_seconds: r.totalTimeSeconds,
-    }, r.epoch === Math.ceil(epochs) - 1)),
+const result = await trainCustomBlockNet(
+  net,
+  { train, eval: evalSet },
+  {
+    hyp: { opt: { batchSize }, misc: { trainEpochs: epochs } },
+    stages,
+    callbacks: {
+      onEpochEnd: (r) =>
+        console.log(
+          formatTableRow(
+            {
+              epoch: r.epoch,
+              train_loss: r.trainLoss,
+              val_loss: r.valLoss,
+              train_acc: r.trainAcc,
+              val_acc: r.valAcc,
+              ema_val_acc: r.emaValAcc,
+              total_time_seconds: r.totalTimeSeconds,
+            },
+            r.epoch === Math.ceil(epochs) - 1,
+          ),
+        ),
+    },
   },
-});
+);
 const last = result.records.at(-1)!;
-console.log(`${result.stopReason}: ${last.steps} steps in ${result.totalTimeSeconds.toFixed(1)} s; eval accuracy ${last.valAcc.toFixed(4)} (EMA ${last.emaValAcc?.toFixed(4) ?? '-'})`);
+console.log(
+  `${result.stopReason}: ${last.steps} steps in ${result.totalTimeSeconds.toFixed(1)} s; eval accuracy ${last.valAcc.toFixed(4)} (EMA ${last.emaValAcc?.toFixed(4) ?? '-'})`,
+);
 
 // Save and load: ResidualBlock is registered with tf.serialization, so loadLayersModel rebuilds it.
 const dir = values.save ?? (await mkdtemp(join(tmpdir(), 'custom-block-')));
@@ -85,7 +112,9 @@ for (const [i, w] of net.model.weights.entries()) {
   equal.dispose();
 }
 const probe = tf.tidy(() => predictWithFlipTTA(loaded, tf.slice(evalSet.images, 0, 4)));
-console.log(`saved to ${dir} and loaded back: ${loaded.weights.length} weights, identical names and values: ${same}; loaded model predicts ${probe.shape.join('x')} logits`);
+console.log(
+  `saved to ${dir} and loaded back: ${loaded.weights.length} weights, identical names and values: ${same}; loaded model predicts ${probe.shape.join('x')} logits`,
+);
 if (!values.save) await rm(dir, { recursive: true, force: true });
 
 tf.dispose([probe, train.images, train.targets, evalSet.images, evalSet.targets]);

@@ -36,7 +36,13 @@ import { ResidualBlock } from './residual-block.js';
  * smooth random pattern, each image that pattern plus Gaussian noise; the training and eval
  * splits share the patterns. NHWC float32 images, one-hot targets; the caller disposes them.
  */
-export function syntheticDataset(trainCount: number, evalCount: number, size: number, classes: number, seed = 0): { train: LabelledImages; eval: LabelledImages } {
+export function syntheticDataset(
+  trainCount: number,
+  evalCount: number,
+  size: number,
+  classes: number,
+  seed = 0,
+): { train: LabelledImages; eval: LabelledImages } {
   let state = seed >>> 0;
   const uniform = () => {
     state = (Math.imul(state, 1664525) + 1013904223) >>> 0; // an LCG: plenty for toy data
@@ -104,7 +110,8 @@ type Symbolic = tfl.SymbolicTensor;
  */
 export function customBlockNet(options: CustomNetOptions = {}): CustomNet {
   const { imageSize = 32, widths = [32, 64, 128], classes = 10, seed = 0, noiseStd = 1 } = options;
-  if (!(Number.isInteger(imageSize) && imageSize >= 16)) throw new Error(`customBlockNet: option 'imageSize' must be an integer >= 16, got ${imageSize}`);
+  if (!(Number.isInteger(imageSize) && imageSize >= 16))
+    throw new Error(`customBlockNet: option 'imageSize' must be an integer >= 16, got ${imageSize}`);
   const [w1, w2, w3] = widths;
   const link = (layer: tfl.layers.Layer, x: Symbolic | Symbolic[]) => layer.apply(x) as Symbolic;
   const pair = (layer: tfl.layers.Layer, x: Symbolic) => layer.apply(x) as [Symbolic, Symbolic];
@@ -116,7 +123,10 @@ export function customBlockNet(options: CustomNetOptions = {}): CustomNet {
   const x0 = link(new Gelu({ name: 'initial_block_activation' }), link(whitening, input));
   // The initial block's state prediction, for the first block's output (as the seed's state_pred_1).
   let sp1 = link(new Conv({ name: 'initial_block_state_pred', filters: w1, seed: seed + 1 }), x0);
-  sp1 = link(new Gelu({ name: 'initial_block_state_activation' }), link(new BatchNorm({ name: 'initial_block_state_norm' }), link(new MaxPool2({ name: 'initial_block_state_pool' }), sp1)));
+  sp1 = link(
+    new Gelu({ name: 'initial_block_state_activation' }),
+    link(new BatchNorm({ name: 'initial_block_state_norm' }), link(new MaxPool2({ name: 'initial_block_state_pool' }), sp1)),
+  );
 
   const group = new ConvGroup({ name: 'conv_group_1', channelsOut: w1, statePredDim: w2, seed: seed + 10 });
   const blocks: [ResidualBlock, ResidualBlock] = [

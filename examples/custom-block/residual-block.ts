@@ -1,9 +1,19 @@
 // A user-defined block for the dataflow: a residual conv block with its own state projection.
 // Inside this repository it imports ../../src; in your own project import from 'tfjs-dataflow'.
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import {
-  BatchNorm, CompositeLayer, Conv, checkInput, checkPositiveInt, checkSpatialAtLeast, gelu, maxPool2, singleShape, type CallKwargs, type LayerArgs,
+  BatchNorm,
+  CompositeLayer,
+  Conv,
+  checkInput,
+  checkPositiveInt,
+  checkSpatialAtLeast,
+  gelu,
+  maxPool2,
+  singleShape,
+  type CallKwargs,
+  type LayerArgs,
 } from '../../src/index.js';
 
 export interface ResidualBlockArgs extends LayerArgs {
@@ -72,9 +82,23 @@ export class ResidualBlock extends CompositeLayer {
     const shape = singleShape(inputShape, name);
     checkInput({ shape }, 4, name);
     const cin = shape[3];
-    if (cin == null) throw new Error(`${name} expects input with a known channel count (last axis), got shape [${shape.map((d) => d ?? 'null').join(',')}]`);
-    checkSpatialAtLeast(shape, this.statePredDim == null ? 2 : 4, name, this.statePredDim == null ? 'it max-pools once' : 'it max-pools twice');
-    if (cin !== this.channelsOut) this.shortcut = new Conv({ name: 'shortcut', filters: this.channelsOut, kernelSize: 1, seed: this.seed == null ? undefined : this.seed + 2 });
+    if (cin == null)
+      throw new Error(
+        `${name} expects input with a known channel count (last axis), got shape [${shape.map((d) => d ?? 'null').join(',')}]`,
+      );
+    checkSpatialAtLeast(
+      shape,
+      this.statePredDim == null ? 2 : 4,
+      name,
+      this.statePredDim == null ? 'it max-pools once' : 'it max-pools twice',
+    );
+    if (cin !== this.channelsOut)
+      this.shortcut = new Conv({
+        name: 'shortcut',
+        filters: this.channelsOut,
+        kernelSize: 1,
+        seed: this.seed == null ? undefined : this.seed + 2,
+      });
     const convOut = this.buildSublayer(this.conv1, shape);
     const pooled: tfl.Shape = [convOut[0]!, Math.floor(convOut[1]! / 2), Math.floor(convOut[2]! / 2), this.channelsOut];
     this.buildSublayer(this.norm1, pooled);

@@ -10,10 +10,11 @@ import type { LossStage } from '../../src/index.js';
  */
 export function focalLoss(gamma: number): LossStage {
   if (!(Number.isFinite(gamma) && gamma >= 0)) throw new Error(`focalLoss: gamma must be a number >= 0, got ${gamma}`);
-  return (logits, targets, { batchScale }) => tf.tidy(() => {
-    const logP = tf.logSoftmax(logits);
-    const weight = tf.pow(tf.sub(1, tf.exp(logP)), gamma);
-    const perExample = tf.neg(tf.sum(tf.mul(targets, tf.mul(weight, logP)), -1));
-    return tf.mul(tf.sum(perExample), batchScale) as tf.Scalar;
-  });
+  return (logits, targets, { batchScale }) =>
+    tf.tidy(() => {
+      const logP = tf.logSoftmax(logits);
+      const weight = tf.pow(tf.sub(1, tf.exp(logP)), gamma);
+      const perExample = tf.neg(tf.sum(tf.mul(targets, tf.mul(weight, logP)), -1));
+      return tf.mul(tf.sum(perExample), batchScale) as tf.Scalar;
+    });
 }

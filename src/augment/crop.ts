@@ -14,7 +14,9 @@ export function batchCrop(images: tf.Tensor, cropSize: number, random?: DeviceRa
   const [batch, height, width, channels] = checkImages('batchCrop', images);
   const generator = randomOrGlobal('batchCrop', random);
   if (!Number.isInteger(cropSize) || cropSize < 1 || cropSize > Math.min(height, width)) {
-    throw new Error(`batchCrop: cropSize must be an integer in [1, ${Math.min(height, width)}] for images of ${height}x${width}, got ${cropSize}`);
+    throw new Error(
+      `batchCrop: cropSize must be an integer in [1, ${Math.min(height, width)}] for images of ${height}x${width}, got ${cropSize}`,
+    );
   }
   const { top, left } = squareStarts('batchCrop', batch, height, width, cropSize, generator);
   try {
@@ -47,7 +49,11 @@ function cropChunk(images: tf.Tensor, top: tf.Tensor, left: tf.Tensor, cropSize:
   const [batch, height, width, channels] = images.shape as [number, number, number, number];
   // int32 scalars throughout, since a plain number would promote the indices to float32.
   const int = (v: number) => tf.scalar(v, 'int32');
-  const base = tf.reshape(tf.add(tf.add(tf.mul(tf.range(0, batch, 1, 'int32'), int(height * width)), tf.mul(top, int(width))), left), [batch, 1, 1]);
+  const base = tf.reshape(tf.add(tf.add(tf.mul(tf.range(0, batch, 1, 'int32'), int(height * width)), tf.mul(top, int(width))), left), [
+    batch,
+    1,
+    1,
+  ]);
   const i = tf.reshape(tf.range(0, cropSize, 1, 'int32'), [1, cropSize, 1]);
   const j = tf.reshape(tf.range(0, cropSize, 1, 'int32'), [1, 1, cropSize]);
   const index = tf.reshape(tf.add(base, tf.add(tf.mul(i, int(width)), j)), [-1]);

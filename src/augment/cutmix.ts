@@ -10,13 +10,21 @@ import { checkImages, randomSquareMasks } from './masks.js';
  * `patchSize` 0 turns it off (copies come back, so ownership is the same either way).
  * `random` defaults to the global generator ({@link setGlobalSeed}).
  */
-export function batchCutmix(images: tf.Tensor, targets: tf.Tensor, patchSize: number, random?: DeviceRandom): { images: tf.Tensor4D; targets: tf.Tensor2D } {
+export function batchCutmix(
+  images: tf.Tensor,
+  targets: tf.Tensor,
+  patchSize: number,
+  random?: DeviceRandom,
+): { images: tf.Tensor4D; targets: tf.Tensor2D } {
   const [batch, height, width] = checkImages('batchCutmix', images);
   const generator = randomOrGlobal('batchCutmix', random);
   if (targets == null || targets.rank !== 2 || targets.shape[0] !== batch) {
-    throw new Error(`batchCutmix expects targets [${batch}, classes] (soft labels, one row per image), got shape [${targets?.shape ?? String(targets)}]`);
+    throw new Error(
+      `batchCutmix expects targets [${batch}, classes] (soft labels, one row per image), got shape [${targets?.shape ?? String(targets)}]`,
+    );
   }
-  if (!Number.isInteger(patchSize) || patchSize < 0) throw new Error(`batchCutmix: patchSize must be a non-negative integer, got ${patchSize}`);
+  if (!Number.isInteger(patchSize) || patchSize < 0)
+    throw new Error(`batchCutmix: patchSize must be a non-negative integer, got ${patchSize}`);
   if (patchSize === 0) return { images: tf.clone(images) as tf.Tensor4D, targets: tf.clone(targets) as tf.Tensor2D };
   // The seed draws the permutation first, then the mask.
   const partner = generator.permutation(batch);

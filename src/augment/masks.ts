@@ -26,12 +26,24 @@ export function largestSeedSquare(extent: number): number {
  * even size the last row/column is never reached (the seed's own TODO), reproduced here.
  * Returns int32 `[batch]` tensors for rows and columns (rows drawn first, as the seed does).
  */
-export function squareStarts(where: string, batch: number, height: number, width: number, size: number, random: DeviceRandom): { top: tf.Tensor1D; left: tf.Tensor1D } {
+export function squareStarts(
+  where: string,
+  batch: number,
+  height: number,
+  width: number,
+  size: number,
+  random: DeviceRandom,
+): { top: tf.Tensor1D; left: tf.Tensor1D } {
   if (!Number.isInteger(size) || size < 1) throw new Error(`${where}: size must be a positive integer, got ${size}`);
   const half = Math.floor(size / 2);
-  for (const [axis, extent] of [['height', height], ['width', width]] as const) {
+  for (const [axis, extent] of [
+    ['height', height],
+    ['width', width],
+  ] as const) {
     if (extent - 2 * half < 1) {
-      throw new Error(`${where}: a ${size}x${size} square does not fit the seed's centre range in ${axis} ${extent} (needs ${axis} > ${2 * half})`);
+      throw new Error(
+        `${where}: a ${size}x${size} square does not fit the seed's centre range in ${axis} ${extent} (needs ${axis} > ${2 * half})`,
+      );
     }
   }
   const top = random.randInt([batch], 0, height - 2 * half) as tf.Tensor1D;

@@ -12,5 +12,14 @@ export function reflectPad(images: tf.Tensor, amount: number): tf.Tensor4D {
     throw new Error(`reflectPad: amount ${amount} must be smaller than the image's height and width (${height}x${width}) for a reflection`);
   }
   if (amount === 0) return tf.clone(images) as tf.Tensor4D;
-  return tf.mirrorPad(images as tf.Tensor4D, [[0, 0], [amount, amount], [amount, amount], [0, 0]], 'reflect');
+  return tf.mirrorPad(
+    images as tf.Tensor4D,
+    [
+      [0, 0],
+      [amount, amount],
+      [amount, amount],
+      [0, 0],
+    ],
+    'reflect',
+  );
 }

@@ -7,10 +7,12 @@ const browserPlatform: Platform = {
     if (gpu) return gpu;
     return typeof window === 'undefined'
       ? "WebGPU is not set up in this JavaScript runtime: in Node, import initBackend from 'tfjs-dataflow/node', which installs Dawn (npm install webgpu)"
-      : 'this browser has no WebGPU (navigator.gpu is missing): use a recent Chrome or Edge, or initBackend(\'wasm\')';
+      : "this browser has no WebGPU (navigator.gpu is missing): use a recent Chrome or Edge, or initBackend('wasm')";
   },
   async loadTensorflow() {
-    throw new Error("backend 'tensorflow' runs only in Node: import initBackend from 'tfjs-dataflow/node' and npm install @tensorflow/tfjs-node-gpu (CUDA) or @tensorflow/tfjs-node");
+    throw new Error(
+      "backend 'tensorflow' runs only in Node: import initBackend from 'tfjs-dataflow/node' and npm install @tensorflow/tfjs-node-gpu (CUDA) or @tensorflow/tfjs-node",
+    );
   },
 };
 

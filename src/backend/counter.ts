@@ -1,4 +1,13 @@
-import { engine, type BackendValues, type DataId, type DataType, type KernelBackend, type NamedAttrMap, type NamedTensorMap, type Tensor } from '@tensorflow/tfjs-core';
+import {
+  engine,
+  type BackendValues,
+  type DataId,
+  type DataType,
+  type KernelBackend,
+  type NamedAttrMap,
+  type NamedTensorMap,
+  type Tensor,
+} from '@tensorflow/tfjs-core';
 
 /** What ran and what crossed the host/device boundary while a counter was active. */
 export interface KernelCounts {
@@ -22,8 +31,14 @@ export interface KernelCounts {
 
 function emptyCounts(): KernelCounts {
   return {
-    kernels: 0, forwardKernels: 0, backwardKernels: 0, byName: {}, backwardByName: {},
-    uploadBytes: 0, readbackBytes: 0, readbacks: 0,
+    kernels: 0,
+    forwardKernels: 0,
+    backwardKernels: 0,
+    byName: {},
+    backwardByName: {},
+    uploadBytes: 0,
+    readbackBytes: 0,
+    readbacks: 0,
   };
 }
 

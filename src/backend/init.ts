@@ -1,7 +1,11 @@
 import { backend, getBackend, ready, setBackend, engine, registerBackend } from '@tensorflow/tfjs-core';
 import { installLibraryKernels } from './kernels/index.js';
 import {
-  registerSubgroupMatrixDevice, setWebGPUConvPrecision, subgroupMatrixDeviceOf, SUBGROUP_MATRIX_FEATURE, tensorCoreConfigFor,
+  registerSubgroupMatrixDevice,
+  setWebGPUConvPrecision,
+  subgroupMatrixDeviceOf,
+  SUBGROUP_MATRIX_FEATURE,
+  tensorCoreConfigFor,
   type ConvPrecision,
 } from './kernels/webgpu/subgroup_matrix.js';
 
@@ -68,7 +72,10 @@ export interface Platform {
 }
 
 export class BackendUnavailableError extends Error {
-  constructor(readonly backend: ConcreteBackend, message: string) {
+  constructor(
+    readonly backend: ConcreteBackend,
+    message: string,
+  ) {
     super(message);
     this.name = 'BackendUnavailableError';
   }
@@ -114,9 +121,12 @@ async function probeWebGPU(platform: Platform): Promise<{ gpu: GPU; adapter: GPU
   if (typeof gpu === 'string') throw new BackendUnavailableError('webgpu', gpu);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (adapter == null) {
-    throw new BackendUnavailableError('webgpu', platform.name === 'node'
-      ? 'WebGPU found no adapter. On Linux without a GPU, install a Vulkan driver such as Mesa\'s lavapipe (Debian: apt-get install -t bookworm-backports mesa-vulkan-drivers) and set XDG_RUNTIME_DIR.'
-      : 'WebGPU found no adapter: this browser or machine exposes no usable GPU. Use initBackend(\'wasm\') instead.');
+    throw new BackendUnavailableError(
+      'webgpu',
+      platform.name === 'node'
+        ? "WebGPU found no adapter. On Linux without a GPU, install a Vulkan driver such as Mesa's lavapipe (Debian: apt-get install -t bookworm-backports mesa-vulkan-drivers) and set XDG_RUNTIME_DIR."
+        : "WebGPU found no adapter: this browser or machine exposes no usable GPU. Use initBackend('wasm') instead.",
+    );
   }
   return { gpu, adapter, description: describeAdapter(adapter) };
 }
@@ -125,28 +135,36 @@ async function initWebGPU(platform: Platform, adapterDescription: AdapterDescrip
   // tfjs-backend-webgpu registers itself only if navigator.gpu exists when it is first imported.
   const webgpu = await import('@tensorflow/tfjs-backend-webgpu');
   if (!('webgpu' in (engine() as unknown as { registryFactory: Record<string, unknown> }).registryFactory)) {
-    registerBackend('webgpu', async () => {
-      const gpu = await platform.gpu();
-      if (typeof gpu === 'string') throw new Error(gpu);
-      const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-      if (adapter == null) throw new Error('WebGPU adapter disappeared');
-      // Timestamp queries let tf.profile / tf.time report GPU time per kernel; they cost nothing unless used.
-      // The tensor-core convolutions need subgroup matrices and f16 (and subgroups, which Dawn pairs with them).
-      const wanted = adapter.features.has(SUBGROUP_MATRIX_FEATURE)
-        ? ['timestamp-query', SUBGROUP_MATRIX_FEATURE, 'shader-f16', 'subgroups'] : ['timestamp-query'];
-      const requiredFeatures = wanted.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
-      const device = await adapter.requestDevice({ requiredFeatures, requiredLimits: {
-        maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
-        maxComputeWorkgroupsPerDimension: adapter.limits.maxComputeWorkgroupsPerDimension,
-        maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
-        maxBufferSize: adapter.limits.maxBufferSize,
-        maxComputeWorkgroupSizeX: adapter.limits.maxComputeWorkgroupSizeX,
-        maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
-      } });
-      const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
-      if (device.features.has(SUBGROUP_MATRIX_FEATURE)) registerSubgroupMatrixDevice(device, subgroupMatrixDeviceOf(info));
-      return new webgpu.WebGPUBackend(device, info);
-    }, 3);
+    registerBackend(
+      'webgpu',
+      async () => {
+        const gpu = await platform.gpu();
+        if (typeof gpu === 'string') throw new Error(gpu);
+        const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+        if (adapter == null) throw new Error('WebGPU adapter disappeared');
+        // Timestamp queries let tf.profile / tf.time report GPU time per kernel; they cost nothing unless used.
+        // The tensor-core convolutions need subgroup matrices and f16 (and subgroups, which Dawn pairs with them).
+        const wanted = adapter.features.has(SUBGROUP_MATRIX_FEATURE)
+          ? ['timestamp-query', SUBGROUP_MATRIX_FEATURE, 'shader-f16', 'subgroups']
+          : ['timestamp-query'];
+        const requiredFeatures = wanted.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+        const device = await adapter.requestDevice({
+          requiredFeatures,
+          requiredLimits: {
+            maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
+            maxComputeWorkgroupsPerDimension: adapter.limits.maxComputeWorkgroupsPerDimension,
+            maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+            maxBufferSize: adapter.limits.maxBufferSize,
+            maxComputeWorkgroupSizeX: adapter.limits.maxComputeWorkgroupSizeX,
+            maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
+          },
+        });
+        const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
+        if (device.features.has(SUBGROUP_MATRIX_FEATURE)) registerSubgroupMatrixDevice(device, subgroupMatrixDeviceOf(info));
+        return new webgpu.WebGPUBackend(device, info);
+      },
+      3,
+    );
   }
   // After tfjs-backend-webgpu's own registrations (its import above), so the originals are kept.
   installLibraryKernels('webgpu', { trainingKernels: options.webgpuTrainingKernels !== false });
@@ -154,7 +172,9 @@ async function initWebGPU(platform: Platform, adapterDescription: AdapterDescrip
   await activate('webgpu');
   const kind = adapterDescription.isSoftware ? 'software adapter' : 'GPU';
   return {
-    backend: 'webgpu', adapter: adapterDescription, reason: `WebGPU on ${kind} ${adapterName(adapterDescription)}`,
+    backend: 'webgpu',
+    adapter: adapterDescription,
+    reason: `WebGPU on ${kind} ${adapterName(adapterDescription)}`,
     convPrecision: describeConvPrecision(options),
   };
 }
@@ -174,7 +194,10 @@ async function initWasm(options: InitBackendOptions): Promise<BackendReport> {
   try {
     wasm = await import('@tensorflow/tfjs-backend-wasm');
   } catch (e) {
-    throw new BackendUnavailableError('wasm', `backend 'wasm' needs @tensorflow/tfjs-backend-wasm: npm install @tensorflow/tfjs-backend-wasm@4.22.0 (${(e as Error).message})`);
+    throw new BackendUnavailableError(
+      'wasm',
+      `backend 'wasm' needs @tensorflow/tfjs-backend-wasm: npm install @tensorflow/tfjs-backend-wasm@4.22.0 (${(e as Error).message})`,
+    );
   }
   if (options.wasmPaths != null) wasm.setWasmPaths(options.wasmPaths as string);
   installLibraryKernels('wasm', { trainingKernels: options.wasmTrainingKernels !== false });

@@ -25,26 +25,32 @@ import { join } from 'node:path';
  * The pool's workers do not keep Node's event loop alive: a script ends when its own work does.
  */
 export async function enableNodeWasmThreads(threads: number): Promise<number> {
-  if (!(Number.isInteger(threads) && threads >= 1)) throw new Error(`enableNodeWasmThreads: threads must be a positive integer, got ${threads}`);
+  if (!(Number.isInteger(threads) && threads >= 1))
+    throw new Error(`enableNodeWasmThreads: threads must be a positive integer, got ${threads}`);
   // Asked again for the pool already registered: nothing to do (re-registering would drop a live backend and its tensors).
   if (threaded !== undefined && threaded.threads === threads && registeredFactory() === threaded.factory) return threads;
   const require = createRequire(import.meta.url);
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   const modulePath = require.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js');
-  const { wasmWorkerContents } = require('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js') as { wasmWorkerContents: string };
+  const { wasmWorkerContents } = require('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js') as {
+    wasmWorkerContents: string;
+  };
   const blobImport = /if\(typeof e\.data\.urlOrBlob=="string"\)\{importScripts\(e\.data\.urlOrBlob\)\}else\{[^}]*\}/;
   if (!blobImport.test(wasmWorkerContents)) {
-    throw new Error('enableNodeWasmThreads: the worker script of this tfjs-backend-wasm version is not the one this was written for (4.22)');
+    throw new Error(
+      'enableNodeWasmThreads: the worker script of this tfjs-backend-wasm version is not the one this was written for (4.22)',
+    );
   }
   // The exported template literal turned the script's "\\n" escapes into newlines; tfjs escapes them back the same way.
-  const worker = wasmWorkerContents.replace(/\n/g, '\\n').replace(blobImport,
-    `self.WasmBackendModuleThreadedSimd=require(${JSON.stringify(modulePath)});`);
+  const worker = wasmWorkerContents
+    .replace(/\n/g, '\\n')
+    .replace(blobImport, `self.WasmBackendModuleThreadedSimd=require(${JSON.stringify(modulePath)});`);
   // Checked before anything is changed, so a refused call leaves tfjs as it was.
   const engine = wasmEngine();
   const entry = engine.registryFactory['wasm'];
   if (entry == null) throw new Error('enableNodeWasmThreads: the wasm backend is not registered');
   if (engine.registry['wasm'] != null && tf.getBackend() === 'wasm') {
-    throw new Error('enableNodeWasmThreads: the wasm backend is already active; call this before initBackend(\'wasm\')');
+    throw new Error("enableNodeWasmThreads: the wasm backend is already active; call this before initBackend('wasm')");
   }
   // tfjs's own factory and URL.createObjectURL, kept from the first call: a later call (another count)
   // wraps them again, not the previous call's wrappers.
@@ -54,7 +60,8 @@ export async function enableNodeWasmThreads(threads: number): Promise<number> {
   const workerPath = join(dir, 'tfjs-backend-wasm-threaded-simd.worker.cjs');
   writeFileSync(workerPath, worker);
 
-  URL.createObjectURL = (obj: Blob) => (obj instanceof Blob && obj.type === 'application/javascript' ? workerPath : base.createObjectURL.call(URL, obj));
+  URL.createObjectURL = (obj: Blob) =>
+    obj instanceof Blob && obj.type === 'application/javascript' ? workerPath : base.createObjectURL.call(URL, obj);
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
   wasm.setThreadsCount(threads);
 
@@ -87,7 +94,10 @@ let original: { factory: () => unknown; priority: number; createObjectURL: typeo
 /** The threaded factory enableNodeWasmThreads registered last, and its pool size. */
 let threaded: { threads: number; factory: () => unknown } | undefined;
 
-function wasmEngine(): { registry: Record<string, unknown>; registryFactory: Record<string, { factory: () => unknown; priority: number } | undefined> } {
+function wasmEngine(): {
+  registry: Record<string, unknown>;
+  registryFactory: Record<string, { factory: () => unknown; priority: number } | undefined>;
+} {
   return tf.engine() as never;
 }
 
@@ -139,7 +149,9 @@ interface EmscriptenWorker {
  * each kernel, so nothing needs the workers to hold the event loop open: unreference them.
  */
 function releaseWorkersFromEventLoop(backend: unknown): void {
-  const pthread = (backend as { wasm?: { PThread?: { runningWorkers: EmscriptenWorker[]; unusedWorkers: EmscriptenWorker[] } } }).wasm?.PThread;
-  if (pthread == null) throw new Error('enableNodeWasmThreads: the threaded wasm module has no PThread table (not the 4.22 build this was written for)');
+  const pthread = (backend as { wasm?: { PThread?: { runningWorkers: EmscriptenWorker[]; unusedWorkers: EmscriptenWorker[] } } }).wasm
+    ?.PThread;
+  if (pthread == null)
+    throw new Error('enableNodeWasmThreads: the threaded wasm module has no PThread table (not the 4.22 build this was written for)');
   for (const worker of [...pthread.runningWorkers, ...pthread.unusedWorkers]) worker.unref();
 }

@@ -5,7 +5,7 @@ import { batchFlipLR } from '../augment/flip.js';
 import { largestSeedSquare, squareStarts } from '../augment/masks.js';
 import { randomOrGlobal } from '../ops/global-random.js';
 import type { DeviceRandom } from '../ops/random.js';
-import { CompactImages, isCompactImages } from './compact.js';
+import { type CompactImages, isCompactImages } from './compact.js';
 
 /** Python 3's `round(x)`: round half to even (banker's rounding), which `Math.round` is not. */
 function pythonRound(x: number): number {
@@ -17,7 +17,8 @@ function pythonRound(x: number): number {
 }
 
 function checkCounts(where: string, numExamples: number, batchSize: number): void {
-  if (!(Number.isInteger(numExamples) && numExamples >= 0)) throw new Error(`${where}: numExamples must be a non-negative integer, got ${numExamples}`);
+  if (!(Number.isInteger(numExamples) && numExamples >= 0))
+    throw new Error(`${where}: numExamples must be a non-negative integer, got ${numExamples}`);
   if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new Error(`${where}: batchSize must be a positive integer, got ${batchSize}`);
 }
 
@@ -31,7 +32,8 @@ function checkCounts(where: string, numExamples: number, batchSize: number): voi
  */
 export function epochFraction(epoch: number, trainEpochs: number): number {
   if (!(Number.isInteger(epoch) && epoch >= 0)) throw new Error(`epochFraction: epoch must be a non-negative integer, got ${epoch}`);
-  if (!(Number.isFinite(trainEpochs) && trainEpochs > 0)) throw new Error(`epochFraction: trainEpochs must be a positive number, got ${trainEpochs}`);
+  if (!(Number.isFinite(trainEpochs) && trainEpochs > 0))
+    throw new Error(`epochFraction: trainEpochs must be a positive number, got ${trainEpochs}`);
   return epoch + 1 < trainEpochs ? 1 : trainEpochs % 1;
 }
 
@@ -75,7 +77,8 @@ export interface SeedSchedule {
  */
 export function seedSchedule(numExamples: number, batchSize: number, trainEpochs: number): SeedSchedule {
   checkCounts('seedSchedule', numExamples, batchSize);
-  if (!(Number.isFinite(trainEpochs) && trainEpochs > 0)) throw new Error(`seedSchedule: trainEpochs must be a positive number, got ${trainEpochs}`);
+  if (!(Number.isFinite(trainEpochs) && trainEpochs > 0))
+    throw new Error(`seedSchedule: trainEpochs must be a positive number, got ${trainEpochs}`);
   const stepsPerEpoch = Math.floor(numExamples / batchSize);
   const epochFractions = Array.from({ length: Math.ceil(trainEpochs) }, (_, e) => epochFraction(e, trainEpochs));
   return {
@@ -164,7 +167,10 @@ export interface Batch {
 export function epochBatches(data: AnyLabelledImages, args: EpochBatchesArgs): Generator<Batch, void, undefined> {
   // Validated here, eagerly: a generator body would only run at the first next().
   const { images, targets } = data ?? ({} as Partial<AnyLabelledImages>);
-  if (images == null || images.rank !== 4) throw new Error(`epochBatches expects data.images as NHWC [n, height, width, channels], got shape [${images?.shape ?? String(images)}]`);
+  if (images == null || images.rank !== 4)
+    throw new Error(
+      `epochBatches expects data.images as NHWC [n, height, width, channels], got shape [${images?.shape ?? String(images)}]`,
+    );
   if (targets == null || targets.rank !== 2 || targets.shape[0] !== images.shape[0]) {
     throw new Error(`epochBatches expects data.targets as [${images.shape[0]}, classes], got shape [${targets?.shape ?? String(targets)}]`);
   }
@@ -174,13 +180,18 @@ export function epochBatches(data: AnyLabelledImages, args: EpochBatchesArgs): G
   if (train) {
     const [, height, width] = images.shape;
     if (!(Number.isInteger(cropSize) && cropSize >= 1 && cropSize <= Math.min(height, width))) {
-      throw new Error(`epochBatches: cropSize must be an integer in [1, ${Math.min(height, width)}] for (padded) images of ${height}x${width}, got ${cropSize}`);
+      throw new Error(
+        `epochBatches: cropSize must be an integer in [1, ${Math.min(height, width)}] for (padded) images of ${height}x${width}, got ${cropSize}`,
+      );
     }
-    if (!(Number.isInteger(cutmixSize) && cutmixSize >= 0)) throw new Error(`epochBatches: cutmixSize must be a non-negative integer, got ${cutmixSize}`);
+    if (!(Number.isInteger(cutmixSize) && cutmixSize >= 0))
+      throw new Error(`epochBatches: cutmixSize must be a non-negative integer, got ${cutmixSize}`);
     // Refused here rather than in batchCutmix, which would run only after the shuffle, crop and flip were drawn and allocated.
     if (cutmixSize > largestSeedSquare(cropSize)) {
-      throw new Error(`epochBatches: cutmixSize ${cutmixSize} does not fit the ${cropSize}x${cropSize} crops; it must be at most ${largestSeedSquare(cropSize)} ` +
-        "(the seed's square masks need a spare row for an even side; 0 turns cutmix off)");
+      throw new Error(
+        `epochBatches: cutmixSize ${cutmixSize} does not fit the ${cropSize}x${cropSize} crops; it must be at most ${largestSeedSquare(cropSize)} ` +
+          "(the seed's square masks need a spare row for an even side; 0 turns cutmix off)",
+      );
     }
   }
   return generateBatches(images, targets, { batchSize, random, train, cropSize, cutmixSize }, count);
@@ -198,26 +209,38 @@ function* generateBatches(
   let failed = false;
   try {
     // Same draw order as the seed: the shuffle first, then the augmentations.
-    const order = tf.keep(tf.tidy(() => {
-      const perm = random.permutation(n);
-      return count < n ? tf.slice(perm, 0, count) : perm;
-    }));
+    const order = tf.keep(
+      tf.tidy(() => {
+        const perm = random.permutation(n);
+        return count < n ? tf.slice(perm, 0, count) : perm;
+      }),
+    );
     held.push(order);
     let gatherBatch: (idx: tf.Tensor1D) => Batch;
     if (isCompactImages(images)) {
       // plan [n, 4]: image, top, left, flip: one row per image of the set, batches gather rows of it.
-      const plan = tf.keep(train ? compactPlan(images, cropSize, random) : tf.tidy(() => {
-        const zero = tf.zeros([n], 'int32');
-        return tf.stack([tf.range(0, n, 1, 'int32'), zero, zero, zero], 1) as tf.Tensor2D;
-      }));
+      const plan = tf.keep(
+        train
+          ? compactPlan(images, cropSize, random)
+          : tf.tidy(() => {
+              const zero = tf.zeros([n], 'int32');
+              return tf.stack([tf.range(0, n, 1, 'int32'), zero, zero, zero], 1) as tf.Tensor2D;
+            }),
+      );
       held.push(plan);
       const size = train ? cropSize : images.shape[1];
       if (train && cutmixSize > 0) {
         const mixed = tf.tidy(() => batchCutmix(decodeAll(images, plan, size), targets, cutmixSize, random));
         held.push(tf.keep(mixed.images), tf.keep(mixed.targets));
-        gatherBatch = (idx) => ({ inputs: tf.gather(mixed.images, idx) as tf.Tensor4D, targets: tf.gather(mixed.targets, idx) as tf.Tensor2D });
+        gatherBatch = (idx) => ({
+          inputs: tf.gather(mixed.images, idx) as tf.Tensor4D,
+          targets: tf.gather(mixed.targets, idx) as tf.Tensor2D,
+        });
       } else {
-        gatherBatch = (idx) => ({ inputs: images.decode(tf.gather(plan, idx) as tf.Tensor2D, size), targets: tf.gather(targets, idx) as tf.Tensor2D });
+        gatherBatch = (idx) => ({
+          inputs: images.decode(tf.gather(plan, idx) as tf.Tensor2D, size),
+          targets: tf.gather(targets, idx) as tf.Tensor2D,
+        });
       }
     } else {
       let epochImages: tf.Tensor4D = images;
@@ -225,7 +248,9 @@ function* generateBatches(
       if (train) {
         const augmented = tf.tidy(() => {
           const flipped = batchFlipLR(batchCrop(images, cropSize, random), random);
-          return cutmixSize > 0 ? batchCutmix(flipped, targets, cutmixSize, random) : { images: flipped, targets: tf.clone(targets) as tf.Tensor2D };
+          return cutmixSize > 0
+            ? batchCutmix(flipped, targets, cutmixSize, random)
+            : { images: flipped, targets: tf.clone(targets) as tf.Tensor2D };
         });
         epochImages = tf.keep(augmented.images);
         epochTargets = tf.keep(augmented.targets);
@@ -234,7 +259,9 @@ function* generateBatches(
       gatherBatch = (idx) => ({ inputs: tf.gather(epochImages, idx) as tf.Tensor4D, targets: tf.gather(epochTargets, idx) as tf.Tensor2D });
     }
     for (let i = 0; (i + 1) * batchSize <= count; i++) {
-      const batch = tf.tidy(() => gatherBatch(tf.slice(order, i * batchSize, batchSize) as tf.Tensor1D) as unknown as tf.TensorContainer) as unknown as Batch;
+      const batch = tf.tidy(
+        () => gatherBatch(tf.slice(order, i * batchSize, batchSize) as tf.Tensor1D) as unknown as tf.TensorContainer,
+      ) as unknown as Batch;
       yield batch;
     }
   } catch (e) {

@@ -126,8 +126,10 @@ export async function loadCifar10(options: LoadCifar10Options = {}): Promise<Cif
   for (const [testFile, testBytes] of evalSplit.files) {
     for (const [trainFile, trainBytes] of train.files) {
       if (testBytes.equals(trainBytes)) {
-        throw new Error(`CIFAR-10 directory ${dir}: ${basename(testFile)} is byte-identical to ${basename(trainFile)}, so the test set would be training images. ` +
-          `Restore the real test_batch.bin. ${HOW_TO_GET}`);
+        throw new Error(
+          `CIFAR-10 directory ${dir}: ${basename(testFile)} is byte-identical to ${basename(trainFile)}, so the test set would be training images. ` +
+            `Restore the real test_batch.bin. ${HOW_TO_GET}`,
+        );
       }
     }
   }
@@ -144,7 +146,11 @@ const CIFAR10_FILE_RULES = (dir: string): DataFileRules => ({
   hint: `Expected in ${dir}: ${FILE_LIST}. ${HOW_TO_GET}`,
 });
 
-async function readSplit(dir: string, files: readonly string[], limit: number): Promise<{ split: Cifar10Split; files: [string, Buffer][] }> {
+async function readSplit(
+  dir: string,
+  files: readonly string[],
+  limit: number,
+): Promise<{ split: Cifar10Split; files: [string, Buffer][] }> {
   const parts: Cifar10Split[] = [];
   const read: [string, Buffer][] = [];
   let have = 0;
@@ -162,7 +168,7 @@ async function readSplit(dir: string, files: readonly string[], limit: number): 
 
 /** Checks that `dir` is a directory holding every CIFAR-10 file, with an error that says how to fix it. */
 async function checkCifar10Dir(dir: string): Promise<void> {
-  let info;
+  let info: Awaited<ReturnType<typeof stat>>;
   try {
     info = await stat(dir);
   } catch (e) {
@@ -251,7 +257,9 @@ async function ensureCachedCifar10(options: LoadCifar10Options): Promise<string>
     const md5 = await downloadTo(url, archive, where, options.stallTimeoutMs ?? CIFAR10_STALL_TIMEOUT_MS, options.onDownloadProgress);
     const expected = (options.md5 ?? CIFAR10_MD5).toLowerCase();
     if (md5 !== expected) {
-      throw new Error(`The archive downloaded from ${url} has MD5 ${md5}, expected ${expected}: it is corrupt or not the CIFAR-10 binary release. Nothing was cached. ${where}`);
+      throw new Error(
+        `The archive downloaded from ${url} has MD5 ${md5}, expected ${expected}: it is corrupt or not the CIFAR-10 binary release. Nothing was cached. ${where}`,
+      );
     }
     const unpacked = join(temp, CIFAR10_ARCHIVE_DIR);
     await unpackCifar10(archive, unpacked, url);
@@ -270,7 +278,12 @@ async function ensureCachedCifar10(options: LoadCifar10Options): Promise<string>
  * data `what` (the CIFAR-100 loader shares this). @internal
  */
 export async function downloadTo(
-  url: string, dest: string, where: string, stallMs: number, onProgress?: (p: DownloadProgress) => void, what = 'CIFAR-10',
+  url: string,
+  dest: string,
+  where: string,
+  stallMs: number,
+  onProgress?: (p: DownloadProgress) => void,
+  what = 'CIFAR-10',
 ): Promise<string> {
   const abort = new AbortController();
   let stalled = false;
@@ -302,8 +315,11 @@ export async function downloadTo(
     const started = performance.now();
     let reported = started;
     const progress = (done: boolean): DownloadProgress => ({
-      url, receivedBytes: received, totalBytes: Number.isFinite(declared) ? declared : undefined,
-      bytesPerSecond: received / Math.max(1e-3, (performance.now() - started) / 1000), done,
+      url,
+      receivedBytes: received,
+      totalBytes: Number.isFinite(declared) ? declared : undefined,
+      bytesPerSecond: received / Math.max(1e-3, (performance.now() - started) / 1000),
+      done,
     });
     const hash = createHash('md5');
     const count = new Transform({
@@ -323,10 +339,14 @@ export async function downloadTo(
     } catch (e) {
       if (stalled) throw new Error(stalledMessage());
       const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
-      throw new Error(`The ${what} download from ${url} was interrupted after ${received} bytes (${cause}). Nothing was cached; run again to retry. ${where}`);
+      throw new Error(
+        `The ${what} download from ${url} was interrupted after ${received} bytes (${cause}). Nothing was cached; run again to retry. ${where}`,
+      );
     }
     if (Number.isFinite(declared) && declared !== received) {
-      throw new Error(`The ${what} download from ${url} ended after ${received} of ${declared} bytes. Nothing was cached; run again to retry. ${where}`);
+      throw new Error(
+        `The ${what} download from ${url} ended after ${received} of ${declared} bytes. Nothing was cached; run again to retry. ${where}`,
+      );
     }
     onProgress?.(progress(true));
     return hash.digest('hex');
@@ -362,12 +382,19 @@ async function unpackCifar10(archive: string, outDir: string, url: string): Prom
   }
   const missing = CIFAR10_FILES.filter((f) => !found.has(f));
   if (missing.length > 0) {
-    throw new Error(`The archive downloaded from ${url} lacks ${missing.map((f) => `${CIFAR10_ARCHIVE_DIR}/${f}`).join(', ')}. Nothing was cached.`);
+    throw new Error(
+      `The archive downloaded from ${url} lacks ${missing.map((f) => `${CIFAR10_ARCHIVE_DIR}/${f}`).join(', ')}. Nothing was cached.`,
+    );
   }
 }
 
 /** Moves the verified folder into place with one rename; a stale or invalid copy there (per `problem`) is replaced. @internal */
-export async function publish(unpacked: string, dataDir: string, temp: string, problem: (dir: string) => Promise<string | undefined> = cacheProblem): Promise<void> {
+export async function publish(
+  unpacked: string,
+  dataDir: string,
+  temp: string,
+  problem: (dir: string) => Promise<string | undefined> = cacheProblem,
+): Promise<void> {
   try {
     await rename(unpacked, dataDir);
     return;

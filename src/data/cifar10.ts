@@ -13,12 +13,14 @@ export const CIFAR10_RECORD_BYTES = 1 + CIFAR10_IMAGE_BYTES;
 /** Records in each official batch file. */
 export const CIFAR10_RECORDS_PER_FILE = 10_000;
 /** Class names, indexed by label (batches.meta.txt of the binary release). */
-export const CIFAR10_CLASSES = [
-  'airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck',
-] as const;
+export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'] as const;
 /** The training files of the binary release, in the order their records are concatenated. */
 export const CIFAR10_TRAIN_FILES = [
-  'data_batch_1.bin', 'data_batch_2.bin', 'data_batch_3.bin', 'data_batch_4.bin', 'data_batch_5.bin',
+  'data_batch_1.bin',
+  'data_batch_2.bin',
+  'data_batch_3.bin',
+  'data_batch_4.bin',
+  'data_batch_5.bin',
 ] as const;
 /** The evaluation file of the binary release. */
 export const CIFAR10_EVAL_FILES = ['test_batch.bin'] as const;
@@ -75,14 +77,14 @@ export function parseCifar10Batch(bytes: Uint8Array, fileName: string, options: 
   if (leftover !== 0) {
     throw new Error(
       `${fileName}: ${bytes.length} bytes is not a whole number of ${CIFAR10_RECORD_BYTES}-byte CIFAR-10 records ` +
-      `(1 label byte + ${CIFAR10_IMAGE_BYTES} pixel bytes): ${records} records and ${leftover} bytes left over; ` +
-      'the file is truncated or has extra bytes',
+        `(1 label byte + ${CIFAR10_IMAGE_BYTES} pixel bytes): ${records} records and ${leftover} bytes left over; ` +
+        'the file is truncated or has extra bytes',
     );
   }
   if (expected !== undefined && records !== expected) {
     throw new Error(
       `${fileName}: expected ${expected} records (${expected * CIFAR10_RECORD_BYTES} bytes), got ${records} records ` +
-      `(${bytes.length} bytes); the file is ${records < expected ? 'truncated' : 'too long'}`,
+        `(${bytes.length} bytes); the file is ${records < expected ? 'truncated' : 'too long'}`,
     );
   }
   if (records === 0) throw new Error(`${fileName}: the file is empty; expected CIFAR-10 records of ${CIFAR10_RECORD_BYTES} bytes`);
@@ -199,7 +201,12 @@ export interface Cifar10Dataset {
 }
 
 /** Builds a {@link Cifar10Dataset} around two host splits (labels indexing `classNames`, CIFAR-10's by default). */
-export function cifar10Dataset(train: Cifar10Split, evalSplit: Cifar10Split, source: string, classNames: readonly string[] = CIFAR10_CLASSES): Cifar10Dataset {
+export function cifar10Dataset(
+  train: Cifar10Split,
+  evalSplit: Cifar10Split,
+  source: string,
+  classNames: readonly string[] = CIFAR10_CLASSES,
+): Cifar10Dataset {
   return {
     train,
     eval: evalSplit,
@@ -260,12 +267,25 @@ function splitToBackend(split: Cifar10Split, stats: Cifar10Stats, pad: number, c
       const host = new Float32Array(n * CIFAR10_IMAGE_BYTES);
       const bytes = split.images.subarray(start * CIFAR10_IMAGE_BYTES, (start + n) * CIFAR10_IMAGE_BYTES);
       for (let i = 0; i < host.length; i++) host[i] = TO_UNIT[bytes[i]!]!;
-      chunks.push(tf.tidy(() => {
-        // The files are NCHW (R, G, B planes); tfjs convolutions want NHWC: the one transpose.
-        const nhwc = tf.transpose(tf.tensor4d(host, [n, CIFAR10_CHANNELS, hw, hw]), [0, 2, 3, 1]);
-        const normalised = tf.div(tf.sub(nhwc, mean), std) as tf.Tensor4D;
-        return pad > 0 ? tf.mirrorPad(normalised, [[0, 0], [pad, pad], [pad, pad], [0, 0]], 'reflect') : normalised;
-      }));
+      chunks.push(
+        tf.tidy(() => {
+          // The files are NCHW (R, G, B planes); tfjs convolutions want NHWC: the one transpose.
+          const nhwc = tf.transpose(tf.tensor4d(host, [n, CIFAR10_CHANNELS, hw, hw]), [0, 2, 3, 1]);
+          const normalised = tf.div(tf.sub(nhwc, mean), std) as tf.Tensor4D;
+          return pad > 0
+            ? tf.mirrorPad(
+                normalised,
+                [
+                  [0, 0],
+                  [pad, pad],
+                  [pad, pad],
+                  [0, 0],
+                ],
+                'reflect',
+              )
+            : normalised;
+        }),
+      );
     }
     const images = concatReleasing(chunks, concatWidth());
     try {
@@ -294,8 +314,8 @@ function checkBindingLimit(what: string, count: number, side: number, limitName:
   if (limit === undefined || count * perImage <= limit) return;
   throw new Error(
     `cifar10ToBackend: the ${what} split (${count} images of ${side}x${side}x3 float32, ${count * perImage} bytes) exceeds ` +
-    `this WebGPU device's maxStorageBufferBindingSize of ${limit} bytes, so no kernel could read it whole; ` +
-    `keep at most ${Math.floor(limit / perImage)} images (${limitName}) or use a device or backend with a larger limit`,
+      `this WebGPU device's maxStorageBufferBindingSize of ${limit} bytes, so no kernel could read it whole; ` +
+      `keep at most ${Math.floor(limit / perImage)} images (${limitName}) or use a device or backend with a larger limit`,
   );
 }
 
@@ -320,7 +340,9 @@ export function cifar10ToBackend(train: Cifar10Split, evalSplit: Cifar10Split, o
   const pad = options.padAmount ?? 2;
   const chunkSize = options.chunkSize ?? 2500;
   if (!Number.isInteger(pad) || pad < 0 || pad >= CIFAR10_IMAGE_SIZE) {
-    throw new Error(`cifar10ToBackend: padAmount must be an integer in 0..${CIFAR10_IMAGE_SIZE - 1} (reflect padding needs pad < image size), got ${pad}`);
+    throw new Error(
+      `cifar10ToBackend: padAmount must be an integer in 0..${CIFAR10_IMAGE_SIZE - 1} (reflect padding needs pad < image size), got ${pad}`,
+    );
   }
   if (!Number.isInteger(chunkSize) || chunkSize < 1) {
     throw new Error(`cifar10ToBackend: chunkSize must be a positive integer, got ${chunkSize}`);
@@ -383,17 +405,22 @@ function checkSplits(where: string, train: Cifar10Split, evalSplit: Cifar10Split
   if (!Number.isInteger(numClasses) || numClasses < 1 || numClasses > 256) {
     throw new Error(`${where}: numClasses must be an integer in 1..256 (labels are bytes), got ${numClasses}`);
   }
-  for (const [name, split] of [['train', train], ['eval', evalSplit]] as const) {
+  for (const [name, split] of [
+    ['train', train],
+    ['eval', evalSplit],
+  ] as const) {
     if (split.count < 1 || split.images.length !== split.count * CIFAR10_IMAGE_BYTES || split.labels.length !== split.count) {
       throw new Error(
         `${where}: ${name} split must hold count >= 1 images of ${CIFAR10_IMAGE_BYTES} bytes and one label each, ` +
-        `got count ${split.count}, ${split.images.length} image bytes, ${split.labels.length} labels`,
+          `got count ${split.count}, ${split.images.length} image bytes, ${split.labels.length} labels`,
       );
     }
     // oneHot would turn a label past the last class into a row of zeros: refuse it instead.
     const bad = split.labels.findIndex((label) => label >= numClasses);
     if (bad >= 0) {
-      throw new Error(`${where}: ${name} image ${bad} has label ${split.labels[bad]}, outside 0..${numClasses - 1} for numClasses ${numClasses}`);
+      throw new Error(
+        `${where}: ${name} image ${bad} has label ${split.labels[bad]}, outside 0..${numClasses - 1} for numClasses ${numClasses}`,
+      );
     }
   }
   return numClasses;
@@ -406,15 +433,25 @@ function checkSplits(where: string, train: Cifar10Split, evalSplit: Cifar10Split
  * `epochBatches`. Large splits are spread over several buffers, each within the WebGPU device's
  * `maxStorageBufferBindingSize`. The caller owns (and disposes) the returned sets and targets.
  */
-export function cifar10ToCompactBackend(train: Cifar10Split, evalSplit: Cifar10Split, options: Cifar10ToCompactBackendOptions = {}): Cifar10CompactOnBackend {
+export function cifar10ToCompactBackend(
+  train: Cifar10Split,
+  evalSplit: Cifar10Split,
+  options: Cifar10ToCompactBackendOptions = {},
+): Cifar10CompactOnBackend {
   const pad = options.padAmount ?? 2;
   const numClasses = checkSplits('cifar10ToCompactBackend', train, evalSplit, options.numClasses);
   if (!Number.isInteger(pad) || pad < 0 || pad >= CIFAR10_IMAGE_SIZE) {
-    throw new Error(`cifar10ToCompactBackend: padAmount must be an integer in 0..${CIFAR10_IMAGE_SIZE - 1} (reflect padding needs pad < image size), got ${pad}`);
+    throw new Error(
+      `cifar10ToCompactBackend: padAmount must be an integer in 0..${CIFAR10_IMAGE_SIZE - 1} (reflect padding needs pad < image size), got ${pad}`,
+    );
   }
   const stats = options.stats ?? cifar10Stats(train);
   const side = CIFAR10_IMAGE_SIZE;
-  const common = { mean: stats.mean, std: stats.std, ...(options.maxPartBytes !== undefined ? { maxPartBytes: options.maxPartBytes } : {}) };
+  const common = {
+    mean: stats.mean,
+    std: stats.std,
+    ...(options.maxPartBytes !== undefined ? { maxPartBytes: options.maxPartBytes } : {}),
+  };
   const held: Array<{ dispose(): void }> = [];
   try {
     const trainImages = compactImages(nhwcBytes(train), [train.count, side, side, CIFAR10_CHANNELS], { ...common, pad });

@@ -98,10 +98,18 @@ export async function loadCifar100(options: LoadCifar100Options = {}): Promise<C
   const dir = options.dir !== undefined ? resolve(options.dir) : await ensureCachedCifar100(options);
   if (options.dir !== undefined) await checkCifar100Dir(dir);
   const classNames = parseCifar100LabelNames(
-    await readNamed(dir, CIFAR100_LABEL_NAME_FILES[labels], 'utf8'), join(dir, CIFAR100_LABEL_NAME_FILES[labels]), CIFAR100_CLASS_COUNTS[labels],
+    await readNamed(dir, CIFAR100_LABEL_NAME_FILES[labels], 'utf8'),
+    join(dir, CIFAR100_LABEL_NAME_FILES[labels]),
+    CIFAR100_CLASS_COUNTS[labels],
   );
-  const train = firstCifar100Images(parseCifar100Batch(await readNamed(dir, CIFAR100_TRAIN_FILES[0]), join(dir, CIFAR100_TRAIN_FILES[0]), { labels }), trainLimit);
-  const evalSplit = firstCifar100Images(parseCifar100Batch(await readNamed(dir, CIFAR100_EVAL_FILES[0]), join(dir, CIFAR100_EVAL_FILES[0]), { labels }), evalLimit);
+  const train = firstCifar100Images(
+    parseCifar100Batch(await readNamed(dir, CIFAR100_TRAIN_FILES[0]), join(dir, CIFAR100_TRAIN_FILES[0]), { labels }),
+    trainLimit,
+  );
+  const evalSplit = firstCifar100Images(
+    parseCifar100Batch(await readNamed(dir, CIFAR100_EVAL_FILES[0]), join(dir, CIFAR100_EVAL_FILES[0]), { labels }),
+    evalLimit,
+  );
   return { ...cifar10Dataset(train, evalSplit, dir, classNames), train, eval: evalSplit, labels };
 }
 
@@ -122,7 +130,7 @@ function readNamed(dir: string, file: string, encoding?: 'utf8'): Promise<Uint8A
 
 /** Checks that `dir` is a directory holding every CIFAR-100 file, with an error that says how to fix it. */
 async function checkCifar100Dir(dir: string): Promise<void> {
-  let info;
+  let info: Awaited<ReturnType<typeof stat>>;
   try {
     info = await stat(dir);
   } catch (e) {
@@ -140,9 +148,11 @@ async function checkCifar100Dir(dir: string): Promise<void> {
   if (missing.length === CIFAR100_FILES.length) {
     let hint = '';
     if (present.has(CIFAR100_ARCHIVE_DIR)) hint = ` It contains ${CIFAR100_ARCHIVE_DIR}/: pass ${join(dir, CIFAR100_ARCHIVE_DIR)} instead.`;
-    else if (present.has('train') && present.has('meta')) hint = ' It holds the Python (pickle) release; this loader reads the binary release.';
+    else if (present.has('train') && present.has('meta'))
+      hint = ' It holds the Python (pickle) release; this loader reads the binary release.';
     else if (present.has('cifar-100-binary.tar.gz')) hint = ' It holds cifar-100-binary.tar.gz: unpack it first.';
-    else if (present.has('data_batch_1.bin')) hint = ' It holds CIFAR-10 (data_batch_1.bin): load it with loadCifar10 (CLI: --dataset cifar10).';
+    else if (present.has('data_batch_1.bin'))
+      hint = ' It holds CIFAR-10 (data_batch_1.bin): load it with loadCifar10 (CLI: --dataset cifar10).';
     throw new Error(`${dir} is not a CIFAR-100 directory: none of ${FILE_LIST} is there.${hint} ${HOW_TO_GET}`);
   }
   throw new Error(`CIFAR-100 directory ${dir} is missing ${missing.join(', ')}. Expected all of ${FILE_LIST}. ${HOW_TO_GET}`);
@@ -154,7 +164,8 @@ async function cacheProblem(dataDir: string): Promise<string | undefined> {
     try {
       const { size } = await stat(join(dataDir, file));
       const records = CIFAR100_RECORDS[file as keyof typeof CIFAR100_RECORDS] as number | undefined;
-      if (records !== undefined && size !== records * CIFAR100_RECORD_BYTES) return `${file} has ${size} bytes, expected ${records * CIFAR100_RECORD_BYTES}`;
+      if (records !== undefined && size !== records * CIFAR100_RECORD_BYTES)
+        return `${file} has ${size} bytes, expected ${records * CIFAR100_RECORD_BYTES}`;
       if (size === 0) return `${file} is empty`;
     } catch (e) {
       if (errorCode(e) === 'ENOENT' || errorCode(e) === 'ENOTDIR') return `${file} is missing`;
@@ -183,10 +194,19 @@ async function ensureCachedCifar100(options: LoadCifar100Options): Promise<strin
   await mkdir(temp);
   try {
     const archive = join(temp, 'cifar-100-binary.tar.gz');
-    const md5 = await downloadTo(url, archive, where, options.stallTimeoutMs ?? CIFAR10_STALL_TIMEOUT_MS, options.onDownloadProgress, 'CIFAR-100');
+    const md5 = await downloadTo(
+      url,
+      archive,
+      where,
+      options.stallTimeoutMs ?? CIFAR10_STALL_TIMEOUT_MS,
+      options.onDownloadProgress,
+      'CIFAR-100',
+    );
     const expected = (options.md5 ?? CIFAR100_MD5).toLowerCase();
     if (md5 !== expected) {
-      throw new Error(`The archive downloaded from ${url} has MD5 ${md5}, expected ${expected}: it is corrupt or not the CIFAR-100 binary release. Nothing was cached. ${where}`);
+      throw new Error(
+        `The archive downloaded from ${url} has MD5 ${md5}, expected ${expected}: it is corrupt or not the CIFAR-100 binary release. Nothing was cached. ${where}`,
+      );
     }
     const unpacked = join(temp, CIFAR100_ARCHIVE_DIR);
     await unpackCifar100(archive, unpacked, url);
@@ -217,14 +237,18 @@ async function unpackCifar100(archive: string, outDir: string, url: string): Pro
     if (!m || !wanted.has(m[1]!)) continue;
     const name = m[1]!;
     const where = `${url}: ${entry.name}`;
-    if (name === CIFAR100_LABEL_NAME_FILES.fine) parseCifar100LabelNames(new TextDecoder().decode(entry.data), where, CIFAR100_CLASS_COUNTS.fine);
-    else if (name === CIFAR100_LABEL_NAME_FILES.coarse) parseCifar100LabelNames(new TextDecoder().decode(entry.data), where, CIFAR100_CLASS_COUNTS.coarse);
+    if (name === CIFAR100_LABEL_NAME_FILES.fine)
+      parseCifar100LabelNames(new TextDecoder().decode(entry.data), where, CIFAR100_CLASS_COUNTS.fine);
+    else if (name === CIFAR100_LABEL_NAME_FILES.coarse)
+      parseCifar100LabelNames(new TextDecoder().decode(entry.data), where, CIFAR100_CLASS_COUNTS.coarse);
     else parseCifar100Batch(entry.data, where);
     await writeFile(join(outDir, name), entry.data);
     found.add(name);
   }
   const missing = CIFAR100_FILES.filter((f) => !found.has(f));
   if (missing.length > 0) {
-    throw new Error(`The archive downloaded from ${url} lacks ${missing.map((f) => `${CIFAR100_ARCHIVE_DIR}/${f}`).join(', ')}. Nothing was cached.`);
+    throw new Error(
+      `The archive downloaded from ${url} lacks ${missing.map((f) => `${CIFAR100_ARCHIVE_DIR}/${f}`).join(', ')}. Nothing was cached.`,
+    );
   }
 }

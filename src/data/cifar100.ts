@@ -10,7 +10,10 @@ export const CIFAR100_EVAL_FILES = ['test.bin'] as const;
 export const CIFAR100_LABEL_NAME_FILES = { coarse: 'coarse_label_names.txt', fine: 'fine_label_names.txt' } as const;
 /** Every file `loadCifar100` expects in a CIFAR-100 directory. */
 export const CIFAR100_FILES = [
-  ...CIFAR100_TRAIN_FILES, ...CIFAR100_EVAL_FILES, CIFAR100_LABEL_NAME_FILES.coarse, CIFAR100_LABEL_NAME_FILES.fine,
+  ...CIFAR100_TRAIN_FILES,
+  ...CIFAR100_EVAL_FILES,
+  CIFAR100_LABEL_NAME_FILES.coarse,
+  CIFAR100_LABEL_NAME_FILES.fine,
 ] as const;
 /** Records in each official file. */
 export const CIFAR100_RECORDS = { 'train.bin': 50_000, 'test.bin': 10_000 } as const;
@@ -42,7 +45,8 @@ function baseName(fileName: string): string {
 
 /** @internal Checks a `labels` option. */
 export function checkLabelKind(labels: unknown, where: string): Cifar100LabelKind {
-  if (labels !== 'fine' && labels !== 'coarse') throw new Error(`${where}: labels must be 'fine' or 'coarse', got ${JSON.stringify(labels)}`);
+  if (labels !== 'fine' && labels !== 'coarse')
+    throw new Error(`${where}: labels must be 'fine' or 'coarse', got ${JSON.stringify(labels)}`);
   return labels;
 }
 
@@ -65,14 +69,14 @@ export function parseCifar100Batch(bytes: Uint8Array, fileName: string, options:
   if (leftover !== 0) {
     throw new Error(
       `${fileName}: ${bytes.length} bytes is not a whole number of ${CIFAR100_RECORD_BYTES}-byte CIFAR-100 records ` +
-      `(1 coarse label byte + 1 fine label byte + ${CIFAR10_IMAGE_BYTES} pixel bytes): ${records} records and ${leftover} bytes left over; ` +
-      'the file is truncated or has extra bytes',
+        `(1 coarse label byte + 1 fine label byte + ${CIFAR10_IMAGE_BYTES} pixel bytes): ${records} records and ${leftover} bytes left over; ` +
+        'the file is truncated or has extra bytes',
     );
   }
   if (expected !== undefined && records !== expected) {
     throw new Error(
       `${fileName}: expected ${expected} CIFAR-100 records (${expected * CIFAR100_RECORD_BYTES} bytes), got ${records} records ` +
-      `(${bytes.length} bytes); the file is ${records < expected ? 'truncated' : 'too long'}`,
+        `(${bytes.length} bytes); the file is ${records < expected ? 'truncated' : 'too long'}`,
     );
   }
   if (records === 0) throw new Error(`${fileName}: the file is empty; expected CIFAR-100 records of ${CIFAR100_RECORD_BYTES} bytes`);
@@ -98,7 +102,7 @@ export function parseCifar100Batch(bytes: Uint8Array, fileName: string, options:
     } else if (superclass[fine] !== coarse) {
       throw new Error(
         `${fileName}: record ${r} puts fine class ${fine} in superclass ${coarse}, record ${firstSeen[fine]} in superclass ` +
-        `${superclass[fine]}; in CIFAR-100 each fine class has one superclass (are the coarse and fine label bytes swapped?)`,
+          `${superclass[fine]}; in CIFAR-100 each fine class has one superclass (are the coarse and fine label bytes swapped?)`,
       );
     }
     coarseLabels[r] = coarse;
@@ -128,7 +132,10 @@ export function firstCifar100Images(split: Cifar100Split, limit: number): Cifar1
  * Refused unless there are exactly `count` names (100 fine, 20 coarse), none repeated.
  */
 export function parseCifar100LabelNames(text: string, fileName: string, count: number): string[] {
-  const names = text.split('\n').map((line) => line.replace(/\r$/, '').trim()).filter((line) => line.length > 0);
+  const names = text
+    .split('\n')
+    .map((line) => line.replace(/\r$/, '').trim())
+    .filter((line) => line.length > 0);
   if (names.length !== count) {
     throw new Error(`${fileName}: expected ${count} class names, one a line, got ${names.length}`);
   }

@@ -65,7 +65,13 @@ export class CompactImages {
       throw new Error(`CompactImages.decode: size must be an integer in [1, ${Math.min(paddedHeight, paddedWidth)}], got ${size}`);
     }
     const attrs: DecodeImagesAttrs = {
-      parts: this.parts.length, perPart: this.perPart, height: this.height, width: this.width, channels: this.channels, pad: this.pad, size,
+      parts: this.parts.length,
+      perPart: this.perPart,
+      height: this.height,
+      width: this.width,
+      channels: this.channels,
+      pad: this.pad,
+      size,
     };
     if (tf.getKernel(DECODE_IMAGES, tf.getBackend()) == null) {
       throw new Error(
@@ -74,7 +80,9 @@ export class CompactImages {
       );
     }
     const inputs: tf.NamedTensorMap = { plan, lut: this.lut };
-    this.parts.forEach((p, k) => { inputs[`p${k}`] = p; });
+    this.parts.forEach((p, k) => {
+      inputs[`p${k}`] = p;
+    });
     return tf.engine().runKernel(DECODE_IMAGES, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
   }
 
@@ -130,7 +138,9 @@ export function normalisationTable(mean: readonly number[], std: readonly number
 
 function webgpuLimits(): { binding?: number; buffers?: number } {
   if (tf.getBackend() !== 'webgpu') return {};
-  const limits = (tf.backend() as unknown as { device?: { limits?: { maxStorageBufferBindingSize?: number; maxStorageBuffersPerShaderStage?: number } } }).device?.limits;
+  const limits = (
+    tf.backend() as unknown as { device?: { limits?: { maxStorageBufferBindingSize?: number; maxStorageBuffersPerShaderStage?: number } } }
+  ).device?.limits;
   return { binding: limits?.maxStorageBufferBindingSize, buffers: limits?.maxStorageBuffersPerShaderStage };
 }
 
@@ -142,18 +152,24 @@ function webgpuLimits(): { binding?: number; buffers?: number } {
 export function compactImages(images: Uint8Array, shape: [number, number, number, number], options: CompactImagesOptions): CompactImages {
   const [count, height, width, channels] = shape;
   const where = 'compactImages';
-  if (!shape.every((d) => Number.isInteger(d) && d >= 1)) throw new Error(`${where}: shape must be four positive integers [count, height, width, channels], got [${shape}]`);
+  if (!shape.every((d) => Number.isInteger(d) && d >= 1))
+    throw new Error(`${where}: shape must be four positive integers [count, height, width, channels], got [${shape}]`);
   const imageBytes = height * width * channels;
-  if (imageBytes % 4 !== 0) throw new Error(`${where}: an image's ${imageBytes} bytes must be a multiple of 4 (they are packed four to an int32)`);
+  if (imageBytes % 4 !== 0)
+    throw new Error(`${where}: an image's ${imageBytes} bytes must be a multiple of 4 (they are packed four to an int32)`);
   if (!(images instanceof Uint8Array) || images.length !== count * imageBytes) {
-    throw new Error(`${where}: expected ${count * imageBytes} bytes (${count} images of ${height}x${width}x${channels}), got ${images?.length ?? String(images)}`);
+    throw new Error(
+      `${where}: expected ${count * imageBytes} bytes (${count} images of ${height}x${width}x${channels}), got ${images?.length ?? String(images)}`,
+    );
   }
   const { mean, std, pad = 0 } = options;
   if (mean?.length !== channels || std?.length !== channels || ![...mean, ...std].every(Number.isFinite) || !std.every((s) => s > 0)) {
     throw new Error(`${where}: mean and std must be ${channels} finite numbers each (std > 0), got mean [${mean}] and std [${std}]`);
   }
   if (!(Number.isInteger(pad) && pad >= 0 && pad < Math.min(height, width))) {
-    throw new Error(`${where}: pad must be an integer in 0..${Math.min(height, width) - 1} (reflect padding needs pad < image size), got ${pad}`);
+    throw new Error(
+      `${where}: pad must be an integer in 0..${Math.min(height, width) - 1} (reflect padding needs pad < image size), got ${pad}`,
+    );
   }
   const limits = webgpuLimits();
   const maxPartBytes = options.maxPartBytes ?? limits.binding ?? 2 ** 30;
@@ -165,8 +181,8 @@ export function compactImages(images: Uint8Array, shape: [number, number, number
   if (partCount > maxParts) {
     throw new Error(
       `${where}: ${count} images of ${imageBytes} bytes need ${partCount} buffers of at most ${maxPartBytes} bytes (this WebGPU device's ` +
-      `maxStorageBufferBindingSize), but a shader here binds at most ${maxParts} of them (maxStorageBuffersPerShaderStage ${limits.buffers}); ` +
-      `use at most ${maxParts * perPart} images or a device with larger limits`,
+        `maxStorageBufferBindingSize), but a shader here binds at most ${maxParts} of them (maxStorageBuffersPerShaderStage ${limits.buffers}); ` +
+        `use at most ${maxParts * perPart} images or a device with larger limits`,
     );
   }
   const aligned = images.byteOffset % 4 === 0 ? images : images.slice();

@@ -29,7 +29,7 @@ export async function readDataFile(path: string, rules: DataFileRules): Promise<
 export async function readDataFile(path: string, rules: DataFileRules, encoding: 'utf8'): Promise<string>;
 export async function readDataFile(path: string, rules: DataFileRules, encoding?: 'utf8'): Promise<Buffer | string> {
   const { dataset, maxBytes, maxDescription, hint } = rules;
-  let info;
+  let info: Awaited<ReturnType<typeof stat>>;
   try {
     info = await stat(path);
   } catch (e) {

@@ -70,7 +70,9 @@ export function readTar(bytes: Uint8Array, archiveName = 'archive'): TarEntry[] 
     const dataStart = offset + BLOCK;
     const dataEnd = dataStart + size;
     if (dataEnd > bytes.length) {
-      throw new Error(`${archiveName}: tar entry at byte ${offset} declares ${size} bytes but the archive ends after ${bytes.length - dataStart} (truncated archive)`);
+      throw new Error(
+        `${archiveName}: tar entry at byte ${offset} declares ${size} bytes but the archive ends after ${bytes.length - dataStart} (truncated archive)`,
+      );
     }
     const data = bytes.subarray(dataStart, dataEnd);
     if (type === 'L') {

@@ -4,7 +4,8 @@ import { unbiasedStd } from '../ops/discrete-action.js';
 
 function checkKernel(weight: tf.Tensor, fn: string): [number, number, number, number] {
   if (!(weight instanceof tf.Tensor)) throw new Error(`${fn}: argument 'weight' must be a tf.Tensor, got ${typeof weight}`);
-  if (weight.rank !== 4) throw new Error(`${fn}: argument 'weight' must be a conv kernel [kh, kw, cin, cout] of rank 4, got shape [${weight.shape.join(',')}]`);
+  if (weight.rank !== 4)
+    throw new Error(`${fn}: argument 'weight' must be a conv kernel [kh, kw, cin, cout] of rank 4, got shape [${weight.shape.join(',')}]`);
   if (weight.dtype !== 'float32') throw new Error(`${fn}: argument 'weight' must be float32, got dtype '${weight.dtype}'`);
   return weight.shape as [number, number, number, number];
 }
@@ -41,8 +42,12 @@ function stdMean(w: tf.Tensor): [tf.Scalar, tf.Scalar] {
  */
 export function diracRenormInit(weight: tf.Tensor, scale = 0.1): tf.Tensor4D {
   checkKernel(weight, 'diracRenormInit');
-  if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new Error(`diracRenormInit: argument 'scale' must be a finite number, got ${String(scale)}`);
-  if (weight.size < 2) throw new Error(`diracRenormInit: argument 'weight' needs at least 2 elements for a standard deviation, got shape [${weight.shape.join(',')}]`);
+  if (typeof scale !== 'number' || !Number.isFinite(scale))
+    throw new Error(`diracRenormInit: argument 'scale' must be a finite number, got ${String(scale)}`);
+  if (weight.size < 2)
+    throw new Error(
+      `diracRenormInit: argument 'weight' needs at least 2 elements for a standard deviation, got shape [${weight.shape.join(',')}]`,
+    );
   return tf.tidy(() => {
     const [stdPre, meanPre] = stdMean(weight);
     const mixed = tf.add(tf.mul(weight, scale), diracInit(weight));
@@ -60,8 +65,12 @@ export function diracRenormInit(weight: tf.Tensor, scale = 0.1): tf.Tensor4D {
  * @param scale Factor on the original weights in `diracRenormInit`; default 0.1.
  */
 export function initConvGroupDirac(group: ConvGroup, scale = 0.1): void {
-  if (!(group instanceof ConvGroup)) throw new Error(`initConvGroupDirac: argument 'group' must be a ConvGroup, got ${(group as object)?.constructor?.name ?? String(group)}`);
-  if (!group.built) throw new Error(`initConvGroupDirac: group '${group.name}' is not built yet; call it on an input (or build the model) first`);
+  if (!(group instanceof ConvGroup))
+    throw new Error(
+      `initConvGroupDirac: argument 'group' must be a ConvGroup, got ${(group as object)?.constructor?.name ?? String(group)}`,
+    );
+  if (!group.built)
+    throw new Error(`initConvGroupDirac: group '${group.name}' is not built yet; call it on an input (or build the model) first`);
   const write = (variable: { read(): tf.Tensor; write(v: tf.Tensor): unknown }, make: (w: tf.Tensor) => tf.Tensor) => {
     const next = make(variable.read());
     variable.write(next);

@@ -87,7 +87,8 @@ export function eighSymmetric(matrix: ArrayLike<number>, n: number, options: Eig
   if (!converged) {
     let off = 0;
     for (let p = 0; p < n; p++) for (let q = p + 1; q < n; q++) off += 2 * a[p * n + q]! ** 2;
-    if (off > 1e-20 * norm) throw new Error(`eighSymmetric: Jacobi iteration did not converge in ${maxSweeps} sweeps (off-diagonal norm ${Math.sqrt(off)})`);
+    if (off > 1e-20 * norm)
+      throw new Error(`eighSymmetric: Jacobi iteration did not converge in ${maxSweeps} sweeps (off-diagonal norm ${Math.sqrt(off)})`);
   }
 
   const order = Array.from({ length: n }, (_, i) => i).sort((i, j) => a[i * n + i]! - a[j * n + j]!);

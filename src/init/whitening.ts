@@ -58,7 +58,8 @@ function makePermutation(n: number, options: FitWhiteningOptions): Int32Array {
     const seen = new Uint8Array(n);
     if (p.length !== n) throw new Error(`${FN}: option 'permutation' must have one entry per image (${n}), got ${p.length}`);
     for (const i of p) {
-      if (!(i >= 0 && i < n) || seen[i]) throw new Error(`${FN}: option 'permutation' must be a permutation of 0..${n - 1}, got a repeated or out-of-range index ${i}`);
+      if (!(i >= 0 && i < n) || seen[i])
+        throw new Error(`${FN}: option 'permutation' must be a permutation of 0..${n - 1}, got a repeated or out-of-range index ${i}`);
       seen[i] = 1;
     }
     return p;
@@ -119,7 +120,7 @@ async function patchCovariance(gather: GatherImages, indices: Int32Array, kernel
     });
     const values = await perImage.data();
     perImage.dispose();
-    for (let i = 0; i < values.length; i++) sum[i % d] += values[i]!;
+    for (let i = 0; i < values.length; i++) sum[i % d]! += values[i]!;
   }
   const mean = sum.map((v) => v / count);
   const centre = tf.tensor1d(Float32Array.from(mean), 'float32');
@@ -132,7 +133,7 @@ async function patchCovariance(gather: GatherImages, indices: Int32Array, kernel
       });
       const values = await perImage.data();
       perImage.dispose();
-      for (let i = 0; i < values.length; i++) acc[i % (d * d)] += values[i]!;
+      for (let i = 0; i < values.length; i++) acc[i % (d * d)]! += values[i]!;
     }
   } finally {
     centre.dispose();
@@ -162,7 +163,11 @@ export function canonicalizeSigns(rows: Float64Array, d: number): Float64Array {
 }
 
 /** Eigenpairs of a covariance, descending, eigenvectors as rows (the seed's `.t()` then `.flip(0)`). */
-function descendingEigen(cov: Float64Array, d: number, signMode: 'canonical' | 'raw'): { eigenvalues: Float64Array; eigenvectors: Float64Array } {
+function descendingEigen(
+  cov: Float64Array,
+  d: number,
+  signMode: 'canonical' | 'raw',
+): { eigenvalues: Float64Array; eigenvectors: Float64Array } {
   const { eigenvalues: asc, eigenvectors: cols } = eighSymmetric(cov, d);
   const eigenvalues = new Float64Array(d);
   let eigenvectors: Float64Array = new Float64Array(d * d);
@@ -188,9 +193,12 @@ export function setWhiteningConv(layer: WhiteningConv, eigenvalues: ArrayLike<nu
   const ch = layer.channels;
   const d = layer.patchSize;
   if (eigenvalues.length !== d || eigenvectors.length !== d * d) {
-    throw new Error(`setWhiteningConv: expected ${d} eigenvalues and ${d}x${d} eigenvectors for layer '${layer.name}', got ${eigenvalues.length} and ${eigenvectors.length} values`);
+    throw new Error(
+      `setWhiteningConv: expected ${d} eigenvalues and ${d}x${d} eigenvectors for layer '${layer.name}', got ${eigenvalues.length} and ${eigenvectors.length} values`,
+    );
   }
-  if (!layer.built) throw new Error(`setWhiteningConv: layer '${layer.name}' is not built yet; call it on an input (or use fitWhitening) first`);
+  if (!layer.built)
+    throw new Error(`setWhiteningConv: layer '${layer.name}' is not built yet; call it on an input (or use fitWhitening) first`);
   const values = new Float32Array(k * k * ch * 2 * d);
   for (let o = 0; o < d; o++) {
     const scale = 1 / Math.sqrt(eigenvalues[o]! + eps);
@@ -232,10 +240,16 @@ export function setWhiteningConv(layer: WhiteningConv, eigenvalues: ArrayLike<nu
  * @param layer The whitening layer; built here (through `apply`, so its weight is named) if needed.
  * @param images Float32 NHWC images `[N, H, W, C]`, unpadded and normalised.
  */
-export async function fitWhitening(layer: WhiteningConv, images: tf.Tensor4D | CompactImages, options: FitWhiteningOptions = {}): Promise<WhiteningFit> {
-  if (!(layer instanceof WhiteningConv)) throw new Error(`${FN}: argument 'layer' must be a WhiteningConv, got ${(layer as object)?.constructor?.name ?? String(layer)}`);
+export async function fitWhitening(
+  layer: WhiteningConv,
+  images: tf.Tensor4D | CompactImages,
+  options: FitWhiteningOptions = {},
+): Promise<WhiteningFit> {
+  if (!(layer instanceof WhiteningConv))
+    throw new Error(`${FN}: argument 'layer' must be a WhiteningConv, got ${(layer as object)?.constructor?.name ?? String(layer)}`);
   if (isCompactImages(images)) return fitWhiteningFrom(layer, images.shape, (idx) => images.gather(idx), options);
-  if (!(images instanceof tf.Tensor)) throw new Error(`${FN}: argument 'images' must be a tf.Tensor or CompactImages, got ${typeof images}`);
+  if (!(images instanceof tf.Tensor))
+    throw new Error(`${FN}: argument 'images' must be a tf.Tensor or CompactImages, got ${typeof images}`);
   const shape = `[${images.shape.join(',')}]`;
   if (images.rank !== 4) throw new Error(`${FN}: argument 'images' must be NHWC of rank 4, got shape ${shape}`);
   if (images.dtype !== 'float32') throw new Error(`${FN}: argument 'images' must be float32, got dtype '${images.dtype}'`);
@@ -248,17 +262,24 @@ export async function fitWhitening(layer: WhiteningConv, images: tf.Tensor4D | C
  * @internal
  */
 export async function fitWhiteningFrom(
-  layer: WhiteningConv, imageShape: readonly number[], gather: GatherImages, options: FitWhiteningOptions = {},
+  layer: WhiteningConv,
+  imageShape: readonly number[],
+  gather: GatherImages,
+  options: FitWhiteningOptions = {},
 ): Promise<WhiteningFit> {
   const shape = `[${imageShape.join(',')}]`;
   const [n, h, w, ch] = imageShape as [number, number, number, number];
   const k = layer.kernelSize;
-  if (ch !== layer.channels) throw new Error(`${FN}: argument 'images' must have ${layer.channels} channels (last axis) for layer '${layer.name}', got shape ${shape}`);
+  if (ch !== layer.channels)
+    throw new Error(
+      `${FN}: argument 'images' must have ${layer.channels} channels (last axis) for layer '${layer.name}', got shape ${shape}`,
+    );
   if (h < k || w < k) throw new Error(`${FN}: argument 'images' must be at least ${k}x${k} spatially, got shape ${shape}`);
   if (n < 1) throw new Error(`${FN}: argument 'images' holds no images, got shape ${shape}`);
 
   const positiveInt = (v: unknown, name: string) => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new Error(`${FN}: option '${name}' must be a positive integer, got ${String(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
+      throw new Error(`${FN}: option '${name}' must be a positive integer, got ${String(v)}`);
     return v;
   };
   const chunkSize = positiveInt(options.chunkSize ?? 5000, 'chunkSize');
@@ -266,11 +287,14 @@ export async function fitWhiteningFrom(
   if (numExamples > n) throw new Error(`${FN}: option 'numExamples' (${numExamples}) exceeds the ${n} images given`);
   const eps = options.eps ?? 1e-2;
   // eps = 0 divides by the square root of a zero (or rounding-negative) eigenvalue: an infinite or NaN kernel.
-  if (typeof eps !== 'number' || !(eps > 0 && Number.isFinite(eps))) throw new Error(`${FN}: option 'eps' must be a positive finite number (the seed's is 1e-2), got ${String(eps)}`);
+  if (typeof eps !== 'number' || !(eps > 0 && Number.isFinite(eps)))
+    throw new Error(`${FN}: option 'eps' must be a positive finite number (the seed's is 1e-2), got ${String(eps)}`);
   const signMode = options.signMode ?? 'raw';
-  if (signMode !== 'canonical' && signMode !== 'raw') throw new Error(`${FN}: option 'signMode' must be 'canonical' or 'raw', got ${JSON.stringify(signMode)}`);
+  if (signMode !== 'canonical' && signMode !== 'raw')
+    throw new Error(`${FN}: option 'signMode' must be 'canonical' or 'raw', got ${JSON.stringify(signMode)}`);
   const average = options.average ?? 'eigenpairs';
-  if (average !== 'eigenpairs' && average !== 'covariance') throw new Error(`${FN}: option 'average' must be 'eigenpairs' or 'covariance', got ${JSON.stringify(average)}`);
+  if (average !== 'eigenpairs' && average !== 'covariance')
+    throw new Error(`${FN}: option 'average' must be 'eigenpairs' or 'covariance', got ${JSON.stringify(average)}`);
   const d = layer.patchSize;
   const patchesPerImage = (h - k + 1) * (w - k + 1);
   const batchSize = positiveInt(options.batchSize ?? Math.max(1, Math.floor(8_000_000 / (patchesPerImage * d))), 'batchSize');
@@ -281,7 +305,10 @@ export async function fitWhiteningFrom(
   for (let s = 0; s < used.length; s += chunkSize) chunkIndices.push(used.subarray(s, s + chunkSize));
   // The last chunk may be short (torch.split); it still needs two patches for an unbiased covariance.
   const smallest = chunkIndices[chunkIndices.length - 1]!.length * patchesPerImage;
-  if (smallest < 2) throw new Error(`${FN}: a chunk of ${chunkIndices[chunkIndices.length - 1]!.length} image(s) has ${smallest} patch; need at least 2 (use more images or a larger chunkSize)`);
+  if (smallest < 2)
+    throw new Error(
+      `${FN}: a chunk of ${chunkIndices[chunkIndices.length - 1]!.length} image(s) has ${smallest} patch; need at least 2 (use more images or a larger chunkSize)`,
+    );
 
   if (!layer.built) tf.dispose(layer.apply(tf.zeros([1, k, k, ch])) as tf.Tensor);
 
@@ -290,7 +317,10 @@ export async function fitWhiteningFrom(
   try {
     for (const idx of chunkIndices) {
       const covariance = await patchCovariance(gather, idx, kernel, batchSize);
-      const eig = average === 'eigenpairs' ? descendingEigen(covariance, d, signMode) : { eigenvalues: new Float64Array(0), eigenvectors: new Float64Array(0) };
+      const eig =
+        average === 'eigenpairs'
+          ? descendingEigen(covariance, d, signMode)
+          : { eigenvalues: new Float64Array(0), eigenvectors: new Float64Array(0) };
       chunks.push({ ...eig, covariance });
     }
   } finally {
@@ -302,12 +332,12 @@ export async function fitWhiteningFrom(
   if (average === 'eigenpairs') {
     // The seed's plain mean over chunks (torch.stack(...).mean(0)), short last chunk weighted equally.
     for (const c of chunks) {
-      for (let i = 0; i < d; i++) eigenvalues[i] += c.eigenvalues[i]! / chunks.length;
-      for (let i = 0; i < d * d; i++) eigenvectors[i] += c.eigenvectors[i]! / chunks.length;
+      for (let i = 0; i < d; i++) eigenvalues[i]! += c.eigenvalues[i]! / chunks.length;
+      for (let i = 0; i < d * d; i++) eigenvectors[i]! += c.eigenvectors[i]! / chunks.length;
     }
   } else {
     const mean = new Float64Array(d * d);
-    for (const c of chunks) for (let i = 0; i < d * d; i++) mean[i] += c.covariance[i]! / chunks.length;
+    for (const c of chunks) for (let i = 0; i < d * d; i++) mean[i]! += c.covariance[i]! / chunks.length;
     ({ eigenvalues, eigenvectors } = descendingEigen(mean, d, signMode));
   }
   setWhiteningConv(layer, eigenvalues, eigenvectors, eps);

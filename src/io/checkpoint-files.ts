@@ -27,11 +27,16 @@ function errorCode(e: unknown): string | undefined {
 /** A write error that names the file and, for the usual causes, says what happened. */
 function writeError(path: string, e: unknown): Error {
   const code = errorCode(e);
-  const why = code === 'ENOSPC' ? 'the disk is full (ENOSPC)'
-    : code === 'EDQUOT' ? 'the disk quota is exhausted (EDQUOT)'
-      : code === 'EACCES' || code === 'EPERM' ? `permission denied (${code})`
-        : code === 'EROFS' ? 'the file system is read-only (EROFS)'
-          : (e as Error).message;
+  const why =
+    code === 'ENOSPC'
+      ? 'the disk is full (ENOSPC)'
+      : code === 'EDQUOT'
+        ? 'the disk quota is exhausted (EDQUOT)'
+        : code === 'EACCES' || code === 'EPERM'
+          ? `permission denied (${code})`
+          : code === 'EROFS'
+            ? 'the file system is read-only (EROFS)'
+            : (e as Error).message;
   const error = new Error(`cannot write ${path}: ${why}`) as NodeJS.ErrnoException;
   if (code !== undefined) error.code = code;
   return error;
@@ -39,7 +44,7 @@ function writeError(path: string, e: unknown): Error {
 
 /** Writes a file and flushes it to the disk, so a rename after it never publishes a file the disk does not hold yet. */
 async function writeDurably(path: string, data: string | Uint8Array): Promise<void> {
-  let file;
+  let file: Awaited<ReturnType<typeof open>> | undefined;
   try {
     file = await open(path, 'w');
     await file.writeFile(data);
@@ -120,7 +125,10 @@ export function processAlive(pid: number): boolean {
 }
 
 async function exists(path: string): Promise<boolean> {
-  return lstat(path).then(() => true, () => false);
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -139,10 +147,15 @@ interface LockOwner {
 
 /** Thrown by {@link lockDirectory} when a live process holds the lock. */
 export class DirectoryLockedError extends Error {
-  constructor(readonly dir: string, readonly owner: LockOwner | null) {
-    super(owner
-      ? `${dir} is locked by process ${owner.pid} on ${owner.host} (since ${owner.since}): wait for it to end or stop it first`
-      : `${dir} is being locked by another process right now: wait for it to end or stop it first`);
+  constructor(
+    readonly dir: string,
+    readonly owner: LockOwner | null,
+  ) {
+    super(
+      owner
+        ? `${dir} is locked by process ${owner.pid} on ${owner.host} (since ${owner.since}): wait for it to end or stop it first`
+        : `${dir} is being locked by another process right now: wait for it to end or stop it first`,
+    );
     this.name = 'DirectoryLockedError';
   }
 }
@@ -331,7 +344,9 @@ async function readCheckpointJson<C>(dir: string): Promise<{ json?: CheckpointJs
   }
   if (json === undefined) return { problem: `${jsonPath} is missing` };
   if (typeof json !== 'object' || json === null || (json.format !== CHECKPOINT_FILES_FORMAT && !LEGACY_FORMATS.has(json.format))) {
-    return { problem: `${jsonPath} is not a tfjs-dataflow checkpoint (format '${String((json as { format?: unknown } | null)?.format)}', expected '${CHECKPOINT_FILES_FORMAT}')` };
+    return {
+      problem: `${jsonPath} is not a tfjs-dataflow checkpoint (format '${String((json as { format?: unknown } | null)?.format)}', expected '${CHECKPOINT_FILES_FORMAT}')`,
+    };
   }
   if (!Array.isArray(json.weightSpecs)) return { problem: `${jsonPath} lists no weightSpecs` };
   return { json };
@@ -343,12 +358,16 @@ function tensorsProblem(dir: string, json: CheckpointJson<unknown>, size: number
   const binPath = join(dir, CHECKPOINT_BIN);
   const expected = specBytes(json.weightSpecs);
   if (expected !== undefined && size !== expected) {
-    return `the checkpoint's tensors file ${binPath} has ${size} bytes, but ${jsonPath} describes ${expected} bytes of tensors: ` +
-      `${size < expected ? 'it is truncated (an interrupted copy, or a full disk?)' : 'it is longer than described'} or belongs to another checkpoint`;
+    return (
+      `the checkpoint's tensors file ${binPath} has ${size} bytes, but ${jsonPath} describes ${expected} bytes of tensors: ` +
+      `${size < expected ? 'it is truncated (an interrupted copy, or a full disk?)' : 'it is longer than described'} or belongs to another checkpoint`
+    );
   }
   if (bytes !== undefined && json.tensorsSha256 !== undefined && sha256(bytes) !== json.tensorsSha256) {
-    return `the checkpoint's tensors file ${binPath} does not match the SHA-256 that ${jsonPath} records: ` +
-      'it belongs to another checkpoint (files mixed from two runs?) or is damaged';
+    return (
+      `the checkpoint's tensors file ${binPath} does not match the SHA-256 that ${jsonPath} records: ` +
+      'it belongs to another checkpoint (files mixed from two runs?) or is damaged'
+    );
   }
   return undefined;
 }
@@ -379,7 +398,9 @@ export async function checkpointFilesProblem(dir: string): Promise<string | unde
  * checkpoint.json. Its files are checked first (sizes, the recorded SHA-256, the specs): a
  * problem throws, naming the file. The caller disposes `checkpoint.tensors`.
  */
-export async function readCheckpointFiles<C>(dir: string): Promise<{ checkpoint: TrainCheckpoint; meta: CheckpointFilesMeta<C> } | undefined> {
+export async function readCheckpointFiles<C>(
+  dir: string,
+): Promise<{ checkpoint: TrainCheckpoint; meta: CheckpointFilesMeta<C> } | undefined> {
   if (!(await exists(join(dir, CHECKPOINT_JSON)))) return undefined;
   const { json, problem } = await readCheckpointJson<C>(dir);
   const refuse = (why: string) => new Error(`cannot resume from the checkpoint in ${dir}: ${why}`);
@@ -457,7 +478,12 @@ export async function recoverCheckpointFiles(dir: string): Promise<{ recoveredFr
     for (const c of candidates) await rm(join(parent, c.name), { recursive: true, force: true });
     return undefined;
   }
-  const damaged = [...(damagedDir ? [`${dir} (${await checkpointFilesProblem(dir)})`] : []), ...candidates.map((c) => `${join(parent, c.name)} (${c.problem})`)];
-  throw new Error(`no complete checkpoint to resume from: ${damaged.join('; ')}. Refusing to start over from step 0; ` +
-    'restore a copy of the checkpoint, or move these away and start a new run in another directory.');
+  const damaged = [
+    ...(damagedDir ? [`${dir} (${await checkpointFilesProblem(dir)})`] : []),
+    ...candidates.map((c) => `${join(parent, c.name)} (${c.problem})`),
+  ];
+  throw new Error(
+    `no complete checkpoint to resume from: ${damaged.join('; ')}. Refusing to start over from step 0; ` +
+      'restore a copy of the checkpoint, or move these away and start a new run in another directory.',
+  );
 }

@@ -23,9 +23,7 @@ export function fileHandler(dir: string): io.IOHandler {
       if (artifacts.modelTopology instanceof ArrayBuffer) {
         throw new Error('fileHandler: binary model topologies are not supported');
       }
-      const weightData = artifacts.weightData == null
-        ? new ArrayBuffer(0)
-        : io.CompositeArrayBuffer.join(artifacts.weightData);
+      const weightData = artifacts.weightData == null ? new ArrayBuffer(0) : io.CompositeArrayBuffer.join(artifacts.weightData);
       const manifest = {
         modelTopology: artifacts.modelTopology,
         format: artifacts.format,
@@ -71,24 +69,31 @@ export function fileHandler(dir: string): io.IOHandler {
       } catch (e) {
         throw new Error(`fileHandler: ${jsonPath} is not valid JSON (${(e as Error).message}): the file is damaged or not a model.json`);
       }
-      if (!Array.isArray(manifest?.weightsManifest) || !manifest.weightsManifest.every((g) => Array.isArray(g?.paths) && Array.isArray(g?.weights))) {
+      if (
+        !Array.isArray(manifest?.weightsManifest) ||
+        !manifest.weightsManifest.every((g) => Array.isArray(g?.paths) && Array.isArray(g?.weights))
+      ) {
         throw new Error(`fileHandler: ${jsonPath} has no weightsManifest of { paths, weights } groups: not a tfjs model.json`);
       }
       const specs = manifest.weightsManifest.flatMap((group) => group.weights);
       const paths = manifest.weightsManifest.flatMap((group) => group.paths).map((p) => join(dir, p));
-      const buffers = await Promise.all(paths.map(async (path) => {
-        try {
-          return await readFile(path);
-        } catch (e) {
-          throw new Error(`fileHandler: cannot read the weights file ${path} that ${jsonPath} lists: ${(e as Error).message}`);
-        }
-      }));
+      const buffers = await Promise.all(
+        paths.map(async (path) => {
+          try {
+            return await readFile(path);
+          } catch (e) {
+            throw new Error(`fileHandler: cannot read the weights file ${path} that ${jsonPath} lists: ${(e as Error).message}`);
+          }
+        }),
+      );
       const joined = Buffer.concat(buffers);
       const expected = weightBytes(specs);
       if (expected !== undefined && joined.byteLength !== expected) {
         const files = paths.length === 1 ? `the weights file ${paths[0]} has` : `the weights files ${paths.join(', ')} have`;
-        throw new Error(`fileHandler: ${files} ${joined.byteLength} bytes, but ${jsonPath} describes ${expected} bytes of weights: ` +
-          `${joined.byteLength < expected ? 'it is truncated (an interrupted copy?)' : 'it is longer than described'} or belongs to another model. Save the model again or restore a complete copy.`);
+        throw new Error(
+          `fileHandler: ${files} ${joined.byteLength} bytes, but ${jsonPath} describes ${expected} bytes of weights: ` +
+            `${joined.byteLength < expected ? 'it is truncated (an interrupted copy?)' : 'it is longer than described'} or belongs to another model. Save the model again or restore a complete copy.`,
+        );
       }
       return {
         modelTopology: manifest['modelTopology'] as object,
@@ -105,7 +110,10 @@ export function fileHandler(dir: string): io.IOHandler {
 }
 
 async function isFile(path: string): Promise<boolean> {
-  return stat(path).then((s) => s.isFile(), () => false);
+  return stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 }
 
 const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8, uint8: 1, uint16: 2, float16: 2 };

@@ -20,7 +20,13 @@ export interface BatchNormArgs extends LayerArgs {
 const AXES = [0, 1, 2];
 
 /** Σ dy and Σ dy · x̂ per channel: one kernel where the backend has it (WebGPU), else sums sharing x̂ with dx. */
-function gradSums(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor, rstd: tf.Tensor, xhat: tf.Tensor): { dySum: tf.Tensor; dyXhatSum: tf.Tensor } {
+function gradSums(
+  dy: tf.Tensor,
+  x: tf.Tensor,
+  mean: tf.Tensor,
+  rstd: tf.Tensor,
+  xhat: tf.Tensor,
+): { dySum: tf.Tensor; dyXhatSum: tf.Tensor } {
   if (!hasChannelGradSumsKernel()) return { dySum: tf.sum(dy, AXES), dyXhatSum: tf.sum(tf.mul(dy, xhat), AXES) };
   const { dySum, dyCentredSum } = channelGradSums(dy, x, mean);
   return { dySum, dyXhatSum: tf.mul(dyCentredSum, rstd) };
@@ -59,7 +65,8 @@ export class BatchNorm extends tfl.layers.Layer {
     super(args);
     const name = `BatchNorm '${this.name}'`;
     this.eps = args.eps ?? 1e-12;
-    if (typeof this.eps !== 'number' || !(this.eps >= 0)) throw new Error(`${name}: argument 'eps' must be a number >= 0, got ${String(args.eps)}`);
+    if (typeof this.eps !== 'number' || !(this.eps >= 0))
+      throw new Error(`${name}: argument 'eps' must be a number >= 0, got ${String(args.eps)}`);
     this.momentum = args.momentum ?? 0.4;
     if (typeof this.momentum !== 'number' || !(this.momentum >= 0 && this.momentum <= 1)) {
       throw new Error(`${name}: argument 'momentum' must be a number in [0, 1], got ${String(args.momentum)}`);

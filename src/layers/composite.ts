@@ -59,11 +59,18 @@ export abstract class CompositeLayer extends tfl.layers.Layer {
     const input = singleInput(inputs, `${this.getClassName()} '${this.name}'`);
     const training = kwargs?.training === true;
     // The repeat is recognised by the same input tensor, mode and parameter values (running statistics aside).
-    const params = this.sublayers.flatMap((l) => l.weights).filter((w) => !w.originalName.includes('running_')).map((w) => w.read().dataId);
+    const params = this.sublayers
+      .flatMap((l) => l.weights)
+      .filter((w) => !w.originalName.includes('running_'))
+      .map((w) => w.read().dataId);
     const last = this.lastCall;
     if (
-      last && last.input === input && last.training === training && last.outputs.some((t) => !t.isDisposed) &&
-      last.params.length === params.length && last.params.every((id, i) => id === params[i])
+      last &&
+      last.input === input &&
+      last.training === training &&
+      last.outputs.some((t) => !t.isDisposed) &&
+      last.params.length === params.length &&
+      last.params.every((id, i) => id === params[i])
     ) {
       return last.outputs;
     }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import { BatchNorm } from './batch-norm.js';
 import { CompositeLayer } from './composite.js';
 import { Conv } from './conv.js';

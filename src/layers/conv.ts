@@ -1,14 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import {
-  checkInput,
-  checkPositiveInt,
-  scopedWeightName,
-  singleInput,
-  singleShape,
-  type CallKwargs,
-  type LayerArgs,
-} from './registry.js';
+import { checkInput, checkPositiveInt, scopedWeightName, singleInput, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
 
 export interface ConvArgs extends LayerArgs {
   /** Number of output channels. */
@@ -89,8 +81,12 @@ export class Conv extends tfl.layers.Layer {
     if (cin == null) throw new Error(`Conv '${this.name}' needs a known channel count (last axis), got shape [${shape.join(',')}]`);
     this.inChannels = cin;
     this.weight = this.addWeight(
-      scopedWeightName(this, 'weight'), [this.kernelSize[0], this.kernelSize[1], cin, this.filters], 'float32',
-      torchDefaultInitializer(this.seed), undefined, true,
+      scopedWeightName(this, 'weight'),
+      [this.kernelSize[0], this.kernelSize[1], cin, this.filters],
+      'float32',
+      torchDefaultInitializer(this.seed),
+      undefined,
+      true,
     );
     if (this.lrMult != null) {
       const scaled = tf.tidy(() => tf.div(this.weight.read(), this.lrMult!));

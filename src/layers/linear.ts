@@ -58,7 +58,14 @@ export class Linear extends tfl.layers.Layer {
     const fin = shape[shape.length - 1];
     if (fin == null) throw new Error(`Linear '${this.name}' needs a known feature count (last axis), got shape [${shape.join(',')}]`);
     this.inFeatures = fin;
-    this.weight = this.addWeight(scopedWeightName(this, 'weight'), [fin, this.units], 'float32', torchDefaultInitializer(this.seed), undefined, true);
+    this.weight = this.addWeight(
+      scopedWeightName(this, 'weight'),
+      [fin, this.units],
+      'float32',
+      torchDefaultInitializer(this.seed),
+      undefined,
+      true,
+    );
     this.built = true;
   }
 

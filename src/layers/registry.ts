@@ -35,7 +35,12 @@ export function singleInput<T>(inputs: T | T[], layer: string): T {
 }
 
 /** Throws unless `x` is a float32 tensor of rank `rank` (channels last); names the layer and argument. */
-export function checkInput(x: { shape: tfl.Shape | number[]; dtype?: string }, rank: number, layer: string, channels?: number | null): void {
+export function checkInput(
+  x: { shape: tfl.Shape | number[]; dtype?: string },
+  rank: number,
+  layer: string,
+  channels?: number | null,
+): void {
   const shape = `[${x.shape.map((d) => (d == null ? 'null' : d)).join(',')}]`;
   if (x.shape.length !== rank) {
     throw new Error(`${layer} expects input 'inputs' of rank ${rank}${rank === 4 ? ' (NHWC)' : ''}, got shape ${shape}`);
@@ -55,7 +60,9 @@ export function checkInput(x: { shape: tfl.Shape | number[]; dtype?: string }, r
 export function checkSpatialAtLeast(shape: ReadonlyArray<number | null | undefined>, min: number, layer: string, why?: string): void {
   const [, h, w] = shape;
   if ((h != null && h < min) || (w != null && w < min)) {
-    throw new Error(`${layer} expects input 'inputs' at least ${min}x${min} spatially${why ? ` (${why})` : ''}, got shape [${shape.map((d) => d ?? 'null').join(',')}]`);
+    throw new Error(
+      `${layer} expects input 'inputs' at least ${min}x${min} spatially${why ? ` (${why})` : ''}, got shape [${shape.map((d) => d ?? 'null').join(',')}]`,
+    );
   }
 }
 

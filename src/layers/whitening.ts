@@ -1,15 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { torchDefaultInitializer } from './conv.js';
-import {
-  checkInput,
-  checkPositiveInt,
-  scopedWeightName,
-  singleInput,
-  singleShape,
-  type CallKwargs,
-  type LayerArgs,
-} from './registry.js';
+import { checkInput, checkPositiveInt, scopedWeightName, singleInput, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
 
 export interface WhiteningConvArgs extends LayerArgs {
   /** Square patch size of the whitening kernel; default 2, the seed's. */
@@ -56,7 +48,9 @@ export class WhiteningConv extends tfl.layers.Layer {
     checkInput({ shape: shape as number[], dtype }, 4, name, this.channels);
     const [, h, w] = shape;
     if ((h != null && h < this.kernelSize) || (w != null && w < this.kernelSize)) {
-      throw new Error(`${name} expects input 'inputs' at least ${this.kernelSize}x${this.kernelSize} spatially, got shape [${shape.join(',')}]`);
+      throw new Error(
+        `${name} expects input 'inputs' at least ${this.kernelSize}x${this.kernelSize} spatially, got shape [${shape.join(',')}]`,
+      );
     }
   }
 
@@ -64,7 +58,14 @@ export class WhiteningConv extends tfl.layers.Layer {
     this.check(singleShape(inputShape, `WhiteningConv '${this.name}'`));
     const k = this.kernelSize;
     const d = this.patchSize;
-    this.weight = this.addWeight(scopedWeightName(this, 'weight'), [k, k, this.channels, 2 * d], 'float32', torchDefaultInitializer(this.seed), undefined, false);
+    this.weight = this.addWeight(
+      scopedWeightName(this, 'weight'),
+      [k, k, this.channels, 2 * d],
+      'float32',
+      torchDefaultInitializer(this.seed),
+      undefined,
+      false,
+    );
     // Keep the [K, -K] structure from the start, so an unfitted layer already has the right form.
     const placeholder = tf.tidy(() => {
       const half = tf.slice(this.weight.read(), [0, 0, 0, 0], [k, k, this.channels, d]);

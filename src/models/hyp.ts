@@ -147,7 +147,10 @@ const DERIVED_OPT: { readonly [K in DerivedOptKey]: (opt: Omit<OptHyp, DerivedOp
 function mergeHyp(overrides: HypOverrides): Hyp {
   const given = withoutUndefined(overrides.opt);
   const base = { ...SEED_BASE.opt, ...given };
-  const derived = Object.fromEntries(Object.entries(DERIVED_OPT).map(([key, derive]) => [key, derive(base)])) as Pick<OptHyp, DerivedOptKey>;
+  const derived = Object.fromEntries(Object.entries(DERIVED_OPT).map(([key, derive]) => [key, derive(base)])) as Pick<
+    OptHyp,
+    DerivedOptKey
+  >;
   return {
     opt: { ...base, ...derived, ...given },
     net: { ...SEED_BASE.net, ...withoutUndefined(overrides.net) },
@@ -217,7 +220,12 @@ const HYP_RULES: { [K in keyof Hyp]: { [F in keyof Hyp[K]]: Hyp[K][F] extends ob
     cutmixSize: NON_NEGATIVE_INT,
     cutmixEpochs: NON_NEGATIVE,
     padAmount: NON_NEGATIVE_INT,
-    baseDepth: { integer: true, min: 1, max: MAX_BASE_DEPTH, why: `the last group has 8x as many channels; ${MAX_BASE_DEPTH} already makes 4096-channel convs of 600 MB` },
+    baseDepth: {
+      integer: true,
+      min: 1,
+      max: MAX_BASE_DEPTH,
+      why: `the last group has 8x as many channels; ${MAX_BASE_DEPTH} already makes 4096-channel convs of 600 MB`,
+    },
     noiseStd: NON_NEGATIVE,
   },
   misc: {
@@ -237,12 +245,15 @@ function describeRule(rule: HypRule): string {
 }
 
 function checkValue(key: string, value: unknown, rule: HypRule): void {
-  const ok = typeof value === 'number' && Number.isFinite(value)
-    && (!rule.integer || Number.isInteger(value))
-    && (rule.minOpen ? value > rule.min : value >= rule.min)
-    && (rule.max === undefined || (rule.maxOpen ? value < rule.max : value <= rule.max));
+  const ok =
+    typeof value === 'number' &&
+    Number.isFinite(value) &&
+    (!rule.integer || Number.isInteger(value)) &&
+    (rule.minOpen ? value > rule.min : value >= rule.min) &&
+    (rule.max === undefined || (rule.maxOpen ? value < rule.max : value <= rule.max));
   if (!ok) {
-    const got = typeof value === 'string' ? `'${value}'` : typeof value === 'number' || value === undefined ? String(value) : describeValue(value);
+    const got =
+      typeof value === 'string' ? `'${value}'` : typeof value === 'number' || value === undefined ? String(value) : describeValue(value);
     throw new Error(`hyp.${key} must be ${describeRule(rule)}${rule.why ? ` (${rule.why})` : ''}, got ${got}`);
   }
 }
@@ -295,7 +306,9 @@ function checkOverrideKeys(overrides: unknown): void {
       const valid = Object.keys(rules);
       if (!Object.hasOwn(rules, key)) {
         const guess = closest(key, valid);
-        throw new Error(`hyp${path ? `.${path}` : ''} has no key '${key}'${guess ? ` (did you mean '${guess}'?)` : ''}; valid keys: ${valid.join(', ')}`);
+        throw new Error(
+          `hyp${path ? `.${path}` : ''} has no key '${key}'${guess ? ` (did you mean '${guess}'?)` : ''}; valid keys: ${valid.join(', ')}`,
+        );
       }
       const rule = rules[key] as Record<string, unknown>;
       const isSection = !('min' in rule);
@@ -354,7 +367,10 @@ export function checkHyp(hyp: Hyp): void {
 }
 
 /** Channel widths of SpeedyConvNet's blocks; the seed's `depths` with its scaler 2, and the output width (the seed's 10 unless given). */
-export function blockDepths(baseDepth: number, numClasses = 10): { init: number; block1: number; block2: number; block3: number; numClasses: number } {
+export function blockDepths(
+  baseDepth: number,
+  numClasses = 10,
+): { init: number; block1: number; block2: number; block3: number; numClasses: number } {
   return {
     init: roundHalfEven(baseDepth / 2),
     block1: baseDepth,

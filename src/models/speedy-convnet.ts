@@ -13,7 +13,6 @@ import { GlobalMaxPool, MaxPool2 } from '../layers/pooling.js';
 import { WhiteningConv } from '../layers/whitening.js';
 import { blockDepths, resolveHyp, type Hyp, type HypOverrides } from './hyp.js';
 
-
 /** 'sketch': the seed (cut + noise between groups). 'backprop': the same net trained end to end (no cut, no noise). */
 export type SpeedyConvNetMode = 'sketch' | 'backprop';
 
@@ -65,12 +64,15 @@ const linkPair = (layer: tfl.layers.Layer, x: Symbolic): [Symbolic, Symbolic] =>
 export function speedyConvNet(options: SpeedyConvNetOptions = {}): SpeedyConvNet {
   const hyp = resolveHyp(options.hyp);
   const mode = options.mode ?? 'sketch';
-  if (mode !== 'sketch' && mode !== 'backprop') throw new Error(`speedyConvNet: option 'mode' must be 'sketch' or 'backprop', got '${String(mode)}'`);
+  if (mode !== 'sketch' && mode !== 'backprop')
+    throw new Error(`speedyConvNet: option 'mode' must be 'sketch' or 'backprop', got '${String(mode)}'`);
   const imageSize = options.imageSize ?? 32;
-  if (!(Number.isInteger(imageSize) && imageSize >= 16)) throw new Error(`speedyConvNet: option 'imageSize' must be an integer >= 16, got ${imageSize}`);
+  if (!(Number.isInteger(imageSize) && imageSize >= 16))
+    throw new Error(`speedyConvNet: option 'imageSize' must be an integer >= 16, got ${imageSize}`);
   const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
   const numClasses = options.numClasses ?? 10;
-  if (!(Number.isInteger(numClasses) && numClasses >= 2)) throw new Error(`speedyConvNet: option 'numClasses' must be an integer >= 2, got ${numClasses}`);
+  if (!(Number.isInteger(numClasses) && numClasses >= 2))
+    throw new Error(`speedyConvNet: option 'numClasses' must be an integer >= 2, got ${numClasses}`);
   const depths = blockDepths(hyp.net.baseDepth, numClasses);
   const batchNorm = { momentum: hyp.net.batchNormMomentum, eps: hyp.net.batchNormEps };
   const bn = (name: string) => new BatchNorm({ name, ...batchNorm });
@@ -90,9 +92,10 @@ export function speedyConvNet(options: SpeedyConvNetOptions = {}): SpeedyConvNet
     group('conv_group_2', depths.block2, depths.block3, seed + 20),
     group('conv_group_3', depths.block3, null, seed + 30),
   ];
-  const discreteActions = mode === 'sketch'
-    ? [1, 2, 3].map((i) => new DiscreteAction({ name: `discrete_action_${i}`, noiseStd: hyp.net.noiseStd, seed: seed + 100 + i }))
-    : [];
+  const discreteActions =
+    mode === 'sketch'
+      ? [1, 2, 3].map((i) => new DiscreteAction({ name: `discrete_action_${i}`, noiseStd: hyp.net.noiseStd, seed: seed + 100 + i }))
+      : [];
   const act = (x: Symbolic, i: number) => (mode === 'sketch' ? link(discreteActions[i]!, x) : x);
   const residual = (i: number, a: Symbolic, b: Symbolic) => link(tfl.layers.add({ name: `residual_${i}` }), [a, b]);
 
@@ -102,7 +105,10 @@ export function speedyConvNet(options: SpeedyConvNetOptions = {}): SpeedyConvNet
   const x2 = residual(2, act(x2Raw, 1), statePred2);
   const x3 = residual(3, act(link(groups[2]!, x2), 2), statePred3);
   const pooled = link(new GlobalMaxPool({ name: 'pooling' }), x3);
-  const logits = link(new Linear({ name: 'linear', units: depths.numClasses, temperature: hyp.opt.scalingFactor, seed: seed + 40 }), pooled);
+  const logits = link(
+    new Linear({ name: 'linear', units: depths.numClasses, temperature: hyp.opt.scalingFactor, seed: seed + 40 }),
+    pooled,
+  );
   const model = tfl.model({ inputs: input, outputs: logits, name: `speedy_conv_net_${mode}` });
 
   for (const group of groups) initConvGroupDirac(group);
@@ -131,12 +137,14 @@ export async function fitSpeedyConvNetWhitening(
     const [n, h, w, c] = images.shape;
     if (h !== w) throw new Error(`fitSpeedyConvNetWhitening: compact images must be square, got shape [${images.shape}]`);
     const side = h - 2 * padAmount;
-    if (!(Number.isInteger(padAmount) && padAmount >= 0 && side >= 1)) throw new Error(`fitSpeedyConvNetWhitening: padAmount ${padAmount} does not fit images of ${h}x${w}`);
+    if (!(Number.isInteger(padAmount) && padAmount >= 0 && side >= 1))
+      throw new Error(`fitSpeedyConvNetWhitening: padAmount ${padAmount} does not fit images of ${h}x${w}`);
     return fitWhiteningFrom(net.whitening, [n, side, side, c], (idx) => images.gather(idx, padAmount, side), fit);
   }
-  const unpadded = padAmount > 0
-    ? tf.slice(images, [0, padAmount, padAmount, 0], [-1, images.shape[1] - 2 * padAmount, images.shape[2] - 2 * padAmount, -1])
-    : images;
+  const unpadded =
+    padAmount > 0
+      ? tf.slice(images, [0, padAmount, padAmount, 0], [-1, images.shape[1] - 2 * padAmount, images.shape[2] - 2 * padAmount, -1])
+      : images;
   try {
     return await fitWhitening(net.whitening, unpadded, fit);
   } finally {

@@ -24,7 +24,13 @@ export function scaleShiftGelu(x: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor)
 }
 
 /** Σ g and Σ g · (x - mean) per channel, g = dy · GELU'(x · scale + shift), in one pass over x and dy. @internal */
-export function geluChannelGradSums(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor): { gSum: tf.Tensor; gCentredSum: tf.Tensor } {
+export function geluChannelGradSums(
+  dy: tf.Tensor,
+  x: tf.Tensor,
+  mean: tf.Tensor,
+  scale: tf.Tensor,
+  shift: tf.Tensor,
+): { gSum: tf.Tensor; gCentredSum: tf.Tensor } {
   requireKernels('geluChannelGradSums');
   return tf.tidy(() => {
     const both = tf.engine().runKernel(GELU_CHANNEL_GRAD_SUMS, { x, dy, mean, scale, shift }) as tf.Tensor;
@@ -34,7 +40,14 @@ export function geluChannelGradSums(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor
 }
 
 /** g · scale + x · alpha + beta, g = dy · GELU'(x · scale + shift), coefficients per channel. @internal */
-export function scaleShiftGeluGrad(x: tf.Tensor, dy: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor, alpha: tf.Tensor, beta: tf.Tensor): tf.Tensor {
+export function scaleShiftGeluGrad(
+  x: tf.Tensor,
+  dy: tf.Tensor,
+  scale: tf.Tensor,
+  shift: tf.Tensor,
+  alpha: tf.Tensor,
+  beta: tf.Tensor,
+): tf.Tensor {
   requireKernels('scaleShiftGeluGrad');
   return tf.engine().runKernel(SCALE_SHIFT_GELU_GRAD, { x, dy, scale, shift, alpha, beta }) as tf.Tensor;
 }

@@ -66,7 +66,12 @@ function onePassStd(x: tf.Tensor, keepDims: boolean): tf.Tensor {
     };
   });
   if (!keepDims) return std(x);
-  return tf.tidy(() => tf.reshape(std(x), x.shape.map(() => 1)));
+  return tf.tidy(() =>
+    tf.reshape(
+      std(x),
+      x.shape.map(() => 1),
+    ),
+  );
 }
 
 /**
@@ -89,7 +94,9 @@ export function simulateDiscreteAction(x: tf.Tensor, options: SimulateDiscreteAc
   if (!(x instanceof tf.Tensor)) throw new TypeError(`simulateDiscreteAction: argument 'x' must be a tf.Tensor, got ${typeof x}`);
   if (x.dtype !== 'float32') throw new TypeError(`simulateDiscreteAction: argument 'x' must be float32, got dtype '${x.dtype}'`);
   if (x.size < 2) {
-    throw new Error(`simulateDiscreteAction: argument 'x' needs at least 2 elements for the unbiased std, got shape [${x.shape.join(',')}]`);
+    throw new Error(
+      `simulateDiscreteAction: argument 'x' needs at least 2 elements for the unbiased std, got shape [${x.shape.join(',')}]`,
+    );
   }
   const { noiseStd = 1, detachStd = false, random, seed, noise } = options;
   if (typeof noiseStd !== 'number' || !Number.isFinite(noiseStd) || noiseStd < 0) {
@@ -106,7 +113,7 @@ export function simulateDiscreteAction(x: tf.Tensor, options: SimulateDiscreteAc
     }
   }
   if (noiseStd === 0) return stopGradient(x);
-  const generator = noise != null ? undefined : random ?? (seed != null ? new DeviceRandom(seed) : globalRandom());
+  const generator = noise != null ? undefined : (random ?? (seed != null ? new DeviceRandom(seed) : globalRandom()));
   return tf.tidy(() => {
     const std = detachStd ? stopGradient(unbiasedStd(x)) : unbiasedStd(x);
     const n = noise ?? generator!.normal(x.shape);

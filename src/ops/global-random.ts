@@ -29,13 +29,17 @@ export function globalRandom(): DeviceRandom {
 /** Duck-typed, so a generator from another copy of the library is accepted too. */
 function isDeviceRandom(value: unknown): value is DeviceRandom {
   const r = value as Partial<DeviceRandom> | null;
-  return typeof r === 'object' && r !== null && ['uniform', 'normal', 'randInt', 'permutation'].every((m) => typeof (r as Record<string, unknown>)[m] === 'function');
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    ['uniform', 'normal', 'randInt', 'permutation'].every((m) => typeof (r as Record<string, unknown>)[m] === 'function')
+  );
 }
 
 /** `random`, or the global generator when it is left out; anything else is a TypeError naming `where`. */
 export function randomOrGlobal(where: string, random: unknown): DeviceRandom {
   if (random === undefined || random === null) return globalRandom();
   if (isDeviceRandom(random)) return random;
-  const got = typeof random === 'object' ? (random as object).constructor?.name ?? 'object' : `${typeof random} ${String(random)}`;
+  const got = typeof random === 'object' ? ((random as object).constructor?.name ?? 'object') : `${typeof random} ${String(random)}`;
   throw new TypeError(`${where}: the generator must be a DeviceRandom (or left out to use the global one, see setGlobalSeed), got ${got}`);
 }

@@ -16,7 +16,8 @@ function checkPair(where: string, logits: tf.Tensor, targets: tf.Tensor): void {
  */
 export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor, labelSmoothing = 0.1): tf.Tensor1D {
   checkPair('crossEntropy', logits, targets);
-  if (!(labelSmoothing >= 0 && labelSmoothing <= 1)) throw new Error(`crossEntropy: labelSmoothing must be in [0, 1], got ${labelSmoothing}`);
+  if (!(labelSmoothing >= 0 && labelSmoothing <= 1))
+    throw new Error(`crossEntropy: labelSmoothing must be in [0, 1], got ${labelSmoothing}`);
   return tf.tidy(() => {
     const classes = logits.shape[1]!;
     const smoothed = labelSmoothing > 0 ? tf.add(tf.mul(targets, c(1 - labelSmoothing)), c(labelSmoothing / classes)) : targets;

@@ -47,7 +47,9 @@ export function channelMoments(x: tf.Tensor, overAll = false): { mean: tf.Tensor
  */
 export function channelGradSums(dy: tf.Tensor, x: tf.Tensor, mean: tf.Tensor): { dySum: tf.Tensor; dyCentredSum: tf.Tensor } {
   if (!hasKernel(CHANNEL_GRAD_SUMS)) {
-    throw new Error(`channelGradSums: the '${tf.getBackend()}' backend has no ${CHANNEL_GRAD_SUMS} kernel; check hasChannelGradSumsKernel() first`);
+    throw new Error(
+      `channelGradSums: the '${tf.getBackend()}' backend has no ${CHANNEL_GRAD_SUMS} kernel; check hasChannelGradSumsKernel() first`,
+    );
   }
   return tf.tidy(() => {
     const both = tf.engine().runKernel(CHANNEL_GRAD_SUMS, { x, dy, mean }) as tf.Tensor;

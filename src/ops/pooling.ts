@@ -35,6 +35,7 @@ export function globalMaxPool(x: tf.Tensor4D): tf.Tensor2D {
   if (!(x instanceof tf.Tensor)) throw new TypeError(`globalMaxPool: argument 'x' must be a tf.Tensor, got ${typeof x}`);
   if (x.rank !== 4) throw new Error(`globalMaxPool: argument 'x' must have rank 4 (NHWC), got shape [${x.shape.join(',')}]`);
   if (x.dtype !== 'float32') throw new TypeError(`globalMaxPool: argument 'x' must be float32, got dtype '${x.dtype}'`);
-  if (x.shape[1] * x.shape[2] === 0) throw new Error(`globalMaxPool: argument 'x' has no positions to pool, got shape [${x.shape.join(',')}]`);
+  if (x.shape[1] * x.shape[2] === 0)
+    throw new Error(`globalMaxPool: argument 'x' has no positions to pool, got shape [${x.shape.join(',')}]`);
   return maxOverSpace(x) as tf.Tensor2D;
 }

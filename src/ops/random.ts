@@ -134,6 +134,13 @@ export class DeviceRandom {
 }
 
 /** @internal The host reference of the kernel, for tests. */
-export function drawOnHost(seed: number, counter: number, shape: number[], distribution: RandomDistribution, low = 0, range = 1): Float32Array | Int32Array {
+export function drawOnHost(
+  seed: number,
+  counter: number,
+  shape: number[],
+  distribution: RandomDistribution,
+  low = 0,
+  range = 1,
+): Float32Array | Int32Array {
   return hostDraws({ shape, seed, counter, distribution, low, range });
 }

@@ -88,13 +88,16 @@ export function checkCheckpoint(checkpoint: TrainCheckpoint, target: CheckpointT
   const fail = (what: string): never => {
     throw new Error(`${where}: ${what}`);
   };
-  if (checkpoint == null || typeof checkpoint !== 'object') fail(`expected a checkpoint from Trainer.checkpoint(), got ${String(checkpoint)}`);
-  if (checkpoint.version !== CHECKPOINT_VERSION) fail(`unsupported checkpoint version ${String(checkpoint.version)} (this trainer reads version ${CHECKPOINT_VERSION})`);
+  if (checkpoint == null || typeof checkpoint !== 'object')
+    fail(`expected a checkpoint from Trainer.checkpoint(), got ${String(checkpoint)}`);
+  if (checkpoint.version !== CHECKPOINT_VERSION)
+    fail(`unsupported checkpoint version ${String(checkpoint.version)} (this trainer reads version ${CHECKPOINT_VERSION})`);
   const { tensors } = checkpoint;
   if (tensors == null || typeof tensors !== 'object') fail(`the checkpoint has no tensors, got ${String(tensors)}`);
   checkPosition(checkpoint, target, fail);
   const { weights, buffers, ema, stageTensors } = sortTensors(tensors, target.model, fail);
-  if (!checkpoint.emaActive && Object.keys(ema).length > 0) fail('the checkpoint holds ema/ tensors but says the EMA had not started (emaActive false)');
+  if (!checkpoint.emaActive && Object.keys(ema).length > 0)
+    fail('the checkpoint holds ema/ tensors but says the EMA had not started (emaActive false)');
   const stages = checkStages(checkpoint, stageTensors, target.statefulStages ?? [], fail);
   const { step, scheduleSteps } = checkpoint.sgd;
   return { weights, sgd: { step, scheduleSteps: [...scheduleSteps], buffers }, ema: checkpoint.emaActive ? ema : null, stages };
@@ -112,12 +115,16 @@ function checkPosition(checkpoint: TrainCheckpoint, target: CheckpointTarget, fa
   if (!isCount(epoch) || epoch > epochs) fail(`epoch must be an integer in [0, ${epochs}], got ${String(epoch)}`);
   const stepsThisEpoch = epochSteps[epoch] ?? 0;
   if (!isCount(epochStep) || epochStep > stepsThisEpoch) {
-    fail(`epochStep must be an integer in [0, ${stepsThisEpoch}] for epoch ${epoch} of this schedule (${epochSteps.join(', ')} steps per epoch), got ${String(epochStep)}`);
+    fail(
+      `epochStep must be an integer in [0, ${stepsThisEpoch}] for epoch ${epoch} of this schedule (${epochSteps.join(', ')} steps per epoch), got ${String(epochStep)}`,
+    );
   }
   const expectedStep = epochSteps.slice(0, epoch).reduce((a, b) => a + b, 0) + epochStep;
   if (step !== expectedStep) {
-    fail(`the checkpoint is at step ${String(step)}, but epoch ${epoch} step ${epochStep} is step ${expectedStep} of this trainer's schedule (${epochSteps.join(', ')} steps per epoch): ` +
-      'was it written with another data size, batch size or number of epochs?');
+    fail(
+      `the checkpoint is at step ${String(step)}, but epoch ${epoch} step ${epochStep} is step ${expectedStep} of this trainer's schedule (${epochSteps.join(', ')} steps per epoch): ` +
+        'was it written with another data size, batch size or number of epochs?',
+    );
   }
   const checkState = (state: DeviceRandomState | undefined, what: string) => {
     if (state == null || !Number.isSafeInteger(state.seed) || !isCount(state.counter)) {
@@ -126,15 +133,21 @@ function checkPosition(checkpoint: TrainCheckpoint, target: CheckpointTarget, fa
   };
   checkState(checkpoint.dataRandomAtEpochStart, 'dataRandomAtEpochStart');
   if (!Array.isArray(checkpoint.modelRandom) || checkpoint.modelRandom.length !== target.discreteActions) {
-    fail(`the checkpoint has ${Array.isArray(checkpoint.modelRandom) ? checkpoint.modelRandom.length : 'no'} noise streams, the net has ${target.discreteActions} discrete actions (was it saved in another mode?)`);
+    fail(
+      `the checkpoint has ${Array.isArray(checkpoint.modelRandom) ? checkpoint.modelRandom.length : 'no'} noise streams, the net has ${target.discreteActions} discrete actions (was it saved in another mode?)`,
+    );
   }
   checkpoint.modelRandom.forEach((state, i) => checkState(state, `modelRandom[${i}]`));
   if (!Array.isArray(checkpoint.records) || checkpoint.records.length !== epoch) {
-    fail(`records must hold one entry per finished epoch (${epoch}), got ${Array.isArray(checkpoint.records) ? checkpoint.records.length : String(checkpoint.records)}`);
+    fail(
+      `records must hold one entry per finished epoch (${epoch}), got ${Array.isArray(checkpoint.records) ? checkpoint.records.length : String(checkpoint.records)}`,
+    );
   }
-  if (!(Number.isFinite(checkpoint.totalTimeSeconds) && checkpoint.totalTimeSeconds >= 0)) fail(`totalTimeSeconds must be a number >= 0, got ${String(checkpoint.totalTimeSeconds)}`);
+  if (!(Number.isFinite(checkpoint.totalTimeSeconds) && checkpoint.totalTimeSeconds >= 0))
+    fail(`totalTimeSeconds must be a number >= 0, got ${String(checkpoint.totalTimeSeconds)}`);
   const metrics = checkpoint.epochTrainMetrics;
-  if (metrics != null && (typeof metrics.loss !== 'number' || typeof metrics.acc !== 'number')) fail(`epochTrainMetrics must be null or { loss, acc }, got ${JSON.stringify(metrics)}`);
+  if (metrics != null && (typeof metrics.loss !== 'number' || typeof metrics.acc !== 'number'))
+    fail(`epochTrainMetrics must be null or { loss, acc }, got ${JSON.stringify(metrics)}`);
   const { sgd } = checkpoint;
   if (sgd == null || !isCount(sgd.step) || !Array.isArray(sgd.scheduleSteps) || sgd.scheduleSteps.length !== target.schedules.length) {
     fail(`sgd must be { step, scheduleSteps } with ${target.schedules.length} schedule steps, got ${JSON.stringify(sgd)}`);
@@ -152,26 +165,39 @@ function checkPosition(checkpoint: TrainCheckpoint, target: CheckpointTarget, fa
 
 /** A state for each stateful stage of the trainer and for no other stage. */
 function checkStages(
-  checkpoint: TrainCheckpoint, stageTensors: Map<string, tf.NamedTensorMap>, stateful: readonly string[], fail: Fail,
+  checkpoint: TrainCheckpoint,
+  stageTensors: Map<string, tf.NamedTensorMap>,
+  stateful: readonly string[],
+  fail: Fail,
 ): CheckedCheckpoint['stages'] {
   const json = checkpoint.stages ?? {};
   if (typeof json !== 'object' || Array.isArray(json)) fail(`stages must be an object of stage states, got ${JSON.stringify(json)}`);
   for (const name of new Set([...Object.keys(json), ...stageTensors.keys()])) {
     if (!stateful.includes(name)) {
-      fail(`the checkpoint holds state for the ${name} stage, which keeps none in this trainer (was it written with another ${name} stage?)`);
+      fail(
+        `the checkpoint holds state for the ${name} stage, which keeps none in this trainer (was it written with another ${name} stage?)`,
+      );
     }
   }
   const stages: CheckedCheckpoint['stages'] = {};
   for (const name of stateful) {
-    if (!(name in json)) fail(`the checkpoint holds no state for this trainer's ${name} stage (was it written with another ${name} stage?)`);
+    if (!(name in json))
+      fail(`the checkpoint holds no state for this trainer's ${name} stage (was it written with another ${name} stage?)`);
     stages[name] = { json: json[name], tensors: stageTensors.get(name) ?? {} };
   }
   return stages;
 }
 
 /** Every weight, momentum buffer and EMA entry named, of the model's shapes and dtypes; the stages' tensors by stage. */
-function sortTensors(tensors: tf.NamedTensorMap, model: tfl.LayersModel, fail: Fail): {
-  weights: Map<tfl.LayerVariable, tf.Tensor>; buffers: tf.NamedTensorMap; ema: tf.NamedTensorMap; stageTensors: Map<string, tf.NamedTensorMap>;
+function sortTensors(
+  tensors: tf.NamedTensorMap,
+  model: tfl.LayersModel,
+  fail: Fail,
+): {
+  weights: Map<tfl.LayerVariable, tf.Tensor>;
+  buffers: tf.NamedTensorMap;
+  ema: tf.NamedTensorMap;
+  stageTensors: Map<string, tf.NamedTensorMap>;
 } {
   const byName = new Map(model.weights.map((w) => [w.originalName, w]));
   const trainable = new Set(model.trainableWeights.map((w) => w.name));
@@ -190,10 +216,16 @@ function sortTensors(tensors: tf.NamedTensorMap, model: tfl.LayersModel, fail: F
       stageTensors.get(stage)![entry] = value;
       continue;
     }
-    if (slash < 0 || !['weights', 'momentum', 'ema'].includes(kind)) fail(`tensor '${key}' is not a weights/, momentum/, ema/ or stages/ entry`);
-    const w = byName.get(name) ?? fail(`tensor '${key}' names no weight of this net (was it saved from another architecture or base depth? A layer made without a name is named anew in each model built: give your layers names)`);
+    if (slash < 0 || !['weights', 'momentum', 'ema'].includes(kind))
+      fail(`tensor '${key}' is not a weights/, momentum/, ema/ or stages/ entry`);
+    const w =
+      byName.get(name) ??
+      fail(
+        `tensor '${key}' names no weight of this net (was it saved from another architecture or base depth? A layer made without a name is named anew in each model built: give your layers names)`,
+      );
     if (!(value instanceof tf.Tensor) || value.isDisposed) fail(`'${key}' is not a live tensor`);
-    if (!tf.util.arraysEqual(value.shape, w.shape as number[])) fail(`'${key}' has shape [${value.shape}], this net's weight is [${w.shape}]`);
+    if (!tf.util.arraysEqual(value.shape, w.shape as number[]))
+      fail(`'${key}' has shape [${value.shape}], this net's weight is [${w.shape}]`);
     if (value.dtype !== w.dtype) fail(`'${key}' has dtype ${value.dtype}, this net's weight is ${w.dtype}`);
     if (kind === 'weights') weights.set(w, value);
     if (kind === 'momentum') {

@@ -47,16 +47,24 @@ function panelSvg(panel: CurvePanel, offsetX: number): string {
   const sx = (x: number) => offsetX + MARGIN.left + ((x - x0) / (x1 - x0)) * w;
   const sy = (y: number) => MARGIN.top + h - ((y - y0) / (y1 - y0)) * h;
   const parts: string[] = [];
-  parts.push(`<text x="${offsetX + PANEL_W / 2}" y="18" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(panel.title)}</text>`);
+  parts.push(
+    `<text x="${offsetX + PANEL_W / 2}" y="18" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(panel.title)}</text>`,
+  );
   parts.push(`<rect x="${offsetX + MARGIN.left}" y="${MARGIN.top}" width="${w}" height="${h}" fill="none" stroke="#888"/>`);
   for (const t of niceTicks(y0, y1)) {
-    parts.push(`<line x1="${offsetX + MARGIN.left}" x2="${offsetX + MARGIN.left + w}" y1="${sy(t).toFixed(1)}" y2="${sy(t).toFixed(1)}" stroke="#eee"/>`);
-    parts.push(`<text x="${offsetX + MARGIN.left - 6}" y="${(sy(t) + 4).toFixed(1)}" text-anchor="end" font-size="11">${+t.toFixed(4)}</text>`);
+    parts.push(
+      `<line x1="${offsetX + MARGIN.left}" x2="${offsetX + MARGIN.left + w}" y1="${sy(t).toFixed(1)}" y2="${sy(t).toFixed(1)}" stroke="#eee"/>`,
+    );
+    parts.push(
+      `<text x="${offsetX + MARGIN.left - 6}" y="${(sy(t) + 4).toFixed(1)}" text-anchor="end" font-size="11">${+t.toFixed(4)}</text>`,
+    );
   }
   for (const t of niceTicks(x0, x1)) {
     parts.push(`<text x="${sx(t).toFixed(1)}" y="${MARGIN.top + h + 16}" text-anchor="middle" font-size="11">${+t.toFixed(2)}</text>`);
   }
-  parts.push(`<text x="${offsetX + MARGIN.left + w / 2}" y="${PANEL_H - 6}" text-anchor="middle" font-size="12">${escapeXml(panel.xLabel)}</text>`);
+  parts.push(
+    `<text x="${offsetX + MARGIN.left + w / 2}" y="${PANEL_H - 6}" text-anchor="middle" font-size="12">${escapeXml(panel.xLabel)}</text>`,
+  );
   panel.series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length]!;
     const finite = s.points.filter(([, y]) => Number.isFinite(y));

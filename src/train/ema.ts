@@ -39,12 +39,22 @@ export function isFrozenBySeed(name: string): boolean {
  * `decayBase ** everyN * (step / totalSteps) ** pow` (defaults 0.95, 5, 3), which warms
  * the averaging up over training: fast early, strong at the end.
  */
-export function emaDecayAt(step: number, totalSteps: number, { decayBase = 0.95, everyN = 5, pow = 3 }: { decayBase?: number; everyN?: number; pow?: number } = {}): number {
+export function emaDecayAt(
+  step: number,
+  totalSteps: number,
+  { decayBase = 0.95, everyN = 5, pow = 3 }: { decayBase?: number; everyN?: number; pow?: number } = {},
+): number {
   if (!(Number.isFinite(step) && step >= 0)) throw new Error(`emaDecayAt: step must be a non-negative number, got ${step}`);
-  if (!(Number.isFinite(totalSteps) && totalSteps > 0)) throw new Error(`emaDecayAt: totalSteps must be a positive number, got ${totalSteps}`);
-  for (const [name, v] of [['decayBase', decayBase], ['everyN', everyN], ['pow', pow]] as const) {
+  if (!(Number.isFinite(totalSteps) && totalSteps > 0))
+    throw new Error(`emaDecayAt: totalSteps must be a positive number, got ${totalSteps}`);
+  for (const [name, v] of [
+    ['decayBase', decayBase],
+    ['everyN', everyN],
+    ['pow', pow],
+  ] as const) {
     // A string would be coerced by ** silently.
-    if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw new Error(`emaDecayAt: ${name} must be a non-negative finite number, got ${typeof v === 'string' ? `'${v}'` : String(v)}`);
+    if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0))
+      throw new Error(`emaDecayAt: ${name} must be a non-negative finite number, got ${typeof v === 'string' ? `'${v}'` : String(v)}`);
   }
   if (decayBase > 1) throw new Error(`emaDecayAt: decayBase must be in [0, 1], got ${decayBase}`);
   const projected = decayBase ** everyN;
@@ -88,7 +98,12 @@ export class NetworkEMA {
   constructor(net: WeightedNetwork, args: NetworkEMAArgs = {}) {
     const weights = floatWeights(net, 'NetworkEMA');
     this.exclude = args.excludeFromCopyBack ?? isFrozenBySeed;
-    this.entries = weights.map((w) => ({ name: w.name, key: pairingKey(w), shape: w.shape.map((d) => d ?? -1), excluded: this.exclude(w.name) }));
+    this.entries = weights.map((w) => ({
+      name: w.name,
+      key: pairingKey(w),
+      shape: w.shape.map((d) => d ?? -1),
+      excluded: this.exclude(w.name),
+    }));
     this.values = weights.map((w) => tf.keep(tf.clone(readWeight(w))));
     const schedule = args.decaySchedule;
     if (schedule != null) {
@@ -117,7 +132,10 @@ export class NetworkEMA {
    */
   update(net: WeightedNetwork, decay: number): void {
     this.assertAlive('update');
-    if (!(typeof decay === 'number' && decay >= 0 && decay <= 1)) throw new Error(`NetworkEMA.update: decay must be a number in [0, 1], got ${typeof decay === 'string' ? `'${decay}'` : String(decay)}`);
+    if (!(typeof decay === 'number' && decay >= 0 && decay <= 1))
+      throw new Error(
+        `NetworkEMA.update: decay must be a number in [0, 1], got ${typeof decay === 'string' ? `'${decay}'` : String(decay)}`,
+      );
     this.apply(net, 'update', () => [tf.scalar(decay), tf.scalar(1 - decay)]);
   }
 
@@ -130,7 +148,9 @@ export class NetworkEMA {
     const tables = this.decayTables;
     if (tables == null) throw new Error('NetworkEMA.updateAt: construct the EMA with the decaySchedule option, or call update(net, decay)');
     if (!(Number.isInteger(step) && step >= 0 && step < tables.keep.length)) {
-      throw new Error(`NetworkEMA.updateAt: step must be an integer in [0, ${tables.keep.length - 1}] (the schedule's totalSteps), got ${step}`);
+      throw new Error(
+        `NetworkEMA.updateAt: step must be an integer in [0, ${tables.keep.length - 1}] (the schedule's totalSteps), got ${step}`,
+      );
     }
     this.apply(net, 'updateAt', () => [tables.keep.at(step), tables.take.at(step)]);
   }
@@ -212,13 +232,17 @@ export class NetworkEMA {
   private paired(net: WeightedNetwork, method: string): NamedWeight[] {
     const weights = floatWeights(net, `NetworkEMA.${method}`);
     if (weights.length !== this.entries.length) {
-      throw new Error(`NetworkEMA.${method}: the network has ${weights.length} float weights, the EMA was made from ${this.entries.length} (${this.entries.map((e) => e.name).join(', ')})`);
+      throw new Error(
+        `NetworkEMA.${method}: the network has ${weights.length} float weights, the EMA was made from ${this.entries.length} (${this.entries.map((e) => e.name).join(', ')})`,
+      );
     }
     weights.forEach((w, i) => {
       const e = this.entries[i]!;
       const shape = w.shape.map((d) => d ?? -1);
       if (pairingKey(w) !== e.key || !tf.util.arraysEqual(shape, e.shape)) {
-        throw new Error(`NetworkEMA.${method}: weight ${i} is '${w.name}' [${shape}], the EMA holds '${e.name}' [${e.shape}] there; entries pair by order, so the network must keep the architecture (and weight order) the EMA was made from`);
+        throw new Error(
+          `NetworkEMA.${method}: weight ${i} is '${w.name}' [${shape}], the EMA holds '${e.name}' [${e.shape}] there; entries pair by order, so the network must keep the architecture (and weight order) the EMA was made from`,
+        );
       }
     });
     return weights;
@@ -227,7 +251,9 @@ export class NetworkEMA {
 
 function floatWeights(net: WeightedNetwork, where: string): NamedWeight[] {
   if (net == null || !Array.isArray(net.weights)) {
-    throw new Error(`${where}: expected a network exposing \`weights\` (a tf.LayersModel or Layer), got ${net == null ? String(net) : typeof net}`);
+    throw new Error(
+      `${where}: expected a network exposing \`weights\` (a tf.LayersModel or Layer), got ${net == null ? String(net) : typeof net}`,
+    );
   }
   // Like the seed's dtype check: only float entries are averaged (integer counters are not).
   return net.weights.filter(isFloat);

@@ -18,6 +18,7 @@ export function meanAndVariance(values: readonly number[]): { mean: number; vari
  * a per-example value, `loss / (batchSize * batchScale)` with `batchScale = 512 / batchSize`.
  */
 export function perExampleLoss(loss: number, batchSize: number, batchScale = 512 / batchSize): number {
-  if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new Error(`perExampleLoss: batchSize must be a positive integer, got ${batchSize}`);
+  if (!(Number.isInteger(batchSize) && batchSize > 0))
+    throw new Error(`perExampleLoss: batchSize must be a positive integer, got ${batchSize}`);
   return loss / (batchSize * batchScale);
 }

@@ -69,12 +69,18 @@ export class OneCycle implements LrSchedule {
     }
     if (!(pctStart >= 0 && pctStart <= 1)) throw new Error(`OneCycle: pctStart must be a fraction in [0, 1], got ${pctStart}`);
     if (anneal !== 'linear' && anneal !== 'cos') throw new Error(`OneCycle: anneal must be 'linear' or 'cos', got '${String(anneal)}'`);
-    for (const [name, v] of [['divFactor', divFactor], ['finalDivFactor', finalDivFactor]] as const) {
-      if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new Error(`OneCycle: ${name} must be a positive finite number, got ${String(v)}`);
+    for (const [name, v] of [
+      ['divFactor', divFactor],
+      ['finalDivFactor', finalDivFactor],
+    ] as const) {
+      if (!(typeof v === 'number' && Number.isFinite(v) && v > 0))
+        throw new Error(`OneCycle: ${name} must be a positive finite number, got ${String(v)}`);
     }
     // A divisor so small that maxLr / divFactor / finalDivFactor overflows makes every annealed rate NaN.
     if (!Number.isFinite(maxLr / divFactor) || !Number.isFinite(maxLr / divFactor / finalDivFactor)) {
-      throw new Error(`OneCycle: maxLr ${maxLr} / divFactor ${divFactor} / finalDivFactor ${finalDivFactor} is not finite: the divisors must not vanish`);
+      throw new Error(
+        `OneCycle: maxLr ${maxLr} / divFactor ${divFactor} / finalDivFactor ${finalDivFactor} is not finite: the divisors must not vanish`,
+      );
     }
     this.maxLr = maxLr;
     this.totalSteps = totalSteps;
@@ -95,7 +101,14 @@ export class OneCycle implements LrSchedule {
   static seed(maxLr: number, totalSteps: number): OneCycle {
     const initialDivFactor = 1e16;
     const finalLrRatio = 0.07;
-    return new OneCycle({ maxLr, totalSteps, pctStart: 0.23, anneal: 'linear', divFactor: initialDivFactor, finalDivFactor: 1 / (initialDivFactor * finalLrRatio) });
+    return new OneCycle({
+      maxLr,
+      totalSteps,
+      pctStart: 0.23,
+      anneal: 'linear',
+      divFactor: initialDivFactor,
+      finalDivFactor: 1 / (initialDivFactor * finalLrRatio),
+    });
   }
 
   /** The learning rate at `step` (0-based optimizer step), as torch's `get_lr` computes it. */
@@ -110,7 +123,9 @@ export class OneCycle implements LrSchedule {
       if (step <= phase.endStep || i === this.phases.length - 1) {
         const span = phase.endStep - startStep;
         if (span === 0) {
-          throw new Error(`OneCycle: phase ${i + 1} has zero length (pctStart ${this.pctStart} x totalSteps ${this.totalSteps}); torch divides by zero here`);
+          throw new Error(
+            `OneCycle: phase ${i + 1} has zero length (pctStart ${this.pctStart} x totalSteps ${this.totalSteps}); torch divides by zero here`,
+          );
         }
         const pct = (step - startStep) / span;
         return this.anneal === 'cos' ? annealCos(phase.startLr, phase.endLr, pct) : annealLinear(phase.startLr, phase.endLr, pct);

@@ -1,7 +1,11 @@
 import { epochFraction, stepsInEpoch } from '../data/batches.js';
 
 /** The seed's step bookkeeping, with whole-number epoch counts running their last epoch in full (see docs/seed-differences.md). */
-export function trainSchedule(numExamples: number, batchSize: number, trainEpochs: number): { epochSteps: number[]; totalSteps: number; stepsPerEpoch: number } {
+export function trainSchedule(
+  numExamples: number,
+  batchSize: number,
+  trainEpochs: number,
+): { epochSteps: number[]; totalSteps: number; stepsPerEpoch: number } {
   const epochs = Math.ceil(trainEpochs);
   const epochSteps = Array.from({ length: epochs }, (_, e) => {
     // The seed's last epoch of a whole-number run gets fraction 0 (no steps); it runs in full here.
@@ -10,12 +14,20 @@ export function trainSchedule(numExamples: number, batchSize: number, trainEpoch
   });
   const stepsPerEpoch = Math.floor(numExamples / batchSize);
   if (epochSteps.every((n) => n === 0)) {
-    const why = stepsPerEpoch === 0
-      ? `${numExamples} examples make no full batch of ${batchSize}`
-      : `an epoch is ${stepsPerEpoch} steps of ${batchSize} examples, and ${trainEpochs} of one rounds to 0 steps; train more than ${(0.5 / stepsPerEpoch).toPrecision(3)} epochs`;
+    const why =
+      stepsPerEpoch === 0
+        ? `${numExamples} examples make no full batch of ${batchSize}`
+        : `an epoch is ${stepsPerEpoch} steps of ${batchSize} examples, and ${trainEpochs} of one rounds to 0 steps; train more than ${(0.5 / stepsPerEpoch).toPrecision(3)} epochs`;
     throw new Error(`trainSchedule: ${trainEpochs} epochs of ${numExamples} examples make no training step (${why})`);
   }
   const total = Math.ceil(stepsPerEpoch * trainEpochs);
   // Rounding of a fractional last epoch can add a step beyond the seed's formula; the schedule then stretches to cover it.
-  return { epochSteps, stepsPerEpoch, totalSteps: Math.max(total, epochSteps.reduce((a, b) => a + b, 0)) };
+  return {
+    epochSteps,
+    stepsPerEpoch,
+    totalSteps: Math.max(
+      total,
+      epochSteps.reduce((a, b) => a + b, 0),
+    ),
+  };
 }

@@ -97,7 +97,8 @@ export class SGD {
   private steps = 0;
 
   constructor(groups: readonly SGDGroupArgs[]) {
-    if (!Array.isArray(groups) || groups.length === 0) throw new Error(`SGD expects a non-empty array of parameter groups, got ${String(groups)}`);
+    if (!Array.isArray(groups) || groups.length === 0)
+      throw new Error(`SGD expects a non-empty array of parameter groups, got ${String(groups)}`);
     this.groups = groups.map((g, i) => {
       const name = g.name ?? `group${i}`;
       const { momentum = 0, nesterov = false, weightDecay = 0 } = g;
@@ -112,9 +113,13 @@ export class SGD {
     });
     for (const group of this.groups) {
       for (const weight of group.weights) {
-        if (typeof weight?.name !== 'string') throw new Error(`SGD group '${group.name}': every weight needs a string name, got ${String(weight)}`);
+        if (typeof weight?.name !== 'string')
+          throw new Error(`SGD group '${group.name}': every weight needs a string name, got ${String(weight)}`);
         const other = this.byName.get(weight.name);
-        if (other) throw new Error(`SGD: weight '${weight.name}' appears in groups '${other.group.name}' and '${group.name}'; each weight may be in one group`);
+        if (other)
+          throw new Error(
+            `SGD: weight '${weight.name}' appears in groups '${other.group.name}' and '${group.name}'; each weight may be in one group`,
+          );
         this.byName.set(weight.name, { weight, group });
       }
     }
@@ -141,7 +146,8 @@ export class SGD {
    * The caller keeps ownership of `grads`.
    */
   step(grads: tf.NamedTensorMap): void {
-    if (grads == null || typeof grads !== 'object') throw new Error(`SGD.step expects gradients keyed by weight name, got ${String(grads)}`);
+    if (grads == null || typeof grads !== 'object')
+      throw new Error(`SGD.step expects gradients keyed by weight name, got ${String(grads)}`);
     for (const [name, g] of Object.entries(grads)) {
       const held = this.byName.get(name);
       if (!held || g == null) continue;

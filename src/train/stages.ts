@@ -83,7 +83,7 @@ export const seedBatchesStage: BatchesStage = ({ epoch, steps, train, random, co
   return epochBatches(train, {
     batchSize: context.batchSize,
     random,
-    epochFraction: steps * context.batchSize / train.images.shape[0],
+    epochFraction: (steps * context.batchSize) / train.images.shape[0],
     cropSize: context.imageSize,
     cutmixSize: epoch >= misc.trainEpochs - net.cutmixEpochs ? net.cutmixSize : 0,
   });
@@ -106,14 +106,15 @@ export type OptimizerStage = (context: StageContext) => OptimizerPlan;
 export const seedOptimizerStage: OptimizerStage = ({ model, hyp, totalSteps }) => {
   const { opt } = hyp;
   const { bias, nonBias } = splitBiasGroups(model.trainableWeights);
-  const cycle = (maxLr: number) => new OneCycle({
-    maxLr,
-    totalSteps,
-    pctStart: opt.percentStart,
-    divFactor: opt.initialDivFactor,
-    finalDivFactor: 1 / (opt.initialDivFactor * opt.finalLrRatio),
-    anneal: 'linear',
-  });
+  const cycle = (maxLr: number) =>
+    new OneCycle({
+      maxLr,
+      totalSteps,
+      pctStart: opt.percentStart,
+      divFactor: opt.initialDivFactor,
+      finalDivFactor: 1 / (opt.initialDivFactor * opt.finalLrRatio),
+      anneal: 'linear',
+    });
   const schedules = [cycle(opt.nonBiasLr), cycle(opt.biasLr)];
   const common = { momentum: opt.momentum, nesterov: true };
   const optimizer = new SGD([
@@ -148,7 +149,11 @@ export const seedEmaStage: EmaStage = {
 };
 
 /** The evaluation stage: loss and accuracy of `model` (with whatever weights it holds now) on a labelled split. */
-export type EvaluateStage = (model: tfl.LayersModel, split: AnyLabelledImages, context: StageContext) => Promise<{ loss: number; acc: number }>;
+export type EvaluateStage = (
+  model: tfl.LayersModel,
+  split: AnyLabelledImages,
+  context: StageContext,
+) => Promise<{ loss: number; acc: number }>;
 
 /** The seed's evaluation: flip test-time augmentation, mean label-smoothed cross-entropy and accuracy, in `misc.evalBatchSize` chunks. */
 export const seedEvaluateStage: EvaluateStage = async (model, { images, targets }, { hyp }) => {
@@ -205,9 +210,13 @@ export function resolveStages(stages: TrainStages | undefined): Required<TrainSt
   if (stages != null && typeof stages !== 'object') throw new Error(`Trainer: stages must be an object of stages, got ${String(stages)}`);
   const given = stages ?? {};
   for (const key of Object.keys(given)) {
-    if (!(STAGE_NAMES as readonly string[]).includes(key)) throw new Error(`Trainer: unknown stage '${key}'; expected one of ${STAGE_NAMES.join(', ')}`);
+    if (!(STAGE_NAMES as readonly string[]).includes(key))
+      throw new Error(`Trainer: unknown stage '${key}'; expected one of ${STAGE_NAMES.join(', ')}`);
   }
-  const resolved = { ...SEED_STAGES, ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)) } as Required<TrainStages>;
+  const resolved = {
+    ...SEED_STAGES,
+    ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)),
+  } as Required<TrainStages>;
   for (const name of ['loss', 'batches', 'optimizer', 'evaluate'] as const) {
     if (typeof resolved[name] !== 'function') throw new Error(`Trainer: stages.${name} must be a function, got ${typeof resolved[name]}`);
   }

@@ -33,10 +33,16 @@ export interface TrainableNet {
 /** The model and its hyperparameters, checked, from what the Trainer was given. */
 export function resolveTrainable(net: tfl.LayersModel | TrainableNet): { model: tfl.LayersModel; hyp: Hyp } {
   const isModel = (m: unknown): m is tfl.LayersModel =>
-    m != null && typeof m === 'object' && typeof (m as tfl.LayersModel).apply === 'function' && Array.isArray((m as tfl.LayersModel).trainableWeights) && Array.isArray((m as tfl.LayersModel).inputs);
+    m != null &&
+    typeof m === 'object' &&
+    typeof (m as tfl.LayersModel).apply === 'function' &&
+    Array.isArray((m as tfl.LayersModel).trainableWeights) &&
+    Array.isArray((m as tfl.LayersModel).inputs);
   const given = isModel(net) ? { model: net } : net;
   if (given == null || !isModel(given.model)) {
-    throw new Error(`Trainer: expected a tf.LayersModel or { model, hyp } (such as a SpeedyConvNet), got ${given == null ? String(given) : `an object with keys ${Object.keys(given).join(', ') || '(none)'}`}`);
+    throw new Error(
+      `Trainer: expected a tf.LayersModel or { model, hyp } (such as a SpeedyConvNet), got ${given == null ? String(given) : `an object with keys ${Object.keys(given).join(', ') || '(none)'}`}`,
+    );
   }
   const { model } = given;
   let hyp: Hyp;
@@ -46,29 +52,44 @@ export function resolveTrainable(net: tfl.LayersModel | TrainableNet): { model: 
     throw new Error(`Trainer: net.hyp is invalid: ${(e as Error).message}`);
   }
   const input = model.inputs;
-  if (input.length === 0) throw new Error('Trainer: the model has no input yet; build it first (e.g. give a tf.sequential model\'s first layer an inputShape)');
+  if (input.length === 0)
+    throw new Error("Trainer: the model has no input yet; build it first (e.g. give a tf.sequential model's first layer an inputShape)");
   if (input.length !== 1 || input[0]!.shape.length !== 4) {
-    throw new Error(`Trainer: the model must take one input of NHWC images [N, H, W, C], it takes ${input.map((t) => `[${t.shape.map((d) => d ?? 'null')}]`).join(', ')}`);
+    throw new Error(
+      `Trainer: the model must take one input of NHWC images [N, H, W, C], it takes ${input.map((t) => `[${t.shape.map((d) => d ?? 'null')}]`).join(', ')}`,
+    );
   }
   const output = model.outputs;
   if (output.length !== 1 || output[0]!.shape.length !== 2) {
-    throw new Error(`Trainer: the model must have one output of logits [N, classes], it has ${output.map((t) => `[${t.shape.map((d) => d ?? 'null')}]`).join(', ')}`);
+    throw new Error(
+      `Trainer: the model must have one output of logits [N, classes], it has ${output.map((t) => `[${t.shape.map((d) => d ?? 'null')}]`).join(', ')}`,
+    );
   }
   return { model, hyp };
 }
 
 /** Checks the data against the model and hyp; returns the side of the model's input images (the crop size). */
 export function checkTrainData(model: tfl.LayersModel, data: TrainData<AnyLabelledImages>, hyp: Hyp): number {
-  const isSplit = (s: AnyLabelledImages | undefined) => (s?.images instanceof tf.Tensor || (isCompactImages(s?.images) && !s.images.isDisposed)) && s.images.rank === 4 && s.targets instanceof tf.Tensor && s.targets.rank === 2;
+  const isSplit = (s: AnyLabelledImages | undefined) =>
+    (s?.images instanceof tf.Tensor || (isCompactImages(s?.images) && !s.images.isDisposed)) &&
+    s.images.rank === 4 &&
+    s.targets instanceof tf.Tensor &&
+    s.targets.rank === 2;
   if (data == null || !isSplit(data.train) || !isSplit(data.eval)) {
-    throw new Error('Trainer: data must be { train: { images, targets }, eval: { images, targets } }: NHWC image tensors (or CompactImages) and [N, classes] target tensors');
+    throw new Error(
+      'Trainer: data must be { train: { images, targets }, eval: { images, targets } }: NHWC image tensors (or CompactImages) and [N, classes] target tensors',
+    );
   }
-  const gone = (['train', 'eval'] as const).flatMap((split) => (['images', 'targets'] as const).filter((k) => data[split][k].isDisposed).map((k) => `data.${split}.${k}`));
+  const gone = (['train', 'eval'] as const).flatMap((split) =>
+    (['images', 'targets'] as const).filter((k) => data[split][k].isDisposed).map((k) => `data.${split}.${k}`),
+  );
   if (gone.length > 0) throw new Error(`Trainer: ${gone.join(', ')} ${gone.length === 1 ? 'has' : 'have'} been disposed`);
   for (const split of ['train', 'eval'] as const) {
     const { images, targets } = data[split];
     if (images.shape[0] !== targets.shape[0]) {
-      throw new Error(`Trainer: data.${split} has ${images.shape[0]} images but ${targets.shape[0]} targets ([${images.shape}] and [${targets.shape}]); each image needs one target row`);
+      throw new Error(
+        `Trainer: data.${split} has ${images.shape[0]} images but ${targets.shape[0]} targets ([${images.shape}] and [${targets.shape}]); each image needs one target row`,
+      );
     }
   }
   const { padAmount } = hyp.net;
@@ -79,18 +100,26 @@ export function checkTrainData(model: tfl.LayersModel, data: TrainData<AnyLabell
   const imageSize = height ?? trainSide - 2 * padAmount;
   const expectedSide = imageSize + 2 * padAmount;
   if (trainSide !== expectedSide || data.train.images.shape[2] !== expectedSide || (width != null && width !== height)) {
-    throw new Error(`Trainer: training images must be square and reflect-padded by hyp.net.padAmount=${padAmount} (${expectedSide}x${expectedSide} for the model's ${height ?? 'any'}x${width ?? 'any'} input), got shape [${data.train.images.shape}]`);
+    throw new Error(
+      `Trainer: training images must be square and reflect-padded by hyp.net.padAmount=${padAmount} (${expectedSide}x${expectedSide} for the model's ${height ?? 'any'}x${width ?? 'any'} input), got shape [${data.train.images.shape}]`,
+    );
   }
   const [, evalHeight, evalWidth, evalChannels] = data.eval.images.shape;
   if (evalHeight !== imageSize || evalWidth !== imageSize) {
     throw new Error(`Trainer: eval images must be ${imageSize}x${imageSize} (unpadded), got shape [${data.eval.images.shape}]`);
   }
   if (channels != null && (data.train.images.shape[3] !== channels || evalChannels !== channels)) {
-    throw new Error(`Trainer: the model takes ${channels}-channel images, the data has ${data.train.images.shape[3]} (train) and ${evalChannels} (eval)`);
+    throw new Error(
+      `Trainer: the model takes ${channels}-channel images, the data has ${data.train.images.shape[3]} (train) and ${evalChannels} (eval)`,
+    );
   }
   const classes = model.outputs[0]!.shape[1];
-  for (const [split, { targets }] of [['train', data.train], ['eval', data.eval]] as const) {
-    if (classes != null && targets.shape[1] !== classes) throw new Error(`Trainer: the model outputs ${classes} classes, the ${split} targets have ${targets.shape[1]} ([${targets.shape}])`);
+  for (const [split, { targets }] of [
+    ['train', data.train],
+    ['eval', data.eval],
+  ] as const) {
+    if (classes != null && targets.shape[1] !== classes)
+      throw new Error(`Trainer: the model outputs ${classes} classes, the ${split} targets have ${targets.shape[1]} ([${targets.shape}])`);
   }
   return imageSize;
 }

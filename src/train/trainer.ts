@@ -44,7 +44,10 @@ export interface TrainOptions {
 }
 
 export class NonFiniteLossError extends Error {
-  constructor(readonly step: number, readonly value: number) {
+  constructor(
+    readonly step: number,
+    readonly value: number,
+  ) {
     super(`training loss became ${value} at step ${step} (the loss is read every few steps; it was finite when last read before that)`);
     this.name = 'NonFiniteLossError';
   }
@@ -121,16 +124,22 @@ export class Trainer {
     this.imageSize = checkTrainData(this.model, data, this.hyp);
     this.microBatchSize = options.microBatchSize ?? this.batchSize;
     if (!(Number.isInteger(this.microBatchSize) && this.microBatchSize > 0 && this.batchSize % this.microBatchSize === 0)) {
-      throw new Error(`Trainer: microBatchSize must be a positive divisor of the batch size ${this.batchSize}, got ${options.microBatchSize}`);
+      throw new Error(
+        `Trainer: microBatchSize must be a positive divisor of the batch size ${this.batchSize}, got ${options.microBatchSize}`,
+      );
     }
     const logEvery = options.logEvery ?? 10;
     if (!(typeof logEvery === 'number' && Number.isInteger(logEvery) && logEvery > 0)) {
-      throw new Error(`Trainer: logEvery must be a positive integer (steps between loss reads), got ${typeof logEvery === 'string' ? `'${logEvery}'` : String(logEvery)}`);
+      throw new Error(
+        `Trainer: logEvery must be a positive integer (steps between loss reads), got ${typeof logEvery === 'string' ? `'${logEvery}'` : String(logEvery)}`,
+      );
     }
     // Checked here: a patch larger than the crop fails inside an epoch's batches, after their tensors exist.
     if (this.hyp.net.cutmixSize > largestSeedSquare(this.imageSize)) {
-      throw new Error(`Trainer: hyp.net.cutmixSize ${this.hyp.net.cutmixSize} does not fit the ${this.imageSize}x${this.imageSize} training crops; ` +
-        `it must be at most ${largestSeedSquare(this.imageSize)} (the seed's square masks need a spare row for an even side; 0 turns cutmix off)`);
+      throw new Error(
+        `Trainer: hyp.net.cutmixSize ${this.hyp.net.cutmixSize} does not fit the ${this.imageSize}x${this.imageSize} training crops; ` +
+          `it must be at most ${largestSeedSquare(this.imageSize)} (the seed's square masks need a spare row for an even side; 0 turns cutmix off)`,
+      );
     }
     this.options = {
       seed: options.seed ?? 0,
@@ -143,19 +152,28 @@ export class Trainer {
     try {
       schedule = trainSchedule(data.train.images.shape[0], this.batchSize, misc.trainEpochs);
     } catch (e) {
-      throw new Error(`Trainer: hyp.misc.trainEpochs ${misc.trainEpochs} gives no step to train: ${(e as Error).message.replace(/^trainSchedule: /, '')}`);
+      throw new Error(
+        `Trainer: hyp.misc.trainEpochs ${misc.trainEpochs} gives no step to train: ${(e as Error).message.replace(/^trainSchedule: /, '')}`,
+      );
     }
     this.epochSteps = schedule.epochSteps;
     this.totalSteps = schedule.totalSteps;
     this.stages = resolveStages(options.stages);
     this.context = Object.freeze({
-      model: this.model, hyp: this.hyp, batchSize: this.batchSize, totalSteps: this.totalSteps, epochSteps: this.epochSteps, imageSize: this.imageSize,
+      model: this.model,
+      hyp: this.hyp,
+      batchSize: this.batchSize,
+      totalSteps: this.totalSteps,
+      epochSteps: this.epochSteps,
+      imageSize: this.imageSize,
     });
     this.emaStartEpoch = this.stages.ema.startEpoch(this.context);
 
     const plan = this.stages.optimizer(this.context);
     if (plan == null || typeof plan.optimizer?.step !== 'function' || !Array.isArray(plan.schedules) || plan.schedules.length === 0) {
-      throw new Error('Trainer: stages.optimizer must return { optimizer, schedules } with an SGD and one learning-rate schedule per group');
+      throw new Error(
+        'Trainer: stages.optimizer must return { optimizer, schedules } with an SGD and one learning-rate schedule per group',
+      );
     }
     ({ optimizer: this.optimizer, schedules: this.schedules } = plan);
     this.trainable = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
@@ -184,10 +202,15 @@ export class Trainer {
   /** Trains to the end of the schedule (or until stopped), evaluating after each epoch. */
   async run(): Promise<TrainResult> {
     if (this.disposed) throw new Error('Trainer.run: this trainer has been disposed; make a new Trainer');
-    if (this.running) throw new Error('Trainer.run: this trainer is already running; await the run in progress (a Trainer trains one run at a time)');
+    if (this.running)
+      throw new Error('Trainer.run: this trainer is already running; await the run in progress (a Trainer trains one run at a time)');
     const gone = (['train', 'eval'] as const).flatMap((split) =>
-      (['images', 'targets'] as const).filter((k) => this.data[split][k].isDisposed).map((k) => `data.${split}.${k}`));
-    if (gone.length > 0) throw new Error(`Trainer.run: ${gone.join(', ')} ${gone.length === 1 ? 'has' : 'have'} been disposed; keep the data alive until the run ends`);
+      (['images', 'targets'] as const).filter((k) => this.data[split][k].isDisposed).map((k) => `data.${split}.${k}`),
+    );
+    if (gone.length > 0)
+      throw new Error(
+        `Trainer.run: ${gone.join(', ')} ${gone.length === 1 ? 'has' : 'have'} been disposed; keep the data alive until the run ends`,
+      );
     this.running = true;
     try {
       return await this.runEpochs();
@@ -239,7 +262,9 @@ export class Trainer {
     }
     if (this.stopRequested && this.epochStep < steps) return { stop: 'stopped' };
     if (this.epochStep < steps) {
-      throw new Error(`Trainer: stages.batches gave ${this.epochStep} batches for epoch ${this.epoch}, which needs ${steps} (hyp.opt.batchSize ${this.batchSize})`);
+      throw new Error(
+        `Trainer: stages.batches gave ${this.epochStep} batches for epoch ${this.epoch}, which needs ${steps} (hyp.opt.batchSize ${this.batchSize})`,
+      );
     }
     // Let queued device work finish before stopping the clock (the seed synchronises CUDA events).
     const sync = tf.tidy(() => tf.sum(this.trainable[0]!));
@@ -256,8 +281,15 @@ export class Trainer {
     if (this.epochStep === 0) this.dataRandomAtEpochStart = this.random.getState();
     else this.random.setState(this.dataRandomAtEpochStart);
     const batches = this.stages.batches({ epoch: this.epoch, steps, train: this.data.train, random: this.random, context: this.context });
-    if (batches == null || typeof batches.next !== 'function') throw new Error(`Trainer: stages.batches must return an iterator of batches, got ${String(batches)}`);
-    return { next: () => batches.next(), return: (v?: unknown) => batches.return?.(v) ?? { done: true, value: v }, [Symbol.iterator]() { return this; } };
+    if (batches == null || typeof batches.next !== 'function')
+      throw new Error(`Trainer: stages.batches must return an iterator of batches, got ${String(batches)}`);
+    return {
+      next: () => batches.next(),
+      return: (v?: unknown) => batches.return?.(v) ?? { done: true, value: v },
+      [Symbol.iterator]() {
+        return this;
+      },
+    };
   }
 
   /** One optimiser step, the EMA's turn, and the loss read back when it is due. */
@@ -273,7 +305,13 @@ export class Trainer {
     clock.seen += this.batchSize;
     this.advanceEma();
     const info: StepInfo = {
-      epoch: this.epoch, step: this.step, epochStep: this.epochStep, epochSteps: steps, totalSteps: this.totalSteps, lr, imagesPerSec: Number.NaN,
+      epoch: this.epoch,
+      step: this.step,
+      epochStep: this.epochStep,
+      epochSteps: steps,
+      totalSteps: this.totalSteps,
+      lr,
+      imagesPerSec: Number.NaN,
     };
     if (metrics) {
       const [lossValue, accValue] = await Promise.all([metrics.loss.data(), metrics.acc.data()]);
@@ -427,7 +465,10 @@ export class Trainer {
    */
   restore(checkpoint: TrainCheckpoint): void {
     const checked = checkCheckpoint(checkpoint, {
-      model: this.model, epochSteps: this.epochSteps, schedules: this.schedules, discreteActions: this.discreteActions.length,
+      model: this.model,
+      epochSteps: this.epochSteps,
+      schedules: this.schedules,
+      discreteActions: this.discreteActions.length,
       statefulStages: STAGE_NAMES.filter((name) => stageCheckpoint(this.stages[name]) != null),
     });
     // The EMA is built and loaded aside (NetworkEMA.load checks every entry), and swapped in only at the end.

@@ -2,7 +2,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { deviceScalar } from '../ops/constants.js';
 
 interface EngineGradients {
-  gradients(f: () => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor, allowNoGradients: boolean): { value: tf.Tensor; grads: Array<tf.Tensor | null> };
+  gradients(
+    f: () => tf.Tensor,
+    xs: tf.Tensor[],
+    dy: tf.Tensor,
+    allowNoGradients: boolean,
+  ): { value: tf.Tensor; grads: Array<tf.Tensor | null> };
 }
 
 /**
@@ -24,7 +29,9 @@ export function variableGrads(f: () => tf.Scalar, varList: tf.Variable[]): { val
   const checkedLoss = () => {
     const y = f();
     if (!(y instanceof tf.Tensor) || y.rank !== 0) {
-      throw new Error(`variableGrads: f must return a scalar tensor, got ${y instanceof tf.Tensor ? `shape [${y.shape.join(',')}]` : typeof y}`);
+      throw new Error(
+        `variableGrads: f must return a scalar tensor, got ${y instanceof tf.Tensor ? `shape [${y.shape.join(',')}]` : typeof y}`,
+      );
     }
     return y;
   };

@@ -27,13 +27,22 @@ function reflectPadHost(x: number[][][][], a: number): number[][][][] {
 
 /** Bounding box and count of true cells of one [H, W, 1] boolean mask. */
 function squareOf(mask: number[][][]): { top: number; left: number; rows: number; cols: number; count: number } {
-  let top = Infinity, left = Infinity, bottom = -1, right = -1, count = 0;
-  mask.forEach((row, y) => row.forEach((v, x) => {
-    if (v[0]) {
-      count++;
-      top = Math.min(top, y); left = Math.min(left, x); bottom = Math.max(bottom, y); right = Math.max(right, x);
-    }
-  }));
+  let top = Infinity,
+    left = Infinity,
+    bottom = -1,
+    right = -1,
+    count = 0;
+  mask.forEach((row, y) =>
+    row.forEach((v, x) => {
+      if (v[0]) {
+        count++;
+        top = Math.min(top, y);
+        left = Math.min(left, x);
+        bottom = Math.max(bottom, y);
+        right = Math.max(right, x);
+      }
+    }),
+  );
   return { top, left, rows: bottom - top + 1, cols: right - left + 1, count };
 }
 
@@ -90,9 +99,11 @@ describeEachBackend('augmentations', (backend) => {
       const y0 = Math.floor(first / (w * c)) % h;
       const x0 = Math.floor(first / c) % w;
       expect(Math.floor(first / (h * w * c)), 'crop comes from its own image').toBe(n);
-      for (let i = 0; i < 8; i++) for (let j = 0; j < 8; j++) for (let k = 0; k < c; k++) {
-        expect(data[((n * 8 + i) * 8 + j) * c + k]).toBe(((n * h + y0 + i) * w + x0 + j) * c + k);
-      }
+      for (let i = 0; i < 8; i++)
+        for (let j = 0; j < 8; j++)
+          for (let k = 0; k < c; k++) {
+            expect(data[((n * 8 + i) * 8 + j) * c + k]).toBe(((n * h + y0 + i) * w + x0 + j) * c + k);
+          }
       offsets.set(`${y0},${x0}`, (offsets.get(`${y0},${x0}`) ?? 0) + 1);
     }
     // 12 - 2 * 4 = 4 start values per axis: offsets 0..3 (the seed never uses 4 for an even crop).
@@ -111,8 +122,13 @@ describeEachBackend('augmentations', (backend) => {
     // in float32, so a pixel taken from the wrong place shows. tfjs-backend-webgpu 4.22's Gather reads indices
     // as float32, which misplaced pixels of every image past the 12,945th when the crop indexed the set flat.
     const n = 13_500;
-    const images = tf.tidy(() => tf.add(tf.reshape(tf.mul(tf.mod(tf.range(0, n, 1, 'float32'), 1000), 1296), [n, 1, 1, 1]),
-      tf.reshape(tf.range(0, 36 * 36, 1, 'float32'), [1, 36, 36, 1])) as tf.Tensor4D);
+    const images = tf.tidy(
+      () =>
+        tf.add(
+          tf.reshape(tf.mul(tf.mod(tf.range(0, n, 1, 'float32'), 1000), 1296), [n, 1, 1, 1]),
+          tf.reshape(tf.range(0, 36 * 36, 1, 'float32'), [1, 36, 36, 1]),
+        ) as tf.Tensor4D,
+    );
     const before = liveTensors();
     const crops = batchCrop(images, 32, new DeviceRandom(3));
     const tail = tf.slice(crops, [n - 40, 0, 0, 0], [40, 32, 32, 1]);
@@ -185,10 +201,11 @@ describeEachBackend('augmentations', (backend) => {
           const sq = squareOf(changed);
           expect(sq).toMatchObject({ rows: size, cols: size, count: size * size });
           expect(sq.top + size).toBeLessThanOrEqual(h - (size % 2 ? 0 : 1));
-          for (let yy = 0; yy < h; yy++) for (let xx = 0; xx < w; xx++) {
-            const inside = changed[yy]![xx]![0] === 1;
-            expect(imgs[i]![yy]![xx]![0]).toBe(inside ? xs[p]![yy]![xx]![0] : xs[i]![yy]![xx]![0]);
-          }
+          for (let yy = 0; yy < h; yy++)
+            for (let xx = 0; xx < w; xx++) {
+              const inside = changed[yy]![xx]![0] === 1;
+              expect(imgs[i]![yy]![xx]![0]).toBe(inside ? xs[p]![yy]![xx]![0] : xs[i]![yy]![xx]![0]);
+            }
         } else {
           expect(row[i]).toBeCloseTo(1, 7);
           expect(imgs[i]).toEqual(xs[i]);
@@ -215,12 +232,13 @@ describeEachBackend('augmentations', (backend) => {
   it('is seedable and reads nothing back (all on the backend)', async () => {
     const x = codedImages([16, 12, 12, 3]);
     const t = tf.tidy(() => tf.cast(tf.oneHot(tf.range(0, 16, 1, 'int32'), 10), 'float32'));
-    const pipeline = (rng: DeviceRandom) => tf.tidy(() => {
-      const cropped = batchCrop(x, 8, rng);
-      const flipped = batchFlipLR(cropped, rng);
-      const mixed = batchCutmix(flipped, t, 3, rng);
-      return [mixed.images, mixed.targets];
-    });
+    const pipeline = (rng: DeviceRandom) =>
+      tf.tidy(() => {
+        const cropped = batchCrop(x, 8, rng);
+        const flipped = batchFlipLR(cropped, rng);
+        const mixed = batchCutmix(flipped, t, 3, rng);
+        return [mixed.images, mixed.targets];
+      });
     const counter = new KernelCounter().start();
     let outA: tf.Tensor[] = [];
     const counts = await counter.measure(() => {
@@ -249,7 +267,9 @@ describeEachBackend('augmentations', (backend) => {
 describeEachBackend('augmentations without a generator', () => {
   it('draw from the global generator, which setGlobalSeed makes reproducible; anything else is a clear TypeError', async () => {
     // The public entry, as a JavaScript user would call it.
-    const { batchCrop, batchCutmix, batchFlipLR, epochBatches, randomSquareMasks, setGlobalSeed, simulateDiscreteAction } = await import('../../src/index.js');
+    const { batchCrop, batchCutmix, batchFlipLR, epochBatches, randomSquareMasks, setGlobalSeed, simulateDiscreteAction } = await import(
+      '../../src/index.js'
+    );
     const before = liveTensors();
     const padded = codedImages([16, 36, 36, 3]);
     const targets = tf.tidy(() => tf.cast(tf.oneHot(tf.range(0, 16, 1, 'int32'), 16), 'float32'));
@@ -260,7 +280,9 @@ describeEachBackend('augmentations without a generator', () => {
       const mixed = batchCutmix(crop, targets, 8);
       const noisy = simulateDiscreteAction(crop);
       const batches = [...epochBatches({ images: padded as tf.Tensor4D, targets: targets as tf.Tensor2D }, { batchSize: 8 })];
-      const values = await Promise.all([crop, flip, masks, mixed.images, mixed.targets, noisy, ...batches.flatMap((b) => [b.inputs, b.targets])].map((t) => t.data()));
+      const values = await Promise.all(
+        [crop, flip, masks, mixed.images, mixed.targets, noisy, ...batches.flatMap((b) => [b.inputs, b.targets])].map((t) => t.data()),
+      );
       tf.dispose([crop, flip, masks, mixed.images, mixed.targets, noisy, ...batches.flatMap((b) => [b.inputs, b.targets])]);
       return values.map((v) => Array.from(v as Float32Array));
     };
@@ -275,11 +297,17 @@ describeEachBackend('augmentations without a generator', () => {
     setGlobalSeed(124);
     expect(await drawAll()).not.toEqual(first);
 
-    expect(() => batchCrop(padded, 32, 42 as never)).toThrow(new TypeError(
-      'batchCrop: the generator must be a DeviceRandom (or left out to use the global one, see setGlobalSeed), got number 42'));
+    expect(() => batchCrop(padded, 32, 42 as never)).toThrow(
+      new TypeError(
+        'batchCrop: the generator must be a DeviceRandom (or left out to use the global one, see setGlobalSeed), got number 42',
+      ),
+    );
     expect(() => batchFlipLR(padded, 0.3 as never)).toThrow('batchFlipLR: the generator must be a DeviceRandom');
-    expect(() => epochBatches({ images: padded as tf.Tensor4D, targets: targets as tf.Tensor2D }, { batchSize: 8, random: {} as never })).toThrow(
-      'epochBatches (args.random): the generator must be a DeviceRandom (or left out to use the global one, see setGlobalSeed), got Object');
+    expect(() =>
+      epochBatches({ images: padded as tf.Tensor4D, targets: targets as tf.Tensor2D }, { batchSize: 8, random: {} as never }),
+    ).toThrow(
+      'epochBatches (args.random): the generator must be a DeviceRandom (or left out to use the global one, see setGlobalSeed), got Object',
+    );
     expect(() => setGlobalSeed(1.5)).toThrow('setGlobalSeed: seed must be a safe integer, got 1.5');
     tf.dispose([padded, targets]);
     expect(liveTensors()).toBe(before);

@@ -31,7 +31,10 @@ function convAndGrads(c: ConvCase, data: { x: Float32Array; w: Float32Array; g: 
     const w = tf.tensor4d(data.w, [c.k[0], c.k[1], c.x[3], c.cout]);
     const y = tf.conv2d(x, w, 1, c.pad);
     const g = tf.tensor(data.g, y.shape);
-    const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, c.pad), g)))([x, w]);
+    const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, c.pad), g)))([
+      x,
+      w,
+    ]);
     return [y, dx!, dw!];
   });
 }
@@ -40,7 +43,9 @@ async function reference(c: ConvCase): Promise<{ data: { x: Float32Array; w: Flo
   await useBackend('cpu');
   const x = seeded(c.x, 1);
   const w = seeded([c.k[0], c.k[1], c.x[3], c.cout], 2);
-  const yShape = tf.tidy(() => tf.conv2d(tf.zeros(c.x) as tf.Tensor4D, tf.zeros([c.k[0], c.k[1], c.x[3], c.cout]) as tf.Tensor4D, 1, c.pad).shape);
+  const yShape = tf.tidy(
+    () => tf.conv2d(tf.zeros(c.x) as tf.Tensor4D, tf.zeros([c.k[0], c.k[1], c.x[3], c.cout]) as tf.Tensor4D, 1, c.pad).shape,
+  );
   const g = seeded(yShape, 3);
   const outs = convAndGrads(c, { x, w, g });
   const expected = await Promise.all(outs.map(async (t) => (await t.data()) as Float32Array));
@@ -69,12 +74,15 @@ describeEachBackendAndWebGPUKernelSet('conv2d forward and gradients match the cp
 describe('wasm training kernels', () => {
   it('cover strided convolutions (filter gradient via dilation, input gradient via fallback)', async () => {
     const c = { x: [2, 9, 9, 3] as [number, number, number, number], k: [3, 3] as [number, number], cout: 4 };
-    const run = () => tf.tidy(() => {
-      const x = tf.tensor4d(seeded(c.x, 4), c.x);
-      const w = tf.tensor4d(seeded([3, 3, 3, 4], 5), [3, 3, 3, 4]);
-      const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same')));
-      return tf.grads(f)([x, w]).map((t) => t.dataSync() as Float32Array);
-    });
+    const run = () =>
+      tf.tidy(() => {
+        const x = tf.tensor4d(seeded(c.x, 4), c.x);
+        const w = tf.tensor4d(seeded([3, 3, 3, 4], 5), [3, 3, 3, 4]);
+        const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same')));
+        return tf
+          .grads(f)([x, w])
+          .map((t) => t.dataSync() as Float32Array);
+      });
     await useBackend('cpu');
     const expected = run();
     await useBackend('wasm');
@@ -91,15 +99,16 @@ describe('wasm training kernels', () => {
       [[2, 5, 5, 2], 3, 1, 'same'],
     ] as const) {
       const x = seeded([...shape], 8);
-      const run = () => tf.tidy(() => {
-        const input = tf.tensor4d(x, [...shape] as [number, number, number, number]);
-        const f = (a: tf.Tensor) => {
-          const pooled = tf.maxPool(a as tf.Tensor4D, size, stride, pad);
-          // Distinct weights per output position and channel, so a misrouted gradient shows.
-          return tf.sum(tf.mul(pooled, tf.reshape(tf.range(1, 1 + pooled.size), pooled.shape)));
-        };
-        return tf.grad(f)(input).dataSync() as Float32Array;
-      });
+      const run = () =>
+        tf.tidy(() => {
+          const input = tf.tensor4d(x, [...shape] as [number, number, number, number]);
+          const f = (a: tf.Tensor) => {
+            const pooled = tf.maxPool(a as tf.Tensor4D, size, stride, pad);
+            // Distinct weights per output position and channel, so a misrouted gradient shows.
+            return tf.sum(tf.mul(pooled, tf.reshape(tf.range(1, 1 + pooled.size), pooled.shape)));
+          };
+          return tf.grad(f)(input).dataSync() as Float32Array;
+        });
       await useBackend('cpu');
       const expected = run();
       await useBackend('wasm');

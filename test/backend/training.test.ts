@@ -11,12 +11,13 @@ function tinyConvNet(seed: number) {
   const head = tf.variable(tf.randomNormal([8, 4], 0, 0.3, 'float32', seed + 2), true, `tiny${seed}/head`);
   const x = tf.randomNormal([8, 8, 8, 3], 0, 1, 'float32', seed + 3) as tf.Tensor4D;
   const labels = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 0, 1, 2, 3], 'int32'), 4);
-  const loss = () => tf.tidy(() => {
-    const h1 = tf.relu(tf.conv2d(x, w1 as tf.Tensor4D, 1, 'same'));
-    const h2 = tf.relu(tf.conv2d(tf.maxPool(h1, 2, 2, 'valid'), w2 as tf.Tensor4D, 1, 'same'));
-    const logits = tf.matMul(tf.max(h2, [1, 2]), head);
-    return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
-  });
+  const loss = () =>
+    tf.tidy(() => {
+      const h1 = tf.relu(tf.conv2d(x, w1 as tf.Tensor4D, 1, 'same'));
+      const h2 = tf.relu(tf.conv2d(tf.maxPool(h1, 2, 2, 'valid'), w2 as tf.Tensor4D, 1, 'same'));
+      const logits = tf.matMul(tf.max(h2, [1, 2]), head);
+      return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
+    });
   const vars = [w1, w2, head];
   return { loss, vars, dispose: () => tf.dispose([...vars, x, labels]) };
 }

@@ -9,14 +9,15 @@ import { maxRelativeError } from '../helpers/assert.js';
 // Not through describeEachBackend: this file starts the threaded wasm build itself.
 describe('enableNodeWasmThreads (bench --wasm-threads)', () => {
   /** Runs the child script (its flags in `args`) and returns its exit code and output. */
-  const runChild = (args: string[]) => new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const script = fileURLToPath(new URL('../fixtures/backend/wasm-threads-exit.ts', import.meta.url));
-    // Before the fix, the pool's workers held the event loop open and the child ran into this timeout.
-    const child = execFile(process.execPath, ['--import', 'tsx', script, ...args], { timeout: 45_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr });
+  const runChild = (args: string[]) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const script = fileURLToPath(new URL('../fixtures/backend/wasm-threads-exit.ts', import.meta.url));
+      // Before the fix, the pool's workers held the event loop open and the child ran into this timeout.
+      const child = execFile(process.execPath, ['--import', 'tsx', script, ...args], { timeout: 45_000 }, (error, stdout, stderr) => {
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr });
+      });
+      child.stdin?.end();
     });
-    child.stdin?.end();
-  });
 
   it('lets a Node process that used the threads exit by itself when its work is done', async () => {
     const result = await runChild(['2']);
@@ -33,15 +34,23 @@ describe('enableNodeWasmThreads (bench --wasm-threads)', () => {
     expect(JSON.parse(result.stdout)).toEqual({ threads: defaultWasmThreads(), centre: 36 });
   }, 60_000);
 
-  it('defaultWasmThreads: one per logical core, capped at tfjs\'s 4; the single-threaded build on one core', () => {
+  it("defaultWasmThreads: one per logical core, capped at tfjs's 4; the single-threaded build on one core", () => {
     expect([1, 2, 3, 4, 16, 128].map((cores) => defaultWasmThreads(cores))).toEqual([1, 2, 3, 4, 4, 4]);
   });
 
   it('runs tfjs-backend-wasm with 2 XNNPACK threads under Node, with the results of the cpu backend', async () => {
     const conv = async () => {
-      const x = tf.tensor4d(Array.from({ length: 4 * 9 * 9 * 6 }, (_, i) => Math.sin(i * 0.37)), [4, 9, 9, 6]);
-      const w = tf.tensor4d(Array.from({ length: 3 * 3 * 6 * 8 }, (_, i) => Math.cos(i * 0.11) * 0.3), [3, 3, 6, 8]);
-      const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'))))([x, w]);
+      const x = tf.tensor4d(
+        Array.from({ length: 4 * 9 * 9 * 6 }, (_, i) => Math.sin(i * 0.37)),
+        [4, 9, 9, 6],
+      );
+      const w = tf.tensor4d(
+        Array.from({ length: 3 * 3 * 6 * 8 }, (_, i) => Math.cos(i * 0.11) * 0.3),
+        [3, 3, 6, 8],
+      );
+      const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'))),
+      )([x, w]);
       const y = tf.conv2d(x, w, 1, 'same');
       const out = [await y.data(), await dx!.data(), await dw!.data()];
       tf.dispose([x, w, dx!, dw!, y]);
@@ -63,7 +72,9 @@ describe('enableNodeWasmThreads (bench --wasm-threads)', () => {
     await expect(initBackend('wasm', { wasmThreads: 1.5 })).rejects.toThrow(/wasmThreads must be a positive integer, got 1.5/);
     await initBackend('wasm');
     await expect(enableNodeWasmThreads(3)).rejects.toThrow(/already active; call this before initBackend/);
-    await expect(initBackend('wasm', { wasmThreads: 1 })).rejects.toThrow(/threaded wasm backend is the active backend; switch to another backend first/);
+    await expect(initBackend('wasm', { wasmThreads: 1 })).rejects.toThrow(
+      /threaded wasm backend is the active backend; switch to another backend first/,
+    );
   });
 
   it('keeps the running wasm backend (and its tensors) when asked again, and goes back to one thread on request', async () => {

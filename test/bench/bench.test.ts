@@ -52,7 +52,9 @@ describeEachBackend('bench: one tiny configuration', (backend) => {
         expect(p.byShape.reduce((a, r) => a + r.ms, 0)).toBeCloseTo(p.gpuMsPerStep, 6);
         expect(p.byShape.length).toBeGreaterThanOrEqual(p.byKernel.length);
       }
-      expect(train.byKernel.map((r) => r.kernel)).toEqual(expect.arrayContaining(['Conv2D', 'Conv2DBackpropFilter', 'DataflowChannelMoments']));
+      expect(train.byKernel.map((r) => r.kernel)).toEqual(
+        expect.arrayContaining(['Conv2D', 'Conv2DBackpropFilter', 'DataflowChannelMoments']),
+      );
       // The first conv group's filter gradient: x [2,15,15,24] (the whitened image) against dy [2,15,15,4].
       expect(train.byShape.some((r) => r.kernel === 'Conv2DBackpropFilter' && r.inputShapes === '[2,15,15,24] [2,15,15,4]')).toBe(true);
       expect(evalProfile.byKernel.some((r) => r.kernel === 'Conv2DBackpropFilter')).toBe(false);
@@ -63,13 +65,36 @@ describeEachBackend('bench: one tiny configuration', (backend) => {
   }, 120_000);
 
   it('the device tables give bit-identical weights to per-step scalars', async () => {
-    const make = (name: string) => tf.variable(tf.tensor2d([[0.5, -1.25], [2, 0.125]]), true, `${name}${backend}`);
+    const make = (name: string) =>
+      tf.variable(
+        tf.tensor2d([
+          [0.5, -1.25],
+          [2, 0.125],
+        ]),
+        true,
+        `${name}${backend}`,
+      );
     const [a, b] = [make('table_a'), make('table_b')];
-    const g = tf.tensor2d([[0.3, -0.2], [0.05, 1.5]]);
+    const g = tf.tensor2d([
+      [0.3, -0.2],
+      [0.05, 1.5],
+    ]);
     // The same OneCycle, seen through an object without lrAt: SGD must take the per-step scalar path.
     const cycle = OneCycle.seed(0.2, 6);
-    const opaque = new OneCycle({ maxLr: 0.2, totalSteps: 6, pctStart: 0.23, anneal: 'linear', divFactor: 1e16, finalDivFactor: 1 / (1e16 * 0.07) });
-    const plain = { get lr() { return opaque.lr; }, step: () => opaque.step() };
+    const opaque = new OneCycle({
+      maxLr: 0.2,
+      totalSteps: 6,
+      pctStart: 0.23,
+      anneal: 'linear',
+      divFactor: 1e16,
+      finalDivFactor: 1 / (1e16 * 0.07),
+    });
+    const plain = {
+      get lr() {
+        return opaque.lr;
+      },
+      step: () => opaque.step(),
+    };
     const tabled = new SGD([{ weights: [a], lr: cycle, momentum: 0.85, nesterov: true, weightDecay: 0.01 }]);
     const scalars = new SGD([{ weights: [b], lr: plain, momentum: 0.85, nesterov: true, weightDecay: 0.01 }]);
     const emaA = new NetworkEMA({ weights: [a] }, { decaySchedule: { totalSteps: 6 } });
@@ -87,35 +112,44 @@ describeEachBackend('bench: one tiny configuration', (backend) => {
 });
 
 // On cpu every kernel result is host memory written through the backend, so only wasm and webgpu have uploads to count.
-describeEachBackend('bench: no host-to-device transfers in the optimiser and EMA', () => {
-  it('SGD.step and NetworkEMA.updateAt upload nothing once warm', async () => {
-    const bench = await setupBench({ ...TINY, totalSteps: 40 });
-    for (let i = 0; i < 5; i++) bench.trainStep(); // the 5th step creates the EMA
-    const model = bench.net.model;
-    const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
-    const grads = tf.variableGrads(() => tf.sum(model.apply(tf.zeros([2, 16, 16, 3]), { training: false }) as tf.Tensor) as tf.Scalar, trainable);
-    grads.value.dispose();
-    const sgd = new SGD([{ weights: model.trainableWeights, lr: OneCycle.seed(0.1, 20), momentum: 0.85, nesterov: true, weightDecay: 5e-4 }]);
-    const ema = new NetworkEMA(model, { decaySchedule: { totalSteps: 20 } });
-    sgd.step(grads.grads);
-    ema.updateAt(model, 1); // warm-up: the constants and tables are made here, once
-    const counts = await new KernelCounter().measure(() => {
-      for (let step = 2; step <= 4; step++) {
-        sgd.step(grads.grads);
-        ema.updateAt(model, step);
-      }
-    });
-    expect(counts.kernels).toBeGreaterThan(0);
-    expect(counts.uploadBytes).toBe(0);
-    expect(counts.readbackBytes).toBe(0);
-    tf.dispose(Object.values(grads.grads));
-    sgd.dispose();
-    ema.dispose();
-    bench.dispose();
-    model.dispose();
-  }, 60_000);
-
-}, ['wasm', 'webgpu'], 'the cpu backend keeps tensors in JS memory: there is no upload to measure');
+describeEachBackend(
+  'bench: no host-to-device transfers in the optimiser and EMA',
+  () => {
+    it('SGD.step and NetworkEMA.updateAt upload nothing once warm', async () => {
+      const bench = await setupBench({ ...TINY, totalSteps: 40 });
+      for (let i = 0; i < 5; i++) bench.trainStep(); // the 5th step creates the EMA
+      const model = bench.net.model;
+      const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
+      const grads = tf.variableGrads(
+        () => tf.sum(model.apply(tf.zeros([2, 16, 16, 3]), { training: false }) as tf.Tensor) as tf.Scalar,
+        trainable,
+      );
+      grads.value.dispose();
+      const sgd = new SGD([
+        { weights: model.trainableWeights, lr: OneCycle.seed(0.1, 20), momentum: 0.85, nesterov: true, weightDecay: 5e-4 },
+      ]);
+      const ema = new NetworkEMA(model, { decaySchedule: { totalSteps: 20 } });
+      sgd.step(grads.grads);
+      ema.updateAt(model, 1); // warm-up: the constants and tables are made here, once
+      const counts = await new KernelCounter().measure(() => {
+        for (let step = 2; step <= 4; step++) {
+          sgd.step(grads.grads);
+          ema.updateAt(model, step);
+        }
+      });
+      expect(counts.kernels).toBeGreaterThan(0);
+      expect(counts.uploadBytes).toBe(0);
+      expect(counts.readbackBytes).toBe(0);
+      tf.dispose(Object.values(grads.grads));
+      sgd.dispose();
+      ema.dispose();
+      bench.dispose();
+      model.dispose();
+    }, 60_000);
+  },
+  ['wasm', 'webgpu'],
+  'the cpu backend keeps tensors in JS memory: there is no upload to measure',
+);
 
 describeEachBackend('bench: what the backward pass runs (KernelCounter, one training step)', () => {
   it('no input gradient for convs fed only by data and the frozen whitening conv', async () => {
@@ -137,8 +171,28 @@ describeEachBackend('bench: what the backward pass runs (KernelCounter, one trai
 describe('bench CLI', () => {
   it('writes valid JSON for one tiny step on cpu', () => {
     const file = join(mkdtempSync(join(os.tmpdir(), 'bench-cli-')), 'out.json');
-    execFileSync('npx', ['tsx', 'bench/run.ts', '--backend', 'cpu', '--batch', '2', '--steps', '1', '--warmup', '0',
-      '--base-depth', '4', '--image-size', '16', '--json', file], { cwd: new URL('../..', import.meta.url), stdio: 'pipe' });
+    execFileSync(
+      'npx',
+      [
+        'tsx',
+        'bench/run.ts',
+        '--backend',
+        'cpu',
+        '--batch',
+        '2',
+        '--steps',
+        '1',
+        '--warmup',
+        '0',
+        '--base-depth',
+        '4',
+        '--image-size',
+        '16',
+        '--json',
+        file,
+      ],
+      { cwd: new URL('../..', import.meta.url), stdio: 'pipe' },
+    );
     const result = JSON.parse(readFileSync(file, 'utf8'));
     expect(result.impl).toBe('tfjs-dataflow');
     expect(result.backend).toBe('cpu');
@@ -147,25 +201,30 @@ describe('bench CLI', () => {
   }, 120_000);
 });
 
-describeEachBackend('bench: a whole training step and an eval step write nothing to the backend', () => {
-  it('uploads 0 bytes per step once warm, and makes no new device scalars', async () => {
-    const bench = await setupBench({ ...TINY, totalSteps: 20 });
-    for (let i = 0; i < 5; i++) bench.trainStep(); // the 5th step makes the EMA and its tables
-    const scalars = deviceScalarCount();
-    const counts = await new KernelCounter().measure(() => {
-      for (let i = 0; i < 5; i++) bench.trainStep(); // includes the next EMA step (the 10th)
-    });
-    expect(counts.kernels).toBeGreaterThan(0);
-    expect(counts.uploadBytes).toBe(0);
-    expect(counts.readbackBytes).toBe(0);
-    expect(deviceScalarCount()).toBe(scalars);
-    // The flip-TTA evaluation forward too; reading its logits is the caller's business, not the step's.
-    bench.evalStep().dispose();
-    const evalCounts = await new KernelCounter().measure(() => bench.evalStep().dispose());
-    expect(evalCounts.kernels).toBeGreaterThan(0);
-    expect(evalCounts.uploadBytes).toBe(0);
-    expect(evalCounts.readbackBytes).toBe(0);
-    bench.dispose();
-    bench.net.model.dispose();
-  }, 120_000);
-}, ['wasm', 'webgpu'], 'the cpu backend keeps tensors in JS memory: there is no upload to measure');
+describeEachBackend(
+  'bench: a whole training step and an eval step write nothing to the backend',
+  () => {
+    it('uploads 0 bytes per step once warm, and makes no new device scalars', async () => {
+      const bench = await setupBench({ ...TINY, totalSteps: 20 });
+      for (let i = 0; i < 5; i++) bench.trainStep(); // the 5th step makes the EMA and its tables
+      const scalars = deviceScalarCount();
+      const counts = await new KernelCounter().measure(() => {
+        for (let i = 0; i < 5; i++) bench.trainStep(); // includes the next EMA step (the 10th)
+      });
+      expect(counts.kernels).toBeGreaterThan(0);
+      expect(counts.uploadBytes).toBe(0);
+      expect(counts.readbackBytes).toBe(0);
+      expect(deviceScalarCount()).toBe(scalars);
+      // The flip-TTA evaluation forward too; reading its logits is the caller's business, not the step's.
+      bench.evalStep().dispose();
+      const evalCounts = await new KernelCounter().measure(() => bench.evalStep().dispose());
+      expect(evalCounts.kernels).toBeGreaterThan(0);
+      expect(evalCounts.uploadBytes).toBe(0);
+      expect(evalCounts.readbackBytes).toBe(0);
+      bench.dispose();
+      bench.net.model.dispose();
+    }, 120_000);
+  },
+  ['wasm', 'webgpu'],
+  'the cpu backend keeps tensors in JS memory: there is no upload to measure',
+);

@@ -3,8 +3,10 @@ import { COMMON_BENCH_OPTIONS, parseBenchArgs } from '../../bench/options.js';
 
 describe('parseBenchArgs, the one argument parser of bench/', () => {
   it('reads flags, defaults and checked integers', () => {
-    const args = parseBenchArgs({ ...COMMON_BENCH_OPTIONS, 'wasm-threads': { type: 'string' }, quick: { type: 'boolean', default: false } },
-      ['--backend', 'cpu', '--batch', '8', '--quick']);
+    const args = parseBenchArgs(
+      { ...COMMON_BENCH_OPTIONS, 'wasm-threads': { type: 'string' }, quick: { type: 'boolean', default: false } },
+      ['--backend', 'cpu', '--batch', '8', '--quick'],
+    );
     expect(args.values.backend).toBe('cpu');
     expect(args.values.quick).toBe(true);
     expect(args.int('batch')).toBe(8);

@@ -100,7 +100,9 @@ describeEachBackend('epochBatches', () => {
     expect(mixedRows).toBeGreaterThan(5);
     tf.dispose(mixed.map((b) => [b.inputs, b.targets]));
     const evalBatches = [...epochBatches(data, { batchSize: 5, random: new DeviceRandom(3), train: false })];
-    const all = await Promise.all(evalBatches.map(async (b) => [(await b.inputs.array()) as number[][][][], (await b.targets.array()) as number[][]] as const));
+    const all = await Promise.all(
+      evalBatches.map(async (b) => [(await b.inputs.array()) as number[][][][], (await b.targets.array()) as number[][]] as const),
+    );
     for (const [imgs, rows] of all) imgs.forEach((img, k) => expect(rows[k]![img[0]![0]![0]!]).toBe(1));
     const labels = all.flatMap(([imgs]) => imgs.map((img) => img[0]![0]![0]!));
     expect([...labels].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -112,14 +114,22 @@ describeEachBackend('epochBatches', () => {
 
   it('refuses a cutmix patch that does not fit the crops before allocating or drawing anything, on float and compact images', () => {
     const data = labelled(8);
-    const compact = { images: compactImages(new Uint8Array(8 * 6 * 6 * 3).map((_, i) => i % 251), [8, 6, 6, 3], { mean: [0, 0, 0], std: [1, 1, 1] }), targets: data.targets };
+    const compact = {
+      images: compactImages(
+        new Uint8Array(8 * 6 * 6 * 3).map((_, i) => i % 251),
+        [8, 6, 6, 3],
+        { mean: [0, 0, 0], std: [1, 1, 1] },
+      ),
+      targets: data.targets,
+    };
     const before = liveTensors();
     const random = new DeviceRandom(6);
     const stateBefore = random.getState();
     for (const set of [data, compact]) {
       for (const cutmixSize of [5, 4]) {
-        expect(() => epochBatches(set, { batchSize: 2, random, cropSize: 4, cutmixSize }))
-          .toThrow(`epochBatches: cutmixSize ${cutmixSize} does not fit the 4x4 crops; it must be at most 3 (the seed's square masks need a spare row for an even side; 0 turns cutmix off)`);
+        expect(() => epochBatches(set, { batchSize: 2, random, cropSize: 4, cutmixSize })).toThrow(
+          `epochBatches: cutmixSize ${cutmixSize} does not fit the 4x4 crops; it must be at most 3 (the seed's square masks need a spare row for an even side; 0 turns cutmix off)`,
+        );
       }
       expect(() => epochBatches(set, { batchSize: 2, random, cropSize: 5, cutmixSize: 6 })).toThrow('it must be at most 5');
       expect(liveTensors()).toBe(before);
@@ -127,9 +137,15 @@ describeEachBackend('epochBatches', () => {
     // Nothing was drawn either: the generator is where the batches of a refused call would have come from.
     expect(random.getState()).toEqual(stateBefore);
     // The largest patch that fits is allowed, and an odd crop's own side.
-    for (const [cropSize, cutmixSize] of [[4, 3], [5, 5]] as const) {
+    for (const [cropSize, cutmixSize] of [
+      [4, 3],
+      [5, 5],
+    ] as const) {
       const largest = [...epochBatches(data, { batchSize: 4, random, cropSize, cutmixSize })];
-      expect(largest.map((b) => b.inputs.shape)).toEqual([[4, cropSize, cropSize, 2], [4, cropSize, cropSize, 2]]);
+      expect(largest.map((b) => b.inputs.shape)).toEqual([
+        [4, cropSize, cropSize, 2],
+        [4, cropSize, cropSize, 2],
+      ]);
       tf.dispose(largest.map((b) => [b.inputs, b.targets]));
     }
     expect(liveTensors()).toBe(before);
@@ -154,8 +170,12 @@ describeEachBackend('epochBatches', () => {
     gen.return();
     tf.dispose([first.inputs, first.targets, second.inputs, second.targets]);
     expect(liveTensors()).toBe(before);
-    expect(() => epochBatches(data, { batchSize: 2, random: new DeviceRandom(1), cropSize: 7 })).toThrow(/cropSize must be an integer in \[1, 6\]/);
-    expect(() => epochBatches({ images: data.targets as never, targets: data.targets }, { batchSize: 2, random: new DeviceRandom(1) })).toThrow(/NHWC/);
+    expect(() => epochBatches(data, { batchSize: 2, random: new DeviceRandom(1), cropSize: 7 })).toThrow(
+      /cropSize must be an integer in \[1, 6\]/,
+    );
+    expect(() =>
+      epochBatches({ images: data.targets as never, targets: data.targets }, { batchSize: 2, random: new DeviceRandom(1) }),
+    ).toThrow(/NHWC/);
     tf.dispose(data);
   });
 });

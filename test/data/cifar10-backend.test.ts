@@ -73,7 +73,7 @@ describeEachBackend('CIFAR-10 on the backend', (backend) => {
     const n = 9;
     const many = { images: new Uint8Array(n * CIFAR10_IMAGE_BYTES), labels: new Uint8Array(n), count: n };
     for (let i = 0; i < n; i++) {
-      many.images.set(train.images.subarray((i % 3) * CIFAR10_IMAGE_BYTES, (i % 3 + 1) * CIFAR10_IMAGE_BYTES), i * CIFAR10_IMAGE_BYTES);
+      many.images.set(train.images.subarray((i % 3) * CIFAR10_IMAGE_BYTES, ((i % 3) + 1) * CIFAR10_IMAGE_BYTES), i * CIFAR10_IMAGE_BYTES);
       many.labels[i] = train.labels[i % 3]!;
     }
     const chunked = cifar10ToBackend(many, evalSplit, { chunkSize: 1, padAmount: 0, stats: whole.stats });
@@ -111,7 +111,9 @@ describeEachBackend('CIFAR-10 on the backend', (backend) => {
     expect(() => cifar10ToBackend(train, evalSplit, { padAmount: 32 })).toThrow(
       'cifar10ToBackend: padAmount must be an integer in 0..31 (reflect padding needs pad < image size), got 32',
     );
-    expect(() => cifar10ToBackend(train, evalSplit, { chunkSize: 0 })).toThrow('cifar10ToBackend: chunkSize must be a positive integer, got 0');
+    expect(() => cifar10ToBackend(train, evalSplit, { chunkSize: 0 })).toThrow(
+      'cifar10ToBackend: chunkSize must be a positive integer, got 0',
+    );
     const broken = { ...train, count: 7 };
     expect(() => cifar10ToBackend(broken, evalSplit)).toThrow(
       'cifar10ToBackend: train split must hold count >= 1 images of 3072 bytes and one label each, got count 7, 9216 image bytes, 3 labels',
@@ -128,32 +130,35 @@ describeEachBackend('CIFAR-10 on the backend', (backend) => {
     const before = liveTensors();
     expect(() => cifar10ToBackend(big, evalSplit)).toThrow(
       `cifar10ToBackend: the training split (${fits + 1} images of 36x36x3 float32, ${(fits + 1) * perImage} bytes) exceeds ` +
-      `this WebGPU device's maxStorageBufferBindingSize of ${limit} bytes, so no kernel could read it whole; ` +
-      `keep at most ${fits} images (trainLimit) or use a device or backend with a larger limit`,
+        `this WebGPU device's maxStorageBufferBindingSize of ${limit} bytes, so no kernel could read it whole; ` +
+        `keep at most ${fits} images (trainLimit) or use a device or backend with a larger limit`,
     );
     expect(liveTensors()).toBe(before);
   });
 
-  it.skipIf(!HAVE_REAL)(`puts the first 8 real images on the backend via loadCifar10${HAVE_REAL ? '' : ` (skipped: no CIFAR-10 in ${REAL_DIR})`}`, async () => {
-    const before = liveTensors();
-    const data = await loadCifar10({ dir: REAL_DIR, trainLimit: 8, evalLimit: 8 });
-    const out = data.toBackend();
-    expect(out.train.images.shape).toEqual([8, 36, 36, 3]);
-    expect(out.eval.images.shape).toEqual([8, 32, 32, 3]);
-    expect(out.stats).toEqual(cifar10Stats(data.train));
-    // Unpadded centre of image 0, pixel (row 5, column 7), each channel, from the raw NCHW bytes.
-    const v = (await out.train.images.data()) as Float32Array;
-    for (let c = 0; c < 3; c++) {
-      const raw = data.train.images[c * 1024 + 5 * 32 + 7]! / 255;
-      const expected = (raw - out.stats.mean[c]!) / out.stats.std[c]!;
-      expect(v[((0 * 36 + 5 + 2) * 36 + 7 + 2) * 3 + c]).toBeCloseTo(expected, 5);
-    }
-    const targets = (await out.eval.targets.data()) as Float32Array;
-    for (let i = 0; i < 8; i++) expect(targets[i * 10 + data.eval.labels[i]!]).toBe(1);
-    expect(targets.reduce((s, x) => s + x, 0)).toBe(8);
-    tf.dispose([out.train.images, out.train.targets, out.eval.images, out.eval.targets]);
-    expect(liveTensors()).toBe(before);
-  });
+  it.skipIf(!HAVE_REAL)(
+    `puts the first 8 real images on the backend via loadCifar10${HAVE_REAL ? '' : ` (skipped: no CIFAR-10 in ${REAL_DIR})`}`,
+    async () => {
+      const before = liveTensors();
+      const data = await loadCifar10({ dir: REAL_DIR, trainLimit: 8, evalLimit: 8 });
+      const out = data.toBackend();
+      expect(out.train.images.shape).toEqual([8, 36, 36, 3]);
+      expect(out.eval.images.shape).toEqual([8, 32, 32, 3]);
+      expect(out.stats).toEqual(cifar10Stats(data.train));
+      // Unpadded centre of image 0, pixel (row 5, column 7), each channel, from the raw NCHW bytes.
+      const v = (await out.train.images.data()) as Float32Array;
+      for (let c = 0; c < 3; c++) {
+        const raw = data.train.images[c * 1024 + 5 * 32 + 7]! / 255;
+        const expected = (raw - out.stats.mean[c]!) / out.stats.std[c]!;
+        expect(v[((0 * 36 + 5 + 2) * 36 + 7 + 2) * 3 + c]).toBeCloseTo(expected, 5);
+      }
+      const targets = (await out.eval.targets.data()) as Float32Array;
+      for (let i = 0; i < 8; i++) expect(targets[i * 10 + data.eval.labels[i]!]).toBe(1);
+      expect(targets.reduce((s, x) => s + x, 0)).toBe(8);
+      tf.dispose([out.train.images, out.train.targets, out.eval.images, out.eval.targets]);
+      expect(liveTensors()).toBe(before);
+    },
+  );
 
   it('cifar10Dataset.toBackend passes its options through', async () => {
     const data = cifar10Dataset(train, evalSplit, 'fixture');

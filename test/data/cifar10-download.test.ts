@@ -41,11 +41,14 @@ describe('loadCifar10 download into the cache', () => {
 
   beforeAll(async () => {
     const files = CIFAR10_FILES.map((name, i) => ({ name: `cifar-10-batches-bin/${name}`, data: syntheticBatch(10_000, i) }));
-    archive = gzipSync(ustar([
-      { name: 'cifar-10-batches-bin/' },
-      { name: 'cifar-10-batches-bin/batches.meta.txt', data: new TextEncoder().encode('airplane\n') },
-      ...files,
-    ]), { level: 1 });
+    archive = gzipSync(
+      ustar([
+        { name: 'cifar-10-batches-bin/' },
+        { name: 'cifar-10-batches-bin/batches.meta.txt', data: new TextEncoder().encode('airplane\n') },
+        ...files,
+      ]),
+      { level: 1 },
+    );
     md5 = createHash('md5').update(archive).digest('hex');
     root = await mkdtemp(join(tmpdir(), 'cifar10-download-'));
     server = createServer((req, res: ServerResponse) => {
@@ -81,8 +84,10 @@ describe('loadCifar10 download into the cache', () => {
   }
 
   function where(cacheDir: string): string {
-    return `Put ${FILE_LIST} in ${join(cacheDir, 'cifar-10-batches-bin')} (the cifar-10-batches-bin folder of cifar-10-binary.tar.gz from ` +
-      'https://www.cs.toronto.edu/~kriz/cifar.html), or pass `dir` (CLI: --data <dir>) naming a directory that holds them.';
+    return (
+      `Put ${FILE_LIST} in ${join(cacheDir, 'cifar-10-batches-bin')} (the cifar-10-batches-bin folder of cifar-10-binary.tar.gz from ` +
+      'https://www.cs.toronto.edu/~kriz/cifar.html), or pass `dir` (CLI: --data <dir>) naming a directory that holds them.'
+    );
   }
 
   async function messageOf(p: Promise<unknown>): Promise<string> {
@@ -129,7 +134,7 @@ describe('loadCifar10 download into the cache', () => {
     const cacheDir = await freshCache();
     expect(await messageOf(loadCifar10({ cacheDir, url, trainLimit: 1, evalLimit: 1 }))).toBe(
       `The archive downloaded from ${url} has MD5 ${md5}, expected ${CIFAR10_MD5}: it is corrupt or not the CIFAR-10 binary release. ` +
-      `Nothing was cached. ${where(cacheDir)}`,
+        `Nothing was cached. ${where(cacheDir)}`,
     );
     expect(await readdir(cacheDir)).toEqual([]);
   });
@@ -138,7 +143,11 @@ describe('loadCifar10 download into the cache', () => {
     const cacheDir = await freshCache();
     mode = 'cut';
     const message = await messageOf(loadCifar10({ cacheDir, url, md5 }));
-    expect(message).toMatch(new RegExp(`^The CIFAR-10 download from ${url.replace(/\./g, '\\.')} was interrupted after \\d+ bytes \\(.+\\)\\. Nothing was cached; run again to retry\\. `));
+    expect(message).toMatch(
+      new RegExp(
+        `^The CIFAR-10 download from ${url.replace(/\./g, '\\.')} was interrupted after \\d+ bytes \\(.+\\)\\. Nothing was cached; run again to retry\\. `,
+      ),
+    );
     expect(message.endsWith(where(cacheDir))).toBe(true);
     expect(await readdir(cacheDir)).toEqual([]);
     expect(await messageOf(loadCifar10({ cacheDir, download: false }))).toBe(
@@ -151,15 +160,21 @@ describe('loadCifar10 download into the cache', () => {
     const cacheDir = await freshCache();
     mode = 'stall';
     const midBody = await messageOf(loadCifar10({ cacheDir, url, md5, stallTimeoutMs: 1500 }));
-    expect(midBody).toBe(`The CIFAR-10 download from ${url} stalled: nothing arrived for 1.5 s after ${archive.length >> 1} bytes. ` +
-      `Nothing was cached; run again to retry. ${where(cacheDir)}`);
+    expect(midBody).toBe(
+      `The CIFAR-10 download from ${url} stalled: nothing arrived for 1.5 s after ${archive.length >> 1} bytes. ` +
+        `Nothing was cached; run again to retry. ${where(cacheDir)}`,
+    );
     expect(await readdir(cacheDir)).toEqual([]);
     server.closeAllConnections();
     mode = 'silent';
     const silent = await messageOf(loadCifar10({ cacheDir, url, md5, stallTimeoutMs: 500 }));
-    expect(silent).toBe(`The CIFAR-10 download from ${url} stalled: nothing arrived for 500 ms after 0 bytes. Nothing was cached; run again to retry. ${where(cacheDir)}`);
+    expect(silent).toBe(
+      `The CIFAR-10 download from ${url} stalled: nothing arrived for 500 ms after 0 bytes. Nothing was cached; run again to retry. ${where(cacheDir)}`,
+    );
     expect(await readdir(cacheDir)).toEqual([]);
-    expect(await messageOf(loadCifar10({ cacheDir, url, stallTimeoutMs: 0 }))).toBe('loadCifar10: stallTimeoutMs must be a positive number of milliseconds, got 0');
+    expect(await messageOf(loadCifar10({ cacheDir, url, stallTimeoutMs: 0 }))).toBe(
+      'loadCifar10: stallTimeoutMs must be a positive number of milliseconds, got 0',
+    );
   });
 
   it('a process killed mid-download leaves only a temporary folder, never used and later removed', async () => {
@@ -167,16 +182,25 @@ describe('loadCifar10 download into the cache', () => {
     mode = 'stall';
     // .mts: an ES module, so the child may await at top level.
     const script = join(root, 'child.mts');
-    await writeFile(script, [
-      `import { loadCifar10 } from ${JSON.stringify(join(REPO, 'src/data/cifar10-node.ts'))};`,
-      `await loadCifar10({ cacheDir: ${JSON.stringify(cacheDir)}, url: ${JSON.stringify(url)}, md5: ${JSON.stringify(md5)} });`,
-    ].join('\n'));
-    const halfSent = new Promise<void>((ok) => { stalled = ok; });
+    await writeFile(
+      script,
+      [
+        `import { loadCifar10 } from ${JSON.stringify(join(REPO, 'src/data/cifar10-node.ts'))};`,
+        `await loadCifar10({ cacheDir: ${JSON.stringify(cacheDir)}, url: ${JSON.stringify(url)}, md5: ${JSON.stringify(md5)} });`,
+      ].join('\n'),
+    );
+    const halfSent = new Promise<void>((ok) => {
+      stalled = ok;
+    });
     const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    child.stderr.on('data', (d) => { stderr += d; });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
     const exited = new Promise<number | null>((ok) => child.on('exit', ok));
-    const early = exited.then((code) => { throw new Error(`the child exited (${code}) before its download stalled: ${stderr}`); });
+    const early = exited.then((code) => {
+      throw new Error(`the child exited (${code}) before its download stalled: ${stderr}`);
+    });
     await Promise.race([halfSent, early]);
     early.catch(() => undefined);
     // Wait until the child has written part of the archive into its temporary folder.
@@ -184,7 +208,12 @@ describe('loadCifar10 download into the cache', () => {
     let temp: string | undefined;
     for (;;) {
       temp = (await readdir(cacheDir)).find((f) => f.startsWith('.download-'));
-      if (temp && existsSync(join(cacheDir, temp, 'cifar-10-binary.tar.gz')) && (await stat(join(cacheDir, temp, 'cifar-10-binary.tar.gz'))).size > 0) break;
+      if (
+        temp &&
+        existsSync(join(cacheDir, temp, 'cifar-10-binary.tar.gz')) &&
+        (await stat(join(cacheDir, temp, 'cifar-10-binary.tar.gz'))).size > 0
+      )
+        break;
       if (Date.now() > deadline) throw new Error('the child never started writing its download');
       await new Promise((ok) => setTimeout(ok, 50));
     }

@@ -73,7 +73,9 @@ describe('loadCifar10: special and misplaced files', () => {
       execFileSync('truncate', ['-s', '2G', path]);
     });
     const message = await messageOf(loadCifar10({ dir, trainLimit: 4 }));
-    expect(message).toContain(`CIFAR-10 file ${join(dir, 'data_batch_1.bin')} has 2147483648 bytes, more than a CIFAR-10 batch file (30730000 bytes`);
+    expect(message).toContain(
+      `CIFAR-10 file ${join(dir, 'data_batch_1.bin')} has 2147483648 bytes, more than a CIFAR-10 batch file (30730000 bytes`,
+    );
   });
 
   it('refuses a test_batch.bin that is a copy of a training file', async () => {

@@ -53,7 +53,9 @@ describe('parseCifar10Batch', () => {
     expect(Array.from(split.labels)).toEqual([3, 4, 5, 6]);
     for (let r = 0; r < 4; r++) {
       const start = r * CIFAR10_RECORD_BYTES + 1;
-      expect(split.images.subarray(r * CIFAR10_IMAGE_BYTES, (r + 1) * CIFAR10_IMAGE_BYTES)).toEqual(bytes.subarray(start, start + CIFAR10_IMAGE_BYTES));
+      expect(split.images.subarray(r * CIFAR10_IMAGE_BYTES, (r + 1) * CIFAR10_IMAGE_BYTES)).toEqual(
+        bytes.subarray(start, start + CIFAR10_IMAGE_BYTES),
+      );
     }
   });
 
@@ -61,13 +63,13 @@ describe('parseCifar10Batch', () => {
     const bytes = syntheticBatch(3);
     expect(await messageOf(() => parseCifar10Batch(bytes.subarray(0, bytes.length - 10), 'custom.bin'))).toBe(
       'custom.bin: 9209 bytes is not a whole number of 3073-byte CIFAR-10 records (1 label byte + 3072 pixel bytes): ' +
-      '2 records and 3063 bytes left over; the file is truncated or has extra bytes',
+        '2 records and 3063 bytes left over; the file is truncated or has extra bytes',
     );
     const extra = new Uint8Array(bytes.length + 1);
     extra.set(bytes);
     expect(await messageOf(() => parseCifar10Batch(extra, 'custom.bin'))).toBe(
       'custom.bin: 9220 bytes is not a whole number of 3073-byte CIFAR-10 records (1 label byte + 3072 pixel bytes): ' +
-      '3 records and 1 bytes left over; the file is truncated or has extra bytes',
+        '3 records and 1 bytes left over; the file is truncated or has extra bytes',
     );
   });
 
@@ -159,14 +161,14 @@ describe('loadCifar10 from a directory: errors', () => {
     await mkdir(join(parent, 'cifar-10-batches-bin'), { recursive: true });
     expect(await messageOf(loadCifar10({ dir: parent }))).toBe(
       `${parent} is not a CIFAR-10 directory: none of ${FILE_LIST} is there. ` +
-      `It contains cifar-10-batches-bin/: pass ${join(parent, 'cifar-10-batches-bin')} instead. ${HOW_TO_GET}`,
+        `It contains cifar-10-batches-bin/: pass ${join(parent, 'cifar-10-batches-bin')} instead. ${HOW_TO_GET}`,
     );
     const pickle = join(root, 'pickle');
     await mkdir(pickle);
     await writeFile(join(pickle, 'data_batch_1'), 'x');
     expect(await messageOf(loadCifar10({ dir: pickle }))).toBe(
       `${pickle} is not a CIFAR-10 directory: none of ${FILE_LIST} is there. ` +
-      `It holds the Python (pickle) release; this loader reads the binary release. ${HOW_TO_GET}`,
+        `It holds the Python (pickle) release; this loader reads the binary release. ${HOW_TO_GET}`,
     );
     const empty = join(root, 'empty');
     await mkdir(empty);
@@ -186,7 +188,7 @@ describe('loadCifar10 from a directory: errors', () => {
     const dir = await makeDir('truncated', { 'data_batch_1.bin': syntheticBatch(10_000).subarray(0, 30_000_000) });
     expect(await messageOf(loadCifar10({ dir, trainLimit: 8 }))).toBe(
       `${join(dir, 'data_batch_1.bin')}: 30000000 bytes is not a whole number of 3073-byte CIFAR-10 records ` +
-      '(1 label byte + 3072 pixel bytes): 9762 records and 1374 bytes left over; the file is truncated or has extra bytes',
+        '(1 label byte + 3072 pixel bytes): 9762 records and 1374 bytes left over; the file is truncated or has extra bytes',
     );
     const short = await makeDir('short', { 'data_batch_1.bin': syntheticBatch(9_999) });
     expect(await messageOf(loadCifar10({ dir: short, trainLimit: 8 }))).toBe(
@@ -201,7 +203,7 @@ describe('loadCifar10 from a directory: errors', () => {
     const dir = await makeDir('extra', { 'data_batch_1.bin': extra });
     expect(await messageOf(loadCifar10({ dir, trainLimit: 8 }))).toBe(
       `${join(dir, 'data_batch_1.bin')}: 30730007 bytes is not a whole number of 3073-byte CIFAR-10 records ` +
-      '(1 label byte + 3072 pixel bytes): 10000 records and 7 bytes left over; the file is truncated or has extra bytes',
+        '(1 label byte + 3072 pixel bytes): 10000 records and 7 bytes left over; the file is truncated or has extra bytes',
     );
   });
 
@@ -239,7 +241,9 @@ describe('loadCifar10 from a synthetic directory', () => {
     // Record 10_001 of the training split is record 1 of data_batch_2 (salt 1).
     const expected = parseCifar10Batch(syntheticBatch(2, 1), 'x.bin');
     expect(data.train.labels[10_001]).toBe(expected.labels[1]);
-    expect(data.train.images.subarray(10_001 * CIFAR10_IMAGE_BYTES, 10_002 * CIFAR10_IMAGE_BYTES)).toEqual(expected.images.subarray(CIFAR10_IMAGE_BYTES));
+    expect(data.train.images.subarray(10_001 * CIFAR10_IMAGE_BYTES, 10_002 * CIFAR10_IMAGE_BYTES)).toEqual(
+      expected.images.subarray(CIFAR10_IMAGE_BYTES),
+    );
     // The evaluation split comes from test_batch.bin (salt 5).
     expect(Array.from(data.eval.labels)).toEqual([5, 6, 7, 8, 9]);
   });

@@ -3,7 +3,13 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { epochBatches, sliceImages, type AnyLabelledImages } from '../../src/data/batches.js';
-import { cifar10Dataset, cifar10ToBackend, cifar10ToCompactBackend, CIFAR10_IMAGE_BYTES, type Cifar10Split } from '../../src/data/cifar10.js';
+import {
+  cifar10Dataset,
+  cifar10ToBackend,
+  cifar10ToCompactBackend,
+  CIFAR10_IMAGE_BYTES,
+  type Cifar10Split,
+} from '../../src/data/cifar10.js';
 import { compactImages, CompactImages } from '../../src/data/compact.js';
 import { loadCifar10 } from '../../src/data/cifar10-node.js';
 import { DeviceRandom } from '../../src/ops/random.js';
@@ -21,7 +27,11 @@ function randomSplit(count: number, seed: number): Cifar10Split {
 }
 
 /** Every batch of an epoch, read back. */
-async function epochValues(data: AnyLabelledImages, seed: number, args: { batchSize: number; cutmixSize?: number; train?: boolean }): Promise<Array<{ x: Float32Array; y: Float32Array }>> {
+async function epochValues(
+  data: AnyLabelledImages,
+  seed: number,
+  args: { batchSize: number; cutmixSize?: number; train?: boolean },
+): Promise<Array<{ x: Float32Array; y: Float32Array }>> {
   const out: Array<{ x: Float32Array; y: Float32Array }> = [];
   for (const batch of epochBatches(data, { ...args, random: new DeviceRandom(seed) })) {
     out.push({ x: (await batch.inputs.data()) as Float32Array, y: (await batch.targets.data()) as Float32Array });
@@ -56,7 +66,10 @@ describeEachBackend('compact data on the device', (backend) => {
     const before = liveTensors();
     const float = cifar10ToBackend(train, evalSplit);
     const compact = cifar10ToCompactBackend(train, evalSplit);
-    for (const [seed, fraction] of [[5, 1], [6, 0.5]] as const) {
+    for (const [seed, fraction] of [
+      [5, 1],
+      [6, 0.5],
+    ] as const) {
       const args = { batchSize: 32, epochFraction: fraction };
       const expected = await epochValues(float.train, seed, args);
       const got = await epochValues(compact.train, seed, args);
@@ -76,13 +89,21 @@ describeEachBackend('compact data on the device', (backend) => {
     const evalCompact = (await sliced.data()) as Float32Array;
     if (backend === 'webgpu') expect(maxAbsDifference(evalCompact, evalFloat)).toBeLessThanOrEqual(1e-6);
     else expect(bitDifferences(evalCompact, evalFloat)).toBe(0);
-    tf.dispose([sliced, float.train.images, float.train.targets, float.eval.images, float.eval.targets, compact.train.targets, compact.eval.targets]);
+    tf.dispose([
+      sliced,
+      float.train.images,
+      float.train.targets,
+      float.eval.images,
+      float.eval.targets,
+      compact.train.targets,
+      compact.eval.targets,
+    ]);
     compact.train.images.dispose();
     compact.eval.images.dispose();
     expect(liveTensors()).toBe(before);
   });
 
-  it('holds at most a quarter of the float pipeline\'s device bytes (tf.memory)', () => {
+  it("holds at most a quarter of the float pipeline's device bytes (tf.memory)", () => {
     const start = tf.memory().numBytes;
     const float = cifar10ToBackend(train, evalSplit);
     const floatBytes = tf.memory().numBytes - start;
@@ -96,30 +117,33 @@ describeEachBackend('compact data on the device', (backend) => {
     compact.eval.images.dispose();
   });
 
-  it.skipIf(backend !== 'webgpu')('uploads nothing and reads nothing back per batch on WebGPU (the epoch\'s draws are made on the device)', async () => {
-    const compact = cifar10ToCompactBackend(train, evalSplit, { maxPartBytes: 40 * CIFAR10_IMAGE_BYTES });
-    const batches = epochBatches(compact.train, { batchSize: 16, random: new DeviceRandom(4) });
-    const first = batches.next();
-    expect(first.done).toBe(false);
-    const counter = new KernelCounter().start();
-    const later: tf.Tensor[] = [];
-    const counts = await counter.measure(() => {
-      for (let i = 0; i < 3; i++) {
-        const next = batches.next();
-        if (!next.done) later.push(next.value.inputs, next.value.targets);
-      }
-    });
-    counter.stop();
-    expect(later).toHaveLength(6);
-    expect(counts.uploadBytes).toBe(0);
-    expect(counts.readbacks).toBe(0);
-    batches.return(undefined);
-    if (!first.done) tf.dispose([first.value.inputs, first.value.targets]);
-    tf.dispose(later);
-    tf.dispose([compact.train.targets, compact.eval.targets]);
-    compact.train.images.dispose();
-    compact.eval.images.dispose();
-  });
+  it.skipIf(backend !== 'webgpu')(
+    "uploads nothing and reads nothing back per batch on WebGPU (the epoch's draws are made on the device)",
+    async () => {
+      const compact = cifar10ToCompactBackend(train, evalSplit, { maxPartBytes: 40 * CIFAR10_IMAGE_BYTES });
+      const batches = epochBatches(compact.train, { batchSize: 16, random: new DeviceRandom(4) });
+      const first = batches.next();
+      expect(first.done).toBe(false);
+      const counter = new KernelCounter().start();
+      const later: tf.Tensor[] = [];
+      const counts = await counter.measure(() => {
+        for (let i = 0; i < 3; i++) {
+          const next = batches.next();
+          if (!next.done) later.push(next.value.inputs, next.value.targets);
+        }
+      });
+      counter.stop();
+      expect(later).toHaveLength(6);
+      expect(counts.uploadBytes).toBe(0);
+      expect(counts.readbacks).toBe(0);
+      batches.return(undefined);
+      if (!first.done) tf.dispose([first.value.inputs, first.value.targets]);
+      tf.dispose(later);
+      tf.dispose([compact.train.targets, compact.eval.targets]);
+      compact.train.images.dispose();
+      compact.eval.images.dispose();
+    },
+  );
 
   it('splits a set across parts no larger than asked and decodes across them the same way', async () => {
     const whole = cifar10ToCompactBackend(train, evalSplit);
@@ -147,14 +171,21 @@ describeEachBackend('compact data on the device', (backend) => {
       else expect(bitDifferences(got[b]!.x, expected[b]!.x)).toBe(0);
       expect(maxAbsDifference(got[b]!.y, expected[b]!.y)).toBe(0);
     }
-    tf.dispose([float.train.images, float.train.targets, float.eval.images, float.eval.targets, compact.train.targets, compact.eval.targets]);
+    tf.dispose([
+      float.train.images,
+      float.train.targets,
+      float.eval.images,
+      float.eval.targets,
+      compact.train.targets,
+      compact.eval.targets,
+    ]);
     compact.train.images.dispose();
     compact.eval.images.dispose();
   });
 });
 
 describeEachBackend('cifar10ToCompactBackend with another class count (CIFAR-100)', () => {
-  it('one-hot targets get numClasses columns, as cifar10ToBackend\'s, and a dataset passes its own count; a label past it is refused', async () => {
+  it("one-hot targets get numClasses columns, as cifar10ToBackend's, and a dataset passes its own count; a label past it is refused", async () => {
     const train = randomSplit(6, 21);
     const evalSplit = randomSplit(3, 22);
     train.labels.set([99, 0, 57, 10, 3, 42]);
@@ -168,16 +199,32 @@ describeEachBackend('cifar10ToCompactBackend with another class count (CIFAR-100
     expect(await compact.eval.targets.array()).toEqual(await float.eval.targets.array());
     const rows = (await compact.train.targets.array()) as number[][];
     expect(rows.map((r) => r.indexOf(1))).toEqual([99, 0, 57, 10, 3, 42]);
-    tf.dispose([compact.train.targets, compact.eval.targets, float.train.images, float.train.targets, float.eval.images, float.eval.targets]);
+    tf.dispose([
+      compact.train.targets,
+      compact.eval.targets,
+      float.train.images,
+      float.train.targets,
+      float.eval.images,
+      float.eval.targets,
+    ]);
     compact.train.images.dispose();
     compact.eval.images.dispose();
-    const hundred = cifar10Dataset(train, evalSplit, 'synthetic', Array.from({ length: 100 }, (_, i) => `class ${i}`)).toCompactBackend();
+    const hundred = cifar10Dataset(
+      train,
+      evalSplit,
+      'synthetic',
+      Array.from({ length: 100 }, (_, i) => `class ${i}`),
+    ).toCompactBackend();
     expect(hundred.train.targets.shape).toEqual([6, 100]);
     tf.dispose([hundred.train.targets, hundred.eval.targets]);
     hundred.train.images.dispose();
     hundred.eval.images.dispose();
-    expect(() => cifar10ToCompactBackend(train, evalSplit)).toThrow('cifar10ToCompactBackend: train image 0 has label 99, outside 0..9 for numClasses 10');
-    expect(() => cifar10ToCompactBackend(train, evalSplit, { numClasses: 0 })).toThrow('cifar10ToCompactBackend: numClasses must be an integer in 1..256 (labels are bytes), got 0');
+    expect(() => cifar10ToCompactBackend(train, evalSplit)).toThrow(
+      'cifar10ToCompactBackend: train image 0 has label 99, outside 0..9 for numClasses 10',
+    );
+    expect(() => cifar10ToCompactBackend(train, evalSplit, { numClasses: 0 })).toThrow(
+      'cifar10ToCompactBackend: numClasses must be an integer in 1..256 (labels are bytes), got 0',
+    );
     expect(liveTensors()).toBe(before);
   });
 });
@@ -186,10 +233,14 @@ describe('compactImages refuses what it cannot hold', () => {
   it('names the expected and the given sizes and statistics', () => {
     const mean = [0.5, 0.5, 0.5];
     const std = [0.25, 0.25, 0.25];
-    expect(() => compactImages(new Uint8Array(10), [1, 32, 32, 3], { mean, std })).toThrow('compactImages: expected 3072 bytes (1 images of 32x32x3), got 10');
+    expect(() => compactImages(new Uint8Array(10), [1, 32, 32, 3], { mean, std })).toThrow(
+      'compactImages: expected 3072 bytes (1 images of 32x32x3), got 10',
+    );
     expect(() => compactImages(new Uint8Array(3072), [1, 32, 32, 3], { mean, std: [1, 0, 1] })).toThrow(/std > 0/);
     expect(() => compactImages(new Uint8Array(3072), [1, 32, 32, 3], { mean, std, pad: 32 })).toThrow(/pad must be an integer in 0..31/);
-    expect(() => compactImages(new Uint8Array(3072), [1, 32, 32, 3], { mean, std, maxPartBytes: 100 })).toThrow(/one image \(3072 bytes\) exceeds the 100 bytes/);
+    expect(() => compactImages(new Uint8Array(3072), [1, 32, 32, 3], { mean, std, maxPartBytes: 100 })).toThrow(
+      /one image \(3072 bytes\) exceeds the 100 bytes/,
+    );
     const set = compactImages(new Uint8Array(3072), [1, 32, 32, 3], { mean, std });
     expect(set).toBeInstanceOf(CompactImages);
     set.dispose();
@@ -200,33 +251,43 @@ describe('compactImages refuses what it cannot hold', () => {
 // CI checks the repo out next to a copy of shared/; $CIFAR10_DIR (as the CLI reads it) elsewhere.
 const CIFAR_DIR = process.env['CIFAR10_DIR'] ?? resolve(__dirname, '../../../shared/data/cifar10');
 const haveCifar = existsSync(`${CIFAR_DIR}/data_batch_1.bin`);
-describe.skipIf(!haveCifar || !backendAvailable('cpu'))(`the full 50,000 training images on cpu${haveCifar ? '' : ` (skipped: no CIFAR-10 at ${CIFAR_DIR}; set CIFAR10_DIR)`}`, () => {
-  it('an epoch of compact batches equals the float pipeline bit for bit, at under a quarter of its device bytes', async () => {
-    await useBackend('cpu');
-    const dataset = await loadCifar10({ dir: CIFAR_DIR });
-    const start = tf.memory().numBytes;
-    const compact = dataset.toCompactBackend();
-    const compactBytes = tf.memory().numBytes - start;
-    const float = dataset.toBackend();
-    const floatBytes = tf.memory().numBytes - start - compactBytes;
-    expect(compactBytes).toBeLessThanOrEqual(floatBytes / 4);
-    const random = [new DeviceRandom(17), new DeviceRandom(17)];
-    const a = epochBatches(float.train, { batchSize: 1024, random: random[0] });
-    const b = epochBatches(compact.train, { batchSize: 1024, random: random[1] });
-    let batches = 0;
-    for (;;) {
-      const x = a.next();
-      const y = b.next();
-      expect(x.done).toBe(y.done);
-      if (x.done || y.done) break;
-      expect(bitDifferences(x.value.inputs.dataSync() as Float32Array, y.value.inputs.dataSync() as Float32Array)).toBe(0);
-      expect(bitDifferences(x.value.targets.dataSync() as Float32Array, y.value.targets.dataSync() as Float32Array)).toBe(0);
-      tf.dispose([x.value.inputs, x.value.targets, y.value.inputs, y.value.targets]);
-      batches++;
-    }
-    expect(batches).toBe(48);
-    tf.dispose([float.train.images, float.train.targets, float.eval.images, float.eval.targets, compact.train.targets, compact.eval.targets]);
-    compact.train.images.dispose();
-    compact.eval.images.dispose();
-  }, 600_000);
-});
+describe.skipIf(!haveCifar || !backendAvailable('cpu'))(
+  `the full 50,000 training images on cpu${haveCifar ? '' : ` (skipped: no CIFAR-10 at ${CIFAR_DIR}; set CIFAR10_DIR)`}`,
+  () => {
+    it('an epoch of compact batches equals the float pipeline bit for bit, at under a quarter of its device bytes', async () => {
+      await useBackend('cpu');
+      const dataset = await loadCifar10({ dir: CIFAR_DIR });
+      const start = tf.memory().numBytes;
+      const compact = dataset.toCompactBackend();
+      const compactBytes = tf.memory().numBytes - start;
+      const float = dataset.toBackend();
+      const floatBytes = tf.memory().numBytes - start - compactBytes;
+      expect(compactBytes).toBeLessThanOrEqual(floatBytes / 4);
+      const random = [new DeviceRandom(17), new DeviceRandom(17)];
+      const a = epochBatches(float.train, { batchSize: 1024, random: random[0] });
+      const b = epochBatches(compact.train, { batchSize: 1024, random: random[1] });
+      let batches = 0;
+      for (;;) {
+        const x = a.next();
+        const y = b.next();
+        expect(x.done).toBe(y.done);
+        if (x.done || y.done) break;
+        expect(bitDifferences(x.value.inputs.dataSync() as Float32Array, y.value.inputs.dataSync() as Float32Array)).toBe(0);
+        expect(bitDifferences(x.value.targets.dataSync() as Float32Array, y.value.targets.dataSync() as Float32Array)).toBe(0);
+        tf.dispose([x.value.inputs, x.value.targets, y.value.inputs, y.value.targets]);
+        batches++;
+      }
+      expect(batches).toBe(48);
+      tf.dispose([
+        float.train.images,
+        float.train.targets,
+        float.eval.images,
+        float.eval.targets,
+        compact.train.targets,
+        compact.eval.targets,
+      ]);
+      compact.train.images.dispose();
+      compact.eval.images.dispose();
+    }, 600_000);
+  },
+);

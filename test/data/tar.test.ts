@@ -62,7 +62,7 @@ describe.skipIf(!HAVE_TAR)(`readTar on archives made by the system tar${HAVE_TAR
       `cut.tar: tar archive ends at byte ${end} without its end-of-archive marker (truncated archive)`,
     );
     const corrupt = Uint8Array.from(bytes);
-    corrupt[10] ^= 0x55;
+    corrupt[10]! ^= 0x55;
     expect(() => readTar(corrupt, 'bad.tar')).toThrow('bad.tar: tar header at byte 0 has a bad checksum (corrupt or not a tar archive)');
   });
 });

@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const scratch = join(root, '.cache', 'doc-blocks');
 
-export interface CodeBlock {
+interface CodeBlock {
   /** Markdown file, relative to the repository root. */
   file: string;
   /** 1-based line of the block's first code line. */
@@ -26,15 +26,22 @@ export interface CodeBlock {
 const RUNNABLE = /^(ts|typescript)\s+runnable\b/;
 
 /** The runnable blocks of one markdown text. */
-export function runnableBlocks(markdown: string, file: string): CodeBlock[] {
+function runnableBlocks(markdown: string, file: string): CodeBlock[] {
   const blocks: CodeBlock[] = [];
   const lines = markdown.split('\n');
   let open: { fence: string; runnable: boolean; execute: boolean; line: number; code: string[] } | null = null;
   lines.forEach((text, i) => {
     const fence = /^(\s*)(`{3,}|~{3,})(.*)$/.exec(text);
     if (open == null) {
-      const info = fence?.[3]!.trim() ?? '';
-      if (fence) open = { fence: fence[2]!, runnable: RUNNABLE.test(info), execute: RUNNABLE.test(info) && /\bexecute\b/.test(info), line: i + 2, code: [] };
+      const info = fence?.[3]?.trim() ?? '';
+      if (fence)
+        open = {
+          fence: fence[2]!,
+          runnable: RUNNABLE.test(info),
+          execute: RUNNABLE.test(info) && /\bexecute\b/.test(info),
+          line: i + 2,
+          code: [],
+        };
       return;
     }
     if (fence && fence[2]!.startsWith(open.fence) && fence[3]!.trim() === '') {
@@ -49,7 +56,9 @@ export function runnableBlocks(markdown: string, file: string): CodeBlock[] {
 }
 
 function markdownFiles(): string[] {
-  const docs = readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => join('docs', f));
+  const docs = readdirSync(join(root, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => join('docs', f));
   return ['README.md', ...docs].filter((f) => existsSync(join(root, f)));
 }
 
@@ -57,22 +66,42 @@ function markdownFiles(): string[] {
 function writeScratchConfig(): void {
   mkdirSync(scratch, { recursive: true });
   const src = relative(scratch, join(root, 'src'));
-  writeFileSync(join(scratch, 'tsconfig.json'), JSON.stringify({
-    extends: relative(scratch, join(root, 'tsconfig.json')),
-    compilerOptions: {
-      baseUrl: '.',
-      paths: { 'tfjs-dataflow': [`${src}/index.ts`], 'tfjs-dataflow/node': [`${src}/node.ts`] },
-      // Snippets may declare a name only to show it.
-      noUnusedLocals: false,
-      noUnusedParameters: false,
-    },
-    include: ['*.ts'],
-  }, null, 2));
+  writeFileSync(
+    join(scratch, 'tsconfig.json'),
+    JSON.stringify(
+      {
+        extends: relative(scratch, join(root, 'tsconfig.json')),
+        compilerOptions: {
+          baseUrl: '.',
+          paths: { 'tfjs-dataflow': [`${src}/index.ts`], 'tfjs-dataflow/node': [`${src}/node.ts`] },
+          // Snippets may declare a name only to show it.
+          noUnusedLocals: false,
+          noUnusedParameters: false,
+        },
+        include: ['*.ts'],
+      },
+      null,
+      2,
+    ),
+  );
 }
 
 describe('runnableBlocks', () => {
   it('finds only blocks marked runnable, with their line numbers', () => {
-    const md = ['# t', '```ts', 'skip();', '```', '', '```ts runnable', 'const a = 1;', 'void a;', '```', '````ts runnable execute', '```', '````'].join('\n');
+    const md = [
+      '# t',
+      '```ts',
+      'skip();',
+      '```',
+      '',
+      '```ts runnable',
+      'const a = 1;',
+      'void a;',
+      '```',
+      '````ts runnable execute',
+      '```',
+      '````',
+    ].join('\n');
     expect(runnableBlocks(md, 'x.md')).toEqual([
       { file: 'x.md', line: 7, code: 'const a = 1;\nvoid a;', execute: false },
       { file: 'x.md', line: 11, code: '```', execute: true },
@@ -102,7 +131,11 @@ describe('runnable code blocks in README.md and docs/*.md', () => {
     writeScratchConfig();
     let output = '';
     try {
-      execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '--pretty', 'false', '-p', scratch], { cwd: root, encoding: 'utf8' });
+      execFileSync(
+        process.execPath,
+        [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '--pretty', 'false', '-p', scratch],
+        { cwd: root, encoding: 'utf8' },
+      );
     } catch (e) {
       output = `${(e as { stdout?: string }).stdout ?? ''}${(e as { stderr?: string }).stderr ?? ''}`;
     }
@@ -128,7 +161,12 @@ describe('runnable code blocks in README.md and docs/*.md', () => {
       const name = `${b.file.replace(/[^A-Za-z0-9]+/g, '_')}_L${b.line}_${i}.mts`;
       writeFileSync(join(scratch, name), `${b.code}\nexport {};\n`);
       try {
-        execFileSync(process.execPath, [tsx, '--tsconfig', join(scratch, 'tsconfig.json'), join(scratch, name)], { cwd: root, encoding: 'utf8', stdio: 'pipe', timeout: 120_000 });
+        execFileSync(process.execPath, [tsx, '--tsconfig', join(scratch, 'tsconfig.json'), join(scratch, name)], {
+          cwd: root,
+          encoding: 'utf8',
+          stdio: 'pipe',
+          timeout: 120_000,
+        });
       } catch (e) {
         const err = e as { stdout?: string; stderr?: string; message: string };
         throw new Error(`${b.file}:${b.line}: the block failed when run: ${err.stderr || err.stdout || err.message}`);

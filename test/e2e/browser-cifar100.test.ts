@@ -13,7 +13,14 @@ import { COARSE_NAMES, FINE_NAMES, nameFile, syntheticCifar100 } from '../helper
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless=new', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 /** Tiny: one epoch of 4 steps on wasm. A local subset (fewer records than the official files) is accepted by the page. */
 /** What the prediction grid shows for a coarse label: its name from coarse_label_names.txt. */
 const COARSE_NAMES_PATTERN = /^coarse_\d+$/;
@@ -57,14 +64,21 @@ suite(`browser example on CIFAR-100 in headless Chromium${reason ? ` (skipped: $
     page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
     await page.goto(`${server.resolvedUrls!.local[0]!}?backend=wasm`);
     await page.setInputFiles('#files', path.join(work, 'cifar-100-binary.tar.gz'));
-    await page.waitForFunction(() => document.querySelector('#data-status')!.textContent!.startsWith('CIFAR-100 from'), null, { timeout: 60_000 });
+    await page.waitForFunction(() => document.querySelector('#data-status')!.textContent!.startsWith('CIFAR-100 from'), null, {
+      timeout: 60_000,
+    });
     await page.selectOption('select[name="labels"]', 'coarse');
     await page.click('#config summary');
     for (const [field, value] of Object.entries(RUN)) await page.fill(`input[name="${field}"]`, String(value));
     await page.selectOption('#backend', 'wasm');
     await page.click('#start');
     await page.waitForFunction(() => ['done', 'error'].includes(window.tfjsDataflowDemo.state), null, { timeout: 150_000, polling: 250 });
-    const demo = await page.evaluate(() => ({ error: window.tfjsDataflowDemo.error, backend: window.tfjsDataflowDemo.backend, steps: window.tfjsDataflowDemo.steps.length, predictions: window.tfjsDataflowDemo.predictions }));
+    const demo = await page.evaluate(() => ({
+      error: window.tfjsDataflowDemo.error,
+      backend: window.tfjsDataflowDemo.backend,
+      steps: window.tfjsDataflowDemo.steps.length,
+      predictions: window.tfjsDataflowDemo.predictions,
+    }));
     expect(demo.error).toBeNull();
     expect(demo.backend).toBe('wasm');
     expect(demo.steps).toBe(RUN.train / RUN.batch);

@@ -34,9 +34,16 @@ const BINDING_LIMIT = 128 * 2 ** 20;
  * origin, hence http://127.0.0.1, not about:blank or a file:// page.)
  */
 const CHROMIUM_ARGS = [
-  '--headless=new', '--no-sandbox', '--enable-unsafe-webgpu', '--enable-unsafe-swiftshader',
-  '--disable-gpu-sandbox', '--disable-background-networking', '--disable-component-update',
-  '--disable-sync', '--no-first-run', '--disable-quic',
+  '--headless=new',
+  '--no-sandbox',
+  '--enable-unsafe-webgpu',
+  '--enable-unsafe-swiftshader',
+  '--disable-gpu-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
 ];
 
 function skipReason(): string | null {
@@ -70,14 +77,20 @@ interface DemoSnapshot {
   chartPoints: Record<string, number>;
 }
 
-const snapshot = (page: Page) => page.evaluate(() => {
-  const d = window.tfjsDataflowDemo;
-  return {
-    state: d.state, backend: d.backend, error: d.error, steps: d.steps, records: d.records, predictions: d.predictions,
-    timings: d.timings,
-    chartPoints: Object.fromEntries(Object.entries(d.charts).map(([k, c]) => [k, c.data.reduce((n, s) => n + s.length, 0)])),
-  };
-}) as Promise<DemoSnapshot>;
+const snapshot = (page: Page) =>
+  page.evaluate(() => {
+    const d = window.tfjsDataflowDemo;
+    return {
+      state: d.state,
+      backend: d.backend,
+      error: d.error,
+      steps: d.steps,
+      records: d.records,
+      predictions: d.predictions,
+      timings: d.timings,
+      chartPoints: Object.fromEntries(Object.entries(d.charts).map(([k, c]) => [k, c.data.reduce((n, s) => n + s.length, 0)])),
+    };
+  }) as Promise<DemoSnapshot>;
 
 const reason = skipReason();
 const suite = reason ? describe.skip : describe;
@@ -119,14 +132,26 @@ suite(`browser example in headless Chromium on WebGPU${reason ? ` (skipped: ${re
 
   it('trains SpeedyConvNet on WebGPU, stops and resumes, and shows charts, the table and predictions', async () => {
     const url = server.resolvedUrls!.local[0]!;
-    const query = new URLSearchParams({ data: '/cifar10/', backend: 'webgpu', autostart: '1', logEvery: '1', ...Object.fromEntries(Object.entries(RUN).map(([k, v]) => [k, String(v)])) });
+    const query = new URLSearchParams({
+      data: '/cifar10/',
+      backend: 'webgpu',
+      autostart: '1',
+      logEvery: '1',
+      ...Object.fromEntries(Object.entries(RUN).map(([k, v]) => [k, String(v)])),
+    });
     await page.goto(`${url}?${query}`);
 
     // Stop mid-epoch from the page's own button (the page must stay responsive while training), then resume.
-    await page.waitForFunction(() => window.tfjsDataflowDemo.steps.length >= 2 || window.tfjsDataflowDemo.state === 'error', null, { timeout: 240_000, polling: 250 });
+    await page.waitForFunction(() => window.tfjsDataflowDemo.steps.length >= 2 || window.tfjsDataflowDemo.state === 'error', null, {
+      timeout: 240_000,
+      polling: 250,
+    });
     expect((await snapshot(page)).error).toBeNull();
     await page.click('#stop');
-    await page.waitForFunction(() => ['stopped', 'error'].includes(window.tfjsDataflowDemo.state), null, { timeout: 120_000, polling: 250 });
+    await page.waitForFunction(() => ['stopped', 'error'].includes(window.tfjsDataflowDemo.state), null, {
+      timeout: 120_000,
+      polling: 250,
+    });
     const stopped = await snapshot(page);
     expect(stopped.state).toBe('stopped');
     expect(stopped.steps.length).toBeLessThan(STEPS);
@@ -150,28 +175,38 @@ suite(`browser example in headless Chromium on WebGPU${reason ? ` (skipped: ${re
 
     // Charts: points in every chart, and coloured pixels on every canvas.
     for (const [name, points] of Object.entries(demo.chartPoints)) expect(points, `points in chart ${name}`).toBeGreaterThan(STEPS - 1);
-    const coloured = await page.$$eval('.charts canvas', (canvases) => canvases.map((c) => {
-      const { data } = (c as HTMLCanvasElement).getContext('2d')!.getImageData(0, 0, (c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height);
-      let n = 0;
-      for (let i = 0; i < data.length; i += 4) if (Math.max(data[i]!, data[i + 1]!, data[i + 2]!) - Math.min(data[i]!, data[i + 1]!, data[i + 2]!) > 60) n++;
-      return n;
-    }));
+    const coloured = await page.$$eval('.charts canvas', (canvases) =>
+      canvases.map((c) => {
+        const { data } = (c as HTMLCanvasElement)
+          .getContext('2d')!
+          .getImageData(0, 0, (c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height);
+        let n = 0;
+        for (let i = 0; i < data.length; i += 4)
+          if (Math.max(data[i]!, data[i + 1]!, data[i + 2]!) - Math.min(data[i]!, data[i + 1]!, data[i + 2]!) > 60) n++;
+        return n;
+      }),
+    );
     expect(coloured).toHaveLength(4);
     for (const n of coloured) expect(n).toBeGreaterThan(100);
 
     // The epoch table, as the CLI prints it.
     const table = (await page.textContent('#table'))!;
     for (const column of TABLE_COLUMNS) expect(table).toContain(column);
-    expect(table.split('\n').filter((l) => /^\|\s*\d+\s*\|/.test(l)), table).toHaveLength(2);
+    expect(
+      table.split('\n').filter((l) => /^\|\s*\d+\s*\|/.test(l)),
+      table,
+    ).toHaveLength(2);
 
     // The prediction grid: one cell per test image (up to 32), drawn, with class names.
-    const cells = await page.$$eval('#predictions .pred', (els) => els.map((el) => {
-      const canvas = el.querySelector('canvas')!;
-      const { data } = canvas.getContext('2d')!.getImageData(0, 0, 32, 32);
-      let lit = 0;
-      for (let i = 0; i < data.length; i += 4) if (data[i]! + data[i + 1]! + data[i + 2]! > 0) lit++;
-      return { label: el.querySelector('.label')!.textContent, truth: el.querySelector('.truth')!.textContent, lit, cls: el.className };
-    }));
+    const cells = await page.$$eval('#predictions .pred', (els) =>
+      els.map((el) => {
+        const canvas = el.querySelector('canvas')!;
+        const { data } = canvas.getContext('2d')!.getImageData(0, 0, 32, 32);
+        let lit = 0;
+        for (let i = 0; i < data.length; i += 4) if (data[i]! + data[i + 1]! + data[i + 2]! > 0) lit++;
+        return { label: el.querySelector('.label')!.textContent, truth: el.querySelector('.truth')!.textContent, lit, cls: el.className };
+      }),
+    );
     expect(cells).toHaveLength(Math.min(32, RUN.eval));
     expect(demo.predictions).toHaveLength(cells.length);
     cells.forEach((cell, i) => {
@@ -183,8 +218,10 @@ suite(`browser example in headless Chromium on WebGPU${reason ? ` (skipped: ${re
 
     mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
-    console.log(`browser e2e: ${STEPS} steps on ${demo.backend}; setup ${JSON.stringify(demo.timings)} s; ` +
-      `losses ${losses.map((l) => l.toFixed(3)).join(' ')}; test acc ${demo.records.map((r) => r.valAcc.toFixed(3)).join(' ')}`);
+    console.log(
+      `browser e2e: ${STEPS} steps on ${demo.backend}; setup ${JSON.stringify(demo.timings)} s; ` +
+        `losses ${losses.map((l) => l.toFixed(3)).join(' ')}; test acc ${demo.records.map((r) => r.valAcc.toFixed(3)).join(' ')}`,
+    );
     expect(pageErrors).toEqual([]);
   }, 600_000);
 
@@ -198,16 +235,24 @@ suite(`browser example in headless Chromium on WebGPU${reason ? ` (skipped: ${re
       GPUAdapter.prototype.requestDevice = async function (this: GPUAdapter, descriptor?: GPUDeviceDescriptor) {
         const requiredLimits = { ...(descriptor?.requiredLimits ?? {}) } as Record<string, number>;
         requiredLimits['maxStorageBufferBindingSize'] = Math.min(requiredLimits['maxStorageBufferBindingSize'] ?? limit, limit);
-        if (requiredLimits['maxBufferSize'] !== undefined) requiredLimits['maxBufferSize'] = Math.min(requiredLimits['maxBufferSize'], limit);
+        if (requiredLimits['maxBufferSize'] !== undefined)
+          requiredLimits['maxBufferSize'] = Math.min(requiredLimits['maxBufferSize'], limit);
         const device = await request.call(this, { ...descriptor, requiredLimits });
         (window as unknown as { bindingLimits: number[] }).bindingLimits = [
-          ...((window as unknown as { bindingLimits?: number[] }).bindingLimits ?? []), device.limits.maxStorageBufferBindingSize,
+          ...((window as unknown as { bindingLimits?: number[] }).bindingLimits ?? []),
+          device.limits.maxStorageBufferBindingSize,
         ];
         return device;
       };
     }, BINDING_LIMIT);
     try {
-      const query = new URLSearchParams({ data: '/cifar10/', backend: 'webgpu', autostart: '1', logEvery: '1', ...Object.fromEntries(Object.entries(LARGE).map(([k, v]) => [k, String(v)])) });
+      const query = new URLSearchParams({
+        data: '/cifar10/',
+        backend: 'webgpu',
+        autostart: '1',
+        logEvery: '1',
+        ...Object.fromEntries(Object.entries(LARGE).map(([k, v]) => [k, String(v)])),
+      });
       await limited.goto(`${server.resolvedUrls!.local[0]!}?${query}`);
       for (let waited = 0; waited < 540; waited += 15) {
         const state = await limited.evaluate(() => window.tfjsDataflowDemo?.state);
@@ -235,7 +280,10 @@ suite(`browser example in headless Chromium on WebGPU${reason ? ` (skipped: ${re
   it('downloads the trained model as a tfjs LayersModel', async () => {
     const [download] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), page.click('#download')]);
     expect(download.suggestedFilename()).toBe('speedy-convnet-cifar10.json');
-    const model = JSON.parse(readFileSync((await download.path())!, 'utf8')) as { modelTopology: { class_name?: string }; weightsManifest: Array<{ paths: string[] }> };
+    const model = JSON.parse(readFileSync((await download.path())!, 'utf8')) as {
+      modelTopology: { class_name?: string };
+      weightsManifest: Array<{ paths: string[] }>;
+    };
     expect(model.weightsManifest[0]!.paths).toEqual(['./speedy-convnet-cifar10.weights.bin']);
     expect(JSON.stringify(model.modelTopology)).toContain('WhiteningConv');
     expect(pageErrors).toEqual([]);
@@ -260,10 +308,13 @@ suite(`browser example in headless Chromium on WebGPU${reason ? ` (skipped: ${re
       const archive = path.join(work, 'cifar-10-binary.tar.gz');
       execFileSync('tar', ['-czf', archive, '-C', work, '--transform', 's,^cifar10,cifar-10-batches-bin,', 'cifar10']);
       await p.setInputFiles('#files', archive);
-      await p.waitForFunction(() => document.querySelector('#data-status')!.textContent!.startsWith('CIFAR-10 from'), null, { timeout: 60_000 });
+      await p.waitForFunction(() => document.querySelector('#data-status')!.textContent!.startsWith('CIFAR-10 from'), null, {
+        timeout: 60_000,
+      });
       expect(await p.textContent('#data-status')).toContain('cifar-10-binary.tar.gz');
       await p.click('#config summary'); // opens 'more' (micro-batch, seed)
-      for (const [field, value] of Object.entries({ ...RUN, epochs: 1, micro: RUN.batch })) await p.fill(`input[name="${field}"]`, String(value));
+      for (const [field, value] of Object.entries({ ...RUN, epochs: 1, micro: RUN.batch }))
+        await p.fill(`input[name="${field}"]`, String(value));
       await p.click('#start');
       await p.waitForFunction(() => ['done', 'error'].includes(window.tfjsDataflowDemo.state), null, { timeout: 120_000, polling: 250 });
       const demo = await snapshot(p);

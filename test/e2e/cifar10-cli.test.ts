@@ -10,14 +10,24 @@ import { MAX_SEED, parseCommandLine, UsageError } from '../../examples/cifar10/a
 import { readCheckpoint } from '../../examples/cifar10/files.js';
 import { main, type CliIO } from '../../examples/cifar10/main.js';
 import { Progress, formatDuration } from '../../examples/cifar10/progress.js';
-import { DiscreteAction, fileHandler, initBackend, predictWithFlipTTA, speedyConvNet, type EpochRecord, type StepInfo } from '../../src/node.js';
+import {
+  type DiscreteAction,
+  fileHandler,
+  initBackend,
+  predictWithFlipTTA,
+  speedyConvNet,
+  type EpochRecord,
+  type StepInfo,
+} from '../../src/node.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { liveTensors } from '../helpers/memory.js';
 
 const REPO = resolve(__dirname, '../..');
 // CI checks the repo out next to a copy of shared/.
 // A worktree under /work/wt/ has no ../shared next to it; the machine's copy is then used.
-const DATA = [resolve(REPO, '../shared/data/cifar10'), '/work/shared/data/cifar10'].find((d) => existsSync(join(d, 'test_batch.bin'))) ?? resolve(REPO, '../shared/data/cifar10');
+const DATA =
+  [resolve(REPO, '../shared/data/cifar10'), '/work/shared/data/cifar10'].find((d) => existsSync(join(d, 'test_batch.bin'))) ??
+  resolve(REPO, '../shared/data/cifar10');
 const HAS_DATA = existsSync(join(DATA, 'data_batch_1.bin')) && existsSync(join(DATA, 'test_batch.bin'));
 
 /** Captures what the CLI writes. */
@@ -44,10 +54,28 @@ describe('CIFAR-10 CLI: arguments', () => {
     expect(parsed.command).toBe('train');
     if (parsed.command !== 'train') return;
     expect(parsed.config).toMatchObject({
-      backend: 'auto', wasmThreads: null, data: '/data/c10', dataFrom: 'env', download: false, epochs: 12.1, batchSize: 1024, microBatch: null, baseDepth: 64,
-      trainLimit: null, evalLimit: null, mode: 'sketch', whiteningSigns: 'raw', runs: 1, seed: 0, out: null, resume: false,
+      backend: 'auto',
+      wasmThreads: null,
+      data: '/data/c10',
+      dataFrom: 'env',
+      download: false,
+      epochs: 12.1,
+      batchSize: 1024,
+      microBatch: null,
+      baseDepth: 64,
+      trainLimit: null,
+      evalLimit: null,
+      mode: 'sketch',
+      whiteningSigns: 'raw',
+      runs: 1,
+      seed: 0,
+      out: null,
+      resume: false,
     });
-    const explicit = parseCommandLine(['train', '--data', 'x', '--epochs', '2.5', '--micro-batch', '128', '--hyp', 'opt.momentum=0.9', '--hyp', 'misc.ema.decayBase=0.9'], {});
+    const explicit = parseCommandLine(
+      ['train', '--data', 'x', '--epochs', '2.5', '--micro-batch', '128', '--hyp', 'opt.momentum=0.9', '--hyp', 'misc.ema.decayBase=0.9'],
+      {},
+    );
     if (explicit.command !== 'train') throw new Error('expected train');
     expect(explicit.config.data).toBe('x');
     expect(explicit.config.dataFrom).toBe('flag');
@@ -63,25 +91,34 @@ describe('CIFAR-10 CLI: arguments', () => {
     [['train', '--batch-size', '0'], "--batch-size must be an integer >= 1, got '0'"],
     [['train', '--batch-size', '12.5'], "--batch-size must be an integer >= 1, got '12.5'"],
     [['train', '--epochs=-1'], "--epochs must be a positive number (fractions allowed, e.g. 12.1), got '-1'"],
-    [['train', '--epochs', 'ten'], "--epochs must be a positive number"],
+    [['train', '--epochs', 'ten'], '--epochs must be a positive number'],
     [['train', '--batch-size', '256', '--micro-batch', '100'], '--micro-batch must divide --batch-size 256, got 100'],
     [['train', '--mode', 'forward'], "--mode must be one of sketch, backprop, got 'forward'"],
     [['train', '--whitening-signs', 'seed'], "--whitening-signs must be one of canonical, raw, got 'seed'"],
     [['train', '--wasm-threads', '0'], "--wasm-threads must be an integer from 1 to 4, got '0'"],
     [['train', '--wasm-threads', '8'], "--wasm-threads must be an integer from 1 to 4, got '8'"],
-    [['train', '--wasm-threads', '2', '--backend', 'cpu'], "--wasm-threads applies to the wasm backend: use it with --backend wasm or auto, not 'cpu'"],
-    [['evaluate', '--model', 'm', '--wasm-threads', '2', '--backend', 'webgpu'], "--wasm-threads applies to the wasm backend"],
+    [
+      ['train', '--wasm-threads', '2', '--backend', 'cpu'],
+      "--wasm-threads applies to the wasm backend: use it with --backend wasm or auto, not 'cpu'",
+    ],
+    [['evaluate', '--model', 'm', '--wasm-threads', '2', '--backend', 'webgpu'], '--wasm-threads applies to the wasm backend'],
     [['train', '--backend', 'gpu'], "--backend must be one of auto, webgpu, tensorflow, wasm, cpu, got 'gpu'"],
     [['train', '--train-limit', '60000'], "--train-limit must be an integer from 1 to 50000, got '60000'"],
     [['train', '--train-limit', '100', '--batch-size', '256'], '--train-limit 100 is smaller than one batch (--batch-size 256)'],
     [['train', '--eval-limit', '0'], '--eval-limit must be an integer from 1 to 10000'],
     [['train', '--seed=-3'], `--seed must be an integer from 0 to ${MAX_SEED}, got '-3'`],
-    [['train', '--seed', '-3'], "Option '--seed' argument is ambiguous. Did you forget to specify the option argument for '--seed'? To specify an option argument starting with a dash use '--seed=-XYZ'."],
+    [
+      ['train', '--seed', '-3'],
+      "Option '--seed' argument is ambiguous. Did you forget to specify the option argument for '--seed'? To specify an option argument starting with a dash use '--seed=-XYZ'.",
+    ],
     [['train', '--hyp', 'opt.momentum'], "--hyp expects KEY=VALUE such as opt.momentum=0.9, got 'opt.momentum'"],
     [['train', '--hyp', 'opt.speed=2'], "--hyp: unknown hyperparameter 'opt.speed'. Valid keys: opt.batchSize"],
     [['train', '--hyp', 'opt.momentum=fast'], "--hyp opt.momentum must be a finite number, got 'fast'"],
     [['train', '--hyp', 'misc.trainEpochs=3'], '--hyp misc.trainEpochs: use --epochs instead'],
-    [['train', '--hyp', 'opt.lossBatchSize=0'], '--hyp opt.lossBatchSize must be a number > 0 (the loss is scaled by lossBatchSize / batchSize), got 0'],
+    [
+      ['train', '--hyp', 'opt.lossBatchSize=0'],
+      '--hyp opt.lossBatchSize must be a number > 0 (the loss is scaled by lossBatchSize / batchSize), got 0',
+    ],
     [['train', '--hyp', 'opt.momentum=1'], '--hyp opt.momentum must be a number in (0, 1) (Nesterov SGD needs momentum > 0), got 1'],
     [['train', '--hyp', 'misc.ema.everyNSteps=0'], '--hyp misc.ema.everyNSteps must be a positive integer, got 0'],
     [['train', '--out', ''], "--out must name a directory, got ''"],
@@ -89,10 +126,16 @@ describe('CIFAR-10 CLI: arguments', () => {
     [['train', '--resume'], '--resume needs --out DIR naming the run to continue'],
     [['train', '--epochs'], "Option '--epochs <value>' argument missing"],
     [['fit'], "unknown command 'fit'; expected 'train' or 'evaluate'"],
-    [['train', '--epochs', '1e8'], "--epochs must be a number in (0, 1000] (the seed trains 12.1; every epoch's schedule is held in memory), got 100000000"],
+    [
+      ['train', '--epochs', '1e8'],
+      "--epochs must be a number in (0, 1000] (the seed trains 12.1; every epoch's schedule is held in memory), got 100000000",
+    ],
     [['train', '--epochs', '1e300'], '--epochs must be a number in (0, 1000]'],
     [['train', '--base-depth', '100000'], '--base-depth must be an integer in [1, 512] (the last group has 8x as many channels'],
-    [['train', '--seed', String(MAX_SEED - 1), '--runs', '3'], `--seed ${MAX_SEED - 1} with --runs 3 uses seeds ${MAX_SEED - 1} to ${MAX_SEED + 1}, beyond the largest allowed seed ${MAX_SEED}; lower --seed to at most ${MAX_SEED - 2}`],
+    [
+      ['train', '--seed', String(MAX_SEED - 1), '--runs', '3'],
+      `--seed ${MAX_SEED - 1} with --runs 3 uses seeds ${MAX_SEED - 1} to ${MAX_SEED + 1}, beyond the largest allowed seed ${MAX_SEED}; lower --seed to at most ${MAX_SEED - 2}`,
+    ],
     [['train', '--epochs', '2', '--epochs', '3'], "--epochs is given 2 times ('2', '3'); give it once"],
     [['evaluate', '--model', 'a', '--model', 'b'], "--model is given 2 times ('a', 'b'); give it once"],
     [['evaluate'], 'evaluate needs --model DIR'],
@@ -106,11 +149,15 @@ describe('CIFAR-10 CLI: arguments', () => {
     expect(code).toBe(2);
     expect(out).toBe('');
     expect(err).toContain("Unknown option '--epoch'");
-    expect(err).toContain("Valid flags for 'train': --backend, --wasm-threads, --data, --download, --cache-dir, --eval-limit, --help (-h), --epochs, --batch-size");
+    expect(err).toContain(
+      "Valid flags for 'train': --backend, --wasm-threads, --data, --download, --cache-dir, --eval-limit, --help (-h), --epochs, --batch-size",
+    );
     expect(err).toContain('Run with --help for usage.');
     const evaluate = await run(['evaluate', '--model', 'm', '--runs', '2']);
     expect(evaluate.code).toBe(2);
-    expect(evaluate.err).toContain("Valid flags for 'evaluate': --backend, --wasm-threads, --data, --download, --cache-dir, --eval-limit, --help (-h), --model, --eval-batch, --draws");
+    expect(evaluate.err).toContain(
+      "Valid flags for 'evaluate': --backend, --wasm-threads, --data, --download, --cache-dir, --eval-limit, --help (-h), --model, --eval-batch, --draws",
+    );
   });
 
   it('prints help for --help, the command and no arguments', async () => {
@@ -128,11 +175,41 @@ describe('CIFAR-10 CLI: arguments', () => {
       const missing = await run(['train', '--resume', '--out', dir, '--backend', 'cpu']);
       expect(missing.code).toBe(2);
       expect(missing.err).toContain(`--resume: ${dir} holds no run to continue (no config.json)`);
-      const runConfig = { epochs: 2, batchSize: 256, microBatch: 256, evalBatch: 2048, baseDepth: 16, trainLimit: 2048, evalLimit: 500, mode: 'sketch', whiteningSigns: 'raw', runs: 1, seed: 1, hyp: {} };
+      const runConfig = {
+        epochs: 2,
+        batchSize: 256,
+        microBatch: 256,
+        evalBatch: 2048,
+        baseDepth: 16,
+        trainLimit: 2048,
+        evalLimit: 500,
+        mode: 'sketch',
+        whiteningSigns: 'raw',
+        runs: 1,
+        seed: 1,
+        hyp: {},
+      };
       await writeFile(join(dir, 'config.json'), JSON.stringify({ run: runConfig, backend: 'cpu', data: DATA }));
-      const mismatch = await run(['train', '--resume', '--out', dir, '--backend', 'cpu', '--epochs', '3', '--seed', '1', '--base-depth', '32', '--whitening-signs', 'canonical']);
+      const mismatch = await run([
+        'train',
+        '--resume',
+        '--out',
+        dir,
+        '--backend',
+        'cpu',
+        '--epochs',
+        '3',
+        '--seed',
+        '1',
+        '--base-depth',
+        '32',
+        '--whitening-signs',
+        'canonical',
+      ]);
       expect(mismatch.code).toBe(2);
-      expect(mismatch.err).toContain(`--resume: the run in ${dir} was started with a different configuration: --epochs 3 (the run has 2); --base-depth 32 (the run has 16); --whitening-signs "canonical" (the run has "raw").`);
+      expect(mismatch.err).toContain(
+        `--resume: the run in ${dir} was started with a different configuration: --epochs 3 (the run has 2); --base-depth 32 (the run has 16); --whitening-signs "canonical" (the run has "raw").`,
+      );
       // A run with a checkpoint is work a new run must not overwrite.
       await mkdir(join(dir, 'checkpoint'));
       await writeFile(join(dir, 'checkpoint', 'checkpoint.json'), '{}');
@@ -162,14 +239,24 @@ describe('CIFAR-10 CLI: arguments', () => {
 
   it('shows progress as a bar on a terminal and as periodic lines elsewhere, with the time estimated after the first step and an ETA', () => {
     const step = (epochStep: number, extra: Partial<StepInfo> = {}): StepInfo => ({
-      epoch: 0, step: epochStep, epochStep, epochSteps: 4, totalSteps: 8, lr: 0.002, imagesPerSec: 123.4, ...extra,
+      epoch: 0,
+      step: epochStep,
+      epochStep,
+      epochSteps: 4,
+      totalSteps: 8,
+      lr: 0.002,
+      imagesPerSec: 123.4,
+      ...extra,
     });
     let tty = '';
     const bar = new Progress({ write: (t: string) => (tty += t), isTTY: true, columns: 200 }, 2);
     bar.start();
     bar.update(step(1, { loss: 2.25, acc: 0.125 }));
     expect(tty).toMatch(/^Estimated time: \d+ s for 8 steps \(\d+ s a step so far; about \d+ s left\)\n/);
-    expect(tty).toMatch(/\r\[######\.{18}\] epoch 1\/2 step 1\/4 \(1\/8\) loss 2\.2500 acc 0\.1250 lr 2\.000e-3 123 img\/s ETA \d+ s\x1b\[K$/);
+    expect(tty).toMatch(
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: the progress bar's ANSI erase-line escape is what is checked.
+      /\r\[######\.{18}\] epoch 1\/2 step 1\/4 \(1\/8\) loss 2\.2500 acc 0\.1250 lr 2\.000e-3 123 img\/s ETA \d+ s\x1b\[K$/,
+    );
     bar.clear();
     expect(tty.endsWith('\r\x1b[K')).toBe(true);
     let plain = '';
@@ -187,12 +274,28 @@ describe('CIFAR-10 CLI: arguments', () => {
     expect(formatDuration(47)).toBe('47 s');
     expect(formatDuration(600)).toBe('10 min');
   });
-
 });
 
 // A small configuration: small enough for two busy cores, large enough to learn. Runs take minutes when the cores are shared.
 const LONG = 900_000;
-const SMALL_RUN = ['--backend', 'wasm', '--data', DATA, '--train-limit', '2048', '--eval-limit', '500', '--base-depth', '16', '--batch-size', '256', '--epochs', '2', '--seed', '1'];
+const SMALL_RUN = [
+  '--backend',
+  'wasm',
+  '--data',
+  DATA,
+  '--train-limit',
+  '2048',
+  '--eval-limit',
+  '500',
+  '--base-depth',
+  '16',
+  '--batch-size',
+  '256',
+  '--epochs',
+  '2',
+  '--seed',
+  '1',
+];
 // One wasm thread (threads are the default on a multi-core machine): the run the threaded one is compared with.
 const SMALL = [...SMALL_RUN, '--wasm-threads', '1'];
 
@@ -206,221 +309,347 @@ interface Metrics {
 }
 
 /** The numbers a resumed run must reproduce (timings aside). */
-const numbers = (records: EpochRecord[]) => records.map(({ epoch, trainLoss, trainAcc, valLoss, valAcc, emaValAcc, steps, lr }) => ({ epoch, trainLoss, trainAcc, valLoss, valAcc, emaValAcc, steps, lr }));
+const numbers = (records: EpochRecord[]) =>
+  records.map(({ epoch, trainLoss, trainAcc, valLoss, valAcc, emaValAcc, steps, lr }) => ({
+    epoch,
+    trainLoss,
+    trainAcc,
+    valLoss,
+    valAcc,
+    emaValAcc,
+    steps,
+    lr,
+  }));
 
-describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: training on wasm with the real data' : `CIFAR-10 CLI e2e: SKIPPED, no CIFAR-10 binaries at ${DATA} (CI provides ../shared/data/cifar10)`, () => {
-  let root: string;
-  let uninterrupted: Metrics;
+describe.skipIf(!HAS_DATA)(
+  HAS_DATA
+    ? 'CIFAR-10 CLI: training on wasm with the real data'
+    : `CIFAR-10 CLI e2e: SKIPPED, no CIFAR-10 binaries at ${DATA} (CI provides ../shared/data/cifar10)`,
+  () => {
+    let root: string;
+    let uninterrupted: Metrics;
 
-  beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'cifar10-e2e-'));
-  });
-  afterAll(async () => {
-    await rm(root, { recursive: true, force: true });
-  });
-
-  it('trains 2 epochs, prints the table, writes every output, and the saved model predicts like the trained net', async () => {
-    const out = join(root, 'a');
-    const before = liveTensors();
-    const { code, out: stdout, err } = await run(['train', ...SMALL, '--out', out]);
-    expect(err).not.toContain('tfjs-dataflow-cifar10:');
-    expect(code).toBe(0);
-    expect(liveTensors()).toBe(before);
-
-    expect(stdout).toContain('Backend: wasm');
-    expect(stdout).toContain('Micro-batch: 256 images per pass, 1 pass per step (chosen for wasm');
-    expect(stdout).toContain('|  epoch  |  train_loss  |  val_loss  |  train_acc  |  val_acc  |  ema_val_acc  |  total_time_seconds  |');
-    expect(stdout).toMatch(/\|\s+0\s+\|\s+\d\.\d{4}\s+\|/);
-    expect(stdout).toMatch(/\|\s+1\s+\|\s+\d\.\d{4}\s+\|/);
-    expect(stdout).toMatch(/Mean and variance: \(0\.\d{4}, nan\) over 1 run/);
-    expect(err).toMatch(/epoch 2\/2 step 8\/8 \(16\/16\) loss \d\.\d{4} acc 0\.\d{4} lr \S+ \d+ img\/s/);
-
-    uninterrupted = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics;
-    expect(uninterrupted.versions).toMatchObject({ tfjsCore: tf.version_core, tfjsLayers: tfl.version_layers, node: process.version });
-    expect(uninterrupted.backend.backend).toBe('wasm');
-    expect(uninterrupted.config).toMatchObject({ epochs: 2, microBatch: 256 });
-    expect(uninterrupted.hyp.net.baseDepth).toBe(16);
-    const [result] = uninterrupted.runs;
-    expect(result!.stopReason).toBe('completed');
-    expect(result!.epochs.map((e) => e.steps)).toEqual([8, 16]);
-    expect(result!.trainingSeconds).toBeGreaterThan(0);
-    expect(result!.wallSeconds).toBeGreaterThan(result!.trainingSeconds);
-    // Chance is 0.1.
-    expect(result!.finalEmaValAcc).toBeGreaterThan(0.2);
-    expect(uninterrupted.summary).toMatchObject({ mean: result!.finalEmaValAcc, count: 1 });
-    expect(JSON.parse(await readFile(join(out, 'config.json'), 'utf8')).run.seed).toBe(1);
-    const svg = await readFile(join(out, 'curves.svg'), 'utf8');
-    expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
-    expect(svg).toContain('Accuracy');
-
-    // The last epoch's checkpoint: the end of the schedule, EMA included.
-    const saved = await readCheckpoint<{ seed: number }>(join(out, 'checkpoint'));
-    expect(saved).toBeDefined();
-    const { checkpoint, meta } = saved!;
-    expect(meta).toMatchObject({ reason: 'epoch-end', config: { seed: 1, baseDepth: 16 } });
-    expect([checkpoint.epoch, checkpoint.epochStep, checkpoint.step, checkpoint.emaActive]).toEqual([2, 0, 16, true]);
-    expect(numbers(checkpoint.records)).toEqual(numbers(result!.epochs));
-
-    // The saved model is the EMA net: load it and compare with a net given the checkpoint's EMA weights, same noise.
-    const loaded = await tfl.loadLayersModel(fileHandler(join(out, 'model')));
-    const reference = speedyConvNet({ hyp: { net: { baseDepth: 16 } }, mode: 'sketch', seed: 1 });
-    try {
-      for (const w of reference.model.weights) {
-        const value = checkpoint.tensors[`ema/${w.originalName}`] ?? checkpoint.tensors[`weights/${w.originalName}`];
-        expect(value, w.originalName).toBeDefined();
-        w.write(tf.clone(value!));
-      }
-      for (let i = 1; i <= 3; i++) {
-        const state = { seed: 77 + i, counter: 0 };
-        (loaded.getLayer(`discrete_action_${i}`) as DiscreteAction).random.setState(state);
-        reference.discreteActions[i - 1]!.random.setState(state);
-      }
-      const images = tf.randomNormal([16, 32, 32, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
-      const [a, b] = [predictWithFlipTTA(loaded, images), predictWithFlipTTA(reference.model, images)];
-      expect(maxRelativeError(await a.data(), await b.data(), 1e-6)).toBeLessThan(1e-6);
-      tf.dispose([images, a, b]);
-      expect((loaded.getUserDefinedMetadata() as { tfjsDataflowCifar10: { weights: string } }).tfjsDataflowCifar10.weights).toBe('ema');
-    } finally {
-      loaded.dispose();
-      reference.model.dispose();
-      tf.dispose(Object.values(checkpoint.tensors));
-    }
-
-    // evaluate: the saved model's accuracy with flip TTA (its noise streams start afresh, so close, not equal).
-    const evaluated = await run(['evaluate', '--model', join(out, 'model'), '--backend', 'wasm', '--data', DATA, '--eval-limit', '500']);
-    expect(evaluated.err).toBe('');
-    expect(evaluated.code).toBe(0);
-    const acc = Number(/Test accuracy \(flip TTA\): (\d\.\d{4}) on 500 images/.exec(evaluated.out)?.[1]);
-    expect(Math.abs(acc - result!.finalEmaValAcc!)).toBeLessThan(0.05);
-  }, LONG);
-
-  it('--wasm-threads 2 trains (in a process of its own) to the one-thread run\'s accuracy', async () => {
-    expect(uninterrupted).toBeDefined();
-    const out = join(root, 'threads');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/cifar10/cli.ts', 'train', ...SMALL_RUN, '--wasm-threads', '2', '--out', out], {
-      cwd: REPO,
-      env: { ...process.env, XDG_RUNTIME_DIR: process.env['XDG_RUNTIME_DIR'] ?? tmpdir() },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    beforeAll(async () => {
+      root = await mkdtemp(join(tmpdir(), 'cifar10-e2e-'));
     });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const code = await new Promise<number | null>((done) => child.on('exit', (c) => done(c)));
-    expect(stderr).not.toContain('tfjs-dataflow-cifar10:');
-    expect(code).toBe(0);
-    expect(stdout).toContain('WebAssembly SIMD with 2 threads');
-    const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics;
-    const [threaded] = metrics.runs;
-    const [single] = uninterrupted!.runs;
-    expect(threaded!.stopReason).toBe('completed');
-    // Same seed and recipe; only the order of float32 sums inside the kernels differs: 16 steps later the
-    // accuracy on 500 images agrees to within a few images.
-    expect(Math.abs(threaded!.finalEmaValAcc! - single!.finalEmaValAcc!)).toBeLessThan(0.03);
-  }, LONG);
-
-  it('Ctrl-C mid-run checkpoints and exits 130; --resume finishes with the uninterrupted numbers', async () => {
-    expect(uninterrupted).toBeDefined();
-    const out = join(root, 'b');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/cifar10/cli.ts', 'train', ...SMALL, '--out', out], {
-      cwd: REPO,
-      env: { ...process.env, XDG_RUNTIME_DIR: process.env['XDG_RUNTIME_DIR'] ?? tmpdir() },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    afterAll(async () => {
+      await rm(root, { recursive: true, force: true });
     });
-    let stdout = '';
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<NodeJS.Signals | null>((done) => child.on('exit', (_code, signal) => done(signal)));
-    // Interrupt once the first epoch's checkpoint is on disk, i.e. during the second epoch.
-    await new Promise<void>((done) => {
-      child.stdout.on('data', async (d: Buffer) => {
-        stdout += d.toString();
-        if (!/\|\s+0\s+\|/.test(stdout)) return;
-        while (!existsSync(join(out, 'checkpoint', 'checkpoint.json'))) await new Promise((r) => setTimeout(r, 100));
-        done();
-      });
-    });
-    child.kill('SIGINT');
-    // Once the checkpoint is written the CLI ends by re-raising SIGINT, so a shell sees $? 130.
-    const signal = await exited;
-    expect(stderr).toContain('Ctrl-C: stopping after this step and writing a checkpoint');
-    expect(signal).toBe('SIGINT');
-    expect(stderr).toMatch(/Interrupted at step \d+\/16 \(epoch 2, step \d of 8\)\. Checkpoint written to .*; continue with: --resume --out /);
 
-    const stopped = await readCheckpoint<unknown>(join(out, 'checkpoint'));
-    const { checkpoint, meta } = stopped!;
-    tf.dispose(Object.values(checkpoint.tensors));
-    expect(meta.reason).toBe('interrupted');
-    expect(checkpoint.epoch).toBe(1);
-    expect(checkpoint.step).toBe(8 + checkpoint.epochStep);
-    const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics;
-    expect(metrics.runs[0]!.stopReason).toBe('interrupted');
+    it(
+      'trains 2 epochs, prints the table, writes every output, and the saved model predicts like the trained net',
+      async () => {
+        const out = join(root, 'a');
+        const before = liveTensors();
+        const { code, out: stdout, err } = await run(['train', ...SMALL, '--out', out]);
+        expect(err).not.toContain('tfjs-dataflow-cifar10:');
+        expect(code).toBe(0);
+        expect(liveTensors()).toBe(before);
 
-    // Resume in-process: only --resume and --out; the rest comes from the run.
-    const resumed = await run(['train', '--resume', '--out', out]);
-    expect(resumed.code).toBe(0);
-    expect(resumed.err).toContain(`Resumed from the checkpoint of ${meta.savedAt} (interrupted): epoch 2, step ${checkpoint.epochStep} of the epoch, ${checkpoint.step}/16 in all`);
-    const final = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics;
-    expect(final.runs[0]!.stopReason).toBe('completed');
-    expect(numbers(final.runs[0]!.epochs)).toEqual(numbers(uninterrupted.runs[0]!.epochs));
-    expect(existsSync(join(out, 'model', 'model.json'))).toBe(true);
+        expect(stdout).toContain('Backend: wasm');
+        expect(stdout).toContain('Micro-batch: 256 images per pass, 1 pass per step (chosen for wasm');
+        expect(stdout).toContain(
+          '|  epoch  |  train_loss  |  val_loss  |  train_acc  |  val_acc  |  ema_val_acc  |  total_time_seconds  |',
+        );
+        expect(stdout).toMatch(/\|\s+0\s+\|\s+\d\.\d{4}\s+\|/);
+        expect(stdout).toMatch(/\|\s+1\s+\|\s+\d\.\d{4}\s+\|/);
+        expect(stdout).toMatch(/Mean and variance: \(0\.\d{4}, nan\) over 1 run/);
+        expect(err).toMatch(/epoch 2\/2 step 8\/8 \(16\/16\) loss \d\.\d{4} acc 0\.\d{4} lr \S+ \d+ img\/s/);
 
-    // A finished run resumes to nothing.
-    const again = await run(['train', '--resume', '--out', out]);
-    expect(again.code).toBe(0);
-    expect(again.out).toContain('Run 1/1: already complete');
-  }, LONG);
+        uninterrupted = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics;
+        expect(uninterrupted.versions).toMatchObject({ tfjsCore: tf.version_core, tfjsLayers: tfl.version_layers, node: process.version });
+        expect(uninterrupted.backend.backend).toBe('wasm');
+        expect(uninterrupted.config).toMatchObject({ epochs: 2, microBatch: 256 });
+        expect(uninterrupted.hyp.net.baseDepth).toBe(16);
+        const [result] = uninterrupted.runs;
+        expect(result!.stopReason).toBe('completed');
+        expect(result!.epochs.map((e) => e.steps)).toEqual([8, 16]);
+        expect(result!.trainingSeconds).toBeGreaterThan(0);
+        expect(result!.wallSeconds).toBeGreaterThan(result!.trainingSeconds);
+        // Chance is 0.1.
+        expect(result!.finalEmaValAcc).toBeGreaterThan(0.2);
+        expect(uninterrupted.summary).toMatchObject({ mean: result!.finalEmaValAcc, count: 1 });
+        expect(JSON.parse(await readFile(join(out, 'config.json'), 'utf8')).run.seed).toBe(1);
+        const svg = await readFile(join(out, 'curves.svg'), 'utf8');
+        expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+        expect(svg).toContain('Accuracy');
 
-  it('--runs 2 trains two seeds into run-1/ and run-2/ and prints their mean and variance', async () => {
-    const out = join(root, 'runs');
-    const { code, out: stdout } = await run(['train', '--backend', 'wasm', '--data', DATA, '--train-limit', '256', '--eval-limit', '100', '--base-depth', '8',
-      '--batch-size', '128', '--epochs', '3', '--runs', '2', '--seed', '5', '--out', out]);
-    expect(code).toBe(0);
-    expect(stdout).toContain('Run 1/2 (seed 5)');
-    expect(stdout).toContain('Run 2/2 (seed 6)');
-    const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics & { summary: { variance: number } };
-    // 6 steps: the EMA (every 5 steps) has started, so its accuracy is the one reported.
-    const finals = metrics.runs.map((r) => r.finalEmaValAcc!);
-    expect(finals.every((f) => typeof f === 'number')).toBe(true);
-    expect(metrics.runs.map((r) => r.stopReason)).toEqual(['completed', 'completed']);
-    expect(metrics.summary.mean).toBeCloseTo((finals[0]! + finals[1]!) / 2, 10);
-    expect(metrics.summary.variance).toBeCloseTo((finals[0]! - finals[1]!) ** 2 / 2, 10);
-    const [mean, variance] = /Mean and variance: \((\S+), (\S+)\) over 2 runs/.exec(stdout)!.slice(1).map(Number);
-    expect(mean).toBeCloseTo(metrics.summary.mean, 4);
-    expect(variance).toBeCloseTo(metrics.summary.variance, 4);
-    for (const r of [1, 2]) {
-      const dir = join(out, `run-${r}`);
-      expect(JSON.parse(await readFile(join(dir, 'metrics.json'), 'utf8')).run.seed).toBe(4 + r);
-      for (const file of ['curves.svg', 'checkpoint/checkpoint.json', 'checkpoint/tensors.bin', 'model/model.json', 'model/weights.bin']) {
-        expect(existsSync(join(dir, file)), `run-${r}/${file}`).toBe(true);
-      }
-    }
-  }, LONG);
+        // The last epoch's checkpoint: the end of the schedule, EMA included.
+        const saved = await readCheckpoint<{ seed: number }>(join(out, 'checkpoint'));
+        expect(saved).toBeDefined();
+        const { checkpoint, meta } = saved!;
+        expect(meta).toMatchObject({ reason: 'epoch-end', config: { seed: 1, baseDepth: 16 } });
+        expect([checkpoint.epoch, checkpoint.epochStep, checkpoint.step, checkpoint.emaActive]).toEqual([2, 0, 16, true]);
+        expect(numbers(checkpoint.records)).toEqual(numbers(result!.epochs));
 
-  it('stops on a non-finite loss, naming the step, with a non-zero exit, never checkpoints the diverged net, and leaves no tensor behind', async () => {
-    const out = join(root, 'nan');
-    // Counted on the backend the run uses (main() makes it the active one).
-    await initBackend('wasm');
-    const before = liveTensors();
-    const { code, err } = await run(['train', '--backend', 'wasm', '--data', DATA, '--train-limit', '256', '--eval-limit', '100', '--base-depth', '8',
-      '--batch-size', '256', '--epochs', '4', '--hyp', 'opt.nonBiasLr=1e30', '--hyp', 'opt.biasLr=1e30', '--out', out]);
-    expect(code).toBe(1);
-    expect(tf.getBackend()).toBe('wasm');
-    expect(liveTensors()).toBe(before);
-    // One step an epoch: the first step's loss is finite, the net it leaves is not, and the evaluation after it says so.
-    expect(err).toContain('Stopped: validation loss became NaN after epoch 0 (step 1). No checkpoint was written (no epoch ended with a finite loss)');
-    const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics & { runs: Array<{ message?: string }> };
-    expect(metrics.runs[0]!.stopReason).toBe('failed');
-    expect(metrics.runs[0]!.message).toBe('validation loss became NaN after epoch 0 (step 1)');
-    expect(existsSync(join(out, 'checkpoint'))).toBe(false);
-    expect(existsSync(join(out, 'model'))).toBe(false);
+        // The saved model is the EMA net: load it and compare with a net given the checkpoint's EMA weights, same noise.
+        const loaded = await tfl.loadLayersModel(fileHandler(join(out, 'model')));
+        const reference = speedyConvNet({ hyp: { net: { baseDepth: 16 } }, mode: 'sketch', seed: 1 });
+        try {
+          for (const w of reference.model.weights) {
+            const value = checkpoint.tensors[`ema/${w.originalName}`] ?? checkpoint.tensors[`weights/${w.originalName}`];
+            expect(value, w.originalName).toBeDefined();
+            w.write(tf.clone(value!));
+          }
+          for (let i = 1; i <= 3; i++) {
+            const state = { seed: 77 + i, counter: 0 };
+            (loaded.getLayer(`discrete_action_${i}`) as DiscreteAction).random.setState(state);
+            reference.discreteActions[i - 1]!.random.setState(state);
+          }
+          const images = tf.randomNormal([16, 32, 32, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
+          const [a, b] = [predictWithFlipTTA(loaded, images), predictWithFlipTTA(reference.model, images)];
+          expect(maxRelativeError(await a.data(), await b.data(), 1e-6)).toBeLessThan(1e-6);
+          tf.dispose([images, a, b]);
+          expect((loaded.getUserDefinedMetadata() as { tfjsDataflowCifar10: { weights: string } }).tfjsDataflowCifar10.weights).toBe('ema');
+        } finally {
+          loaded.dispose();
+          reference.model.dispose();
+          tf.dispose(Object.values(checkpoint.tensors));
+        }
 
-    // A NaN training loss (read every few steps, four steps an epoch) after a finished epoch: the same, the checkpoint kept.
-    const later = join(root, 'nan-later');
-    const stopped = await run(['train', '--backend', 'wasm', '--data', DATA, '--train-limit', '256', '--eval-limit', '100', '--base-depth', '8',
-      '--batch-size', '64', '--epochs', '4', '--hyp', 'opt.nonBiasLr=30', '--hyp', 'opt.biasLr=30', '--out', later]);
-    expect(stopped.code).toBe(1);
-    expect(stopped.err).toMatch(/Stopped: training loss became NaN at step \d+ .*The last epoch's checkpoint in .* is untouched/);
-    expect(liveTensors()).toBe(before);
-  }, LONG);
-});
+        // evaluate: the saved model's accuracy with flip TTA (its noise streams start afresh, so close, not equal).
+        const evaluated = await run([
+          'evaluate',
+          '--model',
+          join(out, 'model'),
+          '--backend',
+          'wasm',
+          '--data',
+          DATA,
+          '--eval-limit',
+          '500',
+        ]);
+        expect(evaluated.err).toBe('');
+        expect(evaluated.code).toBe(0);
+        const acc = Number(/Test accuracy \(flip TTA\): (\d\.\d{4}) on 500 images/.exec(evaluated.out)?.[1]);
+        expect(Math.abs(acc - result!.finalEmaValAcc!)).toBeLessThan(0.05);
+      },
+      LONG,
+    );
+
+    it(
+      "--wasm-threads 2 trains (in a process of its own) to the one-thread run's accuracy",
+      async () => {
+        expect(uninterrupted).toBeDefined();
+        const out = join(root, 'threads');
+        const child = spawn(
+          process.execPath,
+          ['--import', 'tsx', 'examples/cifar10/cli.ts', 'train', ...SMALL_RUN, '--wasm-threads', '2', '--out', out],
+          {
+            cwd: REPO,
+            env: { ...process.env, XDG_RUNTIME_DIR: process.env['XDG_RUNTIME_DIR'] ?? tmpdir() },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        );
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        const code = await new Promise<number | null>((done) => child.on('exit', (c) => done(c)));
+        expect(stderr).not.toContain('tfjs-dataflow-cifar10:');
+        expect(code).toBe(0);
+        expect(stdout).toContain('WebAssembly SIMD with 2 threads');
+        const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics;
+        const [threaded] = metrics.runs;
+        const [single] = uninterrupted!.runs;
+        expect(threaded!.stopReason).toBe('completed');
+        // Same seed and recipe; only the order of float32 sums inside the kernels differs: 16 steps later the
+        // accuracy on 500 images agrees to within a few images.
+        expect(Math.abs(threaded!.finalEmaValAcc! - single!.finalEmaValAcc!)).toBeLessThan(0.03);
+      },
+      LONG,
+    );
+
+    it(
+      'Ctrl-C mid-run checkpoints and exits 130; --resume finishes with the uninterrupted numbers',
+      async () => {
+        expect(uninterrupted).toBeDefined();
+        const out = join(root, 'b');
+        const child = spawn(process.execPath, ['--import', 'tsx', 'examples/cifar10/cli.ts', 'train', ...SMALL, '--out', out], {
+          cwd: REPO,
+          env: { ...process.env, XDG_RUNTIME_DIR: process.env['XDG_RUNTIME_DIR'] ?? tmpdir() },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        const exited = new Promise<NodeJS.Signals | null>((done) => child.on('exit', (_code, signal) => done(signal)));
+        // Interrupt once the first epoch's checkpoint is on disk, i.e. during the second epoch.
+        await new Promise<void>((done) => {
+          child.stdout.on('data', async (d: Buffer) => {
+            stdout += d.toString();
+            if (!/\|\s+0\s+\|/.test(stdout)) return;
+            while (!existsSync(join(out, 'checkpoint', 'checkpoint.json'))) await new Promise((r) => setTimeout(r, 100));
+            done();
+          });
+        });
+        child.kill('SIGINT');
+        // Once the checkpoint is written the CLI ends by re-raising SIGINT, so a shell sees $? 130.
+        const signal = await exited;
+        expect(stderr).toContain('Ctrl-C: stopping after this step and writing a checkpoint');
+        expect(signal).toBe('SIGINT');
+        expect(stderr).toMatch(
+          /Interrupted at step \d+\/16 \(epoch 2, step \d of 8\)\. Checkpoint written to .*; continue with: --resume --out /,
+        );
+
+        const stopped = await readCheckpoint<unknown>(join(out, 'checkpoint'));
+        const { checkpoint, meta } = stopped!;
+        tf.dispose(Object.values(checkpoint.tensors));
+        expect(meta.reason).toBe('interrupted');
+        expect(checkpoint.epoch).toBe(1);
+        expect(checkpoint.step).toBe(8 + checkpoint.epochStep);
+        const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics;
+        expect(metrics.runs[0]!.stopReason).toBe('interrupted');
+
+        // Resume in-process: only --resume and --out; the rest comes from the run.
+        const resumed = await run(['train', '--resume', '--out', out]);
+        expect(resumed.code).toBe(0);
+        expect(resumed.err).toContain(
+          `Resumed from the checkpoint of ${meta.savedAt} (interrupted): epoch 2, step ${checkpoint.epochStep} of the epoch, ${checkpoint.step}/16 in all`,
+        );
+        const final = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics;
+        expect(final.runs[0]!.stopReason).toBe('completed');
+        expect(numbers(final.runs[0]!.epochs)).toEqual(numbers(uninterrupted.runs[0]!.epochs));
+        expect(existsSync(join(out, 'model', 'model.json'))).toBe(true);
+
+        // A finished run resumes to nothing.
+        const again = await run(['train', '--resume', '--out', out]);
+        expect(again.code).toBe(0);
+        expect(again.out).toContain('Run 1/1: already complete');
+      },
+      LONG,
+    );
+
+    it(
+      '--runs 2 trains two seeds into run-1/ and run-2/ and prints their mean and variance',
+      async () => {
+        const out = join(root, 'runs');
+        const { code, out: stdout } = await run([
+          'train',
+          '--backend',
+          'wasm',
+          '--data',
+          DATA,
+          '--train-limit',
+          '256',
+          '--eval-limit',
+          '100',
+          '--base-depth',
+          '8',
+          '--batch-size',
+          '128',
+          '--epochs',
+          '3',
+          '--runs',
+          '2',
+          '--seed',
+          '5',
+          '--out',
+          out,
+        ]);
+        expect(code).toBe(0);
+        expect(stdout).toContain('Run 1/2 (seed 5)');
+        expect(stdout).toContain('Run 2/2 (seed 6)');
+        const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics & { summary: { variance: number } };
+        // 6 steps: the EMA (every 5 steps) has started, so its accuracy is the one reported.
+        const finals = metrics.runs.map((r) => r.finalEmaValAcc!);
+        expect(finals.every((f) => typeof f === 'number')).toBe(true);
+        expect(metrics.runs.map((r) => r.stopReason)).toEqual(['completed', 'completed']);
+        expect(metrics.summary.mean).toBeCloseTo((finals[0]! + finals[1]!) / 2, 10);
+        expect(metrics.summary.variance).toBeCloseTo((finals[0]! - finals[1]!) ** 2 / 2, 10);
+        const [mean, variance] = /Mean and variance: \((\S+), (\S+)\) over 2 runs/.exec(stdout)!.slice(1).map(Number);
+        expect(mean).toBeCloseTo(metrics.summary.mean, 4);
+        expect(variance).toBeCloseTo(metrics.summary.variance, 4);
+        for (const r of [1, 2]) {
+          const dir = join(out, `run-${r}`);
+          expect(JSON.parse(await readFile(join(dir, 'metrics.json'), 'utf8')).run.seed).toBe(4 + r);
+          for (const file of [
+            'curves.svg',
+            'checkpoint/checkpoint.json',
+            'checkpoint/tensors.bin',
+            'model/model.json',
+            'model/weights.bin',
+          ]) {
+            expect(existsSync(join(dir, file)), `run-${r}/${file}`).toBe(true);
+          }
+        }
+      },
+      LONG,
+    );
+
+    it(
+      'stops on a non-finite loss, naming the step, with a non-zero exit, never checkpoints the diverged net, and leaves no tensor behind',
+      async () => {
+        const out = join(root, 'nan');
+        // Counted on the backend the run uses (main() makes it the active one).
+        await initBackend('wasm');
+        const before = liveTensors();
+        const { code, err } = await run([
+          'train',
+          '--backend',
+          'wasm',
+          '--data',
+          DATA,
+          '--train-limit',
+          '256',
+          '--eval-limit',
+          '100',
+          '--base-depth',
+          '8',
+          '--batch-size',
+          '256',
+          '--epochs',
+          '4',
+          '--hyp',
+          'opt.nonBiasLr=1e30',
+          '--hyp',
+          'opt.biasLr=1e30',
+          '--out',
+          out,
+        ]);
+        expect(code).toBe(1);
+        expect(tf.getBackend()).toBe('wasm');
+        expect(liveTensors()).toBe(before);
+        // One step an epoch: the first step's loss is finite, the net it leaves is not, and the evaluation after it says so.
+        expect(err).toContain(
+          'Stopped: validation loss became NaN after epoch 0 (step 1). No checkpoint was written (no epoch ended with a finite loss)',
+        );
+        const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics & { runs: Array<{ message?: string }> };
+        expect(metrics.runs[0]!.stopReason).toBe('failed');
+        expect(metrics.runs[0]!.message).toBe('validation loss became NaN after epoch 0 (step 1)');
+        expect(existsSync(join(out, 'checkpoint'))).toBe(false);
+        expect(existsSync(join(out, 'model'))).toBe(false);
+
+        // A NaN training loss (read every few steps, four steps an epoch) after a finished epoch: the same, the checkpoint kept.
+        const later = join(root, 'nan-later');
+        const stopped = await run([
+          'train',
+          '--backend',
+          'wasm',
+          '--data',
+          DATA,
+          '--train-limit',
+          '256',
+          '--eval-limit',
+          '100',
+          '--base-depth',
+          '8',
+          '--batch-size',
+          '64',
+          '--epochs',
+          '4',
+          '--hyp',
+          'opt.nonBiasLr=30',
+          '--hyp',
+          'opt.biasLr=30',
+          '--out',
+          later,
+        ]);
+        expect(stopped.code).toBe(1);
+        expect(stopped.err).toMatch(/Stopped: training loss became NaN at step \d+ .*The last epoch's checkpoint in .* is untouched/);
+        expect(liveTensors()).toBe(before);
+      },
+      LONG,
+    );
+  },
+);

@@ -36,7 +36,7 @@ const HEAP_BOUND_MB = 512;
 describe.skipIf(WHY_NOT !== '')(`the seed's defaults at 50,000 images on wasm${WHY_NOT}`, () => {
   it(`the wasm heap stays below ${HEAP_BOUND_MB} MB through setup and the first epoch's batches`, async () => {
     await useBackend('wasm');
-    const heapMB = () => ((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length) / 2 ** 20;
+    const heapMB = () => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length / 2 ** 20;
     const dataset = await loadCifar10({ dir: DATA });
     expect(dataset.train.count).toBe(50_000);
     const net = speedyConvNet({ seed: 0 });
@@ -67,10 +67,30 @@ describe.skipIf(WHY_NOT !== '')(`the seed's defaults at 50,000 images on wasm${W
     try {
       let err = '';
       const io = { stdout: { write: () => true }, stderr: { write: (t: string) => (err += t) } };
-      const code = await main(['train', '--backend', 'wasm', '--data', DATA, '--train-limit', '1024', '--eval-limit', '100',
-        '--batch-size', '1024', '--micro-batch', '1024', '--out', join(dir, 'run')], io);
+      const code = await main(
+        [
+          'train',
+          '--backend',
+          'wasm',
+          '--data',
+          DATA,
+          '--train-limit',
+          '1024',
+          '--eval-limit',
+          '100',
+          '--batch-size',
+          '1024',
+          '--micro-batch',
+          '1024',
+          '--out',
+          join(dir, 'run'),
+        ],
+        io,
+      );
       expect(code).toBe(2);
-      expect(err).toMatch(/this run needs about \d+ MB of wasm heap \(data \d+ MB, batches \d+ MB, passes of 1024 images at base depth 64 \d+ MB\), more than wasm's 4295 MB: lower --micro-batch \(at most about \d+ images per pass fit\), --base-depth or --train-limit/);
+      expect(err).toMatch(
+        /this run needs about \d+ MB of wasm heap \(data \d+ MB, batches \d+ MB, passes of 1024 images at base depth 64 \d+ MB\), more than wasm's 4295 MB: lower --micro-batch \(at most about \d+ images per pass fit\), --base-depth or --train-limit/,
+      );
       expect(existsSync(join(dir, 'run', 'config.json'))).toBe(false);
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -82,11 +102,13 @@ describe.skipIf(WHY_NOT !== '')(`the seed's defaults at 50,000 images on wasm${W
     if (out) await rm(out, { recursive: true, force: true });
   });
 
-  it('`npm run train -- --data DIR` gets through its first step, estimates the run\'s time, and on SIGTERM checkpoints and exits 143', async () => {
+  it("`npm run train -- --data DIR` gets through its first step, estimates the run's time, and on SIGTERM checkpoints and exits 143", async () => {
     out = await mkdtemp(join(tmpdir(), 'cifar10-full-'));
     // The README's command; --backend wasm only pins what the defaults pick on a machine without a GPU.
     const child = spawn('npm', ['run', 'train', '--', '--backend', 'wasm', '--data', DATA, '--out', join(out, 'run')], {
-      cwd: REPO, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: REPO,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, npm_config_update_notifier: 'false', XDG_RUNTIME_DIR: process.env['XDG_RUNTIME_DIR'] ?? tmpdir() },
     });
     let stdout = '';
@@ -94,7 +116,12 @@ describe.skipIf(WHY_NOT !== '')(`the seed's defaults at 50,000 images on wasm${W
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     let done = false;
-    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('close', (code, signal) => { done = true; r({ code, signal }); }));
+    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+      child.on('close', (code, signal) => {
+        done = true;
+        r({ code, signal });
+      }),
+    );
     try {
       while (!/Estimated time: .+ for 581 steps .+ left\)/.test(stderr)) {
         if (done) throw new Error(`the run ended before its first step:\n${stdout}\n${stderr}`);
@@ -107,7 +134,10 @@ describe.skipIf(WHY_NOT !== '')(`the seed's defaults at 50,000 images on wasm${W
       expect(stderr.match(/SIGTERM: stopping after this step and writing a checkpoint/g)).toHaveLength(1);
       // 143 from node (npm's shell execs it); npm itself, in the same group, may report the signal instead.
       expect(signal === 'SIGTERM' || code === 143).toBe(true);
-      const metrics = JSON.parse(await readFile(join(out, 'run', 'metrics.json'), 'utf8')) as { status: string; runs: Array<{ message?: string }> };
+      const metrics = JSON.parse(await readFile(join(out, 'run', 'metrics.json'), 'utf8')) as {
+        status: string;
+        runs: Array<{ message?: string }>;
+      };
       expect(metrics.status).toBe('interrupted');
       expect(metrics.runs[0]!.message).toMatch(/^stopped by SIGTERM at step \d+\/581; the checkpoint holds that step$/);
       expect(stderr).toMatch(/Interrupted at step \d+\/581/);
@@ -119,11 +149,13 @@ describe.skipIf(WHY_NOT !== '')(`the seed's defaults at 50,000 images on wasm${W
 });
 
 describe('a wasm heap that runs out is reported as what it is', () => {
-  it('names the heap, its 4 GB end and what to lower, keeping the trap\'s message; other errors and backends pass unchanged', () => {
+  it("names the heap, its 4 GB end and what to lower, keeping the trap's message; other errors and backends pass unchanged", () => {
     const trap = new Error('memory access out of bounds');
     const explained = explainWasmHeapFailure(trap, 'wasm');
-    expect(explained.message).toBe('the wasm heap most likely ran out of memory (32-bit wasm ends at 4 GB, and tfjs-backend-wasm reports a failed ' +
-      'allocation only as a later trap): memory access out of bounds. Lower --micro-batch, --base-depth or --train-limit.');
+    expect(explained.message).toBe(
+      'the wasm heap most likely ran out of memory (32-bit wasm ends at 4 GB, and tfjs-backend-wasm reports a failed ' +
+        'allocation only as a later trap): memory access out of bounds. Lower --micro-batch, --base-depth or --train-limit.',
+    );
     expect(explainWasmHeapFailure(trap, 'webgpu')).toBe(trap);
     const other = new Error('something else');
     expect(explainWasmHeapFailure(other, 'wasm')).toBe(other);

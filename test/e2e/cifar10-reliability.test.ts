@@ -16,10 +16,29 @@ import { downloadProgress } from '../../examples/cifar10/progress.js';
 const REPO = resolve(__dirname, '../..');
 // CI checks the repo out next to a copy of shared/.
 // A worktree under /work/wt/ has no ../shared next to it; the machine's copy is then used.
-const DATA = [resolve(REPO, '../shared/data/cifar10'), '/work/shared/data/cifar10'].find((d) => existsSync(join(d, 'test_batch.bin'))) ?? resolve(REPO, '../shared/data/cifar10');
+const DATA =
+  [resolve(REPO, '../shared/data/cifar10'), '/work/shared/data/cifar10'].find((d) => existsSync(join(d, 'test_batch.bin'))) ??
+  resolve(REPO, '../shared/data/cifar10');
 const HAS_DATA = existsSync(join(DATA, 'data_batch_1.bin')) && existsSync(join(DATA, 'test_batch.bin'));
 // 512 images at batch 64: 8 steps an epoch, 24 in all; seconds per epoch on wasm.
-const TINY = ['--backend', 'wasm', '--data', DATA, '--train-limit', '512', '--eval-limit', '100', '--base-depth', '8', '--batch-size', '64', '--epochs', '3', '--seed', '2'];
+const TINY = [
+  '--backend',
+  'wasm',
+  '--data',
+  DATA,
+  '--train-limit',
+  '512',
+  '--eval-limit',
+  '100',
+  '--base-depth',
+  '8',
+  '--batch-size',
+  '64',
+  '--epochs',
+  '3',
+  '--seed',
+  '2',
+];
 const LONG = 600_000;
 /** TINY with another --epochs (a flag given twice is refused). */
 const tinyWith = (epochs: string) => TINY.map((arg, i) => (TINY[i - 1] === '--epochs' ? epochs : arg));
@@ -72,10 +91,12 @@ function start(command: string, args: string[]): Child {
     process: child,
     stdout: () => stdout,
     stderr: () => stderr,
-    closed: new Promise((done) => child.on('close', (code, signal) => {
-      handle.done = true;
-      done({ code, signal });
-    })),
+    closed: new Promise((done) =>
+      child.on('close', (code, signal) => {
+        handle.done = true;
+        done({ code, signal });
+      }),
+    ),
     done: false,
   };
   children.push(handle);
@@ -92,7 +113,11 @@ async function until(child: Child, what: string, ready: () => boolean | Promise<
 
 /** The first epoch's row is printed and its checkpoint is on disk: the run is in its second epoch. */
 async function inSecondEpoch(child: Child, out: string): Promise<void> {
-  await until(child, 'the first epoch ended', () => /\|\s+0\s+\|/.test(child.stdout()) && existsSync(join(out, 'checkpoint', 'checkpoint.json')));
+  await until(
+    child,
+    'the first epoch ended',
+    () => /\|\s+0\s+\|/.test(child.stdout()) && existsSync(join(out, 'checkpoint', 'checkpoint.json')),
+  );
 }
 
 afterEach(() => {
@@ -121,13 +146,16 @@ describe('CIFAR-10 CLI: the output directory is checked before anything loads', 
   // --data names nothing: were the data read first, the message would be about it.
   const args = ['train', '--backend', 'cpu', '--data', '/nonexistent/cifar'];
 
-  it.skipIf(!existsSync('/proc/self'))('--out /proc/x is refused at once, naming it (Node 20\'s recursive mkdir spins forever there)', async () => {
-    const { code, err } = await run([...args, '--out', '/proc/x']);
-    expect(code).toBe(2);
-    expect(err).toContain('--out /proc/x: cannot create /proc/x: the file system at /proc does not allow new folders there');
-  });
+  it.skipIf(!existsSync('/proc/self'))(
+    "--out /proc/x is refused at once, naming it (Node 20's recursive mkdir spins forever there)",
+    async () => {
+      const { code, err } = await run([...args, '--out', '/proc/x']);
+      expect(code).toBe(2);
+      expect(err).toContain('--out /proc/x: cannot create /proc/x: the file system at /proc does not allow new folders there');
+    },
+  );
 
-  it('refuses a file, a path through a file, and a directory holding another program\'s files (which stay untouched)', async () => {
+  it("refuses a file, a path through a file, and a directory holding another program's files (which stay untouched)", async () => {
     const file = join(root, 'notes.txt');
     await writeFile(file, 'mine');
     expect((await run([...args, '--out', file])).err).toContain(`--out ${file} is a file, not a directory`);
@@ -138,12 +166,14 @@ describe('CIFAR-10 CLI: the output directory is checked before anything loads', 
     await writeFile(join(theirs, 'model', 'model.json'), '{}');
     const refused = await run([...args, '--out', theirs]);
     expect(refused.code).toBe(2);
-    expect(refused.err).toContain(`--out ${theirs} holds files that are not a run of this program (metrics.json, model); choose an empty or new directory`);
+    expect(refused.err).toContain(
+      `--out ${theirs} holds files that are not a run of this program (metrics.json, model); choose an empty or new directory`,
+    );
     expect(await readFile(join(theirs, 'metrics.json'), 'utf8')).toBe('{"mine": true}');
     expect((await readdir(theirs)).sort()).toEqual(['metrics.json', 'model']);
   });
 
-  it('a run whose config.json is damaged is refused as damaged (not as another program\'s), for --resume and for a new run, and left untouched', async () => {
+  it("a run whose config.json is damaged is refused as damaged (not as another program's), for --resume and for a new run, and left untouched", async () => {
     const damaged = join(root, 'damaged-config');
     await mkdir(join(damaged, 'checkpoint'), { recursive: true });
     const configPath = join(damaged, 'config.json');
@@ -152,8 +182,12 @@ describe('CIFAR-10 CLI: the output directory is checked before anything loads', 
     await writeFile(join(damaged, 'checkpoint', 'checkpoint.json'), '{}');
     const resume = await run(['train', '--resume', '--out', damaged]);
     expect(resume.code).toBe(2);
-    expect(resume.err).toContain(`--resume: cannot continue the run in ${damaged}: its configuration is damaged (${configPath} is not valid JSON: `);
-    expect(resume.err).toContain('config.json records the flags the run was started with: restore it from a copy, or start a new run with another --out.');
+    expect(resume.err).toContain(
+      `--resume: cannot continue the run in ${damaged}: its configuration is damaged (${configPath} is not valid JSON: `,
+    );
+    expect(resume.err).toContain(
+      'config.json records the flags the run was started with: restore it from a copy, or start a new run with another --out.',
+    );
     expect(resume.err).not.toContain('no config.json');
     const fresh = await run([...args, '--out', damaged]);
     expect(fresh.code).toBe(2);
@@ -164,7 +198,9 @@ describe('CIFAR-10 CLI: the output directory is checked before anything loads', 
     await mkdir(join(folder, 'config.json'), { recursive: true });
     const notFile = await run(['train', '--resume', '--out', folder]);
     expect(notFile.code).toBe(2);
-    expect(notFile.err).toContain(`--resume: cannot continue the run in ${folder}: its configuration is damaged (${join(folder, 'config.json')} cannot be read: EISDIR`);
+    expect(notFile.err).toContain(
+      `--resume: cannot continue the run in ${folder}: its configuration is damaged (${join(folder, 'config.json')} cannot be read: EISDIR`,
+    );
     expect(await readFile(configPath, 'utf8')).toBe(cutOff);
     expect((await readdir(damaged)).sort()).toEqual(['checkpoint', 'config.json']);
   });
@@ -184,7 +220,9 @@ describe('CIFAR-10 CLI: the output directory is checked before anything loads', 
       const train = await run(['train', '--backend', 'cpu', '--out', join(root, 'env')]);
       expect(train.code).toBe(1);
       expect(train.err).toContain('$CIFAR10_DIR is set to /nowhere, and that does not work: CIFAR-10 directory /nowhere does not exist.');
-      expect(train.err).toContain('Point $CIFAR10_DIR at the CIFAR-10 binary directory, unset it to use the download cache, or pass --data DIR.');
+      expect(train.err).toContain(
+        'Point $CIFAR10_DIR at the CIFAR-10 binary directory, unset it to use the download cache, or pass --data DIR.',
+      );
       // --data wins over the variable, and is not blamed on it.
       const flag = await run(['train', '--backend', 'cpu', '--data', '/elsewhere', '--out', join(root, 'env')]);
       expect(flag.err).toContain('CIFAR-10 directory /elsewhere does not exist');
@@ -196,7 +234,13 @@ describe('CIFAR-10 CLI: the output directory is checked before anything loads', 
   });
 
   it('shows download progress with bytes and rate: redrawn on a terminal, periodic lines in a log', () => {
-    const progress = (receivedBytes: number, done = false) => ({ url: 'u', receivedBytes, totalBytes: 162_000_000, bytesPerSecond: 2_500_000, done });
+    const progress = (receivedBytes: number, done = false) => ({
+      url: 'u',
+      receivedBytes,
+      totalBytes: 162_000_000,
+      bytesPerSecond: 2_500_000,
+      done,
+    });
     let tty = '';
     const bar = downloadProgress({ write: (t: string) => (tty += t), isTTY: true });
     bar(progress(40_500_000));
@@ -206,339 +250,457 @@ describe('CIFAR-10 CLI: the output directory is checked before anything loads', 
     lines(progress(1_000_000));
     lines(progress(2_000_000));
     lines(progress(162_000_000, true));
-    expect(log).toBe('Downloading CIFAR-10: 1.0 of 162.0 MB (0%) at 2.5 MB/s\nDownloading CIFAR-10: 162.0 of 162.0 MB (100%) at 2.5 MB/s, done\n');
+    expect(log).toBe(
+      'Downloading CIFAR-10: 1.0 of 162.0 MB (0%) at 2.5 MB/s\nDownloading CIFAR-10: 162.0 of 162.0 MB (100%) at 2.5 MB/s, done\n',
+    );
   });
 });
 
-describe.skipIf(!HAS_DATA)(HAS_DATA ? 'CIFAR-10 CLI: interruptions and bad input, on wasm with the real data' : `CIFAR-10 CLI reliability: SKIPPED, no CIFAR-10 binaries at ${DATA} (CI provides ../shared/data/cifar10)`, () => {
-  let root: string;
-  beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'cifar10-reliability-'));
-  });
-  afterAll(async () => {
-    await rm(root, { recursive: true, force: true });
-  });
+describe.skipIf(!HAS_DATA)(
+  HAS_DATA
+    ? 'CIFAR-10 CLI: interruptions and bad input, on wasm with the real data'
+    : `CIFAR-10 CLI reliability: SKIPPED, no CIFAR-10 binaries at ${DATA} (CI provides ../shared/data/cifar10)`,
+  () => {
+    let root: string;
+    beforeAll(async () => {
+      root = await mkdtemp(join(tmpdir(), 'cifar10-reliability-'));
+    });
+    afterAll(async () => {
+      await rm(root, { recursive: true, force: true });
+    });
 
-  /** The interrupted checkpoint: mid-run, after the first epoch's. */
-  async function interruptedCheckpoint(out: string) {
-    const saved = await readCheckpoint<unknown>(join(out, 'checkpoint'));
-    expect(saved).toBeDefined();
-    const { checkpoint, meta } = saved!;
-    tf.dispose(Object.values(checkpoint.tensors));
-    expect(meta.reason).toBe('interrupted');
-    expect(checkpoint.step).toBeGreaterThanOrEqual(8);
-    expect(checkpoint.step).toBe(8 * checkpoint.epoch + checkpoint.epochStep);
-    return { checkpoint, meta };
-  }
+    /** The interrupted checkpoint: mid-run, after the first epoch's. */
+    async function interruptedCheckpoint(out: string) {
+      const saved = await readCheckpoint<unknown>(join(out, 'checkpoint'));
+      expect(saved).toBeDefined();
+      const { checkpoint, meta } = saved!;
+      tf.dispose(Object.values(checkpoint.tensors));
+      expect(meta.reason).toBe('interrupted');
+      expect(checkpoint.step).toBeGreaterThanOrEqual(8);
+      expect(checkpoint.step).toBe(8 * checkpoint.epoch + checkpoint.epochStep);
+      return { checkpoint, meta };
+    }
 
-  it('npm run train (the README\'s command): Ctrl-C to its process group checkpoints the current step, metrics.json says interrupted, --resume finishes', async () => {
-    const out = join(root, 'ctrl-c');
-    const child = npmTrain(out);
-    await inSecondEpoch(child, out);
-    // What a terminal does on Ctrl-C: SIGINT to every process of the foreground group (npm, and node under it).
-    process.kill(-child.process.pid!, 'SIGINT');
-    const { code, signal } = await child.closed;
-    const stderr = child.stderr();
-    // npm forwards the signal node already got: still one request, not a second Ctrl-C.
-    expect(stderr.match(/Ctrl-C: stopping after this step and writing a checkpoint/g)).toHaveLength(1);
-    expect(stderr).not.toContain('Second Ctrl-C');
-    expect(signal === 'SIGINT' || code === 130).toBe(true);
-    const { checkpoint, meta } = await interruptedCheckpoint(out);
-    expect(stderr).toContain(`Interrupted at step ${checkpoint.step}/24`);
-    const metrics = await readMetrics(out);
-    expect(metrics.status).toBe('interrupted');
-    expect(metrics.runs[0]).toMatchObject({ stopReason: 'interrupted', message: `stopped by SIGINT at step ${checkpoint.step}/24; the checkpoint holds that step` });
-    expect(metrics.summary).toBeNull();
+    it(
+      "npm run train (the README's command): Ctrl-C to its process group checkpoints the current step, metrics.json says interrupted, --resume finishes",
+      async () => {
+        const out = join(root, 'ctrl-c');
+        const child = npmTrain(out);
+        await inSecondEpoch(child, out);
+        // What a terminal does on Ctrl-C: SIGINT to every process of the foreground group (npm, and node under it).
+        process.kill(-child.process.pid!, 'SIGINT');
+        const { code, signal } = await child.closed;
+        const stderr = child.stderr();
+        // npm forwards the signal node already got: still one request, not a second Ctrl-C.
+        expect(stderr.match(/Ctrl-C: stopping after this step and writing a checkpoint/g)).toHaveLength(1);
+        expect(stderr).not.toContain('Second Ctrl-C');
+        expect(signal === 'SIGINT' || code === 130).toBe(true);
+        const { checkpoint, meta } = await interruptedCheckpoint(out);
+        expect(stderr).toContain(`Interrupted at step ${checkpoint.step}/24`);
+        const metrics = await readMetrics(out);
+        expect(metrics.status).toBe('interrupted');
+        expect(metrics.runs[0]).toMatchObject({
+          stopReason: 'interrupted',
+          message: `stopped by SIGINT at step ${checkpoint.step}/24; the checkpoint holds that step`,
+        });
+        expect(metrics.summary).toBeNull();
 
-    const resumed = await run(['train', '--resume', '--out', out]);
-    expect(resumed.code).toBe(0);
-    expect(resumed.err).toContain(`Resumed from the checkpoint of ${meta.savedAt} (interrupted): epoch ${checkpoint.epoch + 1}, step ${checkpoint.epochStep} of the epoch, ${checkpoint.step}/24 in all`);
-    const final = await readMetrics(out);
-    expect(final.status).toBe('completed');
-    expect(final.runs[0]!.stopReason).toBe('completed');
-    expect(final.runs[0]!.epochs.map((e) => e.epoch)).toEqual([0, 1, 2]);
-  }, LONG);
+        const resumed = await run(['train', '--resume', '--out', out]);
+        expect(resumed.code).toBe(0);
+        expect(resumed.err).toContain(
+          `Resumed from the checkpoint of ${meta.savedAt} (interrupted): epoch ${checkpoint.epoch + 1}, step ${checkpoint.epochStep} of the epoch, ${checkpoint.step}/24 in all`,
+        );
+        const final = await readMetrics(out);
+        expect(final.status).toBe('completed');
+        expect(final.runs[0]!.stopReason).toBe('completed');
+        expect(final.runs[0]!.epochs.map((e) => e.epoch)).toEqual([0, 1, 2]);
+      },
+      LONG,
+    );
 
-  it.each([
-    ['the npm process, as kill and docker stop send it', 'npm'],
-    ['the process group, as systemd sends it', 'group'],
-  ])('npm run train: SIGTERM (to %s) stops like Ctrl-C, with a checkpoint of the current step', async (_, target) => {
-    const out = join(root, `sigterm-${target}`);
-    const child = npmTrain(out);
-    await inSecondEpoch(child, out);
-    process.kill(target === 'group' ? -child.process.pid! : child.process.pid!, 'SIGTERM');
-    const { code, signal } = await child.closed;
-    const stderr = child.stderr();
-    expect(stderr.match(/SIGTERM: stopping after this step and writing a checkpoint/g)).toHaveLength(1);
-    expect(signal === 'SIGTERM' || code === 143).toBe(true);
-    const { checkpoint } = await interruptedCheckpoint(out);
-    expect(stderr).toContain(`Interrupted at step ${checkpoint.step}/24`);
-    const metrics = await readMetrics(out);
-    expect(metrics.status).toBe('interrupted');
-    expect(metrics.runs[0]!.message).toBe(`stopped by SIGTERM at step ${checkpoint.step}/24; the checkpoint holds that step`);
-  }, LONG);
+    it.each([
+      ['the npm process, as kill and docker stop send it', 'npm'],
+      ['the process group, as systemd sends it', 'group'],
+    ])(
+      'npm run train: SIGTERM (to %s) stops like Ctrl-C, with a checkpoint of the current step',
+      async (_, target) => {
+        const out = join(root, `sigterm-${target}`);
+        const child = npmTrain(out);
+        await inSecondEpoch(child, out);
+        process.kill(target === 'group' ? -child.process.pid! : child.process.pid!, 'SIGTERM');
+        const { code, signal } = await child.closed;
+        const stderr = child.stderr();
+        expect(stderr.match(/SIGTERM: stopping after this step and writing a checkpoint/g)).toHaveLength(1);
+        expect(signal === 'SIGTERM' || code === 143).toBe(true);
+        const { checkpoint } = await interruptedCheckpoint(out);
+        expect(stderr).toContain(`Interrupted at step ${checkpoint.step}/24`);
+        const metrics = await readMetrics(out);
+        expect(metrics.status).toBe('interrupted');
+        expect(metrics.runs[0]!.message).toBe(`stopped by SIGTERM at step ${checkpoint.step}/24; the checkpoint holds that step`);
+      },
+      LONG,
+    );
 
-  it('metrics.json says "running" while a run runs and after SIGKILL, never "completed"; --resume continues from the last epoch', async () => {
-    const out = join(root, 'killed');
-    const child = start(process.execPath, ['--import', 'tsx', 'examples/cifar10/cli.ts', 'train', ...tinyWith('4'), '--out', out]);
-    await until(child, 'the first epoch was recorded', async () =>
-      existsSync(join(out, 'metrics.json')) && (await readMetrics(out)).runs[0]!.epochs.length >= 1);
-    // Frozen, so what metrics.json says is what a kill at this moment leaves.
-    process.kill(-child.process.pid!, 'SIGSTOP');
-    const running = await readMetrics(out);
-    expect(running.status).toBe('running');
-    expect(running.runs[0]!.stopReason).toBe('running');
-    expect(running.process.pid).toBe(child.process.pid);
-    expect(running.summary).toBeNull();
-    const epochsDone = running.runs[0]!.epochs.length;
-    process.kill(-child.process.pid!, 'SIGKILL');
-    expect((await child.closed).signal).toBe('SIGKILL');
-    const killed = await readMetrics(out);
-    expect(killed.status).toBe('running');
-    expect(killed.runs[0]!.epochs).toHaveLength(epochsDone);
-    expect(killed.summary).toBeNull();
+    it(
+      'metrics.json says "running" while a run runs and after SIGKILL, never "completed"; --resume continues from the last epoch',
+      async () => {
+        const out = join(root, 'killed');
+        const child = start(process.execPath, ['--import', 'tsx', 'examples/cifar10/cli.ts', 'train', ...tinyWith('4'), '--out', out]);
+        await until(
+          child,
+          'the first epoch was recorded',
+          async () => existsSync(join(out, 'metrics.json')) && (await readMetrics(out)).runs[0]!.epochs.length >= 1,
+        );
+        // Frozen, so what metrics.json says is what a kill at this moment leaves.
+        process.kill(-child.process.pid!, 'SIGSTOP');
+        const running = await readMetrics(out);
+        expect(running.status).toBe('running');
+        expect(running.runs[0]!.stopReason).toBe('running');
+        expect(running.process.pid).toBe(child.process.pid);
+        expect(running.summary).toBeNull();
+        const epochsDone = running.runs[0]!.epochs.length;
+        process.kill(-child.process.pid!, 'SIGKILL');
+        expect((await child.closed).signal).toBe('SIGKILL');
+        const killed = await readMetrics(out);
+        expect(killed.status).toBe('running');
+        expect(killed.runs[0]!.epochs).toHaveLength(epochsDone);
+        expect(killed.summary).toBeNull();
 
-    const resumed = await run(['train', '--resume', '--out', out]);
-    expect(resumed.code).toBe(0);
-    expect(resumed.err).toContain(`(epoch-end): epoch ${epochsDone + 1}, step 0 of the epoch, ${8 * epochsDone}/32 in all`);
-    const final = await readMetrics(out);
-    expect(final.status).toBe('completed');
-    expect(final.runs[0]!.epochs).toHaveLength(4);
-  }, LONG);
+        const resumed = await run(['train', '--resume', '--out', out]);
+        expect(resumed.code).toBe(0);
+        expect(resumed.err).toContain(`(epoch-end): epoch ${epochsDone + 1}, step 0 of the epoch, ${8 * epochsDone}/32 in all`);
+        const final = await readMetrics(out);
+        expect(final.status).toBe('completed');
+        expect(final.runs[0]!.epochs).toHaveLength(4);
+      },
+      LONG,
+    );
 
-  it('a run that fails reports "failed" with the message', async () => {
-    const out = join(root, 'nan');
-    const { code, err } = await run(['train', ...TINY, '--hyp', 'opt.nonBiasLr=1e30', '--hyp', 'opt.biasLr=1e30', '--out', out]);
-    expect(code).toBe(1);
-    const metrics = await readMetrics(out);
-    expect(metrics.status).toBe('failed');
-    expect(metrics.runs[0]!.stopReason).toBe('failed');
-    expect(err).toContain(`Stopped: ${metrics.runs[0]!.message}`);
-    expect(metrics.runs[0]!.message).toMatch(/loss became (NaN|-?Infinity)/);
-  }, LONG);
+    it(
+      'a run that fails reports "failed" with the message',
+      async () => {
+        const out = join(root, 'nan');
+        const { code, err } = await run(['train', ...TINY, '--hyp', 'opt.nonBiasLr=1e30', '--hyp', 'opt.biasLr=1e30', '--out', out]);
+        expect(code).toBe(1);
+        const metrics = await readMetrics(out);
+        expect(metrics.status).toBe('failed');
+        expect(metrics.runs[0]!.stopReason).toBe('failed');
+        expect(err).toContain(`Stopped: ${metrics.runs[0]!.message}`);
+        expect(metrics.runs[0]!.message).toMatch(/loss became (NaN|-?Infinity)/);
+      },
+      LONG,
+    );
 
-  it('a bad hyperparameter fails before anything is written, and a run directory that never finished an epoch is reused', async () => {
-    const out = join(root, 'early-failure');
-    const bad = await run(['train', ...TINY, '--hyp', 'net.whiteningKernelSize=0', '--out', out]);
-    expect(bad.code).toBe(2);
-    expect(bad.err).toContain('--hyp net.whiteningKernelSize must be a positive integer, got 0');
-    expect(existsSync(out)).toBe(false);
-    const zeroLoss = await run(['train', ...TINY, '--hyp', 'opt.lossBatchSize=0', '--out', out]);
-    expect(zeroLoss.code).toBe(2);
-    expect(zeroLoss.err).toContain('--hyp opt.lossBatchSize must be a number > 0');
-    const noStep = await run(['train', ...tinyWith('0.001'), '--out', out]);
-    expect(noStep.code).toBe(2);
-    expect(noStep.err).toContain('--epochs 0.001: 0.001 epochs of 512 examples make no training step (an epoch is 8 steps of 64 examples');
-    expect(noStep.out).not.toContain('Saved');
-    expect(existsSync(out)).toBe(false);
+    it(
+      'a bad hyperparameter fails before anything is written, and a run directory that never finished an epoch is reused',
+      async () => {
+        const out = join(root, 'early-failure');
+        const bad = await run(['train', ...TINY, '--hyp', 'net.whiteningKernelSize=0', '--out', out]);
+        expect(bad.code).toBe(2);
+        expect(bad.err).toContain('--hyp net.whiteningKernelSize must be a positive integer, got 0');
+        expect(existsSync(out)).toBe(false);
+        const zeroLoss = await run(['train', ...TINY, '--hyp', 'opt.lossBatchSize=0', '--out', out]);
+        expect(zeroLoss.code).toBe(2);
+        expect(zeroLoss.err).toContain('--hyp opt.lossBatchSize must be a number > 0');
+        const noStep = await run(['train', ...tinyWith('0.001'), '--out', out]);
+        expect(noStep.code).toBe(2);
+        expect(noStep.err).toContain(
+          '--epochs 0.001: 0.001 epochs of 512 examples make no training step (an epoch is 8 steps of 64 examples',
+        );
+        expect(noStep.out).not.toContain('Saved');
+        expect(existsSync(out)).toBe(false);
 
-    // What the earlier version left after such a failure: config.json alone.
-    await mkdir(out);
-    const run1 = { epochs: 3, batchSize: 64, microBatch: 64, evalBatch: 2500, baseDepth: 8, trainLimit: 512, evalLimit: 100, mode: 'sketch', whiteningSigns: 'raw', runs: 1, seed: 2, hyp: { net: { whiteningKernelSize: 0 } } };
-    await writeFile(join(out, 'config.json'), JSON.stringify({ run: run1, backend: 'wasm', data: DATA }));
-    const resume = await run(['train', '--resume', '--out', out]);
-    expect(resume.code).toBe(2);
-    expect(resume.err).toContain(`--resume: the run in ${out} was started with a configuration that is refused now: hyp.net.whiteningKernelSize must be a positive integer, got 0. ` +
-      'It never finished an epoch, so start it afresh: the same --out without --resume.');
-    const fresh = await run(['train', ...tinyWith('1'), '--out', out]);
-    expect(fresh.err).not.toContain('tfjs-dataflow-cifar10:');
-    expect(fresh.code).toBe(0);
-    expect(fresh.out).toContain(`Output: ${out} (reused: the run there never finished an epoch, so there was nothing to continue)`);
-    expect(JSON.parse(await readFile(join(out, 'config.json'), 'utf8')).run.hyp).toEqual({});
-    expect((await readMetrics(out)).status).toBe('completed');
-    // Now it holds a finished run: a new one is refused.
-    const again = await run(['train', ...TINY, '--out', out]);
-    expect(again.code).toBe(2);
-    expect(again.err).toContain(`--out ${out} already holds a run (checkpoint, model); continue it with --resume, or choose another --out`);
-  }, LONG);
+        // What the earlier version left after such a failure: config.json alone.
+        await mkdir(out);
+        const run1 = {
+          epochs: 3,
+          batchSize: 64,
+          microBatch: 64,
+          evalBatch: 2500,
+          baseDepth: 8,
+          trainLimit: 512,
+          evalLimit: 100,
+          mode: 'sketch',
+          whiteningSigns: 'raw',
+          runs: 1,
+          seed: 2,
+          hyp: { net: { whiteningKernelSize: 0 } },
+        };
+        await writeFile(join(out, 'config.json'), JSON.stringify({ run: run1, backend: 'wasm', data: DATA }));
+        const resume = await run(['train', '--resume', '--out', out]);
+        expect(resume.code).toBe(2);
+        expect(resume.err).toContain(
+          `--resume: the run in ${out} was started with a configuration that is refused now: hyp.net.whiteningKernelSize must be a positive integer, got 0. ` +
+            'It never finished an epoch, so start it afresh: the same --out without --resume.',
+        );
+        const fresh = await run(['train', ...tinyWith('1'), '--out', out]);
+        expect(fresh.err).not.toContain('tfjs-dataflow-cifar10:');
+        expect(fresh.code).toBe(0);
+        expect(fresh.out).toContain(`Output: ${out} (reused: the run there never finished an epoch, so there was nothing to continue)`);
+        expect(JSON.parse(await readFile(join(out, 'config.json'), 'utf8')).run.hyp).toEqual({});
+        expect((await readMetrics(out)).status).toBe('completed');
+        // Now it holds a finished run: a new one is refused.
+        const again = await run(['train', ...TINY, '--out', out]);
+        expect(again.code).toBe(2);
+        expect(again.err).toContain(
+          `--out ${out} already holds a run (checkpoint, model); continue it with --resume, or choose another --out`,
+        );
+      },
+      LONG,
+    );
 
-  it('--resume recovers a checkpoint write cut off between its renames, and refuses (never restarts silently) when nothing complete is left', async () => {
-    const interrupted = join(root, 'sigterm-npm');
-    const dead = await deadPid();
-    const { checkpoint } = await interruptedCheckpoint(interrupted);
+    it(
+      '--resume recovers a checkpoint write cut off between its renames, and refuses (never restarts silently) when nothing complete is left',
+      async () => {
+        const interrupted = join(root, 'sigterm-npm');
+        const dead = await deadPid();
+        const { checkpoint } = await interruptedCheckpoint(interrupted);
 
-    // The old checkpoint moved aside and the new one not yet in place: only checkpoint.previous-<pid> is left.
-    const recoverable = join(root, 'recoverable');
-    await cp(interrupted, recoverable, { recursive: true });
-    await rename(join(recoverable, 'checkpoint'), join(recoverable, `checkpoint.previous-${dead}`));
-    const recovered = await run(['train', '--resume', '--out', recoverable]);
-    expect(recovered.code).toBe(0);
-    expect(recovered.err).toContain(`Recovered the checkpoint from ${join(recoverable, `checkpoint.previous-${dead}`)}: its write had been cut off between two renames`);
-    expect(recovered.err).toContain(`(interrupted): epoch ${checkpoint.epoch + 1}, step ${checkpoint.epochStep} of the epoch, ${checkpoint.step}/24 in all`);
-    expect((await readdir(recoverable)).filter((f) => f.startsWith('checkpoint'))).toEqual(['checkpoint']);
-    expect((await readMetrics(recoverable)).status).toBe('completed');
+        // The old checkpoint moved aside and the new one not yet in place: only checkpoint.previous-<pid> is left.
+        const recoverable = join(root, 'recoverable');
+        await cp(interrupted, recoverable, { recursive: true });
+        await rename(join(recoverable, 'checkpoint'), join(recoverable, `checkpoint.previous-${dead}`));
+        const recovered = await run(['train', '--resume', '--out', recoverable]);
+        expect(recovered.code).toBe(0);
+        expect(recovered.err).toContain(
+          `Recovered the checkpoint from ${join(recoverable, `checkpoint.previous-${dead}`)}: its write had been cut off between two renames`,
+        );
+        expect(recovered.err).toContain(
+          `(interrupted): epoch ${checkpoint.epoch + 1}, step ${checkpoint.epochStep} of the epoch, ${checkpoint.step}/24 in all`,
+        );
+        expect((await readdir(recoverable)).filter((f) => f.startsWith('checkpoint'))).toEqual(['checkpoint']);
+        expect((await readMetrics(recoverable)).status).toBe('completed');
 
-    // The only copy left is damaged: refused, nothing trained, metrics.json as it was.
-    const damaged = join(root, 'damaged');
-    await cp(interrupted, damaged, { recursive: true });
-    const half = join(damaged, `checkpoint.previous-${dead}`);
-    await rename(join(damaged, 'checkpoint'), half);
-    await truncate(join(half, 'tensors.bin'), 1000);
-    const refused = await run(['train', '--resume', '--out', damaged]);
-    expect(refused.code).toBe(1);
-    expect(refused.err).toContain(`--resume: no complete checkpoint to resume from: ${half} (the checkpoint's tensors file ${join(half, 'tensors.bin')} has 1000 bytes, but`);
-    expect(refused.err).toContain('Refusing to start over from step 0');
-    expect(refused.out).not.toContain('| epoch');
-    expect((await readMetrics(damaged)).status).toBe('interrupted');
+        // The only copy left is damaged: refused, nothing trained, metrics.json as it was.
+        const damaged = join(root, 'damaged');
+        await cp(interrupted, damaged, { recursive: true });
+        const half = join(damaged, `checkpoint.previous-${dead}`);
+        await rename(join(damaged, 'checkpoint'), half);
+        await truncate(join(half, 'tensors.bin'), 1000);
+        const refused = await run(['train', '--resume', '--out', damaged]);
+        expect(refused.code).toBe(1);
+        expect(refused.err).toContain(
+          `--resume: no complete checkpoint to resume from: ${half} (the checkpoint's tensors file ${join(half, 'tensors.bin')} has 1000 bytes, but`,
+        );
+        expect(refused.err).toContain('Refusing to start over from step 0');
+        expect(refused.out).not.toContain('| epoch');
+        expect((await readMetrics(damaged)).status).toBe('interrupted');
 
-    // No checkpoint at all, though metrics.json records finished epochs: refused too.
-    const lost = join(root, 'lost');
-    await cp(interrupted, lost, { recursive: true });
-    await rm(join(lost, 'checkpoint'), { recursive: true });
-    const nothing = await run(['train', '--resume', '--out', lost]);
-    expect(nothing.code).toBe(1);
-    expect(nothing.err).toContain(`--resume: metrics.json records 1 finished epoch(s) of run 1, but ${join(lost, 'checkpoint')} holds no checkpoint. Refusing to start over from step 0`);
-  }, LONG);
+        // No checkpoint at all, though metrics.json records finished epochs: refused too.
+        const lost = join(root, 'lost');
+        await cp(interrupted, lost, { recursive: true });
+        await rm(join(lost, 'checkpoint'), { recursive: true });
+        const nothing = await run(['train', '--resume', '--out', lost]);
+        expect(nothing.code).toBe(1);
+        expect(nothing.err).toContain(
+          `--resume: metrics.json records 1 finished epoch(s) of run 1, but ${join(lost, 'checkpoint')} holds no checkpoint. Refusing to start over from step 0`,
+        );
+      },
+      LONG,
+    );
 
-  it('names the file when a checkpoint\'s tensors or a model\'s weights are truncated, and points from a run directory to its model', async () => {
-    const truncatedRun = join(root, 'truncated');
-    await cp(join(root, 'sigterm-group'), truncatedRun, { recursive: true });
-    const tensors = join(truncatedRun, 'checkpoint', 'tensors.bin');
-    await truncate(tensors, 13_384);
-    const resume = await run(['train', '--resume', '--out', truncatedRun]);
-    expect(resume.code).toBe(1);
-    expect(resume.err).toMatch(new RegExp(`cannot resume from the checkpoint in .*: the checkpoint's tensors file ${tensors.replace(/[.]/g, '\\.')} has 13384 bytes, but .*checkpoint\\.json describes \\d+ bytes of tensors: it is truncated`));
-    expect(resume.err).not.toContain('Based on the provided shape');
+    it(
+      "names the file when a checkpoint's tensors or a model's weights are truncated, and points from a run directory to its model",
+      async () => {
+        const truncatedRun = join(root, 'truncated');
+        await cp(join(root, 'sigterm-group'), truncatedRun, { recursive: true });
+        const tensors = join(truncatedRun, 'checkpoint', 'tensors.bin');
+        await truncate(tensors, 13_384);
+        const resume = await run(['train', '--resume', '--out', truncatedRun]);
+        expect(resume.code).toBe(1);
+        expect(resume.err).toMatch(
+          new RegExp(
+            `cannot resume from the checkpoint in .*: the checkpoint's tensors file ${tensors.replace(/[.]/g, '\\.')} has 13384 bytes, but .*checkpoint\\.json describes \\d+ bytes of tensors: it is truncated`,
+          ),
+        );
+        expect(resume.err).not.toContain('Based on the provided shape');
 
-    const completed = join(root, 'ctrl-c');
-    const model = join(root, 'model-copy');
-    await cp(join(completed, 'model'), model, { recursive: true });
-    await truncate(join(model, 'weights.bin'), 13_384);
-    const evaluate = await run(['evaluate', '--model', model, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
-    expect(evaluate.code).toBe(1);
-    expect(evaluate.err).toContain(`the weights file ${join(model, 'weights.bin')} has 13384 bytes, but ${join(model, 'model.json')} describes`);
-    expect(evaluate.err).not.toContain('Based on the provided shape');
+        const completed = join(root, 'ctrl-c');
+        const model = join(root, 'model-copy');
+        await cp(join(completed, 'model'), model, { recursive: true });
+        await truncate(join(model, 'weights.bin'), 13_384);
+        const evaluate = await run(['evaluate', '--model', model, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
+        expect(evaluate.code).toBe(1);
+        expect(evaluate.err).toContain(
+          `the weights file ${join(model, 'weights.bin')} has 13384 bytes, but ${join(model, 'model.json')} describes`,
+        );
+        expect(evaluate.err).not.toContain('Based on the provided shape');
 
-    const runDir = await run(['evaluate', '--model', completed, '--backend', 'wasm', '--data', DATA]);
-    expect(runDir.code).toBe(2);
-    expect(runDir.err).toContain(`--model ${completed} is a run directory, not a model: did you mean --model ${join(completed, 'model')}?`);
-  }, LONG);
+        const runDir = await run(['evaluate', '--model', completed, '--backend', 'wasm', '--data', DATA]);
+        expect(runDir.code).toBe(2);
+        expect(runDir.err).toContain(
+          `--model ${completed} is a run directory, not a model: did you mean --model ${join(completed, 'model')}?`,
+        );
+      },
+      LONG,
+    );
 
-  it('evaluate says the sketch keeps noise at inference, and --draws K reports the mean and spread of K draws', async () => {
-    const model = join(root, 'ctrl-c', 'model');
-    const one = await run(['evaluate', '--model', model, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
-    expect(one.code).toBe(0);
-    expect(one.out).toMatch(/Test accuracy \(flip TTA\): \d\.\d{4} on 100 images/);
-    expect(one.out).toContain('the sketch keeps its discrete-action noise at inference, so this is one random draw; --draws K reports the mean and spread of K');
-    const many = await run(['evaluate', '--model', model, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100', '--draws', '4']);
-    expect(many.err).toBe('');
-    expect(many.code).toBe(0);
-    const summary = /over 4 draws: mean (\S+), std (\S+), min (\S+), max (\S+) on 100 images/.exec(many.out);
-    expect(summary).not.toBeNull();
-    const draws = /Draws: (.*)/.exec(many.out)![1]!.split(' ').map(Number);
-    expect(draws).toHaveLength(4);
-    const [mean, std, min, max] = summary!.slice(1).map(Number);
-    const m = draws.reduce((a, b) => a + b, 0) / 4;
-    expect(mean).toBeCloseTo(m, 4);
-    expect(std).toBeCloseTo(Math.sqrt(draws.reduce((a, b) => a + (b - m) ** 2, 0) / 3), 4);
-    expect([min, max]).toEqual([Math.min(...draws), Math.max(...draws)]);
-    // The first draw is the one-draw evaluation: the noise streams restart with the loaded model.
-    expect(draws[0]).toBe(Number(/Test accuracy \(flip TTA\): (\d\.\d{4})/.exec(one.out)![1]));
-    expect(many.out).toContain('The sketch keeps its discrete-action noise at inference: each draw runs the test set with fresh noise.');
-  }, LONG);
+    it(
+      'evaluate says the sketch keeps noise at inference, and --draws K reports the mean and spread of K draws',
+      async () => {
+        const model = join(root, 'ctrl-c', 'model');
+        const one = await run(['evaluate', '--model', model, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
+        expect(one.code).toBe(0);
+        expect(one.out).toMatch(/Test accuracy \(flip TTA\): \d\.\d{4} on 100 images/);
+        expect(one.out).toContain(
+          'the sketch keeps its discrete-action noise at inference, so this is one random draw; --draws K reports the mean and spread of K',
+        );
+        const many = await run(['evaluate', '--model', model, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100', '--draws', '4']);
+        expect(many.err).toBe('');
+        expect(many.code).toBe(0);
+        const summary = /over 4 draws: mean (\S+), std (\S+), min (\S+), max (\S+) on 100 images/.exec(many.out);
+        expect(summary).not.toBeNull();
+        const draws = /Draws: (.*)/.exec(many.out)![1]!.split(' ').map(Number);
+        expect(draws).toHaveLength(4);
+        const [mean, std, min, max] = summary!.slice(1).map(Number);
+        const m = draws.reduce((a, b) => a + b, 0) / 4;
+        expect(mean).toBeCloseTo(m, 4);
+        expect(std).toBeCloseTo(Math.sqrt(draws.reduce((a, b) => a + (b - m) ** 2, 0) / 3), 4);
+        expect([min, max]).toEqual([Math.min(...draws), Math.max(...draws)]);
+        // The first draw is the one-draw evaluation: the noise streams restart with the loaded model.
+        expect(draws[0]).toBe(Number(/Test accuracy \(flip TTA\): (\d\.\d{4})/.exec(one.out)![1]));
+        expect(many.out).toContain(
+          'The sketch keeps its discrete-action noise at inference: each draw runs the test set with fresh noise.',
+        );
+      },
+      LONG,
+    );
 
-  it('of two runs started at the same instant on one --out, one trains and the other is refused before writing anything', async () => {
-    const out = join(root, 'race');
-    const args = ['--import', 'tsx', 'examples/cifar10/train.ts', ...tinyWith('1'), '--out', out];
-    const racers = [start(process.execPath, args), start(process.execPath, args)];
-    const ends = await Promise.all(racers.map((c) => c.closed));
-    const codes = ends.map((e) => e.code).sort();
-    expect(codes, racers.map((c) => c.stderr()).join('\n')).toEqual([0, 2]);
-    const loser = racers[ends.findIndex((e) => e.code === 2)]!;
-    expect(loser.stderr()).toMatch(new RegExp(`--out ${out}: (process \\d+ on this machine|another process) is training this run right now \\(it holds ${join(out, '.lock')}\\)`));
-    expect(loser.stdout()).not.toContain('Output:');
-    // Everything in the directory is the winner's: one run id in config.json and its checkpoint, a completed metrics.json, no lock left.
-    const config = JSON.parse(await readFile(join(out, 'config.json'), 'utf8'));
-    const checkpoint = JSON.parse(await readFile(join(out, 'checkpoint', 'checkpoint.json'), 'utf8'));
-    expect(checkpoint.runId).toBe(`${config.runId}/run-1`);
-    const metrics = await readMetrics(out);
-    expect(metrics.status).toBe('completed');
-    expect(metrics.process.pid).toBe(racers[ends.findIndex((e) => e.code === 0)]!.process.pid);
-    expect(existsSync(join(out, '.lock'))).toBe(false);
-  }, LONG);
+    it(
+      'of two runs started at the same instant on one --out, one trains and the other is refused before writing anything',
+      async () => {
+        const out = join(root, 'race');
+        const args = ['--import', 'tsx', 'examples/cifar10/train.ts', ...tinyWith('1'), '--out', out];
+        const racers = [start(process.execPath, args), start(process.execPath, args)];
+        const ends = await Promise.all(racers.map((c) => c.closed));
+        const codes = ends.map((e) => e.code).sort();
+        expect(codes, racers.map((c) => c.stderr()).join('\n')).toEqual([0, 2]);
+        const loser = racers[ends.findIndex((e) => e.code === 2)]!;
+        expect(loser.stderr()).toMatch(
+          new RegExp(
+            `--out ${out}: (process \\d+ on this machine|another process) is training this run right now \\(it holds ${join(out, '.lock')}\\)`,
+          ),
+        );
+        expect(loser.stdout()).not.toContain('Output:');
+        // Everything in the directory is the winner's: one run id in config.json and its checkpoint, a completed metrics.json, no lock left.
+        const config = JSON.parse(await readFile(join(out, 'config.json'), 'utf8'));
+        const checkpoint = JSON.parse(await readFile(join(out, 'checkpoint', 'checkpoint.json'), 'utf8'));
+        expect(checkpoint.runId).toBe(`${config.runId}/run-1`);
+        const metrics = await readMetrics(out);
+        expect(metrics.status).toBe('completed');
+        expect(metrics.process.pid).toBe(racers[ends.findIndex((e) => e.code === 0)]!.process.pid);
+        expect(existsSync(join(out, '.lock'))).toBe(false);
+      },
+      LONG,
+    );
 
-  it('--resume refuses a checkpoint of another run (same configuration) and a tensors.bin of another checkpoint of the same size', async () => {
-    const source = join(root, 'sigterm-npm');
-    const otherRun = join(root, 'other-run');
-    await cp(source, otherRun, { recursive: true });
-    const configPath = join(otherRun, 'config.json');
-    const config = JSON.parse(await readFile(configPath, 'utf8'));
-    const ownId = config.runId as string;
-    // Another run's directory with the same configuration, into which this checkpoint was copied.
-    await writeFile(configPath, JSON.stringify({ ...config, runId: 'another-run' }));
-    const refused = await run(['train', '--resume', '--out', otherRun]);
-    expect(refused.code).toBe(2);
-    expect(refused.err).toContain(`--resume: the checkpoint in ${join(otherRun, 'checkpoint')} belongs to another run (run id ${ownId}/run-1, while ${configPath} records run id another-run)`);
-    expect(refused.out).not.toContain('| epoch');
+    it(
+      '--resume refuses a checkpoint of another run (same configuration) and a tensors.bin of another checkpoint of the same size',
+      async () => {
+        const source = join(root, 'sigterm-npm');
+        const otherRun = join(root, 'other-run');
+        await cp(source, otherRun, { recursive: true });
+        const configPath = join(otherRun, 'config.json');
+        const config = JSON.parse(await readFile(configPath, 'utf8'));
+        const ownId = config.runId as string;
+        // Another run's directory with the same configuration, into which this checkpoint was copied.
+        await writeFile(configPath, JSON.stringify({ ...config, runId: 'another-run' }));
+        const refused = await run(['train', '--resume', '--out', otherRun]);
+        expect(refused.code).toBe(2);
+        expect(refused.err).toContain(
+          `--resume: the checkpoint in ${join(otherRun, 'checkpoint')} belongs to another run (run id ${ownId}/run-1, while ${configPath} records run id another-run)`,
+        );
+        expect(refused.out).not.toContain('| epoch');
 
-    const mixed = join(root, 'mixed-tensors');
-    await cp(source, mixed, { recursive: true });
-    const tensors = join(mixed, 'checkpoint', 'tensors.bin');
-    const bytes = await readFile(tensors);
-    bytes[bytes.length >> 1] ^= 0xff;
-    await writeFile(tensors, bytes);
-    const mixedRun = await run(['train', '--resume', '--out', mixed]);
-    expect(mixedRun.code).toBe(1);
-    expect(mixedRun.err).toContain(`the checkpoint's tensors file ${tensors} does not match the SHA-256 that ${join(mixed, 'checkpoint', 'checkpoint.json')} records: it belongs to another checkpoint`);
-  }, LONG);
+        const mixed = join(root, 'mixed-tensors');
+        await cp(source, mixed, { recursive: true });
+        const tensors = join(mixed, 'checkpoint', 'tensors.bin');
+        const bytes = await readFile(tensors);
+        bytes[bytes.length >> 1]! ^= 0xff;
+        await writeFile(tensors, bytes);
+        const mixedRun = await run(['train', '--resume', '--out', mixed]);
+        expect(mixedRun.code).toBe(1);
+        expect(mixedRun.err).toContain(
+          `the checkpoint's tensors file ${tensors} does not match the SHA-256 that ${join(mixed, 'checkpoint', 'checkpoint.json')} records: it belongs to another checkpoint`,
+        );
+      },
+      LONG,
+    );
 
-  it('a run whose first checkpoint write was cut off (a kill, a full disk) can be resumed from step 0 or reused', async () => {
-    const dead = await deadPid();
-    const cutOff = join(root, 'cut-off');
-    await cp(join(root, 'sigterm-npm'), cutOff, { recursive: true });
-    // What a first checkpoint write leaves when cut off before its renames: a partial staging folder and a temporary metrics file.
-    await rm(join(cutOff, 'metrics.json'));
-    await rename(join(cutOff, 'checkpoint'), join(cutOff, `checkpoint.saving-${dead}`));
-    await rm(join(cutOff, `checkpoint.saving-${dead}`, 'checkpoint.json'));
-    await writeFile(join(cutOff, `metrics.json.tmp-${dead}`), '{"status": "runn');
-    const reuse = join(root, 'cut-off-reuse');
-    await cp(cutOff, reuse, { recursive: true });
+    it(
+      'a run whose first checkpoint write was cut off (a kill, a full disk) can be resumed from step 0 or reused',
+      async () => {
+        const dead = await deadPid();
+        const cutOff = join(root, 'cut-off');
+        await cp(join(root, 'sigterm-npm'), cutOff, { recursive: true });
+        // What a first checkpoint write leaves when cut off before its renames: a partial staging folder and a temporary metrics file.
+        await rm(join(cutOff, 'metrics.json'));
+        await rename(join(cutOff, 'checkpoint'), join(cutOff, `checkpoint.saving-${dead}`));
+        await rm(join(cutOff, `checkpoint.saving-${dead}`, 'checkpoint.json'));
+        await writeFile(join(cutOff, `metrics.json.tmp-${dead}`), '{"status": "runn');
+        const reuse = join(root, 'cut-off-reuse');
+        await cp(cutOff, reuse, { recursive: true });
 
-    const resumed = await run(['train', '--resume', '--out', cutOff]);
-    expect(resumed.err).not.toContain('tfjs-dataflow-cifar10:');
-    expect(resumed.code).toBe(0);
-    expect(resumed.out).toContain('No checkpoint to continue from (the run never finished an epoch): training starts at step 0');
-    expect((await readdir(cutOff)).filter((f) => /saving|tmp/.test(f))).toEqual([]);
+        const resumed = await run(['train', '--resume', '--out', cutOff]);
+        expect(resumed.err).not.toContain('tfjs-dataflow-cifar10:');
+        expect(resumed.code).toBe(0);
+        expect(resumed.out).toContain('No checkpoint to continue from (the run never finished an epoch): training starts at step 0');
+        expect((await readdir(cutOff)).filter((f) => /saving|tmp/.test(f))).toEqual([]);
 
-    const fresh = await run(['train', ...tinyWith('1'), '--out', reuse]);
-    expect(fresh.err).not.toContain('tfjs-dataflow-cifar10:');
-    expect(fresh.code).toBe(0);
-    expect(fresh.out).toContain(`Output: ${reuse} (reused: the run there never finished an epoch, so there was nothing to continue)`);
-    expect((await readdir(reuse)).filter((f) => /saving|tmp/.test(f))).toEqual([]);
-  }, LONG);
+        const fresh = await run(['train', ...tinyWith('1'), '--out', reuse]);
+        expect(fresh.err).not.toContain('tfjs-dataflow-cifar10:');
+        expect(fresh.code).toBe(0);
+        expect(fresh.out).toContain(`Output: ${reuse} (reused: the run there never finished an epoch, so there was nothing to continue)`);
+        expect((await readdir(reuse)).filter((f) => /saving|tmp/.test(f))).toEqual([]);
+      },
+      LONG,
+    );
 
-  it('evaluate refuses a model whose weights give NaN logits, whose saved statistics hold a zero std, or that takes other images, instead of printing an accuracy', async () => {
-    const garbage = join(root, 'garbage-model');
-    await cp(join(root, 'ctrl-c', 'model'), garbage, { recursive: true });
-    const weights = join(garbage, 'weights.bin');
-    const size = (await readFile(weights)).byteLength;
-    await writeFile(weights, new Uint8Array(size).fill(0xff)); // every float32 a NaN
-    const nan = await run(['evaluate', '--model', garbage, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
-    expect(nan.code).toBe(1);
-    expect(nan.err).toContain(`the model in ${garbage} produces NaN or infinite logits on the test images`);
-    expect(nan.out).not.toContain('Test accuracy');
+    it(
+      'evaluate refuses a model whose weights give NaN logits, whose saved statistics hold a zero std, or that takes other images, instead of printing an accuracy',
+      async () => {
+        const garbage = join(root, 'garbage-model');
+        await cp(join(root, 'ctrl-c', 'model'), garbage, { recursive: true });
+        const weights = join(garbage, 'weights.bin');
+        const size = (await readFile(weights)).byteLength;
+        await writeFile(weights, new Uint8Array(size).fill(0xff)); // every float32 a NaN
+        const nan = await run(['evaluate', '--model', garbage, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
+        expect(nan.code).toBe(1);
+        expect(nan.err).toContain(`the model in ${garbage} produces NaN or infinite logits on the test images`);
+        expect(nan.out).not.toContain('Test accuracy');
 
-    const zeroStd = join(root, 'zero-std-model');
-    await cp(join(root, 'ctrl-c', 'model'), zeroStd, { recursive: true });
-    const modelJson = join(zeroStd, 'model.json');
-    const manifest = JSON.parse(await readFile(modelJson, 'utf8'));
-    manifest.userDefinedMetadata.tfjsDataflowCifar10.stats.std = [0, 0.2, 0.2];
-    await writeFile(modelJson, JSON.stringify(manifest));
-    const zero = await run(['evaluate', '--model', zeroStd, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
-    expect(zero.code).toBe(1);
-    expect(zero.err).toContain(`${modelJson}: its normalisation statistics (userDefinedMetadata.tfjsDataflowCifar10.stats) must be 3 finite means and 3 positive finite stds`);
-    expect(zero.out).not.toContain('Test accuracy');
+        const zeroStd = join(root, 'zero-std-model');
+        await cp(join(root, 'ctrl-c', 'model'), zeroStd, { recursive: true });
+        const modelJson = join(zeroStd, 'model.json');
+        const manifest = JSON.parse(await readFile(modelJson, 'utf8'));
+        manifest.userDefinedMetadata.tfjsDataflowCifar10.stats.std = [0, 0.2, 0.2];
+        await writeFile(modelJson, JSON.stringify(manifest));
+        const zero = await run(['evaluate', '--model', zeroStd, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
+        expect(zero.code).toBe(1);
+        expect(zero.err).toContain(
+          `${modelJson}: its normalisation statistics (userDefinedMetadata.tfjsDataflowCifar10.stats) must be 3 finite means and 3 positive finite stds`,
+        );
+        expect(zero.out).not.toContain('Test accuracy');
 
-    // A model for other images: refused before the data is fed, not deep in the accuracy op.
-    const otherSize = join(root, 'other-size-model');
-    await cp(join(root, 'ctrl-c', 'model'), otherSize, { recursive: true });
-    const otherJson = join(otherSize, 'model.json');
-    await writeFile(otherJson, (await readFile(otherJson, 'utf8')).replace(/"batch_input_shape":\s*\[null,\s*32,\s*32,\s*3\]/, '"batch_input_shape":[null,16,16,3]'));
-    const other = await run(['evaluate', '--model', otherSize, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
-    expect(other.code).toBe(1);
-    expect(other.err).toContain(`${otherJson}: the model takes [null, 16, 16, 3]; CIFAR-10 evaluation feeds [null, 32, 32, 3] images`);
-  }, LONG);
-});
+        // A model for other images: refused before the data is fed, not deep in the accuracy op.
+        const otherSize = join(root, 'other-size-model');
+        await cp(join(root, 'ctrl-c', 'model'), otherSize, { recursive: true });
+        const otherJson = join(otherSize, 'model.json');
+        await writeFile(
+          otherJson,
+          (await readFile(otherJson, 'utf8')).replace(
+            /"batch_input_shape":\s*\[null,\s*32,\s*32,\s*3\]/,
+            '"batch_input_shape":[null,16,16,3]',
+          ),
+        );
+        const other = await run(['evaluate', '--model', otherSize, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
+        expect(other.code).toBe(1);
+        expect(other.err).toContain(`${otherJson}: the model takes [null, 16, 16, 3]; CIFAR-10 evaluation feeds [null, 32, 32, 3] images`);
+      },
+      LONG,
+    );
+  },
+);
 
 /** The id of a process that has exited, as a crashed writer's leftovers carry. */
 async function deadPid(): Promise<number> {
@@ -546,7 +708,6 @@ async function deadPid(): Promise<number> {
   await new Promise((done) => child.on('exit', done));
   return child.pid!;
 }
-
 
 const canMount = spawnSync('unshare', ['-rm', 'true']).status === 0;
 describe.skipIf(!HAS_DATA || !canMount)(
@@ -558,7 +719,8 @@ describe.skipIf(!HAS_DATA || !canMount)(
      */
     function trainOnSmallDisk(freePages: number) {
       const out = '/mnt/run';
-      const list = `const fs=require('fs');const d='${out}';const m=d+'/metrics.json';` +
+      const list =
+        `const fs=require('fs');const d='${out}';const m=d+'/metrics.json';` +
         `console.log('AFTER '+JSON.stringify({entries:fs.readdirSync(d).sort(),metrics:fs.existsSync(m)?JSON.parse(fs.readFileSync(m,'utf8')):null}))`;
       const script = [
         'P=$(getconf PAGESIZE)',
@@ -577,14 +739,22 @@ describe.skipIf(!HAS_DATA || !canMount)(
 
     // Before its first checkpoint the run holds 3 pages (out/.lock, config.json, metrics.json). With 4 free, metrics.json's
     // atomic rewrite fits once the cut-off checkpoint is removed; with 3, no page is left for its temporary copy.
-    it.each([4, 3])('with %i pages free: exit 1 naming the file, metrics.json "failed" with that message, no partial checkpoint or temporary file', (freePages) => {
-      const { exit, after, stderr, out } = trainOnSmallDisk(freePages);
-      expect(stderr).toMatch(new RegExp(`tfjs-dataflow-cifar10: cannot write ${out}/checkpoint\\.saving-\\d+/tensors\\.bin: the disk is full \\(ENOSPC\\)`));
-      expect(exit).toBe(1);
-      expect(after!.entries).toEqual(['config.json', 'metrics.json']);
-      expect(after!.metrics!.status).toBe('failed');
-      expect(after!.metrics!.runs[0]!.stopReason).toBe('failed');
-      expect(after!.metrics!.runs[0]!.message).toMatch(new RegExp(`^cannot write ${out}/checkpoint\\.saving-\\d+/tensors\\.bin: the disk is full \\(ENOSPC\\)$`));
-    }, LONG);
+    it.each([4, 3])(
+      'with %i pages free: exit 1 naming the file, metrics.json "failed" with that message, no partial checkpoint or temporary file',
+      (freePages) => {
+        const { exit, after, stderr, out } = trainOnSmallDisk(freePages);
+        expect(stderr).toMatch(
+          new RegExp(`tfjs-dataflow-cifar10: cannot write ${out}/checkpoint\\.saving-\\d+/tensors\\.bin: the disk is full \\(ENOSPC\\)`),
+        );
+        expect(exit).toBe(1);
+        expect(after!.entries).toEqual(['config.json', 'metrics.json']);
+        expect(after!.metrics!.status).toBe('failed');
+        expect(after!.metrics!.runs[0]!.stopReason).toBe('failed');
+        expect(after!.metrics!.runs[0]!.message).toMatch(
+          new RegExp(`^cannot write ${out}/checkpoint\\.saving-\\d+/tensors\\.bin: the disk is full \\(ENOSPC\\)$`),
+        );
+      },
+      LONG,
+    );
   },
 );

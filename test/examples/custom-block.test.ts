@@ -1,7 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { expect, it } from 'vitest';
-import { customBlockNet, evaluateCustomBlockNet, initCustomBlockNet, syntheticDataset, trainCustomBlockNet } from '../../examples/custom-block/model.js';
+import {
+  customBlockNet,
+  evaluateCustomBlockNet,
+  initCustomBlockNet,
+  syntheticDataset,
+  trainCustomBlockNet,
+} from '../../examples/custom-block/model.js';
 import { ResidualBlock } from '../../examples/custom-block/residual-block.js';
 import { focalLoss } from '../../examples/custom-block/stages.js';
 import { SEED_HYP, crossEntropy, predictWithFlipTTA, type StageContext } from '../../src/index.js';
@@ -50,7 +56,11 @@ describeEachBackend('custom-block example', () => {
       hyp: { opt: { batchSize: 8 }, misc: { trainEpochs: 4, evalBatchSize: 8 } },
       seed: 5,
       logEvery: 1,
-      callbacks: { onStep: (s) => { losses.push(s.loss!); } },
+      callbacks: {
+        onStep: (s) => {
+          losses.push(s.loss!);
+        },
+      },
     });
     expect(result.stopReason).toBe('completed');
     expect(result.records.map((r) => r.steps)).toEqual([4, 8, 12, 16]);
@@ -70,10 +80,12 @@ describeEachBackend('custom-block example', () => {
     expect(acc).toBeLessThanOrEqual(1);
 
     let saved: tf.io.ModelArtifacts | undefined;
-    await net.model.save(tf.io.withSaveHandler(async (artifacts) => {
-      saved = artifacts;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }));
+    await net.model.save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        saved = artifacts;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
     expect(saved!.weightSpecs!.map((s) => s.name).sort()).toEqual([...names].sort());
     const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved!));
     const loadedBlock = loaded.getLayer('residual_block_2');
@@ -101,7 +113,9 @@ describeEachBackend('custom-block example', () => {
 
   it('rejects a block too small to pool, naming the argument', () => {
     const block = new ResidualBlock({ name: 'too_small', channelsOut: 4, statePredDim: 4 });
-    expect(() => block.apply(tfl.input({ shape: [3, 3, 2] }))).toThrow("ResidualBlock 'too_small' expects input 'inputs' at least 4x4 spatially (it max-pools twice), got shape [null,3,3,2]");
+    expect(() => block.apply(tfl.input({ shape: [3, 3, 2] }))).toThrow(
+      "ResidualBlock 'too_small' expects input 'inputs' at least 4x4 spatially (it max-pools twice), got shape [null,3,3,2]",
+    );
     expect(() => new ResidualBlock({ channelsOut: 0 })).toThrow(/'channelsOut' must be a positive integer, got 0/);
   });
 });
@@ -110,14 +124,27 @@ describeEachBackend('custom-block example: its focal-loss stage', () => {
   const context = { hyp: SEED_HYP } as unknown as StageContext;
 
   it('is cross-entropy at gamma 0 and down-weights confident examples at gamma 2, scaled like the seed loss', async () => {
-    const logits = tf.tensor2d([[2, 0, -1], [0.5, 0.2, 0.1]]);
-    const targets = tf.tensor2d([[1, 0, 0], [0, 0.4, 0.6]]);
-    const p = [[2, 0, -1], [0.5, 0.2, 0.1]].map((row) => {
+    const logits = tf.tensor2d([
+      [2, 0, -1],
+      [0.5, 0.2, 0.1],
+    ]);
+    const targets = tf.tensor2d([
+      [1, 0, 0],
+      [0, 0.4, 0.6],
+    ]);
+    const p = [
+      [2, 0, -1],
+      [0.5, 0.2, 0.1],
+    ].map((row) => {
       const z = row.reduce((a, v) => a + Math.exp(v), 0);
       return row.map((v) => Math.exp(v) / z);
     });
-    const t = [[1, 0, 0], [0, 0.4, 0.6]];
-    const expected = (gamma: number) => 0.5 * p.reduce((sum, row, i) => sum - row.reduce((a, pc, c) => a + t[i]![c]! * (1 - pc) ** gamma * Math.log(pc), 0), 0);
+    const t = [
+      [1, 0, 0],
+      [0, 0.4, 0.6],
+    ];
+    const expected = (gamma: number) =>
+      0.5 * p.reduce((sum, row, i) => sum - row.reduce((a, pc, c) => a + t[i]![c]! * (1 - pc) ** gamma * Math.log(pc), 0), 0);
     const before = liveTensors();
     for (const gamma of [0, 2]) {
       const loss = focalLoss(gamma)(logits, targets, { batchScale: 0.5, context });
@@ -145,7 +172,12 @@ describeEachBackend('custom-block example: its focal-loss stage', () => {
     const focal = focalLoss(2);
     const result = await trainCustomBlockNet(net, data, {
       hyp: { opt: { batchSize: 8 }, misc: { trainEpochs: 2, evalBatchSize: 8 } },
-      stages: { loss: (logits, targets, args) => { calls++; return focal(logits, targets, args); } },
+      stages: {
+        loss: (logits, targets, args) => {
+          calls++;
+          return focal(logits, targets, args);
+        },
+      },
     });
     expect(result.stopReason).toBe('completed');
     expect(calls).toBe(4);

@@ -24,7 +24,12 @@ export function maxRelativeError(actual: ArrayLike<number>, expected: ArrayLike<
 }
 
 /** Asserts two tensors (or arrays) agree within `rtol` relative error, reading tensors asynchronously. */
-export async function expectClose(actual: tf.Tensor | ArrayLike<number>, expected: tf.Tensor | ArrayLike<number>, rtol = 1e-4, floor?: number): Promise<void> {
+export async function expectClose(
+  actual: tf.Tensor | ArrayLike<number>,
+  expected: tf.Tensor | ArrayLike<number>,
+  rtol = 1e-4,
+  floor?: number,
+): Promise<void> {
   const a = 'dataId' in (actual as object) ? await (actual as tf.Tensor).data() : (actual as ArrayLike<number>);
   const b = 'dataId' in (expected as object) ? await (expected as tf.Tensor).data() : (expected as ArrayLike<number>);
   if ('shape' in (actual as object) && 'shape' in (expected as object)) {

@@ -8,7 +8,10 @@ import type { ConcreteBackend } from '../../src/backend/init.js';
 export const TEST_BACKENDS = ['cpu', 'wasm', 'webgpu'] as const satisfies readonly ConcreteBackend[];
 export type TestBackend = (typeof TEST_BACKENDS)[number];
 
-const requested = (process.env['TFJS_DATAFLOW_BACKENDS'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+const requested = (process.env['TFJS_DATAFLOW_BACKENDS'] ?? '')
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
 
 /**
  * Threads of the wasm backend in the suites: TFJS_DATAFLOW_WASM_THREADS=N (1 to 4) runs every wasm test on the

@@ -15,8 +15,17 @@ const [mode, dir, arg] = process.argv.slice(2);
 /** A checkpoint of `values` floats (its other fields as a Trainer writes them). */
 function checkpointOf(values: number, step: number): TrainCheckpoint {
   return {
-    version: 1, epoch: 0, epochStep: step, step, dataRandomAtEpochStart: { seed: 1, offset: 0 } as never, modelRandom: [], records: [],
-    totalTimeSeconds: 0, sgd: { step, scheduleSteps: [] }, emaActive: false, tensors: { 'weights/w': tf.fill([values], step) },
+    version: 1,
+    epoch: 0,
+    epochStep: step,
+    step,
+    dataRandomAtEpochStart: { seed: 1, offset: 0 } as never,
+    modelRandom: [],
+    records: [],
+    totalTimeSeconds: 0,
+    sgd: { step, scheduleSteps: [] },
+    emaActive: false,
+    tensors: { 'weights/w': tf.fill([values], step) },
   };
 }
 
@@ -47,5 +56,7 @@ if (mode === 'lock') {
   } catch (e) {
     jsonError = (e as Error).message;
   }
-  process.stdout.write(`${JSON.stringify({ checkpointError, jsonError, afterCheckpoint, afterJson: await readdir(dir!), keptStep: kept?.checkpoint.step })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ checkpointError, jsonError, afterCheckpoint, afterJson: await readdir(dir!), keptStep: kept?.checkpoint.step })}\n`,
+  );
 }

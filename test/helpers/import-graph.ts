@@ -58,7 +58,8 @@ export function layerOf(module: string): string {
 export function upwardImports(graph: ImportGraph, order: readonly string[]): string[] {
   const rank = (module: string): number => {
     const index = order.indexOf(layerOf(module));
-    if (index < 0) throw new Error(`upwardImports: ${module} is in layer '${layerOf(module)}', which the order [${order.join(', ')}] does not list`);
+    if (index < 0)
+      throw new Error(`upwardImports: ${module} is in layer '${layerOf(module)}', which the order [${order.join(', ')}] does not list`);
     return index;
   };
   const upward: string[] = [];

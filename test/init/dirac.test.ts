@@ -8,7 +8,15 @@ import { maxRelativeError } from '../helpers/assert.js';
 import { loadFixture, toTensor, values, type Encoded } from '../layers/fixtures.js';
 import { liveTensors } from '../helpers/memory.js';
 
-interface DiracCase { cout: number; cin: number; weight: Encoded; dirac: Encoded; renorm: Encoded; stdPre: number; meanPre: number }
+interface DiracCase {
+  cout: number;
+  cin: number;
+  weight: Encoded;
+  dirac: Encoded;
+  renorm: Encoded;
+  stdPre: number;
+  meanPre: number;
+}
 // Golden values: tools/reference/layers_fixtures.py (torch.nn.init.dirac_ and the seed's renormalisation), default args.
 const fx = loadFixture<{ scale: number; cases: DiracCase[] }>('dirac.json');
 
@@ -40,7 +48,8 @@ describeEachBackend('dirac init', () => {
     const wide = new ConvGroup({ channelsOut: 4, statePredDim: 6, seed: 1 });
     const narrow = new ConvGroup({ channelsOut: 4, statePredDim: 3, seed: 1 });
     for (const g of [wide, narrow]) g.apply(tfl.input({ shape: [8, 8, 3] }));
-    const snapshot = async (g: ConvGroup) => Promise.all([g.conv1, g.conv2, g.stateProject!].map(async (c) => Array.from(await c.weight.read().data())));
+    const snapshot = async (g: ConvGroup) =>
+      Promise.all([g.conv1, g.conv2, g.stateProject!].map(async (c) => Array.from(await c.weight.read().data())));
     const [w1, , wsWide] = await snapshot(wide);
     const [, , wsNarrow] = await snapshot(narrow);
     const before = liveTensors();
@@ -67,7 +76,9 @@ describeEachBackend('dirac init', () => {
 describe('dirac init arguments', () => {
   it('rejects bad input, naming the argument', () => {
     const w3 = tf.zeros([3, 3, 2]);
-    expect(() => diracInit(w3)).toThrow(/diracInit: argument 'weight' must be a conv kernel \[kh, kw, cin, cout\] of rank 4, got shape \[3,3,2\]/);
+    expect(() => diracInit(w3)).toThrow(
+      /diracInit: argument 'weight' must be a conv kernel \[kh, kw, cin, cout\] of rank 4, got shape \[3,3,2\]/,
+    );
     const wi = tf.zeros([3, 3, 2, 2], 'int32');
     expect(() => diracRenormInit(wi)).toThrow(/argument 'weight' must be float32, got dtype 'int32'/);
     const w = tf.zeros([3, 3, 2, 2]);

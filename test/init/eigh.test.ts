@@ -18,7 +18,7 @@ function reconstructionError(a: ArrayLike<number>, n: number, vals: Float64Array
 }
 
 describe('eighSymmetric (Jacobi)', () => {
-  it("matches torch.linalg.eigh on a 12x12 covariance-like matrix (eigenvectors up to sign)", () => {
+  it('matches torch.linalg.eigh on a 12x12 covariance-like matrix (eigenvectors up to sign)', () => {
     const n = 12;
     const { eigenvalues, eigenvectors } = eighSymmetric(fx.matrix.data, n);
     for (let i = 0; i < n; i++) expect(eigenvalues[i]).toBeCloseTo(fx.eigenvalues.data[i]!, 7);

@@ -10,12 +10,19 @@ import { loadFixture, toTensor, values, type Encoded } from '../layers/fixtures.
 import { liveTensors } from '../helpers/memory.js';
 
 interface WhiteningFixture {
-  numImages: number; chunkSize: number; eps: number;
-  images: Encoded; permutation: number[];
+  numImages: number;
+  chunkSize: number;
+  eps: number;
+  images: Encoded;
+  permutation: number[];
   chunks: Array<{ eigenvalues: Encoded; eigenvectors: Encoded }>;
-  eigenvalues: Encoded; weightCanonical: Encoded; weightRaw: Encoded;
-  covarianceEigenvalues: Encoded; weightCovariance: Encoded;
-  forwardInput: Encoded; forwardOutput: Encoded;
+  eigenvalues: Encoded;
+  weightCanonical: Encoded;
+  weightRaw: Encoded;
+  covarianceEigenvalues: Encoded;
+  weightCovariance: Encoded;
+  forwardInput: Encoded;
+  forwardOutput: Encoded;
 }
 // Golden values: tools/reference/layers_fixtures.py (the seed's get_patches / get_whitening_parameters /
 // init_whitening_conv / set_whitening_conv on 12 images 3x6x6, chunks of 4, torch's randperm), default args.
@@ -36,11 +43,12 @@ function patchCovarianceF64(x: Float32Array, n: number, h: number, w: number, c:
     for (let i = 0; i + 1 < h; i++) {
       for (let j = 0; j + 1 < w; j++) {
         for (let ch = 0; ch < c; ch++) {
-          for (let di = 0; di < 2; di++) for (let dj = 0; dj < 2; dj++) p[ch * 4 + di * 2 + dj] = x[((b * h + i + di) * w + j + dj) * c + ch]!;
+          for (let di = 0; di < 2; di++)
+            for (let dj = 0; dj < 2; dj++) p[ch * 4 + di * 2 + dj] = x[((b * h + i + di) * w + j + dj) * c + ch]!;
         }
         for (let a = 0; a < d; a++) {
-          sum[a] += p[a]!;
-          for (let e = 0; e < d; e++) prod[a * d + e] += p[a]! * p[e]!;
+          sum[a]! += p[a]!;
+          for (let e = 0; e < d; e++) prod[a * d + e]! += p[a]! * p[e]!;
         }
         count++;
       }
@@ -58,7 +66,7 @@ describeEachBackend('fitWhitening', (backend) => {
     const host = new Float32Array(n * 32 * 32 * 3);
     for (let i = 0; i < host.length; i += 3) {
       const base = next();
-      for (let ch = 0; ch < 3; ch++) host[i + ch] = Math.fround(((Math.floor((0.8 * base + 0.2 * next()) * 256) / 255) - 0.45) / 0.25);
+      for (let ch = 0; ch < 3; ch++) host[i + ch] = Math.fround((Math.floor((0.8 * base + 0.2 * next()) * 256) / 255 - 0.45) / 0.25);
     }
     const images = tf.tensor4d(host, [n, 32, 32, 3]);
     const layer = new WhiteningConv({ name: 'whiten_large' });
@@ -71,7 +79,7 @@ describeEachBackend('fitWhitening', (backend) => {
     layer.dispose();
   }, 120_000);
 
-  it("matches torch (canonical signs, eigenpair averaging): weights, eigenvalues, forward; reads back only the covariances", async () => {
+  it('matches torch (canonical signs, eigenpair averaging): weights, eigenvalues, forward; reads back only the covariances', async () => {
     const images = toTensor(fx.images) as tf.Tensor4D;
     const layer = new WhiteningConv({ name: 'whiten' });
     layer.apply(tfl.input({ shape: [6, 6, 3] }));
@@ -131,7 +139,12 @@ describeEachBackend('fitWhitening', (backend) => {
   it("average: 'covariance' matches torch (mean covariance, one eigh, canonical signs)", async () => {
     const images = toTensor(fx.images) as tf.Tensor4D;
     const layer = new WhiteningConv();
-    const fit = await fitWhitening(layer, images, { chunkSize: fx.chunkSize, permutation: fx.permutation, average: 'covariance', signMode: 'canonical' });
+    const fit = await fitWhitening(layer, images, {
+      chunkSize: fx.chunkSize,
+      permutation: fx.permutation,
+      average: 'covariance',
+      signMode: 'canonical',
+    });
     expect(maxRelativeError(fit.eigenvalues, values(fx.covarianceEigenvalues))).toBeLessThanOrEqual(1e-5);
     expect(maxRelativeError(await layer.weight.read().data(), values(fx.weightCovariance))).toBeLessThanOrEqual(WEIGHT_RTOL);
     images.dispose();
@@ -160,18 +173,28 @@ describe('fitWhitening options and errors', () => {
   it('rejects bad input, naming the argument', async () => {
     const layer = new WhiteningConv({ name: 'w' });
     const gray = tf.zeros([4, 6, 6, 1]);
-    await expect(fitWhitening(layer, gray as tf.Tensor4D)).rejects.toThrow(/argument 'images' must have 3 channels \(last axis\) for layer 'w', got shape \[4,6,6,1\]/);
+    await expect(fitWhitening(layer, gray as tf.Tensor4D)).rejects.toThrow(
+      /argument 'images' must have 3 channels \(last axis\) for layer 'w', got shape \[4,6,6,1\]/,
+    );
     const rank3 = tf.zeros([6, 6, 3]);
     await expect(fitWhitening(layer, rank3 as never)).rejects.toThrow(/argument 'images' must be NHWC of rank 4, got shape \[6,6,3\]/);
     const ints = tf.zeros([4, 6, 6, 3], 'int32');
     await expect(fitWhitening(layer, ints as tf.Tensor4D)).rejects.toThrow(/must be float32, got dtype 'int32'/);
     const few = tf.zeros([2, 6, 6, 3]);
-    await expect(fitWhitening(layer, few as tf.Tensor4D, { numExamples: 5 })).rejects.toThrow(/option 'numExamples' \(5\) exceeds the 2 images given/);
-    await expect(fitWhitening(layer, few as tf.Tensor4D, { chunkSize: 0 })).rejects.toThrow(/option 'chunkSize' must be a positive integer, got 0/);
+    await expect(fitWhitening(layer, few as tf.Tensor4D, { numExamples: 5 })).rejects.toThrow(
+      /option 'numExamples' \(5\) exceeds the 2 images given/,
+    );
+    await expect(fitWhitening(layer, few as tf.Tensor4D, { chunkSize: 0 })).rejects.toThrow(
+      /option 'chunkSize' must be a positive integer, got 0/,
+    );
     // eps 0 divides by the root of a zero eigenvalue: an infinite or NaN kernel.
-    await expect(fitWhitening(layer, few as tf.Tensor4D, { eps: 0 })).rejects.toThrow(/option 'eps' must be a positive finite number \(the seed's is 1e-2\), got 0/);
+    await expect(fitWhitening(layer, few as tf.Tensor4D, { eps: 0 })).rejects.toThrow(
+      /option 'eps' must be a positive finite number \(the seed's is 1e-2\), got 0/,
+    );
     await expect(fitWhitening(layer, few as tf.Tensor4D, { signMode: 'abs' as never })).rejects.toThrow(/option 'signMode'/);
-    await expect(fitWhitening(layer, few as tf.Tensor4D, { permutation: [0, 0] })).rejects.toThrow(/option 'permutation' must be a permutation/);
+    await expect(fitWhitening(layer, few as tf.Tensor4D, { permutation: [0, 0] })).rejects.toThrow(
+      /option 'permutation' must be a permutation/,
+    );
     const tiny = tf.zeros([3, 1, 1, 3]);
     await expect(fitWhitening(layer, tiny as tf.Tensor4D)).rejects.toThrow(/at least 2x2 spatially/);
     const empty = tf.zeros([0, 6, 6, 3]);
@@ -187,7 +210,9 @@ describe('fitWhitening options and errors', () => {
     for (let p = 0; p < 12; p++) for (let o = 0; o < 12; o++) expect(w[p * 24 + 12 + o]).toBe(-w[p * 24 + o]!);
     expect(layer.trainableWeights).toHaveLength(0);
     expect(new WhiteningConv().name).toMatch(/whiten/);
-    expect(() => layer.apply(tf.zeros([1, 8, 8, 1]))).toThrow(/WhiteningConv 'whiten_x' expects input 'inputs' with 3 channels \(last axis\), got shape \[1,8,8,1\]/);
+    expect(() => layer.apply(tf.zeros([1, 8, 8, 1]))).toThrow(
+      /WhiteningConv 'whiten_x' expects input 'inputs' with 3 channels \(last axis\), got shape \[1,8,8,1\]/,
+    );
     expect(() => new WhiteningConv({ kernelSize: -2 })).toThrow(/argument 'kernelSize' must be a positive integer, got -2/);
     layer.dispose();
   });

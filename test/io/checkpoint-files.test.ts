@@ -11,7 +11,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  LOCK_FILE, checkpointFilesProblem, lockDirectory, readCheckpointFiles, recoverCheckpointFiles, writeCheckpointFiles,
+  LOCK_FILE,
+  checkpointFilesProblem,
+  lockDirectory,
+  readCheckpointFiles,
+  recoverCheckpointFiles,
+  writeCheckpointFiles,
 } from '../../src/node.js';
 import type { TrainCheckpoint } from '../../src/train/checkpoint.js';
 
@@ -29,15 +34,29 @@ afterAll(async () => {
 
 function checkpointOf(values: number[], step: number): TrainCheckpoint {
   return {
-    version: 1, epoch: 0, epochStep: step, step, dataRandomAtEpochStart: { seed: 1, offset: 0 } as never, modelRandom: [], records: [],
-    totalTimeSeconds: 0, sgd: { step, scheduleSteps: [] }, emaActive: false, tensors: { 'weights/w': tf.tensor1d(values) },
+    version: 1,
+    epoch: 0,
+    epochStep: step,
+    step,
+    dataRandomAtEpochStart: { seed: 1, offset: 0 } as never,
+    modelRandom: [],
+    records: [],
+    totalTimeSeconds: 0,
+    sgd: { step, scheduleSteps: [] },
+    emaActive: false,
+    tensors: { 'weights/w': tf.tensor1d(values) },
   };
 }
 
 async function write(dir: string, values: number[], step: number, runId?: string): Promise<void> {
   const checkpoint = checkpointOf(values, step);
   try {
-    await writeCheckpointFiles(dir, checkpoint, { config: { batch: 4 }, reason: 'epoch-end', savedAt: `step ${step}`, ...(runId ? { runId } : {}) });
+    await writeCheckpointFiles(dir, checkpoint, {
+      config: { batch: 4 },
+      reason: 'epoch-end',
+      savedAt: `step ${step}`,
+      ...(runId ? { runId } : {}),
+    });
   } finally {
     tf.dispose(Object.values(checkpoint.tensors));
   }
@@ -100,34 +119,56 @@ describe('checkpoint files', () => {
     await rm(join(dir, 'checkpoint.json'));
     await write(join(parent, `checkpoint.previous-${pid}`), [3], 3);
     await writeFile(join(parent, `checkpoint.previous-${pid}`, 'tensors.bin'), new Uint8Array(2));
-    await expect(recoverCheckpointFiles(dir)).rejects.toThrow(/no complete checkpoint to resume from: .*checkpoint\.previous-\d+ \(the checkpoint's tensors file .* has 2 bytes, but .* describes 4 bytes/);
+    await expect(recoverCheckpointFiles(dir)).rejects.toThrow(
+      /no complete checkpoint to resume from: .*checkpoint\.previous-\d+ \(the checkpoint's tensors file .* has 2 bytes, but .* describes 4 bytes/,
+    );
   });
 
   const canMount = spawnSync('unshare', ['-rm', 'true']).status === 0;
-  it.skipIf(!canMount)(`a full disk: the error names the file, partial files go, the old checkpoint stays${canMount ? '' : ' (skipped: no user namespaces to mount a small tmpfs)'}`, async () => {
-    const dir = join(root, 'full');
-    await mkdir(dir);
-    const script = `mount -t tmpfs -o size=256k none '${dir}' && exec '${process.execPath}' --import tsx '${CHILD}' fill '${dir}'`;
-    const result = spawnSync('unshare', ['-rm', 'sh', '-c', script], { cwd: REPO, encoding: 'utf8' });
-    expect(result.status, result.stderr).toBe(0);
-    const report = JSON.parse(result.stdout) as { checkpointError: string; jsonError: string; afterCheckpoint: string[]; afterJson: string[]; keptStep: number };
-    expect(report.checkpointError).toMatch(new RegExp(`^cannot write ${dir}/checkpoint\\.saving-\\d+/tensors\\.bin: the disk is full \\(ENOSPC\\)$`));
-    expect(report.afterCheckpoint).toEqual(['checkpoint']);
-    expect(report.keptStep).toBe(1);
-    expect(report.jsonError).toBe(`cannot write ${dir}/metrics.json.tmp-${/saving-(\d+)/.exec(report.checkpointError)![1]}: the disk is full (ENOSPC)`);
-    expect(report.afterJson).toEqual(['checkpoint']);
-  });
+  it.skipIf(!canMount)(
+    `a full disk: the error names the file, partial files go, the old checkpoint stays${canMount ? '' : ' (skipped: no user namespaces to mount a small tmpfs)'}`,
+    async () => {
+      const dir = join(root, 'full');
+      await mkdir(dir);
+      const script = `mount -t tmpfs -o size=256k none '${dir}' && exec '${process.execPath}' --import tsx '${CHILD}' fill '${dir}'`;
+      const result = spawnSync('unshare', ['-rm', 'sh', '-c', script], { cwd: REPO, encoding: 'utf8' });
+      expect(result.status, result.stderr).toBe(0);
+      const report = JSON.parse(result.stdout) as {
+        checkpointError: string;
+        jsonError: string;
+        afterCheckpoint: string[];
+        afterJson: string[];
+        keptStep: number;
+      };
+      expect(report.checkpointError).toMatch(
+        new RegExp(`^cannot write ${dir}/checkpoint\\.saving-\\d+/tensors\\.bin: the disk is full \\(ENOSPC\\)$`),
+      );
+      expect(report.afterCheckpoint).toEqual(['checkpoint']);
+      expect(report.keptStep).toBe(1);
+      expect(report.jsonError).toBe(
+        `cannot write ${dir}/metrics.json.tmp-${/saving-(\d+)/.exec(report.checkpointError)![1]}: the disk is full (ENOSPC)`,
+      );
+      expect(report.afterJson).toEqual(['checkpoint']);
+    },
+  );
 });
 
 describe('lockDirectory', () => {
   /** `node CHILD lock dir holdMs` for each of `count` children spawned in the same tick. */
   async function raceFor(dir: string, count: number): Promise<string[]> {
-    const children = Array.from({ length: count }, () => spawn(process.execPath, ['--import', 'tsx', CHILD, 'lock', dir, '1500'], { cwd: REPO }));
-    return Promise.all(children.map((child) => new Promise<string>((done) => {
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.on('close', () => done(out.trim()));
-    })));
+    const children = Array.from({ length: count }, () =>
+      spawn(process.execPath, ['--import', 'tsx', CHILD, 'lock', dir, '1500'], { cwd: REPO }),
+    );
+    return Promise.all(
+      children.map(
+        (child) =>
+          new Promise<string>((done) => {
+            let out = '';
+            child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+            child.on('close', () => done(out.trim()));
+          }),
+      ),
+    );
   }
 
   it('of processes started at the same instant, exactly one gets the lock; the others are told who holds it', async () => {
@@ -136,7 +177,12 @@ describe('lockDirectory', () => {
       await mkdir(dir);
       const results = await raceFor(dir, 3);
       expect(results.filter((r) => r === 'locked')).toHaveLength(1);
-      for (const r of results.filter((x) => x !== 'locked')) expect(r).toMatch(new RegExp(`^refused: ${dir} is (locked by process \\d+ on .* \\(since .*\\)|being locked by another process right now): wait for it to end or stop it first$`));
+      for (const r of results.filter((x) => x !== 'locked'))
+        expect(r).toMatch(
+          new RegExp(
+            `^refused: ${dir} is (locked by process \\d+ on .* \\(since .*\\)|being locked by another process right now): wait for it to end or stop it first$`,
+          ),
+        );
       // Released at the holder's exit.
       expect(await readdir(dir)).toEqual([]);
     }

@@ -20,7 +20,10 @@ describe('fileHandler', () => {
     await model.save(fileHandler(dir));
     expect(readdirSync(join(dir, '..'))).toEqual(['model']);
     const loaded = await tfl.loadLayersModel(fileHandler(dir));
-    const x = tf.tensor2d([[1, -2, 3, 0.5], [0, 1, -1, 2]]);
+    const x = tf.tensor2d([
+      [1, -2, 3, 0.5],
+      [0, 1, -1, 2],
+    ]);
     expect(await (loaded.predict(x) as tf.Tensor).data()).toEqual(await (model.predict(x) as tf.Tensor).data());
   });
 
@@ -41,7 +44,8 @@ describe('fileHandler', () => {
     writeFileSync(weights, full.subarray(0, 40));
     await expect(tfl.loadLayersModel(fileHandler(dir))).rejects.toThrow(
       `fileHandler: the weights file ${weights} has 40 bytes, but ${join(dir, 'model.json')} describes 60 bytes of weights: ` +
-      'it is truncated (an interrupted copy?) or belongs to another model. Save the model again or restore a complete copy.');
+        'it is truncated (an interrupted copy?) or belongs to another model. Save the model again or restore a complete copy.',
+    );
     writeFileSync(join(dir, 'model.json'), '{"modelTopology": ');
     await expect(fileHandler(dir).load!()).rejects.toThrow(`fileHandler: ${join(dir, 'model.json')} is not valid JSON`);
   });

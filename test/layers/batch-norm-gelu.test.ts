@@ -12,11 +12,25 @@ import { liveTensors } from '../helpers/memory.js';
 import { disposeWeights } from './fixtures.js';
 
 // The seed's norm inputs at batch 2 (after each group's pool and second conv, base depth 64) and odd ones.
-const SHAPES: Array<[number, number, number, number]> = [[2, 15, 15, 64], [2, 7, 7, 256], [2, 3, 3, 512], [3, 5, 5, 3], [4, 9, 9, 70]];
+const SHAPES: Array<[number, number, number, number]> = [
+  [2, 15, 15, 64],
+  [2, 7, 7, 256],
+  [2, 3, 3, 512],
+  [3, 5, 5, 3],
+  [4, 9, 9, 70],
+];
 
 interface Result {
-  y: Float32Array; dx: Float32Array; dbias: Float32Array; dweight: Float32Array; runningMean: Float32Array; runningVar: Float32Array;
-  eval: Float32Array; evalDx: Float32Array; evalDbias: Float32Array; evalDweight: Float32Array;
+  y: Float32Array;
+  dx: Float32Array;
+  dbias: Float32Array;
+  dweight: Float32Array;
+  runningMean: Float32Array;
+  runningVar: Float32Array;
+  eval: Float32Array;
+  evalDx: Float32Array;
+  evalDbias: Float32Array;
+  evalDweight: Float32Array;
 }
 
 /** One training step's values and gradients, then inference, through `fused` (callWithGelu) or the unfused ops. */
@@ -33,9 +47,8 @@ async function step(shape: [number, number, number, number], fused: boolean): Pr
   const x = tf.variable(x0);
   x0.dispose();
   const g = tf.tensor4d(seededUniform(size, 8), shape);
-  const forward = (input: tf.Tensor, training: boolean) => fused
-    ? bn.callWithGelu(input, { training })
-    : tf.tidy(() => gelu(bn.call(input, { training })));
+  const forward = (input: tf.Tensor, training: boolean) =>
+    fused ? bn.callWithGelu(input, { training }) : tf.tidy(() => gelu(bn.call(input, { training })));
   let y: tf.Tensor | undefined;
   const vars = [x, bn.bias.read() as tf.Variable, bn.weight.read() as tf.Variable];
   const { value, grads } = tf.variableGrads(() => {
@@ -48,9 +61,16 @@ async function step(shape: [number, number, number, number], fused: boolean): Pr
   const evalGrads = tf.variableGrads(() => tf.sum(tf.mul(forward(x, false), g)), vars);
   const read = async (t: tf.Tensor) => (await t.data()) as Float32Array;
   const result: Result = {
-    y: await read(y!), dx: await read(grads[x.name]!), dbias: await read(grads[vars[1]!.name]!), dweight: await read(grads[vars[2]!.name]!),
-    runningMean: await read(bn.runningMean.read()), runningVar: await read(bn.runningVar.read()), eval: await read(evalOut),
-    evalDx: await read(evalGrads.grads[x.name]!), evalDbias: await read(evalGrads.grads[vars[1]!.name]!), evalDweight: await read(evalGrads.grads[vars[2]!.name]!),
+    y: await read(y!),
+    dx: await read(grads[x.name]!),
+    dbias: await read(grads[vars[1]!.name]!),
+    dweight: await read(grads[vars[2]!.name]!),
+    runningMean: await read(bn.runningMean.read()),
+    runningVar: await read(bn.runningVar.read()),
+    eval: await read(evalOut),
+    evalDx: await read(evalGrads.grads[x.name]!),
+    evalDbias: await read(evalGrads.grads[vars[1]!.name]!),
+    evalDweight: await read(evalGrads.grads[vars[2]!.name]!),
   };
   tf.dispose([value, y!, evalOut, x, g, ...Object.values(grads), evalGrads.value, ...Object.values(evalGrads.grads)]);
   disposeWeights(bn);
@@ -72,7 +92,8 @@ describeEachBackendAndWebGPUKernelSet('BatchNorm.callWithGelu (fused batch norm 
         // cancels), so the fused path must be within 1e-5 or no further from cpu than they are.
         const bound = Math.max(1e-5, 1.5 * maxRelativeError(unfused[key], expected[key]));
         expect(maxRelativeError(actual[key], expected[key]), key).toBeLessThanOrEqual(bound);
-        if (!hasBatchNormGeluKernels()) expect(Buffer.from(actual[key].buffer).equals(Buffer.from(unfused[key].buffer)), `${key}: the unfused ops`).toBe(true);
+        if (!hasBatchNormGeluKernels())
+          expect(Buffer.from(actual[key].buffer).equals(Buffer.from(unfused[key].buffer)), `${key}: the unfused ops`).toBe(true);
       }
     });
   }
@@ -80,7 +101,8 @@ describeEachBackendAndWebGPUKernelSet('BatchNorm.callWithGelu (fused batch norm 
   it('reruns bit for bit', async () => {
     const a = await step(SHAPES[0]!, true);
     const b = await step(SHAPES[0]!, true);
-    for (const key of Object.keys(a) as Array<keyof Result>) expect(Buffer.from(a[key].buffer).equals(Buffer.from(b[key].buffer)), key).toBe(true);
+    for (const key of Object.keys(a) as Array<keyof Result>)
+      expect(Buffer.from(a[key].buffer).equals(Buffer.from(b[key].buffer)), key).toBe(true);
   });
 
   it(`runs the fused kernels exactly where the backend has them (${backend})`, () => {

@@ -8,11 +8,27 @@ import { disposeWeights, varName, loadFixture, toTensor, values, type Encoded } 
 import { liveTensors } from '../helpers/memory.js';
 
 interface BnCase {
-  name: string; weightTrainable: boolean; weight: Encoded; bias: Encoded;
-  x1: Encoded; g: Encoded; y1: Encoded; dx1: Encoded; dbias1: Encoded; dweight1?: Encoded;
-  runningMean1: Encoded; runningVar1: Encoded;
-  x2: Encoded; y2: Encoded; runningMean2: Encoded; runningVar2: Encoded;
-  x3: Encoded; g3: Encoded; y3: Encoded; dx3: Encoded; dbias3: Encoded;
+  name: string;
+  weightTrainable: boolean;
+  weight: Encoded;
+  bias: Encoded;
+  x1: Encoded;
+  g: Encoded;
+  y1: Encoded;
+  dx1: Encoded;
+  dbias1: Encoded;
+  dweight1?: Encoded;
+  runningMean1: Encoded;
+  runningVar1: Encoded;
+  x2: Encoded;
+  y2: Encoded;
+  runningMean2: Encoded;
+  runningVar2: Encoded;
+  x3: Encoded;
+  g3: Encoded;
+  y3: Encoded;
+  dx3: Encoded;
+  dbias3: Encoded;
 }
 // Golden values: tools/reference/layers_fixtures.py (the seed's BatchNorm: eps 1e-12, momentum 0.4), default args.
 const fx = loadFixture<{ eps: number; momentum: number; cases: BnCase[] }>('batchnorm.json');
@@ -27,7 +43,10 @@ describeEachBackendAndWebGPUKernelSet('BatchNorm', () => {
     it(`matches torch (${c.name}): training forward and gradients, running stats after 2 calls, inference`, async () => {
       const bn = new BatchNorm({ weightTrainable: c.weightTrainable });
       bn.build([null, 3, 2, 3]);
-      for (const [v, e] of [[bn.weight, c.weight], [bn.bias, c.bias]] as const) {
+      for (const [v, e] of [
+        [bn.weight, c.weight],
+        [bn.bias, c.bias],
+      ] as const) {
         const t = toTensor(e);
         v.write(t);
         t.dispose();
@@ -66,7 +85,10 @@ describeEachBackendAndWebGPUKernelSet('BatchNorm', () => {
       await close(y3, c.y3, 'inference output');
       const dx3 = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(bn.apply(a, { training: false }) as tf.Tensor, g3)))(x3);
       await close(dx3, c.dx3, 'inference input gradient');
-      const { value: v3, grads: gb3 } = tf.variableGrads(() => tf.sum(tf.mul(bn.apply(x3) as tf.Tensor, g3)), [bn.bias.read() as tf.Variable]);
+      const { value: v3, grads: gb3 } = tf.variableGrads(
+        () => tf.sum(tf.mul(bn.apply(x3) as tf.Tensor, g3)),
+        [bn.bias.read() as tf.Variable],
+      );
       await close(gb3[varName(bn.bias)]!, c.dbias3, 'inference bias gradient');
       expect(Array.from(await bn.runningMean.read().data())).toEqual(Array.from(rm));
 

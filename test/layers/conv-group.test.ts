@@ -8,12 +8,21 @@ import { loadFixture, toTensor, values, varName, type Encoded } from './fixtures
 import { liveTensors } from '../helpers/memory.js';
 
 interface GroupFixture {
-  channelsIn: number; channelsOut: number; statePredDim: number;
+  channelsIn: number;
+  channelsOut: number;
+  statePredDim: number;
   initial: Record<string, Encoded>;
-  x: Encoded; g1: Encoded; g2: Encoded; out: Encoded; state: Encoded; dx: Encoded;
+  x: Encoded;
+  g1: Encoded;
+  g2: Encoded;
+  out: Encoded;
+  state: Encoded;
+  dx: Encoded;
   grads: Record<string, Encoded>;
   stateDictAfterTraining: Record<string, Encoded>;
-  xEval: Encoded; outEval: Encoded; stateEval: Encoded;
+  xEval: Encoded;
+  outEval: Encoded;
+  stateEval: Encoded;
 }
 // Golden values: tools/reference/layers_fixtures.py (the seed's ConvGroup(3, 4, 6), training mode), default args.
 const fx = loadFixture<GroupFixture>('conv_group.json');
@@ -59,7 +68,8 @@ describeEachBackendAndWebGPUKernelSet('ConvGroup', (backend) => {
     await check(grads[x.name]!, fx.dx, 'input gradient');
     const byName = new Map(group.weights.map((w) => [w.originalName, w]));
     for (const [key, e] of Object.entries(fx.grads)) await check(grads[varName(byName.get(ourName(name, key))!)]!, e, `gradient of ${key}`);
-    for (const [key, e] of Object.entries(fx.stateDictAfterTraining)) await check(byName.get(ourName(name, key))!.read(), e, `${key} after training`);
+    for (const [key, e] of Object.entries(fx.stateDictAfterTraining))
+      await check(byName.get(ourName(name, key))!.read(), e, `${key} after training`);
 
     const xe = toTensor(fx.xEval);
     const [oe, se] = group.apply(xe) as tf.Tensor[];
@@ -75,12 +85,29 @@ describe('ConvGroup structure', () => {
   it("reports all sublayer weights, named like the seed's state dict, with the seed's trainability", () => {
     const group = new ConvGroup({ name: 'conv_group_1', channelsOut: 4, statePredDim: 6 });
     const outs = group.apply(tfl.input({ shape: [8, 8, 3] })) as tfl.SymbolicTensor[];
-    expect(outs.map((o) => o.shape)).toEqual([[null, 4, 4, 4], [null, 2, 2, 6]]);
+    expect(outs.map((o) => o.shape)).toEqual([
+      [null, 4, 4, 4],
+      [null, 2, 2, 6],
+    ]);
     const names = (ws: tfl.LayerVariable[]) => ws.map((w) => w.originalName.replace('conv_group_1/', '')).sort();
-    expect(names(group.trainableWeights)).toEqual(['conv1/weight', 'conv2/weight', 'norm1/bias', 'norm2/bias', 'state_norm/bias', 'state_project/weight']);
+    expect(names(group.trainableWeights)).toEqual([
+      'conv1/weight',
+      'conv2/weight',
+      'norm1/bias',
+      'norm2/bias',
+      'state_norm/bias',
+      'state_project/weight',
+    ]);
     expect(names(group.nonTrainableWeights)).toEqual([
-      'norm1/running_mean', 'norm1/running_var', 'norm1/weight', 'norm2/running_mean', 'norm2/running_var', 'norm2/weight',
-      'state_norm/running_mean', 'state_norm/running_var', 'state_norm/weight',
+      'norm1/running_mean',
+      'norm1/running_var',
+      'norm1/weight',
+      'norm2/running_mean',
+      'norm2/running_var',
+      'norm2/weight',
+      'state_norm/running_mean',
+      'state_norm/running_var',
+      'state_norm/weight',
     ]);
     expect(group.weights).toHaveLength(15);
     expect(group.conv1.weight.read().shape).toEqual([3, 3, 3, 4]);
@@ -106,7 +133,11 @@ describe('ConvGroup structure', () => {
     const seedDefaults = new ConvGroup({ channelsOut: 2, statePredDim: 2 });
     expect([seedDefaults.batchNormMomentum, seedDefaults.batchNormEps]).toEqual([0.4, 1e-12]);
     const group = new ConvGroup({ name: 'g_bn', channelsOut: 2, statePredDim: 2, seed: 1, batchNormMomentum: 0.1, batchNormEps: 1e-5 });
-    expect([group.norm1, group.norm2, group.stateNorm!].map((n) => [n.momentum, n.eps])).toEqual([[0.1, 1e-5], [0.1, 1e-5], [0.1, 1e-5]]);
+    expect([group.norm1, group.norm2, group.stateNorm!].map((n) => [n.momentum, n.eps])).toEqual([
+      [0.1, 1e-5],
+      [0.1, 1e-5],
+      [0.1, 1e-5],
+    ]);
     // The momentum is what the running statistics move by: from 0, running_mean is momentum * the batch mean.
     const reference = new ConvGroup({ name: 'g_seed', channelsOut: 2, statePredDim: 2, seed: 1 });
     const x = tf.randomNormal([2, 8, 8, 3], 1, 1, 'float32', 4);
@@ -125,8 +156,12 @@ describe('ConvGroup structure', () => {
 
   it('rejects bad arguments and inputs, naming them', () => {
     expect(() => new ConvGroup({ channelsOut: -2 })).toThrow(/argument 'channelsOut' must be a positive integer, got -2/);
-    expect(() => new ConvGroup({ name: 'g', channelsOut: 2, batchNormMomentum: 1.5 })).toThrow("ConvGroup 'g': argument 'batchNormMomentum' must be a number in [0, 1], got 1.5");
-    expect(() => new ConvGroup({ name: 'g', channelsOut: 2, batchNormEps: -1 })).toThrow("ConvGroup 'g': argument 'batchNormEps' must be a finite number >= 0, got -1");
+    expect(() => new ConvGroup({ name: 'g', channelsOut: 2, batchNormMomentum: 1.5 })).toThrow(
+      "ConvGroup 'g': argument 'batchNormMomentum' must be a number in [0, 1], got 1.5",
+    );
+    expect(() => new ConvGroup({ name: 'g', channelsOut: 2, batchNormEps: -1 })).toThrow(
+      "ConvGroup 'g': argument 'batchNormEps' must be a finite number >= 0, got -1",
+    );
     expect(() => new ConvGroup({ channelsOut: 2, statePredDim: 0 })).toThrow(/argument 'statePredDim'/);
     const g = new ConvGroup({ name: 'g', channelsOut: 2, channelsIn: 3, statePredDim: 4 });
     expect(() => g.apply(tf.zeros([1, 8, 8]))).toThrow(/ConvGroup 'g' expects input 'inputs' of rank 4/);

@@ -8,9 +8,18 @@ import { disposeWeights, varName, loadFixture, toTensor, values, type Encoded } 
 import { liveTensors } from '../helpers/memory.js';
 
 interface ConvCase {
-  name: string; filters: number; kernelSize: number; padding: 'same' | 'valid';
-  temperature: number | null; lrMult: number | null;
-  weight: Encoded; x: Encoded; g: Encoded; y: Encoded; dx: Encoded; dw: Encoded;
+  name: string;
+  filters: number;
+  kernelSize: number;
+  padding: 'same' | 'valid';
+  temperature: number | null;
+  lrMult: number | null;
+  weight: Encoded;
+  x: Encoded;
+  g: Encoded;
+  y: Encoded;
+  dx: Encoded;
+  dw: Encoded;
 }
 // Golden values: tools/reference/layers_fixtures.py (the seed's Conv), default args.
 const fx = loadFixture<{ cases: ConvCase[] }>('conv.json');
@@ -18,7 +27,13 @@ const fx = loadFixture<{ cases: ConvCase[] }>('conv.json');
 describeEachBackendAndWebGPUKernelSet('Conv', () => {
   for (const c of fx.cases) {
     it(`matches torch: ${c.name} (forward, input and weight gradients)`, async () => {
-      const layer = new Conv({ filters: c.filters, kernelSize: c.kernelSize, padding: c.padding, temperature: c.temperature, lrMult: c.lrMult });
+      const layer = new Conv({
+        filters: c.filters,
+        kernelSize: c.kernelSize,
+        padding: c.padding,
+        temperature: c.temperature,
+        lrMult: c.lrMult,
+      });
       layer.build([null, c.x.shape[1]!, c.x.shape[2]!, c.x.shape[3]!]);
       const w = toTensor(c.weight);
       layer.weight.write(w);
@@ -29,7 +44,10 @@ describeEachBackendAndWebGPUKernelSet('Conv', () => {
       x0.dispose();
       const g = toTensor(c.g);
       const y = layer.apply(x) as tf.Tensor;
-      const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(x) as tf.Tensor, g)), [x, layer.weight.read() as tf.Variable]);
+      const { value, grads } = tf.variableGrads(
+        () => tf.sum(tf.mul(layer.apply(x) as tf.Tensor, g)),
+        [x, layer.weight.read() as tf.Variable],
+      );
       expect(y.shape).toEqual(c.y.shape);
       expect(maxRelativeError(await y.data(), values(c.y))).toBeLessThanOrEqual(1e-4);
       expect(maxRelativeError(await grads[x.name]!.data(), values(c.dx))).toBeLessThanOrEqual(1e-4);
@@ -63,7 +81,12 @@ describe('Conv initialisation and arguments', () => {
     // lrMult divides the stored init and multiplies it back in the forward pass.
     const m = make(7, 4);
     const vm = Array.from(await m.weight.read().data());
-    expect(maxRelativeError(vm.map((v) => v * 4), va)).toBeLessThanOrEqual(1e-6);
+    expect(
+      maxRelativeError(
+        vm.map((v) => v * 4),
+        va,
+      ),
+    ).toBeLessThanOrEqual(1e-6);
     const eff = m.effectiveWeight();
     expect(maxRelativeError(await eff.data(), va)).toBeLessThanOrEqual(1e-6);
     eff.dispose();
@@ -89,7 +112,9 @@ describe('Conv initialisation and arguments', () => {
     const layer = new Conv({ name: 'cx', filters: 2 });
     expect(() => layer.apply(tf.zeros([4, 4, 3]))).toThrow(/Conv 'cx' expects input 'inputs' of rank 4 \(NHWC\), got shape \[4,4,3\]/);
     tf.dispose(layer.apply(tf.zeros([1, 4, 4, 3])) as tf.Tensor);
-    expect(() => layer.apply(tf.zeros([1, 4, 4, 2]))).toThrow(/expects input 'inputs' with 3 channels \(last axis\), got shape \[1,4,4,2\]/);
+    expect(() => layer.apply(tf.zeros([1, 4, 4, 2]))).toThrow(
+      /expects input 'inputs' with 3 channels \(last axis\), got shape \[1,4,4,2\]/,
+    );
     expect(() => layer.apply(tf.zeros([1, 4, 4, 3], 'int32'))).toThrow(/dtype float32, got 'int32'/);
     disposeWeights(layer);
   });

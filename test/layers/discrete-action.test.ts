@@ -31,7 +31,7 @@ async function values(t: tf.Tensor | tf.Tensor[]): Promise<number[]> {
 }
 
 describeEachBackendAndWebGPUKernelSet('DiscreteAction layer', () => {
-  it('adds the seed\'s noise in training and, by default, at inference, from its own seeded stream', async () => {
+  it("adds the seed's noise in training and, by default, at inference, from its own seeded stream", async () => {
     const before = liveTensors();
     const x = input();
     const layer = new DiscreteAction({ seed: 5, noiseStd: 0.5 });
@@ -57,18 +57,27 @@ describeEachBackendAndWebGPUKernelSet('DiscreteAction layer', () => {
     expect(await values(layer.apply(x, { training: true }) as tf.Tensor)).not.toEqual([...(await x.data())]);
     const v = tf.tidy(() => tf.variable(tf.ones([1, 1, 1, 3]), true, 'discrete_action_layer_v'));
     tf.tidy(() => {
-      expect(() => tf.variableGrads(() => tf.sum(layer.apply(tf.mul(x, v)) as tf.Tensor) as tf.Scalar, [v]))
-        .toThrow(/Cannot find a connection/);
+      expect(() => tf.variableGrads(() => tf.sum(layer.apply(tf.mul(x, v)) as tf.Tensor) as tf.Scalar, [v])).toThrow(
+        /Cannot find a connection/,
+      );
     });
     tf.dispose([x, v]);
   });
 
   it('saves seed, noiseStd, detachStd and noiseAtInference, and round-trips through save / loadLayersModel', async () => {
     const x = input();
-    for (const args of [{ seed: 11, noiseStd: 0 }, { seed: 12, noiseStd: 1.5, detachStd: true }]) {
+    for (const args of [
+      { seed: 11, noiseStd: 0 },
+      { seed: 12, noiseStd: 1.5, detachStd: true },
+    ]) {
       const model = tfl.sequential({ layers: [new DiscreteAction({ inputShape: [4, 4, 3], ...args })] });
       const layer = model.layers[0] as DiscreteAction;
-      expect(layer.getConfig()).toMatchObject({ noiseStd: args.noiseStd, seed: args.seed, detachStd: args.detachStd ?? false, noiseAtInference: true });
+      expect(layer.getConfig()).toMatchObject({
+        noiseStd: args.noiseStd,
+        seed: args.seed,
+        detachStd: args.detachStd ?? false,
+        noiseAtInference: true,
+      });
       const io = memoryIO();
       await model.save(io.save);
       const loaded = await tfl.loadLayersModel(io.load());
@@ -94,7 +103,9 @@ describeEachBackendAndWebGPUKernelSet('DiscreteAction layer', () => {
     expect(() => new DiscreteAction({ noiseStd: -0.1 })).toThrow(/argument 'noiseStd' must be a finite number >= 0, got -0.1/);
     expect(() => new DiscreteAction({ seed: 0.5 })).toThrow(/argument 'seed' must be a safe integer, got 0.5/);
     const xi = tf.zeros([2, 3], 'int32');
-    expect(() => new DiscreteAction({ name: 'da' }).apply(xi)).toThrow(/DiscreteAction 'da': simulateDiscreteAction: argument 'x' must be float32, got dtype 'int32'/);
+    expect(() => new DiscreteAction({ name: 'da' }).apply(xi)).toThrow(
+      /DiscreteAction 'da': simulateDiscreteAction: argument 'x' must be float32, got dtype 'int32'/,
+    );
     xi.dispose();
   });
 });

@@ -7,7 +7,16 @@ import { disposeWeights, varName, loadFixture, toTensor, values, type Encoded } 
 import { liveTensors } from '../helpers/memory.js';
 
 // Golden values: tools/reference/layers_fixtures.py (the seed's Linear, temperature 1/12), default args.
-const fx = loadFixture<{ temperature: number; units: number; weight: Encoded; x: Encoded; g: Encoded; y: Encoded; dx: Encoded; dw: Encoded }>('linear.json');
+const fx = loadFixture<{
+  temperature: number;
+  units: number;
+  weight: Encoded;
+  x: Encoded;
+  g: Encoded;
+  y: Encoded;
+  dx: Encoded;
+  dw: Encoded;
+}>('linear.json');
 
 describeEachBackend('Linear', () => {
   it('matches torch: x @ (W * temperature)^T, input and weight gradients', async () => {
@@ -22,7 +31,10 @@ describeEachBackend('Linear', () => {
     x0.dispose();
     const g = toTensor(fx.g);
     const y = layer.apply(x) as tf.Tensor;
-    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(x) as tf.Tensor, g)), [x, layer.weight.read() as tf.Variable]);
+    const { value, grads } = tf.variableGrads(
+      () => tf.sum(tf.mul(layer.apply(x) as tf.Tensor, g)),
+      [x, layer.weight.read() as tf.Variable],
+    );
     expect(maxRelativeError(await y.data(), values(fx.y))).toBeLessThanOrEqual(1e-4);
     expect(maxRelativeError(await grads[x.name]!.data(), values(fx.dx))).toBeLessThanOrEqual(1e-4);
     expect(maxRelativeError(await grads[varName(layer.weight)]!.data(), values(fx.dw))).toBeLessThanOrEqual(1e-4);

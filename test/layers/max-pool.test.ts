@@ -17,7 +17,11 @@ async function poolGrad(shape: [number, number, number, number]): Promise<Float3
 }
 
 describeEachBackend('maxPool2 gradient', (backend) => {
-  for (const shape of [[1, 4, 4, 1], [2, 6, 6, 3], [2, 5, 7, 3]] as Array<[number, number, number, number]>) {
+  for (const shape of [
+    [1, 4, 4, 1],
+    [2, 6, 6, 3],
+    [2, 5, 7, 3],
+  ] as Array<[number, number, number, number]>) {
     it(`matches the cpu backend's MaxPoolGrad, input ${shape.join('x')} (wasm's own drops multi-channel gradient)`, async () => {
       await useBackend('cpu');
       const expected = await poolGrad(shape);
@@ -38,7 +42,10 @@ describeEachBackend('maxPool2 gradient', (backend) => {
 
     it('routes ties per channel: a second, constant channel sends each window to its top-left', async () => {
       const first = [1, 1, 2, 0, 1, 0, 2, 2, 0, 3, 5, 1, 3, 3, 5, 5];
-      const x = tf.tensor4d(first.flatMap((v) => [v, 7]), [1, 4, 4, 2]);
+      const x = tf.tensor4d(
+        first.flatMap((v) => [v, 7]),
+        [1, 4, 4, 2],
+      );
       const dx = tf.grad((t: tf.Tensor) => tf.sum(maxPool2(t as tf.Tensor4D)))(x);
       const values = Array.from(await dx.data());
       expect(values.filter((_, i) => i % 2 === 0)).toEqual([1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0]);

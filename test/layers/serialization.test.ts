@@ -27,10 +27,12 @@ describeEachBackend('save / load round trip', () => {
     // Make the running statistics non-trivial before saving.
     tf.dispose(model.apply(x, { training: true }) as tf.Tensor[]);
     let saved: tf.io.ModelArtifacts | undefined;
-    await model.save(tf.io.withSaveHandler(async (artifacts) => {
-      saved = artifacts;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }));
+    await model.save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        saved = artifacts;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
     const names = saved!.weightSpecs!.map((s) => s.name);
     expect(names).toContain('conv_group_1/conv1/weight');
     expect(names).toContain('conv_group_1/state_norm/running_var');
@@ -41,7 +43,8 @@ describeEachBackend('save / load round trip', () => {
     const b = loaded.predict(x) as tf.Tensor[];
     // Weights are bit-identical; outputs too, up to kernel scheduling on WebGPU (1 ulp seen).
     const byName = new Map(loaded.weights.map((w) => [w.originalName, w]));
-    for (const w of model.weights) expect(Array.from(await byName.get(w.originalName)!.read().data())).toEqual(Array.from(await w.read().data()));
+    for (const w of model.weights)
+      expect(Array.from(await byName.get(w.originalName)!.read().data())).toEqual(Array.from(await w.read().data()));
     for (let i = 0; i < a.length; i++) expect(maxRelativeError(await b[i]!.data(), await a[i]!.data())).toBeLessThanOrEqual(1e-6);
     expect(loaded.trainableWeights.map((w) => w.originalName).sort()).toEqual(model.trainableWeights.map((w) => w.originalName).sort());
     tf.dispose([x, ...a, ...b]);

@@ -14,9 +14,15 @@ describe('resolveHyp validates every key', () => {
     [{ net: { whiteningKernelSize: 0 } }, 'hyp.net.whiteningKernelSize must be a positive integer, got 0'],
     [{ net: { padAmount: -2 } }, 'hyp.net.padAmount must be an integer >= 0, got -2'],
     [{ net: { noiseStd: Number.NaN } }, 'hyp.net.noiseStd must be a number >= 0, got NaN'],
-    [{ net: { baseDepth: '32' } }, "hyp.net.baseDepth must be an integer in [1, 512] (the last group has 8x as many channels; 512 already makes 4096-channel convs of 600 MB), got '32'"],
+    [
+      { net: { baseDepth: '32' } },
+      "hyp.net.baseDepth must be an integer in [1, 512] (the last group has 8x as many channels; 512 already makes 4096-channel convs of 600 MB), got '32'",
+    ],
     [{ net: { baseDepth: 100_000 } }, 'hyp.net.baseDepth must be an integer in [1, 512]'],
-    [{ misc: { trainEpochs: 0 } }, "hyp.misc.trainEpochs must be a number in (0, 1000] (the seed trains 12.1; every epoch's schedule is held in memory), got 0"],
+    [
+      { misc: { trainEpochs: 0 } },
+      "hyp.misc.trainEpochs must be a number in (0, 1000] (the seed trains 12.1; every epoch's schedule is held in memory), got 0",
+    ],
     [{ misc: { trainEpochs: 1e8 } }, 'hyp.misc.trainEpochs must be a number in (0, 1000]'],
     [{ misc: { trainEpochs: 1e300 } }, 'hyp.misc.trainEpochs must be a number in (0, 1000]'],
     [{ misc: { ema: { decayBase: 2 } } }, 'hyp.misc.ema.decayBase must be a number in [0, 1], got 2'],
@@ -28,23 +34,34 @@ describe('resolveHyp validates every key', () => {
   it('refuses unknown keys (with the closest valid one) and overrides that are not objects', () => {
     expect(() => resolveHyp({ net: { baseDeph: 32 } } as never)).toThrow(
       "hyp.net has no key 'baseDeph' (did you mean 'baseDepth'?); valid keys: whiteningKernelSize, whiteningExamples, whiteningChunkSize, " +
-      'batchNormMomentum, batchNormEps, cutmixSize, cutmixEpochs, padAmount, baseDepth, noiseStd');
+        'batchNormMomentum, batchNormEps, cutmixSize, cutmixEpochs, padAmount, baseDepth, noiseStd',
+    );
     expect(() => resolveHyp({ optimizer: {} } as never)).toThrow("hyp has no key 'optimizer'; valid keys: opt, net, misc");
     expect(() => resolveHyp({ misc: { ema: { every: 2 } } } as never)).toThrow("hyp.misc.ema has no key 'every'");
     expect(() => resolveHyp('x' as never)).toThrow("hyp must be an object of overrides such as { net: { baseDepth: 32 } }, got string 'x'");
     expect(() => resolveHyp(null as never)).toThrow('hyp must be an object of overrides such as { net: { baseDepth: 32 } }, got null');
     expect(() => resolveHyp({ net: 4 } as never)).toThrow('hyp.net must be an object of overrides (keys: whiteningKernelSize,');
-    expect(() => resolveHyp({ misc: { ema: [] } } as never)).toThrow('hyp.misc.ema must be an object of overrides (keys: epochs, decayBase, decayPow, everyNSteps), got an array []');
+    expect(() => resolveHyp({ misc: { ema: [] } } as never)).toThrow(
+      'hyp.misc.ema must be an object of overrides (keys: epochs, decayBase, decayPow, everyNSteps), got an array []',
+    );
   });
 
   it('speedyConvNet refuses a hyp that is not an object or has a typo, instead of building the default net', () => {
-    expect(() => speedyConvNet({ hyp: 'x' as never })).toThrow("hyp must be an object of overrides such as { net: { baseDepth: 32 } }, got string 'x'");
-    expect(() => speedyConvNet({ hyp: { net: { basedepth: 8 } } as never })).toThrow("hyp.net has no key 'basedepth' (did you mean 'baseDepth'?)");
+    expect(() => speedyConvNet({ hyp: 'x' as never })).toThrow(
+      "hyp must be an object of overrides such as { net: { baseDepth: 32 } }, got string 'x'",
+    );
+    expect(() => speedyConvNet({ hyp: { net: { basedepth: 8 } } as never })).toThrow(
+      "hyp.net has no key 'basedepth' (did you mean 'baseDepth'?)",
+    );
   });
 
   it('accepts the seed, in-range values and keys set to undefined (the default)', () => {
     expect(resolveHyp()).toEqual(SEED_HYP);
-    const hyp = resolveHyp({ opt: { momentum: 0.9, labelSmoothing: 0 }, net: { baseDepth: undefined, cutmixSize: 0 }, misc: { ema: { epochs: 0 } } });
+    const hyp = resolveHyp({
+      opt: { momentum: 0.9, labelSmoothing: 0 },
+      net: { baseDepth: undefined, cutmixSize: 0 },
+      misc: { ema: { epochs: 0 } },
+    });
     expect(hyp.opt.momentum).toBe(0.9);
     expect(hyp.net.baseDepth).toBe(SEED_HYP.net.baseDepth);
     expect(hyp.misc.ema.epochs).toBe(0);

@@ -73,7 +73,7 @@ describeEachBackend('speedyConvNet', () => {
 
   it('applies the seed dirac init: conv2 of each group is an identity kernel', async () => {
     const net = speedyConvNet({ seed: 2, hyp: TINY });
-    const w = await net.groups[1]!.conv2.weight.read().array() as number[][][][];
+    const w = (await net.groups[1]!.conv2.weight.read().array()) as number[][][][];
     const c = w[0]![0]!.length;
     for (let i = 0; i < c; i++) for (let o = 0; o < c; o++) expect(w[1]![1]![i]![o]).toBe(i === o ? 1 : 0);
     net.model.dispose();
@@ -105,7 +105,16 @@ describeEachBackend('speedyConvNet', () => {
   it('fits the whitening conv from padded training images and keeps it frozen', async () => {
     const net = speedyConvNet({ seed: 5, hyp: { net: { baseDepth: 4, whiteningChunkSize: 4 } } });
     const before = await net.whitening.weight.read().data();
-    const padded = tf.mirrorPad(images(8, 6), [[0, 0], [2, 2], [2, 2], [0, 0]], 'reflect') as tf.Tensor4D;
+    const padded = tf.mirrorPad(
+      images(8, 6),
+      [
+        [0, 0],
+        [2, 2],
+        [2, 2],
+        [0, 0],
+      ],
+      'reflect',
+    ) as tf.Tensor4D;
     const fit = await fitSpeedyConvNetWhitening(net, padded, { padAmount: 2, seed: 1 });
     expect(fit.eigenvalues).toHaveLength(12);
     const after = await net.whitening.weight.read().data();
@@ -142,10 +151,12 @@ describeEachBackend('speedyConvNet', () => {
   it('saves and loads as a LayersModel with identical outputs', async () => {
     const net = speedyConvNet({ seed: 9, hyp: { net: { baseDepth: 4, noiseStd: 0 } } });
     let saved: tf.io.ModelArtifacts | undefined;
-    await net.model.save(tf.io.withSaveHandler(async (artifacts) => {
-      saved = artifacts;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }));
+    await net.model.save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        saved = artifacts;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
     const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved!));
     const x = images(2, 10);
     const [a, b] = [net.model.predict(x) as tf.Tensor, loaded.predict(x) as tf.Tensor];
@@ -173,8 +184,12 @@ describeEachBackend('speedyConvNet', () => {
 
   it('rejects bad options with messages naming them', () => {
     expect(() => speedyConvNet({ mode: 'hybrid' as never })).toThrow("option 'mode' must be 'sketch' or 'backprop', got 'hybrid'");
-    expect(() => speedyConvNet({ hyp: { net: { baseDepth: 0 } } })).toThrow('hyp.net.baseDepth must be an integer in [1, 512] (the last group has 8x as many channels; 512 already makes 4096-channel convs of 600 MB), got 0');
-    expect(() => speedyConvNet({ hyp: { opt: { percentStart: 1.5 } } })).toThrow('hyp.opt.percentStart must be a number in (0, 1), got 1.5');
+    expect(() => speedyConvNet({ hyp: { net: { baseDepth: 0 } } })).toThrow(
+      'hyp.net.baseDepth must be an integer in [1, 512] (the last group has 8x as many channels; 512 already makes 4096-channel convs of 600 MB), got 0',
+    );
+    expect(() => speedyConvNet({ hyp: { opt: { percentStart: 1.5 } } })).toThrow(
+      'hyp.opt.percentStart must be a number in (0, 1), got 1.5',
+    );
   });
 });
 
@@ -209,7 +224,13 @@ it('runs each conv group once per forward pass (tfjs-layers asks a two-output la
   const x = images(2, 12);
   const forwardConvs = async (fn: () => void) => (await new KernelCounter().measure(fn)).byName[tf.Conv2D] ?? 0;
   // 10 convolutions: whitening, the initial state prediction, 2 per group, 2 state projections.
-  expect(await forwardConvs(() => tf.tidy(() => { net.model.apply(x, { training: true }); }))).toBe(10);
+  expect(
+    await forwardConvs(() =>
+      tf.tidy(() => {
+        net.model.apply(x, { training: true });
+      }),
+    ),
+  ).toBe(10);
   expect(await forwardConvs(() => tf.dispose(net.model.predict(x) as tf.Tensor))).toBe(10);
   expect(await forwardConvs(() => predictWithFlipTTA(net.model, x).dispose())).toBe(10);
   // Each batch norm normalises (and updates its running statistics) once per training pass: 9 of them.
@@ -223,7 +244,9 @@ it('runs each conv group once per forward pass (tfjs-layers asks a two-output la
     return update.apply(this, args);
   };
   try {
-    tf.tidy(() => { net.model.apply(x, { training: true }); });
+    tf.tidy(() => {
+      net.model.apply(x, { training: true });
+    });
   } finally {
     proto.updateRunningStats = update;
   }

@@ -10,8 +10,21 @@ import { liveTensors } from '../helpers/memory.js';
 
 // Golden values: tools/reference/ops_fixtures.py (no arguments): the seed's simulate_discrete_action
 // with the noise fed in, and d sum(w * y) / dx, which reaches x only through x.std().
-interface Enc { shape: number[]; data: number[] }
-interface Case { noiseStd: number; detachStd: boolean; x: Enc; noise: Enc; w: Enc; std: number; y: Enc; gradReachesX: boolean; grad: Enc }
+interface Enc {
+  shape: number[];
+  data: number[];
+}
+interface Case {
+  noiseStd: number;
+  detachStd: boolean;
+  x: Enc;
+  noise: Enc;
+  w: Enc;
+  std: number;
+  y: Enc;
+  gradReachesX: boolean;
+  grad: Enc;
+}
 const fx = JSON.parse(readFileSync(new URL('../fixtures/ops/discrete_action.json', import.meta.url), 'utf8')) as { cases: Case[] };
 const t = (e: Enc): tf.Tensor => tf.tensor(e.data, e.shape, 'float32');
 
@@ -54,10 +67,12 @@ describeEachBackendAndWebGPUKernelSet('simulateDiscreteAction', (backend) => {
       const random = new DeviceRandom(9);
       let names: string[] = [];
       const counts = await counter.measure(() => {
-        const { value, grads } = tf.variableGrads(() => tf.tidy(() => {
-          const h = tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same');
-          return tf.sum(tf.square(tf.mul(simulateDiscreteAction(h, { random, detachStd }), down))) as tf.Scalar;
-        }));
+        const { value, grads } = tf.variableGrads(() =>
+          tf.tidy(() => {
+            const h = tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same');
+            return tf.sum(tf.square(tf.mul(simulateDiscreteAction(h, { random, detachStd }), down))) as tf.Scalar;
+          }),
+        );
         names = Object.keys(grads).sort();
         tf.dispose([value, ...Object.values(grads)]);
       });
@@ -86,7 +101,10 @@ describeEachBackendAndWebGPUKernelSet('simulateDiscreteAction', (backend) => {
   });
 
   it('draws its noise from the given generator or seed: y - x = noiseStd * std(x) * N(0, 1)', async () => {
-    const x = tf.tensor([[1, -2, 3.5], [0.25, 4, -1]]);
+    const x = tf.tensor([
+      [1, -2, 3.5],
+      [0.25, 4, -1],
+    ]);
     const std = (await unbiasedStd(x).data())[0]!;
     const expected = drawOnHost(77, 0, [2, 3], 'normal');
     const fromSeed = simulateDiscreteAction(x, { seed: 77, noiseStd: 0.5 });
@@ -109,7 +127,10 @@ describeEachBackendAndWebGPUKernelSet('simulateDiscreteAction', (backend) => {
   });
 
   it('unbiasedStd divides by n - 1, over everything or over axes', async () => {
-    const x = tf.tensor([[1, 2, 3, 4], [2, 2, 2, 10]]);
+    const x = tf.tensor([
+      [1, 2, 3, 4],
+      [2, 2, 2, 10],
+    ]);
     const all = unbiasedStd(x);
     const rows = unbiasedStd(x, 1, true);
     expect((await all.data())[0]).toBeCloseTo(Math.sqrt(57.5 / 7), 5);
@@ -129,7 +150,9 @@ describeEachBackendAndWebGPUKernelSet('simulateDiscreteAction', (backend) => {
     expect(() => simulateDiscreteAction(one)).toThrow(/argument 'x' needs at least 2 elements .* got shape \[1\]/);
     expect(() => simulateDiscreteAction(x, { noiseStd: -1 })).toThrow(/option 'noiseStd' must be a finite number >= 0, got -1/);
     expect(() => simulateDiscreteAction(x, { noiseStd: NaN })).toThrow(/option 'noiseStd'/);
-    expect(() => simulateDiscreteAction(x, { noise: wrong })).toThrow(/option 'noise' must be a float32 tensor of x's shape \[2,3\], got float32 \[3,2\]/);
+    expect(() => simulateDiscreteAction(x, { noise: wrong })).toThrow(
+      /option 'noise' must be a float32 tensor of x's shape \[2,3\], got float32 \[3,2\]/,
+    );
     expect(() => simulateDiscreteAction(x, { seed: 1, random: new DeviceRandom(1) })).toThrow(/option 'random' or option 'seed', not both/);
     expect(() => simulateDiscreteAction(x, { seed: 0.5 })).toThrow(/seed must be a safe integer/);
     expect(() => unbiasedStd(xi)).toThrow(/unbiasedStd: argument 'x' must be float32/);

@@ -22,7 +22,7 @@ describeEachBackend('gelu', () => {
     expect(liveTensors()).toBe(before);
   });
 
-  it('uses its own gradient, reusing the forward pass\'s Φ (no Erf kernel in the backward pass)', async () => {
+  it("uses its own gradient, reusing the forward pass's Φ (no Erf kernel in the backward pass)", async () => {
     const x = toTensor(fx.x);
     const { KernelCounter } = await import('../../src/backend/counter.js');
     const counter = new KernelCounter().start();

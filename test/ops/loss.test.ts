@@ -45,7 +45,11 @@ describeEachBackend('loss matches torch', () => {
   it('default batchScale is 512 / batch', async () => {
     const logits = tf.tensor2d(fx.logits, [fx.batch, fx.classes]);
     const targets = tf.tensor2d(fx.targets, [fx.batch, fx.classes]);
-    const [a, b, ce] = [seedLoss(logits, targets), seedLoss(logits, targets, { batchScale: 512 / fx.batch }), crossEntropy(logits, targets)];
+    const [a, b, ce] = [
+      seedLoss(logits, targets),
+      seedLoss(logits, targets, { batchScale: 512 / fx.batch }),
+      crossEntropy(logits, targets),
+    ];
     const sum = Array.from(await ce.data()).reduce((s, v) => s + v, 0);
     expect((await a.data())[0]).toBe((await b.data())[0]);
     expect((await a.data())[0]! / (sum * (512 / fx.batch))).toBeCloseTo(1, 5);

@@ -7,8 +7,17 @@ import { maxRelativeError } from '../helpers/assert.js';
 import { liveTensors } from '../helpers/memory.js';
 
 // Golden values: tools/reference/ops_fixtures.py (no arguments), torch.amax(x, dim=(2, 3)) stored NHWC.
-interface Enc { shape: number[]; data: number[] }
-interface Case { name: string; x: Enc; w: Enc; y: Enc; grad: Enc }
+interface Enc {
+  shape: number[];
+  data: number[];
+}
+interface Case {
+  name: string;
+  x: Enc;
+  w: Enc;
+  y: Enc;
+  grad: Enc;
+}
 const fx = JSON.parse(readFileSync(new URL('../fixtures/ops/global_max_pool.json', import.meta.url), 'utf8')) as { cases: Case[] };
 const t = (e: Enc): tf.Tensor => tf.tensor(e.data, e.shape, 'float32');
 

@@ -67,7 +67,7 @@ describeEachBackend('DeviceRandom', (backend) => {
     }
     let lag = 0;
     for (let i = 1; i < N; i++) lag += (v[i]! - 0.5) * (v[i - 1]! - 0.5);
-    expect(Math.abs(lag / (N - 1) * 12), 'lag-1 correlation').toBeLessThan(5 / Math.sqrt(N));
+    expect(Math.abs((lag / (N - 1)) * 12), 'lag-1 correlation').toBeLessThan(5 / Math.sqrt(N));
   });
 
   it(`normal: ${N} draws with mean 0, variance 1, no skew, kurtosis 3 and normal tail masses`, async () => {
@@ -78,10 +78,18 @@ describeEachBackend('DeviceRandom', (backend) => {
     expect(Math.abs(m.variance - 1)).toBeLessThan(5 * Math.sqrt(2 / N));
     expect(Math.abs(m.skew)).toBeLessThan(5 * Math.sqrt(6 / N));
     expect(Math.abs(m.kurtosis - 3)).toBeLessThan(5 * Math.sqrt(24 / N));
-    for (const [z, p] of [[0.5, 0.3829], [1, 0.6827], [1.96, 0.95], [3, 0.9973]] as const) {
+    for (const [z, p] of [
+      [0.5, 0.3829],
+      [1, 0.6827],
+      [1.96, 0.95],
+      [3, 0.9973],
+    ] as const) {
       expect(Math.abs(fraction(v, (x) => Math.abs(x) < z) - p), `P(|z| < ${z})`).toBeLessThan(tol(p, N));
     }
-    expect(fraction(v, (x) => x < -1), 'P(z < -1)').toBeCloseTo(0.1587, 1);
+    expect(
+      fraction(v, (x) => x < -1),
+      'P(z < -1)',
+    ).toBeCloseTo(0.1587, 1);
     // Neighbours share a Box-Muller pair (cos, sin): independent in value and in size.
     const pairs = N / 2;
     let xy = 0;
@@ -92,7 +100,7 @@ describeEachBackend('DeviceRandom', (backend) => {
     }
     expect(Math.abs(xy / pairs), 'corr(z[2p], z[2p+1])').toBeLessThan(5 / Math.sqrt(pairs));
     // (z^2 - 1 has variance 2, so the product's mean has standard error 2 / sqrt(pairs).)
-    expect(Math.abs(sq / pairs), 'cov(z[2p]^2, z[2p+1]^2)').toBeLessThan(5 * 2 / Math.sqrt(pairs));
+    expect(Math.abs(sq / pairs), 'cov(z[2p]^2, z[2p+1]^2)').toBeLessThan((5 * 2) / Math.sqrt(pairs));
   });
 
   it('randInt: int32 values cover [low, high) evenly, negative bounds included', async () => {
@@ -245,7 +253,8 @@ describe('DeviceRandom across backends', () => {
       const [u, n, i, p] = results[backend]!;
       const [u0, n0, i0, p0] = results[first!]!;
       expect([...u!], `uniform on ${backend}`).toEqual([...u0!]);
-      for (let k = 0; k < n0!.length; k++) expect(Math.abs(n![k]! - n0![k]!), `normal[${k}] on ${backend}`).toBeLessThan(1e-5 * (1 + Math.abs(n0![k]!)));
+      for (let k = 0; k < n0!.length; k++)
+        expect(Math.abs(n![k]! - n0![k]!), `normal[${k}] on ${backend}`).toBeLessThan(1e-5 * (1 + Math.abs(n0![k]!)));
       expect([...i!], `randInt on ${backend}`).toEqual([...i0!]);
       expect([...p!], `permutation on ${backend}`).toEqual([...p0!]);
     }

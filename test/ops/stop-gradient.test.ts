@@ -10,7 +10,7 @@ function seeded(shape: number[], seed: number): tf.Tensor {
 }
 
 describeEachBackend('stopGradient', () => {
-  it('returns x\'s values without a copy kernel', async () => {
+  it("returns x's values without a copy kernel", async () => {
     const x = seeded([2, 3, 4], 1);
     const counter = new KernelCounter();
     let y: tf.Tensor | undefined;
@@ -45,10 +45,11 @@ describeEachBackend('stopGradient', () => {
     expect(cut.backwardKernels).toBeGreaterThan(0); // the downstream part did run
 
     // Control: a customGrad taking x as an input returns zeros but still backpropagates through the conv.
-    const zeroGrad = (t: tf.Tensor) => tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => ({
-      value: tf.reshape(args[0] as tf.Tensor, (args[0] as tf.Tensor).shape),
-      gradFunc: (dy: tf.Tensor) => [tf.zerosLike(dy)],
-    }))(t);
+    const zeroGrad = (t: tf.Tensor) =>
+      tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => ({
+        value: tf.reshape(args[0] as tf.Tensor, (args[0] as tf.Tensor).shape),
+        gradFunc: (dy: tf.Tensor) => [tf.zerosLike(dy)],
+      }))(t);
     let zeroGrads: tf.NamedTensorMap = {};
     const zeros = await counter.measure(() => {
       const { value, grads } = tf.variableGrads(loss(zeroGrad));

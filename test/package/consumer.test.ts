@@ -16,7 +16,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** What the consumer's project imports tfjs as. */
 const PROJECTS = {
-  'the design card\'s @tensorflow/tfjs@4.22.0': {
+  "the design card's @tensorflow/tfjs@4.22.0": {
     dependencies: ['@tensorflow/tfjs@4.22.0'],
     esm: "import * as tf from '@tensorflow/tfjs';\nconst tfl = tf;",
     cjs: "const tf = require('@tensorflow/tfjs');\nconst tfl = tf;",
@@ -91,8 +91,10 @@ function esmScript(header: string): string {
 
 function cjsScript(header: string): string {
   // CommonJS has no top-level await: the same body in an async function.
-  return `${header}\nconst dataflow = require('tfjs-dataflow');\nconst dataflowNode = require('tfjs-dataflow/node');\n` +
-    `(async () => {\n${SCRIPT_BODY}\n})().catch((e) => { console.error(e); process.exit(1); });\n`;
+  return (
+    `${header}\nconst dataflow = require('tfjs-dataflow');\nconst dataflowNode = require('tfjs-dataflow/node');\n` +
+    `(async () => {\n${SCRIPT_BODY}\n})().catch((e) => { console.error(e); process.exit(1); });\n`
+  );
 }
 
 /** npm's environment without what `npm test` exports about this repository (its prefix, package, lifecycle). */
@@ -103,7 +105,8 @@ function npmEnv(): NodeJS.ProcessEnv {
 
 function npm(args: string[], cwd: string): { status: number | null; output: string } {
   const run = spawnSync('npm', args, { cwd, env: npmEnv(), encoding: 'utf8', timeout: 150_000 });
-  if ((run.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT') throw new Error(`npm ${args.join(' ')} took more than 150 s in ${cwd}`);
+  if ((run.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT')
+    throw new Error(`npm ${args.join(' ')} took more than 150 s in ${cwd}`);
   return { status: run.error ? null : run.status, output: `${run.error?.message ?? ''}${run.stdout ?? ''}${run.stderr ?? ''}` };
 }
 
@@ -111,7 +114,8 @@ function npm(args: string[], cwd: string): { status: number | null; output: stri
  * npm's failures when a package is neither in its cache nor reachable in the registry (a manifest it could
  * not read shows in a peer-dependency report as `Found: <package>@undefined`).
  */
-const UNAVAILABLE = /ENOTCACHED|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|request to \S+ failed|Found: \S+@undefined/;
+const UNAVAILABLE =
+  /ENOTCACHED|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|request to \S+ failed|Found: \S+@undefined/;
 
 let work = '';
 let tarball = '';
@@ -143,24 +147,45 @@ describe('the packed package in a fresh project', () => {
       mkdirSync(dir);
       writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
       // A registry that cannot be reached fails in seconds, not after npm's default minute of retries.
-      const install = npm([
-        'install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', '--fetch-retries=1', '--fetch-retry-mintimeout=1000', '--fetch-retry-maxtimeout=2000',
-        tarball, ...project.dependencies,
-      ], dir);
+      const install = npm(
+        [
+          'install',
+          '--prefer-offline',
+          '--no-audit',
+          '--no-fund',
+          '--ignore-scripts',
+          '--fetch-retries=1',
+          '--fetch-retry-mintimeout=1000',
+          '--fetch-retry-maxtimeout=2000',
+          tarball,
+          ...project.dependencies,
+        ],
+        dir,
+      );
       if (install.status !== 0 && UNAVAILABLE.test(install.output)) {
-        ctx.skip(`npm could get ${project.dependencies.join(', ')} neither from its cache nor from the registry: ${UNAVAILABLE.exec(install.output)![0]}`);
+        ctx.skip(
+          `npm could get ${project.dependencies.join(', ')} neither from its cache nor from the registry: ${UNAVAILABLE.exec(install.output)![0]}`,
+        );
       }
       expect(install.status, install.output).toBe(0);
       // Exactly one tfjs-core: the library's peer is the application's own copy.
       expect(existsSync(join(dir, 'node_modules', 'tfjs-dataflow', 'node_modules', '@tensorflow'))).toBe(false);
       expect(existsSync(join(dir, 'node_modules', '@tensorflow', 'tfjs-backend-wasm'))).toBe(false);
 
-      for (const [file, source] of [['train.mjs', esmScript(project.esm)], ['train.cjs', cjsScript(project.cjs)]] as const) {
+      for (const [file, source] of [
+        ['train.mjs', esmScript(project.esm)],
+        ['train.cjs', cjsScript(project.cjs)],
+      ] as const) {
         writeFileSync(join(dir, file), source);
         const modelDir = join(dir, `model-${file.replace('.', '-')}`);
         let stdout: string;
         try {
-          stdout = execFileSync(process.execPath, [file, modelDir], { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 90_000 });
+          stdout = execFileSync(process.execPath, [file, modelDir], {
+            cwd: dir,
+            encoding: 'utf8',
+            stdio: ['ignore', 'pipe', 'pipe'],
+            timeout: 90_000,
+          });
         } catch (e) {
           const err = e as { stdout?: string; stderr?: string; message: string };
           throw new Error(`${name}: ${file} failed: ${err.stderr || err.stdout || err.message}`);

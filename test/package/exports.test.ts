@@ -15,22 +15,29 @@ function node(args: string[]): string {
 
 describe.skipIf(!built)(`the built package${built ? '' : ' (skipped: dist/ missing; run npm run build)'}`, () => {
   it('imports as ESM, both entries', () => {
-    const out = node(['--input-type=module', '-e', `
+    const out = node([
+      '--input-type=module',
+      '-e',
+      `
       const main = await import('tfjs-dataflow');
       const nodeEntry = await import('tfjs-dataflow/node');
       console.log(JSON.stringify([typeof main.initBackend, typeof main.KernelCounter, typeof nodeEntry.initBackend, typeof nodeEntry.installNodeWebGPU,
         typeof nodeEntry.writeCheckpointFiles, typeof nodeEntry.readCheckpointFiles, typeof nodeEntry.lockDirectory, typeof main.writeCheckpointFiles]));
-    `]);
+    `,
+    ]);
     // Checkpoint files are Node's: the browser entry keeps the in-memory checkpoint.
     expect(JSON.parse(out)).toEqual(['function', 'function', 'function', 'function', 'function', 'function', 'function', 'undefined']);
   });
 
   it('requires as CommonJS, both entries', () => {
-    const out = node(['-e', `
+    const out = node([
+      '-e',
+      `
       const main = require('tfjs-dataflow');
       const nodeEntry = require('tfjs-dataflow/node');
       console.log(JSON.stringify([typeof main.initBackend, typeof main.KernelCounter, typeof nodeEntry.initBackend, main.KernelCounter === nodeEntry.KernelCounter]));
-    `]);
+    `,
+    ]);
     expect(JSON.parse(out)).toEqual(['function', 'function', 'function', true]);
   });
 

@@ -21,7 +21,12 @@ interface Fixture {
   steps: { step: number; decay: number; deltas: Record<string, number[]>; ema: Record<string, number[]>; live: Record<string, number[]> }[];
 }
 const fx = JSON.parse(readFileSync(new URL('../fixtures/train/ema.json', import.meta.url), 'utf8')) as Fixture;
-const FROZEN = new Set(['initial_block/whiten/weight', 'conv_group_1/norm1/weight', 'conv_group_1/norm1/running_mean', 'conv_group_1/norm1/running_var']);
+const FROZEN = new Set([
+  'initial_block/whiten/weight',
+  'conv_group_1/norm1/weight',
+  'conv_group_1/norm1/running_mean',
+  'conv_group_1/norm1/running_var',
+]);
 
 /** A layer holding weights named like the seed's state dict, trainable as the seed marks them. */
 class TinyNet extends tfl.layers.Layer {
@@ -64,7 +69,10 @@ describeEachBackend('NetworkEMA matches the seed (torch)', () => {
     const before = liveTensors();
     const ema = new NetworkEMA(net);
     // The seed's copy-back rule, by name.
-    expect(ema.excludedNames.map((n) => n.replace(/_\d+$/, '')).sort()).toEqual(['conv_group_1/norm1/weight', 'initial_block/whiten/weight']);
+    expect(ema.excludedNames.map((n) => n.replace(/_\d+$/, '')).sort()).toEqual([
+      'conv_group_1/norm1/weight',
+      'initial_block/whiten/weight',
+    ]);
     for (const s of fx.steps) {
       tf.tidy(() => {
         for (const w of net.weights) {
@@ -116,8 +124,16 @@ describeEachBackend('NetworkEMA matches the seed (torch)', () => {
     expect(maxRelativeError(await run(), moved)).toBeLessThanOrEqual(1e-6);
     const asyncValues = await ema.withWeights(net, run);
     expect(maxRelativeError(asyncValues, original)).toBeLessThanOrEqual(1e-6);
-    expect(() => ema.withWeights(net, () => { throw new Error('boom'); })).toThrow('boom');
-    await expect(ema.withWeights(net, async () => { throw new Error('later'); })).rejects.toThrow('later');
+    expect(() =>
+      ema.withWeights(net, () => {
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
+    await expect(
+      ema.withWeights(net, async () => {
+        throw new Error('later');
+      }),
+    ).rejects.toThrow('later');
     expect(maxRelativeError(await run(), moved)).toBeLessThanOrEqual(1e-6);
     expect(liveTensors()).toBe(before);
     ema.dispose();
@@ -149,7 +165,9 @@ describeEachBackend('NetworkEMA matches the seed (torch)', () => {
     expect(() => ema.update(other, 0.5)).toThrow(/the network has 2 float weights, the EMA was made from 7/);
     const swapped = { weights: [net.weights[1]!, net.weights[0]!, ...net.weights.slice(2)] };
     // LayersModel/Layer order: trainable weights first, then the non-trainable ones.
-    expect(() => ema.update(swapped, 0.5)).toThrow(new RegExp(`weight 0 is '${net.weights[1]!.name}' \\[.*the EMA holds '${net.weights[0]!.name}'`));
+    expect(() => ema.update(swapped, 0.5)).toThrow(
+      new RegExp(`weight 0 is '${net.weights[1]!.name}' \\[.*the EMA holds '${net.weights[0]!.name}'`),
+    );
     expect(() => ema.update(net, 1.5)).toThrow(/decay must be a number in \[0, 1\], got 1.5/);
     expect(() => new NetworkEMA({} as never)).toThrow(/expected a network exposing `weights`/);
     ema.dispose();
@@ -169,7 +187,9 @@ describe('EMA helpers', () => {
     expect(isFrozenBySeed('conv_group_1/conv1/weight')).toBe(false);
   });
   it('refuses a decay given as a string (** and >= would coerce it)', () => {
-    expect(() => emaDecayAt(1, 10, { decayBase: '0.95' as never })).toThrow("emaDecayAt: decayBase must be a non-negative finite number, got '0.95'");
+    expect(() => emaDecayAt(1, 10, { decayBase: '0.95' as never })).toThrow(
+      "emaDecayAt: decayBase must be a non-negative finite number, got '0.95'",
+    );
     expect(() => emaDecayAt(1, 10, { decayBase: 1.5 })).toThrow('emaDecayAt: decayBase must be in [0, 1], got 1.5');
     const net = tfl.sequential({ layers: [tfl.layers.dense({ units: 1, inputShape: [1] })] });
     const ema = new NetworkEMA(net);

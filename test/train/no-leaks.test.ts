@@ -17,7 +17,14 @@ describeEachBackendAndWebGPUKernelSet('training toolkit', () => {
     const steps = 100;
     const model = tfl.sequential({
       layers: [
-        tfl.layers.conv2d({ filters: 2, kernelSize: 3, padding: 'same', inputShape: [4, 4, 2], useBias: false, name: 'conv_group_1_conv1' }),
+        tfl.layers.conv2d({
+          filters: 2,
+          kernelSize: 3,
+          padding: 'same',
+          inputShape: [4, 4, 2],
+          useBias: false,
+          name: 'conv_group_1_conv1',
+        }),
         tfl.layers.batchNormalization({ name: 'conv_group_1_norm1' }),
         tfl.layers.flatten(),
         tfl.layers.dense({ units: 3, name: 'linear' }),
@@ -48,7 +55,9 @@ describeEachBackendAndWebGPUKernelSet('training toolkit', () => {
       ema ??= new NetworkEMA(model);
       ema.update(model, emaDecayAt(step, steps));
       if (step % 25 === 0) {
-        const evalLogits = ema.withWeights(model, () => tf.tidy(() => model.predict(tf.slice(images, [0, 1, 1, 0], [4, 4, 4, 2])) as tf.Tensor));
+        const evalLogits = ema.withWeights(model, () =>
+          tf.tidy(() => model.predict(tf.slice(images, [0, 1, 1, 0], [4, 4, 4, 2])) as tf.Tensor),
+        );
         expect((await evalLogits.data()).every(Number.isFinite)).toBe(true);
         evalLogits.dispose();
       }

@@ -36,7 +36,9 @@ describe('OneCycle matches torch OneCycleLR', () => {
       // torch raises on the step after totalSteps; so do both forms, and the schedule stays put.
       expect(c.raised).toContain(`total steps is ${c.totalSteps}`);
       expect(() => sched.step()).toThrow(/total steps is/);
-      expect(() => sched.lrAt(c.totalSteps + 1)).toThrow(`tried to step ${c.totalSteps + 2} times. The specified number of total steps is ${c.totalSteps}`);
+      expect(() => sched.lrAt(c.totalSteps + 1)).toThrow(
+        `tried to step ${c.totalSteps + 2} times. The specified number of total steps is ${c.totalSteps}`,
+      );
       expect(sched.stepCount).toBe(c.totalSteps);
     });
   }
@@ -69,9 +71,13 @@ describe('OneCycle validation', () => {
   });
 
   it('refuses divisors so small that the rates overflow to NaN', () => {
-    expect(() => new OneCycle({ maxLr: 1, totalSteps: 10, finalDivFactor: 1e-320 })).toThrow('OneCycle: maxLr 1 / divFactor 25 / finalDivFactor 1e-320 is not finite: the divisors must not vanish');
+    expect(() => new OneCycle({ maxLr: 1, totalSteps: 10, finalDivFactor: 1e-320 })).toThrow(
+      'OneCycle: maxLr 1 / divFactor 25 / finalDivFactor 1e-320 is not finite: the divisors must not vanish',
+    );
     expect(() => new OneCycle({ maxLr: 1e300, totalSteps: 10, divFactor: 1e-10 })).toThrow(/is not finite/);
-    expect(() => new OneCycle({ maxLr: 1, totalSteps: 10, divFactor: '25' as never })).toThrow("OneCycle: divFactor must be a positive finite number, got 25");
+    expect(() => new OneCycle({ maxLr: 1, totalSteps: 10, divFactor: '25' as never })).toThrow(
+      'OneCycle: divFactor must be a positive finite number, got 25',
+    );
   });
 
   it('reports a zero-length phase instead of returning NaN (torch divides by zero)', () => {

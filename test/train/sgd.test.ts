@@ -11,7 +11,12 @@ import { liveTensors } from '../helpers/memory.js';
 // Golden values from torch.optim.SGD + OneCycleLR (tools/reference/train_fixtures.py, no arguments):
 // the seed's two optimizers (non-bias and bias groups), five steps on fixed gradients, with one
 // weight missing its gradient in step 2 and another in step 3.
-interface GroupHyp { lr: number; momentum: number; nesterov: boolean; weight_decay: number }
+interface GroupHyp {
+  lr: number;
+  momentum: number;
+  nesterov: boolean;
+  weight_decay: number;
+}
 interface Fixture {
   shapes: Record<string, number[]>;
   trainable: Record<string, boolean>;
@@ -35,8 +40,14 @@ const baseName = (v: NamedWeight) => v.name.replace(/_t\d+$/, '');
 function makeOptimizer(vars: tf.Variable[]): SGD {
   const { nonBias, bias } = splitBiasGroups(vars);
   const sched = (lr: number) => new OneCycle({ maxLr: lr, ...fx.schedule });
-  const g = (h: GroupHyp, weights: tf.Variable[], name: string) =>
-    ({ name, weights, lr: sched(h.lr), momentum: h.momentum, nesterov: h.nesterov, weightDecay: h.weight_decay });
+  const g = (h: GroupHyp, weights: tf.Variable[], name: string) => ({
+    name,
+    weights,
+    lr: sched(h.lr),
+    momentum: h.momentum,
+    nesterov: h.nesterov,
+    weightDecay: h.weight_decay,
+  });
   return new SGD([g(fx.groups.nonBias, nonBias, 'nonBias'), g(fx.groups.bias, bias, 'bias')]);
 }
 
@@ -78,7 +89,11 @@ describeEachBackend('SGD matches torch.optim.SGD (nesterov, coupled decay, two g
     const state = opt.getState();
     expect(state.step).toBe(5);
     expect(state.scheduleSteps).toEqual([5, 5]);
-    expect(Object.keys(state.buffers).map((n) => n.replace(/_t\d+$/, '')).sort()).toEqual(Object.keys(fx.finalBuffers).sort());
+    expect(
+      Object.keys(state.buffers)
+        .map((n) => n.replace(/_t\d+$/, ''))
+        .sort(),
+    ).toEqual(Object.keys(fx.finalBuffers).sort());
     for (const [n, b] of Object.entries(state.buffers)) {
       expect(maxRelativeError(await b.data(), fx.finalBuffers[n.replace(/_t\d+$/, '')]!)).toBeLessThanOrEqual(1e-5);
     }
@@ -126,7 +141,10 @@ describeEachBackend('SGD matches torch.optim.SGD (nesterov, coupled decay, two g
 
   it('works on a LayersModel: trainableWeights + tf.variableGrads, names line up', async () => {
     const model = tfl.sequential({ layers: [tfl.layers.dense({ units: 3, inputShape: [4], useBias: true, kernelInitializer: 'ones' })] });
-    const x = tf.tensor2d([[1, 2, 3, 4], [0.5, -1, 0, 2]]);
+    const x = tf.tensor2d([
+      [1, 2, 3, 4],
+      [0.5, -1, 0, 2],
+    ]);
     const { nonBias, bias } = splitBiasGroups(model.trainableWeights);
     expect(nonBias.map((w) => w.name)).toEqual([model.trainableWeights[0]!.name]);
     expect(bias.map((w) => w.name)).toEqual([model.trainableWeights[1]!.name]);
@@ -168,7 +186,13 @@ describe('SGD validation', () => {
     expect(() => new SGD([])).toThrow(/non-empty array of parameter groups/);
     expect(() => new SGD([{ weights: [w], lr: Number.NaN }])).toThrow(/group 'group0': lr must be a finite number/);
     expect(() => new SGD([{ weights: [w], lr: 0.1, nesterov: true }])).toThrow(/Nesterov momentum requires momentum > 0/);
-    expect(() => new SGD([{ weights: [w], lr: 0.1 }, { weights: [w], lr: 0.1, name: 'b' }])).toThrow(/'v_val_a' appears in groups 'group0' and 'b'/);
+    expect(
+      () =>
+        new SGD([
+          { weights: [w], lr: 0.1 },
+          { weights: [w], lr: 0.1, name: 'b' },
+        ]),
+    ).toThrow(/'v_val_a' appears in groups 'group0' and 'b'/);
     const opt = new SGD([{ weights: [w], lr: 0.1 }]);
     const g = tf.zeros([3]);
     expect(() => opt.step({ v_val_a: g })).toThrow(/gradient for 'v_val_a' has shape \[3\], the weight has shape \[2\]/);

@@ -8,7 +8,13 @@ import { GlobalMaxPool } from '../../src/layers/pooling.js';
 import type { HypOverrides } from '../../src/models/hyp.js';
 import { seedLoss } from '../../src/ops/loss.js';
 import {
-  SEED_STAGES, resolveStages, seedBatchesStage, type BatchesStage, type LossStage, type StageCheckpoint, type StageState,
+  SEED_STAGES,
+  resolveStages,
+  seedBatchesStage,
+  type BatchesStage,
+  type LossStage,
+  type StageCheckpoint,
+  type StageState,
 } from '../../src/train/stages.js';
 import type { TrainData } from '../../src/train/trainable.js';
 import { Trainer } from '../../src/train/trainer.js';
@@ -19,15 +25,26 @@ const SIDE = 8;
 
 /** A learnable toy task: the class is whether the left or the right half is brighter. */
 function toyData(n: number, seed: number): { data: TrainData; dispose: () => void } {
-  const make = (count: number, s: number, pad: number) => tf.tidy(() => {
-    const labels = tf.randomUniform([count], 0, 2, 'int32', s) as tf.Tensor1D;
-    const noise = tf.randomNormal([count, SIDE, SIDE, 3], 0, 0.5, 'float32', s + 1);
-    const left = tf.concat([tf.fill([1, SIDE, SIDE / 2, 1], 2), tf.zeros([1, SIDE, SIDE / 2, 1])], 2);
-    const masks = tf.concat([left, tf.reverse(left, 2)], 0);
-    let images = tf.add(noise, tf.gather(masks, labels)) as tf.Tensor4D;
-    if (pad) images = tf.mirrorPad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], 'reflect');
-    return { images, targets: tf.cast(tf.oneHot(labels, 10), 'float32') as tf.Tensor2D };
-  });
+  const make = (count: number, s: number, pad: number) =>
+    tf.tidy(() => {
+      const labels = tf.randomUniform([count], 0, 2, 'int32', s) as tf.Tensor1D;
+      const noise = tf.randomNormal([count, SIDE, SIDE, 3], 0, 0.5, 'float32', s + 1);
+      const left = tf.concat([tf.fill([1, SIDE, SIDE / 2, 1], 2), tf.zeros([1, SIDE, SIDE / 2, 1])], 2);
+      const masks = tf.concat([left, tf.reverse(left, 2)], 0);
+      let images = tf.add(noise, tf.gather(masks, labels)) as tf.Tensor4D;
+      if (pad)
+        images = tf.mirrorPad(
+          images,
+          [
+            [0, 0],
+            [pad, pad],
+            [pad, pad],
+            [0, 0],
+          ],
+          'reflect',
+        );
+      return { images, targets: tf.cast(tf.oneHot(labels, 10), 'float32') as tf.Tensor2D };
+    });
   const data = { train: make(n, seed, 2), eval: make(16, seed + 7, 0) };
   return { data, dispose: () => tf.dispose([data.train.images, data.train.targets, data.eval.images, data.eval.targets]) };
 }
@@ -37,7 +54,9 @@ function tinyModel(seed: number): tfl.LayersModel {
   const input = tfl.input({ shape: [SIDE, SIDE, 3] });
   const y = new ConvGroup({ name: 'block_1', channelsOut: 4, seed }).apply(input) as tfl.SymbolicTensor;
   const x = new DiscreteAction({ name: 'action_1', seed: seed + 1 }).apply(y) as tfl.SymbolicTensor;
-  const logits = new Linear({ name: 'head', units: 10, temperature: 1 / 12, seed: seed + 2 }).apply(new GlobalMaxPool({ name: 'pool' }).apply(x)) as tfl.SymbolicTensor;
+  const logits = new Linear({ name: 'head', units: 10, temperature: 1 / 12, seed: seed + 2 }).apply(
+    new GlobalMaxPool({ name: 'pool' }).apply(x),
+  ) as tfl.SymbolicTensor;
   return tfl.model({ inputs: input, outputs: logits });
 }
 
@@ -52,7 +71,10 @@ class GrowingLoss implements StageCheckpoint {
   calls = 0;
   total: tf.Scalar = tf.keep(tf.scalar(0));
   readonly loss: LossStage = (logits, targets, { batchScale, context }) => {
-    const value = tf.mul(seedLoss(logits, targets, { labelSmoothing: context.hyp.opt.labelSmoothing, batchScale }), 1 + 0.05 * this.calls) as tf.Scalar;
+    const value = tf.mul(
+      seedLoss(logits, targets, { labelSmoothing: context.hyp.opt.labelSmoothing, batchScale }),
+      1 + 0.05 * this.calls,
+    ) as tf.Scalar;
     this.calls++;
     const total = tf.keep(tf.add(this.total, value) as tf.Scalar);
     this.total.dispose();
@@ -67,7 +89,8 @@ class GrowingLoss implements StageCheckpoint {
   loadState(state: StageState): void {
     const calls = (state.json as { calls?: unknown } | null)?.calls;
     const total = state.tensors?.['total'];
-    if (!Number.isSafeInteger(calls) || total == null) throw new Error(`expected { calls } and a 'total' tensor, got ${JSON.stringify(state.json)}`);
+    if (!Number.isSafeInteger(calls) || total == null)
+      throw new Error(`expected { calls } and a 'total' tensor, got ${JSON.stringify(state.json)}`);
     this.calls = calls as number;
     this.total.dispose();
     this.total = tf.keep(tf.clone(total) as tf.Scalar);
@@ -97,106 +120,138 @@ describe('resolveStages', () => {
   });
 
   it('refuses an unknown stage and a stage of the wrong kind, saying what it expected', () => {
-    expect(() => resolveStages({ augment: () => undefined } as never)).toThrow("Trainer: unknown stage 'augment'; expected one of loss, batches, optimizer, ema, evaluate");
+    expect(() => resolveStages({ augment: () => undefined } as never)).toThrow(
+      "Trainer: unknown stage 'augment'; expected one of loss, batches, optimizer, ema, evaluate",
+    );
     expect(() => resolveStages({ loss: 3 } as never)).toThrow('Trainer: stages.loss must be a function, got number');
-    expect(() => resolveStages({ ema: { isDue: () => true } } as never)).toThrow('Trainer: stages.ema must be an object with startEpoch, isDue and create functions');
+    expect(() => resolveStages({ ema: { isDue: () => true } } as never)).toThrow(
+      'Trainer: stages.ema must be an object with startEpoch, isDue and create functions',
+    );
   });
 });
 
-describeEachBackend('Trainer with a swapped stage', () => {
-  it('uses a batches stage of your own: its batches are the ones trained on', async () => {
-    const { data, dispose } = toyData(24, 3);
-    const model = tinyModel(1);
-    const seen: number[] = [];
-    // No augmentation: the centre of the padded images, in an order drawn from the generator it is given.
-    const flipOnly: BatchesStage = function* ({ steps, train, random, context }) {
-      const pad = (train.images.shape[1] - context.imageSize) / 2;
-      const order = random.permutation(train.images.shape[0]);
-      try {
-        for (let s = 0; s < steps; s++) {
-          const idx = tf.slice(order, s * context.batchSize, context.batchSize);
-          const inputs = tf.tidy(() => tf.slice(tf.gather(train.images as tf.Tensor4D /* toyData: float32 on the device, not compact */, idx), [0, pad, pad, 0], [-1, context.imageSize, context.imageSize, -1]) as tf.Tensor4D);
-          const targets = tf.gather(train.targets, idx) as tf.Tensor2D;
-          idx.dispose();
-          seen.push(s);
-          yield { inputs, targets };
+describeEachBackend(
+  'Trainer with a swapped stage',
+  () => {
+    it('uses a batches stage of your own: its batches are the ones trained on', async () => {
+      const { data, dispose } = toyData(24, 3);
+      const model = tinyModel(1);
+      const seen: number[] = [];
+      // No augmentation: the centre of the padded images, in an order drawn from the generator it is given.
+      const flipOnly: BatchesStage = function* ({ steps, train, random, context }) {
+        const pad = (train.images.shape[1] - context.imageSize) / 2;
+        const order = random.permutation(train.images.shape[0]);
+        try {
+          for (let s = 0; s < steps; s++) {
+            const idx = tf.slice(order, s * context.batchSize, context.batchSize);
+            const inputs = tf.tidy(
+              () =>
+                tf.slice(
+                  tf.gather(train.images as tf.Tensor4D /* toyData: float32 on the device, not compact */, idx),
+                  [0, pad, pad, 0],
+                  [-1, context.imageSize, context.imageSize, -1],
+                ) as tf.Tensor4D,
+            );
+            const targets = tf.gather(train.targets, idx) as tf.Tensor2D;
+            idx.dispose();
+            seen.push(s);
+            yield { inputs, targets };
+          }
+        } finally {
+          order.dispose();
         }
-      } finally {
-        order.dispose();
-      }
-    };
-    const before = liveTensors();
-    const trainer = new Trainer({ model, hyp: HYP }, data, { seed: 2, stages: { batches: flipOnly } });
-    const result = await trainer.run();
-    expect(result.stopReason).toBe('completed');
-    expect(result.records.map((r) => r.steps)).toEqual([3, 6]);
-    expect(seen).toEqual([0, 1, 2, 0, 1, 2]);
-    trainer.dispose();
-    expect(liveTensors()).toBe(before);
-    model.dispose();
-    dispose();
-  }, 600_000); // the file's first training run: on software WebGPU it compiles every pipeline, minutes on a busy machine
+      };
+      const before = liveTensors();
+      const trainer = new Trainer({ model, hyp: HYP }, data, { seed: 2, stages: { batches: flipOnly } });
+      const result = await trainer.run();
+      expect(result.stopReason).toBe('completed');
+      expect(result.records.map((r) => r.steps)).toEqual([3, 6]);
+      expect(seen).toEqual([0, 1, 2, 0, 1, 2]);
+      trainer.dispose();
+      expect(liveTensors()).toBe(before);
+      model.dispose();
+      dispose();
+    }, 600_000); // the file's first training run: on software WebGPU it compiles every pipeline, minutes on a busy machine
 
-  it('refuses a batches stage that runs out before the epoch ends, saying how many it gave', async () => {
-    const { data, dispose } = toyData(24, 3);
-    const model = tinyModel(1);
-    const short: BatchesStage = (args) => {
-      const all = seedBatchesStage(args);
-      let given = 0;
-      return { next: () => (given++ < 2 ? all.next() : (all.return?.(undefined), { done: true, value: undefined })) };
-    };
-    const trainer = new Trainer({ model, hyp: HYP }, data, { seed: 2, stages: { batches: short } });
-    await expect(trainer.run()).rejects.toThrow('Trainer: stages.batches gave 2 batches for epoch 0, which needs 3 (hyp.opt.batchSize 8)');
-    trainer.dispose();
-    model.dispose();
-    dispose();
-  });
-
-  it('checkpoints a loss stage of your own through StageCheckpoint and resumes it exactly', async () => {
-    const { data, dispose } = toyData(24, 5);
-    const straightLoss = new GrowingLoss();
-    const straight = new Trainer({ model: tinyModel(3), hyp: HYP }, data, { seed: 4, stages: { loss: straightLoss.stage() } });
-    await straight.run();
-    // The stage was used: once per step (no micro-batches), and its weighting changed the run.
-    expect(straightLoss.calls).toBe(6);
-    const expected = await weightsOf(straight);
-    const expectedTotal = (await straightLoss.total.data())[0]!;
-
-    const firstLoss = new GrowingLoss();
-    const first = new Trainer({ model: tinyModel(3), hyp: HYP }, data, {
-      seed: 4, stages: { loss: firstLoss.stage() }, callbacks: { onStep: (s) => { if (s.step === 4) first.requestStop(); } },
+    it('refuses a batches stage that runs out before the epoch ends, saying how many it gave', async () => {
+      const { data, dispose } = toyData(24, 3);
+      const model = tinyModel(1);
+      const short: BatchesStage = (args) => {
+        const all = seedBatchesStage(args);
+        let given = 0;
+        return {
+          next: () => {
+            if (given++ < 2) return all.next();
+            all.return?.(undefined);
+            return { done: true, value: undefined };
+          },
+        };
+      };
+      const trainer = new Trainer({ model, hyp: HYP }, data, { seed: 2, stages: { batches: short } });
+      await expect(trainer.run()).rejects.toThrow(
+        'Trainer: stages.batches gave 2 batches for epoch 0, which needs 3 (hyp.opt.batchSize 8)',
+      );
+      trainer.dispose();
+      model.dispose();
+      dispose();
     });
-    expect((await first.run()).stopReason).toBe('stopped');
-    const checkpoint = first.checkpoint();
-    expect(checkpoint.stages).toEqual({ loss: { calls: 4 } });
-    expect(Object.keys(checkpoint.tensors).filter((k) => k.startsWith('stages/'))).toEqual(['stages/loss/total']);
 
-    // The seed's loss keeps no state: a checkpoint holding the loss stage's is refused, before anything changes.
-    const plain = new Trainer({ model: tinyModel(3), hyp: HYP }, data, { seed: 4 });
-    expect(() => plain.restore(checkpoint)).toThrow('Trainer.restore: the checkpoint holds state for the loss stage, which keeps none in this trainer');
-    // And a stateful stage needs its state.
-    const plainCheckpoint = plain.checkpoint();
-    const needsState = new GrowingLoss();
-    const strict = new Trainer({ model: tinyModel(3), hyp: HYP }, data, { seed: 4, stages: { loss: needsState.stage() } });
-    expect(() => strict.restore(plainCheckpoint)).toThrow("Trainer.restore: the checkpoint holds no state for this trainer's loss stage");
-    tf.dispose(Object.values(plainCheckpoint.tensors));
+    it('checkpoints a loss stage of your own through StageCheckpoint and resumes it exactly', async () => {
+      const { data, dispose } = toyData(24, 5);
+      const straightLoss = new GrowingLoss();
+      const straight = new Trainer({ model: tinyModel(3), hyp: HYP }, data, { seed: 4, stages: { loss: straightLoss.stage() } });
+      await straight.run();
+      // The stage was used: once per step (no micro-batches), and its weighting changed the run.
+      expect(straightLoss.calls).toBe(6);
+      const expected = await weightsOf(straight);
+      const expectedTotal = (await straightLoss.total.data())[0]!;
 
-    // A fresh stage and other seeds: the checkpoint carries the stage's state with the rest.
-    const resumedLoss = new GrowingLoss();
-    const resumed = new Trainer({ model: tinyModel(30), hyp: HYP }, data, { seed: 40, stages: { loss: resumedLoss.stage() } });
-    resumed.restore(checkpoint);
-    tf.dispose(Object.values(checkpoint.tensors));
-    expect(resumedLoss.calls).toBe(4);
-    expect((await resumed.run()).stopReason).toBe('completed');
-    expect(resumedLoss.calls).toBe(6);
-    expect((await resumedLoss.total.data())[0]).toBe(expectedTotal);
-    const actual = await weightsOf(resumed);
-    actual.forEach((w, i) => expect(w, straight.model.weights[i]!.originalName).toEqual(expected[i]));
-    for (const t of [straight, first, plain, strict, resumed]) {
-      t.dispose();
-      t.model.dispose();
-    }
-    for (const l of [straightLoss, firstLoss, needsState, resumedLoss]) l.dispose();
-    dispose();
-  });
-}, ['wasm', 'webgpu'], 'loop logic only; the cpu backend needs minutes for training runs');
+      const firstLoss = new GrowingLoss();
+      const first = new Trainer({ model: tinyModel(3), hyp: HYP }, data, {
+        seed: 4,
+        stages: { loss: firstLoss.stage() },
+        callbacks: {
+          onStep: (s) => {
+            if (s.step === 4) first.requestStop();
+          },
+        },
+      });
+      expect((await first.run()).stopReason).toBe('stopped');
+      const checkpoint = first.checkpoint();
+      expect(checkpoint.stages).toEqual({ loss: { calls: 4 } });
+      expect(Object.keys(checkpoint.tensors).filter((k) => k.startsWith('stages/'))).toEqual(['stages/loss/total']);
+
+      // The seed's loss keeps no state: a checkpoint holding the loss stage's is refused, before anything changes.
+      const plain = new Trainer({ model: tinyModel(3), hyp: HYP }, data, { seed: 4 });
+      expect(() => plain.restore(checkpoint)).toThrow(
+        'Trainer.restore: the checkpoint holds state for the loss stage, which keeps none in this trainer',
+      );
+      // And a stateful stage needs its state.
+      const plainCheckpoint = plain.checkpoint();
+      const needsState = new GrowingLoss();
+      const strict = new Trainer({ model: tinyModel(3), hyp: HYP }, data, { seed: 4, stages: { loss: needsState.stage() } });
+      expect(() => strict.restore(plainCheckpoint)).toThrow("Trainer.restore: the checkpoint holds no state for this trainer's loss stage");
+      tf.dispose(Object.values(plainCheckpoint.tensors));
+
+      // A fresh stage and other seeds: the checkpoint carries the stage's state with the rest.
+      const resumedLoss = new GrowingLoss();
+      const resumed = new Trainer({ model: tinyModel(30), hyp: HYP }, data, { seed: 40, stages: { loss: resumedLoss.stage() } });
+      resumed.restore(checkpoint);
+      tf.dispose(Object.values(checkpoint.tensors));
+      expect(resumedLoss.calls).toBe(4);
+      expect((await resumed.run()).stopReason).toBe('completed');
+      expect(resumedLoss.calls).toBe(6);
+      expect((await resumedLoss.total.data())[0]).toBe(expectedTotal);
+      const actual = await weightsOf(resumed);
+      actual.forEach((w, i) => expect(w, straight.model.weights[i]!.originalName).toEqual(expected[i]));
+      for (const t of [straight, first, plain, strict, resumed]) {
+        t.dispose();
+        t.model.dispose();
+      }
+      for (const l of [straightLoss, firstLoss, needsState, resumedLoss]) l.dispose();
+      dispose();
+    });
+  },
+  ['wasm', 'webgpu'],
+  'loop logic only; the cpu backend needs minutes for training runs',
+);

@@ -8,7 +8,15 @@ it('formats the header as the seed does, between two bars', () => {
 });
 
 it('right-aligns values under their headers: the epoch as an integer, the rest with 4 decimals, blanks for missing', () => {
-  const row = formatTableRow({ epoch: 3, train_loss: 1.23456, val_loss: 0.5, train_acc: 0.25, val_acc: 0.75, ema_val_acc: null, total_time_seconds: 12.3 });
+  const row = formatTableRow({
+    epoch: 3,
+    train_loss: 1.23456,
+    val_loss: 0.5,
+    train_acc: 0.25,
+    val_acc: 0.75,
+    ema_val_acc: null,
+    total_time_seconds: 12.3,
+  });
   expect(row).toBe('|      3  |      1.2346  |    0.5000  |     0.2500  |   0.7500  |               |             12.3000  |');
 });
 

@@ -20,7 +20,20 @@ const HYP: HypOverrides = {
 };
 
 function tinyData(n: number, evalTargets = 8): { data: TrainData; dispose: () => void } {
-  const targets = (count: number) => tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(Array.from({ length: count }, (_, i) => i % 10), 'int32'), 10), 'float32') as tf.Tensor2D);
+  const targets = (count: number) =>
+    tf.tidy(
+      () =>
+        tf.cast(
+          tf.oneHot(
+            tf.tensor1d(
+              Array.from({ length: count }, (_, i) => i % 10),
+              'int32',
+            ),
+            10,
+          ),
+          'float32',
+        ) as tf.Tensor2D,
+    );
   const data: TrainData = {
     train: { images: tf.randomNormal([n, SIDE + 4, SIDE + 4, 3], 0, 1, 'float32', 1), targets: targets(n) },
     eval: { images: tf.randomNormal([8, SIDE, SIDE, 3], 0, 1, 'float32', 2), targets: targets(evalTargets) },
@@ -53,7 +66,9 @@ describeEachBackend('Trainer guards', () => {
     const net = speedyConvNet({ seed: 1, hyp: HYP, imageSize: SIDE });
     const trainer = new Trainer(net, data, { seed: 1 });
     data.train.targets.dispose();
-    await expect(trainer.run()).rejects.toThrow('Trainer.run: data.train.targets has been disposed; keep the data alive until the run ends');
+    await expect(trainer.run()).rejects.toThrow(
+      'Trainer.run: data.train.targets has been disposed; keep the data alive until the run ends',
+    );
     expect(() => new Trainer(net, data, { seed: 1 })).toThrow('Trainer: data.train.targets has been disposed');
     trainer.dispose();
     net.model.dispose();
@@ -64,7 +79,9 @@ describeEachBackend('Trainer guards', () => {
     const { data, dispose } = tinyData(16, 5);
     const net = speedyConvNet({ seed: 1, hyp: HYP, imageSize: SIDE });
     const before = liveTensors();
-    expect(() => new Trainer(net, data, { seed: 1 })).toThrow('Trainer: data.eval has 8 images but 5 targets ([8,16,16,3] and [5,10]); each image needs one target row');
+    expect(() => new Trainer(net, data, { seed: 1 })).toThrow(
+      'Trainer: data.eval has 8 images but 5 targets ([8,16,16,3] and [5,10]); each image needs one target row',
+    );
     expect(liveTensors()).toBe(before);
     net.model.dispose();
     dispose();
@@ -74,12 +91,16 @@ describeEachBackend('Trainer guards', () => {
     const { data, dispose } = tinyData(16);
     const net = speedyConvNet({ seed: 1, hyp: HYP, imageSize: SIDE });
     const before = liveTensors();
-    expect(() => new Trainer(net, data, { logEvery: 'x' as unknown as number })).toThrow("Trainer: logEvery must be a positive integer (steps between loss reads), got 'x'");
+    expect(() => new Trainer(net, data, { logEvery: 'x' as unknown as number })).toThrow(
+      "Trainer: logEvery must be a positive integer (steps between loss reads), got 'x'",
+    );
     expect(() => new Trainer(net, data, { logEvery: 0 })).toThrow('got 0');
     // An even crop holds the seed's even square only one row short of it: 16x16 crops take at most 15.
     const big = speedyConvNet({ seed: 1, hyp: { ...HYP, net: { ...HYP.net, cutmixSize: SIDE } }, imageSize: SIDE });
     const afterModel = liveTensors();
-    expect(() => new Trainer(big, data, { seed: 1 })).toThrow(`Trainer: hyp.net.cutmixSize ${SIDE} does not fit the ${SIDE}x${SIDE} training crops; it must be at most ${SIDE - 1}`);
+    expect(() => new Trainer(big, data, { seed: 1 })).toThrow(
+      `Trainer: hyp.net.cutmixSize ${SIDE} does not fit the ${SIDE}x${SIDE} training crops; it must be at most ${SIDE - 1}`,
+    );
     expect(liveTensors()).toBe(afterModel);
     big.model.dispose();
     expect(liveTensors()).toBe(before);

@@ -17,20 +17,31 @@ const SIDE = 16; // small images keep the cpu and software-WebGPU backends quick
 
 /** A learnable toy task: the class is which image quadrant is brightest. */
 function toyData(n: number, seed: number): { data: TrainData; dispose: () => void } {
-  const make = (count: number, s: number, pad: number) => tf.tidy(() => {
-    const labels = tf.randomUniform([count], 0, 4, 'int32', s) as tf.Tensor1D;
-    const noise = tf.randomNormal([count, SIDE, SIDE, 3], 0, 0.5, 'float32', s + 1);
-    const half = SIDE / 2;
-    const quadrant = (q: number) => {
-      const m = tf.buffer([1, SIDE, SIDE, 1]);
-      for (let y = 0; y < half; y++) for (let x = 0; x < half; x++) m.set(2, 0, y + half * (q >> 1), x + half * (q & 1), 0);
-      return m.toTensor();
-    };
-    const masks = tf.concat([0, 1, 2, 3].map(quadrant), 0); // [4, SIDE, SIDE, 1]
-    let images = tf.add(noise, tf.gather(masks, labels)) as tf.Tensor4D;
-    if (pad) images = tf.mirrorPad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], 'reflect');
-    return { images, targets: tf.cast(tf.oneHot(labels, 10), 'float32') as tf.Tensor2D };
-  });
+  const make = (count: number, s: number, pad: number) =>
+    tf.tidy(() => {
+      const labels = tf.randomUniform([count], 0, 4, 'int32', s) as tf.Tensor1D;
+      const noise = tf.randomNormal([count, SIDE, SIDE, 3], 0, 0.5, 'float32', s + 1);
+      const half = SIDE / 2;
+      const quadrant = (q: number) => {
+        const m = tf.buffer([1, SIDE, SIDE, 1]);
+        for (let y = 0; y < half; y++) for (let x = 0; x < half; x++) m.set(2, 0, y + half * (q >> 1), x + half * (q & 1), 0);
+        return m.toTensor();
+      };
+      const masks = tf.concat([0, 1, 2, 3].map(quadrant), 0); // [4, SIDE, SIDE, 1]
+      let images = tf.add(noise, tf.gather(masks, labels)) as tf.Tensor4D;
+      if (pad)
+        images = tf.mirrorPad(
+          images,
+          [
+            [0, 0],
+            [pad, pad],
+            [pad, pad],
+            [0, 0],
+          ],
+          'reflect',
+        );
+      return { images, targets: tf.cast(tf.oneHot(labels, 10), 'float32') as tf.Tensor2D };
+    });
   const data = { train: make(n, seed, 2), eval: make(32, seed + 7, 0) };
   return { data, dispose: () => tf.dispose([data.train.images, data.train.targets, data.eval.images, data.eval.targets]) };
 }
@@ -50,8 +61,12 @@ function ownModel(seed: number): tfl.LayersModel {
   const [y1, statePred2] = new ConvGroup({ name: 'block_1', channelsOut: 4, statePredDim: 8, seed }).apply(input) as tfl.SymbolicTensor[];
   const x1 = new DiscreteAction({ name: 'action_1', seed: seed + 1 }).apply(y1!) as tfl.SymbolicTensor;
   const y2 = new ConvGroup({ name: 'block_2', channelsOut: 8, seed: seed + 2 }).apply(x1) as tfl.SymbolicTensor;
-  const x2 = tfl.layers.add({ name: 'residual' }).apply([new DiscreteAction({ name: 'action_2', seed: seed + 3 }).apply(y2) as tfl.SymbolicTensor, statePred2!]) as tfl.SymbolicTensor;
-  const logits = new Linear({ name: 'head', units: 10, temperature: 1 / 12, seed: seed + 4 }).apply(new GlobalMaxPool({ name: 'pool' }).apply(x2)) as tfl.SymbolicTensor;
+  const x2 = tfl.layers
+    .add({ name: 'residual' })
+    .apply([new DiscreteAction({ name: 'action_2', seed: seed + 3 }).apply(y2) as tfl.SymbolicTensor, statePred2!]) as tfl.SymbolicTensor;
+  const logits = new Linear({ name: 'head', units: 10, temperature: 1 / 12, seed: seed + 4 }).apply(
+    new GlobalMaxPool({ name: 'pool' }).apply(x2),
+  ) as tfl.SymbolicTensor;
   return tfl.model({ inputs: input, outputs: logits });
 }
 
@@ -68,7 +83,15 @@ describeEachBackend('Trainer', () => {
     const net = speedyConvNet({ seed: 1, hyp: HYP, imageSize: SIDE });
     const before = liveTensors();
     const steps: number[] = [];
-    const trainer = new Trainer(net, data, { seed: 1, logEvery: 1, callbacks: { onStep: (s) => { if (s.loss !== undefined) steps.push(s.loss); } } });
+    const trainer = new Trainer(net, data, {
+      seed: 1,
+      logEvery: 1,
+      callbacks: {
+        onStep: (s) => {
+          if (s.loss !== undefined) steps.push(s.loss);
+        },
+      },
+    });
     expect(trainer.totalSteps).toBe(8);
     expect(trainer.emaStartEpoch).toBe(1);
     const result = await trainer.run();
@@ -92,7 +115,15 @@ describeEachBackend('Trainer', () => {
     const net = speedyConvNet({ seed: 3, hyp: HYP, imageSize: SIDE });
     const infos: Array<{ read: boolean; rate: number }> = [];
     // logEvery 3: reads at each epoch's first and last step and every third step (of 4 per epoch).
-    const trainer = new Trainer(net, data, { seed: 3, logEvery: 3, callbacks: { onStep: (s) => { infos.push({ read: s.loss !== undefined, rate: s.imagesPerSec }); } } });
+    const trainer = new Trainer(net, data, {
+      seed: 3,
+      logEvery: 3,
+      callbacks: {
+        onStep: (s) => {
+          infos.push({ read: s.loss !== undefined, rate: s.imagesPerSec });
+        },
+      },
+    });
     await trainer.run();
     expect(infos).toHaveLength(8);
     expect(infos.filter((i) => !i.read).length).toBeGreaterThan(0);
@@ -108,109 +139,148 @@ describeEachBackend('Trainer', () => {
   });
 });
 
-describeEachBackend('Trainer on a model of your own', () => {
-  it('runs the seed recipe on a LayersModel built from the library layers, finding its discrete actions', async () => {
-    const { data, dispose } = toyData(64, 12);
-    const model = ownModel(1);
-    const before = liveTensors();
-    const losses: number[] = [];
-    const trainer = new Trainer({ model, hyp: OWN_HYP }, data, { seed: 2, logEvery: 1, callbacks: { onStep: (s) => { if (s.loss !== undefined) losses.push(s.loss); } } });
-    expect(trainer.discreteActions.map((d) => d.name)).toEqual(['action_1', 'action_2']);
-    expect(trainer.hyp.opt).toMatchObject({ batchSize: 16, nonBiasLr: SEED_HYP.opt.nonBiasLr, biasLr: SEED_HYP.opt.biasLr, nonBiasDecay: 6.687e-4 * 16 });
-    expect(trainer.imageSize).toBe(SIDE);
-    const streamsBefore = trainer.discreteActions.map((d) => d.random.getState().counter);
-    const weightsBefore = await weightsOf(trainer);
-    const result = await trainer.run();
-    expect(result.stopReason).toBe('completed');
-    expect(result.records.map((r) => [r.epoch, r.steps])).toEqual([[0, 4], [1, 8]]);
-    expect(result.records[0]!.emaValAcc).toBeNull();
-    expect(result.records[1]!.emaValAcc).toBeGreaterThanOrEqual(0);
-    expect(trainer.networkEMA).not.toBeNull();
-    expect(losses).toHaveLength(8);
-    expect(losses.every(Number.isFinite)).toBe(true);
-    // Noise was drawn from each action's stream, and the trainable weights moved (the frozen batch-norm scales did not).
-    trainer.discreteActions.forEach((d, i) => expect(d.random.getState().counter).toBeGreaterThan(streamsBefore[i]!));
-    const weightsAfter = await weightsOf(trainer);
-    trainer.model.weights.forEach((w, i) => {
-      const moved = weightsAfter[i]!.some((v, j) => v !== weightsBefore[i]![j]);
-      if (w.originalName.endsWith('/conv1/weight') || w.originalName.endsWith('/bias')) expect(moved, w.originalName).toBe(true);
-      if (/norm\d?\/weight$/.test(w.originalName)) expect(moved, w.originalName).toBe(false);
+describeEachBackend(
+  'Trainer on a model of your own',
+  () => {
+    it('runs the seed recipe on a LayersModel built from the library layers, finding its discrete actions', async () => {
+      const { data, dispose } = toyData(64, 12);
+      const model = ownModel(1);
+      const before = liveTensors();
+      const losses: number[] = [];
+      const trainer = new Trainer({ model, hyp: OWN_HYP }, data, {
+        seed: 2,
+        logEvery: 1,
+        callbacks: {
+          onStep: (s) => {
+            if (s.loss !== undefined) losses.push(s.loss);
+          },
+        },
+      });
+      expect(trainer.discreteActions.map((d) => d.name)).toEqual(['action_1', 'action_2']);
+      expect(trainer.hyp.opt).toMatchObject({
+        batchSize: 16,
+        nonBiasLr: SEED_HYP.opt.nonBiasLr,
+        biasLr: SEED_HYP.opt.biasLr,
+        nonBiasDecay: 6.687e-4 * 16,
+      });
+      expect(trainer.imageSize).toBe(SIDE);
+      const streamsBefore = trainer.discreteActions.map((d) => d.random.getState().counter);
+      const weightsBefore = await weightsOf(trainer);
+      const result = await trainer.run();
+      expect(result.stopReason).toBe('completed');
+      expect(result.records.map((r) => [r.epoch, r.steps])).toEqual([
+        [0, 4],
+        [1, 8],
+      ]);
+      expect(result.records[0]!.emaValAcc).toBeNull();
+      expect(result.records[1]!.emaValAcc).toBeGreaterThanOrEqual(0);
+      expect(trainer.networkEMA).not.toBeNull();
+      expect(losses).toHaveLength(8);
+      expect(losses.every(Number.isFinite)).toBe(true);
+      // Noise was drawn from each action's stream, and the trainable weights moved (the frozen batch-norm scales did not).
+      trainer.discreteActions.forEach((d, i) => expect(d.random.getState().counter).toBeGreaterThan(streamsBefore[i]!));
+      const weightsAfter = await weightsOf(trainer);
+      trainer.model.weights.forEach((w, i) => {
+        const moved = weightsAfter[i]!.some((v, j) => v !== weightsBefore[i]![j]);
+        if (w.originalName.endsWith('/conv1/weight') || w.originalName.endsWith('/bias')) expect(moved, w.originalName).toBe(true);
+        if (/norm\d?\/weight$/.test(w.originalName)) expect(moved, w.originalName).toBe(false);
+      });
+      trainer.dispose();
+      expect(liveTensors()).toBe(before);
+      model.dispose();
+      dispose();
     });
-    trainer.dispose();
-    expect(liveTensors()).toBe(before);
-    model.dispose();
-    dispose();
-  });
 
-  it('resumes a model of your own from a mid-run checkpoint to exactly the uninterrupted weights', async () => {
-    const { data, dispose } = toyData(48, 13);
-    const straight = new Trainer({ model: ownModel(3), hyp: OWN_HYP }, data, { seed: 4 });
-    await straight.run();
-    const expected = await weightsOf(straight);
-    const first = new Trainer({ model: ownModel(3), hyp: OWN_HYP }, data, { seed: 4, callbacks: { onStep: (s) => { if (s.step === 5) first.requestStop(); } } });
-    expect((await first.run()).stopReason).toBe('stopped');
-    const checkpoint = first.checkpoint();
-    expect(checkpoint).toMatchObject({ epoch: 1, epochStep: 2, step: 5, emaActive: true });
-    expect(checkpoint.modelRandom).toHaveLength(2);
-    // Another seed everywhere: the checkpoint must carry the weights, the noise streams and the data order.
-    const resumed = new Trainer({ model: ownModel(30), hyp: OWN_HYP }, data, { seed: 40 });
-    resumed.restore(checkpoint);
-    tf.dispose(Object.values(checkpoint.tensors));
-    expect((await resumed.run()).stopReason).toBe('completed');
-    const actual = await weightsOf(resumed);
-    actual.forEach((w, i) => expect(Array.from(w), straight.model.weights[i]!.originalName).toEqual(Array.from(expected[i]!)));
-    for (const t of [straight, first, resumed]) {
-      t.dispose();
-      t.model.dispose();
-    }
-    dispose();
-  });
-}, ['wasm', 'webgpu'], 'loop logic only, and the cpu backend needs minutes for these runs; its numerics are covered by the golden layer tests');
-
-describeEachBackendAndWebGPUKernelSet('Trainer checkpoints and micro-batches', () => {
-  it('resumes from a mid-run checkpoint to exactly the weights of an uninterrupted run', async () => {
-    const { data, dispose } = toyData(48, 2);
-    const straight = new Trainer(speedyConvNet({ seed: 5, hyp: HYP, imageSize: SIDE }), data, { seed: 3 });
-    await straight.run();
-    const expected = await weightsOf(straight);
-
-    const first = new Trainer(speedyConvNet({ seed: 5, hyp: HYP, imageSize: SIDE }), data, {
-      seed: 3,
-      // Stop in the middle of the second epoch, after the EMA has started.
-      callbacks: { onStep: (s) => { if (s.step === 5) first.requestStop(); } },
+    it('resumes a model of your own from a mid-run checkpoint to exactly the uninterrupted weights', async () => {
+      const { data, dispose } = toyData(48, 13);
+      const straight = new Trainer({ model: ownModel(3), hyp: OWN_HYP }, data, { seed: 4 });
+      await straight.run();
+      const expected = await weightsOf(straight);
+      const first = new Trainer({ model: ownModel(3), hyp: OWN_HYP }, data, {
+        seed: 4,
+        callbacks: {
+          onStep: (s) => {
+            if (s.step === 5) first.requestStop();
+          },
+        },
+      });
+      expect((await first.run()).stopReason).toBe('stopped');
+      const checkpoint = first.checkpoint();
+      expect(checkpoint).toMatchObject({ epoch: 1, epochStep: 2, step: 5, emaActive: true });
+      expect(checkpoint.modelRandom).toHaveLength(2);
+      // Another seed everywhere: the checkpoint must carry the weights, the noise streams and the data order.
+      const resumed = new Trainer({ model: ownModel(30), hyp: OWN_HYP }, data, { seed: 40 });
+      resumed.restore(checkpoint);
+      tf.dispose(Object.values(checkpoint.tensors));
+      expect((await resumed.run()).stopReason).toBe('completed');
+      const actual = await weightsOf(resumed);
+      actual.forEach((w, i) => expect(Array.from(w), straight.model.weights[i]!.originalName).toEqual(Array.from(expected[i]!)));
+      for (const t of [straight, first, resumed]) {
+        t.dispose();
+        t.model.dispose();
+      }
+      dispose();
     });
-    const partial = await first.run();
-    expect(partial.stopReason).toBe('stopped');
-    const checkpoint = first.checkpoint();
-    expect(checkpoint).toMatchObject({ epoch: 1, epochStep: 2, step: 5, emaActive: true });
+  },
+  ['wasm', 'webgpu'],
+  'loop logic only, and the cpu backend needs minutes for these runs; its numerics are covered by the golden layer tests',
+);
 
-    const resumed = new Trainer(speedyConvNet({ seed: 99, hyp: HYP, imageSize: SIDE }), data, { seed: 42 });
-    resumed.restore(checkpoint);
-    tf.dispose(Object.values(checkpoint.tensors));
-    const result = await resumed.run();
-    expect(result.stopReason).toBe('completed');
-    expect(result.records.map((r) => r.epoch)).toEqual([0, 1]);
-    const actual = await weightsOf(resumed);
-    actual.forEach((w, i) => expect(Array.from(w), straight.model.weights[i]!.originalName).toEqual(Array.from(expected[i]!)));
-    for (const t of [straight, first, resumed]) {
-      t.dispose();
-      t.model.dispose();
-    }
-    dispose();
-  });
+describeEachBackendAndWebGPUKernelSet(
+  'Trainer checkpoints and micro-batches',
+  () => {
+    it('resumes from a mid-run checkpoint to exactly the weights of an uninterrupted run', async () => {
+      const { data, dispose } = toyData(48, 2);
+      const straight = new Trainer(speedyConvNet({ seed: 5, hyp: HYP, imageSize: SIDE }), data, { seed: 3 });
+      await straight.run();
+      const expected = await weightsOf(straight);
 
-  it('sums micro-batch gradients into one step per batch', async () => {
-    const { data, dispose } = toyData(32, 4);
-    const net = speedyConvNet({ seed: 7, hyp: HYP, imageSize: SIDE });
-    const trainer = new Trainer(net, data, { seed: 1, microBatchSize: 4 });
-    const result = await trainer.run();
-    expect(result.records.at(-1)!.steps).toBe(4);
-    expect(() => new Trainer(net, data, { microBatchSize: 5 })).toThrow('microBatchSize must be a positive divisor of the batch size 16, got 5');
-    trainer.dispose();
-    net.model.dispose();
-    dispose();
-  });
-}, ['wasm', 'webgpu'], 'loop logic only, and the cpu backend needs minutes for these runs; its numerics are covered by the golden layer tests');
+      const first = new Trainer(speedyConvNet({ seed: 5, hyp: HYP, imageSize: SIDE }), data, {
+        seed: 3,
+        // Stop in the middle of the second epoch, after the EMA has started.
+        callbacks: {
+          onStep: (s) => {
+            if (s.step === 5) first.requestStop();
+          },
+        },
+      });
+      const partial = await first.run();
+      expect(partial.stopReason).toBe('stopped');
+      const checkpoint = first.checkpoint();
+      expect(checkpoint).toMatchObject({ epoch: 1, epochStep: 2, step: 5, emaActive: true });
+
+      const resumed = new Trainer(speedyConvNet({ seed: 99, hyp: HYP, imageSize: SIDE }), data, { seed: 42 });
+      resumed.restore(checkpoint);
+      tf.dispose(Object.values(checkpoint.tensors));
+      const result = await resumed.run();
+      expect(result.stopReason).toBe('completed');
+      expect(result.records.map((r) => r.epoch)).toEqual([0, 1]);
+      const actual = await weightsOf(resumed);
+      actual.forEach((w, i) => expect(Array.from(w), straight.model.weights[i]!.originalName).toEqual(Array.from(expected[i]!)));
+      for (const t of [straight, first, resumed]) {
+        t.dispose();
+        t.model.dispose();
+      }
+      dispose();
+    });
+
+    it('sums micro-batch gradients into one step per batch', async () => {
+      const { data, dispose } = toyData(32, 4);
+      const net = speedyConvNet({ seed: 7, hyp: HYP, imageSize: SIDE });
+      const trainer = new Trainer(net, data, { seed: 1, microBatchSize: 4 });
+      const result = await trainer.run();
+      expect(result.records.at(-1)!.steps).toBe(4);
+      expect(() => new Trainer(net, data, { microBatchSize: 5 })).toThrow(
+        'microBatchSize must be a positive divisor of the batch size 16, got 5',
+      );
+      trainer.dispose();
+      net.model.dispose();
+      dispose();
+    });
+  },
+  ['wasm', 'webgpu'],
+  'loop logic only, and the cpu backend needs minutes for these runs; its numerics are covered by the golden layer tests',
+);
 
 describeEachBackend('Trainer on a diverging run', () => {
   it('stops on a non-finite loss and names the step', async () => {
@@ -250,15 +320,36 @@ describeEachBackend('Trainer refuses what it cannot train, before changing anyth
     refused(foreign, 'Trainer.restore: the checkpoint has 0 noise streams, the net has 3 discrete actions (was it saved in another mode?)');
     const own = sketch.checkpoint();
     const streams = own.modelRandom;
-    refused({ ...foreign, modelRandom: streams, emaActive: true }, /Trainer\.restore: the checkpoint's EMA does not fit this net: NetworkEMA\.load: the snapshot has no entry/);
-    refused({ ...foreign, modelRandom: streams, step: 3 }, 'Trainer.restore: the checkpoint is at step 3, but epoch 0 step 0 is step 0 of this trainer');
-    refused({ ...foreign, modelRandom: streams, epoch: 1, epochStep: 2, step: 4 }, 'Trainer.restore: records must hold one entry per finished epoch (1), got 0');
-    refused({ ...foreign, modelRandom: streams, tensors: { ...foreign.tensors, 'weights/nowhere/kernel': foreign.tensors[Object.keys(foreign.tensors)[0]!]! } },
-      "Trainer.restore: tensor 'weights/nowhere/kernel' names no weight of this net");
+    refused(
+      { ...foreign, modelRandom: streams, emaActive: true },
+      /Trainer\.restore: the checkpoint's EMA does not fit this net: NetworkEMA\.load: the snapshot has no entry/,
+    );
+    refused(
+      { ...foreign, modelRandom: streams, step: 3 },
+      'Trainer.restore: the checkpoint is at step 3, but epoch 0 step 0 is step 0 of this trainer',
+    );
+    refused(
+      { ...foreign, modelRandom: streams, epoch: 1, epochStep: 2, step: 4 },
+      'Trainer.restore: records must hold one entry per finished epoch (1), got 0',
+    );
+    refused(
+      {
+        ...foreign,
+        modelRandom: streams,
+        tensors: { ...foreign.tensors, 'weights/nowhere/kernel': foreign.tensors[Object.keys(foreign.tensors)[0]!]! },
+      },
+      "Trainer.restore: tensor 'weights/nowhere/kernel' names no weight of this net",
+    );
     const [firstKey] = Object.keys(foreign.tensors);
     const { [firstKey!]: _dropped, ...withoutOne } = foreign.tensors;
-    refused({ ...foreign, modelRandom: streams, tensors: withoutOne }, `Trainer.restore: the checkpoint has no value for weight '${firstKey!.slice('weights/'.length)}'`);
-    refused({ ...foreign, modelRandom: [{ seed: 1, counter: -1 }, streams[1]!, streams[2]!] }, 'Trainer.restore: modelRandom[0] must be { seed, counter }');
+    refused(
+      { ...foreign, modelRandom: streams, tensors: withoutOne },
+      `Trainer.restore: the checkpoint has no value for weight '${firstKey!.slice('weights/'.length)}'`,
+    );
+    refused(
+      { ...foreign, modelRandom: [{ seed: 1, counter: -1 }, streams[1]!, streams[2]!] },
+      'Trainer.restore: modelRandom[0] must be { seed, counter }',
+    );
 
     expect(await weightsOf(sketch)).toEqual(before);
     expect(state()).toEqual(fieldsBefore);
@@ -269,7 +360,8 @@ describeEachBackend('Trainer refuses what it cannot train, before changing anyth
     // The same checkpoint with matching streams is taken: the refusals were about what they said.
     const accepted = backprop.checkpoint();
     sketch.restore({ ...accepted, modelRandom: streams });
-    const byName = async (t: Trainer) => Object.fromEntries(await Promise.all(t.model.weights.map(async (w) => [w.originalName, Array.from(await w.read().data())])));
+    const byName = async (t: Trainer) =>
+      Object.fromEntries(await Promise.all(t.model.weights.map(async (w) => [w.originalName, Array.from(await w.read().data())])));
     expect(await byName(sketch)).toEqual(await byName(backprop));
     tf.dispose(Object.values(accepted.tensors));
     for (const t of [sketch, backprop]) {
@@ -283,7 +375,8 @@ describeEachBackend('Trainer refuses what it cannot train, before changing anyth
     const { data, dispose } = toyData(32, 9);
     const net = speedyConvNet({ seed: 3, hyp: { ...HYP, misc: { ...HYP.misc, trainEpochs: 0.001 } }, imageSize: SIDE });
     expect(() => new Trainer(net, data)).toThrow(
-      'Trainer: hyp.misc.trainEpochs 0.001 gives no step to train: 0.001 epochs of 32 examples make no training step (an epoch is 2 steps of 16 examples, and 0.001 of one rounds to 0 steps; train more than 0.250 epochs)');
+      'Trainer: hyp.misc.trainEpochs 0.001 gives no step to train: 0.001 epochs of 32 examples make no training step (an epoch is 2 steps of 16 examples, and 0.001 of one rounds to 0 steps; train more than 0.250 epochs)',
+    );
     expect(() => trainSchedule(32, 16, 0.001)).toThrow('trainSchedule: 0.001 epochs of 32 examples make no training step');
     net.model.dispose();
     const changed = speedyConvNet({ seed: 3, hyp: HYP, imageSize: SIDE });
@@ -310,24 +403,29 @@ describeEachBackend('Trainer refuses what it cannot train, before changing anyth
   });
 });
 
-describeEachBackend('Trainer on eval data holding NaN', () => {
-  it('stops with a non-finite validation loss instead of completing', async () => {
-    const { data, dispose } = toyData(32, 11);
-    // NaN in a target row makes the validation loss NaN whatever the backend does with NaN pixels (WebGPU's
-    // max pool, for one, turns an all-NaN window into -1e20, so a NaN image need not reach the loss).
-    const poisoned = tf.tidy(() => tf.concat([tf.fill([1, 10], Number.NaN), tf.slice(data.eval.targets, 1)], 0) as tf.Tensor2D);
-    const net = speedyConvNet({ seed: 8, hyp: HYP, imageSize: SIDE });
-    const trainer = new Trainer(net, { train: data.train, eval: { images: data.eval.images, targets: poisoned } }, { seed: 1 });
-    const result = await trainer.run();
-    expect(result.stopReason).toBe('non-finite-loss');
-    expect(result.message).toBe('validation loss became NaN after epoch 0 (step 2)');
-    expect(result.records).toEqual([]);
-    trainer.dispose();
-    net.model.dispose();
-    poisoned.dispose();
-    dispose();
-  });
-}, ['wasm', 'webgpu'], 'loop logic only; the cpu backend needs minutes for training runs');
+describeEachBackend(
+  'Trainer on eval data holding NaN',
+  () => {
+    it('stops with a non-finite validation loss instead of completing', async () => {
+      const { data, dispose } = toyData(32, 11);
+      // NaN in a target row makes the validation loss NaN whatever the backend does with NaN pixels (WebGPU's
+      // max pool, for one, turns an all-NaN window into -1e20, so a NaN image need not reach the loss).
+      const poisoned = tf.tidy(() => tf.concat([tf.fill([1, 10], Number.NaN), tf.slice(data.eval.targets, 1)], 0) as tf.Tensor2D);
+      const net = speedyConvNet({ seed: 8, hyp: HYP, imageSize: SIDE });
+      const trainer = new Trainer(net, { train: data.train, eval: { images: data.eval.images, targets: poisoned } }, { seed: 1 });
+      const result = await trainer.run();
+      expect(result.stopReason).toBe('non-finite-loss');
+      expect(result.message).toBe('validation loss became NaN after epoch 0 (step 2)');
+      expect(result.records).toEqual([]);
+      trainer.dispose();
+      net.model.dispose();
+      poisoned.dispose();
+      dispose();
+    });
+  },
+  ['wasm', 'webgpu'],
+  'loop logic only; the cpu backend needs minutes for training runs',
+);
 
 describeEachBackend('Trainer on any LayersModel: what it is given', () => {
   it('takes a bare LayersModel with the seed hyperparameters, and finds discrete actions anywhere in it', () => {
@@ -335,7 +433,10 @@ describeEachBackend('Trainer on any LayersModel: what it is given', () => {
     const model = ownModel(5);
     // The seed's batch of 1024 does not fit 32 images: the bare model did get the seed's hyp.
     expect(() => new Trainer(model, data)).toThrow('Trainer: the training set has 32 images, fewer than one batch of 1024');
-    const big = tf.tidy(() => ({ images: tf.tile(data.train.images, [32, 1, 1, 1]) as tf.Tensor4D, targets: tf.tile(data.train.targets, [32, 1]) as tf.Tensor2D }));
+    const big = tf.tidy(() => ({
+      images: tf.tile(data.train.images, [32, 1, 1, 1]) as tf.Tensor4D,
+      targets: tf.tile(data.train.targets, [32, 1]) as tf.Tensor2D,
+    }));
     const seedTrainer = new Trainer(model, { train: big, eval: data.eval });
     expect(seedTrainer.hyp).toEqual(SEED_HYP);
     expect(seedTrainer.totalSteps).toBe(Math.ceil(12.1));
@@ -357,50 +458,90 @@ describeEachBackend('Trainer on any LayersModel: what it is given', () => {
   it('refuses what it cannot train, saying what it expected and what it got', () => {
     const { data, dispose } = toyData(32, 15);
     const model = ownModel(6);
-    expect(() => new Trainer({ hyp: OWN_HYP } as never, data)).toThrow('Trainer: expected a tf.LayersModel or { model, hyp } (such as a SpeedyConvNet), got an object with keys hyp');
-    expect(() => new Trainer(null as never, data)).toThrow('Trainer: expected a tf.LayersModel or { model, hyp } (such as a SpeedyConvNet), got null');
-    expect(() => new Trainer({ model, hyp: { opt: { batchSize: 16, momentum: 2 } } }, data)).toThrow('Trainer: net.hyp is invalid: hyp.opt.momentum must be a number in (0, 1)');
+    expect(() => new Trainer({ hyp: OWN_HYP } as never, data)).toThrow(
+      'Trainer: expected a tf.LayersModel or { model, hyp } (such as a SpeedyConvNet), got an object with keys hyp',
+    );
+    expect(() => new Trainer(null as never, data)).toThrow(
+      'Trainer: expected a tf.LayersModel or { model, hyp } (such as a SpeedyConvNet), got null',
+    );
+    expect(() => new Trainer({ model, hyp: { opt: { batchSize: 16, momentum: 2 } } }, data)).toThrow(
+      'Trainer: net.hyp is invalid: hyp.opt.momentum must be a number in (0, 1)',
+    );
     const flat = tfl.sequential({ layers: [tfl.layers.dense({ units: 10, inputShape: [8] })] });
-    expect(() => new Trainer({ model: flat, hyp: OWN_HYP }, data)).toThrow('Trainer: the model must take one input of NHWC images [N, H, W, C], it takes [null,8]');
+    expect(() => new Trainer({ model: flat, hyp: OWN_HYP }, data)).toThrow(
+      'Trainer: the model must take one input of NHWC images [N, H, W, C], it takes [null,8]',
+    );
     const input = tfl.input({ shape: [SIDE, SIDE, 3] });
-    const twoHeads = tfl.model({ inputs: input, outputs: [tfl.layers.globalMaxPooling2d({}).apply(input) as tfl.SymbolicTensor, tfl.layers.globalAveragePooling2d({}).apply(input) as tfl.SymbolicTensor] });
-    expect(() => new Trainer({ model: twoHeads, hyp: OWN_HYP }, data)).toThrow('Trainer: the model must have one output of logits [N, classes], it has [null,3], [null,3]');
-    const fourClasses = tfl.model({ inputs: input, outputs: new Linear({ units: 4 }).apply(new GlobalMaxPool().apply(input)) as tfl.SymbolicTensor });
-    expect(() => new Trainer({ model: fourClasses, hyp: OWN_HYP }, data)).toThrow('Trainer: the model outputs 4 classes, the train targets have 10 ([32,10])');
+    const twoHeads = tfl.model({
+      inputs: input,
+      outputs: [
+        tfl.layers.globalMaxPooling2d({}).apply(input) as tfl.SymbolicTensor,
+        tfl.layers.globalAveragePooling2d({}).apply(input) as tfl.SymbolicTensor,
+      ],
+    });
+    expect(() => new Trainer({ model: twoHeads, hyp: OWN_HYP }, data)).toThrow(
+      'Trainer: the model must have one output of logits [N, classes], it has [null,3], [null,3]',
+    );
+    const fourClasses = tfl.model({
+      inputs: input,
+      outputs: new Linear({ units: 4 }).apply(new GlobalMaxPool().apply(input)) as tfl.SymbolicTensor,
+    });
+    expect(() => new Trainer({ model: fourClasses, hyp: OWN_HYP }, data)).toThrow(
+      'Trainer: the model outputs 4 classes, the train targets have 10 ([32,10])',
+    );
     expect(() => new Trainer({ model, hyp: { ...OWN_HYP, net: { padAmount: 4 } } }, data)).toThrow(
-      "Trainer: training images must be square and reflect-padded by hyp.net.padAmount=4 (24x24 for the model's 16x16 input), got shape [32,20,20,3]");
-    expect(() => new Trainer({ model, hyp: OWN_HYP }, { train: data.train, eval: { images: data.train.images, targets: data.train.targets } })).toThrow(
-      'Trainer: eval images must be 16x16 (unpadded), got shape [32,20,20,3]');
-    expect(() => new Trainer({ model, hyp: OWN_HYP }, { train: data.train } as never)).toThrow('Trainer: data must be { train: { images, targets }, eval: { images, targets } }');
+      "Trainer: training images must be square and reflect-padded by hyp.net.padAmount=4 (24x24 for the model's 16x16 input), got shape [32,20,20,3]",
+    );
+    expect(
+      () => new Trainer({ model, hyp: OWN_HYP }, { train: data.train, eval: { images: data.train.images, targets: data.train.targets } }),
+    ).toThrow('Trainer: eval images must be 16x16 (unpadded), got shape [32,20,20,3]');
+    expect(() => new Trainer({ model, hyp: OWN_HYP }, { train: data.train } as never)).toThrow(
+      'Trainer: data must be { train: { images, targets }, eval: { images, targets } }',
+    );
     for (const m of [model, flat, twoHeads, fourClasses]) m.dispose();
     dispose();
   });
 });
 
-describeEachBackend('Trainer log cadence', () => {
-  it("takes the table's train loss from the last step with epochStep % hyp.misc.logEveryNSteps == 0", async () => {
-    const { data, dispose } = toyData(64, 16);
-    const run = async (logEveryNSteps: number | undefined) => {
-      const losses: number[] = [];
-      const trainer = new Trainer({ model: ownModel(7), hyp: { ...OWN_HYP, misc: { ...OWN_HYP.misc, trainEpochs: 1, logEveryNSteps } } }, data, {
-        seed: 1, logEvery: 1, callbacks: { onStep: (s) => { losses.push(s.loss!); } },
-      });
-      const { records } = await trainer.run();
-      trainer.dispose();
-      trainer.model.dispose();
-      return { losses, trainLoss: records[0]!.trainLoss };
-    };
-    // Four steps per epoch. The seed's 50: only the first step (epochStep 0) is logged.
-    const seed = await run(undefined);
-    expect(seed.losses).toHaveLength(4);
-    expect(seed.trainLoss).toBe(seed.losses[0]);
-    // Every step: the last one. Every 3rd: epochStep 3, the fourth step.
-    expect((await run(1)).trainLoss).toBe(seed.losses[3]);
-    expect((await run(3)).trainLoss).toBe(seed.losses[3]);
-    expect((await run(2)).trainLoss).toBe(seed.losses[2]);
-    dispose();
-  });
-}, ['wasm', 'webgpu'], 'loop logic only; the cpu backend needs minutes for training runs');
+describeEachBackend(
+  'Trainer log cadence',
+  () => {
+    it("takes the table's train loss from the last step with epochStep % hyp.misc.logEveryNSteps == 0", async () => {
+      const { data, dispose } = toyData(64, 16);
+      const run = async (logEveryNSteps: number | undefined) => {
+        const losses: number[] = [];
+        const trainer = new Trainer(
+          { model: ownModel(7), hyp: { ...OWN_HYP, misc: { ...OWN_HYP.misc, trainEpochs: 1, logEveryNSteps } } },
+          data,
+          {
+            seed: 1,
+            logEvery: 1,
+            callbacks: {
+              onStep: (s) => {
+                losses.push(s.loss!);
+              },
+            },
+          },
+        );
+        const { records } = await trainer.run();
+        trainer.dispose();
+        trainer.model.dispose();
+        return { losses, trainLoss: records[0]!.trainLoss };
+      };
+      // Four steps per epoch. The seed's 50: only the first step (epochStep 0) is logged.
+      const seed = await run(undefined);
+      expect(seed.losses).toHaveLength(4);
+      expect(seed.trainLoss).toBe(seed.losses[0]);
+      // Every step: the last one. Every 3rd: epochStep 3, the fourth step.
+      expect((await run(1)).trainLoss).toBe(seed.losses[3]);
+      expect((await run(3)).trainLoss).toBe(seed.losses[3]);
+      expect((await run(2)).trainLoss).toBe(seed.losses[2]);
+      dispose();
+    });
+  },
+  ['wasm', 'webgpu'],
+  'loop logic only; the cpu backend needs minutes for training runs',
+);
 
 it('trainSchedule follows the seed, running a whole-number last epoch in full', () => {
   expect(trainSchedule(50000, 1024, 12.1)).toEqual({ stepsPerEpoch: 48, totalSteps: 581, epochSteps: [...Array(12).fill(48), 5] });

@@ -8,10 +8,20 @@ import { liveTensors } from '../helpers/memory.js';
 
 describeEachBackend('variableGrads', (backend) => {
   it("gives tf.variableGrads' value and gradients, skipping frozen variables, and writes nothing to the backend", async () => {
-    const w = tf.variable(tf.tensor2d([[0.5, -1], [2, 0.25]]), true, 'vg_w');
+    const w = tf.variable(
+      tf.tensor2d([
+        [0.5, -1],
+        [2, 0.25],
+      ]),
+      true,
+      'vg_w',
+    );
     const b = tf.variable(tf.tensor1d([0.1, -0.3]), true, 'vg_b');
     const frozen = tf.variable(tf.tensor1d([3, 4]), false, 'vg_frozen');
-    const x = tf.tensor2d([[1, 2], [3, -1]]);
+    const x = tf.tensor2d([
+      [1, 2],
+      [3, -1],
+    ]);
     const loss = () => tf.sum(tf.square(tf.add(tf.matMul(x, w), tf.mul(b, frozen)))) as tf.Scalar;
     const expected = tf.variableGrads(loss, [w, b, frozen]);
     const before = liveTensors();

@@ -55,10 +55,21 @@ const cpuDecode: tf.KernelFunc = ({ inputs, attrs, backend }) => {
   const a = attrs as unknown as DecodeImagesAttrs;
   const { plan, lut } = inputs as { plan: tf.TensorInfo; lut: tf.TensorInfo };
   const parts = partInputs(inputs, a);
-  const batch = checkPlan(plan, a, parts.map((p) => p.shape));
-  const values = (t: tf.TensorInfo) => (backend as unknown as { data: { get(id: object): { values: ArrayBufferView } } }).data.get(t.dataId).values;
+  const batch = checkPlan(
+    plan,
+    a,
+    parts.map((p) => p.shape),
+  );
+  const values = (t: tf.TensorInfo) =>
+    (backend as unknown as { data: { get(id: object): { values: ArrayBufferView } } }).data.get(t.dataId).values;
   const out = new Float32Array(batch * a.size * a.size * a.channels);
-  decodeInto(out, values(plan) as Int32Array, values(lut) as Float32Array, parts.map((p) => asBytes(values(p))), a);
+  decodeInto(
+    out,
+    values(plan) as Int32Array,
+    values(lut) as Float32Array,
+    parts.map((p) => asBytes(values(p))),
+    a,
+  );
   return (backend as unknown as CpuBackendLike).makeTensorInfo([batch, a.size, a.size, a.channels], 'float32', out);
 };
 
@@ -66,12 +77,21 @@ const wasmDecode: tf.KernelFunc = ({ inputs, attrs, backend }) => {
   const a = attrs as unknown as DecodeImagesAttrs;
   const { plan, lut } = inputs as { plan: tf.TensorInfo; lut: tf.TensorInfo };
   const parts = partInputs(inputs, a);
-  const batch = checkPlan(plan, a, parts.map((p) => p.shape));
+  const batch = checkPlan(
+    plan,
+    a,
+    parts.map((p) => p.shape),
+  );
   const b = backend as unknown as WasmBackendLike;
   const out = b.makeOutput([batch, a.size, a.size, a.channels], 'float32');
   // Views are taken after the allocation above, which may have grown (and so detached) the heap.
-  decodeInto(b.typedArrayFromHeap(out) as Float32Array, b.typedArrayFromHeap(plan) as Int32Array, b.typedArrayFromHeap(lut) as Float32Array,
-    parts.map((p) => asBytes(b.typedArrayFromHeap(p))), a);
+  decodeInto(
+    b.typedArrayFromHeap(out) as Float32Array,
+    b.typedArrayFromHeap(plan) as Int32Array,
+    b.typedArrayFromHeap(lut) as Float32Array,
+    parts.map((p) => asBytes(b.typedArrayFromHeap(p))),
+    a,
+  );
   return out;
 };
 
@@ -79,7 +99,11 @@ const webgpuDecode: tf.KernelFunc = ({ inputs, attrs, backend }) => {
   const a = attrs as unknown as DecodeImagesAttrs;
   const { plan, lut } = inputs as { plan: tf.TensorInfo; lut: tf.TensorInfo };
   const parts = partInputs(inputs, a);
-  const batch = checkPlan(plan, a, parts.map((p) => p.shape));
+  const batch = checkPlan(
+    plan,
+    a,
+    parts.map((p) => p.shape),
+  );
   const b = backend as unknown as WebGPUBackendLike;
   const flat = b.runWebGPUProgram(new DecodeImagesProgram(a, batch), [plan, lut, ...parts], 'float32');
   const reshape = tf.getKernel(tf.Reshape, 'webgpu')!;

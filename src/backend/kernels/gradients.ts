@@ -3,7 +3,21 @@
  * nothing written from the host. `installLibraryKernels` (./index.ts) installs them over tfjs's, keeping those.
  */
 import {
-  Mean, Sqrt, Square, Sum, cast, div, mul, reshape, sqrt, util, type GradConfig, type MeanAttrs, type NamedAttrMap, type SumAttrs, type Tensor,
+  Mean,
+  Sqrt,
+  Square,
+  Sum,
+  cast,
+  div,
+  mul,
+  reshape,
+  sqrt,
+  util,
+  type GradConfig,
+  type MeanAttrs,
+  type NamedAttrMap,
+  type SumAttrs,
+  type Tensor,
 } from '@tensorflow/tfjs-core';
 // tfjs-core registers no gradients by itself; tfjs-layers' entry registers all of them
 // (into the registry shared through globalThis), in Node and in bundlers alike. Imported here so

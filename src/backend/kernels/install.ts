@@ -1,5 +1,13 @@
 import {
-  getGradient, getKernel, registerGradient, registerKernel, unregisterGradient, unregisterKernel, type GradConfig, type KernelConfig, type KernelFunc,
+  getGradient,
+  getKernel,
+  registerGradient,
+  registerKernel,
+  unregisterGradient,
+  unregisterKernel,
+  type GradConfig,
+  type KernelConfig,
+  type KernelFunc,
 } from '@tensorflow/tfjs-core';
 
 /**

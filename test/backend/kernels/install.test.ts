@@ -3,12 +3,23 @@ import { describe, expect, it } from 'vitest';
 import { uninstallLibraryKernels } from '../../../src/backend/kernels/index.js';
 import { LIBRARY_GRADIENTS } from '../../../src/backend/kernels/gradients.js';
 import {
-  gradientsInstalled, installGradients, installOverrides, originalKernel, overridesInstalled, uninstallGradients, uninstallOverrides,
+  gradientsInstalled,
+  installGradients,
+  installOverrides,
+  originalKernel,
+  overridesInstalled,
+  uninstallGradients,
+  uninstallOverrides,
 } from '../../../src/backend/kernels/install.js';
 import { RANDOM_KERNEL } from '../../../src/backend/kernels/names.js';
 import { wasmTrainingKernelsInstalled, WASM_TRAINING_KERNELS } from '../../../src/backend/kernels/wasm/index.js';
 import { DeviceRandom, drawOnHost } from '../../../src/ops/random.js';
-import { installWebGPUTrainingKernels, uninstallWebGPUTrainingKernels, webgpuTrainingKernelsInstalled, WEBGPU_TRAINING_KERNELS } from '../../../src/backend/kernels/webgpu/index.js';
+import {
+  installWebGPUTrainingKernels,
+  uninstallWebGPUTrainingKernels,
+  webgpuTrainingKernelsInstalled,
+  WEBGPU_TRAINING_KERNELS,
+} from '../../../src/backend/kernels/webgpu/index.js';
 import { hasChannelMomentsKernel } from '../../../src/ops/moments.js';
 import { initBackend } from '../../../src/backend/node.js';
 import { describeEachBackend, describeOnBackend, useBackend } from '../../helpers/backends.js';
@@ -78,7 +89,7 @@ describe('installGradients', () => {
   });
 });
 
-describeEachBackend('The library\'s kernels', (backend) => {
+describeEachBackend("The library's kernels", (backend) => {
   it('initBackend installs its random kernel and gradients; uninstallLibraryKernels puts tfjs back and the ops fall back to the same numbers', async () => {
     const libraryRandom = tf.getKernel(RANDOM_KERNEL, backend);
     expect(libraryRandom).toBeDefined();
@@ -109,7 +120,7 @@ describeEachBackend('The library\'s kernels', (backend) => {
 });
 
 describeOnBackend('webgpu', 'WebGPU training kernels', () => {
-  it('initBackend installs them; uninstall restores tfjs-backend-webgpu\'s own and the ops fall back; install again', async () => {
+  it("initBackend installs them; uninstall restores tfjs-backend-webgpu's own and the ops fall back; install again", async () => {
     await useBackend('webgpu');
     expect(webgpuTrainingKernelsInstalled()).toBe(true);
     const tfjsConv = originalKernel('Conv2D', 'webgpu');

@@ -63,7 +63,12 @@ describeOnBackend('wasm', 'wasm Slice and SplitV (heap to heap), against the cpu
       tf.dispose([x, ...parts]);
       return out;
     };
-    for (const [sizes, axis] of [[2, 0], [[1, 3], 1], [[2, -1, 1], 2], [3, -3]] as Array<[number | number[], number]>) {
+    for (const [sizes, axis] of [
+      [2, 0],
+      [[1, 3], 1],
+      [[2, -1, 1], 2],
+      [3, -3],
+    ] as Array<[number | number[], number]>) {
       expect(await splitOn('wasm', sizes, axis), `${JSON.stringify(sizes)} axis ${axis}`).toEqual(await splitOn('cpu', sizes, axis));
     }
     await useBackend('wasm');

@@ -37,14 +37,22 @@ const KERNELS = ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'] as con
 type KernelName = (typeof KERNELS)[number];
 
 function seeded(shape: number[], seed: number): Float32Array {
-  return seededUniform(shape.reduce((a, b) => a * b, 1), seed);
+  return seededUniform(
+    shape.reduce((a, b) => a * b, 1),
+    seed,
+  );
 }
 
 function outShape(c: Case): number[] {
   return tf.tidy(() => tf.conv2d(tf.zeros(c.x) as tf.Tensor4D, tf.zeros([...c.k, c.x[3], c.cout]) as tf.Tensor4D, c.stride, c.pad).shape);
 }
 
-interface Data { x: Float32Array; w: Float32Array; dy: Float32Array; dyShape: number[] }
+interface Data {
+  x: Float32Array;
+  w: Float32Array;
+  dy: Float32Array;
+  dyShape: number[];
+}
 
 function inputsFor(kernel: KernelName, c: Case, d: Data): { inputs: tf.NamedTensorMap; attrs: object } {
   const x = tf.tensor4d(d.x, c.x);
@@ -68,9 +76,14 @@ function inputsFor(kernel: KernelName, c: Case, d: Data): { inputs: tf.NamedTens
 async function run(kernel: KernelName, c: Case, d: Data, original = false): Promise<Float32Array> {
   const { inputs, attrs } = inputsFor(kernel, c, d);
   const out = original
-    ? tf.engine().makeTensorFromTensorInfo(originalKernel(kernel, tf.getBackend()).kernelFunc(
-      { inputs, attrs: attrs as tf.NamedAttrMap, backend: tf.backend() }) as tf.TensorInfo)
-    : tf.engine().runKernel(kernel, inputs, attrs as tf.NamedAttrMap) as tf.Tensor;
+    ? tf.engine().makeTensorFromTensorInfo(
+        originalKernel(kernel, tf.getBackend()).kernelFunc({
+          inputs,
+          attrs: attrs as tf.NamedAttrMap,
+          backend: tf.backend(),
+        }) as tf.TensorInfo,
+      )
+    : (tf.engine().runKernel(kernel, inputs, attrs as tf.NamedAttrMap) as tf.Tensor);
   const values = (await out.data()) as Float32Array;
   tf.dispose([out, ...Object.values(inputs)]);
   return values;
@@ -128,7 +141,7 @@ describeOnBackend('webgpu', 'WebGPU implicit-GEMM convolution kernels', () => {
     }
   });
 
-  it('passes what it does not handle to tfjs\'s kernel: dilated forward convolutions', async () => {
+  it("passes what it does not handle to tfjs's kernel: dilated forward convolutions", async () => {
     const x = seeded([2, 9, 9, 3], 4);
     const w = seeded([3, 3, 3, 4], 5);
     const conv = () => tf.tidy(() => tf.conv2d(tf.tensor4d(x, [2, 9, 9, 3]), tf.tensor4d(w, [3, 3, 3, 4]), 1, 'same', 'NHWC', 2));

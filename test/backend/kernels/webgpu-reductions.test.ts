@@ -10,11 +10,24 @@ import { describeOnBackend, useBackend } from '../../helpers/backends.js';
 import { liveTensors } from '../../helpers/memory.js';
 
 // The seed's batch-norm inputs at batch 2, odd sizes, fewer channels than a workgroup's 64, more rows than one chunk.
-const SHAPES = [[2, 31, 31, 64], [2, 15, 15, 256], [2, 7, 7, 512], [3, 5, 5, 3], [4, 9, 9, 70], [64, 17, 17, 8], [2, 7]];
+const SHAPES = [
+  [2, 31, 31, 64],
+  [2, 15, 15, 256],
+  [2, 7, 7, 512],
+  [3, 5, 5, 3],
+  [4, 9, 9, 70],
+  [64, 17, 17, 8],
+  [2, 7],
+];
 
 function seeded(shape: number[], seed: number, offset: number): Float32Array {
   // Offset from zero: the shifted sums must not cancel when |mean| >> std.
-  return seededUniform(shape.reduce((a, b) => a * b, 1), seed, offset - 3, offset + 3);
+  return seededUniform(
+    shape.reduce((a, b) => a * b, 1),
+    seed,
+    offset - 3,
+    offset + 3,
+  );
 }
 
 /** Every reduction the kernels serve, on x and dy. */
@@ -31,13 +44,41 @@ function reductions(shape: number[], xv: Float32Array, dyv: Float32Array): tf.Te
       : { dySum: tf.sum(dy, lead), dyCentredSum: tf.sum(tf.mul(dy, tf.sub(x, mean)), lead) };
     const stdGrad = tf.grad((t: tf.Tensor) => tf.mul(unbiasedStd(t), 3))(x);
     return [
-      mean, variance, all.mean, all.variance, dySum, dyCentredSum, unbiasedStd(x), stdGrad, unbiasedStd(x, undefined, true),
-      tf.sum(x), tf.mean(x), tf.sum(x, lead), tf.mean(x, lead), tf.sum(x, lead, true), tf.mean(x, undefined, true),
+      mean,
+      variance,
+      all.mean,
+      all.variance,
+      dySum,
+      dyCentredSum,
+      unbiasedStd(x),
+      stdGrad,
+      unbiasedStd(x, undefined, true),
+      tf.sum(x),
+      tf.mean(x),
+      tf.sum(x, lead),
+      tf.mean(x, lead),
+      tf.sum(x, lead, true),
+      tf.mean(x, undefined, true),
     ];
   });
 }
-const NAMES = ['mean', 'variance', 'overall mean', 'overall variance', 'Σdy', 'Σdy(x-mean)', 'std', 'std gradient', 'std keepDims',
-  'sum', 'mean', 'sum over leading axes', 'mean over leading axes', 'sum keepDims', 'mean keepDims'];
+const NAMES = [
+  'mean',
+  'variance',
+  'overall mean',
+  'overall variance',
+  'Σdy',
+  'Σdy(x-mean)',
+  'std',
+  'std gradient',
+  'std keepDims',
+  'sum',
+  'mean',
+  'sum over leading axes',
+  'mean over leading axes',
+  'sum keepDims',
+  'mean keepDims',
+];
 
 describeOnBackend('webgpu', 'WebGPU one-pass reductions', () => {
   for (const shape of SHAPES) {
@@ -70,12 +111,29 @@ describeOnBackend('webgpu', 'WebGPU one-pass reductions', () => {
 
   it('Sum and Mean leave other axes, integer tensors and float32 tensors in int32 buffers right', async () => {
     const xv = seeded([3, 4, 5], 3, 0);
-    const cases = () => tf.tidy(() => {
-      const x = tf.tensor(xv, [3, 4, 5]);
-      const ints = tf.tensor([[1, 2], [3, 4], [5, 7]], [3, 2], 'int32');
-      const castInts = tf.cast(ints, 'float32'); // float32 whose buffer is the int32 one
-      return [tf.sum(x, 1), tf.mean(x, [0, 2]), tf.sum(x, -1, true), tf.sum(ints), tf.sum(ints, 0), tf.mean(castInts), tf.sum(castInts, 0)];
-    });
+    const cases = () =>
+      tf.tidy(() => {
+        const x = tf.tensor(xv, [3, 4, 5]);
+        const ints = tf.tensor(
+          [
+            [1, 2],
+            [3, 4],
+            [5, 7],
+          ],
+          [3, 2],
+          'int32',
+        );
+        const castInts = tf.cast(ints, 'float32'); // float32 whose buffer is the int32 one
+        return [
+          tf.sum(x, 1),
+          tf.mean(x, [0, 2]),
+          tf.sum(x, -1, true),
+          tf.sum(ints),
+          tf.sum(ints, 0),
+          tf.mean(castInts),
+          tf.sum(castInts, 0),
+        ];
+      });
     await useBackend('cpu');
     const ref = cases();
     const expected = await Promise.all(ref.map((t) => t.data()));
@@ -118,12 +176,16 @@ describeOnBackend('webgpu', 'WebGPU one-pass reductions', () => {
     tf.dispose([x, mean, variance, all.mean, all.variance, std, sum]);
   });
 
-  it('matches tfjs\'s own Sum kernel', async () => {
+  it("matches tfjs's own Sum kernel", async () => {
     await useBackend('webgpu');
     const x = tf.tensor(seeded([2, 15, 15, 64], 4, 1), [2, 15, 15, 64]);
     const attrs = { axis: [0, 1, 2], keepDims: false };
     const ours = tf.engine().runKernel('Sum', { x }, attrs) as tf.Tensor;
-    const tfjs = tf.engine().makeTensorFromTensorInfo(originalKernel('Sum', 'webgpu').kernelFunc({ inputs: { x }, attrs, backend: tf.backend() }) as tf.TensorInfo);
+    const tfjs = tf
+      .engine()
+      .makeTensorFromTensorInfo(
+        originalKernel('Sum', 'webgpu').kernelFunc({ inputs: { x }, attrs, backend: tf.backend() }) as tf.TensorInfo,
+      );
     expect(maxRelativeError(await ours.data(), await tfjs.data())).toBeLessThanOrEqual(1e-5);
     tf.dispose([x, ours, tfjs]);
   });

@@ -11,14 +11,21 @@ import { Conv2DFilterGradProgram } from '../../../src/backend/kernels/webgpu/Con
 import { Conv2DInputGradProgram } from '../../../src/backend/kernels/webgpu/Conv2DBackpropInput.js';
 import type { ConvGemmProgram } from '../../../src/backend/kernels/webgpu/conv_gemm.js';
 import {
-  hoistDirectiveLines, pickTensorCoreConfig, registerSubgroupMatrixDevice, setWebGPUConvPrecision, subgroupBlocks,
-  SUBGROUP_MATRIX_FEATURE, tensorCoreConfigFor, type SubgroupMatrixDevice, type TensorCoreConfig,
+  hoistDirectiveLines,
+  pickTensorCoreConfig,
+  registerSubgroupMatrixDevice,
+  setWebGPUConvPrecision,
+  subgroupBlocks,
+  SUBGROUP_MATRIX_FEATURE,
+  tensorCoreConfigFor,
+  type SubgroupMatrixDevice,
+  type TensorCoreConfig,
 } from '../../../src/backend/kernels/webgpu/subgroup_matrix.js';
 import type { WebGPUBackendLike } from '../../../src/backend/kernels/types.js';
 import { withDawnToggle } from '../../../src/backend/node.js';
 
 /** What Dawn reports on NVIDIA (Vulkan cooperative matrices): f16 16x16x16 with f32 and with f16 results, subgroups of 32. */
-export const NVIDIA_OFFER: SubgroupMatrixDevice = {
+const NVIDIA_OFFER: SubgroupMatrixDevice = {
   configs: [
     { componentType: 'f16', resultComponentType: 'f16', M: 16, N: 16, K: 16 },
     { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 },
@@ -28,13 +35,36 @@ export const NVIDIA_OFFER: SubgroupMatrixDevice = {
 };
 
 type Pad = 'same' | 'valid';
-interface Case { name: string; x: [number, number, number, number]; k: [number, number]; cout: number; stride: number; pad: Pad }
+interface Case {
+  name: string;
+  x: [number, number, number, number];
+  k: [number, number];
+  cout: number;
+  stride: number;
+  pad: Pad;
+}
 
 // The seed's 3x3 convolutions at base depth 64 (bench/conv-kernels.ts's CONV_SHAPES) and its whitening conv.
-const SEED: Array<[number, number, number]> = [[31, 24, 64], [15, 64, 64], [15, 64, 256], [7, 256, 256], [7, 256, 512], [3, 512, 512]];
+const SEED: Array<[number, number, number]> = [
+  [31, 24, 64],
+  [15, 64, 64],
+  [15, 64, 256],
+  [7, 256, 256],
+  [7, 256, 512],
+  [3, 512, 512],
+];
 const CASES: Case[] = [
   ...[1024, 2].flatMap((batch) => [
-    ...SEED.map(([side, cin, cout]): Case => ({ name: `seed ${side}x${side}x${cin}->${cout}, batch ${batch}`, x: [batch, side, side, cin], k: [3, 3], cout, stride: 1, pad: 'same' })),
+    ...SEED.map(
+      ([side, cin, cout]): Case => ({
+        name: `seed ${side}x${side}x${cin}->${cout}, batch ${batch}`,
+        x: [batch, side, side, cin],
+        k: [3, 3],
+        cout,
+        stride: 1,
+        pad: 'same',
+      }),
+    ),
     { name: `seed whitening 2x2 valid, batch ${batch}`, x: [batch, 32, 32, 3], k: [2, 2], cout: 24, stride: 1, pad: 'valid' } as Case,
   ]),
   { name: 'odd sizes', x: [3, 9, 7, 5], k: [3, 3], cout: 6, stride: 1, pad: 'same' },
@@ -82,7 +112,9 @@ async function nullBackend(): Promise<string | undefined> {
   device.createShaderModule = (d: GPUShaderModuleDescriptor) => {
     const module = create(d);
     const messages: string[] = [];
-    const done = module.getCompilationInfo().then((info) => { messages.push(...info.messages.map((m) => `${m.type}: ${m.message}`)); });
+    const done = module.getCompilationInfo().then((info) => {
+      messages.push(...info.messages.map((m) => `${m.type}: ${m.message}`));
+    });
     compiled.push({ label: d.label ?? '', code: d.code, messages, done });
     return module;
   };
@@ -132,15 +164,23 @@ describe('tensor-core configuration choice', () => {
 
   it("adds Dawn's allow_unsafe_apis toggle to the flags once, beside toggles already there", () => {
     expect(withDawnToggle([], 'allow_unsafe_apis')).toEqual(['enable-dawn-features=allow_unsafe_apis']);
-    expect(withDawnToggle(['backend=vulkan', 'enable-dawn-features=a'], 'allow_unsafe_apis')).toEqual(['backend=vulkan', 'enable-dawn-features=a,allow_unsafe_apis']);
-    expect(withDawnToggle(['enable-dawn-features=allow_unsafe_apis'], 'allow_unsafe_apis')).toEqual(['enable-dawn-features=allow_unsafe_apis']);
+    expect(withDawnToggle(['backend=vulkan', 'enable-dawn-features=a'], 'allow_unsafe_apis')).toEqual([
+      'backend=vulkan',
+      'enable-dawn-features=a,allow_unsafe_apis',
+    ]);
+    expect(withDawnToggle(['enable-dawn-features=allow_unsafe_apis'], 'allow_unsafe_apis')).toEqual([
+      'enable-dawn-features=allow_unsafe_apis',
+    ]);
   });
 
   it('hoists global directives to the front of tfjs-assembled code, once each', () => {
-    const code = 'struct A { x : f32 };\n  enable f16;\nfn f() {}\nenable f16;\n enable chromium_experimental_subgroup_matrix;\n' +
+    const code =
+      'struct A { x : f32 };\n  enable f16;\nfn f() {}\nenable f16;\n enable chromium_experimental_subgroup_matrix;\n' +
       '  diagnostic(off, chromium.subgroup_matrix_uniformity);\n';
     const out = hoistDirectiveLines(code);
-    expect(out.startsWith('enable f16;\nenable chromium_experimental_subgroup_matrix;\ndiagnostic(off, chromium.subgroup_matrix_uniformity);\n')).toBe(true);
+    expect(
+      out.startsWith('enable f16;\nenable chromium_experimental_subgroup_matrix;\ndiagnostic(off, chromium.subgroup_matrix_uniformity);\n'),
+    ).toBe(true);
     expect(out.match(/enable/g)).toHaveLength(2);
     expect(out).toContain('struct A { x : f32 };');
     expect(hoistDirectiveLines('fn f() {}')).toBe('fn f() {}');
@@ -191,8 +231,20 @@ describeNull(`subgroup-matrix conv kernels on Dawn's Null backend${unavailable ?
       device.pushErrorScope('validation');
       const outs = tf.tidy(() => {
         const y = tf.conv2d(x, w, 1, 'same');
-        const dx = tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: y, filter: w }, { inputShape: x.shape, strides: 1, pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined } as never) as tf.Tensor;
-        const dw = tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy: y }, { filterShape: w.shape, strides: 1, pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined } as never) as tf.Tensor;
+        const dx = tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: y, filter: w }, {
+          inputShape: x.shape,
+          strides: 1,
+          pad: 'same',
+          dataFormat: 'NHWC',
+          dimRoundingMode: undefined,
+        } as never) as tf.Tensor;
+        const dw = tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy: y }, {
+          filterShape: w.shape,
+          strides: 1,
+          pad: 'same',
+          dataFormat: 'NHWC',
+          dimRoundingMode: undefined,
+        } as never) as tf.Tensor;
         return [y, dx, dw];
       });
       const error = await device.popErrorScope();

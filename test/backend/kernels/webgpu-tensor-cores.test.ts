@@ -11,17 +11,28 @@ import type { WebGPUBackendLike } from '../../../src/backend/kernels/types.js';
 import { maxRelativeError, seededUniform } from '../../helpers/assert.js';
 import { liveTensors } from '../../helpers/memory.js';
 
-const requested = (process.env['TFJS_DATAFLOW_BACKENDS'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-const report: BackendReport | string = requested.length && !requested.includes('webgpu')
-  ? `not in TFJS_DATAFLOW_BACKENDS=${requested.join(',')}`
-  : await initBackend('webgpu', { webgpuConvPrecision: 'float16' }).catch((e: Error) => e.message);
+const requested = (process.env['TFJS_DATAFLOW_BACKENDS'] ?? '')
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
+const report: BackendReport | string =
+  requested.length && !requested.includes('webgpu')
+    ? `not in TFJS_DATAFLOW_BACKENDS=${requested.join(',')}`
+    : await initBackend('webgpu', { webgpuConvPrecision: 'float16' }).catch((e: Error) => e.message);
 const noWebGPU = typeof report === 'string' ? report : undefined;
 const onTensorCores = typeof report !== 'string' && report.convPrecision?.startsWith('float16') === true;
 const noTensorCores = noWebGPU ?? (onTensorCores ? undefined : (report as BackendReport).convPrecision);
 
 afterAll(() => setWebGPUConvPrecision('float32'));
 
-interface Case { name: string; x: [number, number, number, number]; k: [number, number]; cout: number; stride: number; pad: 'same' | 'valid' }
+interface Case {
+  name: string;
+  x: [number, number, number, number];
+  k: [number, number];
+  cout: number;
+  stride: number;
+  pad: 'same' | 'valid';
+}
 // The seed's convolutions (bench/conv-kernels.ts's shapes) at a small batch, and the awkward ones.
 const CASES: Case[] = [
   { name: 'seed 31x31x24->64', x: [4, 31, 31, 24], k: [3, 3], cout: 64, stride: 1, pad: 'same' },
@@ -57,39 +68,46 @@ function convShaderKeys(): string[] {
   return Object.keys(cache).filter((k) => k.startsWith('dataflowConv'));
 }
 
-describe.skipIf(!noTensorCores || noWebGPU)(`WebGPU without subgroup matrices: float16 falls back to the f32 kernels${noWebGPU ? ` (skipped: ${noWebGPU})` : ''}`, () => {
-  it('says so in the report, and runs the f32 kernels: the same bits as precision float32', async () => {
-    expect((report as BackendReport).convPrecision).toMatch(/^float32 \(float16 requested, but .+\)$/);
-    expect(typeof tensorCoreConfigFor((tf.backend() as unknown as WebGPUBackendLike).device)).toBe('string');
-    const before = liveTensors();
-    for (const c of CASES.slice(4)) {
-      const fallback = await convs(c);
-      setWebGPUConvPrecision('float32');
-      const f32 = await convs(c);
-      setWebGPUConvPrecision('float16');
-      for (let i = 0; i < 3; i++) expect(Buffer.from(fallback[i]!.buffer).equals(Buffer.from(f32[i]!.buffer)), `${c.name} kernel ${i}`).toBe(true);
-    }
-    expect(convShaderKeys().length).toBeGreaterThan(0);
-    expect(convShaderKeys().every((k) => k.includes('_f32_'))).toBe(true);
-    expect(liveTensors()).toBe(before);
-  });
-});
-
-describe.skipIf(!onTensorCores)(`tensor-core convolutions against the f32 kernels${onTensorCores ? '' : ` (skipped: needs a GPU with subgroup matrices; here ${noTensorCores})`}`, () => {
-  for (const c of CASES) {
-    it(`${c.name}: forward and both gradients within 1e-2 of the f32 kernels, bit-identical reruns`, async () => {
+describe.skipIf(!noTensorCores || noWebGPU)(
+  `WebGPU without subgroup matrices: float16 falls back to the f32 kernels${noWebGPU ? ` (skipped: ${noWebGPU})` : ''}`,
+  () => {
+    it('says so in the report, and runs the f32 kernels: the same bits as precision float32', async () => {
+      expect((report as BackendReport).convPrecision).toMatch(/^float32 \(float16 requested, but .+\)$/);
+      expect(typeof tensorCoreConfigFor((tf.backend() as unknown as WebGPUBackendLike).device)).toBe('string');
       const before = liveTensors();
-      setWebGPUConvPrecision('float32');
-      const f32 = await convs(c);
-      setWebGPUConvPrecision('float16');
-      const first = await convs(c);
-      const second = await convs(c);
-      for (let i = 0; i < 3; i++) {
-        expect(maxRelativeError(first[i]!, f32[i]!), `${c.name} kernel ${i}`).toBeLessThanOrEqual(1e-2);
-        expect(Buffer.from(second[i]!.buffer).equals(Buffer.from(first[i]!.buffer)), `${c.name} kernel ${i} rerun`).toBe(true);
+      for (const c of CASES.slice(4)) {
+        const fallback = await convs(c);
+        setWebGPUConvPrecision('float32');
+        const f32 = await convs(c);
+        setWebGPUConvPrecision('float16');
+        for (let i = 0; i < 3; i++)
+          expect(Buffer.from(fallback[i]!.buffer).equals(Buffer.from(f32[i]!.buffer)), `${c.name} kernel ${i}`).toBe(true);
       }
-      expect(convShaderKeys().some((k) => k.includes('_tc'))).toBe(true);
+      expect(convShaderKeys().length).toBeGreaterThan(0);
+      expect(convShaderKeys().every((k) => k.includes('_f32_'))).toBe(true);
       expect(liveTensors()).toBe(before);
     });
-  }
-});
+  },
+);
+
+describe.skipIf(!onTensorCores)(
+  `tensor-core convolutions against the f32 kernels${onTensorCores ? '' : ` (skipped: needs a GPU with subgroup matrices; here ${noTensorCores})`}`,
+  () => {
+    for (const c of CASES) {
+      it(`${c.name}: forward and both gradients within 1e-2 of the f32 kernels, bit-identical reruns`, async () => {
+        const before = liveTensors();
+        setWebGPUConvPrecision('float32');
+        const f32 = await convs(c);
+        setWebGPUConvPrecision('float16');
+        const first = await convs(c);
+        const second = await convs(c);
+        for (let i = 0; i < 3; i++) {
+          expect(maxRelativeError(first[i]!, f32[i]!), `${c.name} kernel ${i}`).toBeLessThanOrEqual(1e-2);
+          expect(Buffer.from(second[i]!.buffer).equals(Buffer.from(first[i]!.buffer)), `${c.name} kernel ${i} rerun`).toBe(true);
+        }
+        expect(convShaderKeys().some((k) => k.includes('_tc'))).toBe(true);
+        expect(liveTensors()).toBe(before);
+      });
+    }
+  },
+);

@@ -1,6 +1,11 @@
 import {
-  backend_util, Conv2D, Conv2DBackpropInput,
-  type Conv2DBackpropInputAttrs, type KernelConfig, type KernelFunc, type TensorInfo,
+  backend_util,
+  Conv2D,
+  Conv2DBackpropInput,
+  type Conv2DBackpropInputAttrs,
+  type KernelConfig,
+  type KernelFunc,
+  type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import type { WasmBackendLike } from '../types.js';
 import { assertChannelsLast, disposeAll, runWasm, transpose, WASM } from './util.js';
@@ -16,17 +21,38 @@ const conv2dBackpropInput: KernelFunc = (args) => {
   const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as unknown as Conv2DBackpropInputAttrs;
   assertChannelsLast(dataFormat, Conv2DBackpropInput);
   const info = backend_util.computeConv2DInfo(
-    inputShape, filter.shape as [number, number, number, number], strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+    inputShape,
+    filter.shape as [number, number, number, number],
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    'channelsLast',
+  );
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const { top, bottom, left, right } = info.padInfo;
   const pads = [kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right];
   if (sh !== 1 || sw !== 1 || pads.some((p) => p < 0)) return runWasm(Conv2DBackpropInput, inputs, attrs, backend);
   const flipped = flipSpatially(filter, backend as WasmBackendLike);
   const swapped = transpose(flipped, [0, 1, 3, 2], backend); // [kh, kw, co, ci]
-  const dx = runWasm(Conv2D, { x: dy, filter: swapped }, {
-    strides: [1, 1], dilations: [1, 1], dataFormat: 'NHWC', dimRoundingMode: undefined as never,
-    pad: [[0, 0], [pads[0], pads[1]], [pads[2], pads[3]], [0, 0]] as never,
-  }, backend);
+  const dx = runWasm(
+    Conv2D,
+    { x: dy, filter: swapped },
+    {
+      strides: [1, 1],
+      dilations: [1, 1],
+      dataFormat: 'NHWC',
+      dimRoundingMode: undefined as never,
+      pad: [
+        [0, 0],
+        [pads[0], pads[1]],
+        [pads[2], pads[3]],
+        [0, 0],
+      ] as never,
+    },
+    backend,
+  );
   disposeAll(backend, flipped, swapped);
   return dx;
 };
@@ -52,4 +78,8 @@ function flipSpatially(filter: TensorInfo, backend: WasmBackendLike): TensorInfo
   return out;
 }
 
-export const conv2dBackpropInputConfig: KernelConfig = { kernelName: Conv2DBackpropInput, backendName: WASM, kernelFunc: conv2dBackpropInput };
+export const conv2dBackpropInputConfig: KernelConfig = {
+  kernelName: Conv2DBackpropInput,
+  backendName: WASM,
+  kernelFunc: conv2dBackpropInput,
+};

@@ -1,4 +1,11 @@
-import { backend_util, MaxPoolGrad, type KernelConfig, type KernelFunc, type MaxPoolGradAttrs, type TensorInfo } from '@tensorflow/tfjs-core';
+import {
+  backend_util,
+  MaxPoolGrad,
+  type KernelConfig,
+  type KernelFunc,
+  type MaxPoolGradAttrs,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
 import type { WasmBackendLike } from '../types.js';
 import { WASM } from './util.js';
 
@@ -10,7 +17,14 @@ import { WASM } from './util.js';
 const maxPoolGrad: KernelFunc = ({ inputs, attrs, backend }) => {
   const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
   const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as MaxPoolGradAttrs;
-  const info = backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+  const info = backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    filterSize,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+  );
   const b = backend as WasmBackendLike;
   const dx = b.makeOutput(input.shape, 'float32');
   // Views are taken after the allocation above, which may have grown (and so detached) the heap.
@@ -65,9 +79,20 @@ const maxPoolGrad: KernelFunc = ({ inputs, attrs, backend }) => {
  * MaxPoolGrad for the 2x2, stride 2, unpadded window of the seed's pooling: the generic loop above with the
  * window unrolled (1.7x faster on the seed's shapes). Same rule: the first maximum in row-major order takes the gradient.
  */
-function maxPoolGrad2x2(heap: Float32Array, g: {
-  xOff: number; dyOff: number; dxOff: number; batchSize: number; inHeight: number; inWidth: number; c: number; outHeight: number; outWidth: number;
-}): void {
+function maxPoolGrad2x2(
+  heap: Float32Array,
+  g: {
+    xOff: number;
+    dyOff: number;
+    dxOff: number;
+    batchSize: number;
+    inHeight: number;
+    inWidth: number;
+    c: number;
+    outHeight: number;
+    outWidth: number;
+  },
+): void {
   const { xOff, dyOff, dxOff, batchSize, inHeight, inWidth, c, outHeight, outWidth } = g;
   const row = inWidth * c;
   for (let n = 0; n < batchSize; n++) {
@@ -84,9 +109,15 @@ function maxPoolGrad2x2(heap: Float32Array, g: {
           const i10 = i00 + row;
           const i11 = i10 + c;
           const v01 = heap[xOff + i01]!;
-          if (v01 > best) { best = v01; at = i01; }
+          if (v01 > best) {
+            best = v01;
+            at = i01;
+          }
           const v10 = heap[xOff + i10]!;
-          if (v10 > best) { best = v10; at = i10; }
+          if (v10 > best) {
+            best = v10;
+            at = i10;
+          }
           if (heap[xOff + i11]! > best) at = i11;
           heap[dxOff + at] = heap[dyBase + ch]!;
         }

@@ -1,6 +1,14 @@
 import {
-  backend_util, slice_util, Slice, SplitV, util,
-  type KernelConfig, type KernelFunc, type SliceAttrs, type SplitVAttrs, type TensorInfo,
+  backend_util,
+  slice_util,
+  Slice,
+  SplitV,
+  util,
+  type KernelConfig,
+  type KernelFunc,
+  type SliceAttrs,
+  type SplitVAttrs,
+  type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import type { WasmBackendLike } from '../types.js';
 import { runWasm, WASM } from './util.js';
@@ -14,7 +22,7 @@ const slice: KernelFunc = (args) => {
   const { x } = inputs as { x: TensorInfo };
   if (x.dtype === 'string') return runWasm(Slice, inputs, attrs, backend);
   const { begin, size } = attrs as unknown as SliceAttrs;
-  const [begin_, size_] = slice_util.parseSliceParams(x, begin, size);
+  const [begin_, size_] = slice_util.parseSliceParams(x, begin, size) as [number[], number[]];
   const b = backend as WasmBackendLike;
   const out = b.makeOutput(size_, x.dtype);
   if (util.sizeFromShape(size_) === 0) return out;

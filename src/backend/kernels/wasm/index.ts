@@ -9,8 +9,13 @@ import { WASM } from './util.js';
 
 /** The library's wasm kernels: what tfjs-backend-wasm 4.22 lacks, gets wrong or runs slowly (each file says which). */
 export const WASM_TRAINING_KERNELS: readonly KernelConfig[] = [
-  sliceConfig, splitVConfig, maxPoolGradConfig, conv2dBackpropFilterConfig, conv2dBackpropInputConfig,
-  batchMatMulConfig, fusedMatMulConfig,
+  sliceConfig,
+  splitVConfig,
+  maxPoolGradConfig,
+  conv2dBackpropFilterConfig,
+  conv2dBackpropInputConfig,
+  batchMatMulConfig,
+  fusedMatMulConfig,
 ];
 
 /**
@@ -27,10 +32,16 @@ export function installWasmTrainingKernels(): void {
 
 /** Restores the wasm backend's own kernels (for comparisons in tests and benchmarks). */
 export function uninstallWasmTrainingKernels(): void {
-  uninstallOverrides(WASM, WASM_TRAINING_KERNELS.map((k) => k.kernelName));
+  uninstallOverrides(
+    WASM,
+    WASM_TRAINING_KERNELS.map((k) => k.kernelName),
+  );
 }
 
 /** Whether the library's Wasm training kernels are installed now. */
 export function wasmTrainingKernelsInstalled(): boolean {
-  return overridesInstalled(WASM, WASM_TRAINING_KERNELS.map((k) => k.kernelName));
+  return overridesInstalled(
+    WASM,
+    WASM_TRAINING_KERNELS.map((k) => k.kernelName),
+  );
 }

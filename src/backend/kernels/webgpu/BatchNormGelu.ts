@@ -24,7 +24,10 @@ class ScaleShiftGeluProgram implements WebGPUProgram {
   // Sizes are uniforms, not constants: one pipeline serves every shape (these run on every norm of every batch size).
   readonly uniforms = 'channels : i32,';
 
-  constructor(private readonly grad: boolean, length: number) {
+  constructor(
+    private readonly grad: boolean,
+    length: number,
+  ) {
     this.variableNames = grad ? ['x', 'dy', 'scale', 'shift', 'alpha', 'beta'] : ['x', 'scale', 'shift'];
     this.outputShape = [length];
     this.shaderKey = `dataflowScaleShiftGelu_${grad ? 'grad' : 'forward'}`;
@@ -69,4 +72,8 @@ const scaleShiftGeluGrad: KernelFunc = ({ inputs, backend }) => {
 };
 
 export const scaleShiftGeluConfig: KernelConfig = { kernelName: SCALE_SHIFT_GELU, backendName: 'webgpu', kernelFunc: scaleShiftGelu };
-export const scaleShiftGeluGradConfig: KernelConfig = { kernelName: SCALE_SHIFT_GELU_GRAD, backendName: 'webgpu', kernelFunc: scaleShiftGeluGrad };
+export const scaleShiftGeluGradConfig: KernelConfig = {
+  kernelName: SCALE_SHIFT_GELU_GRAD,
+  backendName: 'webgpu',
+  kernelFunc: scaleShiftGeluGrad,
+};

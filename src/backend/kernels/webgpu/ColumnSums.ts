@@ -1,4 +1,14 @@
-import { backend_util, Mean, Sum, util, type KernelConfig, type KernelFunc, type MeanAttrs, type SumAttrs, type TensorInfo } from '@tensorflow/tfjs-core';
+import {
+  backend_util,
+  Mean,
+  Sum,
+  util,
+  type KernelConfig,
+  type KernelFunc,
+  type MeanAttrs,
+  type SumAttrs,
+  type TensorInfo,
+} from '@tensorflow/tfjs-core';
 import { originalKernel } from '../install.js';
 import { CHANNEL_MOMENTS, CHANNEL_GRAD_SUMS, GELU_CHANNEL_GRAD_SUMS, type ChannelMomentsAttrs } from '../names.js';
 import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
@@ -79,8 +89,13 @@ class ColumnPartialSumsProgram implements WebGPUProgram {
   dispatch: [number, number, number];
   readonly workgroupSize: [number, number, number] = [THREADS, 1, 1];
 
-  constructor(private readonly mode: Mode, private readonly l: Layout, private readonly overAll: boolean) {
-    this.variableNames = mode === 'gradSums' ? ['x', 'dy', 'mean'] : mode === 'geluGradSums' ? ['x', 'dy', 'mean', 'columnScale', 'columnShift'] : ['x'];
+  constructor(
+    private readonly mode: Mode,
+    private readonly l: Layout,
+    private readonly overAll: boolean,
+  ) {
+    this.variableNames =
+      mode === 'gradSums' ? ['x', 'dy', 'mean'] : mode === 'geluGradSums' ? ['x', 'dy', 'mean', 'columnScale', 'columnShift'] : ['x'];
     this.outputShape = [l.chunks, 2, l.columns];
     this.dispatch = [l.columnGroups, l.chunks, 1];
     this.shaderKey = `dataflowColumnPartialSums_${mode}_${overAll}_${l.rows}_${l.columns}_${l.rowsPerChunk}`;
@@ -104,7 +119,11 @@ class ColumnPartialSumsProgram implements WebGPUProgram {
     }[this.mode];
     // Reads go through f32(): a float32 tensor may sit in an int32 buffer after a cast (see storedAsFloat32).
     const shift = {
-      moments: this.overAll ? 'f32(x[0])' : 'f32(x[column])', gradSums: 'f32(mean[column])', geluGradSums: 'f32(mean[column])', sum: '0.0', mean: '0.0',
+      moments: this.overAll ? 'f32(x[0])' : 'f32(x[column])',
+      gradSums: 'f32(mean[column])',
+      geluGradSums: 'f32(mean[column])',
+      sum: '0.0',
+      mean: '0.0',
     }[this.mode];
     const gelu = this.mode === 'geluGradSums';
     return `
@@ -158,7 +177,11 @@ class ColumnSumsFinishProgram implements WebGPUProgram {
   dispatch: [number, number, number];
   readonly workgroupSize: [number, number, number] = [THREADS, 1, 1];
 
-  constructor(private readonly mode: Mode, private readonly l: Layout, private readonly overAll: boolean) {
+  constructor(
+    private readonly mode: Mode,
+    private readonly l: Layout,
+    private readonly overAll: boolean,
+  ) {
     this.variableNames = mode === 'moments' ? ['partials', 'x'] : ['partials'];
     const outputs = mode === 'sum' || mode === 'mean' ? 1 : 2;
     this.outputShape = overAll ? [outputs] : [outputs, l.columns];
@@ -170,9 +193,7 @@ class ColumnSumsFinishProgram implements WebGPUProgram {
     const { l, overAll } = this;
     // Over all: thread t takes partial index t, t + THREADS, ... of chunk-major [chunks][columns].
     const count = overAll ? l.chunks * l.columns : l.chunks;
-    const at = overAll
-      ? '(i / COLUMNS) * 2u * COLUMNS + i % COLUMNS'
-      : 'i * 2u * COLUMNS + column';
+    const at = overAll ? '(i / COLUMNS) * 2u * COLUMNS + i % COLUMNS' : 'i * 2u * COLUMNS + column';
     const at0 = overAll ? '0' : 'column';
     const finish = {
       gradSums: `result[column] = total.x;
@@ -247,7 +268,11 @@ const geluChannelGradSums: KernelFunc = ({ inputs, backend }) => {
   return columnSums(backend as unknown as WebGPUBackendLike, 'geluGradSums', [x, dy, mean, scale, shift], false);
 };
 
-export const geluChannelGradSumsConfig: KernelConfig = { kernelName: GELU_CHANNEL_GRAD_SUMS, backendName: 'webgpu', kernelFunc: geluChannelGradSums };
+export const geluChannelGradSumsConfig: KernelConfig = {
+  kernelName: GELU_CHANNEL_GRAD_SUMS,
+  backendName: 'webgpu',
+  kernelFunc: geluChannelGradSums,
+};
 export const channelMomentsConfig: KernelConfig = { kernelName: CHANNEL_MOMENTS, backendName: 'webgpu', kernelFunc: channelMoments };
 export const channelGradSumsConfig: KernelConfig = { kernelName: CHANNEL_GRAD_SUMS, backendName: 'webgpu', kernelFunc: channelGradSums };
 

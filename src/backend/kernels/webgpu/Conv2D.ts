@@ -18,8 +18,15 @@ export class Conv2DForwardProgram extends ConvGemmProgram {
   readonly variableNames = ['x', 'W'];
 
   constructor(info: backend_util.Conv2DInfo, tensorCores?: TensorCoreConfig) {
-    super('dataflowConvForward', info, info.batchSize * info.outHeight * info.outWidth, info.outChannels,
-      info.filterHeight * info.filterWidth * info.inChannels, info.inChannels % 4 === 0 && info.outChannels % 4 === 0, tensorCores);
+    super(
+      'dataflowConvForward',
+      info,
+      info.batchSize * info.outHeight * info.outWidth,
+      info.outChannels,
+      info.filterHeight * info.filterWidth * info.inChannels,
+      info.inChannels % 4 === 0 && info.outChannels % 4 === 0,
+      tensorCores,
+    );
   }
 
   private loadA(): string {
@@ -29,13 +36,15 @@ export class Conv2DForwardProgram extends ConvGemmProgram {
           let iy = iy0 + i32(tap / KW);
           let ix = ix0 + i32(tap % KW);
           if (rowA < GEMM_M && iy >= 0 && iy < i32(IN_H) && ix >= 0 && ix < i32(IN_W)) {`;
-    return this.vec4 ? `
+    return this.vec4
+      ? `
         let k = k0 + kQuad * 4u;
         if (k < kEnd) {
           ${position}
             regA = x[(((batch * IN_H + u32(iy)) * IN_W + u32(ix)) * CIN + ci) / 4u];
           }
-        }` : `
+        }`
+      : `
         for (var j = 0u; j < 4u; j++) {
           let k = k0 + kQuad * 4u + j;
           if (k < kEnd) {
@@ -47,10 +56,12 @@ export class Conv2DForwardProgram extends ConvGemmProgram {
   }
 
   private loadB(): string {
-    return this.vec4 ? `
+    return this.vec4
+      ? `
         if (kB < kEnd && colB < GEMM_N) {
           regB = W[(kB * GEMM_N + colB) / 4u];
-        }` : `
+        }`
+      : `
         for (var j = 0u; j < 4u; j++) {
           if (kB < kEnd && colB + j < GEMM_N) {
             regB[j] = W[kB * GEMM_N + colB + j];
@@ -106,10 +117,24 @@ const conv2d: KernelFunc = (args) => {
   const { inputs, attrs, backend } = args;
   const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
   const { strides, pad, dataFormat, dilations, dimRoundingMode } = attrs as unknown as Conv2DAttrs;
-  const info = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
-    strides, dilations, pad, dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
-  return runConvGemm(backend as unknown as WebGPUBackendLike, info, [x, filter], (tensorCores) => new Conv2DForwardProgram(info, tensorCores), info.outShape,
-    () => originalKernel(Conv2D, WEBGPU).kernelFunc(args) as TensorInfo);
+  const info = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    strides,
+    dilations,
+    pad,
+    dimRoundingMode,
+    false,
+    backend_util.convertConv2DDataFormat(dataFormat),
+  );
+  return runConvGemm(
+    backend as unknown as WebGPUBackendLike,
+    info,
+    [x, filter],
+    (tensorCores) => new Conv2DForwardProgram(info, tensorCores),
+    info.outShape,
+    () => originalKernel(Conv2D, WEBGPU).kernelFunc(args) as TensorInfo,
+  );
 };
 
 export const conv2dConfig: KernelConfig = { kernelName: Conv2D, backendName: WEBGPU, kernelFunc: conv2d };

@@ -1,6 +1,10 @@
 import {
-  backend_util, Conv2DBackpropFilter,
-  type Conv2DBackpropFilterAttrs, type KernelConfig, type KernelFunc, type TensorInfo,
+  backend_util,
+  Conv2DBackpropFilter,
+  type Conv2DBackpropFilterAttrs,
+  type KernelConfig,
+  type KernelFunc,
+  type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { originalKernel } from '../install.js';
 import type { WebGPUBackendLike } from '../types.js';
@@ -22,8 +26,15 @@ export class Conv2DFilterGradProgram extends ConvGemmProgram {
   readonly variableNames = ['x', 'dy'];
 
   constructor(info: backend_util.Conv2DInfo, tensorCores?: TensorCoreConfig) {
-    super('dataflowConvFilterGrad', info, info.filterHeight * info.filterWidth * info.inChannels, info.outChannels,
-      info.batchSize * info.outHeight * info.outWidth, info.inChannels % 4 === 0 && info.outChannels % 4 === 0, tensorCores);
+    super(
+      'dataflowConvFilterGrad',
+      info,
+      info.filterHeight * info.filterWidth * info.inChannels,
+      info.outChannels,
+      info.batchSize * info.outHeight * info.outWidth,
+      info.inChannels % 4 === 0 && info.outChannels % 4 === 0,
+      tensorCores,
+    );
   }
 
   // Rows rowA.. are four channels of one tap (cin is a multiple of 4), and dy's row is a multiple of 4 long.
@@ -107,10 +118,28 @@ const conv2dBackpropFilter: KernelFunc = (args) => {
   const { inputs, attrs, backend } = args;
   const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as Conv2DBackpropFilterAttrs;
-  const info = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, strides, 1, pad,
-    dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
-  return runConvGemm(backend as unknown as WebGPUBackendLike, info, [x, dy], (tensorCores) => new Conv2DFilterGradProgram(info, tensorCores), info.filterShape,
-    () => originalKernel(Conv2DBackpropFilter, WEBGPU).kernelFunc(args) as TensorInfo);
+  const info = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    backend_util.convertConv2DDataFormat(dataFormat),
+  );
+  return runConvGemm(
+    backend as unknown as WebGPUBackendLike,
+    info,
+    [x, dy],
+    (tensorCores) => new Conv2DFilterGradProgram(info, tensorCores),
+    info.filterShape,
+    () => originalKernel(Conv2DBackpropFilter, WEBGPU).kernelFunc(args) as TensorInfo,
+  );
 };
 
-export const conv2dBackpropFilterConfig: KernelConfig = { kernelName: Conv2DBackpropFilter, backendName: WEBGPU, kernelFunc: conv2dBackpropFilter };
+export const conv2dBackpropFilterConfig: KernelConfig = {
+  kernelName: Conv2DBackpropFilter,
+  backendName: WEBGPU,
+  kernelFunc: conv2dBackpropFilter,
+};

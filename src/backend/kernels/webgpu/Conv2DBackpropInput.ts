@@ -1,6 +1,10 @@
 import {
-  backend_util, Conv2DBackpropInput,
-  type Conv2DBackpropInputAttrs, type KernelConfig, type KernelFunc, type TensorInfo,
+  backend_util,
+  Conv2DBackpropInput,
+  type Conv2DBackpropInputAttrs,
+  type KernelConfig,
+  type KernelFunc,
+  type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { originalKernel } from '../install.js';
 import type { WebGPUBackendLike } from '../types.js';
@@ -37,8 +41,15 @@ export class Conv2DInputGradProgram extends ConvGemmProgram {
   readonly variableNames = ['dy', 'W'];
 
   constructor(info: backend_util.Conv2DInfo, tensorCores?: TensorCoreConfig) {
-    super('dataflowConvInputGrad', info, info.batchSize * info.inHeight * info.inWidth, info.inChannels,
-      info.filterHeight * info.filterWidth * info.outChannels, info.outChannels % 4 === 0, tensorCores);
+    super(
+      'dataflowConvInputGrad',
+      info,
+      info.batchSize * info.inHeight * info.inWidth,
+      info.inChannels,
+      info.filterHeight * info.filterWidth * info.outChannels,
+      info.outChannels % 4 === 0,
+      tensorCores,
+    );
   }
 
   // The four K indices are four output channels of one tap (cout is a multiple of 4, and so are k0 and kEnd).
@@ -119,10 +130,28 @@ const conv2dBackpropInput: KernelFunc = (args) => {
   const { inputs, attrs, backend } = args;
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
   const { inputShape, strides, pad, dataFormat, dimRoundingMode } = attrs as unknown as Conv2DBackpropInputAttrs;
-  const info = backend_util.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number], strides, 1, pad,
-    dimRoundingMode, false, backend_util.convertConv2DDataFormat(dataFormat));
-  return runConvGemm(backend as unknown as WebGPUBackendLike, info, [dy, filter], (tensorCores) => new Conv2DInputGradProgram(info, tensorCores), info.inShape,
-    () => originalKernel(Conv2DBackpropInput, WEBGPU).kernelFunc(args) as TensorInfo);
+  const info = backend_util.computeConv2DInfo(
+    inputShape,
+    filter.shape as [number, number, number, number],
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    backend_util.convertConv2DDataFormat(dataFormat),
+  );
+  return runConvGemm(
+    backend as unknown as WebGPUBackendLike,
+    info,
+    [dy, filter],
+    (tensorCores) => new Conv2DInputGradProgram(info, tensorCores),
+    info.inShape,
+    () => originalKernel(Conv2DBackpropInput, WEBGPU).kernelFunc(args) as TensorInfo,
+  );
 };
 
-export const conv2dBackpropInputConfig: KernelConfig = { kernelName: Conv2DBackpropInput, backendName: WEBGPU, kernelFunc: conv2dBackpropInput };
+export const conv2dBackpropInputConfig: KernelConfig = {
+  kernelName: Conv2DBackpropInput,
+  backendName: WEBGPU,
+  kernelFunc: conv2dBackpropInput,
+};

@@ -19,7 +19,10 @@ export class DecodeImagesProgram implements WebGPUProgram {
   readonly workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
   readonly size = true;
 
-  constructor(private readonly a: DecodeImagesAttrs, batch: number) {
+  constructor(
+    private readonly a: DecodeImagesAttrs,
+    batch: number,
+  ) {
     this.variableNames = ['plan', 'lut', ...Array.from({ length: a.parts }, (_, k) => `p${k}`)];
     const total = batch * a.size * a.size * a.channels;
     this.outputShape = [total];
@@ -30,8 +33,7 @@ export class DecodeImagesProgram implements WebGPUProgram {
   getUserCode(): string {
     const { a } = this;
     const words = (a.height * a.width * a.channels) / 4;
-    const reads = Array.from({ length: a.parts }, (_, k) =>
-      `${k === 0 ? '' : ' else '}if (part == ${k}u) { word = p${k}[at]; }`).join('');
+    const reads = Array.from({ length: a.parts }, (_, k) => `${k === 0 ? '' : ' else '}if (part == ${k}u) { word = p${k}[at]; }`).join('');
     return `
       ${wgslConstants({ PER_PART: a.perPart, HEIGHT: a.height, WIDTH: a.width, CHANNELS: a.channels, SIZE: a.size, WORDS: words }, [])}
       ${wgslConstants({ PAD: a.pad }, ['PAD'])}

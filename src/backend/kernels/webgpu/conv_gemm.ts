@@ -11,7 +11,13 @@
  */
 import type { backend_util, TensorInfo } from '@tensorflow/tfjs-core';
 import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
-import { TENSOR_CORE_THREADS, tensorCoreConfigFor, tensorCoreDeclarations, tensorCoreMain, type TensorCoreConfig } from './subgroup_matrix.js';
+import {
+  TENSOR_CORE_THREADS,
+  tensorCoreConfigFor,
+  tensorCoreDeclarations,
+  tensorCoreMain,
+  type TensorCoreConfig,
+} from './subgroup_matrix.js';
 import { TILE_K, TILE_M, TILE_N } from './tiles.js';
 import { fitsU32Indexing, storedAsFloat32 } from './util.js';
 
@@ -37,11 +43,14 @@ export const splitTuning = {
 export function planSplits(m: number, n: number, k: number): SplitPlan {
   const tiles = Math.ceil(m / TILE_M) * Math.ceil(n / TILE_N);
   const steps = Math.ceil(k / TILE_K);
-  let splits = Math.max(1, Math.min(
-    Math.ceil(splitTuning.targetWorkgroups / tiles),
-    Math.floor(steps / splitTuning.minStepsPerSplit),
-    Math.floor(splitTuning.maxPartialBytes / (4 * m * n)),
-  ));
+  let splits = Math.max(
+    1,
+    Math.min(
+      Math.ceil(splitTuning.targetWorkgroups / tiles),
+      Math.floor(steps / splitTuning.minStepsPerSplit),
+      Math.floor(splitTuning.maxPartialBytes / (4 * m * n)),
+    ),
+  );
   const kPerSplit = Math.ceil(steps / splits) * TILE_K;
   splits = Math.ceil(k / kPerSplit);
   return { splits, kPerSplit };
@@ -49,10 +58,12 @@ export function planSplits(m: number, n: number, k: number): SplitPlan {
 
 /** WGSL `const` declarations, unsigned unless the value may be negative. */
 export function wgslConstants(values: Record<string, number>, signed: readonly string[] = []): string {
-  return Object.entries(values).map(([name, v]) => {
-    if (!Number.isInteger(v)) throw new Error(`wgslConstants: ${name} must be an integer, got ${v}`);
-    return signed.includes(name) ? `const ${name} : i32 = ${v};` : `const ${name} : u32 = ${v}u;`;
-  }).join('\n');
+  return Object.entries(values)
+    .map(([name, v]) => {
+      if (!Number.isInteger(v)) throw new Error(`wgslConstants: ${name} must be an integer, got ${v}`);
+      return signed.includes(name) ? `const ${name} : i32 = ${v};` : `const ${name} : u32 = ${v}u;`;
+    })
+    .join('\n');
 }
 
 /**
@@ -153,8 +164,15 @@ export abstract class ConvGemmProgram implements WebGPUProgram {
   readonly vec4: boolean;
   readonly variableComponents?: number[];
 
-  constructor(name: string, protected readonly info: backend_util.Conv2DInfo, readonly m: number, readonly n: number,
-    readonly k: number, vec4: boolean, readonly tensorCores?: TensorCoreConfig) {
+  constructor(
+    name: string,
+    protected readonly info: backend_util.Conv2DInfo,
+    readonly m: number,
+    readonly n: number,
+    readonly k: number,
+    vec4: boolean,
+    readonly tensorCores?: TensorCoreConfig,
+  ) {
     this.plan = planSplits(m, n, k);
     // Dawn wants a subgroup-matrix shader's workgroup x size to be a multiple of maxSubgroupSize.
     this.workgroupSize = tensorCores ? [TENSOR_CORE_THREADS, 1, 1] : [16, 16, 1];
@@ -164,8 +182,26 @@ export abstract class ConvGemmProgram implements WebGPUProgram {
     if (vec4) this.variableComponents = [4, 4];
     const { inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, strideHeight, strideWidth, filterWidth, padInfo } = info;
     const variant = tensorCores ? `tc${tensorCores.M}x${tensorCores.N}x${tensorCores.K}sg${tensorCores.subgroupSize}` : 'f32';
-    this.shaderKey = [name, variant, vec4 ? 'vec4' : 'scalar', m, n, k, this.plan.kPerSplit, inHeight, inWidth, inChannels,
-      outHeight, outWidth, outChannels, strideHeight, strideWidth, filterWidth, padInfo.top, padInfo.left].join('_');
+    this.shaderKey = [
+      name,
+      variant,
+      vec4 ? 'vec4' : 'scalar',
+      m,
+      n,
+      k,
+      this.plan.kPerSplit,
+      inHeight,
+      inWidth,
+      inChannels,
+      outHeight,
+      outWidth,
+      outChannels,
+      strideHeight,
+      strideWidth,
+      filterWidth,
+      padInfo.top,
+      padInfo.left,
+    ].join('_');
   }
 
   /** The GEMM's sizes and the convolution's geometry as WGSL constants, then the tile buffers. */
@@ -173,11 +209,24 @@ export abstract class ConvGemmProgram implements WebGPUProgram {
     const i = this.info;
     return `
       ${wgslConstants({ GEMM_M: this.m, GEMM_N: this.n, GEMM_K: this.k, K_PER_SPLIT: this.plan.kPerSplit })}
-      ${wgslConstants({
-        CIN: i.inChannels, COUT: i.outChannels, KW: i.filterWidth, IN_H: i.inHeight, IN_W: i.inWidth,
-        IN_HW: i.inHeight * i.inWidth, OUT_H: i.outHeight, OUT_W: i.outWidth, OUT_HW: i.outHeight * i.outWidth,
-        STRIDE_H: i.strideHeight, STRIDE_W: i.strideWidth, PAD_TOP: i.padInfo.top, PAD_LEFT: i.padInfo.left,
-      }, ['PAD_TOP', 'PAD_LEFT'])}
+      ${wgslConstants(
+        {
+          CIN: i.inChannels,
+          COUT: i.outChannels,
+          KW: i.filterWidth,
+          IN_H: i.inHeight,
+          IN_W: i.inWidth,
+          IN_HW: i.inHeight * i.inWidth,
+          OUT_H: i.outHeight,
+          OUT_W: i.outWidth,
+          OUT_HW: i.outHeight * i.outWidth,
+          STRIDE_H: i.strideHeight,
+          STRIDE_W: i.strideWidth,
+          PAD_TOP: i.padInfo.top,
+          PAD_LEFT: i.padInfo.left,
+        },
+        ['PAD_TOP', 'PAD_LEFT'],
+      )}
       ${this.tensorCores ? tensorCoreDeclarations(this.tensorCores) : TILE_DECLARATIONS}
     `;
   }
@@ -200,7 +249,10 @@ export class SplitSumProgram implements WebGPUProgram {
   readonly workgroupSize: [number, number, number] = [THREADS, 1, 1];
   readonly size = true;
 
-  constructor(private readonly splits: number, private readonly length: number) {
+  constructor(
+    private readonly splits: number,
+    private readonly length: number,
+  ) {
     this.outputShape = [length];
     this.shaderKey = `dataflowSplitSum_${splits}_${length}`;
     this.dispatch = [Math.ceil(length / THREADS), 1, 1];
@@ -227,10 +279,20 @@ export class SplitSumProgram implements WebGPUProgram {
  * is the tensor-core variant when the device and the precision setting allow it (`tensorCoreConfigFor`),
  * else the f32 one. The M x N result, summed over splits in split order, comes back as `shape`.
  */
-export function runConvGemm(backend: WebGPUBackendLike, info: backend_util.Conv2DInfo, inputs: TensorInfo[],
-  makeProgram: (tensorCores?: TensorCoreConfig) => ConvGemmProgram, shape: number[], fallback: () => TensorInfo): TensorInfo {
-  const handled = info.dataFormat === 'channelsLast' && info.dilationHeight === 1 && info.dilationWidth === 1 &&
-    storedAsFloat32(backend, ...inputs) && fitsU32Indexing(info.inShape, info.outShape, info.filterShape);
+export function runConvGemm(
+  backend: WebGPUBackendLike,
+  info: backend_util.Conv2DInfo,
+  inputs: TensorInfo[],
+  makeProgram: (tensorCores?: TensorCoreConfig) => ConvGemmProgram,
+  shape: number[],
+  fallback: () => TensorInfo,
+): TensorInfo {
+  const handled =
+    info.dataFormat === 'channelsLast' &&
+    info.dilationHeight === 1 &&
+    info.dilationWidth === 1 &&
+    storedAsFloat32(backend, ...inputs) &&
+    fitsU32Indexing(info.inShape, info.outShape, info.filterShape);
   if (!handled) return fallback();
   const tensorCores = tensorCoreConfigFor(backend.device);
   const program = makeProgram(typeof tensorCores === 'string' ? undefined : tensorCores);

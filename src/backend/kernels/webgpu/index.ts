@@ -13,8 +13,16 @@ const WEBGPU = 'webgpu';
  * batch statistics, Sum/Mean over leading axes, and the batch norm fused with its GELU, each faster than tfjs-backend-webgpu 4.22's (each file says why).
  */
 export const WEBGPU_TRAINING_KERNELS: readonly KernelConfig[] = [
-  conv2dConfig, conv2dBackpropFilterConfig, conv2dBackpropInputConfig, channelMomentsConfig, channelGradSumsConfig, sumConfig, meanConfig,
-  scaleShiftGeluConfig, geluChannelGradSumsConfig, scaleShiftGeluGradConfig,
+  conv2dConfig,
+  conv2dBackpropFilterConfig,
+  conv2dBackpropInputConfig,
+  channelMomentsConfig,
+  channelGradSumsConfig,
+  sumConfig,
+  meanConfig,
+  scaleShiftGeluConfig,
+  geluChannelGradSumsConfig,
+  scaleShiftGeluGradConfig,
 ];
 
 /**
@@ -31,10 +39,16 @@ export function installWebGPUTrainingKernels(): void {
 
 /** Restores tfjs-backend-webgpu's own kernels (for comparisons in tests and benchmarks). */
 export function uninstallWebGPUTrainingKernels(): void {
-  uninstallOverrides(WEBGPU, WEBGPU_TRAINING_KERNELS.map((k) => k.kernelName));
+  uninstallOverrides(
+    WEBGPU,
+    WEBGPU_TRAINING_KERNELS.map((k) => k.kernelName),
+  );
 }
 
 /** Whether the library's WebGPU training kernels are installed now. */
 export function webgpuTrainingKernelsInstalled(): boolean {
-  return overridesInstalled(WEBGPU, WEBGPU_TRAINING_KERNELS.map((k) => k.kernelName));
+  return overridesInstalled(
+    WEBGPU,
+    WEBGPU_TRAINING_KERNELS.map((k) => k.kernelName),
+  );
 }

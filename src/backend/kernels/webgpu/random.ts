@@ -56,7 +56,10 @@ export class RandomProgram implements WebGPUProgram {
   readonly size = true;
   readonly uniforms = 'dfKey0 : u32, dfKey1 : u32, dfLow : i32, dfRange : u32,';
 
-  constructor(private readonly distribution: RandomDistribution, size: number) {
+  constructor(
+    private readonly distribution: RandomDistribution,
+    size: number,
+  ) {
     this.outputShape = [size];
     this.shaderKey = `dataflowRandom_${distribution}`;
     // The backend's reshapeDispatch splits this when it exceeds the per-dimension limit.

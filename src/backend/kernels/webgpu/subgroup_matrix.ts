@@ -52,7 +52,9 @@ let precision: ConvPrecision = 'float32';
  */
 export function setWebGPUConvPrecision(value: ConvPrecision): void {
   if (!CONV_PRECISIONS.includes(value)) {
-    throw new Error(`setWebGPUConvPrecision: expected one of ${CONV_PRECISIONS.map((p) => `'${p}'`).join(', ')}, got ${JSON.stringify(value)}`);
+    throw new Error(
+      `setWebGPUConvPrecision: expected one of ${CONV_PRECISIONS.map((p) => `'${p}'`).join(', ')}, got ${JSON.stringify(value)}`,
+    );
   }
   precision = value;
 }
@@ -66,7 +68,13 @@ const devices = new WeakMap<GPUDevice, SubgroupMatrixDevice>();
 /** Reads the subgroup-matrix part of an adapter's info (absent fields read as none). */
 export function subgroupMatrixDeviceOf(info: unknown): SubgroupMatrixDevice {
   const i = (info ?? {}) as { subgroupMatrixConfigs?: Iterable<SubgroupMatrixConfig>; subgroupMinSize?: number; subgroupMaxSize?: number };
-  const configs = [...(i.subgroupMatrixConfigs ?? [])].map(({ componentType, resultComponentType, M, N, K }) => ({ componentType, resultComponentType, M, N, K }));
+  const configs = [...(i.subgroupMatrixConfigs ?? [])].map(({ componentType, resultComponentType, M, N, K }) => ({
+    componentType,
+    resultComponentType,
+    M,
+    N,
+    K,
+  }));
   return { configs, subgroupMinSize: i.subgroupMinSize ?? 0, subgroupMaxSize: i.subgroupMaxSize ?? 0 };
 }
 
@@ -92,8 +100,15 @@ export function pickTensorCoreConfig(offer: SubgroupMatrixDevice): TensorCoreCon
     return `the subgroup size is not fixed (${min} to ${max}); the tensor-core kernels need one size that divides ${TENSOR_CORE_THREADS}`;
   }
   const subgroups = TENSOR_CORE_THREADS / min;
-  const fits = offer.configs.filter((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' &&
-    TILE_M % c.M === 0 && TILE_N % c.N === 0 && TILE_K % c.K === 0 && ((TILE_M / c.M) * (TILE_N / c.N)) % subgroups === 0);
+  const fits = offer.configs.filter(
+    (c) =>
+      c.componentType === 'f16' &&
+      c.resultComponentType === 'f32' &&
+      TILE_M % c.M === 0 &&
+      TILE_N % c.N === 0 &&
+      TILE_K % c.K === 0 &&
+      ((TILE_M / c.M) * (TILE_N / c.N)) % subgroups === 0,
+  );
   if (fits.length === 0) {
     const offered = offer.configs.map((c) => `${c.componentType}->${c.resultComponentType} ${c.M}x${c.N}x${c.K}`).join(', ');
     return `no configuration has f16 operands, f32 results and tiles ${TILE_M}x${TILE_N}x${TILE_K} over ${subgroups} subgroups (offered: ${offered})`;
@@ -136,7 +151,8 @@ export function hoistGlobalDirectives(device: GPUDevice): void {
   if (hoisted.has(device)) return;
   hoisted.add(device);
   const create = device.createShaderModule.bind(device);
-  device.createShaderModule = (descriptor: GPUShaderModuleDescriptor) => create({ ...descriptor, code: hoistDirectiveLines(descriptor.code) });
+  device.createShaderModule = (descriptor: GPUShaderModuleDescriptor) =>
+    create({ ...descriptor, code: hoistDirectiveLines(descriptor.code) });
 }
 
 /**
@@ -191,7 +207,9 @@ export function tensorCoreMain(prologue: string, c: TensorCoreConfig): string {
     }
     for (const [i, j] of pairs) products.push(`acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}_${kk}, b${j}_${kk}, acc${i}_${j});`);
   }
-  const stores = pairs.map(([i, j]) => `
+  const stores = pairs
+    .map(
+      ([i, j]) => `
       workgroupBarrier();
       subgroupMatrixStore<row_major>(&scratch, sgBase, acc${i}_${j}, ${c.N}u);
       workgroupBarrier();
@@ -201,7 +219,9 @@ export function tensorCoreMain(prologue: string, c: TensorCoreConfig): string {
         if (m < GEMM_M && n < GEMM_N) {
           result[base + m * GEMM_N + n] = scratch[sgBase + e];
         }
-      }`).join('');
+      }`,
+    )
+    .join('');
   return `
     const SG_SIZE : u32 = ${c.subgroupSize}u;
     var<private> kEnd : u32;
