@@ -1,4 +1,4 @@
-import { readDataFile, type DataFileRules } from './data-files.js';
+import { checkDataDir, readDataFile, type DataFileRules } from './data-files.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -167,30 +167,18 @@ async function readSplit(
 }
 
 /** Checks that `dir` is a directory holding every CIFAR-10 file, with an error that says how to fix it. */
-async function checkCifar10Dir(dir: string): Promise<void> {
-  let info: Awaited<ReturnType<typeof stat>>;
-  try {
-    info = await stat(dir);
-  } catch (e) {
-    if (errorCode(e) === 'ENOENT') {
-      throw new Error(`CIFAR-10 directory ${dir} does not exist. Expected a directory holding ${FILE_LIST}. ${HOW_TO_GET}`);
-    }
-    throw e;
-  }
-  if (!info.isDirectory()) {
-    throw new Error(`CIFAR-10 directory ${dir} is not a directory. Expected a directory holding ${FILE_LIST}. ${HOW_TO_GET}`);
-  }
-  const present = new Set(await readdir(dir));
-  const missing = CIFAR10_FILES.filter((f) => !present.has(f));
-  if (missing.length === 0) return;
-  if (missing.length === CIFAR10_FILES.length) {
-    let hint = '';
-    if (present.has(CIFAR10_ARCHIVE_DIR)) hint = ` It contains ${CIFAR10_ARCHIVE_DIR}/: pass ${join(dir, CIFAR10_ARCHIVE_DIR)} instead.`;
-    else if (present.has('data_batch_1')) hint = ' It holds the Python (pickle) release; this loader reads the binary release.';
-    else if (present.has('cifar-10-binary.tar.gz')) hint = ' It holds cifar-10-binary.tar.gz: unpack it first.';
-    throw new Error(`${dir} is not a CIFAR-10 directory: none of ${FILE_LIST} is there.${hint} ${HOW_TO_GET}`);
-  }
-  throw new Error(`CIFAR-10 directory ${dir} is missing ${missing.join(', ')}. Expected all of ${FILE_LIST}. ${HOW_TO_GET}`);
+function checkCifar10Dir(dir: string): Promise<void> {
+  return checkDataDir(dir, {
+    dataset: 'CIFAR-10',
+    files: CIFAR10_FILES,
+    archiveDir: CIFAR10_ARCHIVE_DIR,
+    howToGet: HOW_TO_GET,
+    recognise: (present) => {
+      if (present.has('data_batch_1')) return ' It holds the Python (pickle) release; this loader reads the binary release.';
+      if (present.has('cifar-10-binary.tar.gz')) return ' It holds cifar-10-binary.tar.gz: unpack it first.';
+      return '';
+    },
+  });
 }
 
 /** Why the cached copy at `dataDir` is not usable, or undefined when it is. */

@@ -1,6 +1,6 @@
-import { readDataFile, type DataFileRules } from './data-files.js';
+import { checkDataDir, readDataFile, type DataFileRules } from './data-files.js';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -129,33 +129,21 @@ function readNamed(dir: string, file: string, encoding?: 'utf8'): Promise<Uint8A
 }
 
 /** Checks that `dir` is a directory holding every CIFAR-100 file, with an error that says how to fix it. */
-async function checkCifar100Dir(dir: string): Promise<void> {
-  let info: Awaited<ReturnType<typeof stat>>;
-  try {
-    info = await stat(dir);
-  } catch (e) {
-    if (errorCode(e) === 'ENOENT') {
-      throw new Error(`CIFAR-100 directory ${dir} does not exist. Expected a directory holding ${FILE_LIST}. ${HOW_TO_GET}`);
-    }
-    throw e;
-  }
-  if (!info.isDirectory()) {
-    throw new Error(`CIFAR-100 directory ${dir} is not a directory. Expected a directory holding ${FILE_LIST}. ${HOW_TO_GET}`);
-  }
-  const present = new Set(await readdir(dir));
-  const missing = CIFAR100_FILES.filter((f) => !present.has(f));
-  if (missing.length === 0) return;
-  if (missing.length === CIFAR100_FILES.length) {
-    let hint = '';
-    if (present.has(CIFAR100_ARCHIVE_DIR)) hint = ` It contains ${CIFAR100_ARCHIVE_DIR}/: pass ${join(dir, CIFAR100_ARCHIVE_DIR)} instead.`;
-    else if (present.has('train') && present.has('meta'))
-      hint = ' It holds the Python (pickle) release; this loader reads the binary release.';
-    else if (present.has('cifar-100-binary.tar.gz')) hint = ' It holds cifar-100-binary.tar.gz: unpack it first.';
-    else if (present.has('data_batch_1.bin'))
-      hint = ' It holds CIFAR-10 (data_batch_1.bin): load it with loadCifar10 (CLI: --dataset cifar10).';
-    throw new Error(`${dir} is not a CIFAR-100 directory: none of ${FILE_LIST} is there.${hint} ${HOW_TO_GET}`);
-  }
-  throw new Error(`CIFAR-100 directory ${dir} is missing ${missing.join(', ')}. Expected all of ${FILE_LIST}. ${HOW_TO_GET}`);
+function checkCifar100Dir(dir: string): Promise<void> {
+  return checkDataDir(dir, {
+    dataset: 'CIFAR-100',
+    files: CIFAR100_FILES,
+    archiveDir: CIFAR100_ARCHIVE_DIR,
+    howToGet: HOW_TO_GET,
+    recognise: (present) => {
+      if (present.has('train') && present.has('meta'))
+        return ' It holds the Python (pickle) release; this loader reads the binary release.';
+      if (present.has('cifar-100-binary.tar.gz')) return ' It holds cifar-100-binary.tar.gz: unpack it first.';
+      if (present.has('data_batch_1.bin'))
+        return ' It holds CIFAR-10 (data_batch_1.bin): load it with loadCifar10 (CLI: --dataset cifar10).';
+      return '';
+    },
+  });
 }
 
 /** Why the cached copy at `dataDir` is not usable, or undefined when it is. */

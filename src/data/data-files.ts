@@ -1,4 +1,5 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 
 /** How a data set's loader names itself and its files in the errors of {@link readDataFile}. */
 export interface DataFileRules {
@@ -42,4 +43,46 @@ export async function readDataFile(path: string, rules: DataFileRules, encoding?
   } catch (e) {
     throw new Error(`${dataset} file ${path} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}). ${hint}`);
   }
+}
+
+/** What {@link checkDataDir} needs to know of a data set's directory. */
+export interface DataDirRules {
+  /** The data set, e.g. 'CIFAR-10'. */
+  dataset: string;
+  /** Every file the directory must hold. */
+  files: readonly string[];
+  /** The folder the official archive unpacks to, which users often pass the parent of. */
+  archiveDir: string;
+  /** Why a directory holding none of `files` is not the set, from what it does hold ('' when nothing is recognised). */
+  recognise: (present: ReadonlySet<string>) => string;
+  /** Appended to every error: how to get the files. */
+  howToGet: string;
+}
+
+/**
+ * Checks that `dir` is a directory holding every file of a data set, with an error that says how to fix it.
+ * @internal
+ */
+export async function checkDataDir(dir: string, rules: DataDirRules): Promise<void> {
+  const { dataset, files, archiveDir, recognise, howToGet } = rules;
+  const list = files.join(', ');
+  let info: Awaited<ReturnType<typeof stat>>;
+  try {
+    info = await stat(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new Error(`${dataset} directory ${dir} does not exist. Expected a directory holding ${list}. ${howToGet}`);
+    }
+    throw e;
+  }
+  if (!info.isDirectory())
+    throw new Error(`${dataset} directory ${dir} is not a directory. Expected a directory holding ${list}. ${howToGet}`);
+  const present = new Set(await readdir(dir));
+  const missing = files.filter((f) => !present.has(f));
+  if (missing.length === 0) return;
+  if (missing.length === files.length) {
+    const hint = present.has(archiveDir) ? ` It contains ${archiveDir}/: pass ${join(dir, archiveDir)} instead.` : recognise(present);
+    throw new Error(`${dir} is not a ${dataset} directory: none of ${list} is there.${hint} ${howToGet}`);
+  }
+  throw new Error(`${dataset} directory ${dir} is missing ${missing.join(', ')}. Expected all of ${list}. ${howToGet}`);
 }
