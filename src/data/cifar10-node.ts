@@ -223,40 +223,87 @@ export async function removeAbandonedDownloads(cacheDir: string): Promise<void> 
   }
 }
 
-/** Returns the cache's CIFAR-10 folder, downloading into it first when it is absent or invalid. */
-async function ensureCachedCifar10(options: LoadCifar10Options): Promise<string> {
+/** A binary release that {@link ensureCachedRelease} keeps in the cache. */
+export interface CachedRelease {
+  /** The data set, e.g. 'CIFAR-10'. */
+  dataset: string;
+  /** The folder the archive unpacks to, and the cache folder that holds it. */
+  archiveDir: string;
+  /** The archive's file name, e.g. 'cifar-10-binary.tar.gz'. */
+  archiveName: string;
+  /** The files the folder must hold, for messages. */
+  fileList: string;
+  defaultUrl: string;
+  defaultMd5: string;
+  /** Why a cached folder is not usable, or undefined when it is. */
+  cacheProblem: (dataDir: string) => Promise<string | undefined>;
+  /** Unpacks the archive's files (validated) into `outDir`. */
+  unpack: (archive: string, outDir: string, url: string) => Promise<void>;
+}
+
+/**
+ * Returns the cache's folder of a release, downloading, MD5-checking, unpacking and publishing it there first
+ * (in one rename) when it is absent or invalid.
+ * @internal
+ */
+export async function ensureCachedRelease(release: CachedRelease, options: LoadCifar10Options): Promise<string> {
+  const { dataset, archiveDir, archiveName, fileList } = release;
   const cacheDir = resolve(options.cacheDir ?? defaultCacheDir());
-  const dataDir = join(cacheDir, CIFAR10_ARCHIVE_DIR);
-  const problem = await cacheProblem(dataDir);
+  const dataDir = join(cacheDir, archiveDir);
+  const problem = await release.cacheProblem(dataDir);
   if (problem === undefined) return dataDir;
-  const url = options.url ?? CIFAR10_URL;
+  const url = options.url ?? release.defaultUrl;
   const where =
-    `Put ${FILE_LIST} in ${dataDir} (the ${CIFAR10_ARCHIVE_DIR} folder of cifar-10-binary.tar.gz from ` +
+    `Put ${fileList} in ${dataDir} (the ${archiveDir} folder of ${archiveName} from ` +
     'https://www.cs.toronto.edu/~kriz/cifar.html), or pass `dir` (CLI: --data <dir>) naming a directory that holds them.';
   if (options.download === false) {
-    throw new Error(`CIFAR-10 is not in the cache (${dataDir}: ${problem}) and download is disabled. ${where}`);
+    throw new Error(`${dataset} is not in the cache (${dataDir}: ${problem}) and download is disabled. ${where}`);
   }
   await mkdir(cacheDir, { recursive: true });
   await removeAbandonedDownloads(cacheDir);
   const temp = join(cacheDir, tempName());
   await mkdir(temp);
   try {
-    const archive = join(temp, 'cifar-10-binary.tar.gz');
-    const md5 = await downloadTo(url, archive, where, options.stallTimeoutMs ?? CIFAR10_STALL_TIMEOUT_MS, options.onDownloadProgress);
-    const expected = (options.md5 ?? CIFAR10_MD5).toLowerCase();
+    const archive = join(temp, archiveName);
+    const md5 = await downloadTo(
+      url,
+      archive,
+      where,
+      options.stallTimeoutMs ?? CIFAR10_STALL_TIMEOUT_MS,
+      options.onDownloadProgress,
+      dataset,
+    );
+    const expected = (options.md5 ?? release.defaultMd5).toLowerCase();
     if (md5 !== expected) {
       throw new Error(
-        `The archive downloaded from ${url} has MD5 ${md5}, expected ${expected}: it is corrupt or not the CIFAR-10 binary release. Nothing was cached. ${where}`,
+        `The archive downloaded from ${url} has MD5 ${md5}, expected ${expected}: it is corrupt or not the ${dataset} binary release. Nothing was cached. ${where}`,
       );
     }
-    const unpacked = join(temp, CIFAR10_ARCHIVE_DIR);
-    await unpackCifar10(archive, unpacked, url);
+    const unpacked = join(temp, archiveDir);
+    await release.unpack(archive, unpacked, url);
     await rm(archive);
-    await publish(unpacked, dataDir, temp);
+    await publish(unpacked, dataDir, temp, release.cacheProblem);
   } finally {
     await rm(temp, { recursive: true, force: true });
   }
   return dataDir;
+}
+
+/** Returns the cache's CIFAR-10 folder, downloading into it first when it is absent or invalid. */
+function ensureCachedCifar10(options: LoadCifar10Options): Promise<string> {
+  return ensureCachedRelease(
+    {
+      dataset: 'CIFAR-10',
+      archiveDir: CIFAR10_ARCHIVE_DIR,
+      archiveName: 'cifar-10-binary.tar.gz',
+      fileList: FILE_LIST,
+      defaultUrl: CIFAR10_URL,
+      defaultMd5: CIFAR10_MD5,
+      cacheProblem,
+      unpack: unpackCifar10,
+    },
+    options,
+  );
 }
 
 /**

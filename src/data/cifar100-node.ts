@@ -5,15 +5,7 @@ import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { cifar10Dataset, type Cifar10Dataset } from './cifar10.js';
-import {
-  CIFAR10_STALL_TIMEOUT_MS,
-  defaultCacheDir,
-  downloadTo,
-  publish,
-  removeAbandonedDownloads,
-  tempName,
-  type LoadCifar10Options,
-} from './cifar10-node.js';
+import { ensureCachedRelease, type LoadCifar10Options } from './cifar10-node.js';
 import {
   CIFAR100_CLASS_COUNTS,
   CIFAR100_EVAL_FILES,
@@ -164,46 +156,20 @@ async function cacheProblem(dataDir: string): Promise<string | undefined> {
 }
 
 /** Returns the cache's CIFAR-100 folder, downloading into it first when it is absent or invalid. */
-async function ensureCachedCifar100(options: LoadCifar100Options): Promise<string> {
-  const cacheDir = resolve(options.cacheDir ?? defaultCacheDir());
-  const dataDir = join(cacheDir, CIFAR100_ARCHIVE_DIR);
-  const problem = await cacheProblem(dataDir);
-  if (problem === undefined) return dataDir;
-  const url = options.url ?? CIFAR100_URL;
-  const where =
-    `Put ${FILE_LIST} in ${dataDir} (the ${CIFAR100_ARCHIVE_DIR} folder of cifar-100-binary.tar.gz from ` +
-    'https://www.cs.toronto.edu/~kriz/cifar.html), or pass `dir` (CLI: --data <dir>) naming a directory that holds them.';
-  if (options.download === false) {
-    throw new Error(`CIFAR-100 is not in the cache (${dataDir}: ${problem}) and download is disabled. ${where}`);
-  }
-  await mkdir(cacheDir, { recursive: true });
-  await removeAbandonedDownloads(cacheDir);
-  const temp = join(cacheDir, tempName());
-  await mkdir(temp);
-  try {
-    const archive = join(temp, 'cifar-100-binary.tar.gz');
-    const md5 = await downloadTo(
-      url,
-      archive,
-      where,
-      options.stallTimeoutMs ?? CIFAR10_STALL_TIMEOUT_MS,
-      options.onDownloadProgress,
-      'CIFAR-100',
-    );
-    const expected = (options.md5 ?? CIFAR100_MD5).toLowerCase();
-    if (md5 !== expected) {
-      throw new Error(
-        `The archive downloaded from ${url} has MD5 ${md5}, expected ${expected}: it is corrupt or not the CIFAR-100 binary release. Nothing was cached. ${where}`,
-      );
-    }
-    const unpacked = join(temp, CIFAR100_ARCHIVE_DIR);
-    await unpackCifar100(archive, unpacked, url);
-    await rm(archive);
-    await publish(unpacked, dataDir, temp, cacheProblem);
-  } finally {
-    await rm(temp, { recursive: true, force: true });
-  }
-  return dataDir;
+function ensureCachedCifar100(options: LoadCifar100Options): Promise<string> {
+  return ensureCachedRelease(
+    {
+      dataset: 'CIFAR-100',
+      archiveDir: CIFAR100_ARCHIVE_DIR,
+      archiveName: 'cifar-100-binary.tar.gz',
+      fileList: FILE_LIST,
+      defaultUrl: CIFAR100_URL,
+      defaultMd5: CIFAR100_MD5,
+      cacheProblem,
+      unpack: unpackCifar100,
+    },
+    options,
+  );
 }
 
 /** Gunzips and untars the archive, writing the four CIFAR-100 files (and nothing else) into `outDir`, each validated first. */
