@@ -394,8 +394,11 @@ function formatSeconds(ms: number): string {
   return ms >= 1000 ? `${+(ms / 1000).toFixed(1)} s` : `${ms} ms`;
 }
 
-/** Gunzips and untars the archive, writing the six CIFAR-10 files (and nothing else) into `outDir`. */
-async function unpackCifar10(archive: string, outDir: string, url: string): Promise<void> {
+/**
+ * Gunzips a downloaded `.tar.gz` next to itself and returns the tar's bytes (the temporary `.tar` removed).
+ * @internal
+ */
+export async function gunzipDownload(archive: string, url: string): Promise<Uint8Array> {
   const tarPath = `${archive}.tar`;
   try {
     await pipeline(createReadStream(archive), createGunzip(), createWriteStream(tarPath));
@@ -404,6 +407,12 @@ async function unpackCifar10(archive: string, outDir: string, url: string): Prom
   }
   const tar = await readFile(tarPath);
   await rm(tarPath);
+  return tar;
+}
+
+/** Gunzips and untars the archive, writing the six CIFAR-10 files (and nothing else) into `outDir`. */
+async function unpackCifar10(archive: string, outDir: string, url: string): Promise<void> {
+  const tar = await gunzipDownload(archive, url);
   await mkdir(outDir);
   const wanted = new Set<string>(CIFAR10_FILES);
   const found = new Set<string>();

@@ -1,11 +1,8 @@
 import { checkDataDir, readDataFile, type DataFileRules } from './data-files.js';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import { cifar10Dataset, type Cifar10Dataset } from './cifar10.js';
-import { ensureCachedRelease, type LoadCifar10Options } from './cifar10-node.js';
+import { ensureCachedRelease, gunzipDownload, type LoadCifar10Options } from './cifar10-node.js';
 import {
   CIFAR100_CLASS_COUNTS,
   CIFAR100_EVAL_FILES,
@@ -174,14 +171,7 @@ function ensureCachedCifar100(options: LoadCifar100Options): Promise<string> {
 
 /** Gunzips and untars the archive, writing the four CIFAR-100 files (and nothing else) into `outDir`, each validated first. */
 async function unpackCifar100(archive: string, outDir: string, url: string): Promise<void> {
-  const tarPath = `${archive}.tar`;
-  try {
-    await pipeline(createReadStream(archive), createGunzip(), createWriteStream(tarPath));
-  } catch (e) {
-    throw new Error(`The archive downloaded from ${url} is not a valid gzip file (${(e as Error).message}). Nothing was cached.`);
-  }
-  const tar = await readFile(tarPath);
-  await rm(tarPath);
+  const tar = await gunzipDownload(archive, url);
   await mkdir(outDir);
   const wanted = new Set<string>(CIFAR100_FILES);
   const found = new Set<string>();
