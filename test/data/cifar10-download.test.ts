@@ -245,6 +245,25 @@ describe('loadCifar10 download into the cache', () => {
     expect(await readdir(cacheDir)).toEqual(['cifar-10-batches-bin']);
   });
 
+  it('refuses a download that is not gzip (its MD5 given as expected) and caches nothing', async () => {
+    const cacheDir = await freshCache();
+    const garbage = Buffer.from('not a gzip archive at all');
+    const plain = createServer((_req, res) => res.end(garbage));
+    await new Promise<void>((ok) => plain.listen(0, '127.0.0.1', ok));
+    const plainUrl = `http://127.0.0.1:${(plain.address() as AddressInfo).port}/cifar-10-binary.tar.gz`;
+    try {
+      const message = await messageOf(loadCifar10({ cacheDir, url: plainUrl, md5: createHash('md5').update(garbage).digest('hex') }));
+      expect(message).toMatch(
+        new RegExp(
+          `^The archive downloaded from ${plainUrl.replace(/[.]/g, '\\.')} is not a valid gzip file \\(.+\\)\\. Nothing was cached\\.$`,
+        ),
+      );
+      expect(await readdir(cacheDir)).toEqual([]);
+    } finally {
+      await new Promise((ok) => plain.close(ok));
+    }
+  });
+
   it('says where to put the files when the server is unreachable or the file is missing', async () => {
     const cacheDir = await freshCache();
     const closed = createServer();
