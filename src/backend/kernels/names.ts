@@ -46,3 +46,19 @@ export interface DecodeImagesAttrs {
   pad: number;
   size: number;
 }
+
+/**
+ * The discrete action's `x + noiseStd · std · noise` in one pass: inputs `x`, `moments` ([2]: mean and biased
+ * variance over the whole of x, CHANNEL_MOMENTS's `overAll` output) and `noise` (x's shape). Output like x, with
+ * std = sqrt(variance · n / (n - 1)), n the size of x (PyTorch's unbiased std).
+ */
+export const ADD_SCALED_NOISE = 'DataflowAddScaledNoise';
+export interface AddScaledNoiseAttrs {
+  noiseStd: number;
+}
+
+/**
+ * The gradient ADD_SCALED_NOISE sends to x through its std: inputs `x`, `moments` (as above) and `noiseDot`
+ * ([]: Σ dy · noise). Output like x: (x - mean) · (noiseStd · noiseDot / (std · (n - 1))).
+ */
+export const ADD_SCALED_NOISE_GRAD = 'DataflowAddScaledNoiseGrad';
