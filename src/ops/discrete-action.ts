@@ -92,7 +92,9 @@ function onePassStd(x: tf.Tensor, keepDims: boolean): tf.Tensor {
  * `noiseStd * sum(dy * noise) * d std / dx`. `detachStd: true` cuts it too (a
  * different experiment). There is no training switch: the seed adds the noise in
  * eval too. `noiseStd: 0` returns the cut x alone (torch would give x a zero
- * gradient; here x gets none).
+ * gradient; here x gets none). On WebGPU with the library's kernels the whole
+ * action is the moments kernel and one elementwise kernel (the gradient one more
+ * after Σ dy · noise), the same f32 operations as the unfused ops elsewhere.
  *
  * @param x A float32 tensor (any rank, at least 2 elements; NHWC activations in the network).
  * @param options Noise scale, the std cut, and where the noise comes from.
