@@ -171,9 +171,7 @@ export class BatchNorm extends tfl.layers.Layer {
       const bi = args[1] as tf.Tensor;
       const wi = weightIsInput ? (args[2] as tf.Tensor) : weight;
       const stats = batchNormTrainStats(xi, wi, bi, this.runningMean.read(), this.runningVar.read(), { eps, momentum });
-      // write() hands the data to the variable and releases its old value; customGrad's tidy disposes the handles.
-      this.runningMean.write(stats.runningMean);
-      this.runningVar.write(stats.runningVar);
+      this.writeRunningStats(stats.runningMean, stats.runningVar);
       save([xi, stats.coefficients]);
       return {
         value: batchNormApply(xi, stats.coefficients, withGelu),
@@ -227,10 +225,15 @@ export class BatchNorm extends tfl.layers.Layer {
       // PyTorch's momentum weights the new batch (Keras' weights the old average); running_var takes the unbiased variance.
       const newMean = tf.add(tf.mul(this.runningMean.read(), c(1 - m)), tf.mul(mean, c(m)));
       const newVar = tf.add(tf.mul(this.runningVar.read(), c(1 - m)), tf.mul(variance, c((m * n) / (n - 1))));
-      // write() hands the data to the variable and releases its old value; tidy disposes the handles.
-      this.runningMean.write(newMean);
-      this.runningVar.write(newVar);
+      this.writeRunningStats(newMean, newVar);
     });
+  }
+
+  /** The one place a training call updates the running statistics (once per call, fused or not). */
+  private writeRunningStats(newMean: tf.Tensor, newVar: tf.Tensor): void {
+    // write() hands the data to the variable and releases its old value; the caller's tidy disposes the handles.
+    this.runningMean.write(newMean);
+    this.runningVar.write(newVar);
   }
 
   override getConfig(): tf.serialization.ConfigDict {
