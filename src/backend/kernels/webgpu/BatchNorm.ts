@@ -27,16 +27,6 @@ import { columnSums, GELU_WGSL } from './ColumnSums.js';
  */
 
 const THREADS = 256;
-/** WebGPU's guaranteed maxComputeWorkgroupsPerDimension. */
-const MAX_GROUPS_PER_DIMENSION = 65535;
-
-/** A flat dispatch of `length` threads, folded into two dimensions past the per-dimension limit (tfjs flattens them back). */
-function flatDispatch(length: number): [number, number, number] {
-  const groups = Math.max(1, Math.ceil(length / THREADS));
-  if (groups <= MAX_GROUPS_PER_DIMENSION) return [groups, 1, 1];
-  const x = Math.ceil(Math.sqrt(groups));
-  return [x, Math.ceil(groups / x), 1];
-}
 
 abstract class FlatProgram implements WebGPUProgram {
   abstract readonly variableNames: string[];
@@ -44,13 +34,14 @@ abstract class FlatProgram implements WebGPUProgram {
   abstract readonly shaderKey: string;
   abstract readonly uniforms: string;
   readonly dispatchLayout = { x: [0] };
-  readonly dispatch: [number, number, number];
+  dispatch: [number, number, number];
   readonly workgroupSize: [number, number, number] = [THREADS, 1, 1];
   readonly size = true;
 
   constructor(outputShape: number[], threads: number) {
     this.outputShape = outputShape;
-    this.dispatch = flatDispatch(threads);
+    // tfjs folds a flat dispatch past the device's per-dimension limit (and keys the pipeline on it).
+    this.dispatch = [Math.ceil(threads / THREADS), 1, 1];
   }
 
   abstract getUserCode(): string;
