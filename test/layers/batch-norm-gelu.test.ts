@@ -9,7 +9,13 @@ import { installOverrides, uninstallOverrides } from '../../src/backend/kernels/
 import { BATCH_NORM_APPLY, BATCH_NORM_COEFFICIENTS, BATCH_NORM_GRAD, BATCH_NORM_TRAIN_STATS } from '../../src/backend/kernels/names.js';
 import { WEBGPU_TRAINING_KERNELS } from '../../src/backend/kernels/webgpu/index.js';
 import { BatchNorm } from '../../src/layers/batch-norm.js';
-import { hasBatchNormKernels } from '../../src/ops/batch-norm.js';
+import {
+  batchNormApply,
+  batchNormCoefficients,
+  batchNormGrad,
+  batchNormTrainStats,
+  hasBatchNormKernels,
+} from '../../src/ops/batch-norm.js';
 import { gelu } from '../../src/ops/gelu.js';
 import { maxRelativeError, seededUniform } from '../helpers/assert.js';
 import { describeEachBackendAndWebGPUKernelSet, useBackend } from '../helpers/backends.js';
@@ -185,6 +191,34 @@ describeEachBackendAndWebGPUKernelSet('BatchNorm through the fused kernels (with
     }
     tf.dispose([x, dy]);
     disposeWeights(bn);
+  });
+
+  it(`the fused ops refuse bad inputs, naming them (${backend})`, () => {
+    const before = liveTensors();
+    const x = tf.zeros([2, 3, 3, 4]);
+    const c4 = tf.ones([4]);
+    const c5 = tf.ones([5]);
+    const coefficients = tf.zeros([4, 4]);
+    const wide = tf.zeros([4, 5]);
+    const dy5 = tf.zeros([2, 3, 3, 5]);
+    const grad = { gelu: true, batchStats: true, weightGrad: false };
+    if (!hasBatchNormKernels()) {
+      expect(() => batchNormApply(x, coefficients, true)).toThrow(/batchNormApply: the '\w+' backend has no fused batch-norm kernels/);
+    } else {
+      expect(() => batchNormApply(x, wide, true)).toThrow("batchNormApply: 'coefficients' must be float32 [4,4], got float32 [4,5]");
+      expect(() => batchNormApply(c4, coefficients, false)).toThrow(/batchNormApply: x must be a float32 tensor of rank >= 2/);
+      expect(() => batchNormGrad(x, dy5, coefficients, grad)).toThrow(
+        "batchNormGrad: 'dy' must be float32 [2,3,3,4], got float32 [2,3,3,5]",
+      );
+      expect(() => batchNormTrainStats(x, c5, c4, c4, c4, { eps: 1e-12, momentum: 0.4 })).toThrow(
+        "batchNormTrainStats: 'weight' must be float32 [4], got float32 [5]",
+      );
+      expect(() => batchNormCoefficients(c4, c4, c4, c5, 1e-12)).toThrow(
+        "batchNormCoefficients: 'runningVar' must be float32 [4], got float32 [5]",
+      );
+    }
+    tf.dispose([x, c4, c5, coefficients, wide, dy5]);
+    expect(liveTensors()).toBe(before);
   });
 
   it(`propagates a NaN in x to the statistics and the outputs (${backend})`, async () => {
