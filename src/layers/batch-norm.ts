@@ -19,7 +19,7 @@ export interface BatchNormArgs extends LayerArgs {
 
 const AXES = [0, 1, 2];
 
-/** Σ dy and Σ dy · x̂ per channel: one kernel where the backend has it (WebGPU), else sums sharing x̂ with dx. */
+/** Σ dy and Σ dy · x̂ per channel for the unfused ops: one kernel where the backend has it (the library's WebGPU kernels), else sums sharing x̂ with dx. */
 function gradSums(
   dy: tf.Tensor,
   x: tf.Tensor,
