@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { geluChannelGradSums, hasBatchNormGeluKernels, scaleShiftGelu, scaleShiftGeluGrad } from '../ops/batch-norm-gelu.js';
+import { batchNormApply, batchNormCoefficients, batchNormGrad, batchNormTrainStats, hasBatchNormKernels } from '../ops/batch-norm.js';
 import { deviceScalar as c } from '../ops/constants.js';
 import { gelu } from '../ops/gelu.js';
 import { channelGradSums, channelMoments, hasChannelGradSumsKernel } from '../ops/moments.js';
@@ -19,7 +19,7 @@ export interface BatchNormArgs extends LayerArgs {
 
 const AXES = [0, 1, 2];
 
-/** Σ dy and Σ dy · x̂ per channel: one kernel where the backend has it (WebGPU), else sums sharing x̂ with dx. */
+/** Σ dy and Σ dy · x̂ per channel for the unfused ops: one kernel where the backend has it (the library's WebGPU kernels), else sums sharing x̂ with dx. */
 function gradSums(
   dy: tf.Tensor,
   x: tf.Tensor,
@@ -43,7 +43,9 @@ function gradSums(
  * `running = (1 - momentum) · running + momentum · batch`, with the unbiased batch
  * variance for `running_var`. Otherwise it normalises with the running statistics
  * and changes nothing. The training-mode gradient is written by hand (one
- * custom-gradient op), so no `tf.batchNorm` gradient runs.
+ * custom-gradient op), so no `tf.batchNorm` gradient runs. Where the backend has the fused kernels (WebGPU),
+ * a training call is two kernels forward (statistics, normalisation) and one backward, an inference call two
+ * forward; elsewhere the unfused ops run.
  */
 export class BatchNorm extends tfl.layers.Layer {
   static className = 'BatchNorm';
@@ -98,6 +100,7 @@ export class BatchNorm extends tfl.layers.Layer {
     return tf.tidy(() => {
       const x = singleInput(inputs, `BatchNorm '${this.name}'`);
       checkInput(x, 4, `BatchNorm '${this.name}'`, this.channels);
+      if (hasBatchNormKernels()) return kwargs?.training ? this.trainForwardFused(x as tf.Tensor4D, false) : this.inferenceFused(x, false);
       if (kwargs?.training) return this.trainForward(x as tf.Tensor4D);
       const scale = tf.mul(this.weight.read(), tf.rsqrt(tf.add(this.runningVar.read(), c(this.eps))));
       const shift = tf.sub(this.bias.read(), tf.mul(this.runningMean.read(), scale));
@@ -107,89 +110,85 @@ export class BatchNorm extends tfl.layers.Layer {
 
   /**
    * `gelu(this.call(inputs, kwargs))`, the seed's norm-then-GELU, in fewer kernels where the backend has the
-   * fused ones (WebGPU): one pass over x forward (after the batch statistics) and two backward, where the
-   * unfused ops take about a dozen each way. Elsewhere it is exactly the unfused ops.
+   * fused ones (WebGPU): the GELU is part of the normalisation kernel forward and of the gradient kernel
+   * backward, where the unfused ops take about a dozen kernels each way. Elsewhere it is exactly the unfused ops.
    */
   callWithGelu(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor {
-    if (!hasBatchNormGeluKernels()) return tf.tidy(() => gelu(this.call(inputs, kwargs)));
+    if (!hasBatchNormKernels()) return tf.tidy(() => gelu(this.call(inputs, kwargs)));
     return tf.tidy(() => {
       const x = singleInput(inputs, `BatchNorm '${this.name}'`);
       checkInput(x, 4, `BatchNorm '${this.name}'`, this.channels);
-      if (kwargs?.training) return this.trainForwardGelu(x as tf.Tensor4D);
-      return this.inferenceGelu(x);
+      return kwargs?.training ? this.trainForwardFused(x as tf.Tensor4D, true) : this.inferenceFused(x, true);
     });
   }
 
-  /** GELU of the running-statistics normalisation, differentiable in x, bias and weight as the unfused ops are. */
-  private inferenceGelu(x: tf.Tensor): tf.Tensor {
-    const eps = this.eps;
-    const normaliseGelu = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-      const [xi, bi, wi, mean, variance] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-      const save = args[5] as tf.GradSaveFunc;
-      const rstd = tf.rsqrt(tf.add(variance, c(eps)));
-      const scale = tf.mul(wi, rstd);
-      const shift = tf.sub(bi, tf.mul(mean, scale));
-      save([xi, mean, rstd, scale, shift]);
-      return {
-        value: scaleShiftGelu(xi, scale, shift),
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [xs, m, r, sc, sh] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-          const { gSum, gCentredSum } = geluChannelGradSums(dy, xs, m, sc, sh);
-          const zero = tf.zerosLike(sc);
-          // The running statistics are not trained: zero gradients, as for any non-trainable input.
-          return [scaleShiftGeluGrad(xs, dy, sc, sh, zero, zero), gSum, tf.mul(gCentredSum, r), tf.zerosLike(m), tf.zerosLike(m)];
-        },
-      };
-    });
-    return normaliseGelu(x, this.bias.read(), this.weight.read(), this.runningMean.read(), this.runningVar.read());
-  }
-
-  /** `trainForward` followed by GELU, through the fused kernels, with the gradient of both written by hand. */
-  private trainForwardGelu(x: tf.Tensor4D): tf.Tensor {
+  private valuesPerChannel(x: tf.Tensor4D): number {
     const [n0, h, w] = x.shape;
     const n = n0 * h * w;
     if (n < 2) {
       throw new Error(`BatchNorm '${this.name}' in training needs more than 1 value per channel, got input shape [${x.shape.join(',')}]`);
     }
+    return n;
+  }
+
+  /**
+   * The running-statistics normalisation (and its GELU with `withGelu`) through the fused kernels, differentiable
+   * in x, bias and weight as the unfused ops are (the running statistics are not trained).
+   */
+  private inferenceFused(x: tf.Tensor, withGelu: boolean): tf.Tensor {
+    const { eps } = this;
+    const runningMean = this.runningMean.read();
+    const runningVar = this.runningVar.read();
+    const normalise = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+      const [xi, bi, wi] = args as [tf.Tensor, tf.Tensor, tf.Tensor];
+      const save = args[3] as tf.GradSaveFunc;
+      const coefficients = batchNormCoefficients(wi, bi, runningMean, runningVar, eps);
+      save([xi, coefficients]);
+      return {
+        value: batchNormApply(xi, coefficients, withGelu),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xs, coeffs] = saved as [tf.Tensor, tf.Tensor];
+          const { dx, dBias, dWeight } = batchNormGrad(xs, dy, coeffs, { gelu: withGelu, batchStats: false, weightGrad: true });
+          return [dx, dBias, dWeight!];
+        },
+      };
+    });
+    return normalise(x, this.bias.read(), this.weight.read());
+  }
+
+  /**
+   * The batch-statistics normalisation (and its GELU with `withGelu`) through the fused kernels, with the gradient
+   * of both written by hand; updates the running statistics.
+   */
+  private trainForwardFused(x: tf.Tensor4D, withGelu: boolean): tf.Tensor {
+    this.valuesPerChannel(x);
     const weight = this.weight.read();
     const weightIsInput = this.weight.trainable;
-    const eps = this.eps;
-    const normaliseGelu = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const { eps, momentum } = this;
+    const normalise = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       const save = args[args.length - 1] as tf.GradSaveFunc;
       const xi = args[0] as tf.Tensor;
       const bi = args[1] as tf.Tensor;
       const wi = weightIsInput ? (args[2] as tf.Tensor) : weight;
-      const { mean, variance } = channelMoments(xi);
-      const rstd = tf.rsqrt(tf.add(variance, c(eps)));
-      const scale = tf.mul(wi, rstd);
-      const shift = tf.sub(bi, tf.mul(mean, scale));
-      this.updateRunningStats(mean, variance, n);
-      save([xi, mean, rstd, scale, shift]);
+      const stats = batchNormTrainStats(xi, wi, bi, this.runningMean.read(), this.runningVar.read(), { eps, momentum });
+      this.writeRunningStats(stats.runningMean, stats.runningVar);
+      save([xi, stats.coefficients]);
       return {
-        value: scaleShiftGelu(xi, scale, shift),
+        value: batchNormApply(xi, stats.coefficients, withGelu),
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [xs, m, r, sc, sh] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-          // g = dy · GELU'(z) is the gradient at the norm's output; Σ g · x̂ = rstd · Σ g · (x - mean).
-          const { gSum, gCentredSum } = geluChannelGradSums(dy, xs, m, sc, sh);
-          // dx = scale · (g − mean(g) − x̂ · mean(g · x̂)) = g · scale + x · alpha + beta per channel.
-          const alpha = tf.neg(tf.div(tf.mul(tf.mul(sc, tf.square(r)), gCentredSum), c(n)));
-          const beta = tf.sub(tf.neg(tf.div(tf.mul(sc, gSum), c(n))), tf.mul(m, alpha));
-          const dx = scaleShiftGeluGrad(xs, dy, sc, sh, alpha, beta);
-          return weightIsInput ? [dx, gSum, tf.mul(gCentredSum, r)] : [dx, gSum];
+          const [xs, coefficients] = saved as [tf.Tensor, tf.Tensor];
+          const grads = batchNormGrad(xs, dy, coefficients, { gelu: withGelu, batchStats: true, weightGrad: weightIsInput });
+          return weightIsInput ? [grads.dx, grads.dBias, grads.dWeight!] : [grads.dx, grads.dBias];
         },
       };
     });
     const inputs = weightIsInput ? [x, this.bias.read(), weight] : [x, this.bias.read()];
-    return normaliseGelu(...inputs);
+    return normalise(...inputs);
   }
 
-  /** Batch-statistics forward pass with a hand-written gradient; updates the running statistics. */
+  /** Batch-statistics forward pass with a hand-written gradient, the unfused ops; updates the running statistics. */
   private trainForward(x: tf.Tensor4D): tf.Tensor {
-    const [n0, h, w] = x.shape;
-    const n = n0 * h * w;
-    if (n < 2) {
-      throw new Error(`BatchNorm '${this.name}' in training needs more than 1 value per channel, got input shape [${x.shape.join(',')}]`);
-    }
+    const n = this.valuesPerChannel(x);
     const weight = this.weight.read();
     const weightIsInput = this.weight.trainable;
     const eps = this.eps;
@@ -226,10 +225,15 @@ export class BatchNorm extends tfl.layers.Layer {
       // PyTorch's momentum weights the new batch (Keras' weights the old average); running_var takes the unbiased variance.
       const newMean = tf.add(tf.mul(this.runningMean.read(), c(1 - m)), tf.mul(mean, c(m)));
       const newVar = tf.add(tf.mul(this.runningVar.read(), c(1 - m)), tf.mul(variance, c((m * n) / (n - 1))));
-      // write() hands the data to the variable and releases its old value; tidy disposes the handles.
-      this.runningMean.write(newMean);
-      this.runningVar.write(newVar);
+      this.writeRunningStats(newMean, newVar);
     });
+  }
+
+  /** The one place a training call updates the running statistics (once per call, fused or not). */
+  private writeRunningStats(newMean: tf.Tensor, newVar: tf.Tensor): void {
+    // write() hands the data to the variable and releases its old value; the caller's tidy disposes the handles.
+    this.runningMean.write(newMean);
+    this.runningVar.write(newVar);
   }
 
   override getConfig(): tf.serialization.ConfigDict {

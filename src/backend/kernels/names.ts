@@ -15,17 +15,44 @@ export interface ChannelMomentsAttrs {
 /** Inputs `x`, `dy` (same shape, channels last) and `mean` [C]. Output [2, C]: Σ dy and Σ dy · (x - mean) per channel. */
 export const CHANNEL_GRAD_SUMS = 'DataflowChannelGradSums';
 
-/** Inputs `x` (channels last), `scale` and `shift` [C]. Output like x: GELU(x · scale + shift), the batch norm and its GELU in one pass. */
-export const SCALE_SHIFT_GELU = 'DataflowScaleShiftGelu';
+/**
+ * The seed's batch norm on WebGPU, in one engine kernel per step. `coefficients` are packed [4, C]: mean, rstd
+ * (1 / sqrt(variance + eps)), scale (weight · rstd) and shift (bias − mean · scale) per channel.
+ *
+ * Training statistics: inputs `x` (channels last), `weight`, `bias`, `runningMean`, `runningVar` ([C]). Outputs
+ * `coefficients` from the batch (biased variance), then the new running mean and running variance, PyTorch's
+ * convention: `(1 − momentum) · running + momentum · batch`, the unbiased variance for the running one.
+ */
+export const BATCH_NORM_TRAIN_STATS = 'DataflowBatchNormTrainStats';
+export interface BatchNormTrainStatsAttrs {
+  eps: number;
+  momentum: number;
+}
+
+/** Inputs `weight`, `bias`, `runningMean`, `runningVar` ([C]). Output `coefficients` [4, C] from the running statistics. */
+export const BATCH_NORM_COEFFICIENTS = 'DataflowBatchNormCoefficients';
+export interface BatchNormCoefficientsAttrs {
+  eps: number;
+}
+
+/** Inputs `x` (channels last), `coefficients` [4, C]. Output like x: x · scale + shift, or its GELU with `gelu`. */
+export const BATCH_NORM_APPLY = 'DataflowBatchNormApply';
+export interface BatchNormApplyAttrs {
+  gelu: boolean;
+}
 
 /**
- * Inputs `x`, `dy` (same shape, channels last), `mean`, `scale`, `shift` [C]. Output [2, C]: Σ g and Σ g · (x - mean)
- * per channel, with g = dy · GELU'(x · scale + shift): the batch norm's gradient sums behind its GELU.
+ * The gradient of BATCH_NORM_APPLY's output (`dy`), through the batch statistics with `batchStats` (training) or
+ * not (inference). Inputs `x`, `dy` (same shape, channels last), `coefficients` [4, C]. Outputs dx (like x),
+ * the bias gradient Σ g [C] and, with `weightGrad`, the weight gradient rstd · Σ g · (x − mean) [C], where g is
+ * dy, or dy · GELU'(x · scale + shift) with `gelu`.
  */
-export const GELU_CHANNEL_GRAD_SUMS = 'DataflowGeluChannelGradSums';
-
-/** Inputs `x`, `dy`, `scale`, `shift`, `alpha`, `beta` ([C] but x, dy). Output like x: g · scale + x · alpha + beta, g as above. */
-export const SCALE_SHIFT_GELU_GRAD = 'DataflowScaleShiftGeluGrad';
+export const BATCH_NORM_GRAD = 'DataflowBatchNormGrad';
+export interface BatchNormGradAttrs {
+  gelu: boolean;
+  batchStats: boolean;
+  weightGrad: boolean;
+}
 
 /**
  * Compact images (src/data/compact.ts) decoded into a float32 batch: inputs `plan` (int32 [B, 4]: image

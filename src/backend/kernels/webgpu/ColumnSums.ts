@@ -10,7 +10,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import { originalKernel } from '../install.js';
-import { CHANNEL_MOMENTS, CHANNEL_GRAD_SUMS, GELU_CHANNEL_GRAD_SUMS, type ChannelMomentsAttrs } from '../names.js';
+import { CHANNEL_MOMENTS, CHANNEL_GRAD_SUMS, type ChannelMomentsAttrs } from '../names.js';
 import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
 import { wgslConstants } from './conv_gemm.js';
 import { fitsU32Indexing } from './util.js';
@@ -24,9 +24,11 @@ import { fitsU32Indexing } from './util.js';
  * - `moments`: sums of (x - shift) and its square, the shift being the column's first value (the
  *   tensor's first with `overAll`), so the variance does not cancel catastrophically when
  *   |mean| >> std. Finished as [mean, biased variance] per column, or over the whole tensor.
- * - `gradSums`: sums of dy and dy * (x - mean[c]), the two sums of the batch norm's gradient.
+ * - `gradSums`: sums of dy and dy * (x - mean[c]), the two sums of the batch norm's gradient (`mean` may
+ *   be the batch norm's packed [4, C] coefficients, whose first row it is).
  * - `geluGradSums`: the same sums of g = dy * GELU'(x * scale[c] + shift[c]), the gradient reaching a
- *   batch norm through the GELU after it, computed on the fly (no g tensor).
+ *   batch norm through the GELU after it, computed on the fly (no g tensor), mean, scale and shift read
+ *   from the packed [4, C] coefficients (rows 0, 2 and 3).
  * - `sum` / `mean`: tfjs's Sum and Mean over every axis, or over every axis but the last (a bias's
  *   gradient, the discrete action's std scalar). tfjs-backend-webgpu 4.22 transposes the input for the
  *   latter and reduces each output in a single workgroup: 11 ms for one [1024,15,15,64] sum on an H200.
@@ -57,7 +59,7 @@ export const GELU_WGSL = `
   }
 `;
 
-type Mode = 'moments' | 'gradSums' | 'geluGradSums' | 'sum' | 'mean';
+export type ColumnSumsMode = 'moments' | 'gradSums' | 'geluGradSums' | 'sum' | 'mean';
 
 interface Layout {
   rows: number;
@@ -90,12 +92,11 @@ class ColumnPartialSumsProgram implements WebGPUProgram {
   readonly workgroupSize: [number, number, number] = [THREADS, 1, 1];
 
   constructor(
-    private readonly mode: Mode,
+    private readonly mode: ColumnSumsMode,
     private readonly l: Layout,
     private readonly overAll: boolean,
   ) {
-    this.variableNames =
-      mode === 'gradSums' ? ['x', 'dy', 'mean'] : mode === 'geluGradSums' ? ['x', 'dy', 'mean', 'columnScale', 'columnShift'] : ['x'];
+    this.variableNames = mode === 'gradSums' ? ['x', 'dy', 'mean'] : mode === 'geluGradSums' ? ['x', 'dy', 'coefficients'] : ['x'];
     this.outputShape = [l.chunks, 2, l.columns];
     this.dispatch = [l.columnGroups, l.chunks, 1];
     this.shaderKey = `dataflowColumnPartialSums_${mode}_${overAll}_${l.rows}_${l.columns}_${l.rowsPerChunk}`;
@@ -121,7 +122,7 @@ class ColumnPartialSumsProgram implements WebGPUProgram {
     const shift = {
       moments: this.overAll ? 'f32(x[0])' : 'f32(x[column])',
       gradSums: 'f32(mean[column])',
-      geluGradSums: 'f32(mean[column])',
+      geluGradSums: 'f32(coefficients[column])',
       sum: '0.0',
       mean: '0.0',
     }[this.mode];
@@ -140,7 +141,7 @@ class ColumnPartialSumsProgram implements WebGPUProgram {
         var s2 = 0.0;
         if (reads) {
           let shift = ${shift};
-          ${gelu ? 'let colScale = f32(columnScale[column]);\n          let colShift = f32(columnShift[column]);' : ''}
+          ${gelu ? 'let colScale = f32(coefficients[2u * COLUMNS + column]);\n          let colShift = f32(coefficients[3u * COLUMNS + column]);' : ''}
           let end = min(ROWS, (chunk + 1u) * ROWS_PER_CHUNK);
           for (var r = chunk * ROWS_PER_CHUNK + lane; r < end; r += LANES) {
             ${terms}
@@ -178,7 +179,7 @@ class ColumnSumsFinishProgram implements WebGPUProgram {
   readonly workgroupSize: [number, number, number] = [THREADS, 1, 1];
 
   constructor(
-    private readonly mode: Mode,
+    private readonly mode: ColumnSumsMode,
     private readonly l: Layout,
     private readonly overAll: boolean,
   ) {
@@ -237,7 +238,8 @@ class ColumnSumsFinishProgram implements WebGPUProgram {
   }
 }
 
-function columnSums(backend: WebGPUBackendLike, mode: Mode, inputs: TensorInfo[], overAll: boolean): TensorInfo {
+/** The two passes of `mode` over `inputs` (x first, channels last); the caller owns the result. @internal */
+export function columnSums(backend: WebGPUBackendLike, mode: ColumnSumsMode, inputs: TensorInfo[], overAll: boolean): TensorInfo {
   const x = inputs[0]!;
   const columns = x.shape[x.shape.length - 1] ?? 1;
   const rows = x.shape.reduce((a, b) => a * b, 1) / columns;
@@ -262,17 +264,6 @@ const channelGradSums: KernelFunc = ({ inputs, backend }) => {
   return columnSums(backend as unknown as WebGPUBackendLike, 'gradSums', [x, dy, mean], false);
 };
 
-/** [2, C]: Σ g and Σ g · (x - mean) per channel, g = dy · GELU'(x · scale + shift). */
-const geluChannelGradSums: KernelFunc = ({ inputs, backend }) => {
-  const { x, dy, mean, scale, shift } = inputs as { x: TensorInfo; dy: TensorInfo; mean: TensorInfo; scale: TensorInfo; shift: TensorInfo };
-  return columnSums(backend as unknown as WebGPUBackendLike, 'geluGradSums', [x, dy, mean, scale, shift], false);
-};
-
-export const geluChannelGradSumsConfig: KernelConfig = {
-  kernelName: GELU_CHANNEL_GRAD_SUMS,
-  backendName: 'webgpu',
-  kernelFunc: geluChannelGradSums,
-};
 export const channelMomentsConfig: KernelConfig = { kernelName: CHANNEL_MOMENTS, backendName: 'webgpu', kernelFunc: channelMoments };
 export const channelGradSumsConfig: KernelConfig = { kernelName: CHANNEL_GRAD_SUMS, backendName: 'webgpu', kernelFunc: channelGradSums };
 

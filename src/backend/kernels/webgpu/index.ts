@@ -3,16 +3,16 @@ import { installOverrides, overridesInstalled, uninstallOverrides } from '../ins
 import { conv2dBackpropFilterConfig } from './Conv2DBackpropFilter.js';
 import { conv2dBackpropInputConfig } from './Conv2DBackpropInput.js';
 import { addScaledNoiseConfig, addScaledNoiseGradConfig } from './AddScaledNoise.js';
-import { scaleShiftGeluConfig, scaleShiftGeluGradConfig } from './BatchNormGelu.js';
-import { channelGradSumsConfig, channelMomentsConfig, geluChannelGradSumsConfig, meanConfig, sumConfig } from './ColumnSums.js';
+import { batchNormApplyConfig, batchNormCoefficientsConfig, batchNormGradConfig, batchNormTrainStatsConfig } from './BatchNorm.js';
+import { channelGradSumsConfig, channelMomentsConfig, meanConfig, sumConfig } from './ColumnSums.js';
 import { conv2dConfig } from './Conv2D.js';
 
 const WEBGPU = 'webgpu';
 
 /**
  * The library's WebGPU training kernels: convolutions and their gradients as implicit GEMMs, one-pass
- * batch statistics, Sum/Mean over leading axes, the batch norm fused with its GELU, and the discrete action's
- * noise in one pass, each faster than tfjs-backend-webgpu 4.22's (each file says why).
+ * batch statistics, Sum/Mean over leading axes, the batch norm (with or without its GELU) in one kernel per
+ * step and the discrete action's noise in one pass, each faster than tfjs-backend-webgpu 4.22's (each file says why).
  */
 export const WEBGPU_TRAINING_KERNELS: readonly KernelConfig[] = [
   conv2dConfig,
@@ -22,9 +22,10 @@ export const WEBGPU_TRAINING_KERNELS: readonly KernelConfig[] = [
   channelGradSumsConfig,
   sumConfig,
   meanConfig,
-  scaleShiftGeluConfig,
-  geluChannelGradSumsConfig,
-  scaleShiftGeluGradConfig,
+  batchNormTrainStatsConfig,
+  batchNormCoefficientsConfig,
+  batchNormApplyConfig,
+  batchNormGradConfig,
   addScaledNoiseConfig,
   addScaledNoiseGradConfig,
 ];
