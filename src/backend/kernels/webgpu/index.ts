@@ -5,12 +5,15 @@ import { conv2dBackpropInputConfig } from './Conv2DBackpropInput.js';
 import { scaleShiftGeluConfig, scaleShiftGeluGradConfig } from './BatchNormGelu.js';
 import { channelGradSumsConfig, channelMomentsConfig, geluChannelGradSumsConfig, meanConfig, sumConfig } from './ColumnSums.js';
 import { conv2dConfig } from './Conv2D.js';
+import { emaUpdateConfig } from './EMAUpdate.js';
+import { sgdStepConfig } from './SGDStep.js';
 
 const WEBGPU = 'webgpu';
 
 /**
  * The library's WebGPU training kernels: convolutions and their gradients as implicit GEMMs, one-pass
- * batch statistics, Sum/Mean over leading axes, and the batch norm fused with its GELU, each faster than tfjs-backend-webgpu 4.22's (each file says why).
+ * batch statistics, Sum/Mean over leading axes, the batch norm fused with its GELU, and the
+ * optimizer's and the EMA's per-weight updates as one kernel each, each faster than tfjs-backend-webgpu 4.22's (each file says why).
  */
 export const WEBGPU_TRAINING_KERNELS: readonly KernelConfig[] = [
   conv2dConfig,
@@ -23,6 +26,8 @@ export const WEBGPU_TRAINING_KERNELS: readonly KernelConfig[] = [
   scaleShiftGeluConfig,
   geluChannelGradSumsConfig,
   scaleShiftGeluGradConfig,
+  sgdStepConfig,
+  emaUpdateConfig,
 ];
 
 /**
