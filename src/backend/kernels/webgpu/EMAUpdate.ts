@@ -44,9 +44,11 @@ const emaUpdate: KernelFunc = ({ inputs, backend, attrs }) => {
   const { ema, live, keep, take } = inputs as Record<string, TensorInfo>;
   const { decayIndex } = attrs as unknown as EMAUpdateAttrs;
   const length = ema!.shape.reduce((a, b) => a * b, 1);
+  // Both operands are bound as 1-D: the pipeline cache keys on the input ranks, so entries of any rank share one.
+  const flat = (info: TensorInfo): TensorInfo => ({ ...info, shape: [length] });
   const out = (backend as unknown as WebGPUBackendLike).runWebGPUProgram(
     new EMAUpdateProgram(length),
-    [ema!, live!, keep!, take!],
+    [flat(ema!), flat(live!), keep!, take!],
     'float32',
     [{ type: 'int32', data: [decayIndex] }],
   );

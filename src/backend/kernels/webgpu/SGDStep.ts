@@ -77,7 +77,12 @@ class SGDParamProgram implements WebGPUProgram {
     private readonly mode: UpdateMode,
     length: number,
   ) {
-    this.variableNames = mode === 'plain' ? ['param', 'grad', 'lr'] : ['param', 'grad', 'lr', 'buffer'];
+    // Plain momentum needs no gradient, and a binding the shader does not read would be missing from its layout.
+    this.variableNames = {
+      plain: ['param', 'grad', 'lr'],
+      momentum: ['param', 'lr', 'buffer'],
+      nesterov: ['param', 'grad', 'lr', 'buffer'],
+    }[mode];
     this.outputShape = [length];
     this.shaderKey = `dataflowSGDParam_${mode}`;
     this.dispatch = [Math.ceil(length / THREADS), 1, 1];
@@ -91,7 +96,7 @@ class SGDParamProgram implements WebGPUProgram {
           ? 'decayedGrad(index) + f32(buffer[index]) * uniforms.momentum'
           : 'f32(buffer[index])';
     return `
-      ${DECAYED_GRAD_WGSL}
+      ${this.mode === 'momentum' ? '' : DECAYED_GRAD_WGSL}
       fn main(index : i32) {
         if (index < uniforms.size) {
           let u = ${update};
@@ -118,17 +123,20 @@ const sgdStep: KernelFunc = ({ inputs, backend, attrs }) => {
     { type: 'int32', data: [weightDecay !== 0 ? 1 : 0] },
   ];
   const reshaped = (info: TensorInfo): TensorInfo => ({ ...info, shape: param!.shape });
+  // Every operand is bound as 1-D: the pipeline cache keys on the input ranks, so weights of any rank share one.
+  const flat = (info: TensorInfo): TensorInfo => ({ ...info, shape: [length] });
   if (momentum === 0) {
-    const out = b.runWebGPUProgram(new SGDParamProgram('plain', length), [param!, grad!, lr!], 'float32', [
+    const out = b.runWebGPUProgram(new SGDParamProgram('plain', length), [flat(param!), flat(grad!), lr!], 'float32', [
       ...decay,
       { type: 'int32', data: [lrIndex] },
     ]);
     return [reshaped(out)];
   }
-  const bufferInputs = buffer == null ? [param!, grad!] : [param!, grad!, buffer];
+  const bufferInputs = buffer == null ? [flat(param!), flat(grad!)] : [flat(param!), flat(grad!), flat(buffer)];
   const newBuffer = b.runWebGPUProgram(new SGDBufferProgram(buffer == null, length), bufferInputs, 'float32', decay);
   const mode = nesterov ? 'nesterov' : 'momentum';
-  const newParam = b.runWebGPUProgram(new SGDParamProgram(mode, length), [param!, grad!, lr!, newBuffer], 'float32', [
+  const paramInputs = nesterov ? [flat(param!), flat(grad!), lr!, newBuffer] : [flat(param!), lr!, newBuffer];
+  const newParam = b.runWebGPUProgram(new SGDParamProgram(mode, length), paramInputs, 'float32', [
     ...decay,
     { type: 'int32', data: [lrIndex] },
   ]);
