@@ -82,7 +82,8 @@ const pairingKey = (w: NamedWeight): string => (w as { originalName?: string }).
  *
  * @remarks
  * Create it from the live network at the step the seed would (its first EMA step), then
- * call `update(net, decay)`; the averaged values stay on the backend. Entries are paired
+ * call `update(net, decay)`; the averaged values stay on the backend (on WebGPU each entry's
+ * blend is one kernel, `emaUpdate`, with the same float32 operations). Entries are paired
  * by order, as the seed zips two state dicts, and each pair is checked by name and shape.
  * Evaluate the averaged network with `withWeights(net, () => net.predict(x))`: the EMA
  * values are swapped into `net` for the call and the live values restored afterwards

@@ -86,8 +86,11 @@ function isResumable(s: LrSchedule): s is ResumableSchedule {
  * missing from the map is left alone (no decay, no momentum update), as torch skips a
  * parameter whose `.grad` is None; gradients for weights the optimizer does not hold
  * are ignored, as torch ignores parameters outside its groups. Momentum buffers live
- * on the backend; nothing is read back. After the update each group's schedule, if
- * any, is advanced once (a schedule shared by groups is advanced once).
+ * on the backend; nothing is read back. Where the backend has the library's fused kernel
+ * (WebGPU), each weight's update is that one kernel (`sgdStep`: the same float32 operations
+ * in the same order, the rate read from its table on the device), elsewhere the elementwise
+ * ops. After the update each group's schedule, if any, is advanced once (a schedule shared
+ * by groups is advanced once).
  */
 export class SGD {
   private readonly groups: Group[];
