@@ -4,6 +4,7 @@
 // reruns, no leaks, an exact snapshot/load resume, one kernel per entry.
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, expect, it } from 'vitest';
+import { KernelCounter, type KernelCounts } from '../../src/backend/counter.js';
 import { EMA_UPDATE } from '../../src/backend/kernels/names.js';
 import { hasEMAUpdateKernel } from '../../src/ops/optimizer-updates.js';
 import { NetworkEMA } from '../../src/train/ema.js';
@@ -154,7 +155,7 @@ describeEachBackendAndWebGPUKernelSet('NetworkEMA, fused where the backend has t
     tf.dispose([...netA.weights, ...netB.weights]);
   });
 
-  it(`runs one ${EMA_UPDATE} kernel per entry exactly where the backend has it, and slices no decay (${backend})`, () => {
+  it(`runs one ${EMA_UPDATE} kernel per entry exactly where the backend has it, and slices or uploads no decay (${backend})`, async () => {
     const net = makeNet();
     const ema = new NetworkEMA(net, { decaySchedule: { totalSteps: TOTAL_STEPS } });
     const counts = new Map<string, number>();
@@ -164,11 +165,17 @@ describeEachBackendAndWebGPUKernelSet('NetworkEMA, fused where the backend has t
       counts.set(name, (counts.get(name) ?? 0) + 1);
       return runKernel(name, ...rest);
     };
+    let uploads: KernelCounts | undefined;
     try {
       ema.updateAt(net, 7);
+      counts.clear();
+      // The decay tables are on the backend since the first update: nothing is uploaded.
+      uploads = await new KernelCounter().measure(() => ema.updateAt(net, 8));
     } finally {
       engine.runKernel = runKernel;
     }
+    // (cpu kernels hand their results to the backend through write(): every one counts as an upload there.)
+    if (backend !== 'cpu') expect(uploads!.uploadBytes).toBe(0);
     const entries = Object.keys(SHAPES).length;
     if (hasEMAUpdateKernel()) expect([...counts]).toEqual([[EMA_UPDATE, entries]]);
     else {

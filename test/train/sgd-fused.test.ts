@@ -4,6 +4,7 @@
 // a constant, a weight skipped on one step; bit-identical reruns, no leaks, an exact getState/setState resume.
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, expect, it } from 'vitest';
+import { KernelCounter, type KernelCounts } from '../../src/backend/counter.js';
 import { SGD_STEP } from '../../src/backend/kernels/names.js';
 import { hasSGDStepKernel } from '../../src/ops/optimizer-updates.js';
 import { OneCycle, type LrSchedule } from '../../src/train/one-cycle.js';
@@ -185,7 +186,7 @@ describeEachBackendAndWebGPUKernelSet('SGD.step, fused where the backend has the
     }
   });
 
-  it(`runs one ${SGD_STEP} kernel per weight with a gradient exactly where the backend has it, and slices no rate (${backend})`, () => {
+  it(`runs one ${SGD_STEP} kernel per weight with a gradient exactly where the backend has it, and slices no rate or uploads a listed one (${backend})`, async () => {
     const run = makeRun(OPTIONS[0]!);
     const grads = gradsAt(run, SKIPPED.step);
     const counts = new Map<string, number>();
@@ -195,12 +196,17 @@ describeEachBackendAndWebGPUKernelSet('SGD.step, fused where the backend has the
       counts.set(name, (counts.get(name) ?? 0) + 1);
       return runKernel(name, ...rest);
     };
+    let uploads: KernelCounts | undefined;
     try {
       run.opt.step(grads);
-      run.opt.step(grads); // the second step has momentum buffers
+      // The second step has momentum buffers; the tables and constants are on the backend by now.
+      uploads = await new KernelCounter().measure(() => run.opt.step(grads));
     } finally {
       engine.runKernel = runKernel;
     }
+    // Only the rate of the schedule that cannot be listed (Halving) is uploaded: one float32.
+    // (cpu kernels hand their results to the backend through write(): every one counts as an upload there.)
+    if (backend !== 'cpu') expect(uploads!.uploadBytes).toBe(4);
     const weightsStepped = 2 * (Object.keys(SHAPES).length - 1);
     if (hasSGDStepKernel()) expect([...counts]).toEqual([[SGD_STEP, weightsStepped]]);
     else {
