@@ -13,6 +13,7 @@ import {
   predictWithFlipTTA,
   speedyConvNet,
   type Cifar10Split,
+  type ConvPrecision,
   type EpochRecord,
   type SpeedyConvNet,
   type StepInfo,
@@ -30,9 +31,12 @@ import { WASM_PATHS } from './wasm-paths.js';
 // Configuration: a form, filled from presets and URL parameters (?depth=8&train=256&...).
 
 type Backend = 'webgpu' | 'wasm' | 'cpu';
+const CONV_PRECISIONS = ['float32', 'float16'] as const satisfies readonly ConvPrecision[];
 
 interface RunConfig {
   backend: Backend;
+  /** How WebGPU's convolutions multiply (initBackend's webgpuConvPrecision); other backends ignore it. */
+  convPrecision: ConvPrecision;
   /** Channels of the first conv group (the seed: 64). */
   depth: number;
   /** Training images, the first ones of data_batch_1..5. */
@@ -56,10 +60,13 @@ interface RunConfig {
   whiten: number;
 }
 
-type NumericField = Exclude<keyof RunConfig, 'backend' | 'labels'>;
+type NumericField = Exclude<keyof RunConfig, 'backend' | 'convPrecision' | 'labels'>;
 const NUMERIC_FIELDS: NumericField[] = ['depth', 'train', 'eval', 'epochs', 'batch', 'micro', 'evalBatch', 'seed', 'logEvery', 'whiten'];
 
-const PRESETS: Record<'tiny' | 'quick' | 'seed', Omit<RunConfig, 'backend' | 'seed' | 'logEvery' | 'labels' | 'whiten'>> = {
+const PRESETS: Record<
+  'tiny' | 'quick' | 'seed',
+  Omit<RunConfig, 'backend' | 'convPrecision' | 'seed' | 'logEvery' | 'labels' | 'whiten'>
+> = {
   tiny: { depth: 8, train: 1024, eval: 256, epochs: 2, batch: 64, micro: 64, evalBatch: 256 },
   quick: { depth: 32, train: 10000, eval: 2000, epochs: 4, batch: 512, micro: 512, evalBatch: 1000 },
   seed: { depth: 64, train: 50000, eval: 10000, epochs: 12.1, batch: 1024, micro: 1024, evalBatch: 2500 },
@@ -68,6 +75,7 @@ const PRESETS: Record<'tiny' | 'quick' | 'seed', Omit<RunConfig, 'backend' | 'se
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const form = $<HTMLFormElement>('config');
 const backendSelect = $<HTMLSelectElement>('backend');
+const convPrecisionSelect = $<HTMLSelectElement>('conv-precision');
 const params = new URLSearchParams(location.search);
 
 function applyPreset(name: keyof typeof PRESETS): void {
@@ -84,7 +92,12 @@ function readConfig(): RunConfig {
     values[field] = value;
   }
   const labels = (form.elements.namedItem('labels') as HTMLSelectElement).value === 'coarse' ? 'coarse' : 'fine';
-  const config: RunConfig = { backend: backendSelect.value as Backend, labels, ...values };
+  const config: RunConfig = {
+    backend: backendSelect.value as Backend,
+    convPrecision: convPrecisionSelect.value as ConvPrecision,
+    labels,
+    ...values,
+  };
   // A micro-batch larger than the batch means no splitting.
   config.micro = Math.min(config.micro, config.batch);
   if (config.train < config.batch) throw new Error(`training images (${config.train}) must be at least one batch (${config.batch})`);
@@ -101,6 +114,8 @@ const demo = {
   state: 'idle' as DemoState,
   backend: null as string | null,
   backendReason: '',
+  /** WebGPU only: how the convolutions multiply, as initBackend reports it (float16 asked for may run as float32, with the reason). */
+  convPrecision: null as string | null,
   steps: [] as StepInfo[],
   records: [] as EpochRecord[],
   predictions: [] as Array<{ predicted: number; label: number }>,
@@ -185,13 +200,15 @@ async function probeWebGPU(): Promise<{ ok: boolean; software: boolean }> {
   return { ok: true, software: info.isSoftware };
 }
 
-async function startBackend(name: Backend): Promise<void> {
+async function startBackend(name: Backend, convPrecision: ConvPrecision): Promise<void> {
   try {
-    const report = await initBackend(name, { wasmPaths: WASM_PATHS });
+    const report = await initBackend(name, { wasmPaths: WASM_PATHS, webgpuConvPrecision: convPrecision });
     demo.backend = report.backend;
     demo.backendReason = report.reason;
+    demo.convPrecision = report.convPrecision ?? null;
     $('backend-name').textContent = report.backend;
     $('backend-reason').textContent = `(${report.reason})`;
+    $('backend-conv-precision').textContent = report.convPrecision !== undefined ? `convolutions: ${report.convPrecision}` : '';
   } catch (e) {
     if (name === 'webgpu') offerWasm((e as Error).message);
     throw e;
@@ -471,7 +488,7 @@ async function startRun(): Promise<void> {
 
   let t = performance.now();
   progress.textContent = `starting ${config.backend}…`;
-  await startBackend(config.backend);
+  await startBackend(config.backend, config.convPrecision);
   clock('backend', t);
 
   t = performance.now();
@@ -567,6 +584,12 @@ async function main(): Promise<void> {
   (form.elements.namedItem('whiten') as HTMLInputElement).value = '50000';
   const backend = params.get('backend');
   if (backend === 'webgpu' || backend === 'wasm' || backend === 'cpu') backendSelect.value = backend;
+  const convPrecision = params.get('convPrecision');
+  if (convPrecision !== null) {
+    if (!(CONV_PRECISIONS as readonly string[]).includes(convPrecision))
+      throw new Error(`?convPrecision must be one of ${CONV_PRECISIONS.join(', ')}, got '${convPrecision}'`);
+    convPrecisionSelect.value = convPrecision;
+  }
   for (const field of NUMERIC_FIELDS) {
     const value = params.get(field);
     if (value != null) (form.elements.namedItem(field) as HTMLInputElement).value = value;

@@ -6,6 +6,7 @@ import {
   resolveHyp,
   type BackendName,
   type Cifar100LabelKind,
+  type ConvPrecision,
   type HypOverrides,
   type SpeedyConvNetMode,
 } from '../../src/node.js';
@@ -50,6 +51,8 @@ export interface TrainConfig extends RunSettings {
   backend: BackendName;
   /** Threads of the wasm backend; null: initBackend's default (one per core, at most 4). */
   wasmThreads: number | null;
+  /** How WebGPU's convolutions multiply (--conv-precision); null: not given (float32, or a resumed run's own). */
+  convPrecision: ConvPrecision | null;
   /** CIFAR-10 binary directory; undefined: the download cache. */
   data: string | undefined;
   /** Where `data` came from, for messages about it: --data or $CIFAR10_DIR ($CIFAR100_DIR for CIFAR-100). */
@@ -80,6 +83,8 @@ export interface EvaluateConfig {
   backend: BackendName;
   /** Threads of the wasm backend; null: initBackend's default (one per core, at most 4). */
   wasmThreads: number | null;
+  /** How WebGPU's convolutions multiply (--conv-precision); null: not given (float32). */
+  convPrecision: ConvPrecision | null;
   data: string | undefined;
   dataFrom: DataOrigin | undefined;
   download: boolean;
@@ -111,6 +116,7 @@ export const TRAIN_DEFAULTS = {
 const COMMON_OPTIONS = {
   backend: { type: 'string' },
   'wasm-threads': { type: 'string' },
+  'conv-precision': { type: 'string' },
   data: { type: 'string' },
   download: { type: 'boolean' },
   'cache-dir': { type: 'string' },
@@ -155,7 +161,10 @@ const DATA_HELP = `  --dataset NAME        cifar10 or cifar100 (default cifar10)
   --backend NAME        ${BACKEND_NAMES.join('|')} (default auto: hardware WebGPU, tensorflow, wasm, cpu)
   --wasm-threads N      threads of the wasm backend, 1 to 4 (default: one per core, at most 4; about 1.7x faster
                         training on 2 cores than 1; sums run in another order, so the last bits differ from a
-                        one-thread run); 1 runs the single-threaded build`;
+                        one-thread run); 1 runs the single-threaded build
+  --conv-precision P    float32 or float16: how the webgpu backend's convolutions multiply (default float32);
+                        float16 runs f16 operands with f32 sums on tensor cores (subgroup matrices) where the
+                        adapter has them, else float32, and the Backend line says which; needs --backend webgpu`;
 
 export const MAIN_HELP = `Usage: tfjs-dataflow-cifar10 <command> [flags]
 
@@ -259,6 +268,23 @@ function choice<T extends string>(flag: string, text: string | undefined, choice
   return text as T;
 }
 
+/** The values of --conv-precision (initBackend's webgpuConvPrecision). */
+export const CONV_PRECISIONS = ['float32', 'float16'] as const satisfies readonly ConvPrecision[];
+
+/**
+ * --conv-precision applies to WebGPU only: on another backend it would change nothing, and 'auto' may pick one.
+ * `backend` is where it runs; `fromRun`: the backend is a resumed run's, not a flag.
+ */
+export function checkConvPrecisionBackend(precision: ConvPrecision | null, backend: BackendName, fromRun = false): void {
+  if (precision === null || backend === 'webgpu') return;
+  const why = backend === 'auto' ? " (auto may pick a backend without WebGPU's convolutions)" : '';
+  throw new UsageError(
+    fromRun
+      ? `--conv-precision applies to the webgpu backend, and the run being resumed trains on '${backend}': drop --conv-precision, or add --backend webgpu`
+      : `--conv-precision applies to the webgpu backend: use it with --backend webgpu, not '${backend}'${why}`,
+  );
+}
+
 /** The largest seed: the net's layers add small offsets to it, and each must stay a safe integer. */
 export const MAX_SEED = Number.MAX_SAFE_INTEGER - 1000;
 /** The most runs in one battery. */
@@ -331,8 +357,11 @@ function dataFlags(
     'cache-dir'?: string;
     backend?: string;
     'wasm-threads'?: string;
+    'conv-precision'?: string;
   },
   env: NodeJS.ProcessEnv,
+  /** --resume without --backend: the backend is the run's, checked once it is read. */
+  backendFromRun = false,
 ) {
   const dataset = choice('dataset', values.dataset, DATASETS) ?? 'cifar10';
   const labelKind = choice('labels', values.labels, ['fine', 'coarse'] as const);
@@ -346,11 +375,14 @@ function dataFlags(
   if (wasmThreads !== null && backend !== 'wasm' && backend !== 'auto') {
     throw new UsageError(`--wasm-threads applies to the wasm backend: use it with --backend wasm or auto, not '${backend}'`);
   }
+  const convPrecision = choice('conv-precision', values['conv-precision'], CONV_PRECISIONS) ?? null;
+  if (!backendFromRun) checkConvPrecisionBackend(convPrecision, backend);
   return {
     dataset,
     labels: dataset === 'cifar100' ? (labelKind ?? ('fine' as const)) : null,
     backend,
     wasmThreads,
+    convPrecision,
     data: values.data ?? (fromEnv ? envDir : undefined),
     dataFrom: values.data !== undefined ? ('flag' as const) : fromEnv ? ('env' as const) : undefined,
     download: values.download ?? false,
@@ -409,7 +441,7 @@ function parseTrain(args: string[], env: NodeJS.ProcessEnv): Command {
   return {
     command: 'train',
     config: {
-      ...dataFlags(values, env),
+      ...dataFlags(values, env, values.resume === true && values.backend === undefined),
       epochs,
       batchSize,
       microBatch,

@@ -15,7 +15,7 @@ import {
   type Cifar10Stats,
 } from '../../src/node.js';
 import { UsageError, type EvaluateConfig } from './args.js';
-import { datasetTitle, loadData, type CliIO } from './training.js';
+import { datasetTitle, describeBackend, loadData, type CliIO } from './training.js';
 
 /** What `train` stores in the saved model's user-defined metadata. */
 export interface SavedModelInfo {
@@ -60,8 +60,11 @@ function checkSavedModel(model: tfl.LayersModel, info: SavedModelInfo, where: st
 /** Runs `evaluate`; returns the exit code. */
 export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promise<number> {
   const say = (line: string) => io.stdout.write(`${line}\n`);
-  const report = await initBackend(config.backend, config.wasmThreads !== null ? { wasmThreads: config.wasmThreads } : {});
-  say(`Backend: ${report.backend} (${report.reason})`);
+  const report = await initBackend(config.backend, {
+    ...(config.wasmThreads !== null ? { wasmThreads: config.wasmThreads } : {}),
+    ...(config.convPrecision !== null ? { webgpuConvPrecision: config.convPrecision } : {}),
+  });
+  say(describeBackend(report));
 
   // Model (first, so a wrong --model fails before the data is read)
   const dir = resolve(config.model);

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { join, resolve } from 'node:path';
 import type { StopSignal } from './exit.js';
-import type { TrainResult, Trainer } from '../../src/node.js';
+import type { ConvPrecision, TrainResult, Trainer } from '../../src/node.js';
 import { UsageError, type RunSettings, type TrainConfig } from './args.js';
 import { rm } from 'node:fs/promises';
 import { DirectoryLockedError, LOCK_FILE, lockDirectory, type DirectoryLock } from '../../src/node.js';
@@ -39,6 +39,8 @@ export interface SavedConfig {
   format?: typeof RUN_CONFIG_FORMAT;
   run: RunConfig;
   backend: TrainConfig['backend'];
+  /** --conv-precision of a WebGPU run; --resume keeps it (absent: float32, or not WebGPU). */
+  convPrecision?: ConvPrecision;
   data: string | undefined;
   /** A random id made when the run started; each checkpoint records it, so another run's checkpoint is never resumed (absent in older runs). */
   runId?: string;

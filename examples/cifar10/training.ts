@@ -20,8 +20,10 @@ import {
   resolveHyp,
   speedyConvNet,
   trainSchedule,
+  type BackendName,
   type BackendReport,
   type Cifar10Dataset,
+  type ConvPrecision,
   type Cifar10Stats,
   type Cifar100LabelKind,
   type LoadCifar10Options,
@@ -31,7 +33,7 @@ import {
   type Cifar10CompactOnBackend,
   type Cifar10OnBackend,
 } from '../../src/node.js';
-import { DATA_DIR_ENV, UsageError, type DataOrigin, type DatasetName, type TrainConfig } from './args.js';
+import { DATA_DIR_ENV, UsageError, checkConvPrecisionBackend, type DataOrigin, type DatasetName, type TrainConfig } from './args.js';
 import { Battery, type RunSummary } from './battery.js';
 import { removeEmptyDirs } from './files.js';
 import { Progress, downloadProgress, type TextOut } from './progress.js';
@@ -81,7 +83,7 @@ async function trainInClaimedDir(config: TrainConfig, dir: RunDir, say: (line: s
     await removeEmptyDirs(dir.created);
     throw e;
   }
-  const { report, run, hyp, dataset, dataDir, onBackend } = prepared;
+  const { report, run, hyp, dataset, dataDir, onBackend, convPrecision } = prepared;
   const data: TrainData<AnyLabelledImages> = { train: onBackend.train, eval: onBackend.eval };
   const battery = new Battery(dir.out, run, {
     versions: versions(),
@@ -100,7 +102,13 @@ async function trainInClaimedDir(config: TrainConfig, dir: RunDir, say: (line: s
     // A new run's identity: each checkpoint records it, so --resume never continues another run's checkpoint.
     const runId = config.resume ? dir.saved?.runId : randomUUID();
     if (!config.resume)
-      await writeRunConfig(dir.out, { run, backend: config.backend, data: dataDir, ...(runId !== undefined ? { runId } : {}) });
+      await writeRunConfig(dir.out, {
+        run,
+        backend: config.backend,
+        ...(convPrecision !== null ? { convPrecision } : {}),
+        data: dataDir,
+        ...(runId !== undefined ? { runId } : {}),
+      });
     say(
       `Output: ${dir.out}${config.resume ? ' (continuing the run there)' : dir.reusing ? ' (reused: the run there never finished an epoch, so there was nothing to continue)' : ''}`,
     );
@@ -148,6 +156,8 @@ interface PreparedRun {
   dataset: Cifar10Dataset;
   dataDir: string | undefined;
   onBackend: Cifar10CompactOnBackend | Cifar10OnBackend;
+  /** WebGPU's conv precision as asked for (the report says what runs); null off WebGPU. */
+  convPrecision: ConvPrecision | null;
 }
 
 /**
@@ -158,8 +168,13 @@ interface PreparedRun {
 async function prepareRun(config: TrainConfig, dir: RunDir, say: (line: string) => void, io: CliIO): Promise<PreparedRun> {
   const { saved } = dir;
   // Backend
-  const backend = config.resume && !config.explicit.has('backend') ? saved!.backend : config.backend;
-  const report = await initBackend(backend, config.wasmThreads !== null ? { wasmThreads: config.wasmThreads } : {});
+  const backendFromRun = config.resume && !config.explicit.has('backend');
+  const backend = backendFromRun ? saved!.backend : config.backend;
+  const convPrecision = decideConvPrecision(config, dir, backend, backendFromRun);
+  const report = await initBackend(backend, {
+    ...(config.wasmThreads !== null ? { wasmThreads: config.wasmThreads } : {}),
+    ...(convPrecision !== null ? { webgpuConvPrecision: convPrecision } : {}),
+  });
   say(describeBackend(report));
   const { run, hyp } = decideRunConfig(config, dir, report, say);
 
@@ -213,7 +228,25 @@ async function prepareRun(config: TrainConfig, dir: RunDir, say: (line: string) 
     disposeData(onBackend, true);
     throw new UsageError(`the model or trainer refuses this configuration: ${(e as Error).message}`);
   }
-  return { report, run, hyp, dataset, dataDir, onBackend };
+  return { report, run, hyp, dataset, dataDir, onBackend, convPrecision };
+}
+
+/**
+ * How WebGPU's convolutions multiply in this run: the flag, else a resumed run's own (float32 for runs from
+ * before the flag); null off WebGPU. A resumed run keeps its precision: another one typed now is refused,
+ * since its checkpoint's numbers were made with the first.
+ */
+function decideConvPrecision(config: TrainConfig, dir: RunDir, backend: BackendName, backendFromRun: boolean): ConvPrecision | null {
+  checkConvPrecisionBackend(config.convPrecision, backend, backendFromRun);
+  if (backend !== 'webgpu') return null;
+  const then = dir.saved ? (dir.saved.convPrecision ?? 'float32') : null;
+  if (then !== null && config.convPrecision !== null && config.convPrecision !== then) {
+    throw new UsageError(
+      `--resume: the run in ${dir.out} was started with --conv-precision ${then}, not ${config.convPrecision}: ` +
+        'drop --conv-precision to continue it as it was started, or start a new run with another --out.',
+    );
+  }
+  return config.convPrecision ?? then ?? 'float32';
 }
 
 /**
@@ -495,8 +528,10 @@ function largestDivisorAtMost(n: number, cap: number): number {
   return 1;
 }
 
-function describeBackend(report: BackendReport): string {
-  return `Backend: ${report.backend} (${report.reason})`;
+/** The start-up backend line; on WebGPU it says how the convolutions multiply (initBackend's report of --conv-precision). */
+export function describeBackend(report: BackendReport): string {
+  const convolutions = report.convPrecision !== undefined ? `, convolutions: ${report.convPrecision}` : '';
+  return `Backend: ${report.backend} (${report.reason})${convolutions}`;
 }
 
 function versions() {

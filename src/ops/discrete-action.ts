@@ -1,4 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
+import {
+  ADD_SCALED_NOISE,
+  ADD_SCALED_NOISE_GRAD,
+  CHANNEL_MOMENTS,
+  type AddScaledNoiseAttrs,
+  type ChannelMomentsAttrs,
+} from '../backend/kernels/names.js';
 import { deviceScalar } from './constants.js';
 import { channelMoments, hasChannelMomentsKernel } from './moments.js';
 import { DeviceRandom } from './random.js';
@@ -85,7 +92,9 @@ function onePassStd(x: tf.Tensor, keepDims: boolean): tf.Tensor {
  * `noiseStd * sum(dy * noise) * d std / dx`. `detachStd: true` cuts it too (a
  * different experiment). There is no training switch: the seed adds the noise in
  * eval too. `noiseStd: 0` returns the cut x alone (torch would give x a zero
- * gradient; here x gets none).
+ * gradient; here x gets none). On WebGPU with the library's kernels the whole
+ * action is the moments kernel and one elementwise kernel (the gradient one more
+ * after Σ dy · noise), the same f32 operations as the unfused ops elsewhere.
  *
  * @param x A float32 tensor (any rank, at least 2 elements; NHWC activations in the network).
  * @param options Noise scale, the std cut, and where the noise comes from.
@@ -114,9 +123,50 @@ export function simulateDiscreteAction(x: tf.Tensor, options: SimulateDiscreteAc
   }
   if (noiseStd === 0) return stopGradient(x);
   const generator = noise != null ? undefined : (random ?? (seed != null ? new DeviceRandom(seed) : globalRandom()));
+  if (hasAddScaledNoiseKernel()) return tf.tidy(() => addScaledNoise(x, noise ?? generator!.normal(x.shape), noiseStd, detachStd));
   return tf.tidy(() => {
     const std = detachStd ? stopGradient(unbiasedStd(x)) : unbiasedStd(x);
     const n = noise ?? generator!.normal(x.shape);
     return tf.add(stopGradient(x), tf.mul(tf.mul(std, deviceScalar(noiseStd)), n));
   });
+}
+
+/** Whether the discrete action runs as the library's fused kernels here (WebGPU with its training kernels). @internal */
+export function hasAddScaledNoiseKernel(): boolean {
+  const backend = tf.getBackend();
+  return (
+    tf.getKernel(ADD_SCALED_NOISE, backend) != null && tf.getKernel(ADD_SCALED_NOISE_GRAD, backend) != null && hasChannelMomentsKernel()
+  );
+}
+
+/**
+ * `x.detach() + noiseStd * std(x) * noise` from the whole tensor's moments (one kernel) and one elementwise
+ * kernel that takes the std from them, where the unfused ops run about a dozen kernels and saves. The gradient
+ * is the unfused ops': x gets `noiseStd * sum(dy * noise) * d std / dx` through the std alone (nothing with
+ * `detachStd`), in two kernels after Σ dy · noise.
+ */
+function addScaledNoise(x: tf.Tensor, noise: tf.Tensor, noiseStd: number, detachStd: boolean): tf.Tensor {
+  const attrs = { noiseStd } satisfies AddScaledNoiseAttrs as unknown as tf.NamedAttrMap;
+  const overAll = { overAll: true } satisfies ChannelMomentsAttrs as unknown as tf.NamedAttrMap;
+  const forward = (input: tf.Tensor) => {
+    const moments = tf.engine().runKernel(CHANNEL_MOMENTS, { x: input }, overAll) as tf.Tensor;
+    return { moments, value: tf.engine().runKernel(ADD_SCALED_NOISE, { x: input, moments, noise }, attrs) as tf.Tensor };
+  };
+  // x closed over, not passed in: the tape gets a node without inputs, and backprop stops there (as stopGradient).
+  if (detachStd) return tf.customGrad(() => ({ value: forward(x).value, gradFunc: () => [] }))();
+  const withStdGradient = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const xi = args[0] as tf.Tensor;
+    const save = args[1] as tf.GradSaveFunc;
+    const { moments, value } = forward(xi);
+    save([xi, moments, noise]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, m, n] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const noiseDot = tf.sum(tf.mul(dy, n));
+        return tf.engine().runKernel(ADD_SCALED_NOISE_GRAD, { x: xs, moments: m, noiseDot }, attrs) as tf.Tensor;
+      },
+    };
+  });
+  return withStdGradient(x);
 }

@@ -69,6 +69,7 @@ function head(file: string, records: number): Buffer {
 interface DemoSnapshot {
   state: string;
   backend: string | null;
+  convPrecision: string | null;
   error: string | null;
   steps: Array<{ step: number; loss?: number; epoch: number; imagesPerSec: number }>;
   records: Array<{ epoch: number; valAcc: number; valLoss: number }>;
@@ -83,6 +84,7 @@ const snapshot = (page: Page) =>
     return {
       state: d.state,
       backend: d.backend,
+      convPrecision: d.convPrecision,
       error: d.error,
       steps: d.steps,
       records: d.records,
@@ -135,6 +137,7 @@ suite(`browser example in headless Chromium on WebGPU${reason ? ` (skipped: ${re
     const query = new URLSearchParams({
       data: '/cifar10/',
       backend: 'webgpu',
+      convPrecision: 'float16',
       autostart: '1',
       logEvery: '1',
       ...Object.fromEntries(Object.entries(RUN).map(([k, v]) => [k, String(v)])),
@@ -164,6 +167,9 @@ suite(`browser example in headless Chromium on WebGPU${reason ? ` (skipped: ${re
     expect(demo.state).toBe('done');
     expect(demo.backend).toBe('webgpu');
     expect(await page.textContent('#backend-name')).toBe('webgpu');
+    // ?convPrecision=float16 reaches initBackend; SwiftShader has no subgroup matrices, so float32 runs and the page says why.
+    expect(demo.convPrecision).toMatch(/^float32 \(float16 requested, but the device lacks \S+\)$|^float16 on subgroup matrices /);
+    expect(await page.textContent('#backend-conv-precision')).toBe(`convolutions: ${demo.convPrecision}`);
     // Resuming continued the run: every step exactly once, in order.
     expect(demo.steps.map((s) => s.step)).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
     expect(demo.records.map((r) => r.epoch)).toEqual([0, 1]);
@@ -287,6 +293,18 @@ suite(`browser example in headless Chromium on WebGPU${reason ? ` (skipped: ${re
     expect(model.weightsManifest[0]!.paths).toEqual(['./speedy-convnet-cifar10.weights.bin']);
     expect(JSON.stringify(model.modelTopology)).toContain('WhiteningConv');
     expect(pageErrors).toEqual([]);
+  }, 120_000);
+
+  it('refuses an unknown ?convPrecision with a message naming it', async () => {
+    const p = await browser.newPage();
+    try {
+      await p.goto(`${server.resolvedUrls!.local[0]!}?convPrecision=half`);
+      await p.waitForFunction(() => window.tfjsDataflowDemo.state === 'error', null, { timeout: 60_000, polling: 250 });
+      expect(await p.textContent('#error')).toBe("?convPrecision must be one of float32, float16, got 'half'");
+      expect(await p.inputValue('#conv-precision')).toBe('float32');
+    } finally {
+      await p.close();
+    }
   }, 120_000);
 
   it('says when there is no WebGPU, offers WebAssembly, and trains there from a picked tar.gz', async () => {

@@ -103,6 +103,16 @@ describe('CIFAR-10 CLI: arguments', () => {
     ],
     [['evaluate', '--model', 'm', '--wasm-threads', '2', '--backend', 'webgpu'], '--wasm-threads applies to the wasm backend'],
     [['train', '--backend', 'gpu'], "--backend must be one of auto, webgpu, tensorflow, wasm, cpu, got 'gpu'"],
+    [['train', '--backend', 'webgpu', '--conv-precision', 'half'], "--conv-precision must be one of float32, float16, got 'half'"],
+    [
+      ['train', '--backend', 'wasm', '--conv-precision', 'float16'],
+      "--conv-precision applies to the webgpu backend: use it with --backend webgpu, not 'wasm'",
+    ],
+    [
+      ['train', '--conv-precision', 'float32'],
+      "--conv-precision applies to the webgpu backend: use it with --backend webgpu, not 'auto' (auto may pick a backend without WebGPU's convolutions)",
+    ],
+    [['evaluate', '--model', 'm', '--backend', 'cpu', '--conv-precision', 'float16'], "use it with --backend webgpu, not 'cpu'"],
     [['train', '--train-limit', '60000'], "--train-limit must be an integer from 1 to 50000, got '60000'"],
     [['train', '--train-limit', '100', '--batch-size', '256'], '--train-limit 100 is smaller than one batch (--batch-size 256)'],
     [['train', '--eval-limit', '0'], '--eval-limit must be an integer from 1 to 10000'],
@@ -150,13 +160,16 @@ describe('CIFAR-10 CLI: arguments', () => {
     expect(out).toBe('');
     expect(err).toContain("Unknown option '--epoch'");
     expect(err).toContain(
-      "Valid flags for 'train': --backend, --wasm-threads, --data, --download, --cache-dir, --eval-limit, --help (-h), --epochs, --batch-size",
+      "Valid flags for 'train': --backend, --wasm-threads, --conv-precision, --data, --download, --cache-dir, --eval-limit, --help (-h), --epochs, --batch-size",
     );
     expect(err).toContain('Run with --help for usage.');
+    const onWasm = await run(['train', '--backend', 'wasm', '--conv-precision', 'float16']);
+    expect(onWasm.code).toBe(2);
+    expect(onWasm.err).toContain('--conv-precision applies to the webgpu backend');
     const evaluate = await run(['evaluate', '--model', 'm', '--runs', '2']);
     expect(evaluate.code).toBe(2);
     expect(evaluate.err).toContain(
-      "Valid flags for 'evaluate': --backend, --wasm-threads, --data, --download, --cache-dir, --eval-limit, --help (-h), --model, --eval-batch, --draws",
+      "Valid flags for 'evaluate': --backend, --wasm-threads, --conv-precision, --data, --download, --cache-dir, --eval-limit, --help (-h), --model, --eval-batch, --draws",
     );
   });
 
@@ -210,6 +223,22 @@ describe('CIFAR-10 CLI: arguments', () => {
       expect(mismatch.err).toContain(
         `--resume: the run in ${dir} was started with a different configuration: --epochs 3 (the run has 2); --base-depth 32 (the run has 16); --whitening-signs "canonical" (the run has "raw").`,
       );
+      // --conv-precision: a resumed run keeps its own, and applies only to a WebGPU run.
+      const onCpu = await run(['train', '--resume', '--out', dir, '--conv-precision', 'float16']);
+      expect(onCpu.code).toBe(2);
+      expect(onCpu.err).toContain(
+        "--conv-precision applies to the webgpu backend, and the run being resumed trains on 'cpu': drop --conv-precision, or add --backend webgpu",
+      );
+      await writeFile(
+        join(dir, 'config.json'),
+        JSON.stringify({ run: runConfig, backend: 'webgpu', convPrecision: 'float16', data: DATA }),
+      );
+      const otherPrecision = await run(['train', '--resume', '--out', dir, '--conv-precision', 'float32']);
+      expect(otherPrecision.code).toBe(2);
+      expect(otherPrecision.err).toContain(
+        `--resume: the run in ${dir} was started with --conv-precision float16, not float32: drop --conv-precision to continue it as it was started`,
+      );
+      await writeFile(join(dir, 'config.json'), JSON.stringify({ run: runConfig, backend: 'cpu', data: DATA }));
       // A run with a checkpoint is work a new run must not overwrite.
       await mkdir(join(dir, 'checkpoint'));
       await writeFile(join(dir, 'checkpoint', 'checkpoint.json'), '{}');
@@ -648,6 +677,70 @@ describe.skipIf(!HAS_DATA)(
         expect(stopped.code).toBe(1);
         expect(stopped.err).toMatch(/Stopped: training loss became NaN at step \d+ .*The last epoch's checkpoint in .* is untouched/);
         expect(liveTensors()).toBe(before);
+      },
+      LONG,
+    );
+  },
+);
+
+describe.skipIf(!HAS_DATA)(
+  HAS_DATA ? 'CIFAR-10 CLI: --conv-precision on WebGPU' : `CIFAR-10 CLI --conv-precision: SKIPPED, no CIFAR-10 binaries at ${DATA}`,
+  () => {
+    let root: string;
+    /** Why WebGPU cannot run here (undefined: it can). */
+    let noWebGPU: string | undefined;
+
+    beforeAll(async () => {
+      root = await mkdtemp(join(tmpdir(), 'cifar10-precision-'));
+      try {
+        await initBackend('webgpu');
+      } catch (e) {
+        noWebGPU = (e as Error).message;
+      }
+    });
+    afterAll(async () => {
+      await rm(root, { recursive: true, force: true });
+    });
+
+    it(
+      'float16 is taken on webgpu, and the report of what ran (float32 where the device lacks tensor cores) is printed and recorded',
+      async (ctx) => {
+        if (noWebGPU !== undefined) {
+          console.warn(`SKIPPED: no WebGPU here (${noWebGPU})`);
+          ctx.skip();
+        }
+        const out = join(root, 'f16');
+        const tiny = ['--backend', 'webgpu', '--data', DATA, '--train-limit', '32', '--eval-limit', '32', '--base-depth', '4'];
+        const {
+          code,
+          out: stdout,
+          err,
+        } = await run(['train', ...tiny, '--batch-size', '32', '--epochs', '1', '--conv-precision', 'float16', '--out', out]);
+        expect(err).not.toContain('tfjs-dataflow-cifar10:');
+        expect(code).toBe(0);
+        const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as { backend: { convPrecision?: string } };
+        const report = metrics.backend.convPrecision!;
+        // lavapipe has no subgroup matrices: the f32 kernels run, and the report says why. A GPU with them reports float16.
+        expect(report).toMatch(/^float32 \(float16 requested, but the device lacks \S+\)$|^float16 on subgroup matrices /);
+        expect(stdout).toContain(`, convolutions: ${report}\n`);
+        expect(JSON.parse(await readFile(join(out, 'config.json'), 'utf8'))).toMatchObject({ backend: 'webgpu', convPrecision: 'float16' });
+
+        const evaluated = await run([
+          'evaluate',
+          '--model',
+          join(out, 'model'),
+          '--backend',
+          'webgpu',
+          '--data',
+          DATA,
+          '--eval-limit',
+          '32',
+          '--conv-precision',
+          'float16',
+        ]);
+        expect(evaluated.err).toBe('');
+        expect(evaluated.code).toBe(0);
+        expect(evaluated.out).toContain(`, convolutions: ${report}\n`);
       },
       LONG,
     );

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Device side, through ../shared/gpu/run.sh (packed with bench/run.ts and bench/tensor-cores.ts):
+# Device side, through ../shared/gpu/run.sh:
 #   bash .gpu/run.sh bash tools/gpu/issue18-tensor-cores.sh
-# Issue 18 in one call (at most 8 minutes of timeouts; pack with `../shared/gpu/pack.sh bench/run.ts bench/tensor-cores.ts`): the tensor-core convolutions against the f32 kernels on the
+# Issue 18 in one call; pack with
+#   GPU_DATA=10000,2000 ../shared/gpu/pack.sh bench/run.ts bench/tensor-cores.ts examples/cifar10/train.ts
+# (the data and the CLI bundle only for the last part). The tensor-core convolutions against the f32 kernels on the
 # seed's shapes at batch 1024 (max relative error, GPU time), then the batch-1024, base-depth-64 train step and
 # eval with the f32 kernels and with tensor cores (GPU time per kernel, kernels per step), then PyTorch fp16 and
-# fp32 on the same GPU. JSON and the log go to $OUT (at most 8 files come back).
-# Here, on lavapipe, `TC_BATCH=2 STEP_BATCH=8 DEPTH=16 bash tools/gpu/issue18-tensor-cores.sh` runs the same
-# steps at tiny sizes through tsx (APP=tsx), which checks everything but the GPU figures.
+# fp32 on the same GPU, and last the accuracy: 10,000 training / 2,000 test images, 3 epochs, the seed's batch and
+# depth, through the CIFAR-10 CLI with --conv-precision float32 and float16. Each run's timeout is ACC_TIMEOUT
+# (default 120 s) or its share of what is left of BUDGET (default 570 s, under a device command's 10 minutes)
+# since the script started, whichever is less; a run with under 30 s left is skipped. JSON, metrics and the log go to $OUT
+# (8 files: the 6 of the benches and the log, and the two runs' metrics.json).
+# Here, on lavapipe, `APP=tsx TC_BATCH=2 STEP_BATCH=8 DEPTH=16 ACC_TRAIN=64 ACC_EVAL=64 ACC_DEPTH=4 ACC_BATCH=32
+# ACC_EPOCHS=1 CIFAR10_DIR=../shared/data/cifar10 bash tools/gpu/issue18-tensor-cores.sh` runs the same steps at
+# tiny sizes through tsx, which checks everything but the GPU figures.
 set -u
 out=${OUT:-/tmp/out}
 mkdir -p "$out"
@@ -15,9 +22,10 @@ tc_batch=${TC_BATCH:-1024}
 batch=${STEP_BATCH:-1024}
 depth=${DEPTH:-64}
 if [ "${APP:-bundle}" = tsx ]; then
-  bench_run="npx tsx bench/run.ts"; bench_tc="npx tsx bench/tensor-cores.ts"
+  bench_run="npx tsx bench/run.ts"; bench_tc="npx tsx bench/tensor-cores.ts"; cifar10_train="npx tsx examples/cifar10/train.ts"
 else
   bench_run="node .gpu/app/bench-run.mjs"; bench_tc="node .gpu/app/bench-tensor-cores.mjs"
+  cifar10_train="node .gpu/app/examples-cifar10-train.mjs"
 fi
 step() { echo "== $(date +%T) $*"; }
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
@@ -36,5 +44,29 @@ if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1
   done
 else
   step "PyTorch with CUDA not available here: skipped"
+fi
+data=${CIFAR10_DIR:-/tmp/cifar10}
+acc_train=${ACC_TRAIN:-10000}
+acc_eval=${ACC_EVAL:-2000}
+if [ -f "$data/data_batch_1.bin" ] && [ -f "$data/test_batch.bin" ]; then
+  remaining=2
+  for precision in float32 float16; do
+    share=$(((${BUDGET:-570} - SECONDS) / remaining))
+    remaining=$((remaining - 1))
+    limit=$((share < ${ACC_TIMEOUT:-120} ? share : ${ACC_TIMEOUT:-120}))
+    if [ "$limit" -lt 30 ]; then
+      step "accuracy, convolutions $precision: skipped, ${limit} s left of the budget"
+      continue
+    fi
+    step "accuracy: $acc_train training / $acc_eval test images, ${ACC_EPOCHS:-3} epochs, convolutions $precision (timeout $limit s)"
+    rm -rf "/tmp/run-acc-$precision"
+    timeout "$limit" $cifar10_train --backend webgpu --conv-precision "$precision" --data "$data" \
+      --train-limit "$acc_train" --eval-limit "$acc_eval" --epochs "${ACC_EPOCHS:-3}" --batch-size "${ACC_BATCH:-1024}" \
+      --base-depth "${ACC_DEPTH:-64}" --seed 0 --out "/tmp/run-acc-$precision" 2>&1 | grep -v '^Warning' | grep -v 'img/s'
+    cp "/tmp/run-acc-$precision/metrics.json" "$out/cifar10-acc-$precision.metrics.json" 2>/dev/null \
+      || echo "no metrics.json from the $precision run"
+  done
+else
+  step "accuracy runs skipped: no CIFAR-10 binaries in $data (pack with GPU_DATA=10000,2000)"
 fi
 step done

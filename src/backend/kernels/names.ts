@@ -48,6 +48,22 @@ export interface DecodeImagesAttrs {
 }
 
 /**
+ * The discrete action's `x + noiseStd · std · noise` in one pass: inputs `x`, `moments` ([2]: mean and biased
+ * variance over the whole of x, CHANNEL_MOMENTS's `overAll` output) and `noise` (x's shape). Output like x, with
+ * std = sqrt(variance · n / (n - 1)), n the size of x (PyTorch's unbiased std).
+ */
+export const ADD_SCALED_NOISE = 'DataflowAddScaledNoise';
+export interface AddScaledNoiseAttrs {
+  noiseStd: number;
+}
+
+/**
+ * The gradient ADD_SCALED_NOISE sends to x through its std: inputs `x`, `moments` (as above) and `noiseDot`
+ * ([]: Σ dy · noise). Output like x: (x - mean) · (noiseStd · noiseDot / (std · (n - 1))).
+ */
+export const ADD_SCALED_NOISE_GRAD = 'DataflowAddScaledNoiseGrad';
+
+/**
  * One weight's whole `SGD.step` (src/train/sgd.ts), torch 1.13's order of float32 operations: inputs `param`,
  * `grad` (same shape), `lr` (float32: a scalar, or a table of per-step rates read at `lrIndex`) and, after a
  * weight's first momentum step, its momentum `buffer` (same shape). With d = grad + weightDecay · param (d = grad

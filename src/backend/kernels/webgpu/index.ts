@@ -2,6 +2,7 @@ import { Conv2D, getKernel, type KernelConfig } from '@tensorflow/tfjs-core';
 import { installOverrides, overridesInstalled, uninstallOverrides } from '../install.js';
 import { conv2dBackpropFilterConfig } from './Conv2DBackpropFilter.js';
 import { conv2dBackpropInputConfig } from './Conv2DBackpropInput.js';
+import { addScaledNoiseConfig, addScaledNoiseGradConfig } from './AddScaledNoise.js';
 import { scaleShiftGeluConfig, scaleShiftGeluGradConfig } from './BatchNormGelu.js';
 import { channelGradSumsConfig, channelMomentsConfig, geluChannelGradSumsConfig, meanConfig, sumConfig } from './ColumnSums.js';
 import { conv2dConfig } from './Conv2D.js';
@@ -12,8 +13,9 @@ const WEBGPU = 'webgpu';
 
 /**
  * The library's WebGPU training kernels: convolutions and their gradients as implicit GEMMs, one-pass
- * batch statistics, Sum/Mean over leading axes, the batch norm fused with its GELU, and the
- * optimizer's and the EMA's per-weight updates as one kernel each, each faster than tfjs-backend-webgpu 4.22's (each file says why).
+ * batch statistics, Sum/Mean over leading axes, the batch norm fused with its GELU, the discrete action's
+ * noise in one pass, and the optimizer's and the EMA's per-weight updates as one kernel each, each faster than
+ * tfjs-backend-webgpu 4.22's (each file says why).
  */
 export const WEBGPU_TRAINING_KERNELS: readonly KernelConfig[] = [
   conv2dConfig,
@@ -26,6 +28,8 @@ export const WEBGPU_TRAINING_KERNELS: readonly KernelConfig[] = [
   scaleShiftGeluConfig,
   geluChannelGradSumsConfig,
   scaleShiftGeluGradConfig,
+  addScaledNoiseConfig,
+  addScaledNoiseGradConfig,
   sgdStepConfig,
   emaUpdateConfig,
 ];

@@ -1,0 +1,82 @@
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { ADD_SCALED_NOISE, ADD_SCALED_NOISE_GRAD, type AddScaledNoiseAttrs } from '../names.js';
+import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
+
+const THREADS = 256;
+
+/**
+ * The seed's discrete action, `x.detach() + noiseStd · x.std() · noise`, as one elementwise pass that reads the
+ * std's moments itself, and its gradient through the std, `(x - mean) · noiseStd · Σ(dy · noise) / ((n - 1) · std)`,
+ * as another. tfjs runs Unpack, Mul, Sqrt, Mul, Mul and Add for the forward, Mul, Sub, Mul, RealDiv and Mul for the
+ * gradient. The f32 operations are those of the unfused ops, in their order (n / (n - 1), n - 1 and noiseStd
+ * rounded to f32 as the device scalars are), so both agree to rounding.
+ * @internal
+ */
+class AddScaledNoiseProgram implements WebGPUProgram {
+  readonly variableNames: string[];
+  readonly outputShape: number[];
+  readonly shaderKey: string;
+  readonly dispatchLayout = { x: [0] };
+  dispatch: [number, number, number];
+  readonly workgroupSize: [number, number, number] = [THREADS, 1, 1];
+  readonly size = true;
+  // Scalars are uniforms, not constants: one pipeline serves every shape and noise scale.
+  readonly uniforms = 'noiseStd : f32, unbias : f32, countLessOne : f32,';
+
+  constructor(
+    private readonly grad: boolean,
+    length: number,
+  ) {
+    this.variableNames = grad ? ['x', 'moments', 'noiseDot'] : ['x', 'moments', 'noise'];
+    this.outputShape = [length];
+    this.shaderKey = `dataflowAddScaledNoise_${grad ? 'grad' : 'forward'}`;
+    this.dispatch = [Math.ceil(length / THREADS), 1, 1];
+  }
+
+  getUserCode(): string {
+    // Reads go through f32(): a float32 tensor may sit in an int32 buffer after a cast.
+    const value = this.grad
+      ? `let dStd = f32(noiseDot[0]) * uniforms.noiseStd;
+          setOutputAtIndex(index, (f32(x[index]) - f32(moments[0])) * (dStd / (stdDev * uniforms.countLessOne)));`
+      : 'setOutputAtIndex(index, f32(x[index]) + (stdDev * uniforms.noiseStd) * f32(noise[index]));';
+    return `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          let stdDev = sqrt(f32(moments[1]) * uniforms.unbias);
+          ${value}
+        }
+      }
+    `;
+  }
+}
+
+function run(grad: boolean, backend: WebGPUBackendLike, inputs: TensorInfo[], noiseStd: number): TensorInfo {
+  const x = inputs[0]!;
+  const n = x.shape.reduce((a, b) => a * b, 1);
+  // One entry per member: tfjs lays out a multi-value entry as a vector, with a vector's alignment.
+  const out = backend.runWebGPUProgram(new AddScaledNoiseProgram(grad, n), inputs, 'float32', [
+    { type: 'float32', data: [noiseStd] },
+    { type: 'float32', data: [n / (n - 1)] },
+    { type: 'float32', data: [n - 1] },
+  ]);
+  return { ...out, shape: x.shape };
+}
+
+const addScaledNoise: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { x, moments, noise } = inputs as Record<string, TensorInfo>;
+  const { noiseStd } = attrs as unknown as AddScaledNoiseAttrs;
+  return run(false, backend as unknown as WebGPUBackendLike, [x!, moments!, noise!], noiseStd);
+};
+
+const addScaledNoiseGrad: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { x, moments, noiseDot } = inputs as Record<string, TensorInfo>;
+  const { noiseStd } = attrs as unknown as AddScaledNoiseAttrs;
+  return run(true, backend as unknown as WebGPUBackendLike, [x!, moments!, noiseDot!], noiseStd);
+};
+
+export const addScaledNoiseConfig: KernelConfig = { kernelName: ADD_SCALED_NOISE, backendName: 'webgpu', kernelFunc: addScaledNoise };
+export const addScaledNoiseGradConfig: KernelConfig = {
+  kernelName: ADD_SCALED_NOISE_GRAD,
+  backendName: 'webgpu',
+  kernelFunc: addScaledNoiseGrad,
+};
