@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { emaUpdate, hasEMAUpdateKernel } from '../ops/optimizer-updates.js';
 import { ScalarTable, readWeight, writeWeight, type NamedWeight } from './sgd.js';
 
 /** Anything exposing its weights in a stable order: a `tf.LayersModel`, a `tf.layers.Layer`, or `{ weights }`. */
@@ -81,7 +82,8 @@ const pairingKey = (w: NamedWeight): string => (w as { originalName?: string }).
  *
  * @remarks
  * Create it from the live network at the step the seed would (its first EMA step), then
- * call `update(net, decay)`; the averaged values stay on the backend. Entries are paired
+ * call `update(net, decay)`; the averaged values stay on the backend (on WebGPU each entry's
+ * blend is one kernel, `emaUpdate`, with the same float32 operations). Entries are paired
  * by order, as the seed zips two state dicts, and each pair is checked by name and shape.
  * Evaluate the averaged network with `withWeights(net, () => net.predict(x))`: the EMA
  * values are swapped into `net` for the call and the live values restored afterwards
@@ -136,7 +138,7 @@ export class NetworkEMA {
       throw new Error(
         `NetworkEMA.update: decay must be a number in [0, 1], got ${typeof decay === 'string' ? `'${decay}'` : String(decay)}`,
       );
-    this.apply(net, 'update', () => [tf.scalar(decay), tf.scalar(1 - decay)]);
+    this.apply(net, 'update', () => ({ keep: tf.scalar(decay), take: tf.scalar(1 - decay), index: 0 }));
   }
 
   /**
@@ -152,13 +154,29 @@ export class NetworkEMA {
         `NetworkEMA.updateAt: step must be an integer in [0, ${tables.keep.length - 1}] (the schedule's totalSteps), got ${step}`,
       );
     }
-    this.apply(net, 'updateAt', () => [tables.keep.at(step), tables.take.at(step)]);
+    this.apply(net, 'updateAt', (fused) =>
+      // The fused kernel reads the tables at the step itself; the unfused ops take the step's scalars.
+      fused
+        ? { keep: tables.keep.resident(), take: tables.take.resident(), index: step }
+        : { keep: tables.keep.at(step), take: tables.take.at(step), index: 0 },
+    );
   }
 
-  private apply(net: WeightedNetwork, method: string, decays: () => [tf.Scalar, tf.Scalar]): void {
+  /**
+   * `ema * keep + live * take` for every entry, then the copy-back. `decays(fused)` gives keep and take as entry
+   * `index` of backend tensors: one `emaUpdate` kernel per entry where the backend has it (same float32
+   * operations), the three unfused ops elsewhere.
+   */
+  private apply(
+    net: WeightedNetwork,
+    method: string,
+    decays: (fused: boolean) => { keep: tf.Tensor; take: tf.Tensor; index: number },
+  ): void {
     const weights = this.paired(net, method);
+    const fused = hasEMAUpdateKernel();
     const next = tf.tidy(() => {
-      const [keep, take] = decays();
+      const { keep, take, index } = decays(fused);
+      if (fused) return weights.map((w, i) => tf.keep(emaUpdate(this.values[i]!, readWeight(w), keep, take, index)));
       return weights.map((w, i) => tf.keep(tf.add(tf.mul(this.values[i]!, keep), tf.mul(readWeight(w), take))));
     });
     tf.dispose(this.values);

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { hasSGDStepKernel, sgdStep } from '../ops/optimizer-updates.js';
 import type { LrSchedule } from './one-cycle.js';
 
 /**
@@ -85,8 +86,11 @@ function isResumable(s: LrSchedule): s is ResumableSchedule {
  * missing from the map is left alone (no decay, no momentum update), as torch skips a
  * parameter whose `.grad` is None; gradients for weights the optimizer does not hold
  * are ignored, as torch ignores parameters outside its groups. Momentum buffers live
- * on the backend; nothing is read back. After the update each group's schedule, if
- * any, is advanced once (a schedule shared by groups is advanced once).
+ * on the backend; nothing is read back. Where the backend has the library's fused kernel
+ * (WebGPU), each weight's update is that one kernel (`sgdStep`: the same float32 operations
+ * in the same order, the rate read from its table on the device), elsewhere the elementwise
+ * ops. After the update each group's schedule, if any, is advanced once (a schedule shared
+ * by groups is advanced once).
  */
 export class SGD {
   private readonly groups: Group[];
@@ -156,8 +160,13 @@ export class SGD {
       }
     }
     for (const g of this.groups) groupLr(g); // a schedule past its end throws here, before any weight changes
+    const fused = hasSGDStepKernel();
     tf.tidy(() => {
       this.groups.forEach((group, gi) => {
+        if (fused) {
+          this.fusedGroupStep(group, gi, grads);
+          return;
+        }
         const lr = this.lrTensor(group, gi);
         const mu = this.constants.get(group.momentum);
         const decay = group.weightDecay !== 0 ? this.constants.get(group.weightDecay) : null;
@@ -185,6 +194,26 @@ export class SGD {
         advanced.add(group.lr);
         group.lr.step();
       }
+    }
+  }
+
+  /**
+   * The group's step through the one-kernel update (`sgdStep`) of a backend that has it: the same float32
+   * operations per weight as the ops above, with the learning rate read from its table on the device.
+   */
+  private fusedGroupStep(group: Group, gi: number, grads: tf.NamedTensorMap): void {
+    const { rates, index } = this.lrRates(group, gi);
+    const { momentum, nesterov, weightDecay } = group;
+    for (const weight of group.weights) {
+      const grad = grads[weight.name];
+      if (grad == null) continue; // as above: no decay, no momentum
+      const old = this.buffers.get(weight.name) ?? null;
+      const next = sgdStep(readWeight(weight), grad, old, rates, { momentum, nesterov, weightDecay, lrIndex: index });
+      if (next.buffer != null) {
+        this.buffers.set(weight.name, tf.keep(next.buffer));
+        old?.dispose();
+      }
+      writeWeight(weight, next.param);
     }
   }
 
@@ -241,15 +270,28 @@ export class SGD {
   private lrTensor(group: Group, gi: number): tf.Tensor {
     const lr = group.lr;
     if (typeof lr === 'number') return this.constants.get(lr);
-    if (isTabulable(lr)) {
-      let table = this.lrTables.get(gi);
-      if (!table) {
-        table = new ScalarTable(Array.from({ length: lr.totalSteps + 1 }, (_, s) => lr.lrAt(s)));
-        this.lrTables.set(gi, table);
-      }
-      return table.at(lr.stepCount);
-    }
+    if (isTabulable(lr)) return this.lrTable(lr, gi).at(lr.stepCount);
     return tf.scalar(lr.lr);
+  }
+
+  /** Group `gi`'s schedule listed once (made on first use). */
+  private lrTable(lr: TabulableSchedule, gi: number): ScalarTable {
+    let table = this.lrTables.get(gi);
+    if (!table) {
+      table = new ScalarTable(Array.from({ length: lr.totalSteps + 1 }, (_, s) => lr.lrAt(s)));
+      this.lrTables.set(gi, table);
+    }
+    return table;
+  }
+
+  /**
+   * The group's learning rate for this step as entry `index` of a backend tensor, for `sgdStep`: a tabulable
+   * schedule's whole table (nothing sliced), else `lrTensor`'s scalar.
+   */
+  private lrRates(group: Group, gi: number): { rates: tf.Tensor; index: number } {
+    const lr = group.lr;
+    if (typeof lr !== 'number' && isTabulable(lr)) return { rates: this.lrTable(lr, gi).resident(), index: lr.stepCount };
+    return { rates: this.lrTensor(group, gi), index: 0 };
   }
 
   private disposeBuffers(): void {
@@ -310,6 +352,12 @@ export class ScalarTable {
     if (!(Number.isInteger(i) && i >= 0 && i < this.values.length)) {
       throw new Error(`ScalarTable.at: index must be an integer in [0, ${this.values.length}), got ${i}`);
     }
+    const t = this.resident();
+    return tf.tidy(() => tf.reshape(tf.slice(t, [i], [1]), []) as tf.Scalar);
+  }
+
+  /** The whole table on the current backend, uploaded on first use (owned by the table: do not dispose it). */
+  resident(): tf.Tensor1D {
     const backend = tf.getBackend();
     let table = this.byBackend.get(backend);
     if (table == null || table.isDisposed) {
@@ -317,8 +365,7 @@ export class ScalarTable {
       makeResident(table);
       this.byBackend.set(backend, table);
     }
-    const t = table;
-    return tf.tidy(() => tf.reshape(tf.slice(t, [i], [1]), []) as tf.Scalar);
+    return table;
   }
 
   dispose(): void {

@@ -89,3 +89,30 @@ export interface AddScaledNoiseAttrs {
  * ([]: Σ dy · noise). Output like x: (x - mean) · (noiseStd · noiseDot / (std · (n - 1))).
  */
 export const ADD_SCALED_NOISE_GRAD = 'DataflowAddScaledNoiseGrad';
+
+/**
+ * One weight's whole `SGD.step` (src/train/sgd.ts), torch 1.13's order of float32 operations: inputs `param`,
+ * `grad` (same shape), `lr` (float32: a scalar, or a table of per-step rates read at `lrIndex`) and, after a
+ * weight's first momentum step, its momentum `buffer` (same shape). With d = grad + weightDecay · param (d = grad
+ * when weightDecay is 0): buffer' = d on the first step, buffer · momentum + d after; the update u is d without
+ * momentum, d + buffer' · momentum with Nesterov, else buffer'; param' = param - u · lr. Outputs [param'] when
+ * momentum is 0, else [param', buffer'].
+ */
+export const SGD_STEP = 'DataflowSGDStep';
+export interface SGDStepAttrs {
+  momentum: number;
+  nesterov: boolean;
+  weightDecay: number;
+  /** The entry of `lr` to use (0 for a scalar). */
+  lrIndex: number;
+}
+
+/**
+ * `NetworkEMA`'s blend (src/train/ema.ts): inputs `ema`, `live` (same shape), `keep` and `take` (float32: scalars,
+ * or tables of per-step decays read at `decayIndex`). Output like ema: ema · keep + live · take.
+ */
+export const EMA_UPDATE = 'DataflowEMAUpdate';
+export interface EMAUpdateAttrs {
+  /** The entry of `keep` and `take` to use (0 for scalars). */
+  decayIndex: number;
+}

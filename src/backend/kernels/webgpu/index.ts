@@ -6,13 +6,16 @@ import { addScaledNoiseConfig, addScaledNoiseGradConfig } from './AddScaledNoise
 import { batchNormApplyConfig, batchNormCoefficientsConfig, batchNormGradConfig, batchNormTrainStatsConfig } from './BatchNorm.js';
 import { channelGradSumsConfig, channelMomentsConfig, meanConfig, sumConfig } from './ColumnSums.js';
 import { conv2dConfig } from './Conv2D.js';
+import { emaUpdateConfig } from './EMAUpdate.js';
+import { sgdStepConfig } from './SGDStep.js';
 
 const WEBGPU = 'webgpu';
 
 /**
  * The library's WebGPU training kernels: convolutions and their gradients as implicit GEMMs, one-pass
  * batch statistics, Sum/Mean over leading axes, the batch norm (with or without its GELU) in one kernel per
- * step and the discrete action's noise in one pass, each faster than tfjs-backend-webgpu 4.22's (each file says why).
+ * step, the discrete action's noise in one pass, and the optimizer's and the EMA's per-weight updates as one
+ * kernel each, each faster than tfjs-backend-webgpu 4.22's (each file says why).
  */
 export const WEBGPU_TRAINING_KERNELS: readonly KernelConfig[] = [
   conv2dConfig,
@@ -28,6 +31,8 @@ export const WEBGPU_TRAINING_KERNELS: readonly KernelConfig[] = [
   batchNormGradConfig,
   addScaledNoiseConfig,
   addScaledNoiseGradConfig,
+  sgdStepConfig,
+  emaUpdateConfig,
 ];
 
 /**

@@ -1,0 +1,58 @@
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { EMA_UPDATE, type EMAUpdateAttrs } from '../names.js';
+import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
+
+const THREADS = 256;
+
+/**
+ * `NetworkEMA`'s ema · keep + live · take in one pass per entry instead of three elementwise kernels (mul, mul,
+ * add), with the same float32 operations in the same order. The decays are read from their tables at
+ * `decayIndex`, so an update slices nothing.
+ * @internal
+ */
+class EMAUpdateProgram implements WebGPUProgram {
+  readonly variableNames = ['ema', 'live', 'keep', 'take'];
+  readonly outputShape: number[];
+  readonly shaderKey = 'dataflowEMAUpdate';
+  readonly dispatchLayout = { x: [0] };
+  readonly dispatch: [number, number, number];
+  readonly workgroupSize: [number, number, number] = [THREADS, 1, 1];
+  readonly size = true;
+  // The index is a uniform: one pipeline serves every entry and every step.
+  readonly uniforms = 'decayIndex : i32,';
+
+  constructor(length: number) {
+    this.outputShape = [length];
+    this.dispatch = [Math.ceil(length / THREADS), 1, 1];
+  }
+
+  getUserCode(): string {
+    // Reads go through f32(): a float32 tensor may sit in an int32 buffer after a cast.
+    return `
+      fn main(index : i32) {
+        if (index < uniforms.size) {
+          let kept = f32(ema[index]) * f32(keep[uniforms.decayIndex]);
+          let taken = f32(live[index]) * f32(take[uniforms.decayIndex]);
+          setOutputAtIndex(index, kept + taken);
+        }
+      }
+    `;
+  }
+}
+
+const emaUpdate: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { ema, live, keep, take } = inputs as Record<string, TensorInfo>;
+  const { decayIndex } = attrs as unknown as EMAUpdateAttrs;
+  const length = ema!.shape.reduce((a, b) => a * b, 1);
+  // Both operands are bound as 1-D: the pipeline cache keys on the input ranks, so entries of any rank share one.
+  const flat = (info: TensorInfo): TensorInfo => ({ ...info, shape: [length] });
+  const out = (backend as unknown as WebGPUBackendLike).runWebGPUProgram(
+    new EMAUpdateProgram(length),
+    [flat(ema!), flat(live!), keep!, take!],
+    'float32',
+    [{ type: 'int32', data: [decayIndex] }],
+  );
+  return { ...out, shape: ema!.shape };
+};
+
+export const emaUpdateConfig: KernelConfig = { kernelName: EMA_UPDATE, backendName: 'webgpu', kernelFunc: emaUpdate };
