@@ -4,7 +4,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { expect, it } from 'vitest';
 import { originalKernel } from '../../../src/backend/kernels/install.js';
 import { channelGradSums, channelMoments, hasChannelGradSumsKernel, hasChannelMomentsKernel } from '../../../src/ops/moments.js';
-import { unbiasedStd } from '../../../src/ops/discrete-action.js';
+import { simulateDiscreteAction, unbiasedStd } from '../../../src/ops/discrete-action.js';
+import { BatchNorm } from '../../../src/layers/batch-norm.js';
 import { maxRelativeError, seededUniform } from '../../helpers/assert.js';
 import { describeOnBackend, useBackend } from '../../helpers/backends.js';
 import { liveTensors } from '../../helpers/memory.js';
@@ -188,5 +189,61 @@ describeOnBackend('webgpu', 'WebGPU one-pass reductions', () => {
       );
     expect(maxRelativeError(await ours.data(), await tfjs.data())).toBeLessThanOrEqual(1e-5);
     tf.dispose([x, ours, tfjs]);
+  });
+});
+
+describeOnBackend('webgpu', 'WebGPU reductions past one dispatch dimension (65,535 workgroups)', () => {
+  it('sums over leading axes with more channels than one dimension of finishing workgroups, and over a flat tensor of 16.8M', async () => {
+    // [2, 70000]: 70,000 finishing workgroups; a flat 16.8M: 262k column groups as its own last axis.
+    const wide = seeded([2, 70_000], 7, 1);
+    const flatLength = 65_536 * 256 + 1_000;
+    const flat = seeded([flatLength], 8, 2);
+    const cases = () =>
+      tf.tidy(() => {
+        const w = tf.tensor(wide, [2, 70_000]);
+        const f = tf.tensor(flat, [flatLength]);
+        const moments = channelMoments(f, true);
+        return [tf.sum(w, 0), channelMoments(w).mean, channelMoments(w).variance, moments.mean, moments.variance, unbiasedStd(f)];
+      });
+    await useBackend('cpu');
+    const ref = cases();
+    const expected = await Promise.all(ref.map((t) => t.data()));
+    tf.dispose(ref);
+    await useBackend('webgpu');
+    const before = liveTensors();
+    const got = cases();
+    const values = await Promise.all(got.map((t) => t.data()));
+    tf.dispose(got);
+    const names = ['sum over axis 0', 'mean per column', 'variance per column', 'flat mean', 'flat variance', 'flat std'];
+    values.forEach((v, i) => expect(maxRelativeError(v, expected[i]!), names[i]).toBeLessThanOrEqual(1e-4));
+    expect(liveTensors()).toBe(before);
+  });
+
+  it("the batch norm (with its GELU) and the discrete action over 29.5M values, the seed's flip-TTA eval at batch 2048", async () => {
+    // 2048 x 15 x 15 x 64 = 29,491,200 values: 115,200 workgroups of 256, which tfjs spreads over two dimensions.
+    const shape = [2048, 15, 15, 64];
+    const size = shape.reduce((a, b) => a * b, 1);
+    const xv = seeded([size], 9, 0);
+    const noise = seeded([size], 10, 0);
+    const cases = () =>
+      tf.tidy(() => {
+        const x = tf.tensor(xv, shape);
+        const norm = new BatchNorm({ name: 'wide_norm' });
+        norm.build(shape);
+        const trained = norm.callWithGelu(x, { training: true });
+        const inference = norm.callWithGelu(x, {});
+        const action = simulateDiscreteAction(x, { noise: tf.tensor(noise, shape) });
+        return [trained, inference, action];
+      });
+    await useBackend('cpu');
+    const ref = cases();
+    const expected = await Promise.all(ref.map((t) => t.data()));
+    tf.dispose(ref);
+    await useBackend('webgpu');
+    const got = cases();
+    const values = await Promise.all(got.map((t) => t.data()));
+    tf.dispose(got);
+    const names = ['training batch norm + GELU', 'inference batch norm + GELU', 'discrete action'];
+    values.forEach((v, i) => expect(maxRelativeError(v, expected[i]!), names[i]).toBeLessThanOrEqual(1e-4));
   });
 });

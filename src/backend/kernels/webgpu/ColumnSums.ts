@@ -37,6 +37,19 @@ import { fitsU32Indexing } from './util.js';
 
 const THREADS = 256;
 const COLUMNS_PER_GROUP = 64;
+/** WebGPU's guaranteed `maxComputeWorkgroupsPerDimension`: the partial pass puts column groups on x. */
+const MAX_WORKGROUPS_PER_DIMENSION = 65535;
+const MAX_COLUMNS = MAX_WORKGROUPS_PER_DIMENSION * COLUMNS_PER_GROUP;
+
+/** Whether `columns` channels fit the partial pass's dispatch. @internal */
+export function columnsFit(columns: number): boolean {
+  return columns <= MAX_COLUMNS;
+}
+
+function largestDivisorUpTo(n: number, limit: number): number {
+  for (let d = Math.min(n, limit); d > 1; d--) if (n % d === 0) return d;
+  return 1;
+}
 
 /**
  * Exact GELU, z · Φ(z), and its derivative Φ(z) + z · φ(z), with erf as tfjs computes it on every backend
@@ -186,7 +199,10 @@ class ColumnSumsFinishProgram implements WebGPUProgram {
     this.variableNames = mode === 'moments' ? ['partials', 'x'] : ['partials'];
     const outputs = mode === 'sum' || mode === 'mean' ? 1 : 2;
     this.outputShape = overAll ? [outputs] : [outputs, l.columns];
-    this.dispatch = [overAll ? 1 : l.columns, 1, 1];
+    // A workgroup per column, over two dimensions where there are more columns than one dimension takes.
+    this.dispatch = overAll
+      ? [1, 1, 1]
+      : [Math.min(l.columns, MAX_WORKGROUPS_PER_DIMENSION), Math.ceil(l.columns / MAX_WORKGROUPS_PER_DIMENSION), 1];
     this.shaderKey = `dataflowColumnSumsFinish_${mode}_${overAll}_${l.rows}_${l.columns}_${l.chunks}`;
   }
 
@@ -216,7 +232,9 @@ class ColumnSumsFinishProgram implements WebGPUProgram {
       var<workgroup> threadSums : array<vec2<f32>, ${THREADS}>;
 
       fn main() {
-        let column = workgroupId.x;
+        let wanted = workgroupId.y * ${MAX_WORKGROUPS_PER_DIMENSION}u + workgroupId.x;
+        // The last row of workgroups may run past the columns: those sum column COLUMNS - 1 again and write nothing.
+        let column = min(wanted, COLUMNS - 1u);
         var sum = vec2<f32>(0.0);
         for (var i = localIndex; i < COUNT; i += ${THREADS}u) {
           let p = ${at};
@@ -229,7 +247,7 @@ class ColumnSumsFinishProgram implements WebGPUProgram {
             threadSums[localIndex] += threadSums[localIndex + width];
           }
         }
-        if (localIndex == 0u && uniforms.outShape${this.outputShape.length === 1 ? '' : '.x'} >= 0) {
+        if (localIndex == 0u && wanted < COLUMNS && uniforms.outShape${this.outputShape.length === 1 ? '' : '.x'} >= 0) {
           let total = threadSums[0];
           ${finish}
         }
@@ -241,9 +259,17 @@ class ColumnSumsFinishProgram implements WebGPUProgram {
 /** The two passes of `mode` over `inputs` (x first, channels last); the caller owns the result. @internal */
 export function columnSums(backend: WebGPUBackendLike, mode: ColumnSumsMode, inputs: TensorInfo[], overAll: boolean): TensorInfo {
   const x = inputs[0]!;
-  const columns = x.shape[x.shape.length - 1] ?? 1;
-  const rows = x.shape.reduce((a, b) => a * b, 1) / columns;
-  const l = layout(rows, columns);
+  const size = x.shape.reduce((a, b) => a * b, 1);
+  const lastAxis = x.shape[x.shape.length - 1] ?? 1;
+  // Over the whole tensor any [rows, columns] view of it gives the sums; one whose column groups fit a dispatch
+  // dimension is taken where the last axis is too long for one (a flat tensor of millions).
+  const columns = overAll && !columnsFit(lastAxis) ? largestDivisorUpTo(size, COLUMNS_PER_GROUP) : lastAxis;
+  if (!columnsFit(columns)) {
+    throw new Error(
+      `columnSums: ${columns} channels is more than the ${MAX_COLUMNS} one pass handles; reduce over fewer channels at a time`,
+    );
+  }
+  const l = layout(size / columns, columns);
   const partials = backend.runWebGPUProgram(new ColumnPartialSumsProgram(mode, l, overAll), inputs, 'float32');
   const finishInputs = mode === 'moments' ? [partials, x] : [partials];
   const out = backend.runWebGPUProgram(new ColumnSumsFinishProgram(mode, l, overAll), finishInputs, 'float32');
@@ -281,7 +307,14 @@ function reduction(mode: 'sum' | 'mean', kernelName: string): KernelFunc {
     const overAll = axes.length === rank;
     const channels = rank >= 2 && axes.length === rank - 1 && axes.every((a, i) => a === i);
     const gpu = backend as unknown as WebGPUBackendLike;
-    if (x.dtype !== 'float32' || util.sizeFromShape(x.shape) === 0 || !(overAll || channels) || !fitsU32Indexing(x.shape)) {
+    const tooManyChannels = channels && !columnsFit(x.shape[rank - 1]!);
+    if (
+      x.dtype !== 'float32' ||
+      util.sizeFromShape(x.shape) === 0 ||
+      !(overAll || channels) ||
+      tooManyChannels ||
+      !fitsU32Indexing(x.shape)
+    ) {
       return originalKernel(kernelName, 'webgpu').kernelFunc(args);
     }
     const out = columnSums(gpu, mode, [x], overAll);
