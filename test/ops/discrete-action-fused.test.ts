@@ -10,6 +10,7 @@ import { stopGradient } from '../../src/ops/stop-gradient.js';
 import { maxRelativeError, seededUniform } from '../helpers/assert.js';
 import { describeEachBackendAndWebGPUKernelSet, useBackend } from '../helpers/backends.js';
 import { liveTensors } from '../helpers/memory.js';
+import { kernelsRun } from '../helpers/kernels.js';
 
 // The seed's discrete-action inputs at batch 2 (base depth 16 after each group) and odd ones; x offset from 0 so
 // that the moments' shift matters.
@@ -84,21 +85,12 @@ describeEachBackendAndWebGPUKernelSet('simulateDiscreteAction, fused on WebGPU',
       expect(Buffer.from(a[key].buffer).equals(Buffer.from(b[key].buffer)), key).toBe(true);
   });
 
-  it(`runs the fused kernels exactly where the backend has them (${backend})`, () => {
-    const counts = new Map<string, number>();
+  it(`runs the fused kernels exactly where the backend has them (${backend})`, async () => {
     const x = tf.tidy(() => tf.variable(tf.tensor(seededUniform(2 * 5 * 5 * 8, 9), [2, 5, 5, 8])));
-    const engine = tf.engine() as unknown as { runKernel: (name: string, ...rest: unknown[]) => unknown };
-    const run = engine.runKernel.bind(engine);
-    engine.runKernel = (name: string, ...rest: unknown[]) => {
-      counts.set(name, (counts.get(name) ?? 0) + 1);
-      return run(name, ...rest);
-    };
-    try {
+    const counts = await kernelsRun(() => {
       const { value, grads } = tf.variableGrads(() => tf.sum(simulateDiscreteAction(x, { seed: 3 })), [x]);
       tf.dispose([value, ...Object.values(grads)]);
-    } finally {
-      engine.runKernel = run;
-    }
+    });
     tf.dispose(x);
     const fused = hasAddScaledNoiseKernel();
     expect(fused).toBe(backend === 'webgpu' && tf.getKernel('DataflowChannelMoments', 'webgpu') != null);

@@ -10,6 +10,7 @@ import { emaUpdate, hasEMAUpdateKernel, hasSGDStepKernel, sgdStep, type SGDStepR
 import { maxRelativeError, seededUniform } from '../helpers/assert.js';
 import { describeEachBackendAndWebGPUKernelSet, describeOnBackend, useBackend } from '../helpers/backends.js';
 import { liveTensors } from '../helpers/memory.js';
+import { kernelsRun } from '../helpers/kernels.js';
 
 const SHAPES: number[][] = [[1], [7], [3, 3, 5, 7], [257, 3], [1031]];
 const LRS = [0.3, 0.05, 0.0123, 0.7];
@@ -87,23 +88,6 @@ async function emaCase(shape: number[], seed: number, fused: boolean, table: boo
   return result;
 }
 
-/** Kernels `fn` runs through the engine, by name. */
-function kernelsRun(fn: () => void): Map<string, number> {
-  const counts = new Map<string, number>();
-  const engine = tf.engine() as unknown as { runKernel: (name: string, ...rest: unknown[]) => unknown };
-  const run = engine.runKernel.bind(engine);
-  engine.runKernel = (name: string, ...rest: unknown[]) => {
-    counts.set(name, (counts.get(name) ?? 0) + 1);
-    return run(name, ...rest);
-  };
-  try {
-    fn();
-  } finally {
-    engine.runKernel = run;
-  }
-  return counts;
-}
-
 describeEachBackendAndWebGPUKernelSet('sgdStep and emaUpdate (the fused optimizer updates)', (backend) => {
   it(`exist exactly on WebGPU with the library's kernels (${backend}), and refuse to run elsewhere`, () => {
     const has = hasSGDStepKernel();
@@ -165,7 +149,7 @@ describeOnBackend('webgpu', 'sgdStep and emaUpdate on WebGPU', () => {
     expect(Buffer.from(a.buffer!.buffer).equals(Buffer.from(b.buffer!.buffer))).toBe(true);
     const p = tf.ones([5, 3]);
     const lr = tf.tensor1d(LRS);
-    const counts = kernelsRun(() => {
+    const counts = await kernelsRun(() => {
       const out = sgdStep(p, p, p, lr, { momentum: 0.9, nesterov: true, weightDecay: 1e-3, lrIndex: 1 });
       expect(out.param.shape).toEqual([5, 3]);
       expect(out.buffer!.shape).toEqual([5, 3]);
@@ -215,7 +199,7 @@ describeOnBackend('webgpu', 'sgdStep and emaUpdate on WebGPU', () => {
     }
     const x = tf.ones([4, 2]);
     const keep = tf.tensor1d(KEEPS);
-    const counts = kernelsRun(() => tf.dispose(emaUpdate(x, x, keep, keep, 3)));
+    const counts = await kernelsRun(() => tf.dispose(emaUpdate(x, x, keep, keep, 3)));
     expect([...counts]).toEqual([[EMA_UPDATE, 1]]);
     expect(() => emaUpdate(x, tf.ones([8]), keep, keep)).toThrow('emaUpdate: live has shape [8], ema has shape [4,2]');
     expect(() => emaUpdate(x, x, keep, keep, 4)).toThrow('emaUpdate: index 4 is outside keep, which has 4 entries');

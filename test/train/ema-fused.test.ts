@@ -11,6 +11,7 @@ import { NetworkEMA } from '../../src/train/ema.js';
 import { maxRelativeError, seededUniform } from '../helpers/assert.js';
 import { describeEachBackendAndWebGPUKernelSet, useBackend } from '../helpers/backends.js';
 import { liveTensors } from '../helpers/memory.js';
+import { kernelsRun } from '../helpers/kernels.js';
 
 // 'whiten' and norm weights are averaged but not copied back (the seed's rule).
 const SHAPES: Record<string, number[]> = {
@@ -158,22 +159,12 @@ describeEachBackendAndWebGPUKernelSet('NetworkEMA, fused where the backend has t
   it(`runs one ${EMA_UPDATE} kernel per entry exactly where the backend has it, and slices or uploads no decay (${backend})`, async () => {
     const net = makeNet();
     const ema = new NetworkEMA(net, { decaySchedule: { totalSteps: TOTAL_STEPS } });
-    const counts = new Map<string, number>();
-    const engine = tf.engine() as unknown as { runKernel: (name: string, ...rest: unknown[]) => unknown };
-    const runKernel = engine.runKernel.bind(engine);
-    engine.runKernel = (name: string, ...rest: unknown[]) => {
-      counts.set(name, (counts.get(name) ?? 0) + 1);
-      return runKernel(name, ...rest);
-    };
+    ema.updateAt(net, 7);
     let uploads: KernelCounts | undefined;
-    try {
-      ema.updateAt(net, 7);
-      counts.clear();
+    const counts = await kernelsRun(async () => {
       // The decay tables are on the backend since the first update: nothing is uploaded.
       uploads = await new KernelCounter().measure(() => ema.updateAt(net, 8));
-    } finally {
-      engine.runKernel = runKernel;
-    }
+    });
     // (cpu kernels hand their results to the backend through write(): every one counts as an upload there.)
     if (backend !== 'cpu') expect(uploads!.uploadBytes).toBe(0);
     const entries = Object.keys(SHAPES).length;

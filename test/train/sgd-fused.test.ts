@@ -12,6 +12,7 @@ import { SGD, type SGDGroupArgs } from '../../src/train/sgd.js';
 import { maxRelativeError, seededUniform } from '../helpers/assert.js';
 import { describeEachBackendAndWebGPUKernelSet, useBackend } from '../helpers/backends.js';
 import { liveTensors } from '../helpers/memory.js';
+import { kernelsRun } from '../helpers/kernels.js';
 
 // One element, a workgroup and a bit, a conv kernel, above WebGPU's CPU hand-off size (1000 elements).
 const SHAPES: Record<string, number[]> = { w: [3, 3, 5, 7], x: [257, 3], y: [1031], b: [1], c: [13] };
@@ -189,21 +190,12 @@ describeEachBackendAndWebGPUKernelSet('SGD.step, fused where the backend has the
   it(`runs one ${SGD_STEP} kernel per weight with a gradient exactly where the backend has it, and slices no rate or uploads a listed one (${backend})`, async () => {
     const run = makeRun(OPTIONS[0]!);
     const grads = gradsAt(run, SKIPPED.step);
-    const counts = new Map<string, number>();
-    const engine = tf.engine() as unknown as { runKernel: (name: string, ...rest: unknown[]) => unknown };
-    const runKernel = engine.runKernel.bind(engine);
-    engine.runKernel = (name: string, ...rest: unknown[]) => {
-      counts.set(name, (counts.get(name) ?? 0) + 1);
-      return runKernel(name, ...rest);
-    };
     let uploads: KernelCounts | undefined;
-    try {
+    const counts = await kernelsRun(async () => {
       run.opt.step(grads);
       // The second step has momentum buffers; the tables and constants are on the backend by now.
       uploads = await new KernelCounter().measure(() => run.opt.step(grads));
-    } finally {
-      engine.runKernel = runKernel;
-    }
+    });
     // Only the rate of the schedule that cannot be listed (Halving) is uploaded: one float32.
     // (cpu kernels hand their results to the backend through write(): every one counts as an upload there.)
     if (backend !== 'cpu') expect(uploads!.uploadBytes).toBe(4);
