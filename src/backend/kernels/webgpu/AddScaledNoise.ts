@@ -1,8 +1,7 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { ADD_SCALED_NOISE, ADD_SCALED_NOISE_GRAD, type AddScaledNoiseAttrs } from '../names.js';
-import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
-
-const THREADS = 256;
+import type { WebGPUBackendLike } from '../types.js';
+import { FlatProgram } from './util.js';
 
 /**
  * The seed's discrete action, `x.detach() + noiseStd · x.std() · noise`, as one elementwise pass that reads the
@@ -12,14 +11,9 @@ const THREADS = 256;
  * rounded to f32 as the device scalars are), so both agree to rounding.
  * @internal
  */
-class AddScaledNoiseProgram implements WebGPUProgram {
+class AddScaledNoiseProgram extends FlatProgram {
   readonly variableNames: string[];
-  readonly outputShape: number[];
   readonly shaderKey: string;
-  readonly dispatchLayout = { x: [0] };
-  dispatch: [number, number, number];
-  readonly workgroupSize: [number, number, number] = [THREADS, 1, 1];
-  readonly size = true;
   // Scalars are uniforms, not constants: one pipeline serves every shape and noise scale.
   readonly uniforms = 'noiseStd : f32, unbias : f32, countLessOne : f32,';
 
@@ -27,10 +21,9 @@ class AddScaledNoiseProgram implements WebGPUProgram {
     private readonly grad: boolean,
     length: number,
   ) {
+    super([length], length);
     this.variableNames = grad ? ['x', 'moments', 'noiseDot'] : ['x', 'moments', 'noise'];
-    this.outputShape = [length];
     this.shaderKey = `dataflowAddScaledNoise_${grad ? 'grad' : 'forward'}`;
-    this.dispatch = [Math.ceil(length / THREADS), 1, 1];
   }
 
   getUserCode(): string {

@@ -9,8 +9,9 @@ import {
   type BatchNormGradAttrs,
   type BatchNormTrainStatsAttrs,
 } from '../names.js';
-import type { ProgramUniform, WebGPUBackendLike, WebGPUProgram } from '../types.js';
+import type { ProgramUniform, WebGPUBackendLike } from '../types.js';
 import { columnSums, GELU_WGSL } from './ColumnSums.js';
+import { FlatProgram } from './util.js';
 
 /**
  * The seed's batch norm (and the GELU after it) as one engine kernel per step: tfjs ops take about 27 per
@@ -25,27 +26,6 @@ import { columnSums, GELU_WGSL } from './ColumnSums.js';
  * there (no min/max/clamp). Sizes and factors are uniforms: one pipeline per program serves every shape.
  * @internal
  */
-
-const THREADS = 256;
-
-abstract class FlatProgram implements WebGPUProgram {
-  abstract readonly variableNames: string[];
-  readonly outputShape: number[];
-  abstract readonly shaderKey: string;
-  abstract readonly uniforms: string;
-  readonly dispatchLayout = { x: [0] };
-  dispatch: [number, number, number];
-  readonly workgroupSize: [number, number, number] = [THREADS, 1, 1];
-  readonly size = true;
-
-  constructor(outputShape: number[], threads: number) {
-    this.outputShape = outputShape;
-    // tfjs folds a flat dispatch past the device's per-dimension limit (and keys the pipeline on it).
-    this.dispatch = [Math.ceil(threads / THREADS), 1, 1];
-  }
-
-  abstract getUserCode(): string;
-}
 
 /**
  * [4, C]: mean, rstd = 1 / sqrt(variance + eps) (tfjs's Rsqrt is inverseSqrt too), scale = weight · rstd,

@@ -1,8 +1,7 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { EMA_UPDATE, type EMAUpdateAttrs } from '../names.js';
-import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
-
-const THREADS = 256;
+import type { WebGPUBackendLike } from '../types.js';
+import { FlatProgram } from './util.js';
 
 /**
  * `NetworkEMA`'s ema · keep + live · take in one pass per entry instead of three elementwise kernels (mul, mul,
@@ -10,20 +9,14 @@ const THREADS = 256;
  * `decayIndex`, so an update slices nothing.
  * @internal
  */
-class EMAUpdateProgram implements WebGPUProgram {
+class EMAUpdateProgram extends FlatProgram {
   readonly variableNames = ['ema', 'live', 'keep', 'take'];
-  readonly outputShape: number[];
   readonly shaderKey = 'dataflowEMAUpdate';
-  readonly dispatchLayout = { x: [0] };
-  readonly dispatch: [number, number, number];
-  readonly workgroupSize: [number, number, number] = [THREADS, 1, 1];
-  readonly size = true;
   // The index is a uniform: one pipeline serves every entry and every step.
   readonly uniforms = 'decayIndex : i32,';
 
   constructor(length: number) {
-    this.outputShape = [length];
-    this.dispatch = [Math.ceil(length / THREADS), 1, 1];
+    super([length], length);
   }
 
   getUserCode(): string {

@@ -1,8 +1,7 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { SGD_STEP, type SGDStepAttrs } from '../names.js';
-import type { ProgramUniform, WebGPUBackendLike, WebGPUProgram } from '../types.js';
-
-const THREADS = 256;
+import type { ProgramUniform, WebGPUBackendLike } from '../types.js';
+import { FlatProgram } from './util.js';
 
 /** How the update u is formed from d (the decayed gradient) and the new momentum buffer. */
 type UpdateMode = 'plain' | 'momentum' | 'nesterov';
@@ -23,14 +22,9 @@ const DECAYED_GRAD_WGSL = `
  * SGD's new momentum buffer, buffer · momentum + d (d alone on a weight's first step), one element per thread.
  * @internal
  */
-class SGDBufferProgram implements WebGPUProgram {
+class SGDBufferProgram extends FlatProgram {
   readonly variableNames: string[];
-  readonly outputShape: number[];
   readonly shaderKey: string;
-  readonly dispatchLayout = { x: [0] };
-  readonly dispatch: [number, number, number];
-  readonly workgroupSize: [number, number, number] = [THREADS, 1, 1];
-  readonly size = true;
   // Hyper-parameters are uniforms: one pipeline per variant serves every weight and every group.
   readonly uniforms = 'momentum : f32, weightDecay : f32, decayed : i32,';
 
@@ -38,10 +32,9 @@ class SGDBufferProgram implements WebGPUProgram {
     private readonly first: boolean,
     length: number,
   ) {
+    super([length], length);
     this.variableNames = first ? ['param', 'grad'] : ['param', 'grad', 'buffer'];
-    this.outputShape = [length];
     this.shaderKey = `dataflowSGDBuffer_${first ? 'first' : 'next'}`;
-    this.dispatch = [Math.ceil(length / THREADS), 1, 1];
   }
 
   getUserCode(): string {
@@ -63,29 +56,23 @@ class SGDBufferProgram implements WebGPUProgram {
  * the buffer the buffer program just wrote and recomputes d where it needs it (no d tensor is kept).
  * @internal
  */
-class SGDParamProgram implements WebGPUProgram {
+class SGDParamProgram extends FlatProgram {
   readonly variableNames: string[];
-  readonly outputShape: number[];
   readonly shaderKey: string;
-  readonly dispatchLayout = { x: [0] };
-  readonly dispatch: [number, number, number];
-  readonly workgroupSize: [number, number, number] = [THREADS, 1, 1];
-  readonly size = true;
   readonly uniforms = 'momentum : f32, weightDecay : f32, decayed : i32, lrIndex : i32,';
 
   constructor(
     private readonly mode: UpdateMode,
     length: number,
   ) {
+    super([length], length);
     // Plain momentum needs no gradient, and a binding the shader does not read would be missing from its layout.
     this.variableNames = {
       plain: ['param', 'grad', 'lr'],
       momentum: ['param', 'lr', 'buffer'],
       nesterov: ['param', 'grad', 'lr', 'buffer'],
     }[mode];
-    this.outputShape = [length];
     this.shaderKey = `dataflowSGDParam_${mode}`;
-    this.dispatch = [Math.ceil(length / THREADS), 1, 1];
   }
 
   getUserCode(): string {
