@@ -19,6 +19,14 @@ export interface BatchNormArgs extends LayerArgs {
 
 const AXES = [0, 1, 2];
 
+/**
+ * The running statistics' update, `running · keep + batch · take`, for a batch of n values per channel. PyTorch's
+ * momentum weights the new batch (Keras' weights the old average); running_var takes the unbiased variance.
+ */
+function runningAverageFactors(momentum: number, n: number): { keep: number; takeMean: number; takeVar: number } {
+  return { keep: 1 - momentum, takeMean: momentum, takeVar: (momentum * n) / (n - 1) };
+}
+
 /** Σ dy and Σ dy · x̂ per channel for the unfused ops: one kernel where the backend has it (the library's WebGPU kernels), else sums sharing x̂ with dx. */
 function gradSums(
   dy: tf.Tensor,
@@ -161,16 +169,16 @@ export class BatchNorm extends tfl.layers.Layer {
    * of both written by hand; updates the running statistics.
    */
   private trainForwardFused(x: tf.Tensor4D, withGelu: boolean): tf.Tensor {
-    this.valuesPerChannel(x);
+    const factors = runningAverageFactors(this.momentum, this.valuesPerChannel(x));
     const weight = this.weight.read();
     const weightIsInput = this.weight.trainable;
-    const { eps, momentum } = this;
+    const { eps } = this;
     const normalise = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       const save = args[args.length - 1] as tf.GradSaveFunc;
       const xi = args[0] as tf.Tensor;
       const bi = args[1] as tf.Tensor;
       const wi = weightIsInput ? (args[2] as tf.Tensor) : weight;
-      const stats = batchNormTrainStats(xi, wi, bi, this.runningMean.read(), this.runningVar.read(), { eps, momentum });
+      const stats = batchNormTrainStats(xi, wi, bi, this.runningMean.read(), this.runningVar.read(), { eps, ...factors });
       this.writeRunningStats(stats.runningMean, stats.runningVar);
       save([xi, stats.coefficients]);
       return {
@@ -220,11 +228,10 @@ export class BatchNorm extends tfl.layers.Layer {
   }
 
   private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, n: number): void {
-    const m = this.momentum;
+    const { keep, takeMean, takeVar } = runningAverageFactors(this.momentum, n);
     tf.tidy(() => {
-      // PyTorch's momentum weights the new batch (Keras' weights the old average); running_var takes the unbiased variance.
-      const newMean = tf.add(tf.mul(this.runningMean.read(), c(1 - m)), tf.mul(mean, c(m)));
-      const newVar = tf.add(tf.mul(this.runningVar.read(), c(1 - m)), tf.mul(variance, c((m * n) / (n - 1))));
+      const newMean = tf.add(tf.mul(this.runningMean.read(), c(keep)), tf.mul(mean, c(takeMean)));
+      const newVar = tf.add(tf.mul(this.runningVar.read(), c(keep)), tf.mul(variance, c(takeVar)));
       this.writeRunningStats(newMean, newVar);
     });
   }

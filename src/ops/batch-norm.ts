@@ -47,7 +47,7 @@ function checkShape(op: string, name: string, t: tf.Tensor, shape: number[]): vo
 }
 
 /**
- * The batch's coefficients and the new running averages (PyTorch's momentum, unbiased running variance), from x
+ * The batch's coefficients and the new running averages (`running · keep + batch · take`, the layer's factors), from x
  * (channels last) in one kernel. Not differentiable. @internal
  */
 export function batchNormTrainStats(

@@ -27,6 +27,14 @@ export interface SimulateDiscreteActionOptions {
 }
 
 /**
+ * torch.std is unbiased (Bessel's correction, tf.moments is not): the sum of squares over n - 1, or the biased
+ * variance times n / (n - 1), for n values. Every unbiased std here takes its factors from this one place.
+ */
+function besselFactors(n: number): { countLessOne: number; unbias: number } {
+  return { countLessOne: n - 1, unbias: n / (n - 1) };
+}
+
+/**
  * Standard deviation with PyTorch's default correction, as the seed's `x.std()`
  * in `simulate_discrete_action` and its `torch.std_mean` (dirac renormalisation,
  * dataset statistics): over the whole tensor, or over `axis`.
@@ -46,8 +54,7 @@ export function unbiasedStd(x: tf.Tensor, axis?: number | number[], keepDims = f
   if (axis == null && hasChannelMomentsKernel()) return onePassStd(x, keepDims);
   return tf.tidy(() => {
     const centred = tf.sub(x, tf.mean(x, axes, true));
-    // torch.std is unbiased (divides by n - 1); tf.moments divides by n.
-    return tf.sqrt(tf.div(tf.sum(tf.square(centred), axes, keepDims), deviceScalar(n - 1)));
+    return tf.sqrt(tf.div(tf.sum(tf.square(centred), axes, keepDims), deviceScalar(besselFactors(n).countLessOne)));
   });
 }
 
@@ -56,19 +63,18 @@ export function unbiasedStd(x: tf.Tensor, axis?: number | number[], keepDims = f
  * d std / dx = (x - mean) / ((n - 1) · std).
  */
 function onePassStd(x: tf.Tensor, keepDims: boolean): tf.Tensor {
-  const n = x.size;
+  const { countLessOne, unbias } = besselFactors(x.size);
   const std = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const xi = args[0] as tf.Tensor;
     const save = args[1] as tf.GradSaveFunc;
     const { mean, variance } = channelMoments(xi, true);
-    // torch.std is unbiased: the kernel's biased variance times n / (n - 1).
-    const value = tf.sqrt(tf.mul(variance, deviceScalar(n / (n - 1))));
+    const value = tf.sqrt(tf.mul(variance, deviceScalar(unbias)));
     save([xi, mean, value]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, m, s] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-        return tf.mul(tf.sub(xs, m), tf.div(dy, tf.mul(s, deviceScalar(n - 1))));
+        return tf.mul(tf.sub(xs, m), tf.div(dy, tf.mul(s, deviceScalar(countLessOne))));
       },
     };
   });
@@ -146,7 +152,7 @@ export function hasAddScaledNoiseKernel(): boolean {
  * `detachStd`), in two kernels after Σ dy · noise.
  */
 function addScaledNoise(x: tf.Tensor, noise: tf.Tensor, noiseStd: number, detachStd: boolean): tf.Tensor {
-  const attrs = { noiseStd } satisfies AddScaledNoiseAttrs as unknown as tf.NamedAttrMap;
+  const attrs = { noiseStd, ...besselFactors(x.size) } satisfies AddScaledNoiseAttrs as unknown as tf.NamedAttrMap;
   const overAll = { overAll: true } satisfies ChannelMomentsAttrs as unknown as tf.NamedAttrMap;
   const forward = (input: tf.Tensor) => {
     const moments = tf.engine().runKernel(CHANNEL_MOMENTS, { x: input }, overAll) as tf.Tensor;

@@ -210,7 +210,7 @@ describeEachBackendAndWebGPUKernelSet('BatchNorm through the fused kernels (with
       expect(() => batchNormGrad(x, dy5, coefficients, grad)).toThrow(
         "batchNormGrad: 'dy' must be float32 [2,3,3,4], got float32 [2,3,3,5]",
       );
-      expect(() => batchNormTrainStats(x, c5, c4, c4, c4, { eps: 1e-12, momentum: 0.4 })).toThrow(
+      expect(() => batchNormTrainStats(x, c5, c4, c4, c4, { eps: 1e-12, keep: 0.6, takeMean: 0.4, takeVar: 0.4 })).toThrow(
         "batchNormTrainStats: 'weight' must be float32 [4], got float32 [5]",
       );
       expect(() => batchNormCoefficients(c4, c4, c4, c5, 1e-12)).toThrow(

@@ -20,13 +20,16 @@ export const CHANNEL_GRAD_SUMS = 'DataflowChannelGradSums';
  * (1 / sqrt(variance + eps)), scale (weight · rstd) and shift (bias − mean · scale) per channel.
  *
  * Training statistics: inputs `x` (channels last), `weight`, `bias`, `runningMean`, `runningVar` ([C]). Outputs
- * `coefficients` from the batch (biased variance), then the new running mean and running variance, PyTorch's
- * convention: `(1 − momentum) · running + momentum · batch`, the unbiased variance for the running one.
+ * `coefficients` from the batch (biased variance), then the new running mean `running · keep + mean · takeMean` and
+ * running variance `running · keep + variance · takeVar` (the factors of PyTorch's convention come from the layer:
+ * `runningAverageFactors` in src/layers/batch-norm.ts).
  */
 export const BATCH_NORM_TRAIN_STATS = 'DataflowBatchNormTrainStats';
 export interface BatchNormTrainStatsAttrs {
   eps: number;
-  momentum: number;
+  keep: number;
+  takeMean: number;
+  takeVar: number;
 }
 
 /** Inputs `weight`, `bias`, `runningMean`, `runningVar` ([C]). Output `coefficients` [4, C] from the running statistics. */
@@ -77,11 +80,14 @@ export interface DecodeImagesAttrs {
 /**
  * The discrete action's `x + noiseStd · std · noise` in one pass: inputs `x`, `moments` ([2]: mean and biased
  * variance over the whole of x, CHANNEL_MOMENTS's `overAll` output) and `noise` (x's shape). Output like x, with
- * std = sqrt(variance · n / (n - 1)), n the size of x (PyTorch's unbiased std).
+ * std = sqrt(variance · unbias), unbias = n / (n - 1) for n the size of x (PyTorch's unbiased std).
  */
 export const ADD_SCALED_NOISE = 'DataflowAddScaledNoise';
 export interface AddScaledNoiseAttrs {
   noiseStd: number;
+  /** n / (n - 1) and n - 1 for n, the size of x: the unbiased std's factors (src/ops/discrete-action.ts). */
+  unbias: number;
+  countLessOne: number;
 }
 
 /**

@@ -43,28 +43,26 @@ class AddScaledNoiseProgram extends FlatProgram {
   }
 }
 
-function run(grad: boolean, backend: WebGPUBackendLike, inputs: TensorInfo[], noiseStd: number): TensorInfo {
+function run(grad: boolean, backend: WebGPUBackendLike, inputs: TensorInfo[], attrs: AddScaledNoiseAttrs): TensorInfo {
   const x = inputs[0]!;
   const n = x.shape.reduce((a, b) => a * b, 1);
   // One entry per member: tfjs lays out a multi-value entry as a vector, with a vector's alignment.
   const out = backend.runWebGPUProgram(new AddScaledNoiseProgram(grad, n), inputs, 'float32', [
-    { type: 'float32', data: [noiseStd] },
-    { type: 'float32', data: [n / (n - 1)] },
-    { type: 'float32', data: [n - 1] },
+    { type: 'float32', data: [attrs.noiseStd] },
+    { type: 'float32', data: [attrs.unbias] },
+    { type: 'float32', data: [attrs.countLessOne] },
   ]);
   return { ...out, shape: x.shape };
 }
 
 const addScaledNoise: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, moments, noise } = inputs as Record<string, TensorInfo>;
-  const { noiseStd } = attrs as unknown as AddScaledNoiseAttrs;
-  return run(false, backend as unknown as WebGPUBackendLike, [x!, moments!, noise!], noiseStd);
+  return run(false, backend as unknown as WebGPUBackendLike, [x!, moments!, noise!], attrs as unknown as AddScaledNoiseAttrs);
 };
 
 const addScaledNoiseGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, moments, noiseDot } = inputs as Record<string, TensorInfo>;
-  const { noiseStd } = attrs as unknown as AddScaledNoiseAttrs;
-  return run(true, backend as unknown as WebGPUBackendLike, [x!, moments!, noiseDot!], noiseStd);
+  return run(true, backend as unknown as WebGPUBackendLike, [x!, moments!, noiseDot!], attrs as unknown as AddScaledNoiseAttrs);
 };
 
 export const addScaledNoiseConfig: KernelConfig = { kernelName: ADD_SCALED_NOISE, backendName: 'webgpu', kernelFunc: addScaledNoise };

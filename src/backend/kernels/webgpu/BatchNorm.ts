@@ -237,15 +237,14 @@ function runningAverage(backend: Backend, running: TensorInfo, stats: TensorInfo
 /** [coefficients, new running mean, new running variance] from the batch's moments. */
 const batchNormTrainStats: KernelFunc = ({ inputs, attrs, backend }) => {
   const { x, weight, bias, runningMean, runningVar } = inputs as Record<string, TensorInfo>;
-  const { eps, momentum } = attrs as unknown as BatchNormTrainStatsAttrs;
+  const { eps, keep, takeMean, takeVar } = attrs as unknown as BatchNormTrainStatsAttrs;
   const gpu = backend as unknown as Backend;
   const channels = channelsOf(x!);
-  const n = sizeOf(x!) / channels;
   const moments = columnSums(gpu, 'moments', [x!], false);
   const coeffs = coefficients(gpu, moments, moments, channels, weight!, bias!, eps);
-  // PyTorch's momentum weights the new batch; running_var takes the unbiased variance (factors rounded to f32 as the unfused ops' scalars are).
-  const newMean = runningAverage(gpu, runningMean!, moments, 0, 1 - momentum, momentum);
-  const newVar = runningAverage(gpu, runningVar!, moments, channels, 1 - momentum, (momentum * n) / (n - 1));
+  // The factors are uniforms, rounded to f32 as the unfused ops' device scalars are.
+  const newMean = runningAverage(gpu, runningMean!, moments, 0, keep, takeMean);
+  const newVar = runningAverage(gpu, runningVar!, moments, channels, keep, takeVar);
   gpu.disposeData(moments.dataId);
   return [coeffs, newMean, newVar];
 };
