@@ -136,6 +136,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     ...(options.tfjsKernels ? { webgpuTrainingKernels: false } : {}),
     ...(options.convPrecision ? { webgpuConvPrecision: options.convPrecision } : {}),
     ...(options.backend === 'wasm' ? { wasmThreads: options.wasmThreads ?? 1 } : {}),
+    // Per-kernel GPU times need Dawn's timestamps unrounded (it quantizes them to 65.5 us by default).
+    ...(profileSteps > 0 ? { webgpuExactTimestamps: true } : {}),
   });
   const backend = tf.getBackend();
 

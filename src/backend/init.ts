@@ -1,4 +1,4 @@
-import { backend, getBackend, ready, setBackend, engine, registerBackend } from '@tensorflow/tfjs-core';
+import { backend, engine, getBackend, ready, registerBackend, removeBackend, setBackend } from '@tensorflow/tfjs-core';
 import { installLibraryKernels } from './kernels/index.js';
 import {
   registerSubgroupMatrixDevice,
@@ -116,7 +116,7 @@ async function activate(name: ConcreteBackend): Promise<void> {
   await ready();
 }
 
-async function probeWebGPU(platform: Platform): Promise<{ gpu: GPU; adapter: GPUAdapter; description: AdapterDescription }> {
+async function probeWebGPU(platform: Platform): Promise<{ adapter: GPUAdapter; description: AdapterDescription }> {
   const gpu = await platform.gpu();
   if (typeof gpu === 'string') throw new BackendUnavailableError('webgpu', gpu);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
@@ -128,61 +128,108 @@ async function probeWebGPU(platform: Platform): Promise<{ gpu: GPU; adapter: GPU
         : "WebGPU found no adapter: this browser or machine exposes no usable GPU. Use initBackend('wasm') instead.",
     );
   }
-  return { gpu, adapter, description: describeAdapter(adapter) };
+  return { adapter, description: describeAdapter(adapter) };
 }
 
-async function initWebGPU(platform: Platform, adapterDescription: AdapterDescription, options: InitBackendOptions): Promise<BackendReport> {
+/**
+ * The features the library asks a WebGPU device for, of those `adapter` has: timestamp queries (tf.profile /
+ * tf.time report GPU time per kernel; they cost nothing unless used) and bgra8unorm storage (as tfjs's own
+ * factory asks), and for the tensor-core convolutions subgroup matrices with f16 and subgroups (which Dawn pairs
+ * with them).
+ */
+export function libraryDeviceFeatures(adapter: GPUAdapter): GPUFeatureName[] {
+  const wanted = ['timestamp-query', 'bgra8unorm-storage', SUBGROUP_MATRIX_FEATURE, 'shader-f16', 'subgroups'];
+  return wanted.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+}
+
+type EngineRegistry = { registryFactory: Record<string, { factory: unknown }>; registry: Record<string, unknown> };
+const libraryFactories = new WeakSet<object>();
+
+/**
+ * Makes 'webgpu' tfjs's name for the library's factory: a device with every feature of `libraryDeviceFeatures`.
+ * tfjs-backend-webgpu registers its own factory when first imported where `navigator.gpu` exists, and that one
+ * asks for timestamp queries only, so it is replaced (with the backend it made, if any: the caller checks that
+ * the backend holds no tensor).
+ */
+function registerLibraryWebGPUFactory(platform: Platform, webgpu: typeof import('@tensorflow/tfjs-backend-webgpu')): void {
+  const registered = (engine() as unknown as EngineRegistry).registryFactory['webgpu'];
+  if (registered != null && libraryFactories.has(registered.factory as object)) return;
+  if (registered != null) removeBackend('webgpu');
+  const factory = async () => {
+    const gpu = await platform.gpu();
+    if (typeof gpu === 'string') throw new Error(gpu);
+    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    if (adapter == null) throw new Error('WebGPU adapter disappeared');
+    const device = await adapter.requestDevice({
+      requiredFeatures: libraryDeviceFeatures(adapter),
+      requiredLimits: {
+        maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
+        maxComputeWorkgroupsPerDimension: adapter.limits.maxComputeWorkgroupsPerDimension,
+        maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+        maxBufferSize: adapter.limits.maxBufferSize,
+        maxComputeWorkgroupSizeX: adapter.limits.maxComputeWorkgroupSizeX,
+        maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
+      },
+    });
+    const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
+    if (device.features.has(SUBGROUP_MATRIX_FEATURE)) registerSubgroupMatrixDevice(device, subgroupMatrixDeviceOf(info));
+    return new webgpu.WebGPUBackend(device, info);
+  };
+  libraryFactories.add(factory);
+  registerBackend('webgpu', factory, 3);
+}
+
+/** The running 'webgpu' backend's device and how many tensors it holds, or undefined before it starts. */
+function runningWebGPU(): { device: GPUDevice; tensors: number } | undefined {
+  const instance = (engine() as unknown as EngineRegistry).registry['webgpu'] as { device: GPUDevice; numDataIds(): number } | undefined;
+  return instance ? { device: instance.device, tensors: instance.numDataIds() } : undefined;
+}
+
+async function initWebGPU(
+  platform: Platform,
+  adapter: GPUAdapter,
+  adapterDescription: AdapterDescription,
+  options: InitBackendOptions,
+): Promise<BackendReport> {
   // tfjs-backend-webgpu registers itself only if navigator.gpu exists when it is first imported.
   const webgpu = await import('@tensorflow/tfjs-backend-webgpu');
-  if (!('webgpu' in (engine() as unknown as { registryFactory: Record<string, unknown> }).registryFactory)) {
-    registerBackend(
-      'webgpu',
-      async () => {
-        const gpu = await platform.gpu();
-        if (typeof gpu === 'string') throw new Error(gpu);
-        const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-        if (adapter == null) throw new Error('WebGPU adapter disappeared');
-        // Timestamp queries let tf.profile / tf.time report GPU time per kernel; they cost nothing unless used.
-        // The tensor-core convolutions need subgroup matrices and f16 (and subgroups, which Dawn pairs with them).
-        const wanted = adapter.features.has(SUBGROUP_MATRIX_FEATURE)
-          ? ['timestamp-query', SUBGROUP_MATRIX_FEATURE, 'shader-f16', 'subgroups']
-          : ['timestamp-query'];
-        const requiredFeatures = wanted.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
-        const device = await adapter.requestDevice({
-          requiredFeatures,
-          requiredLimits: {
-            maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
-            maxComputeWorkgroupsPerDimension: adapter.limits.maxComputeWorkgroupsPerDimension,
-            maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
-            maxBufferSize: adapter.limits.maxBufferSize,
-            maxComputeWorkgroupSizeX: adapter.limits.maxComputeWorkgroupSizeX,
-            maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
-          },
-        });
-        const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
-        if (device.features.has(SUBGROUP_MATRIX_FEATURE)) registerSubgroupMatrixDevice(device, subgroupMatrixDeviceOf(info));
-        return new webgpu.WebGPUBackend(device, info);
-      },
-      3,
-    );
-  }
   // After tfjs-backend-webgpu's own registrations (its import above), so the originals are kept.
   installLibraryKernels('webgpu', { trainingKernels: options.webgpuTrainingKernels !== false });
   setWebGPUConvPrecision(options.webgpuConvPrecision ?? 'float32');
+  const wanted = libraryDeviceFeatures(adapter);
+  const lacking = (device: GPUDevice) => wanted.filter((f) => !device.features.has(f));
+  let running = runningWebGPU();
+  // A backend made before (by tfjs's factory, or from an earlier Dawn instance without the toggles the features
+  // need) is replaced when it lacks a feature, unless replacing it would drop the caller's tensors.
+  let keptShort: string | undefined;
+  if (running != null && lacking(running.device).length > 0) {
+    if (running.tensors === 0) {
+      removeBackend('webgpu');
+      running = undefined;
+    } else {
+      keptShort = `the WebGPU backend already running lacks ${lacking(running.device).join(', ')} and holds ${running.tensors} tensor${running.tensors === 1 ? '' : 's'} (call initBackend before creating tensors)`;
+    }
+  }
+  if (running == null) registerLibraryWebGPUFactory(platform, webgpu);
   await activate('webgpu');
+  const device = (backend() as unknown as { device: GPUDevice }).device;
+  if (keptShort == null && lacking(device).length > 0) {
+    // Cannot happen with the library's factory: requestDevice fails rather than drop a required feature.
+    throw new BackendUnavailableError('webgpu', `the WebGPU device lacks ${lacking(device).join(', ')}, which its adapter offers`);
+  }
   const kind = adapterDescription.isSoftware ? 'software adapter' : 'GPU';
   return {
     backend: 'webgpu',
     adapter: adapterDescription,
     reason: `WebGPU on ${kind} ${adapterName(adapterDescription)}`,
-    convPrecision: describeConvPrecision(options),
+    convPrecision: describeConvPrecision(options, keptShort),
   };
 }
 
-function describeConvPrecision(options: InitBackendOptions): string {
+function describeConvPrecision(options: InitBackendOptions, keptShort: string | undefined): string {
   if (options.webgpuTrainingKernels === false) return "tfjs-backend-webgpu's own kernels (float32)";
   const device = (backend() as unknown as { device?: GPUDevice }).device;
-  const config = device ? tensorCoreConfigFor(device) : 'no device';
+  const config = keptShort ?? (device ? tensorCoreConfigFor(device) : 'no device');
   if (typeof config !== 'string') {
     return `float16 on subgroup matrices ${config.M}x${config.N}x${config.K} (subgroups of ${config.subgroupSize}), float32 accumulation`;
   }
@@ -227,8 +274,8 @@ export async function initBackendOn(platform: Platform, name: BackendName, optio
   }
   switch (name) {
     case 'webgpu': {
-      const { description } = await probeWebGPU(platform);
-      return initWebGPU(platform, description, options);
+      const { adapter, description } = await probeWebGPU(platform);
+      return initWebGPU(platform, adapter, description, options);
     }
     case 'wasm':
       return initWasm(options);
@@ -257,11 +304,11 @@ async function initAuto(platform: Platform, options: InitBackendOptions): Promis
   });
 
   const webgpu = await attempt('webgpu', async () => {
-    const { description } = await probeWebGPU(platform);
+    const { adapter, description } = await probeWebGPU(platform);
     if (description.isSoftware && !options.preferSoftwareWebGPU) {
       throw new Error(`only a software adapter (${adapterName(description)}), slower than wasm`);
     }
-    return initWebGPU(platform, description, options);
+    return initWebGPU(platform, adapter, description, options);
   });
   if (webgpu) return explain(webgpu);
   if (platform.name === 'node') {

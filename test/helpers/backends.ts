@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe } from 'vitest';
 import { webgpuTrainingKernelsInstalled } from '../../src/backend/kernels/webgpu/index.js';
 import { initBackend } from '../../src/backend/node.js';
+import { CONV_PRECISIONS, type ConvPrecision } from '../../src/backend/kernels/webgpu/subgroup_matrix.js';
 import type { ConcreteBackend } from '../../src/backend/init.js';
 
 /** The backends every backend-dependent test runs on. */
@@ -32,12 +33,27 @@ function backendLabel(name: TestBackend): string {
   return name === 'wasm' && TEST_WASM_THREADS > 1 ? `wasm, ${TEST_WASM_THREADS} threads` : name;
 }
 
-/** initBackend's options for a test backend: the suite's wasm thread count, and WebGPU's kernel set. */
-function backendOptions(name: TestBackend, webgpuTrainingKernels = true) {
-  if (name === 'wasm') return { wasmThreads: TEST_WASM_THREADS };
-  return name === 'webgpu' ? { webgpuTrainingKernels } : {};
+/**
+ * How the WebGPU suites' convolutions multiply: TFJS_DATAFLOW_CONV_PRECISION=float16 runs them on subgroup
+ * matrices (tensor cores) where the adapter has them (tools/tensor-cores/test.sh does, on Mesa 26's lavapipe).
+ */
+export const TEST_CONV_PRECISION = parseConvPrecision(process.env['TFJS_DATAFLOW_CONV_PRECISION']);
+
+function parseConvPrecision(text: string | undefined): ConvPrecision {
+  if (text === undefined || text.trim() === '') return 'float32';
+  if (!(CONV_PRECISIONS as readonly string[]).includes(text)) {
+    throw new Error(`TFJS_DATAFLOW_CONV_PRECISION must be one of ${CONV_PRECISIONS.join(', ')}, got '${text}'`);
+  }
+  return text as ConvPrecision;
 }
 
+/** initBackend's options for a test backend: the suite's wasm thread count, and WebGPU's kernel set and precision. */
+function backendOptions(name: TestBackend, webgpuTrainingKernels = true) {
+  if (name === 'wasm') return { wasmThreads: TEST_WASM_THREADS };
+  return name === 'webgpu' ? { webgpuTrainingKernels, webgpuConvPrecision: TEST_CONV_PRECISION } : {};
+}
+
+let precisionMissing: string | undefined;
 /** Why each backend cannot run here, probed once per test file (undefined: it runs). */
 const unavailable = new Map<TestBackend, string>();
 for (const name of TEST_BACKENDS) {
@@ -51,10 +67,15 @@ for (const name of TEST_BACKENDS) {
     if (name === 'wasm' && report.wasmThreads !== TEST_WASM_THREADS) {
       throw new Error(`TFJS_DATAFLOW_WASM_THREADS=${TEST_WASM_THREADS}, but the wasm backend runs ${report.wasmThreads} thread(s)`);
     }
+    // Nor would a float16 suite on the f32 kernels: that fails the file rather than skip it.
+    if (name === 'webgpu' && TEST_CONV_PRECISION === 'float16' && !report.convPrecision?.startsWith('float16')) {
+      precisionMissing = `TFJS_DATAFLOW_CONV_PRECISION=float16, but WebGPU's convolutions run ${report.convPrecision}`;
+    }
   } catch (e) {
     unavailable.set(name, (e as Error).message);
   }
 }
+if (precisionMissing) throw new Error(precisionMissing);
 
 /** Which kernels WebGPU runs in the current suite: the library's (initBackend's default) or tfjs-backend-webgpu's own. */
 let webgpuKernels: 'library' | 'tfjs' = 'library';
