@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/node.js';
-import { setWebGPUConvPrecision, subgroupMatrixDeviceOf, tensorCoreConfigFor } from '../src/backend/kernels/webgpu/subgroup_matrix.js';
+import { setWebGPUConvPrecision, subgroupMatrixDeviceOf, tensorCoreConfigFor } from '../src/backend/kernels/webgpu/conv_precision.js';
 
 const { values } = parseArgs({
   options: {

@@ -14,7 +14,7 @@ export {
 } from './backend/init.js';
 export { installWasmTrainingKernels, uninstallWasmTrainingKernels } from './backend/kernels/wasm/index.js';
 export { installWebGPUTrainingKernels, uninstallWebGPUTrainingKernels } from './backend/kernels/webgpu/index.js';
-export type { ConvPrecision } from './backend/kernels/webgpu/subgroup_matrix.js';
+export type { ConvPrecision } from './backend/kernels/webgpu/conv_precision.js';
 export { uninstallLibraryKernels, type InstallLibraryKernelsOptions } from './backend/kernels/index.js';
 export { KernelCounter, type KernelCounts } from './backend/counter.js';
 

@@ -7,7 +7,7 @@ import {
   SUBGROUP_MATRIX_FEATURE,
   tensorCoreConfigFor,
   type ConvPrecision,
-} from './kernels/webgpu/subgroup_matrix.js';
+} from './kernels/webgpu/conv_precision.js';
 
 /** Backends `initBackend` knows. `'auto'` picks the fastest that is really available. */
 export const BACKEND_NAMES = ['auto', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;

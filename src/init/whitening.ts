@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { WhiteningConv } from '../layers/whitening.js';
+import { withWebGPUConvPrecision } from '../backend/kernels/webgpu/conv_precision.js';
 import { eighSymmetric } from './eigh.js';
 import { isCompactImages, type CompactImages } from '../data/compact.js';
 
@@ -107,7 +108,8 @@ async function patchCovariance(gather: GatherImages, indices: Int32Array, kernel
   for (let s = 0; s < indices.length; s += batch) batches.push(indices.subarray(s, s + batch));
   const patchesOf = (idx: Int32Array) => {
     const x = gather(tf.tensor1d(idx, 'int32'));
-    const p = tf.conv2d(x, kernel, 1, 'valid');
+    // In float32 whatever the WebGPU convolutions train at, as the seed's get_patches takes them in float32.
+    const p = withWebGPUConvPrecision('float32', () => tf.conv2d(x, kernel, 1, 'valid'));
     return tf.reshape(p, [idx.length, p.shape[1] * p.shape[2], d]) as tf.Tensor3D;
   };
   let count = 0;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { describeEachBackendAndWebGPUKernelSet, useBackend } from '../helpers/backends.js';
+import { convTolerance, describeEachBackendAndWebGPUKernelSet, useBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { liveTensors } from '../helpers/memory.js';
 
@@ -63,7 +63,7 @@ describeEachBackendAndWebGPUKernelSet('conv2d forward and gradients match the cp
       const names = ['forward', 'input gradient', 'filter gradient'];
       for (let i = 0; i < outs.length; i++) {
         const err = maxRelativeError(await outs[i]!.data(), expected[i]!);
-        expect(err, `${names[i]} relative error`).toBeLessThanOrEqual(1e-4);
+        expect(err, `${names[i]} relative error`).toBeLessThanOrEqual(convTolerance(1e-4));
       }
       tf.dispose(outs);
       expect(liveTensors()).toBe(before);

@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe } from 'vitest';
 import { webgpuTrainingKernelsInstalled } from '../../src/backend/kernels/webgpu/index.js';
 import { initBackend } from '../../src/backend/node.js';
-import { CONV_PRECISIONS, type ConvPrecision } from '../../src/backend/kernels/webgpu/subgroup_matrix.js';
+import { F16_OPERAND_TOLERANCE } from './f16.js';
+import { CONV_PRECISIONS, type ConvPrecision } from '../../src/backend/kernels/webgpu/conv_precision.js';
 import type { ConcreteBackend } from '../../src/backend/init.js';
 
 /** The backends every backend-dependent test runs on. */
@@ -76,6 +77,18 @@ for (const name of TEST_BACKENDS) {
   }
 }
 if (precisionMissing) throw new Error(precisionMissing);
+
+/**
+ * The tolerance of a result that passes through the active backend's convolutions: `f32` (the suite's own), or
+ * where the library's WebGPU convolutions run at float16 (TFJS_DATAFLOW_CONV_PRECISION=float16) the larger one that
+ * f16 operands allow: F16_OPERAND_TOLERANCE (test/helpers/f16.ts derives it) for one convolution, and for a result
+ * on a path through `convolutions` of them (forward and backward) that times its square root, as independent
+ * errors add in quadrature.
+ */
+export function convTolerance(f32: number, convolutions = 1): number {
+  const onTensorCores = tf.getBackend() === 'webgpu' && webgpuKernels === 'library' && TEST_CONV_PRECISION === 'float16';
+  return onTensorCores ? Math.max(f32, F16_OPERAND_TOLERANCE * Math.sqrt(convolutions)) : f32;
+}
 
 /** Which kernels WebGPU runs in the current suite: the library's (initBackend's default) or tfjs-backend-webgpu's own. */
 let webgpuKernels: 'library' | 'tfjs' = 'library';

@@ -76,3 +76,12 @@ export function accumulationErrorRatio(
   }
   return worst;
 }
+
+/**
+ * The max relative error (with maxRelativeError's floor of a tenth of the reference's RMS) that rounding the operands
+ * of a convolution to f16 may cause: each product is off by at most 2 * 2^-11 relative, and with the roundings
+ * independent the sum is off by a standard deviation of at most sqrt(2/3) * 2^-11 times sqrt(sum (a_i b_i)^2), which
+ * is about the output's RMS. Eight standard deviations against the floor: 8 * 0.817 * 2^-11 / 0.1 = 0.032. Measured on
+ * Mesa 26's lavapipe: at most 0.0098 (one convolution), 0.0084 (a ConvGroup's outputs and gradients).
+ */
+export const F16_OPERAND_TOLERANCE = 0.032;

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { KernelCounter } from '../../src/backend/counter.js';
 import { fitWhitening } from '../../src/init/whitening.js';
 import { WhiteningConv } from '../../src/layers/whitening.js';
-import { describeEachBackend } from '../helpers/backends.js';
+import { convTolerance, describeEachBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { loadFixture, toTensor, values, type Encoded } from '../layers/fixtures.js';
 import { liveTensors } from '../helpers/memory.js';
@@ -99,7 +99,7 @@ describeEachBackend('fitWhitening', (backend) => {
     const x = toTensor(fx.forwardInput);
     const y = layer.apply(x) as tf.Tensor;
     expect(y.shape).toEqual(fx.forwardOutput.shape);
-    expect(maxRelativeError(await y.data(), values(fx.forwardOutput))).toBeLessThanOrEqual(WEIGHT_RTOL);
+    expect(maxRelativeError(await y.data(), values(fx.forwardOutput))).toBeLessThanOrEqual(convTolerance(WEIGHT_RTOL));
     tf.dispose([x, y]);
     expect(liveTensors()).toBe(before);
     images.dispose();

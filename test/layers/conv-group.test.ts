@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 import { ConvGroup } from '../../src/layers/conv-group.js';
-import { describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
+import { convTolerance, describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { loadFixture, toTensor, values, varName, type Encoded } from './fixtures.js';
 import { liveTensors } from '../helpers/memory.js';
@@ -61,7 +61,8 @@ describeEachBackendAndWebGPUKernelSet('ConvGroup', (backend) => {
     }, [x, ...trainable]);
     const check = async (t: tf.Tensor, e: Encoded, what: string) => {
       expect(t.shape, what).toEqual(e.shape);
-      expect(maxRelativeError(await t.data(), values(e)), what).toBeLessThanOrEqual(1e-4);
+      // Up to four convolutions on a gradient's path: conv1 and conv2 forward, their input gradients back.
+      expect(maxRelativeError(await t.data(), values(e)), what).toBeLessThanOrEqual(convTolerance(1e-4, 4));
     };
     await check(outs[0]!, fx.out, 'output x');
     await check(outs[1]!, fx.state, 'state prediction');

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 import { Conv } from '../../src/layers/conv.js';
-import { describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
+import { convTolerance, describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { disposeWeights, varName, loadFixture, toTensor, values, type Encoded } from './fixtures.js';
 import { liveTensors } from '../helpers/memory.js';
@@ -49,9 +49,9 @@ describeEachBackendAndWebGPUKernelSet('Conv', () => {
         [x, layer.weight.read() as tf.Variable],
       );
       expect(y.shape).toEqual(c.y.shape);
-      expect(maxRelativeError(await y.data(), values(c.y))).toBeLessThanOrEqual(1e-4);
-      expect(maxRelativeError(await grads[x.name]!.data(), values(c.dx))).toBeLessThanOrEqual(1e-4);
-      expect(maxRelativeError(await grads[varName(layer.weight)]!.data(), values(c.dw))).toBeLessThanOrEqual(1e-4);
+      expect(maxRelativeError(await y.data(), values(c.y))).toBeLessThanOrEqual(convTolerance(1e-4));
+      expect(maxRelativeError(await grads[x.name]!.data(), values(c.dx))).toBeLessThanOrEqual(convTolerance(1e-4));
+      expect(maxRelativeError(await grads[varName(layer.weight)]!.data(), values(c.dw))).toBeLessThanOrEqual(convTolerance(1e-4));
       tf.dispose([x, g, y, value, ...Object.values(grads)]);
       expect(liveTensors()).toBe(before);
       disposeWeights(layer);

@@ -17,7 +17,7 @@ import {
 } from '../../src/backend/kernels/names.js';
 import { WEBGPU_TRAINING_KERNELS } from '../../src/backend/kernels/webgpu/index.js';
 import { maxRelativeError } from '../helpers/assert.js';
-import { describeOnBackend } from '../helpers/backends.js';
+import { describeOnBackend, TEST_CONV_PRECISION } from '../helpers/backends.js';
 import { kernelsRun } from '../helpers/kernels.js';
 import { liveTensors } from '../helpers/memory.js';
 
@@ -86,8 +86,17 @@ describeOnBackend('webgpu', 'SpeedyConvNet with the fused WebGPU kernels', () =>
     // 4e-17 after one step and 6e-4 after five (logits 2e-6). A wrong momentum, decay, running average or gradient
     // term is off by far more.
     fused.firstStep.forEach((w, i) => expect(maxRelativeError(w, unfused.firstStep[i]!), `weight ${i}, step 1`).toBeLessThanOrEqual(5e-4));
-    fused.weights.forEach((w, i) => expect(maxRelativeError(w, unfused.weights[i]!), `weight ${i}, step 5`).toBeLessThanOrEqual(5e-3));
-    expect(maxRelativeError(fused.logits, unfused.logits), 'logits').toBeLessThanOrEqual(1e-4);
+    if (TEST_CONV_PRECISION === 'float16') {
+      // With f16 convolution operands the later steps cannot be compared: rounding to f16 is discontinuous, so the
+      // first step's 1e-16 differences flip some operands by a whole f16 step (5e-4), which the next four steps
+      // amplify as they amplify f32's 1e-16 to 6e-4 (lavapipe: weights differ by O(1) after five). Both stay finite.
+      for (const values of [...fused.weights, ...unfused.weights, fused.logits, unfused.logits]) {
+        expect(values.every(Number.isFinite)).toBe(true);
+      }
+    } else {
+      fused.weights.forEach((w, i) => expect(maxRelativeError(w, unfused.weights[i]!), `weight ${i}, step 5`).toBeLessThanOrEqual(5e-3));
+      expect(maxRelativeError(fused.logits, unfused.logits), 'logits').toBeLessThanOrEqual(1e-4);
+    }
     // The fused step runs far fewer kernels: 717 -> 277 per train step at the time of writing (docs/results.md).
     const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
     expect(total(fused.kernels)).toBeLessThan(0.5 * total(unfused.kernels));

@@ -48,9 +48,8 @@ exec unshare --mount --propagation private bash -c '
   mount --rbind /dev "$root/dev"
   mount -t tmpfs tmpfs "$root/tmp"
   mount --bind "$project" "$root/proj"
-  exec chroot "$root" env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp XDG_RUNTIME_DIR=/tmp \
-    ${TFJS_DATAFLOW_BACKENDS:+TFJS_DATAFLOW_BACKENDS=$TFJS_DATAFLOW_BACKENDS} \
-    ${TFJS_DATAFLOW_CONV_PRECISION:+TFJS_DATAFLOW_CONV_PRECISION=$TFJS_DATAFLOW_CONV_PRECISION} \
-    ${CI:+CI=$CI} \
+  # A clean environment, but for the suites' own settings (TFJS_DATAFLOW_*) and CI.
+  mapfile -t passed < <(env | grep -E "^(TFJS_DATAFLOW_[A-Z_]*|CI)=" || true)
+  exec chroot "$root" env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp XDG_RUNTIME_DIR=/tmp "${passed[@]}" \
     sh -c "cd /proj && exec \"\$@\"" sh "$@"
 ' bash "$root" "$project" "$@"

@@ -11,16 +11,15 @@ import { Conv2DFilterGradProgram } from '../../../src/backend/kernels/webgpu/Con
 import { Conv2DInputGradProgram } from '../../../src/backend/kernels/webgpu/Conv2DBackpropInput.js';
 import type { ConvGemmProgram } from '../../../src/backend/kernels/webgpu/conv_gemm.js';
 import {
-  hoistDirectiveLines,
   pickTensorCoreConfig,
   registerSubgroupMatrixDevice,
   setWebGPUConvPrecision,
-  subgroupBlocks,
   SUBGROUP_MATRIX_FEATURE,
   tensorCoreConfigFor,
   type SubgroupMatrixDevice,
   type TensorCoreConfig,
-} from '../../../src/backend/kernels/webgpu/subgroup_matrix.js';
+} from '../../../src/backend/kernels/webgpu/conv_precision.js';
+import { hoistDirectiveLines, subgroupBlocks, withHoistedDirectives } from '../../../src/backend/kernels/webgpu/subgroup_matrix.js';
 import type { WebGPUBackendLike } from '../../../src/backend/kernels/types.js';
 import { withDawnToggle } from '../../../src/backend/node.js';
 
@@ -86,6 +85,8 @@ const PROGRAMS: Record<string, (info: tf.backend_util.Conv2DInfo, tc: TensorCore
 };
 
 let device: GPUDevice;
+/** The recording createShaderModule: the kernels' scoped hoisting must leave it in place (no patch outlives a program). */
+let recordingCreate: GPUDevice['createShaderModule'];
 const compiled: Array<{ label: string; code: string; messages: string[]; done: Promise<void> }> = [];
 const uncaptured: string[] = [];
 
@@ -107,7 +108,7 @@ async function nullBackend(): Promise<string | undefined> {
   if (missing.length) return `Dawn's Null adapter lacks ${missing.join(', ')}`;
   device = await adapter.requestDevice({ requiredFeatures: needed as GPUFeatureName[] });
   device.addEventListener('uncapturederror', (e) => uncaptured.push((e as GPUUncapturedErrorEvent).error.message));
-  // Recorded under the hoisting wrapper registerSubgroupMatrixDevice installs, so the code is what Dawn compiles.
+  // Recorded beneath the kernels' scoped hoisting (withHoistedDirectives), so the code is what Dawn compiles.
   const create = device.createShaderModule.bind(device);
   device.createShaderModule = (d: GPUShaderModuleDescriptor) => {
     const module = create(d);
@@ -118,6 +119,7 @@ async function nullBackend(): Promise<string | undefined> {
     compiled.push({ label: d.label ?? '', code: d.code, messages, done });
     return module;
   };
+  recordingCreate = device.createShaderModule;
   registerSubgroupMatrixDevice(device, NVIDIA_OFFER);
   const webgpu = await import('@tensorflow/tfjs-backend-webgpu');
   tf.removeBackend('webgpu');
@@ -157,6 +159,21 @@ describe('tensor-core configuration choice', () => {
       subgroupMaxSize: 32,
     };
     expect(pickTensorCoreConfig(offer)).toEqual({ M: 16, N: 16, K: 16, subgroupSize: 32 });
+    // Mesa 26's lavapipe: 8x8x8 on subgroups of 8; each of 32 subgroups owns two result matrices side by side.
+    const lavapipe: SubgroupMatrixDevice = {
+      configs: [
+        { componentType: 'f16', resultComponentType: 'f16', M: 8, N: 8, K: 8 },
+        { componentType: 'f16', resultComponentType: 'f32', M: 8, N: 8, K: 8 },
+        { componentType: 'u8', resultComponentType: 'u32', M: 8, N: 8, K: 8 },
+        { componentType: 'i8', resultComponentType: 'i32', M: 8, N: 8, K: 8 },
+      ],
+      subgroupMinSize: 8,
+      subgroupMaxSize: 8,
+    };
+    expect(pickTensorCoreConfig(lavapipe)).toEqual({ M: 8, N: 8, K: 8, subgroupSize: 8 });
+    expect(subgroupBlocks({ M: 8, N: 8, K: 8, subgroupSize: 8 })).toEqual({ rows: 1, cols: 2, across: 4 });
+    // A subgroup size that does not divide the workgroup is refused, saying why.
+    expect(pickTensorCoreConfig({ ...lavapipe, subgroupMinSize: 48, subgroupMaxSize: 48 })).toMatch(/one size that divides 256/);
     // Apple's 8x8x8 on subgroups of 32: each of 8 subgroups owns 8 result matrices, a row of them.
     expect(subgroupBlocks({ M: 8, N: 8, K: 8, subgroupSize: 32 })).toEqual({ rows: 1, cols: 8, across: 1 });
     expect(subgroupBlocks({ M: 16, N: 16, K: 16, subgroupSize: 32 })).toEqual({ rows: 1, cols: 2, across: 2 });
@@ -205,7 +222,9 @@ describeNull(`subgroup-matrix conv kernels on Dawn's Null backend${unavailable ?
         const inputs = [tf.zeros([1, 1, 1, 4]), tf.zeros([1, 1, 1, 4])];
         device.pushErrorScope('validation');
         device.pushErrorScope('internal');
-        const out = (tf.backend() as unknown as WebGPUBackendLike).runWebGPUProgram(program, inputs, 'float32');
+        const out = withHoistedDirectives(device, () =>
+          (tf.backend() as unknown as WebGPUBackendLike).runWebGPUProgram(program, inputs, 'float32'),
+        );
         const internal = await device.popErrorScope();
         const validation = await device.popErrorScope();
         await settle();
@@ -266,6 +285,7 @@ describeNull(`subgroup-matrix conv kernels on Dawn's Null backend${unavailable ?
     expect(f32Code).toHaveLength(3);
     expect(f32Code.some((m) => m.code.includes('subgroup'))).toBe(false);
     expect(tensorCoreConfigFor(device)).toBe("precision is 'float32'");
+    expect(device.createShaderModule).toBe(recordingCreate);
     expect(uncaptured).toEqual([]);
   });
 

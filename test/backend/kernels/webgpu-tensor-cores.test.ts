@@ -17,7 +17,7 @@ import {
   setWebGPUConvPrecision,
   tensorCoreConfigFor,
   type TensorCoreConfig,
-} from '../../../src/backend/kernels/webgpu/subgroup_matrix.js';
+} from '../../../src/backend/kernels/webgpu/conv_precision.js';
 import type { WebGPUBackendLike } from '../../../src/backend/kernels/types.js';
 import { seededUniform } from '../../helpers/assert.js';
 import { accumulationErrorRatio, roundArrayToF16 } from '../../helpers/f16.js';
@@ -35,6 +35,10 @@ const noWebGPU = typeof report === 'string' ? report : undefined;
 const onTensorCores = typeof report !== 'string' && report.convPrecision?.startsWith('float16') === true;
 const noTensorCores = noWebGPU ?? (onTensorCores ? undefined : (report as BackendReport).convPrecision);
 const HOW_TO_RUN = 'run them with sudo tools/tensor-cores/test.sh (Mesa 26 lavapipe in a Debian trixie root)';
+// tools/tensor-cores/test.sh sets it: there a fallback to the f32 kernels fails the file instead of skipping it.
+if (process.env['TFJS_DATAFLOW_REQUIRE_TENSOR_CORES'] === '1' && !onTensorCores) {
+  throw new Error(`TFJS_DATAFLOW_REQUIRE_TENSOR_CORES=1, but the convolutions cannot run on tensor cores here: ${noTensorCores}`);
+}
 
 afterAll(() => setWebGPUConvPrecision('float32'));
 

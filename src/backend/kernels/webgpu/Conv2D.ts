@@ -2,7 +2,7 @@ import { backend_util, Conv2D, type Conv2DAttrs, type KernelConfig, type KernelF
 import { originalKernel } from '../install.js';
 import type { WebGPUBackendLike } from '../types.js';
 import { ConvGemmProgram, runConvGemm } from './conv_gemm.js';
-import type { TensorCoreConfig } from './subgroup_matrix.js';
+import type { TensorCoreConfig } from './conv_precision.js';
 
 const WEBGPU = 'webgpu';
 

@@ -11,13 +11,8 @@
  */
 import type { backend_util, TensorInfo } from '@tensorflow/tfjs-core';
 import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
-import {
-  TENSOR_CORE_THREADS,
-  tensorCoreConfigFor,
-  tensorCoreDeclarations,
-  tensorCoreMain,
-  type TensorCoreConfig,
-} from './subgroup_matrix.js';
+import { TENSOR_CORE_THREADS, tensorCoreConfigFor, type TensorCoreConfig } from './conv_precision.js';
+import { tensorCoreDeclarations, tensorCoreMain, withHoistedDirectives } from './subgroup_matrix.js';
 import { TILE_K, TILE_M, TILE_N } from './tiles.js';
 import { fitsU32Indexing, storedAsFloat32 } from './util.js';
 
@@ -296,7 +291,10 @@ export function runConvGemm(
   if (!handled) return fallback();
   const tensorCores = tensorCoreConfigFor(backend.device);
   const program = makeProgram(typeof tensorCores === 'string' ? undefined : tensorCores);
-  const partials = backend.runWebGPUProgram(program, inputs, 'float32');
+  // A tensor-core program's `enable` directives must lead the WGSL that tfjs assembles around its code.
+  const partials = program.tensorCores
+    ? withHoistedDirectives(backend.device, () => backend.runWebGPUProgram(program, inputs, 'float32'))
+    : backend.runWebGPUProgram(program, inputs, 'float32');
   const { splits } = program.plan;
   if (splits === 1) return { ...partials, shape };
   const summed = backend.runWebGPUProgram(new SplitSumProgram(splits, program.m * program.n), [partials], 'float32');
