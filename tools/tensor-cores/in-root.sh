@@ -48,7 +48,7 @@ exec unshare --mount --propagation private bash -c '
   mount --rbind /dev "$root/dev"
   mount -t tmpfs tmpfs "$root/tmp"
   mount --bind "$project" "$root/proj"
-  # A clean environment, but for the suites' own settings (TFJS_DATAFLOW_*) and CI.
+  # A clean environment, but for the test settings (TFJS_DATAFLOW_*) and CI.
   mapfile -t passed < <(env | grep -E "^(TFJS_DATAFLOW_[A-Z_]*|CI)=" || true)
   exec chroot "$root" env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp XDG_RUNTIME_DIR=/tmp "${passed[@]}" \
     sh -c "cd /proj && exec \"\$@\"" sh "$@"
