@@ -233,6 +233,28 @@ describe('CIFAR-10 CLI: the output directory is checked before anything loads', 
     }
   });
 
+  it('--cache-dir naming a file, or a path through one, is refused naming it (not a bare EEXIST from mkdir)', async () => {
+    const file = join(root, 'cache-file');
+    await writeFile(file, 'not a folder');
+    const saved = process.env['CIFAR10_DIR'];
+    delete process.env['CIFAR10_DIR'];
+    try {
+      for (const [cacheDir, why] of [
+        [file, `The CIFAR-10 cache directory ${file} is a file, not a directory.`],
+        [join(file, 'sub'), `The CIFAR-10 cache directory ${join(file, 'sub')} cannot be created: ${file} is a file, not a directory.`],
+      ] as const) {
+        const { code, err } = await run(['train', '--backend', 'cpu', '--download', '--cache-dir', cacheDir, '--out', join(root, 'cache')]);
+        expect(code).toBe(1);
+        expect(err).toContain(`${why} Pass a directory (or a path where one can be made) as \`cacheDir\` (CLI: --cache-dir DIR)`);
+        expect(err).not.toMatch(/EEXIST|ENOTDIR/);
+      }
+    } finally {
+      if (saved !== undefined) process.env['CIFAR10_DIR'] = saved;
+    }
+    expect(await readFile(file, 'utf8')).toBe('not a folder');
+    expect(existsSync(join(root, 'cache'))).toBe(false);
+  });
+
   it('shows download progress with bytes and rate: redrawn on a terminal, periodic lines in a log', () => {
     const progress = (receivedBytes: number, done = false) => ({
       url: 'u',
