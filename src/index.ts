@@ -82,6 +82,7 @@ export {
   type Cifar10Tensors,
   type Cifar10OnBackend,
   type Cifar10Dataset,
+  type DataFileDigest,
   type Cifar10ToBackendOptions,
   type Cifar10ToCompactBackendOptions,
   type Cifar10CompactOnBackend,

@@ -33,8 +33,11 @@ export {
   writeJsonAtomicSync,
   readJsonIfExists,
   processAlive,
+  describeProcess,
+  recordedProcessRuns,
   CHECKPOINT_FILES_FORMAT,
   LOCK_FILE,
   type CheckpointFilesMeta,
   type DirectoryLock,
+  type ProcessRecord,
 } from './io/checkpoint-files.js';

@@ -200,7 +200,7 @@ ${DATA_HELP}
   --resume              continue the run in --out from its last checkpoint (flags not given are taken from it)
   -h, --help            this text
 
-Ctrl-C or SIGTERM stops after the current step, writes a checkpoint and exits (130 or 143); --resume continues.
+Ctrl-C, SIGTERM, SIGHUP or SIGQUIT stops after the current step, writes a checkpoint and exits by the signal; --resume continues.
 A kill at any other moment loses at most the steps since the last epoch's checkpoint.`;
 
 export const EVALUATE_HELP = `Usage: tfjs-dataflow-cifar10 evaluate --model DIR [flags]

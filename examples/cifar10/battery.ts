@@ -3,6 +3,7 @@
  * metrics.json, their record: every run so far with its epochs and status, rewritten after each
  * epoch, and the battery's mean and variance over the runs that completed.
  */
+import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { meanAndVariance, type EpochRecord } from '../../src/node.js';
 import { SIGNAL_EXIT_CODES, type StopSignal } from './exit.js';
@@ -37,6 +38,43 @@ export interface RunSummary {
 /** Trains run `r` in `runDir` (with what metrics.json said of it before, when resuming) and returns how it ended. */
 export type TrainRun = (r: number, runDir: string, earlier: RunSummary | undefined) => Promise<RunSummary>;
 
+/**
+ * What the metrics.json of the run in `out` says of its runs, for --resume. A damaged one (not JSON, or without a list
+ * of runs) does not block the resume: the checkpoints are the source of truth (they hold each run's epochs), so it is
+ * moved aside to metrics.json.damaged-<time>, kept for inspection, and the runs continue from their checkpoints, as
+ * `warn` says; metrics.json is then written anew.
+ */
+export async function readEarlierRuns(out: string, warn: (line: string) => void): Promise<RunSummary[]> {
+  const path = join(out, 'metrics.json');
+  let problem: string;
+  try {
+    const doc = await readJsonIfExists<{ runs?: unknown }>(path);
+    if (doc === undefined) return [];
+    const runs = typeof doc === 'object' && doc !== null ? doc.runs : undefined;
+    if (runs === undefined) return [];
+    if (Array.isArray(runs) && runs.every(isRunSummary)) return runs;
+    problem = `${path} holds no list of runs as this program writes it`;
+  } catch (e) {
+    problem = (e as Error).message;
+  }
+  const aside = `${path}.damaged-${Date.now()}`;
+  await rename(path, aside).catch((e: unknown) => {
+    throw new Error(
+      `${problem}, and it cannot be moved aside (${(e as Error).message}): move it away, and --resume continues from the checkpoint`,
+    );
+  });
+  warn(
+    `${problem}. Moved it to ${aside}: the checkpoint is the source of truth (it holds the epochs so far), ` +
+      'so the run continues from it and metrics.json is written anew.',
+  );
+  return [];
+}
+
+function isRunSummary(value: unknown): value is RunSummary {
+  const s = value as RunSummary | null;
+  return typeof s === 'object' && s !== null && Number.isInteger(s.run) && typeof s.stopReason === 'string' && Array.isArray(s.epochs);
+}
+
 export class Battery {
   private readonly summaries: RunSummary[] = [];
   /** metrics.json as last written with a run in progress, for a quit that cannot wait for anything asynchronous. */
@@ -51,12 +89,16 @@ export class Battery {
   ) {}
 
   /**
-   * Trains the runs in order with `trainRun`, skipping those a resumed battery already completed,
-   * until one fails or a stop signal arrives; writes the final metrics.json and returns the exit
-   * code (0, 1 for a failed run, 130 or 143 for a signal).
+   * Trains the runs in order with `trainRun`, skipping those a resumed battery already completed
+   * (`earlierRuns`, from {@link readEarlierRuns}), until one fails or a stop signal arrives; writes the
+   * final metrics.json and returns the exit code (0, 1 for a failed run, 129, 130, 131 or 143 for a signal).
    */
-  async runAll(resuming: boolean, stopSignal: () => StopSignal | null, say: (line: string) => void, trainRun: TrainRun): Promise<number> {
-    const earlierRuns = resuming ? ((await readJsonIfExists<{ runs?: RunSummary[] }>(join(this.out, 'metrics.json')))?.runs ?? []) : [];
+  async runAll(
+    earlierRuns: readonly RunSummary[],
+    stopSignal: () => StopSignal | null,
+    say: (line: string) => void,
+    trainRun: TrainRun,
+  ): Promise<number> {
     let exitCode = 0;
     for (let r = 1; r <= this.run.runs && exitCode === 0; r++) {
       const signal = stopSignal();

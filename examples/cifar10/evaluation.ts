@@ -57,6 +57,21 @@ function checkSavedModel(model: tfl.LayersModel, info: SavedModelInfo, where: st
   }
 }
 
+/**
+ * The base depth the model was built with, which sizes wasm's evaluation batches: the metadata's, or, for a model whose
+ * metadata lacks it (or holds no positive integer), its widest layer's channels / 8 (SpeedyConvNet's widest block is 8
+ * base depths wide).
+ */
+function baseDepthOf(model: tfl.LayersModel, info: SavedModelInfo): { value: number; recorded: boolean } {
+  if (Number.isSafeInteger(info.baseDepth) && info.baseDepth > 0) return { value: info.baseDepth, recorded: true };
+  let widest = 0;
+  for (const layer of model.layers) {
+    const shapes = (Array.isArray(layer.outputShape[0]) ? layer.outputShape : [layer.outputShape]) as (number | null)[][];
+    for (const shape of shapes) if (shape.length === 4) widest = Math.max(widest, shape[3] ?? 0);
+  }
+  return { value: Math.max(1, Math.round(widest / 8)), recorded: false };
+}
+
 /** Runs `evaluate`; returns the exit code. */
 export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promise<number> {
   const say = (line: string) => io.stdout.write(`${line}\n`);
@@ -94,8 +109,10 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
           `${classes}: pass the --dataset${config.dataset === 'cifar100' ? ' and --labels' : ''} it was trained on`,
       );
     }
+    const depth = baseDepthOf(model, info);
     say(
-      `Model: ${dir} (${info.mode}, base depth ${info.baseDepth}, ${info.weights === 'ema' ? 'EMA' : 'final'} weights, seed ${info.seed})`,
+      `Model: ${dir} (${info.mode}, base depth ${depth.value}${depth.recorded ? '' : ' (not recorded: from its widest layer)'}, ` +
+        `${info.weights === 'ema' ? 'EMA' : 'final'} weights, seed ${info.seed})`,
     );
 
     // Data: the test split, normalised with the training statistics the model was trained with.
@@ -116,7 +133,7 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
     try {
       const n = test.images.shape[0];
       const size =
-        config.evalBatch ?? (report.backend === 'wasm' ? Math.min(2500, Math.max(1, Math.floor((512 * 64) / info.baseDepth))) : 2500);
+        config.evalBatch ?? (report.backend === 'wasm' ? Math.min(2500, Math.max(1, Math.floor((512 * 64) / depth.value))) : 2500);
       const started = performance.now();
       const accuracies: number[] = [];
       for (let draw = 0; draw < config.draws; draw++) {

@@ -4,28 +4,39 @@
  * entry's (src/io/checkpoint-files.ts); this module adds what is the CLI's own.
  */
 import { mkdir, open, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import {
   checkpointFilesProblem,
+  describeProcess,
   processAlive,
   readCheckpointFiles,
   readJsonIfExists,
   recoverCheckpointFiles,
   writeCheckpointFiles,
   type CheckpointFilesMeta,
+  type ProcessRecord,
   type TrainCheckpoint,
 } from '../../src/node.js';
 
-export { processAlive, readJsonIfExists, writeFileAtomic, writeJsonAtomic, writeJsonAtomicSync } from '../../src/node.js';
+export {
+  processAlive,
+  readJsonIfExists,
+  recordedProcessRuns,
+  writeFileAtomic,
+  writeJsonAtomic,
+  writeJsonAtomicSync,
+} from '../../src/node.js';
 
 function errorCode(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;
 }
 
-/** What this machine's processes are called in metrics.json, so another process can tell whether a "running" run still runs. */
-export function processInfo(): { pid: number; host: string } {
-  return { pid: process.pid, host: hostname() };
+/**
+ * What this process is called in metrics.json, so another process can tell whether a "running" run still runs: its
+ * pid and host, and where /proc says, its start time and boot id (a pid alone may have been reused since).
+ */
+export function processInfo(): ProcessRecord {
+  return describeProcess();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -188,19 +199,35 @@ export async function inspectRunDir(dir: string): Promise<RunDirState> {
   const foreign = entries.filter((e) => !RUN_ENTRY.test(e));
   if (config === undefined && entries.length > 0) foreign.push(...entries.filter((e) => RUN_ENTRY.test(e)));
   const isWork = (name: string) => /^(checkpoint|model)(\.(saving|previous)-\d+)?$/.test(name);
+  const deadPid = (pid: number) => pid !== process.pid && !processAlive(pid);
   const work: string[] = [];
   const debris: string[] = [];
   const sort = async (folder: string, names: string[], prefix: string) => {
     for (const name of names) {
-      // A dead process's leftovers: temporary files, and a checkpoint write cut off before its renames
-      // (a full disk, a kill), which never replaced anything. They are no work to continue.
-      const leftover = /\.(tmp|saving)-(\d+)$/.exec(name);
-      const dead = leftover !== null && Number(leftover[2]) !== process.pid && !processAlive(Number(leftover[2]));
+      // A dead process's leftovers: temporary files, a checkpoint write cut off before its renames
+      // (a full disk, a kill), which never replaced anything, and the folders of a model save of
+      // earlier versions (the model is saved again from the checkpoint). They are no work to continue.
+      const leftover = /\.(tmp|saving|previous)-(\d+)$/.exec(name);
+      const dead = leftover !== null && deadPid(Number(leftover[2]));
       if (
         dead &&
-        (leftover[1] === 'tmp' || (/^checkpoint\./.test(name) && (await checkpointFilesProblem(join(folder, name))) !== undefined))
+        (leftover[1] === 'tmp' ||
+          /^model\./.test(name) ||
+          (leftover[1] === 'saving' && (await checkpointFilesProblem(join(folder, name))) !== undefined))
       ) {
         debris.push(`${prefix}${name}`);
+      } else if (name === 'checkpoint' || name === 'model') {
+        // Written in place: work when it holds a file of a checkpoint or a model (recoverCheckpointFiles
+        // finishes or refuses a cut-off checkpoint), else only the temporary files of a cut-off first write.
+        const inside = await readdir(join(folder, name)).catch(() => [] as string[]);
+        const holdsWork = inside.some((n) => ['checkpoint.json', 'tensors.bin', 'model.json', 'weights.bin'].includes(n));
+        if (holdsWork) work.push(`${prefix}${name}`);
+        if (name === 'model' || !holdsWork) {
+          for (const n of inside) {
+            const temp = /\.tmp-(\d+)$/.exec(n);
+            if (temp && deadPid(Number(temp[1]))) debris.push(`${prefix}${name}/${n}`);
+          }
+        }
       } else if (isWork(name)) {
         work.push(`${prefix}${name}`);
       }
@@ -222,7 +249,7 @@ export const RUN_CONFIG_FORMAT = 'tfjs-dataflow-cifar10-run';
 
 /** What a checkpoint holds besides the trainer's state: the run's config and identity (resume checks both) and why it was written. */
 export interface CheckpointMeta<C> extends CheckpointFilesMeta<C> {
-  /** 'epoch-end' after each epoch, 'interrupted' on Ctrl-C or SIGTERM (mid-epoch). */
+  /** 'epoch-end' after each epoch, 'interrupted' on Ctrl-C, SIGHUP, SIGQUIT or SIGTERM (mid-epoch). */
   reason: 'epoch-end' | 'interrupted';
 }
 

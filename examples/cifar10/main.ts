@@ -7,8 +7,8 @@ export type { CliIO } from './training.js';
 
 /**
  * Runs the command line `argv` (e.g. `['train', '--epochs', '2']`) and resolves to the exit
- * code: 0 done, 1 failed (including a non-finite loss), 2 a usage mistake, 130 or 143
- * interrupted by SIGINT or SIGTERM after writing a checkpoint (exit.ts's `exitWith` ends the
+ * code: 0 done, 1 failed (including a non-finite loss), 2 a usage mistake, 129, 130, 131 or 143
+ * interrupted by SIGHUP, SIGINT, SIGQUIT or SIGTERM after writing a checkpoint (exit.ts's `exitWith` ends the
  * process by that signal). Never calls process.exit (a second signal does).
  */
 export async function main(argv: readonly string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
@@ -31,5 +31,23 @@ export async function main(argv: readonly string[], io: CliIO = { stdout: proces
     io.stderr.write(`tfjs-dataflow-cifar10: ${(e as Error).message}\n`);
     if (process.env['DEBUG']) io.stderr.write(`${(e as Error).stack}\n`);
     return 1;
+  }
+}
+
+/**
+ * `npm run` starts a script in the package root, wherever it was typed, and names the directory it was typed in as
+ * INIT_CWD: a relative path (--data, --out, --model, --cache-dir, the default runs/<time>) means that directory, as with
+ * any command. So the npm scripts' entries (train.ts, evaluate.ts) work there when npm ran them as `script`; a run
+ * started otherwise keeps its own working directory, whatever INIT_CWD an enclosing npm left in the environment.
+ */
+export function useNpmInvocationDir(script: 'train' | 'evaluate', env: NodeJS.ProcessEnv = process.env): void {
+  const dir = env['INIT_CWD'];
+  if (env['npm_lifecycle_event'] !== script || dir === undefined || dir === '') return;
+  try {
+    process.chdir(dir);
+  } catch (e) {
+    process.stderr.write(
+      `tfjs-dataflow-cifar10: npm was run in ${dir} (INIT_CWD), which cannot be entered now (${(e as NodeJS.ErrnoException).code}): relative paths are taken from ${process.cwd()}\n`,
+    );
   }
 }

@@ -5,18 +5,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { join, resolve } from 'node:path';
 import type { StopSignal } from './exit.js';
-import type { ConvPrecision, TrainResult, Trainer } from '../../src/node.js';
+import type { ConvPrecision, DataFileDigest, TrainResult, Trainer } from '../../src/node.js';
 import { UsageError, type RunSettings, type TrainConfig } from './args.js';
-import { rm } from 'node:fs/promises';
-import { DirectoryLockedError, LOCK_FILE, lockDirectory, type DirectoryLock } from '../../src/node.js';
+import { rm, stat } from 'node:fs/promises';
+import { DirectoryLockedError, LOCK_FILE, lockDirectory, type DirectoryLock, type ProcessRecord } from '../../src/node.js';
 import {
   RUN_CONFIG_FORMAT,
   ensureWritableDir,
   inspectRunDir,
-  processAlive,
   processInfo,
   readCheckpoint,
   readJsonIfExists,
+  recordedProcessRuns,
   recoverCheckpoint,
   removeEmptyDirs,
   writeCheckpoint,
@@ -42,6 +42,11 @@ export interface SavedConfig {
   /** --conv-precision of a WebGPU run; --resume keeps it (absent: float32, or not WebGPU). */
   convPrecision?: ConvPrecision;
   data: string | undefined;
+  /**
+   * The data files the run read, each with its size and SHA-256: --resume refuses other images (absent in runs from
+   * before it was recorded, which continue unchecked). The images used within them are `run.trainLimit` and `run.evalLimit`.
+   */
+  dataFiles?: DataFileDigest[];
   /** A random id made when the run started; each checkpoint records it, so another run's checkpoint is never resumed (absent in older runs). */
   runId?: string;
 }
@@ -166,14 +171,20 @@ function decideClaim(config: TrainConfig, out: string, state: RunDirState): { sa
   return { saved, reusing };
 }
 
-/** The process that is training in `out` right now, according to its metrics.json, if it is not this one. */
+/**
+ * The process that is training in `out` right now, according to its metrics.json, if it is not this one: a "running"
+ * record of a process that is gone, or whose pid now belongs to another process, is a run killed at once.
+ */
 async function runningElsewhere(out: string): Promise<number | undefined> {
-  const metrics = await readJsonIfExists<{ status?: string; process?: { pid: number; host: string } }>(join(out, 'metrics.json')).catch(
-    () => undefined,
-  );
+  const path = join(out, 'metrics.json');
+  const metrics = await readJsonIfExists<{ status?: string; process?: ProcessRecord }>(path).catch(() => undefined);
   const owner = metrics?.process;
   if (metrics?.status !== 'running' || !owner || owner.host !== processInfo().host || owner.pid === process.pid) return undefined;
-  return processAlive(owner.pid) ? owner.pid : undefined;
+  const writtenAtMs = await stat(path).then(
+    (info) => info.mtimeMs,
+    () => undefined,
+  );
+  return recordedProcessRuns(owner, writtenAtMs) ? owner.pid : undefined;
 }
 
 /** Records a new run's configuration in out/config.json, which --resume reads. */
@@ -201,6 +212,29 @@ export function resumeConfig(out: string, saved: SavedConfig, config: TrainConfi
     );
   }
   return savedRun;
+}
+
+/**
+ * Refuses to continue the run in `out` on other images than it was trained on: `files` (what was read now, from
+ * `source`) must be the files, sizes and SHA-256s that config.json records. Runs from before the record continue unchecked.
+ */
+export function checkResumedData(out: string, saved: SavedConfig, files: readonly DataFileDigest[] | undefined, source: string): void {
+  if (saved.dataFiles === undefined || files === undefined) return;
+  const short = (f: DataFileDigest) => `${f.bytes} bytes, SHA-256 ${f.sha256.slice(0, 16)}...`;
+  const differences: string[] = [];
+  for (const then of saved.dataFiles) {
+    const now = files.find((f) => f.file === then.file);
+    if (now === undefined) differences.push(`${then.file} is not read now`);
+    else if (now.bytes !== then.bytes || now.sha256 !== then.sha256)
+      differences.push(`${join(source, now.file)} (${short(now)}) is not the ${then.file} it was trained on (${short(then)})`);
+  }
+  for (const now of files) if (!saved.dataFiles.some((f) => f.file === now.file)) differences.push(`${now.file} was not read by the run`);
+  if (differences.length === 0) return;
+  throw new UsageError(
+    `--resume: the run in ${out} was trained on other data: ${differences.join('; ')}. ` +
+      `Continuing its checkpoint on these images would mix two data sets: pass --data naming the data it was trained on ` +
+      `(${join(out, 'config.json')} records ${saved.data ?? 'the download cache'}), or start a new run with another --out.`,
+  );
 }
 
 /** Which run of which battery a checkpoint belongs to. */

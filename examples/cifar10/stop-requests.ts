@@ -1,7 +1,7 @@
 /**
- * SIGINT (Ctrl-C) and SIGTERM (kill, systemd, docker stop, CI) during `train`: the first asks the
- * trainer to stop after the current step, which then writes a checkpoint; a second, later one
- * quits at once.
+ * SIGINT (Ctrl-C), SIGTERM (kill, systemd, docker stop, CI), SIGHUP (a dropped SSH session, a closed
+ * terminal) and SIGQUIT (Ctrl-\) during `train`: the first asks the trainer to stop after the current
+ * step, which then writes a checkpoint; a second, later one quits at once.
  */
 import type { Trainer } from '../../src/node.js';
 import { SIGNAL_EXIT_CODES, exitWith, type StopSignal } from './exit.js';
@@ -53,6 +53,7 @@ export class StopRequests {
     if (this.signal === null) {
       this.signal = signal;
       this.receivedAt = now;
+      if (signal === 'SIGHUP') ignoreWriteErrors();
       this.progress?.clear();
       this.stderr.write(
         `\n${name}: stopping after this step and writing a checkpoint (${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again to quit at once)\n`,
@@ -66,4 +67,12 @@ export class StopRequests {
     this.beforeQuit(signal);
     exitWith(SIGNAL_EXIT_CODES[signal]);
   }
+}
+
+/**
+ * After a hang-up the terminal is gone, and writing to it fails (EIO): an unhandled stream error would end the
+ * process before its checkpoint, so the messages still written are dropped instead.
+ */
+function ignoreWriteErrors(): void {
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
 }

@@ -1,5 +1,6 @@
 // `npm run train -- [flags]`: the same as `tfjs-dataflow-cifar10 train [flags]`.
 import { exitWith } from './exit.js';
-import { main } from './main.js';
+import { main, useNpmInvocationDir } from './main.js';
 
+useNpmInvocationDir('train');
 main(['train', ...process.argv.slice(2)]).then(exitWith);

@@ -34,11 +34,12 @@ import {
   type Cifar10OnBackend,
 } from '../../src/node.js';
 import { DATA_DIR_ENV, UsageError, checkConvPrecisionBackend, type DataOrigin, type DatasetName, type TrainConfig } from './args.js';
-import { Battery, type RunSummary } from './battery.js';
+import { Battery, readEarlierRuns, type RunSummary } from './battery.js';
 import { removeEmptyDirs } from './files.js';
 import { Progress, downloadProgress, type TextOut } from './progress.js';
 import { finalAccuracy, tableRow } from './report.js';
 import {
+  checkResumedData,
   claimRunDir,
   concludeStoppedRun,
   readRunCheckpoint,
@@ -60,8 +61,8 @@ export interface CliIO {
 }
 
 /**
- * Runs `train`: returns the exit code (0 done, 1 failed or non-finite loss, 130 or 143
- * interrupted by SIGINT or SIGTERM). Usage mistakes throw {@link UsageError}.
+ * Runs `train`: returns the exit code (0 done, 1 failed or non-finite loss, 129, 130, 131 or 143
+ * interrupted by SIGHUP, SIGINT, SIGQUIT or SIGTERM). Usage mistakes throw {@link UsageError}.
  */
 export async function trainCommand(config: TrainConfig, io: CliIO): Promise<number> {
   const say = (line: string) => io.stdout.write(`${line}\n`);
@@ -107,13 +108,15 @@ async function trainInClaimedDir(config: TrainConfig, dir: RunDir, say: (line: s
         backend: config.backend,
         ...(convPrecision !== null ? { convPrecision } : {}),
         data: dataDir,
+        ...(dataset.files !== undefined ? { dataFiles: [...dataset.files] } : {}),
         ...(runId !== undefined ? { runId } : {}),
       });
     say(
       `Output: ${dir.out}${config.resume ? ' (continuing the run there)' : dir.reusing ? ' (reused: the run there never finished an epoch, so there was nothing to continue)' : ''}`,
     );
+    const earlierRuns = config.resume ? await readEarlierRuns(dir.out, (line) => io.stderr.write(`${line}\n`)) : [];
     const exitCode = await battery.runAll(
-      config.resume,
+      earlierRuns,
       () => stops.signal,
       say,
       (r, runDir, earlier) =>
@@ -199,6 +202,7 @@ async function prepareRun(config: TrainConfig, dir: RunDir, say: (line: string) 
       labels: run.labels,
     },
   );
+  if (saved) checkResumedData(dir.out, saved, dataset.files, dataset.source);
   say(
     `Data: ${datasetTitle(run.dataset, run.labels, dataset.classNames.length)}, ${dataset.train.count} training and ${dataset.eval.count} test images from ${dataset.source}`,
   );

@@ -1,9 +1,9 @@
-import { checkDataDir, readDataFile, type DataFileRules } from './data-files.js';
+import { checkDataDir, digestOf, readDataFile, type DataFileRules } from './data-files.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -122,18 +122,52 @@ export async function loadCifar10(options: LoadCifar10Options = {}): Promise<Cif
   if (options.dir !== undefined) await checkCifar10Dir(dir);
   const train = await readSplit(dir, CIFAR10_TRAIN_FILES, trainLimit);
   const evalSplit = await readSplit(dir, CIFAR10_EVAL_FILES, evalLimit);
-  // A test file that is a copy of a training file would report training accuracy as test accuracy.
-  for (const [testFile, testBytes] of evalSplit.files) {
-    for (const [trainFile, trainBytes] of train.files) {
-      if (testBytes.equals(trainBytes)) {
-        throw new Error(
-          `CIFAR-10 directory ${dir}: ${basename(testFile)} is byte-identical to ${basename(trainFile)}, so the test set would be training images. ` +
-            `Restore the real test_batch.bin. ${HOW_TO_GET}`,
-        );
-      }
+  for (const [testFile, testBytes] of evalSplit.files) await refuseCopyOfTrainingFile(dir, testFile, testBytes, train.files);
+  const files = [...train.files, ...evalSplit.files].map(([path, bytes]) => digestOf(path, bytes));
+  return { ...cifar10Dataset(train.split, evalSplit.split, dir), files };
+}
+
+/** Bytes compared first when a training file that was not read is checked against the test file. */
+const PREFIX_BYTES = 64 * 1024;
+
+/**
+ * Refuses a test file that is a copy of a training file, which would report training accuracy as test accuracy: each
+ * data_batch_N.bin in `dir` is compared, whether it was read (`read`, with a `trainLimit` some are not) or not; one
+ * that was not is compared by size and first bytes, and read whole only when those match.
+ */
+async function refuseCopyOfTrainingFile(
+  dir: string,
+  testFile: string,
+  testBytes: Buffer,
+  read: readonly [string, Buffer][],
+): Promise<void> {
+  for (const file of CIFAR10_TRAIN_FILES) {
+    const path = join(dir, file);
+    const bytes = read.find(([p]) => p === path)?.[1];
+    const identical = bytes !== undefined ? bytes.equals(testBytes) : await sameFileBytes(path, testBytes);
+    if (identical) {
+      throw new Error(
+        `CIFAR-10 directory ${dir}: ${basename(testFile)} is byte-identical to ${file}, so the test set would be training images. ` +
+          `Restore the real test_batch.bin. ${HOW_TO_GET}`,
+      );
     }
   }
-  return cifar10Dataset(train.split, evalSplit.split, dir);
+}
+
+/** Whether the regular file at `path` holds exactly `bytes` (its size and first bytes first; anything else, or a file that cannot be read, is not). */
+async function sameFileBytes(path: string, bytes: Buffer): Promise<boolean> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info?.isFile() || info.size !== bytes.byteLength) return false;
+  const file = await open(path, 'r').catch(() => undefined);
+  if (!file) return false;
+  try {
+    const prefix = Buffer.alloc(Math.min(PREFIX_BYTES, bytes.byteLength));
+    const { bytesRead } = await file.read(prefix, 0, prefix.byteLength, 0);
+    if (bytesRead !== prefix.byteLength || !prefix.equals(bytes.subarray(0, prefix.byteLength))) return false;
+  } finally {
+    await file.close();
+  }
+  return (await readFile(path)).equals(bytes);
 }
 
 /** The largest CIFAR-10 binary file: a whole batch of records. */
@@ -223,6 +257,33 @@ export async function removeAbandonedDownloads(cacheDir: string): Promise<void> 
   }
 }
 
+const CACHE_DIR_HINT =
+  'Pass a directory (or a path where one can be made) as `cacheDir` (CLI: --cache-dir DIR), or leave it unset for the default cache.';
+
+/**
+ * Refuses a cache directory that is a file, or lies under one, naming it: mkdir would fail with a bare EEXIST or
+ * ENOTDIR. A path that does not exist yet is fine (the download creates it).
+ */
+async function checkCacheDir(cacheDir: string, dataset: string): Promise<void> {
+  for (let path = cacheDir; ; path = dirname(path)) {
+    const info = await stat(path).catch((e: unknown) => {
+      if (errorCode(e) === 'ENOENT' || errorCode(e) === 'ENOTDIR') return undefined;
+      throw new Error(
+        `The ${dataset} cache directory ${cacheDir} cannot be looked at (${errorCode(e) ?? (e as Error).message}). ${CACHE_DIR_HINT}`,
+      );
+    });
+    if (info?.isDirectory()) return;
+    if (info !== undefined) {
+      throw new Error(
+        path === cacheDir
+          ? `The ${dataset} cache directory ${cacheDir} is a file, not a directory. ${CACHE_DIR_HINT}`
+          : `The ${dataset} cache directory ${cacheDir} cannot be created: ${path} is a file, not a directory. ${CACHE_DIR_HINT}`,
+      );
+    }
+    if (dirname(path) === path) return;
+  }
+}
+
 /** A binary release that {@link ensureCachedRelease} keeps in the cache. */
 export interface CachedRelease {
   /** The data set, e.g. 'CIFAR-10'. */
@@ -249,6 +310,7 @@ export interface CachedRelease {
 export async function ensureCachedRelease(release: CachedRelease, options: LoadCifar10Options): Promise<string> {
   const { dataset, archiveDir, archiveName, fileList } = release;
   const cacheDir = resolve(options.cacheDir ?? defaultCacheDir());
+  await checkCacheDir(cacheDir, dataset);
   const dataDir = join(cacheDir, archiveDir);
   const problem = await release.cacheProblem(dataDir);
   if (problem === undefined) return dataDir;
@@ -259,7 +321,13 @@ export async function ensureCachedRelease(release: CachedRelease, options: LoadC
   if (options.download === false) {
     throw new Error(`${dataset} is not in the cache (${dataDir}: ${problem}) and download is disabled. ${where}`);
   }
-  await mkdir(cacheDir, { recursive: true });
+  try {
+    await mkdir(cacheDir, { recursive: true });
+  } catch (e) {
+    throw new Error(
+      `The ${dataset} cache directory ${cacheDir} cannot be created (${errorCode(e) ?? (e as Error).message}). ${CACHE_DIR_HINT}`,
+    );
+  }
   await removeAbandonedDownloads(cacheDir);
   const temp = join(cacheDir, tempName());
   await mkdir(temp);

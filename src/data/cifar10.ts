@@ -192,12 +192,24 @@ export interface Cifar10Dataset {
   eval: Cifar10Split;
   /** Where the files were read from. */
   source: string;
+  /**
+   * The files the images were read from (loadCifar10 and loadCifar100 fill it in), each with its size and SHA-256, so
+   * that a run can record what it trained on and tell other data apart when it continues.
+   */
+  files?: readonly DataFileDigest[];
   /** Class names indexed by label: {@link CIFAR10_CLASSES}, or CIFAR-100's 100 fine or 20 coarse names. Their count is the net's output width. */
   classNames: readonly string[];
   /** Puts the dataset on the active backend; see {@link cifar10ToBackend}. */
   toBackend(options?: Cifar10ToBackendOptions): Cifar10OnBackend;
   /** Puts the dataset on the active backend as 8-bit images decoded per batch; see {@link cifar10ToCompactBackend}. */
   toCompactBackend(options?: Cifar10ToCompactBackendOptions): Cifar10CompactOnBackend;
+}
+
+/** A data file that was read: its name in the data directory, its size and the SHA-256 (hex) of its bytes. */
+export interface DataFileDigest {
+  file: string;
+  bytes: number;
+  sha256: string;
 }
 
 /** Builds a {@link Cifar10Dataset} around two host splits (labels indexing `classNames`, CIFAR-10's by default). */

@@ -1,4 +1,4 @@
-import { checkDataDir, readDataFile, type DataFileRules } from './data-files.js';
+import { checkDataDir, digestOf, readDataFile, type DataFileRules } from './data-files.js';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { cifar10Dataset, type Cifar10Dataset } from './cifar10.js';
@@ -91,15 +91,12 @@ export async function loadCifar100(options: LoadCifar100Options = {}): Promise<C
     join(dir, CIFAR100_LABEL_NAME_FILES[labels]),
     CIFAR100_CLASS_COUNTS[labels],
   );
-  const train = firstCifar100Images(
-    parseCifar100Batch(await readNamed(dir, CIFAR100_TRAIN_FILES[0]), join(dir, CIFAR100_TRAIN_FILES[0]), { labels }),
-    trainLimit,
-  );
-  const evalSplit = firstCifar100Images(
-    parseCifar100Batch(await readNamed(dir, CIFAR100_EVAL_FILES[0]), join(dir, CIFAR100_EVAL_FILES[0]), { labels }),
-    evalLimit,
-  );
-  return { ...cifar10Dataset(train, evalSplit, dir, classNames), train, eval: evalSplit, labels };
+  const trainBytes = await readNamed(dir, CIFAR100_TRAIN_FILES[0]);
+  const train = firstCifar100Images(parseCifar100Batch(trainBytes, join(dir, CIFAR100_TRAIN_FILES[0]), { labels }), trainLimit);
+  const evalBytes = await readNamed(dir, CIFAR100_EVAL_FILES[0]);
+  const evalSplit = firstCifar100Images(parseCifar100Batch(evalBytes, join(dir, CIFAR100_EVAL_FILES[0]), { labels }), evalLimit);
+  const files = [digestOf(join(dir, CIFAR100_TRAIN_FILES[0]), trainBytes), digestOf(join(dir, CIFAR100_EVAL_FILES[0]), evalBytes)];
+  return { ...cifar10Dataset(train, evalSplit, dir, classNames), train, eval: evalSplit, labels, files };
 }
 
 // The largest CIFAR-100 file is train.bin; the label-name files are far smaller.

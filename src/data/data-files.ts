@@ -1,5 +1,15 @@
+import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import type { DataFileDigest } from './cifar10.js';
+
+/**
+ * The name, size and SHA-256 of a data file's bytes as read.
+ * @internal
+ */
+export function digestOf(path: string, bytes: Uint8Array): DataFileDigest {
+  return { file: basename(path), bytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') };
+}
 
 /** How a data set's loader names itself and its files in the errors of {@link readDataFile}. */
 export interface DataFileRules {

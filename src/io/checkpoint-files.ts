@@ -8,9 +8,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync, fsyncSync } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { TrainCheckpoint } from '../train/checkpoint.js';
 
 const CHECKPOINT_JSON = 'checkpoint.json';
@@ -56,22 +56,83 @@ async function writeDurably(path: string, data: string | Uint8Array): Promise<vo
   }
 }
 
+/** The temporary copy a write of `path` goes through: in the same folder, so that renaming it over `path` is atomic. */
+function tempPathOf(path: string): string {
+  return `${path}.tmp-${process.pid}`;
+}
+
 /**
- * Writes `data` to `path` through a flushed temporary file (`path.tmp-<pid>`) and a rename, so
- * readers never see half a file. On failure the temporary file is removed and the error names `path`.
+ * Flushes folder `dir`, so that the renames made in it reach the disk in the order they were made. Best effort: some
+ * file systems refuse to flush a folder (EISDIR, EINVAL), and each rename is atomic all the same.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temp = `${path}.tmp-${process.pid}`;
+async function syncDir(dir: string): Promise<void> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
-    await writeDurably(temp, data);
-    await rename(temp, path).catch((e: unknown) => {
-      throw writeError(path, e);
-    });
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // See above: the order of the renames is then the file system's.
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}
+
+/** Removes the folders a failed write created (`created`, the outermost, down to `dir`), innermost first, as long as they are empty. */
+async function removeCreatedDirs(dir: string, created: string | undefined): Promise<void> {
+  if (created === undefined) return;
+  for (let folder = dir; ; folder = dirname(folder)) {
+    if (
+      !(await rmdir(folder).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return;
+    if (folder === created || dirname(folder) === folder) return;
+  }
+}
+
+/**
+ * Writes `files` into folder `dir` (created if missing), each through a flushed temporary copy in `dir`
+ * (`name.tmp-<pid>`) renamed over it, the renames in the order given and only once every copy is on the disk; nothing
+ * else in `dir` is touched. A reader finds each file whole, the old or the new one. A failure before the renames (a full
+ * disk) removes the temporary copies and the folders it created, and throws an error naming the file; a failure after
+ * the first rename keeps the remaining copies, which complete the set.
+ * @internal
+ */
+export async function writeFilesAtomic(dir: string, files: readonly (readonly [name: string, data: string | Uint8Array])[]): Promise<void> {
+  let created: string | undefined;
+  try {
+    created = await mkdir(dir, { recursive: true });
   } catch (e) {
-    await rm(temp, { force: true }).catch(() => undefined);
+    throw writeError(dir, e);
+  }
+  const temps = files.map(([name]) => tempPathOf(join(dir, name)));
+  try {
+    for (const [i, [, data]] of files.entries()) await writeDurably(temps[i]!, data);
+  } catch (e) {
+    // Nothing was replaced: the partial copies go (they may be what filled the disk), and so do the folders made for them.
+    for (const temp of temps) await rm(temp, { force: true }).catch(() => undefined);
+    await removeCreatedDirs(dir, created);
     throw e;
   }
+  for (const [i, [name]] of files.entries()) {
+    try {
+      await rename(temps[i]!, join(dir, name));
+    } catch (e) {
+      if (i === 0) for (const temp of temps) await rm(temp, { force: true }).catch(() => undefined);
+      throw writeError(join(dir, name), e);
+    }
+    await syncDir(dir);
+  }
+}
+
+/**
+ * Writes `data` to `path` through a flushed temporary file (`path.tmp-<pid>`) and a rename, so
+ * readers never see half a file. On failure the temporary file is removed and the error names it.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await writeFilesAtomic(dirname(path), [[basename(path), data]]);
 }
 
 /** {@link writeFileAtomic} of `value` as indented JSON. */
@@ -124,6 +185,89 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+/**
+ * What tells a process of this machine apart from an earlier one that had the same id: its start time (`startTicks`,
+ * clock ticks after boot, from /proc/<pid>/stat) and the boot it runs in (`bootId`, /proc/sys/kernel/random/boot_id).
+ * Both are absent where /proc does not say (not Linux).
+ */
+export interface ProcessRecord {
+  pid: number;
+  host: string;
+  startTicks?: number;
+  bootId?: string;
+}
+
+/** Process `pid`'s start time in clock ticks after boot (field 22 of /proc/<pid>/stat), or undefined. */
+function processStartTicks(pid: number): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) may hold spaces and parentheses: the fields after it follow its last ')'.
+  const ticks = Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[22 - 3]);
+  return Number.isSafeInteger(ticks) ? ticks : undefined;
+}
+
+function readProc(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** This boot's id, or undefined where there is none to read. */
+function bootId(): string | undefined {
+  return readProc('/proc/sys/kernel/random/boot_id')?.trim() || undefined;
+}
+
+/**
+ * When process `pid` started, in ms since the epoch, from its start ticks and the boot time (/proc/stat's btime, whole
+ * seconds: up to a second early). /proc reports ticks in USER_HZ, 100 a second on every Linux.
+ */
+function processStartedAtMs(pid: number): number | undefined {
+  const ticks = processStartTicks(pid);
+  const btime = Number(/^btime (\d+)$/m.exec(readProc('/proc/stat') ?? '')?.[1]);
+  return ticks === undefined || !Number.isFinite(btime) ? undefined : btime * 1000 + ticks * 10;
+}
+
+/** This process, as {@link recordedProcessRuns} recognises it later. */
+export function describeProcess(): ProcessRecord {
+  const startTicks = processStartTicks(process.pid);
+  const boot = bootId();
+  return {
+    pid: process.pid,
+    host: hostname(),
+    ...(startTicks !== undefined ? { startTicks } : {}),
+    ...(boot !== undefined ? { bootId: boot } : {}),
+  };
+}
+
+/**
+ * Whether the process that wrote `record` (of this machine, another than this one) at `writtenAtMs` still runs: not
+ * when the machine has restarted since (another boot id), nor when its pid is free or belongs now to a process that
+ * started at another time; a record without a start time (written before it was recorded) is not of a process that
+ * started after the record was written. Where /proc does not say, a live pid counts as its writer.
+ */
+export function recordedProcessRuns(record: Omit<ProcessRecord, 'host'>, writtenAtMs?: number): boolean {
+  const boot = bootId();
+  if (record.bootId !== undefined && boot !== undefined && record.bootId !== boot) return false;
+  if (!processAlive(record.pid)) return false;
+  if (record.startTicks !== undefined) {
+    const now = processStartTicks(record.pid);
+    return now === undefined || now === record.startTicks;
+  }
+  const started = processStartedAtMs(record.pid);
+  return writtenAtMs === undefined || started === undefined || started <= writtenAtMs + 1000;
+}
+
+/** Whether the process `pid` that left a temporary file (modified at `mtimeMs`) is gone: it is no writer of it any more. */
+function writerGone(pid: number, mtimeMs: number): boolean {
+  return pid === process.pid || !recordedProcessRuns({ pid }, mtimeMs);
+}
+
 async function exists(path: string): Promise<boolean> {
   return lstat(path).then(
     () => true,
@@ -139,9 +283,7 @@ export const LOCK_FILE = '.lock';
 /** A lock file still empty after this long was left by a process killed while taking it. */
 const EMPTY_LOCK_STALE_MS = 5_000;
 
-interface LockOwner {
-  pid: number;
-  host: string;
+interface LockOwner extends ProcessRecord {
   since: string;
 }
 
@@ -166,21 +308,31 @@ export interface DirectoryLock {
   release(): void;
 }
 
-function readOwner(path: string): { owner: LockOwner | null; ageMs: number } | undefined {
+/** The lock files this process holds, so that a lock naming this process's id is told from one an earlier process with that id left. */
+const heldLocks = new Set<string>();
+
+interface FoundLock {
+  owner: LockOwner | null;
+  ageMs: number;
+  mtimeMs: number;
+}
+
+function readOwner(path: string): FoundLock | undefined {
   let text: string;
-  let ageMs: number;
+  let mtimeMs: number;
   try {
-    ageMs = Date.now() - statSync(path).mtimeMs;
+    mtimeMs = statSync(path).mtimeMs;
     text = readFileSync(path, 'utf8');
   } catch (e) {
     if (errorCode(e) === 'ENOENT') return undefined;
     throw e;
   }
+  const ageMs = Date.now() - mtimeMs;
   try {
     const owner = JSON.parse(text) as LockOwner;
-    return { owner: typeof owner?.pid === 'number' && typeof owner.host === 'string' ? owner : null, ageMs };
+    return { owner: typeof owner?.pid === 'number' && typeof owner.host === 'string' ? owner : null, ageMs, mtimeMs };
   } catch {
-    return { owner: null, ageMs };
+    return { owner: null, ageMs, mtimeMs };
   }
 }
 
@@ -188,25 +340,32 @@ function readOwner(path: string): { owner: LockOwner | null; ageMs: number } | u
 function createExclusive(path: string): void {
   const fd = openSync(path, 'wx');
   try {
-    writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() } satisfies LockOwner));
+    writeSync(fd, JSON.stringify({ ...describeProcess(), since: new Date().toISOString() } satisfies LockOwner));
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
 }
 
-function isStale(found: { owner: LockOwner | null; ageMs: number }): boolean {
-  if (found.owner === null) return found.ageMs > EMPTY_LOCK_STALE_MS;
+function isStale(path: string, found: FoundLock): boolean {
+  const { owner } = found;
+  if (owner === null) return found.ageMs > EMPTY_LOCK_STALE_MS;
   // A lock of another machine (a shared file system) cannot be checked: it holds.
-  return found.owner.host === hostname() && found.owner.pid !== process.pid && !processAlive(found.owner.pid);
+  if (owner.host !== hostname()) return false;
+  // This process's id but not its lock: an earlier process had the id (a container's PID 1, killed and restarted).
+  if (owner.pid === process.pid) return !heldLocks.has(resolve(path));
+  // A live pid is its holder only if that process is the one that wrote the lock (pids are reused).
+  return !recordedProcessRuns(owner, found.mtimeMs);
 }
 
 /**
  * Takes an exclusive lock on directory `dir` (which must exist): `dir/.lock`, created with
- * O_EXCL and holding this process's pid and host, so of two processes started at the same
- * instant exactly one gets it. A lock left by a dead process of this machine (SIGKILL, a power
- * cut) is taken over; breaking it goes through a second O_EXCL file, so two processes that
- * both find it stale cannot both win. Released by `release()` or when the process exits.
+ * O_EXCL and holding this process's pid, host, start time and boot id, so of two processes started
+ * at the same instant exactly one gets it. A lock left by a process of this machine that is gone
+ * (SIGKILL, a power cut) is taken over, also when its pid now belongs to another process (one that
+ * started at another time, or in another boot) or to this one (a restarted container's PID 1) while
+ * this process does not hold it; breaking it goes through a second O_EXCL file, so two processes
+ * that both find it stale cannot both win. Released by `release()` or when the process exits.
  *
  * @throws {DirectoryLockedError} when a live process holds it.
  */
@@ -222,21 +381,21 @@ export function lockDirectory(dir: string): DirectoryLock {
     }
     const found = readOwner(path);
     if (found === undefined) continue; // released in between: try again
-    if (!isStale(found)) throw new DirectoryLockedError(dir, found.owner);
+    if (!isStale(path, found)) throw new DirectoryLockedError(dir, found.owner);
     try {
       createExclusive(breaker);
     } catch (e) {
       if (errorCode(e) !== 'EEXIST') throw writeError(breaker, e);
       const other = readOwner(breaker);
       // Another process is breaking the stale lock; it then holds the directory.
-      if (other === undefined || !isStale(other)) throw new DirectoryLockedError(dir, null);
+      if (other === undefined || !isStale(breaker, other)) throw new DirectoryLockedError(dir, null);
       rmSync(breaker, { force: true });
       continue;
     }
     try {
       // Checked again under the breaker: the stale lock may have been replaced by a live one.
       const again = readOwner(path);
-      if (again !== undefined && isStale(again)) unlinkSync(path);
+      if (again !== undefined && isStale(path, again)) unlinkSync(path);
     } finally {
       rmSync(breaker, { force: true });
     }
@@ -247,9 +406,11 @@ export function lockDirectory(dir: string): DirectoryLock {
 
 function heldLock(path: string): DirectoryLock {
   let held = true;
+  heldLocks.add(resolve(path));
   const release = () => {
     if (!held) return;
     held = false;
+    heldLocks.delete(resolve(path));
     process.removeListener('exit', release);
     // Only our own lock: never one another process took over after us.
     if (readOwner(path)?.owner?.pid === process.pid) rmSync(path, { force: true });
@@ -286,38 +447,24 @@ function sha256(data: Uint8Array): string {
 
 /**
  * Writes `checkpoint` into directory `dir` (checkpoint.json + tensors.bin, via tf.io.encodeWeights,
- * with tensors.bin's SHA-256 in checkpoint.json): first into `dir.saving-<pid>`, each file flushed
- * to the disk, then the old checkpoint is renamed to `dir.previous-<pid>`, the new one to `dir`,
- * and the old one removed. A crash or kill at any point leaves a complete checkpoint under one of
- * those names ({@link recoverCheckpointFiles} finds it). A failed write (a full disk) removes its
- * partial files, leaves the old checkpoint in place and throws an error naming the file.
- * The caller keeps (and disposes) `checkpoint.tensors`.
+ * with tensors.bin's SHA-256 in checkpoint.json), leaving anything else there alone: each file is
+ * written to a temporary copy in `dir`, flushed to the disk, and only then renamed over the old one,
+ * tensors.bin first and checkpoint.json last. A crash or kill at any point leaves a complete
+ * checkpoint: the old one, or, cut off between the two renames, the new tensors.bin with the old
+ * checkpoint.json (whose SHA-256 tells them apart, so they are never read as one) and the new
+ * checkpoint.json flushed beside them, which {@link recoverCheckpointFiles} moves into place. A failed
+ * write (a full disk) removes its partial files, leaves the old checkpoint in place and throws an
+ * error naming the file. The caller keeps (and disposes) `checkpoint.tensors`.
  */
 export async function writeCheckpointFiles<C>(dir: string, checkpoint: TrainCheckpoint, meta: CheckpointFilesMeta<C>): Promise<void> {
   const { tensors, ...trainer } = checkpoint;
   const { data, specs } = await tf.io.encodeWeights(tensors);
   const bytes = new Uint8Array(data as ArrayBuffer);
   const json: CheckpointJson<C> = { format: CHECKPOINT_FILES_FORMAT, ...meta, trainer, weightSpecs: specs, tensorsSha256: sha256(bytes) };
-  const staging = `${dir}.saving-${process.pid}`;
-  const previous = `${dir}.previous-${process.pid}`;
-  try {
-    await rm(staging, { recursive: true, force: true });
-    await mkdir(staging, { recursive: true }).catch((e: unknown) => {
-      throw writeError(staging, e);
-    });
-    await writeDurably(join(staging, CHECKPOINT_BIN), bytes);
-    await writeDurably(join(staging, CHECKPOINT_JSON), `${JSON.stringify(json, null, 1)}\n`);
-  } catch (e) {
-    // Nothing was replaced yet: the old checkpoint stays, and the partial one goes (it may be what filled the disk).
-    await rm(staging, { recursive: true, force: true }).catch(() => undefined);
-    throw e;
-  }
-  await rm(previous, { recursive: true, force: true });
-  await rename(dir, previous).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== 'ENOENT') throw writeError(dir, e);
-  });
-  await rename(staging, dir);
-  await rm(previous, { recursive: true, force: true });
+  await writeFilesAtomic(dir, [
+    [CHECKPOINT_BIN, bytes],
+    [CHECKPOINT_JSON, `${JSON.stringify(json, null, 1)}\n`],
+  ]);
 }
 
 const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8 };
@@ -333,9 +480,9 @@ function specBytes(specs: readonly tf.io.WeightsManifestEntry[]): number | undef
   return total;
 }
 
-/** checkpoint.json of `dir`, or why it cannot be one. */
-async function readCheckpointJson<C>(dir: string): Promise<{ json?: CheckpointJson<C>; problem?: string }> {
-  const jsonPath = join(dir, CHECKPOINT_JSON);
+/** checkpoint.json of `dir` (or the file `jsonName` there that would become it), or why it cannot be one. */
+async function readCheckpointJson<C>(dir: string, jsonName = CHECKPOINT_JSON): Promise<{ json?: CheckpointJson<C>; problem?: string }> {
+  const jsonPath = join(dir, jsonName);
   let json: CheckpointJson<C> | undefined;
   try {
     json = await readJsonIfExists<CheckpointJson<C>>(jsonPath);
@@ -376,8 +523,13 @@ function tensorsProblem(dir: string, json: CheckpointJson<unknown>, size: number
  * Why the checkpoint in `dir` cannot be read, or undefined when it is complete: both files, valid
  * JSON, a tensors file of the described size whose SHA-256 is the one recorded.
  */
-export async function checkpointFilesProblem(dir: string): Promise<string | undefined> {
-  const { json, problem } = await readCheckpointJson(dir);
+export function checkpointFilesProblem(dir: string): Promise<string | undefined> {
+  return checkpointProblem(dir, CHECKPOINT_JSON);
+}
+
+/** {@link checkpointFilesProblem} with the file `jsonName` of `dir` as checkpoint.json. */
+async function checkpointProblem(dir: string, jsonName: string): Promise<string | undefined> {
+  const { json, problem } = await readCheckpointJson(dir, jsonName);
   if (!json) return problem;
   const binPath = join(dir, CHECKPOINT_BIN);
   let bytes: Buffer;
@@ -431,21 +583,60 @@ export async function readCheckpointFiles<C>(
   return { checkpoint: { ...json.trainer, tensors }, meta };
 }
 
+/** A temporary copy of a checkpoint file, as {@link writeCheckpointFiles} writes it. */
+const CHECKPOINT_TEMP = /^(checkpoint\.json|tensors\.bin)\.tmp-(\d+)$/;
+
 /**
- * Makes sure `dir` holds the newest complete checkpoint when there is one. A write cut off
- * between its two renames leaves no `dir`, only `dir.saving-<pid>` (the new checkpoint,
- * complete) and `dir.previous-<pid>` (the old one): the complete one with the most steps is
- * renamed to `dir`. Leftovers of a dead process's write are removed: next to an intact `dir`,
- * and an incomplete `dir.saving-<pid>` (a write cut off before its renames, e.g. by a full disk
- * or a kill), which never replaced anything.
+ * Completes a write into `dir` cut off between its two renames: tensors.bin is the new one, while
+ * checkpoint.json is still the old one (or absent, on the first write) and the new one waits, flushed,
+ * as checkpoint.json.tmp-<pid>; it is moved into place when it describes tensors.bin. The other
+ * temporary files of processes that are gone (a write cut off before its renames) are removed.
+ * Returns the name of the file moved into place, if any.
+ */
+async function completeCutOffWrite(dir: string): Promise<string | undefined> {
+  const temps: { name: string; file: string }[] = [];
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const m = CHECKPOINT_TEMP.exec(name);
+    const mtimeMs = m
+      ? await lstat(join(dir, name)).then(
+          (info) => info.mtimeMs,
+          () => undefined,
+        )
+      : undefined;
+    if (m && mtimeMs !== undefined && writerGone(Number(m[2]), mtimeMs)) temps.push({ name, file: m[1]! });
+  }
+  let completed: string | undefined;
+  if (temps.some((t) => t.file === CHECKPOINT_JSON) && (await checkpointFilesProblem(dir)) !== undefined) {
+    for (const t of temps.filter((x) => x.file === CHECKPOINT_JSON)) {
+      if ((await checkpointProblem(dir, t.name)) !== undefined) continue;
+      await rename(join(dir, t.name), join(dir, CHECKPOINT_JSON));
+      await syncDir(dir);
+      completed = t.name;
+      break;
+    }
+  }
+  for (const t of temps) if (t.name !== completed) await rm(join(dir, t.name), { force: true });
+  return completed;
+}
+
+/**
+ * Makes sure `dir` holds the newest complete checkpoint when there is one. A write cut off between
+ * its two renames leaves the new tensors.bin beside the old checkpoint.json, with the new
+ * checkpoint.json flushed as checkpoint.json.tmp-<pid>: it is moved into place. Temporary files of a
+ * write cut off before its renames (a full disk, a kill) never replaced anything and are removed;
+ * nothing else in `dir` is touched. Checkpoints of versions that wrote a whole folder and swapped it
+ * in are recovered too: a write cut off between those renames left no `dir`, only `dir.saving-<pid>`
+ * (the new checkpoint, complete) and `dir.previous-<pid>` (the old one), and the complete one with
+ * the most steps is renamed to `dir`; leftovers of a dead process's write are removed.
  *
- * @returns undefined when there is no checkpoint at all; `{ recoveredFrom }` naming the folder
- * that was moved into place, or `{}` when `dir` was in place already.
+ * @returns undefined when there is no checkpoint at all; `{ recoveredFrom }` naming the file or folder
+ * that was moved into place (relative to `dir`'s parent), or `{}` when `dir` was in place already.
  * @throws when only damaged checkpoints are found: starting over silently would throw their steps away.
  */
 export async function recoverCheckpointFiles(dir: string): Promise<{ recoveredFrom?: string } | undefined> {
   const parent = dirname(dir);
   const base = basename(dir);
+  const completed = await completeCutOffWrite(dir);
   const pattern = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(saving|previous)-(\\d+)$`);
   const halves = (await readdir(parent).catch(() => [] as string[]))
     .map((name) => ({ name, m: pattern.exec(name) }))
@@ -453,7 +644,7 @@ export async function recoverCheckpointFiles(dir: string): Promise<{ recoveredFr
     .filter((h) => Number(h.m[2]) === process.pid || !processAlive(Number(h.m[2])));
   if (await exists(join(dir, CHECKPOINT_JSON))) {
     for (const h of halves) await rm(join(parent, h.name), { recursive: true, force: true });
-    return {};
+    return completed !== undefined ? { recoveredFrom: join(base, completed) } : {};
   }
   const candidates: { name: string; kind: string; problem?: string; step: number }[] = [];
   for (const h of halves) {
@@ -471,8 +662,9 @@ export async function recoverCheckpointFiles(dir: string): Promise<{ recoveredFr
     return { recoveredFrom: best.name };
   }
   // An incomplete staging folder never replaced anything (the renames come after its files are flushed):
-  // with no damaged checkpoint beside it, it is a cut-off write and goes.
-  const damagedDir = await exists(dir);
+  // with no damaged checkpoint beside it, it is a cut-off write and goes. A tensors.bin without its
+  // checkpoint.json is such a damaged checkpoint.
+  const damagedDir = await exists(join(dir, CHECKPOINT_BIN));
   const damagedPrevious = candidates.filter((c) => c.kind === 'previous');
   if (!damagedDir && damagedPrevious.length === 0) {
     for (const c of candidates) await rm(join(parent, c.name), { recursive: true, force: true });

@@ -1,15 +1,27 @@
 import { io } from '@tensorflow/tfjs-core';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFilesAtomic } from './checkpoint-files.js';
 
 const MODEL_JSON = 'model.json';
 const WEIGHTS_BIN = 'weights.bin';
+/** model.json's record of weights.bin's SHA-256 (tfjs ignores keys it does not know). */
+const WEIGHTS_SHA256 = 'weightsSha256';
+
+function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
 
 /**
  * A tfjs IOHandler that saves a model to, and loads it from, a directory
  * (`model.json` + `weights.bin`), for Node without tfjs-node (whose `file://`
- * handler is the only one tfjs ships). Saving writes a temporary directory and
- * renames it into place, so an interrupted save never leaves a half-written model.
+ * handler is the only one tfjs ships). Like that handler, saving writes the two files into the
+ * directory and leaves anything else there alone; each goes through a flushed temporary copy renamed
+ * over the old file (weights.bin first, model.json last), so an interrupted save or a full disk never
+ * leaves a half-written file, and a failed save removes its partial files and names the file and the
+ * cause. model.json records weights.bin's SHA-256: a save cut off between the two renames leaves the
+ * new weights with the old model.json, which loading refuses, naming the file.
  *
  * @example
  * ```ts
@@ -33,18 +45,12 @@ export function fileHandler(dir: string): io.IOHandler {
         userDefinedMetadata: artifacts.userDefinedMetadata,
         weightsManifest: [{ paths: [`./${WEIGHTS_BIN}`], weights: artifacts.weightSpecs ?? [] }],
       };
-      const staging = `${dir}.saving-${process.pid}`;
-      await rm(staging, { recursive: true, force: true });
-      await mkdir(staging, { recursive: true });
-      await writeFile(join(staging, WEIGHTS_BIN), new Uint8Array(weightData));
-      await writeFile(join(staging, MODEL_JSON), JSON.stringify(manifest));
-      const previous = `${dir}.previous-${process.pid}`;
-      await rm(previous, { recursive: true, force: true });
-      await rename(dir, previous).catch((e: NodeJS.ErrnoException) => {
-        if (e.code !== 'ENOENT') throw e;
-      });
-      await rename(staging, dir);
-      await rm(previous, { recursive: true, force: true });
+      const weights = new Uint8Array(weightData);
+      const recorded = { ...manifest, [WEIGHTS_SHA256]: sha256(weights) };
+      await writeFilesAtomic(dir, [
+        [WEIGHTS_BIN, weights],
+        [MODEL_JSON, JSON.stringify(recorded)],
+      ]);
       return { modelArtifactsInfo: io.getModelArtifactsInfoForJSON({ ...artifacts, weightData }) };
     },
 
@@ -93,6 +99,13 @@ export function fileHandler(dir: string): io.IOHandler {
         throw new Error(
           `fileHandler: ${files} ${joined.byteLength} bytes, but ${jsonPath} describes ${expected} bytes of weights: ` +
             `${joined.byteLength < expected ? 'it is truncated (an interrupted copy?)' : 'it is longer than described'} or belongs to another model. Save the model again or restore a complete copy.`,
+        );
+      }
+      const recorded = manifest[WEIGHTS_SHA256];
+      if (typeof recorded === 'string' && sha256(joined) !== recorded) {
+        throw new Error(
+          `fileHandler: the weights file ${paths.join(', ')} does not match the SHA-256 that ${jsonPath} records: it belongs to another save ` +
+            '(one cut off between writing weights.bin and model.json?) or is damaged. Save the model again or restore a complete copy.',
         );
       }
       return {

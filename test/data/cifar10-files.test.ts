@@ -4,8 +4,9 @@
  * file that is a copy of a training file is refused.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -89,5 +90,43 @@ describe('loadCifar10: special and misplaced files', () => {
     await writeFile(join(dir, 'test_batch.bin'), syntheticBatch(10_000, 9));
     const dataset = await loadCifar10({ dir, trainLimit: 10_000, evalLimit: 4 });
     expect(dataset.eval.count).toBe(4);
+  });
+
+  /** A whole batch file (the loader reads only those) of black images of class 0 but for one pixel, which tells files apart. */
+  function blackBatch(salt: number): Buffer {
+    const bytes = Buffer.alloc(10_000 * CIFAR10_RECORD_BYTES);
+    bytes[1] = salt;
+    return bytes;
+  }
+
+  it('refuses a test_batch.bin copied from a training file that a trainLimit leaves unread (evaluate reads one training file)', async () => {
+    const dir = await dataDir('copied-unread');
+    await writeFile(join(dir, 'data_batch_1.bin'), blackBatch(1));
+    await writeFile(join(dir, 'data_batch_4.bin'), blackBatch(4));
+    await writeFile(join(dir, 'test_batch.bin'), blackBatch(4));
+    const message = await messageOf(loadCifar10({ dir, trainLimit: 1, evalLimit: 4 }));
+    expect(message).toContain(
+      `CIFAR-10 directory ${dir}: test_batch.bin is byte-identical to data_batch_4.bin, so the test set would be training images`,
+    );
+    // Same size and first bytes as a training file, but not a copy of it: loads.
+    const almost = blackBatch(4);
+    almost[almost.length - 1] = 1;
+    await writeFile(join(dir, 'test_batch.bin'), almost);
+    expect((await loadCifar10({ dir, trainLimit: 1, evalLimit: 4 })).eval.count).toBe(4);
+  });
+
+  it('lists the files it read with their size and SHA-256, so that a run can record what it trained on', async () => {
+    const dir = await dataDir('digests');
+    for (const [salt, file] of ['data_batch_1.bin', 'data_batch_2.bin', 'test_batch.bin'].entries())
+      await writeFile(join(dir, file), blackBatch(salt + 1));
+    const dataset = await loadCifar10({ dir, trainLimit: 10_001, evalLimit: 2 });
+    const digest = async (file: string) => ({
+      file,
+      bytes: 10_000 * CIFAR10_RECORD_BYTES,
+      sha256: createHash('sha256')
+        .update(await readFile(join(dir, file)))
+        .digest('hex'),
+    });
+    expect(dataset.files).toEqual([await digest('data_batch_1.bin'), await digest('data_batch_2.bin'), await digest('test_batch.bin')]);
   });
 });

@@ -5,8 +5,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../../examples/cifar10/files.js';
@@ -233,6 +233,48 @@ describe('CIFAR-10 CLI: the output directory is checked before anything loads', 
     }
   });
 
+  it('--cache-dir naming a file, or a path through one, is refused naming it (not a bare EEXIST from mkdir)', async () => {
+    const file = join(root, 'cache-file');
+    await writeFile(file, 'not a folder');
+    const saved = process.env['CIFAR10_DIR'];
+    delete process.env['CIFAR10_DIR'];
+    try {
+      for (const [cacheDir, why] of [
+        [file, `The CIFAR-10 cache directory ${file} is a file, not a directory.`],
+        [join(file, 'sub'), `The CIFAR-10 cache directory ${join(file, 'sub')} cannot be created: ${file} is a file, not a directory.`],
+      ] as const) {
+        const { code, err } = await run(['train', '--backend', 'cpu', '--download', '--cache-dir', cacheDir, '--out', join(root, 'cache')]);
+        expect(code).toBe(1);
+        expect(err).toContain(`${why} Pass a directory (or a path where one can be made) as \`cacheDir\` (CLI: --cache-dir DIR)`);
+        expect(err).not.toMatch(/EEXIST|ENOTDIR/);
+      }
+    } finally {
+      if (saved !== undefined) process.env['CIFAR10_DIR'] = saved;
+    }
+    expect(await readFile(file, 'utf8')).toBe('not a folder');
+    expect(existsSync(join(root, 'cache'))).toBe(false);
+  });
+
+  it("npm run train and evaluate from a subdirectory take relative paths from there (npm's INIT_CWD), not from the package root", () => {
+    const sub = join(REPO, 'examples', 'cifar10');
+    const npm = (args: string[]) =>
+      spawnSync('npm', ['run', ...args], {
+        cwd: sub,
+        encoding: 'utf8',
+        timeout: LONG,
+        env: { ...process.env, npm_config_update_notifier: 'false', CIFAR10_DIR: '' },
+      });
+    const resume = npm(['train', '--', '--backend', 'cpu', '--resume', '--out', 'no-such-run']);
+    expect(resume.stderr).toContain(`--resume: ${join(sub, 'no-such-run')} holds no run to continue (no such directory)`);
+    const data = npm(['train', '--', '--backend', 'cpu', '--data', 'no-such-data', '--out', 'no-such-run']);
+    expect(data.stderr).toContain(`CIFAR-10 directory ${join(sub, 'no-such-data')} does not exist`);
+    const evaluate = npm(['evaluate', '--', '--backend', 'cpu', '--model', 'no-such-model']);
+    expect(evaluate.stderr).toContain(`cannot read ${join(sub, 'no-such-model', 'model.json')}`);
+    // Nothing was made, there or in the package root.
+    expect(existsSync(join(sub, 'no-such-run'))).toBe(false);
+    expect(existsSync(join(REPO, 'no-such-run'))).toBe(false);
+  });
+
   it('shows download progress with bytes and rate: redrawn on a terminal, periodic lines in a log', () => {
     const progress = (receivedBytes: number, done = false) => ({
       url: 'u',
@@ -337,6 +379,30 @@ describe.skipIf(!HAS_DATA)(
         const metrics = await readMetrics(out);
         expect(metrics.status).toBe('interrupted');
         expect(metrics.runs[0]!.message).toBe(`stopped by SIGTERM at step ${checkpoint.step}/24; the checkpoint holds that step`);
+      },
+      LONG,
+    );
+
+    it.each([
+      ['SIGHUP', 'a dropped SSH session or a closed terminal', 129],
+      ['SIGQUIT', 'Ctrl-\\', 131],
+    ] as const)(
+      'npm run train: %s (%s, to the process group) stops like SIGTERM, with a checkpoint of the current step',
+      async (name, _, exitCode) => {
+        const out = join(root, name.toLowerCase());
+        const child = npmTrain(out);
+        await inSecondEpoch(child, out);
+        process.kill(-child.process.pid!, name);
+        const { code, signal } = await child.closed;
+        const stderr = child.stderr();
+        expect(stderr.match(new RegExp(`${name}: stopping after this step and writing a checkpoint`, 'g'))).toHaveLength(1);
+        // npm dies of the signal at once (it forwards only SIGINT and SIGTERM); node finishes the step first.
+        expect(signal === name || code === exitCode).toBe(true);
+        const { checkpoint } = await interruptedCheckpoint(out);
+        expect(stderr).toContain(`Interrupted at step ${checkpoint.step}/24`);
+        const metrics = await readMetrics(out);
+        expect(metrics.status).toBe('interrupted');
+        expect(metrics.runs[0]!.message).toBe(`stopped by ${name} at step ${checkpoint.step}/24; the checkpoint holds that step`);
       },
       LONG,
     );
@@ -664,7 +730,16 @@ describe.skipIf(!HAS_DATA)(
         const weights = join(garbage, 'weights.bin');
         const size = (await readFile(weights)).byteLength;
         await writeFile(weights, new Uint8Array(size).fill(0xff)); // every float32 a NaN
-        const nan = await run(['evaluate', '--model', garbage, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
+        const evaluateGarbage = () => run(['evaluate', '--model', garbage, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
+        // model.json records the SHA-256 of the weights saved with it: these are refused as not those.
+        const changed = await evaluateGarbage();
+        expect(changed.code).toBe(1);
+        expect(changed.err).toContain(`the weights file ${weights} does not match the SHA-256 that ${join(garbage, 'model.json')} records`);
+        // Saved so (by a version, or a tool, that records no SHA-256): the logits give it away.
+        const garbageJson = join(garbage, 'model.json');
+        const { weightsSha256: _, ...unrecorded } = JSON.parse(await readFile(garbageJson, 'utf8'));
+        await writeFile(garbageJson, JSON.stringify(unrecorded));
+        const nan = await evaluateGarbage();
         expect(nan.code).toBe(1);
         expect(nan.err).toContain(`the model in ${garbage} produces NaN or infinite logits on the test images`);
         expect(nan.out).not.toContain('Test accuracy');
@@ -699,6 +774,161 @@ describe.skipIf(!HAS_DATA)(
       },
       LONG,
     );
+
+    /** A data directory of links to the real files, with `replace` making some of them something else. */
+    async function dataCopy(name: string, replace: Record<string, (path: string) => Promise<void>>): Promise<string> {
+      const dir = join(root, name);
+      await mkdir(dir);
+      for (const file of [
+        'data_batch_1.bin',
+        'data_batch_2.bin',
+        'data_batch_3.bin',
+        'data_batch_4.bin',
+        'data_batch_5.bin',
+        'test_batch.bin',
+      ]) {
+        const make = replace[file];
+        await (make ? make(join(dir, file)) : symlink(join(DATA, file), join(dir, file)));
+      }
+      return dir;
+    }
+
+    it(
+      "--resume refuses other data than the run was trained on (config.json records each data file's size and SHA-256); a run recorded before that still resumes",
+      async () => {
+        const out = join(root, 'other-data');
+        await cp(join(root, 'ctrl-c'), out, { recursive: true });
+        const configPath = join(out, 'config.json');
+        const config = JSON.parse(await readFile(configPath, 'utf8'));
+        expect(config.dataFiles.map((f: { file: string }) => f.file)).toEqual(['data_batch_1.bin', 'test_batch.bin']);
+        // The same files, but for one pixel of the training file the run read.
+        const other = await dataCopy('other-cifar10', {
+          'data_batch_1.bin': async (path) => {
+            const bytes = await readFile(join(DATA, 'data_batch_1.bin'));
+            bytes[1]! ^= 1;
+            await writeFile(path, bytes);
+          },
+        });
+        const refused = await run(['train', '--resume', '--out', out, '--data', other]);
+        expect(refused.code).toBe(2);
+        expect(refused.err).toContain(
+          `--resume: the run in ${out} was trained on other data: ${join(other, 'data_batch_1.bin')} (30730000 bytes, SHA-256 `,
+        );
+        expect(refused.err).toContain(
+          `is not the data_batch_1.bin it was trained on (30730000 bytes, SHA-256 ${config.dataFiles[0].sha256.slice(0, 16)}...)`,
+        );
+        expect(refused.err).toContain(`pass --data naming the data it was trained on (${configPath} records ${DATA})`);
+        expect(refused.out).not.toContain('Output:');
+        // config.json from before the record: continued unchecked.
+        delete config.dataFiles;
+        await writeFile(configPath, JSON.stringify(config));
+        const unchecked = await run(['train', '--resume', '--out', out, '--data', other]);
+        expect(unchecked.err).not.toContain('tfjs-dataflow-cifar10:');
+        expect(unchecked.code).toBe(0);
+        expect(unchecked.out).toContain('Run 1/1: already complete');
+      },
+      LONG,
+    );
+
+    it(
+      'evaluate refuses a test_batch.bin copied from a training file it does not read, instead of reporting training accuracy as test accuracy',
+      async () => {
+        const copied = await dataCopy('test-copied', { 'test_batch.bin': (path) => symlink(join(DATA, 'data_batch_4.bin'), path) });
+        const { code, out, err } = await run([
+          'evaluate',
+          '--model',
+          join(root, 'ctrl-c', 'model'),
+          '--backend',
+          'wasm',
+          '--data',
+          copied,
+          '--eval-limit',
+          '100',
+        ]);
+        expect(code).toBe(1);
+        expect(err).toContain(
+          `CIFAR-10 directory ${copied}: test_batch.bin is byte-identical to data_batch_4.bin, so the test set would be training images`,
+        );
+        expect(out).not.toContain('Test accuracy');
+      },
+      LONG,
+    );
+
+    it(
+      'evaluate on wasm sizes its batches from the model when its metadata has statistics but no base depth',
+      async () => {
+        const model = join(root, 'no-depth-model');
+        await cp(join(root, 'ctrl-c', 'model'), model, { recursive: true });
+        const modelJson = join(model, 'model.json');
+        const manifest = JSON.parse(await readFile(modelJson, 'utf8'));
+        delete manifest.userDefinedMetadata.tfjsDataflowCifar10.baseDepth;
+        await writeFile(modelJson, JSON.stringify(manifest));
+        const { code, out, err } = await run(['evaluate', '--model', model, '--backend', 'wasm', '--data', DATA, '--eval-limit', '100']);
+        expect(err).toBe('');
+        expect(code).toBe(0);
+        expect(out).toContain('base depth 8 (not recorded: from its widest layer)');
+        expect(out).toMatch(/Test accuracy \(flip TTA\): \d\.\d{4} on 100 images/);
+      },
+      LONG,
+    );
+
+    it(
+      '--resume takes over the lock and "running" record of a killed run whose pid is now this process\'s (a restarted PID 1) or another live process\'s',
+      async () => {
+        const out = join(root, 'reused-pid');
+        await cp(join(root, 'ctrl-c'), out, { recursive: true });
+        const host = hostname();
+        /** What a run killed at once (SIGKILL, a power cut) as process `pid` left: its lock, and metrics.json saying "running". */
+        const killedAs = async (pid: number, writtenAt: Date) => {
+          const metrics = await readMetrics(out);
+          await writeFile(join(out, '.lock'), JSON.stringify({ pid, host, since: writtenAt.toISOString() }));
+          await writeFile(join(out, 'metrics.json'), JSON.stringify({ ...metrics, status: 'running', process: { pid, host } }));
+          for (const file of ['.lock', 'metrics.json']) await utimes(join(out, file), writtenAt, writtenAt);
+        };
+        await killedAs(process.pid, new Date());
+        const own = await run(['train', '--resume', '--out', out]);
+        expect(own.err).not.toContain('tfjs-dataflow-cifar10:');
+        expect(own.code).toBe(0);
+        // A process that started after the run was killed holds its pid now.
+        const sleeper = spawn('sleep', ['60'], { stdio: 'ignore' });
+        try {
+          await new Promise((done) => sleeper.on('spawn', done));
+          await killedAs(sleeper.pid!, new Date(Date.now() - 3_600_000));
+          const other = await run(['train', '--resume', '--out', out]);
+          expect(other.err).not.toContain('tfjs-dataflow-cifar10:');
+          expect(other.code).toBe(0);
+        } finally {
+          sleeper.kill();
+        }
+        expect(existsSync(join(out, '.lock'))).toBe(false);
+        expect((await readMetrics(out)).status).toBe('completed');
+      },
+      LONG,
+    );
+
+    it(
+      '--resume with a damaged metrics.json continues from the checkpoint (the source of truth), keeping the damaged file aside and saying so',
+      async () => {
+        const out = join(root, 'damaged-metrics');
+        await cp(join(root, 'ctrl-c'), out, { recursive: true });
+        const metricsPath = join(out, 'metrics.json');
+        const damaged = '{"status": "running", "runs": [{"run": 1, "epo';
+        await writeFile(metricsPath, damaged);
+        const resumed = await run(['train', '--resume', '--out', out]);
+        expect(resumed.code).toBe(0);
+        const aside = (await readdir(out)).filter((f) => f.startsWith('metrics.json.damaged-'));
+        expect(aside).toHaveLength(1);
+        expect(resumed.err).toContain(`${metricsPath} is not valid JSON: `);
+        expect(resumed.err).toContain(
+          `Moved it to ${join(out, aside[0]!)}: the checkpoint is the source of truth (it holds the epochs so far), so the run continues from it and metrics.json is written anew.`,
+        );
+        expect(await readFile(join(out, aside[0]!), 'utf8')).toBe(damaged);
+        const metrics = await readMetrics(out);
+        expect(metrics.status).toBe('completed');
+        expect(metrics.runs[0]!.epochs.map((e) => e.epoch)).toEqual([0, 1, 2]);
+      },
+      LONG,
+    );
   },
 );
 
@@ -714,27 +944,44 @@ describe.skipIf(!HAS_DATA || !canMount)(
   `CIFAR-10 CLI: a disk that fills up during a checkpoint${!HAS_DATA ? ` (skipped: no CIFAR-10 binaries at ${DATA})` : !canMount ? ' (skipped: no user namespaces to mount a small tmpfs)' : ''}`,
   () => {
     /**
-     * `train` with --out on a tmpfs of 32 pages of which `freePages` are left free by a filler file, in a mount
-     * namespace of its own (gone when it exits, so what the run left is listed from inside it).
+     * `train` with --out on a tmpfs of `totalPages` pages of which `freePages` are left free by a filler file, in a mount
+     * namespace of its own (gone when it exits, so what the run left is listed from inside it). With `resumePages`, the
+     * tmpfs then grows to that many pages, a folder of an earlier version's cut-off model save (model.saving-<dead pid>)
+     * is put beside the run, and the run is resumed.
      */
-    function trainOnSmallDisk(freePages: number) {
+    function trainOnSmallDisk(freePages: number, totalPages = 32, resumePages?: number) {
       const out = '/mnt/run';
-      const list =
-        `const fs=require('fs');const d='${out}';const m=d+'/metrics.json';` +
-        `console.log('AFTER '+JSON.stringify({entries:fs.readdirSync(d).sort(),metrics:fs.existsSync(m)?JSON.parse(fs.readFileSync(m,'utf8')):null}))`;
+      const list = (label: string) =>
+        `'${process.execPath}' -e "const fs=require('fs');const d='${out}';const m=d+'/metrics.json';` +
+        `console.log('${label} '+JSON.stringify({entries:fs.readdirSync(d).sort(),metrics:fs.existsSync(m)?JSON.parse(fs.readFileSync(m,'utf8')):null}))"`;
+      const train = `'${process.execPath}' --import tsx examples/cifar10/train.ts`;
       const script = [
         'P=$(getconf PAGESIZE)',
-        'mount -t tmpfs -o size=$((32*P)) none /mnt',
-        `head -c $(((32-${freePages})*P)) /dev/zero > /mnt/filler`,
-        `'${process.execPath}' --import tsx examples/cifar10/train.ts --backend wasm --data '${DATA}' --train-limit 128 --eval-limit 50 --base-depth 4 ` +
+        `mount -t tmpfs -o size=$((${totalPages}*P)) none /mnt`,
+        `head -c $(((${totalPages}-${freePages})*P)) /dev/zero > /mnt/filler`,
+        `${train} --backend wasm --data '${DATA}' --train-limit 128 --eval-limit 50 --base-depth 4 ` +
           `--batch-size 64 --epochs 1 --seed 2 --out ${out}`,
         'echo "EXIT $?"',
-        `'${process.execPath}' -e "${list}"`,
+        list('AFTER'),
+        ...(resumePages === undefined
+          ? []
+          : [
+              `mount -o remount,size=$((${resumePages}*P)) /mnt`,
+              `sh -c 'exit 0' & wait; mkdir ${out}/model.saving-$! && head -c 5000 /dev/zero > ${out}/model.saving-$!/weights.bin`,
+              `${train} --resume --out ${out}`,
+              'echo "RESUMED $?"',
+              list('FINAL'),
+            ]),
       ].join('\n');
       const result = spawnSync('unshare', ['-rm', 'sh', '-c', script], { cwd: REPO, encoding: 'utf8', timeout: LONG });
+      const parse = (label: string) =>
+        JSON.parse(new RegExp(`^${label} (.*)$`, 'm').exec(result.stdout)?.[1] ?? 'null') as {
+          entries: string[];
+          metrics: Metrics | null;
+        } | null;
       const exit = Number(/^EXIT (\d+)$/m.exec(result.stdout)?.[1]);
-      const after = JSON.parse(/^AFTER (.*)$/m.exec(result.stdout)?.[1] ?? 'null') as { entries: string[]; metrics: Metrics | null } | null;
-      return { exit, after, stderr: result.stderr, out };
+      const resumed = Number(/^RESUMED (\d+)$/m.exec(result.stdout)?.[1]);
+      return { exit, after: parse('AFTER'), resumed, final: parse('FINAL'), stdout: result.stdout, stderr: result.stderr, out };
     }
 
     // Before its first checkpoint the run holds 3 pages (out/.lock, config.json, metrics.json). With 4 free, metrics.json's
@@ -744,15 +991,33 @@ describe.skipIf(!HAS_DATA || !canMount)(
       (freePages) => {
         const { exit, after, stderr, out } = trainOnSmallDisk(freePages);
         expect(stderr).toMatch(
-          new RegExp(`tfjs-dataflow-cifar10: cannot write ${out}/checkpoint\\.saving-\\d+/tensors\\.bin: the disk is full \\(ENOSPC\\)`),
+          new RegExp(`tfjs-dataflow-cifar10: cannot write ${out}/checkpoint/tensors\\.bin\\.tmp-\\d+: the disk is full \\(ENOSPC\\)`),
         );
         expect(exit).toBe(1);
         expect(after!.entries).toEqual(['config.json', 'metrics.json']);
         expect(after!.metrics!.status).toBe('failed');
         expect(after!.metrics!.runs[0]!.stopReason).toBe('failed');
         expect(after!.metrics!.runs[0]!.message).toMatch(
-          new RegExp(`^cannot write ${out}/checkpoint\\.saving-\\d+/tensors\\.bin: the disk is full \\(ENOSPC\\)$`),
+          new RegExp(`^cannot write ${out}/checkpoint/tensors\\.bin\\.tmp-\\d+: the disk is full \\(ENOSPC\\)$`),
         );
+      },
+      LONG,
+    );
+
+    // With 64 pages free the epoch's checkpoint (about 52 pages with the run's records) fits, the model (about 27 more) does not.
+    it(
+      'a disk that fills up during the final model save: exit 1 naming the file, no partial model; --resume (with room again) saves it and clears old leftovers',
+      () => {
+        const { exit, after, resumed, final, stdout, stderr, out } = trainOnSmallDisk(64, 64, 256);
+        const why = `cannot write ${out}/model/weights\\.bin\\.tmp-\\d+: the disk is full \\(ENOSPC\\)`;
+        expect(stderr).toMatch(new RegExp(`tfjs-dataflow-cifar10: ${why}`));
+        expect(exit, stdout).toBe(1);
+        expect(after!.entries).toEqual(['checkpoint', 'config.json', 'curves.svg', 'metrics.json']);
+        expect(after!.metrics!.status).toBe('failed');
+        expect(after!.metrics!.runs[0]!.message).toMatch(new RegExp(`^${why}$`));
+        expect(resumed, stderr).toBe(0);
+        expect(final!.entries).toEqual(['checkpoint', 'config.json', 'curves.svg', 'metrics.json', 'model']);
+        expect(final!.metrics!.status).toBe('completed');
       },
       LONG,
     );

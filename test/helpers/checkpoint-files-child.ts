@@ -49,6 +49,7 @@ if (mode === 'lock') {
     checkpointError = (e as Error).message;
   }
   const afterCheckpoint = await readdir(dir!);
+  const inCheckpoint = (await readdir(ckpt)).sort();
   const kept = await readCheckpointFiles(ckpt);
   let jsonError = '';
   try {
@@ -57,6 +58,6 @@ if (mode === 'lock') {
     jsonError = (e as Error).message;
   }
   process.stdout.write(
-    `${JSON.stringify({ checkpointError, jsonError, afterCheckpoint, afterJson: await readdir(dir!), keptStep: kept?.checkpoint.step })}\n`,
+    `${JSON.stringify({ checkpointError, jsonError, afterCheckpoint, inCheckpoint, afterJson: await readdir(dir!), keptStep: kept?.checkpoint.step })}\n`,
   );
 }

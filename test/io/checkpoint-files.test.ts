@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,6 +83,50 @@ describe('checkpoint files', () => {
     expect(JSON.parse(await readFile(join(dir, 'checkpoint.json'), 'utf8')).tensorsSha256).toMatch(/^[0-9a-f]{64}$/);
   });
 
+  it('writes into a directory holding other files and leaves them alone', async () => {
+    const dir = join(root, 'shared-dir');
+    await mkdir(join(dir, 'notes'), { recursive: true });
+    await writeFile(join(dir, 'results.csv'), 'epoch,acc\n1,0.5\n');
+    await writeFile(join(dir, 'notes', 'todo.txt'), 'keep me');
+    await write(dir, [1, 2, 3], 1);
+    await write(dir, [4, 5, 6], 2);
+    expect((await readdir(dir)).sort()).toEqual(['checkpoint.json', 'notes', 'results.csv', 'tensors.bin']);
+    expect(await readFile(join(dir, 'results.csv'), 'utf8')).toBe('epoch,acc\n1,0.5\n');
+    expect(await readFile(join(dir, 'notes', 'todo.txt'), 'utf8')).toBe('keep me');
+    expect(await recoverCheckpointFiles(dir)).toEqual({});
+    const read = (await readCheckpointFiles(dir))!;
+    expect(read.checkpoint.step).toBe(2);
+    tf.dispose(Object.values(read.checkpoint.tensors));
+    expect((await readdir(dir)).sort()).toEqual(['checkpoint.json', 'notes', 'results.csv', 'tensors.bin']);
+  });
+
+  it('rolls a write cut off between its two renames (the new tensors.bin, the old checkpoint.json) forward; a cut-off first write leaves nothing', async () => {
+    const parent = join(root, 'in-place');
+    const dir = join(parent, 'checkpoint');
+    const newer = join(root, 'in-place-newer');
+    await write(dir, [1, 2, 3], 1);
+    await write(newer, [4, 5, 6], 2);
+    await writeFile(join(dir, 'notes.txt'), 'mine');
+    // tensors.bin renamed into place, checkpoint.json not yet: its flushed temporary copy is there.
+    const dead = deadPid();
+    await cp(join(newer, 'tensors.bin'), join(dir, 'tensors.bin'));
+    await cp(join(newer, 'checkpoint.json'), join(dir, `checkpoint.json.tmp-${dead}`));
+    expect(await recoverCheckpointFiles(dir)).toEqual({ recoveredFrom: `checkpoint/checkpoint.json.tmp-${dead}` });
+    const read = (await readCheckpointFiles(dir))!;
+    expect(read.checkpoint.step).toBe(2);
+    tf.dispose(Object.values(read.checkpoint.tensors));
+    expect((await readdir(dir)).sort()).toEqual(['checkpoint.json', 'notes.txt', 'tensors.bin']);
+
+    // A first write killed before its renames: temporary files only, which go; the rest stays.
+    const first = join(root, 'in-place-first');
+    await mkdir(first);
+    await writeFile(join(first, 'notes.txt'), 'mine');
+    await writeFile(join(first, `tensors.bin.tmp-${dead}`), new Uint8Array(5));
+    await writeFile(join(first, `checkpoint.json.tmp-${dead}`), '{"format": "tfjs-da');
+    expect(await recoverCheckpointFiles(first)).toBeUndefined();
+    expect(await readdir(first)).toEqual(['notes.txt']);
+  });
+
   it('refuses a tensors.bin of another checkpoint of the same size (files mixed from two runs), naming the file', async () => {
     const a = join(root, 'mixed-a', 'checkpoint');
     const b = join(root, 'mixed-b', 'checkpoint');
@@ -137,16 +181,18 @@ describe('checkpoint files', () => {
         checkpointError: string;
         jsonError: string;
         afterCheckpoint: string[];
+        inCheckpoint: string[];
         afterJson: string[];
         keptStep: number;
       };
       expect(report.checkpointError).toMatch(
-        new RegExp(`^cannot write ${dir}/checkpoint\\.saving-\\d+/tensors\\.bin: the disk is full \\(ENOSPC\\)$`),
+        new RegExp(`^cannot write ${dir}/checkpoint/tensors\\.bin\\.tmp-\\d+: the disk is full \\(ENOSPC\\)$`),
       );
       expect(report.afterCheckpoint).toEqual(['checkpoint']);
+      expect(report.inCheckpoint).toEqual(['checkpoint.json', 'tensors.bin']);
       expect(report.keptStep).toBe(1);
       expect(report.jsonError).toBe(
-        `cannot write ${dir}/metrics.json.tmp-${/saving-(\d+)/.exec(report.checkpointError)![1]}: the disk is full (ENOSPC)`,
+        `cannot write ${dir}/metrics.json.tmp-${/tmp-(\d+)/.exec(report.checkpointError)![1]}: the disk is full (ENOSPC)`,
       );
       expect(report.afterJson).toEqual(['checkpoint']);
     },
@@ -199,5 +245,37 @@ describe('lockDirectory', () => {
     lock.release();
     expect(await readdir(dir)).toEqual([]);
     execFileSync('true');
+  });
+
+  it('takes over a lock whose pid now belongs to another live process, or to this very process (a restarted PID 1), but not one it holds', async () => {
+    const host = (await import('node:os')).hostname();
+    const dir = join(root, 'recycled');
+    await mkdir(dir);
+    const lockPath = join(dir, LOCK_FILE);
+    // The lock of an earlier process that had this process's id (a container's PID 1, killed and restarted).
+    await writeFile(lockPath, JSON.stringify({ pid: process.pid, host, since: 'before the restart' }));
+    const own = lockDirectory(dir);
+    expect(() => lockDirectory(dir)).toThrow(`${dir} is locked by process ${process.pid}`);
+    own.release();
+
+    // A live process that started after the lock was written cannot be its holder: its pid was reused.
+    const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await new Promise((done) => sleeper.on('spawn', done));
+      await writeFile(lockPath, JSON.stringify({ pid: sleeper.pid, host, since: 'an hour ago' }));
+      const anHourAgo = new Date(Date.now() - 3_600_000);
+      await utimes(lockPath, anHourAgo, anHourAgo);
+      lockDirectory(dir).release();
+      // A lock recording another start time (or another boot) of that pid is stale too.
+      await writeFile(lockPath, JSON.stringify({ pid: sleeper.pid, host, since: 'now', startTicks: 1 }));
+      lockDirectory(dir).release();
+      await writeFile(lockPath, JSON.stringify({ pid: sleeper.pid, host, since: 'now', bootId: 'another-boot' }));
+      lockDirectory(dir).release();
+      // Written just now for that process: it holds.
+      await writeFile(lockPath, JSON.stringify({ pid: sleeper.pid, host, since: 'now' }));
+      expect(() => lockDirectory(dir)).toThrow(`${dir} is locked by process ${sleeper.pid}`);
+    } finally {
+      sleeper.kill();
+    }
   });
 });

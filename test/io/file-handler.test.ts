@@ -1,11 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fileHandler } from '../../src/node.js';
 import { useBackend } from '../helpers/backends.js';
+
+const REPO = resolve(__dirname, '../..');
+const CHILD = join(REPO, 'test/helpers/file-handler-child.ts');
 
 describe('fileHandler', () => {
   it('saves a LayersModel to a directory and loads it back to the same predictions', async () => {
@@ -57,4 +61,55 @@ describe('fileHandler', () => {
     await model.save(fileHandler(join(run, 'model')));
     await expect(fileHandler(run).load!()).rejects.toThrow(`It has model/model.json: did you mean ${join(run, 'model')}?`);
   });
+
+  it("saves into a directory holding other files and leaves them alone (as tfjs-node's file:// handler does)", async () => {
+    await useBackend('cpu');
+    const model = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [2], units: 1 })] });
+    const dir = mkdtempSync(join(tmpdir(), 'tfjs-dataflow-'));
+    writeFileSync(join(dir, 'results.csv'), 'epoch,acc\n1,0.5\n');
+    mkdirSync(join(dir, 'notes'));
+    writeFileSync(join(dir, 'notes', 'todo.txt'), 'keep me');
+    await model.save(fileHandler(dir));
+    await model.save(fileHandler(dir));
+    expect(readdirSync(dir).sort()).toEqual(['model.json', 'notes', 'results.csv', 'weights.bin']);
+    expect(readFileSync(join(dir, 'results.csv'), 'utf8')).toBe('epoch,acc\n1,0.5\n');
+    expect(readFileSync(join(dir, 'notes', 'todo.txt'), 'utf8')).toBe('keep me');
+    expect((await tfl.loadLayersModel(fileHandler(dir))).countParams()).toBe(3);
+    // The weights of another save of the same size (a save cut off between its two renames) are refused, not mixed in.
+    const other = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [2], units: 1 })] });
+    const otherDir = join(dir, 'other');
+    await other.save(fileHandler(otherDir));
+    writeFileSync(join(dir, 'weights.bin'), readFileSync(join(otherDir, 'weights.bin')));
+    await expect(fileHandler(dir).load!()).rejects.toThrow(
+      `fileHandler: the weights file ${join(dir, 'weights.bin')} does not match the SHA-256 that ${join(dir, 'model.json')} records`,
+    );
+  });
+
+  const canMount = spawnSync('unshare', ['-rm', 'true']).status === 0;
+  it.skipIf(!canMount)(
+    `a full disk: the error names the file and the cause, no partial file is left, the saved model stays${canMount ? '' : ' (skipped: no user namespaces to mount a small tmpfs)'}`,
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), 'tfjs-dataflow-full-'));
+      const script = `mount -t tmpfs -o size=256k none '${dir}' && exec '${process.execPath}' --import tsx '${CHILD}' fill '${dir}'`;
+      const result = spawnSync('unshare', ['-rm', 'sh', '-c', script], { cwd: REPO, encoding: 'utf8' });
+      expect(result.status, result.stderr).toBe(0);
+      const report = JSON.parse(result.stdout) as {
+        replaceError: string;
+        afterReplace: string[];
+        same: boolean;
+        firstError: string;
+        freshExists: boolean;
+        entries: string[];
+      };
+      expect(report.replaceError).toMatch(
+        new RegExp(`^cannot write ${dir}/model/weights\\.bin\\.tmp-\\d+: the disk is full \\(ENOSPC\\)$`),
+      );
+      expect(report.afterReplace).toEqual(['model.json', 'weights.bin']);
+      expect(report.same).toBe(true);
+      expect(report.firstError).toMatch(new RegExp(`^cannot write ${dir}/fresh/weights\\.bin\\.tmp-\\d+: the disk is full \\(ENOSPC\\)$`));
+      // A first save that did not fit leaves no folder behind.
+      expect(report.freshExists).toBe(false);
+      expect(report.entries).toEqual(['model']);
+    },
+  );
 });
