@@ -1,39 +1,63 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { randomOrGlobal } from '../ops/global-random.js';
 import type { DeviceRandom } from '../ops/random.js';
-import { checkImages, squareStarts } from './masks.js';
+import { checkImages, squareStarts, type SquareStarts } from './masks.js';
+
+/** Refuses a crop side that does not fit images of `height` x `width`. */
+function checkCropSize(where: string, cropSize: number, height: number, width: number): void {
+  if (!Number.isInteger(cropSize) || cropSize < 1 || cropSize > Math.min(height, width)) {
+    throw new Error(
+      `${where}: cropSize must be an integer in [1, ${Math.min(height, width)}] for images of ${height}x${width}, got ${cropSize}`,
+    );
+  }
+}
+
+/**
+ * The crop's decision: one `cropSize` x `cropSize` window per image of a `height` x `width` set,
+ * its top-left corner where the seed's `make_random_square_masks` would put the square (so for 36 px
+ * padded images and a 32 px crop the offset is in 0..3 on each axis). Two int32 draws of `[batch]`,
+ * rows then columns; the caller owns both.
+ */
+export function drawCrops(batch: number, height: number, width: number, cropSize: number, random: DeviceRandom): SquareStarts {
+  checkCropSize('drawCrops', cropSize, height, width);
+  return squareStarts('batchCrop', batch, height, width, cropSize, random);
+}
+
+/**
+ * The crop's execution: each image's `cropSize` x `cropSize` window at its `starts` (the caller keeps
+ * them). Gathers on the backend (one per 2^24 pixel rows of input); nothing is read back.
+ */
+export function cropImages(images: tf.Tensor, starts: SquareStarts, cropSize: number): tf.Tensor4D {
+  const [batch, height, width, channels] = checkImages('cropImages', images);
+  checkCropSize('cropImages', cropSize, height, width);
+  const { top, left } = starts;
+  return tf.tidy(() => {
+    const perChunk = Math.max(1, Math.floor(CROP_CHUNK_ROWS / (height * width)));
+    if (batch <= perChunk) return cropChunk(images, top, left, cropSize) as tf.Tensor4D;
+    const parts: tf.Tensor[] = [];
+    for (let start = 0; start < batch; start += perChunk) {
+      const count = Math.min(perChunk, batch - start);
+      const chunk = tf.slice(images, [start, 0, 0, 0], [count, height, width, channels]);
+      parts.push(cropChunk(chunk, tf.slice(top, start, count), tf.slice(left, start, count), cropSize));
+    }
+    return tf.concat(parts, 0) as tf.Tensor4D;
+  });
+}
 
 /**
  * The seed's `batch_crop`: one random `cropSize` x `cropSize` window per image (of the
- * reflect-padded batch), at the positions the seed's `make_random_square_masks` would
- * mask, so for 36 px padded images and a 32 px crop the offset is in 0..3 on each axis.
- * Gathers on the backend (one per 2^24 pixel rows of input); nothing is read back.
+ * reflect-padded batch), {@link drawCrops} then {@link cropImages}.
  * `random` defaults to the global generator ({@link setGlobalSeed}).
  */
 export function batchCrop(images: tf.Tensor, cropSize: number, random?: DeviceRandom): tf.Tensor4D {
-  const [batch, height, width, channels] = checkImages('batchCrop', images);
+  const [batch, height, width] = checkImages('batchCrop', images);
   const generator = randomOrGlobal('batchCrop', random);
-  if (!Number.isInteger(cropSize) || cropSize < 1 || cropSize > Math.min(height, width)) {
-    throw new Error(
-      `batchCrop: cropSize must be an integer in [1, ${Math.min(height, width)}] for images of ${height}x${width}, got ${cropSize}`,
-    );
-  }
-  const { top, left } = squareStarts('batchCrop', batch, height, width, cropSize, generator);
+  checkCropSize('batchCrop', cropSize, height, width);
+  const starts = drawCrops(batch, height, width, cropSize, generator);
   try {
-    return tf.tidy(() => {
-      const perChunk = Math.max(1, Math.floor(CROP_CHUNK_ROWS / (height * width)));
-      if (batch <= perChunk) return cropChunk(images, top, left, cropSize) as tf.Tensor4D;
-      const parts: tf.Tensor[] = [];
-      for (let start = 0; start < batch; start += perChunk) {
-        const count = Math.min(perChunk, batch - start);
-        const chunk = tf.slice(images, [start, 0, 0, 0], [count, height, width, channels]);
-        parts.push(cropChunk(chunk, tf.slice(top, start, count), tf.slice(left, start, count), cropSize));
-      }
-      return tf.concat(parts, 0) as tf.Tensor4D;
-    });
+    return cropImages(images, starts, cropSize);
   } finally {
-    top.dispose();
-    left.dispose();
+    tf.dispose([starts.top, starts.left]);
   }
 }
 

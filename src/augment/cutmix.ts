@@ -1,12 +1,58 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { randomOrGlobal } from '../ops/global-random.js';
 import type { DeviceRandom } from '../ops/random.js';
-import { checkImages, randomSquareMasks } from './masks.js';
+import { checkImages, squareMasks, squareStarts, type SquareStarts } from './masks.js';
+
+/** Cutmix's decision for a batch: each image's partner and the square pasted from it. */
+export interface CutmixDraws extends SquareStarts {
+  /** int32 `[batch]`: the image each one takes its patch from (a permutation of the batch). */
+  partner: tf.Tensor1D;
+  /** Side of the pasted square, in pixels. */
+  size: number;
+}
+
+/**
+ * Cutmix's decision for a batch of `batch` images of `height` x `width`: a random permutation of the
+ * batch (each image's partner), then one `patchSize` x `patchSize` square per image where the seed's
+ * `make_random_square_masks` puts it (the seed draws in this order). The caller owns the tensors.
+ */
+export function drawCutmix(batch: number, height: number, width: number, patchSize: number, random: DeviceRandom): CutmixDraws {
+  const partner = random.permutation(batch);
+  try {
+    return { partner, ...squareStarts('randomSquareMasks', batch, height, width, patchSize, random), size: patchSize };
+  } catch (e) {
+    partner.dispose();
+    throw e;
+  }
+}
+
+/** Cutmix's execution on images: each image with its square taken from its partner (the caller keeps `draws`). */
+export function cutmixImages(images: tf.Tensor, draws: CutmixDraws): tf.Tensor4D {
+  const [, height, width] = checkImages('cutmixImages', images);
+  return tf.tidy(() => tf.where(squareMasks(draws, height, width, draws.size), tf.gather(images, draws.partner), images) as tf.Tensor4D);
+}
+
+/**
+ * Cutmix's execution on soft labels: `area * partnerTargets + (1 - area) * targets`, `area` the share of
+ * an `height` x `width` image a `patchSize` square covers. `partnerTargets` are the partners' rows, in
+ * the order of `targets`, so a batch of the set mixes exactly as the whole set does.
+ */
+export function cutmixTargets(
+  targets: tf.Tensor,
+  partnerTargets: tf.Tensor,
+  patchSize: number,
+  height: number,
+  width: number,
+): tf.Tensor2D {
+  const portion = (patchSize * patchSize) / (height * width);
+  return tf.tidy(() => tf.add(tf.mul(partnerTargets, portion), tf.mul(targets, 1 - portion)) as tf.Tensor2D);
+}
 
 /**
  * The seed's `batch_cutmix`: each image gets a random `patchSize` x `patchSize` square
  * pasted from a partner chosen by a random permutation of the batch, and its soft label
- * becomes `area * partnerLabel + (1 - area) * label` with `area = patchSize^2 / (H * W)`.
+ * becomes `area * partnerLabel + (1 - area) * label` with `area = patchSize^2 / (H * W)`:
+ * {@link drawCutmix}, then {@link cutmixImages} and {@link cutmixTargets}.
  * `patchSize` 0 turns it off (copies come back, so ownership is the same either way).
  * `random` defaults to the global generator ({@link setGlobalSeed}).
  */
@@ -26,15 +72,13 @@ export function batchCutmix(
   if (!Number.isInteger(patchSize) || patchSize < 0)
     throw new Error(`batchCutmix: patchSize must be a non-negative integer, got ${patchSize}`);
   if (patchSize === 0) return { images: tf.clone(images) as tf.Tensor4D, targets: tf.clone(targets) as tf.Tensor2D };
-  // The seed draws the permutation first, then the mask.
-  const partner = generator.permutation(batch);
-  const mask = randomSquareMasks(images, patchSize, generator);
-  return tf.tidy(() => {
-    const mixed = tf.where(mask, tf.gather(images, partner), images) as tf.Tensor4D;
-    const portion = (patchSize * patchSize) / (height * width);
-    const labels = tf.add(tf.mul(tf.gather(targets, partner), portion), tf.mul(targets, 1 - portion)) as tf.Tensor2D;
-    partner.dispose();
-    mask.dispose();
-    return { images: mixed, targets: labels };
-  });
+  const draws = drawCutmix(batch, height, width, patchSize, generator);
+  try {
+    return tf.tidy(() => ({
+      images: cutmixImages(images, draws),
+      targets: cutmixTargets(targets, tf.gather(targets, draws.partner), patchSize, height, width),
+    }));
+  } finally {
+    tf.dispose([draws.partner, draws.top, draws.left]);
+  }
 }

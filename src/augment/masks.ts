@@ -18,6 +18,12 @@ export function largestSeedSquare(extent: number): number {
   return extent % 2 === 1 ? extent : extent - 1;
 }
 
+/** One square's top-left corner per image: int32 `[batch]` rows and columns. */
+export interface SquareStarts {
+  top: tf.Tensor1D;
+  left: tf.Tensor1D;
+}
+
 /**
  * Top-left corners of one `size` x `size` square per image, drawn exactly where the seed's
  * `make_random_square_masks` puts its squares. The seed draws centres in
@@ -33,7 +39,7 @@ export function squareStarts(
   width: number,
   size: number,
   random: DeviceRandom,
-): { top: tf.Tensor1D; left: tf.Tensor1D } {
+): SquareStarts {
   if (!Number.isInteger(size) || size < 1) throw new Error(`${where}: size must be a positive integer, got ${size}`);
   const half = Math.floor(size / 2);
   for (const [axis, extent] of [
@@ -52,6 +58,23 @@ export function squareStarts(
 }
 
 /**
+ * Boolean `[batch, height, width, 1]` masks, true in the `size` x `size` square at each image's
+ * `starts` (the caller keeps `starts`). Built on the backend; nothing is read back.
+ */
+export function squareMasks(starts: SquareStarts, height: number, width: number, size: number): tf.Tensor4D {
+  const batch = starts.top.shape[0];
+  return tf.tidy(() => {
+    const inWindow = (start: tf.Tensor1D, extent: number) => {
+      const offset = tf.sub(tf.reshape(tf.range(0, extent, 1, 'int32'), [1, extent]), tf.reshape(start, [batch, 1]));
+      return tf.logicalAnd(tf.greaterEqual(offset, tf.scalar(0, 'int32')), tf.less(offset, tf.scalar(size, 'int32')));
+    };
+    const rows = tf.reshape(inWindow(starts.top, height), [batch, height, 1, 1]);
+    const cols = tf.reshape(inWindow(starts.left, width), [batch, 1, width, 1]);
+    return tf.logicalAnd(rows, cols) as tf.Tensor4D;
+  });
+}
+
+/**
  * The seed's `make_random_square_masks` in NHWC: a boolean `[batch, height, width, 1]`
  * mask per image holding one `maskSize` x `maskSize` square of true at a random position,
  * with the seed's centre ranges for odd and even sizes. Built on the backend from two
@@ -60,16 +83,10 @@ export function squareStarts(
  */
 export function randomSquareMasks(images: tf.Tensor, maskSize: number, random?: DeviceRandom): tf.Tensor4D {
   const [batch, height, width] = checkImages('randomSquareMasks', images);
-  const { top, left } = squareStarts('randomSquareMasks', batch, height, width, maskSize, randomOrGlobal('randomSquareMasks', random));
-  return tf.tidy(() => {
-    const inWindow = (start: tf.Tensor1D, extent: number) => {
-      const offset = tf.sub(tf.reshape(tf.range(0, extent, 1, 'int32'), [1, extent]), tf.reshape(start, [batch, 1]));
-      return tf.logicalAnd(tf.greaterEqual(offset, tf.scalar(0, 'int32')), tf.less(offset, tf.scalar(maskSize, 'int32')));
-    };
-    const rows = tf.reshape(inWindow(top, height), [batch, height, 1, 1]);
-    const cols = tf.reshape(inWindow(left, width), [batch, 1, width, 1]);
-    top.dispose();
-    left.dispose();
-    return tf.logicalAnd(rows, cols) as tf.Tensor4D;
-  });
+  const starts = squareStarts('randomSquareMasks', batch, height, width, maskSize, randomOrGlobal('randomSquareMasks', random));
+  try {
+    return squareMasks(starts, height, width, maskSize);
+  } finally {
+    tf.dispose([starts.top, starts.left]);
+  }
 }

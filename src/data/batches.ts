@@ -1,11 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { batchCrop } from '../augment/crop.js';
-import { batchCutmix } from '../augment/cutmix.js';
-import { batchFlipLR } from '../augment/flip.js';
-import { largestSeedSquare, squareStarts } from '../augment/masks.js';
+import { cutmixTargets } from '../augment/cutmix.js';
+import { largestSeedSquare } from '../augment/masks.js';
+import { applyEpochPlan, drawEpochPlan, epochPlanTensors, type EpochPlan } from '../augment/plan.js';
 import { randomOrGlobal } from '../ops/global-random.js';
 import type { DeviceRandom } from '../ops/random.js';
-import { type CompactImages, isCompactImages } from './compact.js';
+import { type CompactImages, decodePlanRows, isCompactImages } from './compact.js';
 
 /** Python 3's `round(x)`: round half to even (banker's rounding), which `Math.round` is not. */
 function pythonRound(x: number): number {
@@ -125,13 +124,19 @@ export function disposeAfter(tensors: tf.TensorContainer, failed: boolean): void
   }
 }
 
+/**
+ * Your own augmentation of one training batch (see `EpochBatchesArgs.augment`): given the batch the epoch's
+ * plan made (cropped, flipped, cutmixed) and the epoch's generator, returns the batch to yield.
+ */
+export type BatchAugmentation = (batch: Batch, random: DeviceRandom) => Batch;
+
 /** Options of `epochBatches`, the seed's `get_batches` arguments. */
 export interface EpochBatchesArgs {
   /** Examples per batch; a last partial batch is dropped. */
   batchSize: number;
   /** Draws the shuffle and the augmentations; default the global generator (`setGlobalSeed`). */
   random?: DeviceRandom;
-  /** Augment (crop, flip, cutmix) as for the training set. Default true. */
+  /** Augment (crop, flip, cutmix, then `augment`) as for the training set. Default true. */
   train?: boolean;
   /** Fraction of the epoch to run (the seed's `epoch_fraction`). Default 1. */
   epochFraction?: number;
@@ -139,6 +144,13 @@ export interface EpochBatchesArgs {
   cropSize?: number;
   /** Cutmix patch side; 0 turns cutmix off. Default 0. */
   cutmixSize?: number;
+  /**
+   * Your own augmentation, run on each training batch after the seed's, whichever form the set has (float32
+   * or compact) and on every backend. It runs inside `tf.tidy` (return the batch's own tensors or new ones)
+   * and should draw from the `random` it is given: batches are made in order, so a resumed epoch draws the
+   * same. Not run when `train` is false. Default none.
+   */
+  augment?: BatchAugmentation;
 }
 
 /** One batch: the caller owns (and disposes) both tensors. */
@@ -148,19 +160,17 @@ export interface Batch {
 }
 
 /**
- * The seed's `get_batches`: draws a shuffle of the whole set, keeps
- * `epochExamples(n, batchSize, epochFraction)` of it, augments the whole training set
- * once (random crop, left-right flip, cutmix when `cutmixSize > 0`), then yields
- * shuffled full batches gathered on the backend.
+ * The seed's `get_batches`: draws the epoch's plan ({@link drawEpochPlan}: a shuffle of the whole set, of
+ * which `epochExamples(n, batchSize, epochFraction)` are kept, then every image's crop, flip and, when
+ * `cutmixSize > 0`, cutmix partner and square), executes it, and yields shuffled full batches gathered on
+ * the backend, each passed through `augment` when one is given.
  *
- * With {@link CompactImages} the same draws are made in the same order (the shuffle, every image's
- * crop offsets, every image's flip draw), but only each batch is decoded, cropped and flipped, so
- * no augmented copy of the set exists (except with cutmix, which mixes across the whole set and so
- * decodes it whole). The batches are the float pipeline's (see {@link CompactImages} for where
- * they are bit for bit).
+ * A float32 set is augmented whole once ({@link applyEpochPlan}), as the seed does. A {@link CompactImages}
+ * set executes the same plan per batch in its decode kernel, so no augmented copy of the set exists; the
+ * batches are the float pipeline's (see {@link CompactImages} for where they are bit for bit).
  *
  * @remarks
- * The epoch's augmented copy is held (outside any `tf.tidy` the caller runs `next()`
+ * The plan and the epoch's augmented copy are held (outside any `tf.tidy` the caller runs `next()`
  * in) until the generator finishes or is closed (`break` in a `for...of` closes it),
  * then freed. Each yielded batch belongs to the caller.
  */
@@ -174,9 +184,11 @@ export function epochBatches(data: AnyLabelledImages, args: EpochBatchesArgs): G
   if (targets == null || targets.rank !== 2 || targets.shape[0] !== images.shape[0]) {
     throw new Error(`epochBatches expects data.targets as [${images.shape[0]}, classes], got shape [${targets?.shape ?? String(targets)}]`);
   }
-  const { batchSize, train = true, epochFraction: fraction = 1, cropSize = 32, cutmixSize = 0 } = args ?? ({} as EpochBatchesArgs);
+  const { batchSize, train = true, epochFraction: fraction = 1, cropSize = 32, cutmixSize = 0, augment } = args ?? ({} as EpochBatchesArgs);
   const random = randomOrGlobal('epochBatches (args.random)', args?.random);
   const count = epochExamples(images.shape[0], batchSize, fraction);
+  if (augment !== undefined && typeof augment !== 'function')
+    throw new Error(`epochBatches: args.augment must be a function (batch, random) => batch, got ${typeof augment}`);
   if (train) {
     const [, height, width] = images.shape;
     if (!(Number.isInteger(cropSize) && cropSize >= 1 && cropSize <= Math.min(height, width))) {
@@ -186,7 +198,7 @@ export function epochBatches(data: AnyLabelledImages, args: EpochBatchesArgs): G
     }
     if (!(Number.isInteger(cutmixSize) && cutmixSize >= 0))
       throw new Error(`epochBatches: cutmixSize must be a non-negative integer, got ${cutmixSize}`);
-    // Refused here rather than in batchCutmix, which would run only after the shuffle, crop and flip were drawn and allocated.
+    // Refused here rather than when the plan is drawn, after the shuffle and the crops.
     if (cutmixSize > largestSeedSquare(cropSize)) {
       throw new Error(
         `epochBatches: cutmixSize ${cutmixSize} does not fit the ${cropSize}x${cropSize} crops; it must be at most ${largestSeedSquare(cropSize)} ` +
@@ -194,74 +206,28 @@ export function epochBatches(data: AnyLabelledImages, args: EpochBatchesArgs): G
       );
     }
   }
-  return generateBatches(images, targets, { batchSize, random, train, cropSize, cutmixSize }, count);
+  return generateBatches(images, targets, { batchSize, random, train, cropSize, cutmixSize, augment }, count);
 }
 
 function* generateBatches(
   images: ImageSet,
   targets: tf.Tensor2D,
-  args: Required<Omit<EpochBatchesArgs, 'epochFraction'>>,
+  args: Required<Omit<EpochBatchesArgs, 'epochFraction' | 'augment'>> & Pick<EpochBatchesArgs, 'augment'>,
   count: number,
 ): Generator<Batch, void, undefined> {
-  const { batchSize, random, train, cropSize, cutmixSize } = args;
-  const n = images.shape[0];
+  const { batchSize, random, train, cropSize, cutmixSize, augment } = args;
+  const [n, height, width] = images.shape;
   const held: tf.Tensor[] = [];
   let failed = false;
   try {
-    // Same draw order as the seed: the shuffle first, then the augmentations.
-    const order = tf.keep(
-      tf.tidy(() => {
-        const perm = random.permutation(n);
-        return count < n ? tf.slice(perm, 0, count) : perm;
-      }),
-    );
-    held.push(order);
-    let gatherBatch: (idx: tf.Tensor1D) => Batch;
-    if (isCompactImages(images)) {
-      // plan [n, 4]: image, top, left, flip: one row per image of the set, batches gather rows of it.
-      const plan = tf.keep(
-        train
-          ? compactPlan(images, cropSize, random)
-          : tf.tidy(() => {
-              const zero = tf.zeros([n], 'int32');
-              return tf.stack([tf.range(0, n, 1, 'int32'), zero, zero, zero], 1) as tf.Tensor2D;
-            }),
-      );
-      held.push(plan);
-      const size = train ? cropSize : images.shape[1];
-      if (train && cutmixSize > 0) {
-        const mixed = tf.tidy(() => batchCutmix(decodeAll(images, plan, size), targets, cutmixSize, random));
-        held.push(tf.keep(mixed.images), tf.keep(mixed.targets));
-        gatherBatch = (idx) => ({
-          inputs: tf.gather(mixed.images, idx) as tf.Tensor4D,
-          targets: tf.gather(mixed.targets, idx) as tf.Tensor2D,
-        });
-      } else {
-        gatherBatch = (idx) => ({
-          inputs: images.decode(tf.gather(plan, idx) as tf.Tensor2D, size),
-          targets: tf.gather(targets, idx) as tf.Tensor2D,
-        });
-      }
-    } else {
-      let epochImages: tf.Tensor4D = images;
-      let epochTargets: tf.Tensor2D = targets;
-      if (train) {
-        const augmented = tf.tidy(() => {
-          const flipped = batchFlipLR(batchCrop(images, cropSize, random), random);
-          return cutmixSize > 0
-            ? batchCutmix(flipped, targets, cutmixSize, random)
-            : { images: flipped, targets: tf.clone(targets) as tf.Tensor2D };
-        });
-        epochImages = tf.keep(augmented.images);
-        epochTargets = tf.keep(augmented.targets);
-        held.push(epochImages, epochTargets);
-      }
-      gatherBatch = (idx) => ({ inputs: tf.gather(epochImages, idx) as tf.Tensor4D, targets: tf.gather(epochTargets, idx) as tf.Tensor2D });
-    }
+    const plan = drawEpochPlan([n, height, width], { count, augment: train, cropSize, cutmixSize }, random);
+    held.push(...epochPlanTensors(plan).map((t) => tf.keep(t)));
+    const gatherBatch = isCompactImages(images) ? compactBatches(images, targets, plan, held) : floatBatches(images, targets, plan, held);
     for (let i = 0; (i + 1) * batchSize <= count; i++) {
-      const batch = tf.tidy(
-        () => gatherBatch(tf.slice(order, i * batchSize, batchSize) as tf.Tensor1D) as unknown as tf.TensorContainer,
-      ) as unknown as Batch;
+      const batch = tf.tidy(() => {
+        const planned = gatherBatch(tf.slice(plan.order, i * batchSize, batchSize) as tf.Tensor1D);
+        return (train && augment ? userAugmented(augment, planned, random, batchSize) : planned) as unknown as tf.TensorContainer;
+      }) as unknown as Batch;
       yield batch;
     }
   } catch (e) {
@@ -272,28 +238,51 @@ function* generateBatches(
   }
 }
 
-/**
- * The epoch's crop and flip for every image of a compact set, drawn as batchCrop and batchFlipLR
- * draw them for the whole set (the crop's rows, its columns, then one uniform per image).
- */
-function compactPlan(images: CompactImages, cropSize: number, random: DeviceRandom): tf.Tensor2D {
-  const [n, height, width] = images.shape;
-  const { top, left } = squareStarts('batchCrop', n, height, width, cropSize, random);
-  let u: tf.Tensor | undefined;
-  try {
-    u = random.uniform([n]);
-    const flipDraws = u;
-    return tf.tidy(() => tf.stack([tf.range(0, n, 1, 'int32'), top, left, tf.cast(tf.less(flipDraws, 0.5), 'int32')], 1) as tf.Tensor2D);
-  } finally {
-    tf.dispose([top, left, ...(u ? [u] : [])]);
+/** A float32 set's batches: the plan executed on the whole set once (none when it does not augment), then gathered. */
+function floatBatches(images: tf.Tensor4D, targets: tf.Tensor2D, plan: EpochPlan, held: tf.Tensor[]): (idx: tf.Tensor1D) => Batch {
+  let epochImages = images;
+  let epochTargets = targets;
+  if (plan.crop || plan.flip || plan.cutmix) {
+    const augmented = applyEpochPlan(images, targets, plan);
+    epochImages = tf.keep(augmented.images);
+    epochTargets = tf.keep(augmented.targets);
+    held.push(epochImages, epochTargets);
   }
+  return (idx) => ({ inputs: tf.gather(epochImages, idx) as tf.Tensor4D, targets: tf.gather(epochTargets, idx) as tf.Tensor2D });
 }
 
-/** Every image of the set decoded by its plan row, in chunks (each decode's output is one tensor). */
-function decodeAll(images: CompactImages, plan: tf.Tensor2D, size: number): tf.Tensor4D {
-  const n = images.shape[0];
-  const chunk = 4096;
-  const parts: tf.Tensor4D[] = [];
-  for (let s = 0; s < n; s += chunk) parts.push(images.decode(tf.slice(plan, [s, 0], [Math.min(chunk, n - s), 4]), size));
-  return parts.length === 1 ? parts[0]! : tf.concat4d(parts, 0);
+/** A compact set's batches: the plan's rows of the batch, executed by the decode kernel; cutmix's targets mixed per batch. */
+function compactBatches(images: CompactImages, targets: tf.Tensor2D, plan: EpochPlan, held: tf.Tensor[]): (idx: tf.Tensor1D) => Batch {
+  const rows = tf.keep(decodePlanRows(plan, images.shape[0]));
+  held.push(rows);
+  const { size, cutmix } = plan;
+  return (idx) => {
+    const inputs = images.decode(tf.gather(rows, idx) as tf.Tensor2D, size, cutmix?.size ?? 0);
+    const own = tf.gather(targets, idx) as tf.Tensor2D;
+    if (!cutmix) return { inputs, targets: own };
+    const partnerTargets = tf.gather(targets, tf.gather(cutmix.partner, idx));
+    return { inputs, targets: cutmixTargets(own, partnerTargets, cutmix.size, size, size) };
+  };
+}
+
+/** `augment` run on a batch, its result checked. */
+function userAugmented(augment: BatchAugmentation, batch: Batch, random: DeviceRandom, batchSize: number): Batch {
+  const out = augment(batch, random);
+  const { inputs, targets } = (out ?? {}) as Partial<Batch>;
+  if (
+    !(
+      inputs instanceof tf.Tensor &&
+      inputs.rank === 4 &&
+      inputs.shape[0] === batchSize &&
+      targets instanceof tf.Tensor &&
+      targets.rank === 2 &&
+      targets.shape[0] === batchSize
+    )
+  ) {
+    throw new Error(
+      `epochBatches: args.augment must return a batch { inputs: [${batchSize}, height, width, channels], targets: [${batchSize}, classes] }, ` +
+        `got inputs [${inputs?.shape ?? String(inputs)}] and targets [${targets?.shape ?? String(targets)}]`,
+    );
+  }
+  return { inputs: inputs as tf.Tensor4D, targets: targets as tf.Tensor2D };
 }

@@ -1,11 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { EpochPlan } from '../augment/plan.js';
 import { DECODE_IMAGES, type DecodeImagesAttrs } from '../backend/kernels/names.js';
 
 /**
  * A set of 8-bit images kept on the device at one byte per value (tfjs has no uint8 dtype, so four
  * bytes are packed into each int32), decoded per batch into the float32 images the float pipeline
- * holds: normalised per channel, reflect-padded by `pad`, cropped and mirrored, by one kernel
- * (DataflowDecodeImages). A set too large for one WebGPU binding is split into parts.
+ * holds: normalised per channel, reflect-padded by `pad`, then cropped, mirrored and cutmixed as an
+ * epoch's plan says ({@link decodePlanRows}), by one kernel (DataflowDecodeImages). A set too large for
+ * one WebGPU binding is split into parts.
  *
  * @remarks
  * `shape` is the shape the decoded set would have (`[n, h + 2 pad, w + 2 pad, C]`), so code that
@@ -55,14 +57,19 @@ export class CompactImages {
   }
 
   /**
-   * Decodes `plan` (int32 [B, 4]: image index, top, left, flip per output image) into float32
-   * [B, size, size, C]: the window at (top, left) of each padded image, mirrored where flip is 1.
+   * Decodes `plan` into float32 [B, size, size, C]: per output image a row of int32 [B, 4] (image index,
+   * top, left, flip), the window at (top, left) of the padded image, mirrored where flip is 1; with
+   * `mixSize`, rows of [B, 10] that add a cutmix partner's four and the pasted square's top-left corner
+   * (DECODE_PLAN_COLUMNS), the `mixSize` square there taken from the partner's window instead.
    */
-  decode(plan: tf.Tensor2D, size: number): tf.Tensor4D {
+  decode(plan: tf.Tensor2D, size: number, mixSize = 0): tf.Tensor4D {
     if (this.disposedFlag) throw new Error('CompactImages: the set is disposed');
     const [, paddedHeight, paddedWidth] = this.shape;
     if (!(Number.isInteger(size) && size >= 1 && size <= Math.min(paddedHeight, paddedWidth))) {
       throw new Error(`CompactImages.decode: size must be an integer in [1, ${Math.min(paddedHeight, paddedWidth)}], got ${size}`);
+    }
+    if (!(Number.isInteger(mixSize) && mixSize >= 0 && mixSize <= size)) {
+      throw new Error(`CompactImages.decode: mixSize must be an integer in [0, ${size}], got ${mixSize}`);
     }
     const attrs: DecodeImagesAttrs = {
       parts: this.parts.length,
@@ -72,6 +79,7 @@ export class CompactImages {
       channels: this.channels,
       pad: this.pad,
       size,
+      mixSize,
     };
     if (tf.getKernel(DECODE_IMAGES, tf.getBackend()) == null) {
       throw new Error(
@@ -104,6 +112,25 @@ export class CompactImages {
   slice(start: number, count: number, offset = 0, size = this.shape[1]): tf.Tensor4D {
     return tf.tidy(() => this.gather(tf.range(start, start + count, 1, 'int32') as tf.Tensor1D, offset, size));
   }
+}
+
+/**
+ * An epoch's plan (src/augment/plan.ts) as the decode kernel's rows, one per image of the set (int32
+ * [n, 4], or [n, 10] with cutmix: DECODE_PLAN_COLUMNS): each image's window and flip, and with cutmix its
+ * partner's and the square's corner. A batch decodes `tf.gather(rows, batchIndices)` with
+ * `CompactImages.decode(rows, plan.size, plan.cutmix?.size ?? 0)`: the float path's batch bit for bit.
+ */
+export function decodePlanRows(plan: EpochPlan, n: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const zero = tf.zeros([n], 'int32');
+    const own = tf.stack(
+      [tf.range(0, n, 1, 'int32'), plan.crop?.top ?? zero, plan.crop?.left ?? zero, plan.flip ? tf.cast(plan.flip, 'int32') : zero],
+      1,
+    ) as tf.Tensor2D;
+    if (!plan.cutmix) return own;
+    const { partner, top, left } = plan.cutmix;
+    return tf.concat([own, tf.gather(own, partner), tf.stack([top, left], 1)], 1) as tf.Tensor2D;
+  });
 }
 
 /** Whether `x` is a {@link CompactImages} set. */

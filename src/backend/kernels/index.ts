@@ -1,10 +1,11 @@
 import type { KernelConfig } from '@tensorflow/tfjs-core';
 import { CPU_LIBRARY_KERNELS } from './cpu/index.js';
-import { cpuDecodeImagesConfig, wasmDecodeImagesConfig, webgpuDecodeImagesConfig } from './decode-images.js';
 import { LIBRARY_GRADIENTS } from './gradients.js';
 import { backendsWithOverrides, installGradients, installOverrides, uninstallGradients, uninstallOverrides } from './install.js';
+import { decodeImagesConfig as wasmDecodeImagesConfig } from './wasm/DecodeImages.js';
 import { randomConfig as wasmRandomConfig } from './wasm/Random.js';
 import { installWasmTrainingKernels, uninstallWasmTrainingKernels } from './wasm/index.js';
+import { decodeImagesConfig as webgpuDecodeImagesConfig } from './webgpu/DecodeImages.js';
 import { randomConfig as webgpuRandomConfig } from './webgpu/random.js';
 import { installWebGPUTrainingKernels, uninstallWebGPUTrainingKernels } from './webgpu/index.js';
 
@@ -14,7 +15,7 @@ import { installWebGPUTrainingKernels, uninstallWebGPUTrainingKernels } from './
  * replace tfjs's own are in wasm/index.ts and webgpu/index.ts, switched by `trainingKernels`.
  */
 const LIBRARY_KERNELS: Readonly<Record<string, readonly KernelConfig[]>> = {
-  cpu: [...CPU_LIBRARY_KERNELS, cpuDecodeImagesConfig],
+  cpu: CPU_LIBRARY_KERNELS,
   wasm: [wasmRandomConfig, wasmDecodeImagesConfig],
   webgpu: [webgpuRandomConfig, webgpuDecodeImagesConfig],
 };

@@ -58,13 +58,28 @@ export interface BatchNormGradAttrs {
 }
 
 /**
- * Compact images (src/data/compact.ts) decoded into a float32 batch: inputs `plan` (int32 [B, 4]: image
- * index, top, left, flip per output image), `lut` (float32 [C * 256]: the normalised value of byte v in
- * channel c at c * 256 + v) and `p0`..`p{parts - 1}` (int32 [images, words]: each image's NHWC bytes, four
- * to a word, little-endian). Output float32 [B, size, size, C]: the size x size window at (top, left) of
- * each image reflect-padded by `pad`, mirrored left-right where flip is 1.
+ * Compact images (src/data/compact.ts) decoded into a float32 batch by an epoch's plan (src/augment/plan.ts),
+ * executed as given: inputs `plan` (int32 [B, 4], or [B, 10] with `mixSize`: see DECODE_PLAN_COLUMNS), `lut`
+ * (float32 [C * 256]: the normalised value of byte v in channel c at c * 256 + v) and `p0`..`p{parts - 1}` (int32
+ * [images, words]: each image's NHWC bytes, four to a word, little-endian). Output float32 [B, size, size, C]:
+ * the size x size window at (top, left) of each image reflect-padded by `pad`, mirrored left-right where flip is
+ * 1; with `mixSize`, the output pixels in the mixSize square at (squareTop, squareLeft) come from the partner's
+ * image, window and flip instead: cutmix.
  */
 export const DECODE_IMAGES = 'DataflowDecodeImages';
+/** A decode plan row's columns: the image, its window and flip; with cutmix, the partner's four, then the pasted square's corner. */
+export const DECODE_PLAN_COLUMNS = [
+  'image',
+  'top',
+  'left',
+  'flip',
+  'partner',
+  'partnerTop',
+  'partnerLeft',
+  'partnerFlip',
+  'squareTop',
+  'squareLeft',
+] as const;
 export interface DecodeImagesAttrs {
   parts: number;
   /** Images in every part but the last. */
@@ -75,6 +90,8 @@ export interface DecodeImagesAttrs {
   channels: number;
   pad: number;
   size: number;
+  /** Side of the cutmix square; 0: no cutmix, and the plan has the first four columns only. */
+  mixSize: number;
 }
 
 /**

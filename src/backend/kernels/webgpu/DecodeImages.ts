@@ -1,15 +1,21 @@
-import type { DecodeImagesAttrs } from '../names.js';
-import type { WebGPUProgram } from '../types.js';
+/**
+ * DataflowDecodeImages (names.ts) on WebGPU: the program (one thread per output value) and the kernel that
+ * runs it. Each thread picks its source from the plan row (the image's own, or inside the cutmix square its
+ * partner's), reads the byte from the part that holds that image (bindings cannot be indexed at run time, so the
+ * parts are an if-chain) and looks its normalised value up in `lut`, the table the cpu and wasm kernels
+ * (cpu/DecodeImages.ts) use, so no division runs here and the values are theirs bit for bit.
+ * `installLibraryKernels` installs it.
+ * @internal
+ */
+import { Reshape, getKernel, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
+import { decodeImagesInputs } from '../cpu/DecodeImages.js';
+import { DECODE_IMAGES, type DecodeImagesAttrs } from '../names.js';
+import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
 import { wgslConstants } from './conv_gemm.js';
 
 const WORKGROUP = 256;
 
-/**
- * DataflowDecodeImages on WebGPU: one thread per output value reads its byte from the part that holds
- * the image (bindings cannot be indexed at run time, so the parts are an if-chain) and looks its
- * normalised value up in `lut`, the table the cpu and wasm kernels use, so no division runs here.
- * @internal
- */
+/** @internal */
 export class DecodeImagesProgram implements WebGPUProgram {
   readonly variableNames: string[];
   readonly outputShape: number[];
@@ -26,17 +32,25 @@ export class DecodeImagesProgram implements WebGPUProgram {
     this.variableNames = ['plan', 'lut', ...Array.from({ length: a.parts }, (_, k) => `p${k}`)];
     const total = batch * a.size * a.size * a.channels;
     this.outputShape = [total];
-    this.shaderKey = `dataflowDecodeImages_${a.parts}_${a.perPart}_${a.height}_${a.width}_${a.channels}_${a.pad}_${a.size}`;
+    this.shaderKey = `dataflowDecodeImages_${a.parts}_${a.perPart}_${a.height}_${a.width}_${a.channels}_${a.pad}_${a.size}_${a.mixSize}`;
     this.dispatch = [Math.ceil(total / WORKGROUP), 1, 1];
   }
 
   getUserCode(): string {
     const { a } = this;
     const words = (a.height * a.width * a.channels) / 4;
+    const columns = a.mixSize > 0 ? 10 : 4;
     const reads = Array.from({ length: a.parts }, (_, k) => `${k === 0 ? '' : ' else '}if (part == ${k}u) { word = p${k}[at]; }`).join('');
+    // Inside the cutmix square the partner's columns (4..7) stand in for the image's own (0..3).
+    const mix =
+      a.mixSize > 0
+        ? `let squareTop = plan[row + 8u];
+          let squareLeft = plan[row + 9u];
+          if (i32(y) >= squareTop && i32(y) < squareTop + MIX && i32(x) >= squareLeft && i32(x) < squareLeft + MIX) { row = row + 4u; }`
+        : '';
     return `
-      ${wgslConstants({ PER_PART: a.perPart, HEIGHT: a.height, WIDTH: a.width, CHANNELS: a.channels, SIZE: a.size, WORDS: words }, [])}
-      ${wgslConstants({ PAD: a.pad }, ['PAD'])}
+      ${wgslConstants({ PER_PART: a.perPart, HEIGHT: a.height, WIDTH: a.width, CHANNELS: a.channels, SIZE: a.size, WORDS: words, COLUMNS: columns }, [])}
+      ${wgslConstants({ PAD: a.pad, MIX: a.mixSize }, ['PAD', 'MIX'])}
       fn reflect(q : i32, extent : i32) -> i32 {
         if (q < 0) { return -q; }
         if (q >= extent) { return 2 * (extent - 1) - q; }
@@ -49,10 +63,12 @@ export class DecodeImagesProgram implements WebGPUProgram {
           let x = (i / CHANNELS) % SIZE;
           let y = (i / (CHANNELS * SIZE)) % SIZE;
           let b = i / (CHANNELS * SIZE * SIZE);
-          let image = u32(plan[b * 4u]);
-          let top = plan[b * 4u + 1u];
-          let left = plan[b * 4u + 2u];
-          let flip = plan[b * 4u + 3u];
+          var row = b * COLUMNS;
+          ${mix}
+          let image = u32(plan[row]);
+          let top = plan[row + 1u];
+          let left = plan[row + 2u];
+          let flip = plan[row + 3u];
           let xx = select(i32(x), i32(SIZE - 1u - x), flip != 0);
           let py = u32(reflect(top + i32(y) - PAD, i32(HEIGHT)));
           let px = u32(reflect(left + xx - PAD, i32(WIDTH)));
@@ -68,3 +84,19 @@ export class DecodeImagesProgram implements WebGPUProgram {
     `;
   }
 }
+
+const webgpuDecodeImages: KernelFunc = ({ inputs, attrs, backend }) => {
+  const a = attrs as unknown as DecodeImagesAttrs;
+  const { plan, lut, parts, batch } = decodeImagesInputs(inputs, a);
+  const b = backend as unknown as WebGPUBackendLike;
+  const flat = b.runWebGPUProgram(new DecodeImagesProgram(a, batch), [plan, lut, ...parts], 'float32');
+  const out = getKernel(Reshape, 'webgpu')!.kernelFunc({
+    inputs: { x: flat },
+    attrs: { shape: [batch, a.size, a.size, a.channels] },
+    backend,
+  }) as TensorInfo;
+  b.disposeData(flat.dataId);
+  return out;
+};
+
+export const decodeImagesConfig: KernelConfig = { kernelName: DECODE_IMAGES, backendName: 'webgpu', kernelFunc: webgpuDecodeImages };

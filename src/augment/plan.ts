@@ -1,0 +1,110 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { DeviceRandom } from '../ops/random.js';
+import { cropImages, drawCrops } from './crop.js';
+import { cutmixImages, cutmixTargets, drawCutmix, type CutmixDraws } from './cutmix.js';
+import { drawFlips, flipImages } from './flip.js';
+import type { SquareStarts } from './masks.js';
+
+/**
+ * Every random decision of one epoch, drawn once ({@link drawEpochPlan}) and then executed by whichever
+ * path holds the images: {@link applyEpochPlan} on a float32 set, the DataflowDecodeImages kernel per
+ * batch on a compact one. Per-image entries are indexed by the image's position in the set.
+ *
+ * @remarks
+ * Changing a decision (the flip chance, where crops or cutmix squares go) means changing the draw
+ * function that makes it; both paths then follow, since neither decides anything of its own.
+ */
+export interface EpochPlan {
+  /** int32 `[count]`: the images of the set in the order the epoch's batches take them. */
+  readonly order: tf.Tensor1D;
+  /** Side of the images the plan produces: the crop size, or the set's height when there is no crop. */
+  readonly size: number;
+  /** Each image's crop window (int32 `[n]` top-left corners in the padded image), or null: no crop. */
+  readonly crop: SquareStarts | null;
+  /** bool `[n]`: the images mirrored left-right (after the crop), or null: no flip. */
+  readonly flip: tf.Tensor1D | null;
+  /** Each image's cutmix partner and square (in crop coordinates), or null: no cutmix. */
+  readonly cutmix: CutmixDraws | null;
+}
+
+/** What {@link drawEpochPlan} draws. */
+export interface EpochPlanArgs {
+  /** Images the epoch takes, a prefix of the shuffle; default all. */
+  count?: number;
+  /** Crop, flip and cutmix; false draws only the shuffle. Default true. */
+  augment?: boolean;
+  /** Side of the random square crop. Default 32. */
+  cropSize?: number;
+  /** Cutmix patch side; 0 turns cutmix off. Default 0. */
+  cutmixSize?: number;
+}
+
+/** The epoch's shuffle: a random permutation of the `n` images of the set, its first `count` kept. */
+export function drawOrder(n: number, count: number, random: DeviceRandom): tf.Tensor1D {
+  if (!(Number.isInteger(count) && count >= 0 && count <= n))
+    throw new Error(`drawOrder: count must be an integer in [0, ${n}], got ${count}`);
+  const perm = random.permutation(n);
+  if (count === n) return perm;
+  try {
+    return tf.slice(perm, 0, count);
+  } finally {
+    perm.dispose();
+  }
+}
+
+/**
+ * The seed's epoch of decisions for a set of `n` images of `height` x `width`, drawn from `random` in
+ * the seed's order: the shuffle, each image's crop rows then columns, one uniform per image for the
+ * flip, then (with `cutmixSize > 0`) cutmix's partner permutation and its squares' rows and columns.
+ * The caller owns the plan ({@link disposeEpochPlan}).
+ */
+export function drawEpochPlan(shape: readonly [number, number, number], args: EpochPlanArgs, random: DeviceRandom): EpochPlan {
+  const [n, height, width] = shape;
+  const { count = n, augment = true, cropSize = 32, cutmixSize = 0 } = args;
+  const held: tf.Tensor[] = [];
+  try {
+    const order = drawOrder(n, count, random);
+    held.push(order);
+    if (!augment) return { order, size: height, crop: null, flip: null, cutmix: null };
+    const crop = drawCrops(n, height, width, cropSize, random);
+    held.push(crop.top, crop.left);
+    const flip = drawFlips(n, random);
+    held.push(flip);
+    const cutmix = cutmixSize > 0 ? drawCutmix(n, cropSize, cropSize, cutmixSize, random) : null;
+    return { order, size: cropSize, crop, flip, cutmix };
+  } catch (e) {
+    tf.dispose(held);
+    throw e;
+  }
+}
+
+/** The plan's tensors, for keeping or freeing them together. */
+export function epochPlanTensors(plan: EpochPlan): tf.Tensor[] {
+  const { order, crop, flip, cutmix } = plan;
+  const all: Array<tf.Tensor | null | undefined> = [order, crop?.top, crop?.left, flip, cutmix?.partner, cutmix?.top, cutmix?.left];
+  return all.filter((t): t is tf.Tensor => t != null);
+}
+
+/** Frees the plan's tensors. */
+export function disposeEpochPlan(plan: EpochPlan): void {
+  tf.dispose(epochPlanTensors(plan));
+}
+
+/**
+ * The plan executed on a whole float32 set (NHWC images, and their soft targets): crop, flip, then
+ * cutmix, as the seed's `batch_crop`, `batch_flip_lr` and `batch_cutmix` run. Returns new tensors in
+ * the set's order (the plan's `order` is for the caller's batches); the caller keeps the plan.
+ */
+export function applyEpochPlan(images: tf.Tensor4D, targets: tf.Tensor2D, plan: EpochPlan): { images: tf.Tensor4D; targets: tf.Tensor2D } {
+  return tf.tidy(() => {
+    let x: tf.Tensor4D = images;
+    if (plan.crop) x = cropImages(x, plan.crop, plan.size);
+    if (plan.flip) x = flipImages(x, plan.flip);
+    if (!plan.cutmix) return { images: x === images ? (tf.clone(x) as tf.Tensor4D) : x, targets: tf.clone(targets) as tf.Tensor2D };
+    const partnerTargets = tf.gather(targets, plan.cutmix.partner);
+    return {
+      images: cutmixImages(x, plan.cutmix),
+      targets: cutmixTargets(targets, partnerTargets, plan.cutmix.size, plan.size, plan.size),
+    };
+  });
+}
