@@ -54,10 +54,11 @@ export { eighSymmetric, type SymmetricEigen, type EighOptions } from './init/eig
 export { diracInit, diracRenormInit, initConvGroupDirac } from './init/dirac.js';
 
 // Augmentation
-export { randomSquareMasks } from './augment/masks.js';
-export { batchCrop } from './augment/crop.js';
-export { batchFlipLR } from './augment/flip.js';
-export { batchCutmix } from './augment/cutmix.js';
+export { randomSquareMasks, squareMasks, type SquareStarts } from './augment/masks.js';
+export { batchCrop, drawCrops, cropImages } from './augment/crop.js';
+export { batchFlipLR, drawFlips, flipImages } from './augment/flip.js';
+export { batchCutmix, drawCutmix, cutmixImages, cutmixTargets, type CutmixDraws } from './augment/cutmix.js';
+export { drawEpochPlan, drawOrder, applyEpochPlan, disposeEpochPlan, type EpochPlan, type EpochPlanArgs } from './augment/plan.js';
 export { reflectPad } from './augment/pad.js';
 
 // Data
@@ -104,7 +105,14 @@ export {
   type ParseCifar100Options,
 } from './data/cifar100.js';
 export { readTar, type TarEntry } from './data/tar.js';
-export { CompactImages, compactImages, isCompactImages, normalisationTable, type CompactImagesOptions } from './data/compact.js';
+export {
+  CompactImages,
+  compactImages,
+  decodePlanRows,
+  isCompactImages,
+  normalisationTable,
+  type CompactImagesOptions,
+} from './data/compact.js';
 export {
   epochBatches,
   seedSchedule,
@@ -112,6 +120,7 @@ export {
   epochExamples,
   stepsInEpoch,
   type EpochBatchesArgs,
+  type BatchAugmentation,
   sliceImages,
   type LabelledImages,
   type CompactLabelledImages,
@@ -143,6 +152,7 @@ export {
   STAGE_NAMES,
   seedLossStage,
   seedBatchesStage,
+  seedBatches,
   seedOptimizerStage,
   seedEmaStage,
   seedEvaluateStage,
@@ -154,6 +164,7 @@ export {
   type LossStage,
   type BatchesStage,
   type BatchesStageArgs,
+  type SeedBatchesOptions,
   type OptimizerStage,
   type OptimizerPlan,
   type EmaStage,

@@ -26,6 +26,10 @@ export function drawCrops(batch: number, height: number, width: number, cropSize
 /**
  * The crop's execution: each image's `cropSize` x `cropSize` window at its `starts` (the caller keeps
  * them). Gathers on the backend (one per 2^24 pixel rows of input); nothing is read back.
+ *
+ * @remarks
+ * A compact set's batches are cropped by the decode kernel from the same starts: where crops go is
+ * decided in {@link drawCrops}, which both paths follow.
  */
 export function cropImages(images: tf.Tensor, starts: SquareStarts, cropSize: number): tf.Tensor4D {
   const [batch, height, width, channels] = checkImages('cropImages', images);

@@ -26,7 +26,13 @@ export function drawCutmix(batch: number, height: number, width: number, patchSi
   }
 }
 
-/** Cutmix's execution on images: each image with its square taken from its partner (the caller keeps `draws`). */
+/**
+ * Cutmix's execution on images: each image with its square taken from its partner (the caller keeps `draws`).
+ *
+ * @remarks
+ * A compact set's batches are mixed by the decode kernel from the same draws, so partners and squares
+ * are decided in {@link drawCutmix}, which both paths follow.
+ */
 export function cutmixImages(images: tf.Tensor, draws: CutmixDraws): tf.Tensor4D {
   const [, height, width] = checkImages('cutmixImages', images);
   return tf.tidy(() => tf.where(squareMasks(draws, height, width, draws.size), tf.gather(images, draws.partner), images) as tf.Tensor4D);

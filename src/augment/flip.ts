@@ -17,7 +17,14 @@ export function drawFlips(batch: number, random: DeviceRandom, flipChance = 0.5)
   }
 }
 
-/** The flip's execution: each image whose `flips` entry (bool `[batch]`) is true, mirrored left-right. */
+/**
+ * The flip's execution: each image whose `flips` entry (bool `[batch]`) is true, mirrored left-right.
+ *
+ * @remarks
+ * A compact set's batches are mirrored by the decode kernel from the same decisions, so a different
+ * flip rule belongs in {@link drawFlips} (both paths follow it) and a new pixel operation in
+ * `EpochBatchesArgs.augment`, not here.
+ */
 export function flipImages(images: tf.Tensor, flips: tf.Tensor1D): tf.Tensor4D {
   const [batch] = checkImages('flipImages', images);
   return tf.tidy(() => {

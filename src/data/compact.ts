@@ -10,6 +10,8 @@ import { DECODE_IMAGES, type DecodeImagesAttrs } from '../backend/kernels/names.
  * one WebGPU binding is split into parts.
  *
  * @remarks
+ * The kernel decides nothing: every crop, flip and cutmix comes from the plan's rows, drawn once per
+ * epoch for both paths (src/augment/plan.ts).
  * `shape` is the shape the decoded set would have (`[n, h + 2 pad, w + 2 pad, C]`), so code that
  * checks image shapes works with either form. The normalised value of each byte comes from a table
  * built on the host with the float pipeline's float32 arithmetic (`(v / 255 - mean) / std`, each

@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { epochBatches, sliceImages, type AnyLabelledImages, type Batch } from '../data/batches.js';
+import { epochBatches, sliceImages, type AnyLabelledImages, type Batch, type BatchAugmentation } from '../data/batches.js';
 import type { Hyp } from '../models/hyp.js';
 import { accuracy, crossEntropy, seedLoss } from '../ops/loss.js';
 import type { DeviceRandom } from '../ops/random.js';
@@ -77,17 +77,38 @@ export interface BatchesStageArgs {
  */
 export type BatchesStage = (args: BatchesStageArgs) => Iterator<Batch, unknown, undefined>;
 
+/** Options of {@link seedBatches}. */
+export interface SeedBatchesOptions {
+  /**
+   * Your own augmentation of each training batch, after the seed's crop, flip and cutmix, on float32 and
+   * compact sets alike (`EpochBatchesArgs.augment`). Default none.
+   */
+  augment?: BatchAugmentation;
+}
+
+/**
+ * The seed's batches stage, with an augmentation of your own added to every batch:
+ * `stages: { batches: seedBatches({ augment }) }`. Without one it is {@link seedBatchesStage}.
+ */
+export function seedBatches(options: SeedBatchesOptions = {}): BatchesStage {
+  const { augment } = options ?? {};
+  if (augment !== undefined && typeof augment !== 'function')
+    throw new Error(`seedBatches: augment must be a function (batch, random) => batch, got ${typeof augment}`);
+  return ({ epoch, steps, train, random, context }) => {
+    const { net, misc } = context.hyp;
+    return epochBatches(train, {
+      batchSize: context.batchSize,
+      random,
+      epochFraction: (steps * context.batchSize) / train.images.shape[0],
+      cropSize: context.imageSize,
+      cutmixSize: epoch >= misc.trainEpochs - net.cutmixEpochs ? net.cutmixSize : 0,
+      augment,
+    });
+  };
+}
+
 /** The seed's batches: shuffled, randomly cropped and flipped once per epoch, cutmix in the last `net.cutmixEpochs` epochs. */
-export const seedBatchesStage: BatchesStage = ({ epoch, steps, train, random, context }) => {
-  const { net, misc } = context.hyp;
-  return epochBatches(train, {
-    batchSize: context.batchSize,
-    random,
-    epochFraction: (steps * context.batchSize) / train.images.shape[0],
-    cropSize: context.imageSize,
-    cutmixSize: epoch >= misc.trainEpochs - net.cutmixEpochs ? net.cutmixSize : 0,
-  });
-};
+export const seedBatchesStage: BatchesStage = seedBatches();
 
 /** An optimiser with its parameter groups, and the learning-rate schedule of each group (the first is the one reported). */
 export interface OptimizerPlan {

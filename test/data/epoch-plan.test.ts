@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { expect, it } from 'vitest';
 import { reflectPad } from '../../src/augment/pad.js';
-import { epochBatches, type AnyLabelledImages, type EpochBatchesArgs } from '../../src/data/batches.js';
+import { epochBatches, type AnyLabelledImages, type Batch, type BatchAugmentation, type EpochBatchesArgs } from '../../src/data/batches.js';
 import { CIFAR10_IMAGE_BYTES, type Cifar10Dataset } from '../../src/data/cifar10.js';
 import { loadCifar10 } from '../../src/data/cifar10-node.js';
 import { compactImages, normalisationTable } from '../../src/data/compact.js';
@@ -138,6 +138,85 @@ describeEachBackend("an epoch's batches equal the recorded ones (the seed's sett
       expect(liveTensors()).toBe(before);
     });
   }
+});
+
+/** The docs' example (docs/extending.md): each image's brightness shifted by up to ±amount. */
+const brightnessJitter =
+  (amount: number): BatchAugmentation =>
+  ({ inputs, targets }, random) => {
+    const shift = tf.mul(tf.sub(random.uniform([inputs.shape[0], 1, 1, 1]), 0.5), 2 * amount);
+    return { inputs: tf.add(inputs, shift) as tf.Tensor4D, targets };
+  };
+
+/** Every batch of an epoch, read back. */
+async function epochValues(set: AnyLabelledImages, random: DeviceRandom, args: Omit<EpochBatchesArgs, 'random'>) {
+  const out: Array<{ x: Float32Array; y: Float32Array }> = [];
+  for (const batch of epochBatches(set, { ...args, random })) {
+    out.push({ x: (await batch.inputs.data()) as Float32Array, y: (await batch.targets.data()) as Float32Array });
+    tf.dispose([batch.inputs, batch.targets]);
+  }
+  return out;
+}
+
+describeEachBackend('an augmentation of your own (EpochBatchesArgs.augment)', () => {
+  it("runs on every training batch after the plan, on the float and the compact path alike, drawing from the epoch's generator in batch order", async () => {
+    const before = liveTensors();
+    const float = floatSet();
+    const compact = compactSet(37 * CIFAR10_IMAGE_BYTES);
+    for (const args of [{ batchSize: 16 }, { batchSize: 32, cutmixSize: 5 }]) {
+      const planDraws = args.cutmixSize ? 7 : 4;
+      const withJitter = { ...args, augment: brightnessJitter(0.2) };
+      const fromFloat = await epochValues(float, new DeviceRandom(8), withJitter);
+      const fromCompact = await epochValues(compact, new DeviceRandom(8), withJitter);
+      // What it must be: the plan's batches, each shifted by the draw that follows the plan's and the batches' before it.
+      const plain = await epochValues(float, new DeviceRandom(8), args);
+      expect(fromFloat.length).toBe(COUNT / args.batchSize);
+      for (let b = 0; b < plain.length; b++) {
+        const random = new DeviceRandom(8);
+        random.setState({ seed: 8, counter: planDraws + b });
+        const expected = tf.tidy(() => {
+          const batch: Batch = {
+            inputs: tf.tensor4d(plain[b]!.x, [args.batchSize, 32, 32, 3]),
+            targets: tf.tensor2d(plain[b]!.y, [args.batchSize, CLASSES]),
+          };
+          return brightnessJitter(0.2)(batch, random).inputs;
+        });
+        const want = (await expected.data()) as Float32Array;
+        expected.dispose();
+        expect(Buffer.from(fromFloat[b]!.x.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+        expect(Buffer.from(fromCompact[b]!.x.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+        expect(fromCompact[b]!.y).toEqual(plain[b]!.y);
+        expect(fromFloat[b]!.y).toEqual(plain[b]!.y);
+      }
+    }
+    disposeSet(float);
+    disposeSet(compact);
+    expect(liveTensors()).toBe(before);
+  });
+
+  it('is left out when train is false, and a result that is not a batch is refused, saying what was expected', async () => {
+    const before = liveTensors();
+    const set = compactSet();
+    let calls = 0;
+    const counting: BatchAugmentation = (batch) => {
+      calls++;
+      return batch;
+    };
+    const evalBatches = await epochValues(set, new DeviceRandom(1), { batchSize: 16, train: false, augment: counting });
+    expect(evalBatches).toHaveLength(6);
+    expect(calls).toBe(0);
+    await epochValues(set, new DeviceRandom(1), { batchSize: 16, augment: counting });
+    expect(calls).toBe(6);
+    const halves: BatchAugmentation = ({ inputs, targets }) => ({ inputs: tf.slice(inputs, 0, 8), targets });
+    expect(() => epochBatches(set, { batchSize: 16, random: new DeviceRandom(1), augment: halves }).next()).toThrow(
+      'epochBatches: args.augment must return a batch { inputs: [16, height, width, channels], targets: [16, classes] }, got inputs [8,32,32,3] and targets [16,10]',
+    );
+    expect(() => epochBatches(set, { batchSize: 16, augment: 'brightness' as never })).toThrow(
+      'epochBatches: args.augment must be a function (batch, random) => batch, got string',
+    );
+    disposeSet(set);
+    expect(liveTensors()).toBe(before);
+  });
 });
 
 // CI checks the repo out next to a copy of shared/; $CIFAR10_DIR (as the CLI reads it) elsewhere.

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
+import { compactImages } from '../../src/data/compact.js';
 import { ConvGroup } from '../../src/layers/conv-group.js';
 import { DiscreteAction } from '../../src/layers/discrete-action.js';
 import { Linear } from '../../src/layers/linear.js';
@@ -10,6 +11,7 @@ import { seedLoss } from '../../src/ops/loss.js';
 import {
   SEED_STAGES,
   resolveStages,
+  seedBatches,
   seedBatchesStage,
   type BatchesStage,
   type LossStage,
@@ -172,6 +174,68 @@ describeEachBackend(
       model.dispose();
       dispose();
     }, 600_000); // the file's first training run: on software WebGPU it compiles every pipeline, minutes on a busy machine
+
+    it("adds an augmentation of your own to the seed's batches (seedBatches({ augment })), and a run with it resumes exactly", async () => {
+      const { data, dispose } = toyData(24, 6);
+      let calls = 0;
+      // A brightness jitter, as in docs/extending.md, counting its batches.
+      const jitter = seedBatches({
+        augment: ({ inputs, targets }, random) => {
+          calls++;
+          const shift = tf.mul(tf.sub(random.uniform([inputs.shape[0], 1, 1, 1]), 0.5), 0.4);
+          return { inputs: tf.add(inputs, shift) as tf.Tensor4D, targets };
+        },
+      });
+      const straight = new Trainer({ model: tinyModel(5), hyp: HYP }, data, { seed: 6, stages: { batches: jitter } });
+      await straight.run();
+      expect(calls).toBe(6);
+      const expected = await weightsOf(straight);
+      const plain = new Trainer({ model: tinyModel(5), hyp: HYP }, data, { seed: 6 });
+      await plain.run();
+      expect(await weightsOf(plain)).not.toEqual(expected);
+
+      const first = new Trainer({ model: tinyModel(5), hyp: HYP }, data, {
+        seed: 6,
+        stages: { batches: jitter },
+        callbacks: {
+          onStep: (s) => {
+            if (s.step === 4) first.requestStop();
+          },
+        },
+      });
+      expect((await first.run()).stopReason).toBe('stopped');
+      const checkpoint = first.checkpoint();
+      const resumed = new Trainer({ model: tinyModel(50), hyp: HYP }, data, { seed: 60, stages: { batches: jitter } });
+      resumed.restore(checkpoint);
+      tf.dispose(Object.values(checkpoint.tensors));
+      expect((await resumed.run()).stopReason).toBe('completed');
+      const actual = await weightsOf(resumed);
+      actual.forEach((w, i) => expect(w, straight.model.weights[i]!.originalName).toEqual(expected[i]));
+      for (const t of [straight, plain, first, resumed]) {
+        t.dispose();
+        t.model.dispose();
+      }
+      // The same stage on a compact set (what the CLI trains from): the augmentation runs on its batches too.
+      calls = 0;
+      const bytes = Uint8Array.from({ length: 24 * SIDE * SIDE * 3 }, (_, i) => (i * 97) % 256);
+      const compact = {
+        train: {
+          images: compactImages(bytes, [24, SIDE, SIDE, 3], { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], pad: 2 }),
+          targets: data.train.targets,
+        },
+        eval: data.eval,
+      };
+      const onCompact = new Trainer({ model: tinyModel(5), hyp: HYP }, compact, { seed: 6, stages: { batches: jitter } });
+      expect((await onCompact.run()).stopReason).toBe('completed');
+      expect(calls).toBe(6);
+      onCompact.dispose();
+      onCompact.model.dispose();
+      compact.train.images.dispose();
+      expect(() => seedBatches({ augment: 3 as never })).toThrow(
+        'seedBatches: augment must be a function (batch, random) => batch, got number',
+      );
+      dispose();
+    });
 
     it('refuses a batches stage that runs out before the epoch ends, saying how many it gave', async () => {
       const { data, dispose } = toyData(24, 3);
