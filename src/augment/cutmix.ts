@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { deviceScalar } from '../ops/constants.js';
 import { randomOrGlobal } from '../ops/global-random.js';
 import type { DeviceRandom } from '../ops/random.js';
 import { checkImages, squareMasks, squareStarts, type SquareStarts } from './masks.js';
@@ -51,7 +52,8 @@ export function cutmixTargets(
   width: number,
 ): tf.Tensor2D {
   const portion = (patchSize * patchSize) / (height * width);
-  return tf.tidy(() => tf.add(tf.mul(partnerTargets, portion), tf.mul(targets, 1 - portion)) as tf.Tensor2D);
+  // Device scalars: a compact set mixes every batch's targets, and a JS number would be a write per batch.
+  return tf.tidy(() => tf.add(tf.mul(partnerTargets, deviceScalar(portion)), tf.mul(targets, deviceScalar(1 - portion))) as tf.Tensor2D);
 }
 
 /**

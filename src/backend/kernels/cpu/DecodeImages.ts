@@ -18,32 +18,32 @@ export function decodeImagesImpl(out: Float32Array, plan: Int32Array, lut: Float
   const imageBytes = H * W * C;
   const columns = mixSize > 0 ? 10 : 4;
   const batch = plan.length / columns;
-  // A source: an image's bytes, where it starts in them, and its window and flip.
-  const source = (r: number) => {
-    const image = plan[r]!;
-    const part = Math.floor(image / perPart);
-    return {
-      bytes: parts[part]!,
-      base: (image - part * perPart) * imageBytes,
-      top: plan[r + 1]!,
-      left: plan[r + 2]!,
-      flip: plan[r + 3]! !== 0,
-    };
-  };
+  // The square's columns, clipped to the image (as the shader's comparisons clip them).
+  const clip = (x: number) => Math.min(Math.max(x, 0), size);
   let o = 0;
   for (let b = 0; b < batch; b++) {
-    const own = source(b * columns);
-    const partner = mixSize > 0 ? source(b * columns + 4) : own;
-    const squareTop = mixSize > 0 ? plan[b * columns + 8]! : 0;
-    const squareLeft = mixSize > 0 ? plan[b * columns + 9]! : 0;
+    const row = b * columns;
+    // Cutmix: the square at (squareTop, squareLeft) reads the partner's columns (4..7) instead of the image's (0..3).
+    const squareTop = mixSize > 0 ? plan[row + 8]! : size;
+    const squareLeft = mixSize > 0 ? clip(plan[row + 9]!) : size;
+    const squareRight = mixSize > 0 ? clip(plan[row + 9]! + mixSize) : size;
     for (let y = 0; y < size; y++) {
-      const mixedRow = mixSize > 0 && y >= squareTop && y < squareTop + mixSize;
-      for (let x = 0; x < size; x++) {
-        const s = mixedRow && x >= squareLeft && x < squareLeft + mixSize ? partner : own;
-        const py = reflect(s.top + y - pad, H);
-        const px = reflect(s.left + (s.flip ? size - 1 - x : x) - pad, W);
-        const at = s.base + (py * W + px) * C;
-        for (let c = 0; c < C; c++) out[o++] = lut[c * 256 + s.bytes[at + c]!]!;
+      const mixed = y >= squareTop && y < squareTop + mixSize;
+      // Runs of the row: [0, squareLeft) own, [squareLeft, squareRight) the partner's, [squareRight, size) own.
+      for (let run = 0; run < (mixed ? 3 : 1); run++) {
+        const r = run === 1 ? row + 4 : row;
+        const x0 = !mixed || run === 0 ? 0 : run === 1 ? squareLeft : squareRight;
+        const x1 = !mixed ? size : run === 0 ? squareLeft : run === 1 ? squareRight : size;
+        const image = plan[r]!;
+        const part = Math.floor(image / perPart);
+        const bytes = parts[part]!;
+        const left = plan[r + 2]!;
+        const flip = plan[r + 3]! !== 0;
+        const start = (image - part * perPart) * imageBytes + reflect(plan[r + 1]! + y - pad, H) * W * C;
+        for (let x = x0; x < x1; x++) {
+          const at = start + reflect(left + (flip ? size - 1 - x : x) - pad, W) * C;
+          for (let c = 0; c < C; c++) out[o++] = lut[c * 256 + bytes[at + c]!]!;
+        }
       }
     }
   }
