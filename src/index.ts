@@ -159,7 +159,7 @@ export {
   type EvaluateStage,
 } from './train/stages.js';
 export type { TrainData, TrainableNet } from './train/trainable.js';
-export { CHECKPOINT_VERSION, type TrainCheckpoint } from './train/checkpoint.js';
+export { CHECKPOINT_VERSION, type CheckpointSchedule, type TrainCheckpoint } from './train/checkpoint.js';
 export { predictWithFlipTTA } from './train/flip-tta.js';
 export { TABLE_COLUMNS, formatTableHeader, formatTableRow, type TableColumn, type TableRow } from './train/table.js';
 export { curvesSvg, type CurvePanel, type CurveSeries } from './train/curves-svg.js';
@@ -169,7 +169,9 @@ export {
   SEED_HYP,
   resolveHyp,
   checkHyp,
+  checkHypFitsImages,
   blockDepths,
+  type HypCheckOptions,
   type Hyp,
   type HypOverrides,
   type OptHyp,
