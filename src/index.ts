@@ -39,6 +39,8 @@ export { DiscreteAction, findDiscreteActions, type DiscreteActionArgs } from './
 export { Gelu } from './layers/gelu.js';
 export { MaxPool2, GlobalMaxPool } from './layers/pooling.js';
 export {
+  checkBoolean,
+  checkFiniteNonNegative,
   checkInput,
   checkPositiveInt,
   checkSpatialAtLeast,
