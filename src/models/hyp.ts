@@ -363,16 +363,13 @@ function checkImageSizeOption(where: string, options: HypCheckOptions | undefine
 
 /**
  * Throws unless the seed's random crop and cutmix can use `hyp` on `imageSize` x `imageSize` images, naming the
- * key at fault: the crop takes an `imageSize` window of the images reflect-padded by `net.padAmount` where the
- * seed's square masks would put it (an even window needs padded images larger than itself, an odd one fits its
- * own side), reflection needs `padAmount` below the side, and a cutmix square must fit the crop the same way.
- * What `Trainer` checks for the seed's batches stage. @internal
+ * key at fault: the crop takes an `imageSize` window of the images padded by `net.padAmount` where the seed's
+ * square masks would put it (an even window needs padded images larger than itself, an odd one fits its own
+ * side), and a cutmix square must fit the crop the same way. What `Trainer` checks for the seed's batches
+ * stage (its data comes padded already). @internal
  */
 export function checkHypFitsCrops(hyp: Hyp, imageSize: number): void {
   const { padAmount, cutmixSize } = hyp.net;
-  if (padAmount >= imageSize) {
-    throw new Error(`hyp.net.padAmount must be smaller than the ${imageSize}x${imageSize} images it reflect-pads, got ${padAmount}`);
-  }
   if (imageSize > largestSeedSquare(imageSize + 2 * padAmount)) {
     throw new Error(
       `hyp.net.padAmount must be at least 1 for the seed's random ${imageSize}x${imageSize} crop (an even crop needs padded images larger than itself), got ${padAmount}`,
@@ -387,11 +384,16 @@ export function checkHypFitsCrops(hyp: Hyp, imageSize: number): void {
 }
 
 /**
- * Throws unless the seed's crop, cutmix ({@link checkHypFitsCrops}) and whitening fit can use `hyp` on
- * `imageSize` x `imageSize` images: the whitening kernel must fit the unpadded image, and every chunk of the
- * fit's `whiteningExamples` needs at least two patches for its covariance. Names the key at fault.
+ * Throws unless the seed's reflect padding, crop, cutmix ({@link checkHypFitsCrops}) and whitening fit can use
+ * `hyp` on `imageSize` x `imageSize` images: reflection needs `net.padAmount` below the side, the whitening kernel
+ * must fit the unpadded image, and every chunk of the fit's `whiteningExamples` needs at least two patches for its
+ * covariance. Names the key at fault.
  */
 export function checkHypFitsImages(hyp: Hyp, imageSize: number): void {
+  const { padAmount } = hyp.net;
+  if (padAmount >= imageSize) {
+    throw new Error(`hyp.net.padAmount must be smaller than the ${imageSize}x${imageSize} images it reflect-pads, got ${padAmount}`);
+  }
   checkHypFitsCrops(hyp, imageSize);
   const { whiteningKernelSize: k, whiteningExamples: examples, whiteningChunkSize: chunk } = hyp.net;
   if (k > imageSize) {
