@@ -39,6 +39,8 @@ export { DiscreteAction, findDiscreteActions, type DiscreteActionArgs } from './
 export { Gelu } from './layers/gelu.js';
 export { MaxPool2, GlobalMaxPool } from './layers/pooling.js';
 export {
+  checkBoolean,
+  checkFiniteNonNegative,
   checkInput,
   checkPositiveInt,
   checkSpatialAtLeast,
@@ -160,7 +162,7 @@ export {
   type EvaluateStage,
 } from './train/stages.js';
 export type { TrainData, TrainableNet } from './train/trainable.js';
-export { CHECKPOINT_VERSION, type TrainCheckpoint } from './train/checkpoint.js';
+export { CHECKPOINT_VERSION, type CheckpointSchedule, type TrainCheckpoint } from './train/checkpoint.js';
 export { predictWithFlipTTA } from './train/flip-tta.js';
 export { TABLE_COLUMNS, formatTableHeader, formatTableRow, type TableColumn, type TableRow } from './train/table.js';
 export { curvesSvg, type CurvePanel, type CurveSeries } from './train/curves-svg.js';
@@ -170,7 +172,9 @@ export {
   SEED_HYP,
   resolveHyp,
   checkHyp,
+  checkHypFitsImages,
   blockDepths,
+  type HypCheckOptions,
   type Hyp,
   type HypOverrides,
   type OptHyp,

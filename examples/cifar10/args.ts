@@ -2,6 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
   BACKEND_NAMES,
+  CIFAR10_IMAGE_SIZE,
   SEED_HYP,
   resolveHyp,
   type BackendName,
@@ -300,6 +301,17 @@ const HYP_FLAGS: Record<string, string> = {
 /** Parses `--hyp section.field=value` (or `misc.ema.field=value`) into overrides, checking the key against SEED_HYP. */
 export function parseHypOverrides(entries: readonly string[]): HypOverrides {
   const out: Record<string, Record<string, unknown>> = {};
+  // Keyed once each, as flags are: a repeated key would otherwise keep its last value silently.
+  const given = new Map<string, string[]>();
+  for (const entry of entries) {
+    const m = /^([a-zA-Z.]+)=(.*)$/.exec(entry);
+    if (m) given.set(m[1]!, [...(given.get(m[1]!) ?? []), m[2]!]);
+  }
+  for (const [key, values] of given) {
+    if (values.length > 1) {
+      throw new UsageError(`--hyp ${key} is given ${values.length} times (${values.map((v) => `'${v}'`).join(', ')}); give it once`);
+    }
+  }
   for (const entry of entries) {
     const m = /^([a-zA-Z.]+)=(.*)$/.exec(entry);
     if (!m) throw new UsageError(`--hyp expects KEY=VALUE such as opt.momentum=0.9, got '${entry}'`);
@@ -329,17 +341,22 @@ export function parseHypOverrides(entries: readonly string[]): HypOverrides {
 }
 
 /**
- * Checks the hyperparameters the flags make against resolveHyp's ranges, so a bad value is a
- * usage error before anything is loaded or written. The message names the flag.
+ * Checks the hyperparameters the flags make against resolveHyp's ranges, and against each other for the
+ * datasets' 32x32 images (the crop, cutmix and whitening fit), so a bad value is a usage error before
+ * anything is loaded or written. The message names the flag.
  */
 export function checkHypFlags(hyp: HypOverrides, flags: { epochs: number; batchSize: number; baseDepth: number }): void {
   try {
-    resolveHyp({
-      ...hyp,
-      opt: { ...hyp.opt, batchSize: flags.batchSize },
-      net: { ...hyp.net, baseDepth: flags.baseDepth },
-      misc: { ...hyp.misc, trainEpochs: flags.epochs },
-    });
+    resolveHyp(
+      {
+        ...hyp,
+        opt: { ...hyp.opt, batchSize: flags.batchSize },
+        net: { ...hyp.net, baseDepth: flags.baseDepth },
+        misc: { ...hyp.misc, trainEpochs: flags.epochs },
+      },
+      // CIFAR-100's images are CIFAR-10's size.
+      { imageSize: CIFAR10_IMAGE_SIZE },
+    );
   } catch (e) {
     const message = (e as Error).message;
     const m = /^hyp\.(\S+) (must be .*)$/.exec(message);

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { randomOrGlobal } from '../ops/global-random.js';
 import type { DeviceRandom } from '../ops/random.js';
-import { checkImages, randomSquareMasks } from './masks.js';
+import { checkImages, largestSeedSquare, randomSquareMasks } from './masks.js';
 
 /**
  * The seed's `batch_cutmix`: each image gets a random `patchSize` x `patchSize` square
@@ -26,6 +26,15 @@ export function batchCutmix(
   if (!Number.isInteger(patchSize) || patchSize < 0)
     throw new Error(`batchCutmix: patchSize must be a non-negative integer, got ${patchSize}`);
   if (patchSize === 0) return { images: tf.clone(images) as tf.Tensor4D, targets: tf.clone(targets) as tf.Tensor2D };
+  // Refused before anything is drawn or allocated: the mask's own refusal came after the permutation existed.
+  if (batch === 0) throw new Error(`batchCutmix expects at least one image in 'images', got shape [${images.shape}]`);
+  const largest = largestSeedSquare(Math.min(height, width));
+  if (patchSize > largest) {
+    throw new Error(
+      `batchCutmix: patchSize ${patchSize} does not fit the ${height}x${width} images; it must be at most ${largest} ` +
+        "(the seed's square masks need a spare row for an even side; 0 turns cutmix off)",
+    );
+  }
   // The seed draws the permutation first, then the mask.
   const partner = generator.permutation(batch);
   const mask = randomSquareMasks(images, patchSize, generator);

@@ -4,7 +4,15 @@ import { batchNormApply, batchNormCoefficients, batchNormGrad, batchNormTrainSta
 import { deviceScalar as c } from '../ops/constants.js';
 import { gelu } from '../ops/gelu.js';
 import { channelGradSums, channelMoments, hasChannelGradSumsKernel } from '../ops/moments.js';
-import { checkInput, scopedWeightName, singleInput, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
+import {
+  checkFiniteNonNegative,
+  checkInput,
+  scopedWeightName,
+  singleInput,
+  singleShape,
+  type CallKwargs,
+  type LayerArgs,
+} from './registry.js';
 
 export interface BatchNormArgs extends LayerArgs {
   /** Added to the variance before the square root; default 1e-12, the seed's. */
@@ -74,9 +82,8 @@ export class BatchNorm extends tfl.layers.Layer {
   constructor(args: BatchNormArgs = {}) {
     super(args);
     const name = `BatchNorm '${this.name}'`;
-    this.eps = args.eps ?? 1e-12;
-    if (typeof this.eps !== 'number' || !(this.eps >= 0))
-      throw new Error(`${name}: argument 'eps' must be a number >= 0, got ${String(args.eps)}`);
+    // An infinite eps zeroes every normalised value (and its gradient) without an error.
+    this.eps = checkFiniteNonNegative(args.eps ?? 1e-12, 'eps', name);
     this.momentum = args.momentum ?? 0.4;
     if (typeof this.momentum !== 'number' || !(this.momentum >= 0 && this.momentum <= 1)) {
       throw new Error(`${name}: argument 'momentum' must be a number in [0, 1], got ${String(args.momentum)}`);

@@ -3,7 +3,15 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { BatchNorm } from './batch-norm.js';
 import { CompositeLayer } from './composite.js';
 import { Conv } from './conv.js';
-import { checkInput, checkPositiveInt, checkSpatialAtLeast, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
+import {
+  checkFiniteNonNegative,
+  checkInput,
+  checkPositiveInt,
+  checkSpatialAtLeast,
+  singleShape,
+  type CallKwargs,
+  type LayerArgs,
+} from './registry.js';
 
 export interface ConvGroupArgs extends LayerArgs {
   /** Output channels of both convolutions. */
@@ -26,6 +34,8 @@ export interface ConvGroupArgs extends LayerArgs {
  * the library's MaxPoolGrad kernel, which `initBackend('wasm')` installs).
  */
 export function maxPool2(x: tf.Tensor4D): tf.Tensor4D {
+  // A side below 2 floors to an empty output rather than an error.
+  checkSpatialAtLeast(x.shape, 2, 'maxPool2', 'it max-pools 2x2 windows');
   return tf.maxPool(x, 2, 2, 'valid');
 }
 
@@ -74,10 +84,7 @@ export class ConvGroup extends CompositeLayer {
     if (typeof this.batchNormMomentum !== 'number' || !(this.batchNormMomentum >= 0 && this.batchNormMomentum <= 1)) {
       throw new Error(`${name}: argument 'batchNormMomentum' must be a number in [0, 1], got ${String(args.batchNormMomentum)}`);
     }
-    this.batchNormEps = args.batchNormEps ?? 1e-12;
-    if (typeof this.batchNormEps !== 'number' || !(this.batchNormEps >= 0 && Number.isFinite(this.batchNormEps))) {
-      throw new Error(`${name}: argument 'batchNormEps' must be a finite number >= 0, got ${String(args.batchNormEps)}`);
-    }
+    this.batchNormEps = checkFiniteNonNegative(args.batchNormEps ?? 1e-12, 'batchNormEps', name);
     const norm = (normName: string) => new BatchNorm({ name: normName, momentum: this.batchNormMomentum, eps: this.batchNormEps });
     this.conv1 = new Conv({ name: 'conv1', filters: this.channelsOut, seed: seed(0) });
     this.conv2 = new Conv({ name: 'conv2', filters: this.channelsOut, seed: seed(1) });

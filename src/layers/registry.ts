@@ -74,6 +74,25 @@ export function checkPositiveInt(value: unknown, arg: string, layer: string): nu
   return value;
 }
 
+/** A received value as an error message shows it: a string quoted, so that '0.9' and 0.9 read differently. */
+export function describeReceived(value: unknown): string {
+  return typeof value === 'string' ? `'${value}'` : String(value);
+}
+
+/** Throws unless `value` is a finite number >= 0; names the argument. */
+export function checkFiniteNonNegative(value: unknown, arg: string, layer: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new Error(`${layer}: argument '${arg}' must be a finite number >= 0, got ${describeReceived(value)}`);
+  }
+  return value;
+}
+
+/** Throws unless `value` is true or false (a string such as 'yes' would read as true); names the argument. */
+export function checkBoolean(value: unknown, arg: string, layer: string): boolean {
+  if (typeof value !== 'boolean') throw new Error(`${layer}: argument '${arg}' must be true or false, got ${describeReceived(value)}`);
+  return value;
+}
+
 /** The options every tfjs-layers layer takes (name, trainable, inputShape, ...); not exported by tfjs-layers itself. */
 export type LayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
 

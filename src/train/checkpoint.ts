@@ -7,9 +7,30 @@ import type { EpochRecord } from './types.js';
 /** The version of {@link TrainCheckpoint} this library writes and reads. */
 export const CHECKPOINT_VERSION = 1;
 
+/**
+ * The schedule a checkpoint was written for: what decides the run's steps (the training set's size, the batch size
+ * and the number of epochs) and the steps it makes of them. A restore refuses a checkpoint of another schedule.
+ */
+export interface CheckpointSchedule {
+  /** Training images. */
+  examples: number;
+  batchSize: number;
+  /** `hyp.misc.trainEpochs`. */
+  trainEpochs: number;
+  /** Steps in each epoch. */
+  epochSteps: number[];
+  /** Steps of the run (the OneCycle and EMA schedules' length). */
+  totalSteps: number;
+}
+
 /** Everything needed to continue a run exactly: JSON-safe fields plus named tensors. */
 export interface TrainCheckpoint {
   version: typeof CHECKPOINT_VERSION;
+  /**
+   * The schedule the run was on. Absent from checkpoints written before it was recorded: those are checked by their
+   * position alone, which cannot tell another schedule from this one early in the first epoch.
+   */
+  schedule?: CheckpointSchedule;
   /** The epoch to continue in, and how many of its steps are done. */
   epoch: number;
   epochStep: number;
@@ -54,6 +75,8 @@ export function checkpointTensors(model: tfl.LayersModel, momentum: tf.NamedTens
 /** What a checkpoint must fit: the trainer's model, its schedule and its learning-rate schedules. */
 export interface CheckpointTarget {
   model: tfl.LayersModel;
+  /** The trainer's schedule, which a checkpoint that records one must have been written for. */
+  schedule?: CheckpointSchedule;
   /** Steps in each epoch of the trainer's schedule. */
   epochSteps: readonly number[];
   /** One per SGD group; a checkpoint's schedule steps must be steps of them (`lrAt`, where a schedule has one, throws otherwise). */
@@ -109,6 +132,7 @@ const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as nu
 
 /** Where the checkpoint is in the schedule, its random states, records and optimiser fields. */
 function checkPosition(checkpoint: TrainCheckpoint, target: CheckpointTarget, fail: Fail): void {
+  checkSchedule(checkpoint.schedule, target.schedule, fail);
   const { epoch, epochStep, step } = checkpoint;
   const { epochSteps } = target;
   const epochs = epochSteps.length;
@@ -161,6 +185,33 @@ function checkPosition(checkpoint: TrainCheckpoint, target: CheckpointTarget, fa
     }
   });
   if (typeof checkpoint.emaActive !== 'boolean') fail(`emaActive must be true or false, got ${String(checkpoint.emaActive)}`);
+}
+
+/**
+ * A recorded schedule must be the trainer's. Checked before the position: early in the first epoch the step
+ * numbers of two schedules agree, and such a checkpoint would otherwise resume onto the wrong one.
+ */
+function checkSchedule(written: CheckpointSchedule | undefined, own: CheckpointSchedule | undefined, fail: Fail): void {
+  if (written === undefined || own === undefined) return;
+  const describe = (s: CheckpointSchedule) =>
+    `${s.examples} examples in batches of ${s.batchSize} over ${s.trainEpochs} epochs (${s.epochSteps.join(', ')} steps per epoch, ${s.totalSteps} in all)`;
+  const wellFormed =
+    written !== null &&
+    typeof written === 'object' &&
+    isCount(written.examples) &&
+    isCount(written.batchSize) &&
+    typeof written.trainEpochs === 'number' &&
+    Array.isArray(written.epochSteps) &&
+    written.epochSteps.every(isCount) &&
+    isCount(written.totalSteps);
+  if (!wellFormed) fail(`schedule must be { examples, batchSize, trainEpochs, epochSteps, totalSteps }, got ${JSON.stringify(written)}`);
+  const same =
+    written.examples === own.examples &&
+    written.batchSize === own.batchSize &&
+    written.trainEpochs === own.trainEpochs &&
+    written.totalSteps === own.totalSteps &&
+    tf.util.arraysEqual(written.epochSteps, own.epochSteps);
+  if (!same) fail(`the checkpoint was written for another schedule: ${describe(written)}; this trainer runs ${describe(own)}`);
 }
 
 /** A state for each stateful stage of the trainer and for no other stage. */

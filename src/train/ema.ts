@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { describeReceived } from '../layers/registry.js';
 import { emaUpdate, hasEMAUpdateKernel } from '../ops/optimizer-updates.js';
 import { ScalarTable, readWeight, writeWeight, type NamedWeight } from './sgd.js';
 
@@ -39,6 +40,13 @@ export function isFrozenBySeed(name: string): boolean {
  * The seed's EMA decay for an update at `step` of `totalSteps`:
  * `decayBase ** everyN * (step / totalSteps) ** pow` (defaults 0.95, 5, 3), which warms
  * the averaging up over training: fast early, strong at the end.
+ *
+ * @remarks
+ * `step` must lie in [0, totalSteps]. The seed's `current_steps / total_train_steps` is the
+ * fraction of training done, and its run never passes the total (its OneCycleLR, stepped with the
+ * same counter, raises past `total_steps`). Beyond it the formula is no decay at all: 6.19 at twice
+ * the total, which makes `ema * decay + live * (1 - decay)` diverge. A step past the end is a
+ * caller's miscount, refused rather than clamped, so that it is not averaged silently.
  */
 export function emaDecayAt(
   step: number,
@@ -48,6 +56,7 @@ export function emaDecayAt(
   if (!(Number.isFinite(step) && step >= 0)) throw new Error(`emaDecayAt: step must be a non-negative number, got ${step}`);
   if (!(Number.isFinite(totalSteps) && totalSteps > 0))
     throw new Error(`emaDecayAt: totalSteps must be a positive number, got ${totalSteps}`);
+  if (step > totalSteps) throw new Error(`emaDecayAt: step must be a number in [0, totalSteps] = [0, ${totalSteps}], got ${step}`);
   for (const [name, v] of [
     ['decayBase', decayBase],
     ['everyN', everyN],
@@ -106,16 +115,23 @@ export class NetworkEMA {
       shape: w.shape.map((d) => d ?? -1),
       excluded: this.exclude(w.name),
     }));
-    this.values = weights.map((w) => tf.keep(tf.clone(readWeight(w))));
     const schedule = args.decaySchedule;
     if (schedule != null) {
       const { totalSteps, ...rest } = schedule;
+      // It sizes the table of decays: NaN made an empty one, a negative count a raw RangeError.
+      if (!(typeof totalSteps === 'number' && Number.isInteger(totalSteps) && totalSteps > 0)) {
+        throw new Error(
+          `NetworkEMA: option 'decaySchedule.totalSteps' must be a positive integer (the run's optimiser steps), got ${describeReceived(totalSteps)}`,
+        );
+      }
       const keep = Array.from({ length: totalSteps + 1 }, (_, s) => emaDecayAt(s, totalSteps, rest));
       // Listed once: a decay uploaded at every update is a host-to-device transfer; 1 - decay in float64 as `update` does.
       this.decayTables = { keep: new ScalarTable(keep), take: new ScalarTable(keep.map((d) => 1 - d)) };
     } else {
       this.decayTables = null;
     }
+    // Copied last: a refused option leaves nothing behind.
+    this.values = weights.map((w) => tf.keep(tf.clone(readWeight(w))));
   }
 
   /** Names of the averaged entries, in pairing order. */

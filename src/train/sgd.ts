@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { hasSGDStepKernel, sgdStep } from '../ops/optimizer-updates.js';
+import { checkBoolean, checkFiniteNonNegative, describeReceived } from '../layers/registry.js';
 import type { LrSchedule } from './one-cycle.js';
 
 /**
@@ -107,11 +108,15 @@ export class SGD {
       const name = g.name ?? `group${i}`;
       const { momentum = 0, nesterov = false, weightDecay = 0 } = g;
       if (!Array.isArray(g.weights)) throw new Error(`SGD group '${name}': weights must be an array, got ${String(g.weights)}`);
-      if (typeof g.lr === 'number' ? !Number.isFinite(g.lr) : typeof g.lr?.lr !== 'number') {
-        throw new Error(`SGD group '${name}': lr must be a finite number or a schedule with an lr, got ${String(g.lr)}`);
+      // torch refuses a negative lr, momentum or weight decay; a momentum above 1 grows the buffer without bound.
+      const where = `SGD group '${name}'`;
+      if (typeof g.lr === 'number' ? !(Number.isFinite(g.lr) && g.lr >= 0) : typeof g.lr?.lr !== 'number') {
+        throw new Error(`${where}: lr must be a finite number >= 0 or a schedule with an lr, got ${describeReceived(g.lr)}`);
       }
-      if (!(momentum >= 0 && Number.isFinite(momentum))) throw new Error(`SGD group '${name}': momentum must be >= 0, got ${momentum}`);
-      if (!Number.isFinite(weightDecay)) throw new Error(`SGD group '${name}': weightDecay must be finite, got ${weightDecay}`);
+      if (!(typeof momentum === 'number' && momentum >= 0 && momentum <= 1))
+        throw new Error(`${where}: argument 'momentum' must be a number in [0, 1], got ${describeReceived(momentum)}`);
+      checkFiniteNonNegative(weightDecay, 'weightDecay', where);
+      checkBoolean(nesterov, 'nesterov', where);
       if (nesterov && momentum === 0) throw new Error(`SGD group '${name}': Nesterov momentum requires momentum > 0 (as in torch)`);
       return { name, weights: [...g.weights], lr: g.lr, momentum, nesterov, weightDecay };
     });

@@ -1,18 +1,25 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { largestSeedSquare } from '../augment/masks.js';
 import type { AnyLabelledImages, Batch } from '../data/batches.js';
 import { findDiscreteActions, type DiscreteAction } from '../layers/discrete-action.js';
-import type { Hyp } from '../models/hyp.js';
+import { checkHypFitsCrops, type Hyp } from '../models/hyp.js';
 import { accuracy } from '../ops/loss.js';
 import { DeviceRandom, type DeviceRandomState } from '../ops/random.js';
-import { CHECKPOINT_VERSION, checkCheckpoint, checkpointTensors, type TrainCheckpoint } from './checkpoint.js';
+import { CHECKPOINT_VERSION, checkCheckpoint, checkpointTensors, type CheckpointSchedule, type TrainCheckpoint } from './checkpoint.js';
 import type { NetworkEMA } from './ema.js';
 import { perExampleLoss } from './metrics.js';
 import type { LrSchedule } from './one-cycle.js';
 import { trainSchedule } from './schedule.js';
 import type { SGD } from './sgd.js';
-import { STAGE_NAMES, resolveStages, stageCheckpoint, type StageContext, type StageState, type TrainStages } from './stages.js';
+import {
+  STAGE_NAMES,
+  resolveStages,
+  seedBatchesStage,
+  stageCheckpoint,
+  type StageContext,
+  type StageState,
+  type TrainStages,
+} from './stages.js';
 import { checkTrainData, resolveTrainable, type TrainData, type TrainableNet } from './trainable.js';
 import type { EpochRecord, StepInfo, StopReason, TrainResult } from './types.js';
 import { variableGrads } from './variable-grads.js';
@@ -74,7 +81,11 @@ type EpochOutcome = { imagesPerSec: number } | { stop: StopReason; message?: str
  * weight except those with `whiten`, or both `norm` and `weight`, in their names.
  * With `microBatchSize` below the batch size, the gradients of several passes are summed
  * before one optimiser step: the same update as one large batch (the seed's loss is a sum),
- * except that batch-norm statistics are per micro-batch. Nothing is read back inside a step:
+ * except that batch-norm statistics are per micro-batch. Everything the run needs is checked in the
+ * constructor: among others, a model with no trainable weight, an empty evaluation split (every run
+ * is evaluated after its last epoch, so training without one is refused rather than run to a
+ * meaningless loss), and, for the seed's batches stage, a `net.padAmount` or `net.cutmixSize` the
+ * crop or cutmix cannot use (`checkHypFitsImages`). Nothing is read back inside a step:
  * the loss is read asynchronously every `logEvery` steps, for progress and to stop on a NaN or
  * infinite loss.
  */
@@ -117,6 +128,10 @@ export class Trainer {
 
   constructor(net: tfl.LayersModel | TrainableNet, data: TrainData<AnyLabelledImages>, options: TrainOptions = {}) {
     ({ model: this.model, hyp: this.hyp } = resolveTrainable(net));
+    // Checked here: without one, the optimiser has no group to step and the run fails only inside run().
+    if (this.model.trainableWeights.length === 0) {
+      throw new Error('Trainer: the model has no trainable weight (model.trainableWeights is empty); there is nothing to train');
+    }
     this.discreteActions = findDiscreteActions(this.model);
     this.data = data;
     const { opt, misc } = this.hyp;
@@ -134,12 +149,15 @@ export class Trainer {
         `Trainer: logEvery must be a positive integer (steps between loss reads), got ${typeof logEvery === 'string' ? `'${logEvery}'` : String(logEvery)}`,
       );
     }
-    // Checked here: a patch larger than the crop fails inside an epoch's batches, after their tensors exist.
-    if (this.hyp.net.cutmixSize > largestSeedSquare(this.imageSize)) {
-      throw new Error(
-        `Trainer: hyp.net.cutmixSize ${this.hyp.net.cutmixSize} does not fit the ${this.imageSize}x${this.imageSize} training crops; ` +
-          `it must be at most ${largestSeedSquare(this.imageSize)} (the seed's square masks need a spare row for an even side; 0 turns cutmix off)`,
-      );
+    this.stages = resolveStages(options.stages);
+    // Checked here: a padding the crop cannot use, or a patch larger than the crop, fails inside an epoch's batches,
+    // after their tensors exist. Only for the seed's batches stage: a stage of one's own crops (or not) as it likes.
+    if (this.stages.batches === seedBatchesStage) {
+      try {
+        checkHypFitsCrops(this.hyp, this.imageSize);
+      } catch (e) {
+        throw new Error(`Trainer: ${(e as Error).message}`);
+      }
     }
     this.options = {
       seed: options.seed ?? 0,
@@ -158,7 +176,6 @@ export class Trainer {
     }
     this.epochSteps = schedule.epochSteps;
     this.totalSteps = schedule.totalSteps;
-    this.stages = resolveStages(options.stages);
     this.context = Object.freeze({
       model: this.model,
       hyp: this.hyp,
@@ -420,11 +437,17 @@ export class Trainer {
     };
   }
 
-  /** A checkpoint of the run at the current step; the caller disposes `tensors`. */
+  /** A checkpoint of the run at the current step; the caller disposes `tensors`. Refused after `dispose()`, which frees the momentum it needs. */
   checkpoint(): TrainCheckpoint {
+    if (this.disposed) {
+      throw new Error(
+        'Trainer.checkpoint: this trainer has been disposed (its optimiser state is gone); take the checkpoint before dispose()',
+      );
+    }
     const sgd = this.optimizer.getState();
     return {
       version: CHECKPOINT_VERSION,
+      schedule: this.scheduleIdentity(),
       epoch: this.epoch,
       epochStep: this.epochStep,
       step: this.step,
@@ -457,15 +480,30 @@ export class Trainer {
     return saved.length ? { stages, tensors } : { tensors };
   }
 
+  /** What a checkpoint records of the schedule it was written for, so a restore can refuse another one. */
+  private scheduleIdentity(): CheckpointSchedule {
+    return {
+      examples: this.data.train.images.shape[0],
+      batchSize: this.batchSize,
+      trainEpochs: this.hyp.misc.trainEpochs,
+      epochSteps: [...this.epochSteps],
+      totalSteps: this.totalSteps,
+    };
+  }
+
   /**
    * Continues from a checkpoint of the same configuration (the caller keeps `checkpoint.tensors`).
    * Everything is checked before anything is written: a refused checkpoint (another mode,
-   * architecture, data size or batch size; a missing or misshapen tensor; a bad field) throws and
-   * leaves the trainer exactly as it was.
+   * architecture, schedule (data size, batch size or number of epochs, wherever in the run it was
+   * written); a missing or misshapen tensor; a bad field) throws and leaves the trainer exactly as it was.
+   * A checkpoint written before checkpoints recorded their schedule is checked by its position in this
+   * trainer's schedule alone.
    */
   restore(checkpoint: TrainCheckpoint): void {
+    if (this.disposed) throw new Error('Trainer.restore: this trainer has been disposed; make a new Trainer');
     const checked = checkCheckpoint(checkpoint, {
       model: this.model,
+      schedule: this.scheduleIdentity(),
       epochSteps: this.epochSteps,
       schedules: this.schedules,
       discreteActions: this.discreteActions.length,
@@ -493,8 +531,9 @@ export class Trainer {
       }
     }
 
-    // Everything checked: write.
-    for (const [w, value] of checked.weights) w.write(tf.clone(value));
+    // Everything checked: write. The variable takes its own reference to the value's data (the caller keeps the
+    // checkpoint's tensor); a clone written here was a tensor left behind per weight, holding a copy of the weights.
+    for (const [w, value] of checked.weights) w.write(value);
     this.optimizer.setState(checked.sgd);
     this.ema?.dispose();
     this.ema = ema;

@@ -131,6 +131,15 @@ describe('CIFAR-10 CLI: arguments', () => {
     ],
     [['train', '--hyp', 'opt.momentum=1'], '--hyp opt.momentum must be a number in (0, 1) (Nesterov SGD needs momentum > 0), got 1'],
     [['train', '--hyp', 'misc.ema.everyNSteps=0'], '--hyp misc.ema.everyNSteps must be a positive integer, got 0'],
+    [
+      ['train', '--hyp', 'net.padAmount=0'],
+      "--hyp net.padAmount must be at least 1 for the seed's random 32x32 crop (an even crop needs padded images larger than itself), got 0",
+    ],
+    [['train', '--hyp', 'net.cutmixSize=32'], '--hyp: hyp.net.cutmixSize 32 does not fit the 32x32 training crops; it must be at most 31'],
+    [
+      ['train', '--hyp', 'opt.momentum=0.9', '--hyp', 'net.noiseStd=2', '--hyp', 'opt.momentum=0.8'],
+      "--hyp opt.momentum is given 2 times ('0.9', '0.8'); give it once",
+    ],
     [['train', '--out', ''], "--out must name a directory, got ''"],
     [['evaluate', '--model', 'm', '--draws', '0'], "--draws must be an integer from 1 to 1000, got '0'"],
     [['train', '--resume'], '--resume needs --out DIR naming the run to continue'],

@@ -6,6 +6,7 @@ import { predictWithFlipTTA } from '../../src/train/flip-tta.js';
 import { seedLoss } from '../../src/ops/loss.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { liveTensors } from '../helpers/memory.js';
+import * as lib from '../../src/index.js';
 
 const TINY = { net: { baseDepth: 4 } } as const;
 
@@ -179,6 +180,24 @@ describeEachBackend('speedyConvNet', () => {
     expect(norms(net)).toHaveLength(9);
     expect(new Set(norms(net).map((n) => `${n.momentum}/${n.eps}`))).toEqual(new Set(['0.1/0.00001']));
     seedNet.model.dispose();
+    net.model.dispose();
+  });
+
+  it('fitSpeedyConvNetWhitening refuses a negative padAmount and one that leaves less than the kernel, naming the option (hostile review item 18)', async () => {
+    const net = lib.speedyConvNet({ seed: 5, hyp: { net: { baseDepth: 4, whiteningChunkSize: 4 } }, imageSize: 16 });
+    const padded = tf.randomNormal([4, 16, 16, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
+    const compact = lib.compactImages(new Uint8Array(4 * 16 * 16 * 3), [4, 16, 16, 3], { mean: [0, 0, 0], std: [1, 1, 1] });
+    const before = liveTensors();
+    for (const set of [padded, compact]) {
+      for (const padAmount of [-1, 8, 1.5]) {
+        await expect(lib.fitSpeedyConvNetWhitening(net, set as tf.Tensor4D, { padAmount })).rejects.toThrow(
+          `fitSpeedyConvNetWhitening: option 'padAmount' must be an integer in [0, 7] for 16x16 images (the unpadded images keep at least the whitening kernel's 2x2), got ${padAmount}`,
+        );
+      }
+    }
+    expect(liveTensors()).toBe(before);
+    tf.dispose(padded);
+    compact.dispose();
     net.model.dispose();
   });
 
