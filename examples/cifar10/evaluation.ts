@@ -15,7 +15,7 @@ import {
   type Cifar10Stats,
 } from '../../src/node.js';
 import { UsageError, type EvaluateConfig } from './args.js';
-import { datasetTitle, describeBackend, loadData, type CliIO } from './training.js';
+import { datasetTitle, describeBackend, loadData, webgpuImagesPerBinding, type CliIO } from './training.js';
 
 /** What `train` stores in the saved model's user-defined metadata. */
 export interface SavedModelInfo {
@@ -133,7 +133,10 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
     try {
       const n = test.images.shape[0];
       const size =
-        config.evalBatch ?? (report.backend === 'wasm' ? Math.min(2500, Math.max(1, Math.floor((512 * 64) / depth.value))) : 2500);
+        config.evalBatch ??
+        (report.backend === 'wasm'
+          ? Math.min(2500, Math.max(1, Math.floor((512 * 64) / depth.value)))
+          : Math.min(2500, Math.max(1, Math.floor(webgpuImagesPerBinding(report, depth.value) / 2))));
       const started = performance.now();
       const accuracies: number[] = [];
       for (let draw = 0; draw < config.draws; draw++) {

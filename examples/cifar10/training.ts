@@ -265,6 +265,7 @@ function decideRunConfig(
 ): { run: RunConfig; hyp: Hyp } {
   const { saved } = dir;
   const onWasm = report.backend === 'wasm';
+  const perBinding = webgpuImagesPerBinding(report, config.baseDepth);
   const wanted = {
     dataset: config.dataset,
     labels: config.labels,
@@ -286,17 +287,24 @@ function decideRunConfig(
   } else {
     const microBatch =
       config.microBatch ??
-      (onWasm ? largestDivisorAtMost(config.batchSize, WASM_TRAIN_IMAGES_X_DEPTH / config.baseDepth) : config.batchSize);
+      (onWasm
+        ? largestDivisorAtMost(config.batchSize, WASM_TRAIN_IMAGES_X_DEPTH / config.baseDepth)
+        : largestDivisorAtMost(config.batchSize, perBinding));
     const evalBatch =
       config.hyp.misc?.evalBatchSize ??
-      (onWasm ? Math.min(2500, Math.max(1, Math.floor(WASM_EVAL_IMAGES_X_DEPTH / config.baseDepth))) : 2500);
+      (onWasm
+        ? Math.min(2500, Math.max(1, Math.floor(WASM_EVAL_IMAGES_X_DEPTH / config.baseDepth)))
+        : Math.min(2500, Math.max(1, Math.floor(perBinding / 2))));
     run = { ...wanted, microBatch, evalBatch };
   }
-  const autoMicro = config.microBatch === null && !saved && onWasm;
+  checkWebGPUBinding(run, perBinding);
+  const autoMicro = config.microBatch === null && !saved && (onWasm || run.microBatch !== run.batchSize);
   if (run.microBatch !== run.batchSize || autoMicro) {
-    const why = autoMicro
-      ? ` (chosen for wasm, whose heap holds about ${WASM_TRAIN_IMAGES_X_DEPTH / run.baseDepth} images per pass at base depth ${run.baseDepth}; set it with --micro-batch)`
-      : '';
+    const why = !autoMicro
+      ? ''
+      : onWasm
+        ? ` (chosen for wasm, whose heap holds about ${WASM_TRAIN_IMAGES_X_DEPTH / run.baseDepth} images per pass at base depth ${run.baseDepth}; set it with --micro-batch)`
+        : ` (chosen for this WebGPU device, which binds at most ${perBinding} images' largest activation at base depth ${run.baseDepth}; set it with --micro-batch)`;
     say(
       `Micro-batch: ${run.microBatch} images per pass, ${run.batchSize / run.microBatch} pass${run.batchSize / run.microBatch === 1 ? '' : 'es'} per step${why}`,
     );
@@ -527,6 +535,41 @@ export function explainWasmHeapFailure(error: Error, backend: string): Error {
 }
 
 /** The largest divisor of `n` that is at most `cap`. */
+/**
+ * SpeedyConvNet's largest tensor per image, in bytes: the first conv group's output before its pool, (side - 1)^2
+ * positions (the whitening conv is 2x2 valid) of max(24, base depth) float32 channels (24: the whitening output).
+ */
+function largestActivationBytesPerImage(baseDepth: number, side = 32): number {
+  return (side - 1) ** 2 * Math.max(24, baseDepth) * 4;
+}
+
+/**
+ * Images whose largest activation fits one binding of this WebGPU device (its maxStorageBufferBindingSize: 128 MiB
+ * on lavapipe, up to 4 GiB on a large GPU), or Infinity off WebGPU. A larger tensor makes WebGPU drop the kernel
+ * with an error event, not an exception.
+ */
+export function webgpuImagesPerBinding(report: BackendReport, baseDepth: number): number {
+  if (report.backend !== 'webgpu') return Infinity;
+  const device = (tf.backend() as unknown as { device?: GPUDevice }).device;
+  const limit = device?.limits.maxStorageBufferBindingSize;
+  return limit ? Math.max(1, Math.floor(limit / largestActivationBytesPerImage(baseDepth))) : Infinity;
+}
+
+/** Refuses, before anything is written, passes whose largest tensor this WebGPU device cannot bind; says what fits. */
+function checkWebGPUBinding(run: RunConfig, perBinding: number): void {
+  if (run.microBatch > perBinding) {
+    throw new UsageError(
+      `--micro-batch ${run.microBatch} is more than this WebGPU device binds at once at base depth ${run.baseDepth} (about ${perBinding} images): lower --micro-batch`,
+    );
+  }
+  // Flip TTA doubles the evaluation batch.
+  if (2 * run.evalBatch > perBinding) {
+    throw new UsageError(
+      `the evaluation batch ${run.evalBatch} (doubled by flip TTA) is more than this WebGPU device binds at once at base depth ${run.baseDepth} (about ${perBinding} images): lower --hyp misc.evalBatchSize to at most ${Math.max(1, Math.floor(perBinding / 2))}`,
+    );
+  }
+}
+
 function largestDivisorAtMost(n: number, cap: number): number {
   for (let d = Math.max(1, Math.min(n, Math.floor(cap))); d > 1; d--) if (n % d === 0) return d;
   return 1;
