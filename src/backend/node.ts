@@ -21,6 +21,8 @@ export interface NodeBackendOptions extends InitBackendOptions {
 
 /** The Dawn instance made by installNodeWebGPU and the flags it was made with. */
 let dawn: { gpu: GPU; flags: readonly string[] } | undefined;
+/** Instances replaced by one with more toggles: kept alive, since Dawn crashes the process if an instance is collected while a device it made lives on. */
+const retiredDawns: GPU[] = [];
 let dawnFlags: string[] = [];
 
 /**
@@ -53,6 +55,7 @@ export async function installNodeWebGPU(flags: readonly string[] = dawnFlags): P
   } else {
     Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
   }
+  if (dawn != null) retiredDawns.push(dawn.gpu);
   dawn = { gpu, flags: merged };
   return gpu;
 }
