@@ -214,6 +214,8 @@ export class Battery {
 /** One run's entry in metrics.json while it trains, with its curves.svg. */
 export class RunRecord {
   private readonly started = performance.now();
+  /** The run's learning rate per step for curves.svg (report.ts's lrCurve), once the trainer is made. */
+  lrCurve: Array<[number, number]> | undefined;
 
   constructor(
     private readonly battery: Battery,
@@ -261,7 +263,7 @@ export class RunRecord {
 
   private async write(): Promise<void> {
     await this.battery.record(this.summary);
-    await writeFileAtomic(join(this.summary.dir, 'curves.svg'), curves(this.summary.epochs));
+    await writeFileAtomic(join(this.summary.dir, 'curves.svg'), curves(this.summary.epochs, this.lrCurve));
   }
 }
 

@@ -38,7 +38,7 @@ import { DATA_DIR_ENV, UsageError, checkConvPrecisionBackend, type DataOrigin, t
 import { Battery, readEarlierRuns, type RunSummary } from './battery.js';
 import { removeEmptyDirs } from './files.js';
 import { Progress, downloadProgress, type TextOut } from './progress.js';
-import { finalAccuracy, tableRow } from './report.js';
+import { finalAccuracy, lrCurve, tableRow } from './report.js';
 import {
   checkResumedData,
   claimRunDir,
@@ -400,6 +400,7 @@ async function trainOneRun({
         },
       },
     });
+    record.lrCurve = lrCurve(hyp, trainer.epochSteps, trainer.totalSteps);
     if (run.runs > 1) say(`\nRun ${r}/${run.runs} (seed ${seed})`);
     say(formatTableHeader());
     if (resumed) {

@@ -12,6 +12,7 @@ import { readCheckpoint } from '../../examples/cifar10/files.js';
 import { main, type CliIO } from '../../examples/cifar10/main.js';
 import { Progress, formatDuration } from '../../examples/cifar10/progress.js';
 import type { RunConfig } from '../../examples/cifar10/run-dir.js';
+import { curves, lrCurve } from '../../examples/cifar10/report.js';
 import { describeBackend } from '../../examples/cifar10/training.js';
 import {
   type DiscreteAction,
@@ -20,7 +21,9 @@ import {
   predictWithFlipTTA,
   speedyConvNet,
   type EpochRecord,
+  type Hyp,
   type StepInfo,
+  resolveHyp,
 } from '../../src/node.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { liveTensors } from '../helpers/memory.js';
@@ -295,6 +298,44 @@ describe('CIFAR-10 CLI: arguments', () => {
     }
   });
 
+  it("curves.svg has a learning-rate panel: the seed's OneCycle per step, warm-up then anneal", () => {
+    const hyp = resolveHyp({ opt: { batchSize: 256 }, misc: { trainEpochs: 2 } });
+    const rates = lrCurve(hyp, [8, 8], 16);
+    expect(rates.map(([x]) => x)).toEqual(Array.from({ length: 16 }, (_, i) => (i + 1) / 8));
+    const peak = rates.reduce((best, r, i) => (r[1] > rates[best]![1] ? i : best), 0);
+    expect(rates[0]![1]).toBeLessThan(1e-15);
+    // The peak falls between steps (pctStart x 16 - 1 = 2.68): near the maximum, not past it.
+    expect(rates[peak]![1]).toBeLessThanOrEqual(hyp.opt.nonBiasLr);
+    expect(rates[peak]![1]).toBeGreaterThan(0.95 * hyp.opt.nonBiasLr);
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThan(15);
+    // A long run is drawn with at most 500 points, the last step included.
+    const long = lrCurve(
+      hyp,
+      Array.from({ length: 13 }, () => 48),
+      13 * 48,
+    );
+    expect(long.length).toBeLessThanOrEqual(500);
+    expect(long.at(-1)![0]).toBe(13);
+    const record: EpochRecord = {
+      epoch: 0,
+      trainLoss: 2.3,
+      trainAcc: 0.1,
+      valLoss: 2,
+      valAcc: 0.2,
+      emaValAcc: null,
+      totalTimeSeconds: 1,
+      steps: 8,
+      imagesPerSec: 1,
+      lr: rates[7]![1],
+    };
+    const svg = curves([record], rates);
+    expect(svg).toContain('>Learning rate</text>');
+    expect(svg).toContain('OneCycle, non-bias group');
+    // Without the schedule the panel still shows each epoch's rate, from the records.
+    expect(curves([record])).toContain('each epoch&apos;s last step');
+  });
+
   it("names the backends 'auto' passed over in a few words, and gives their reasons in full with --verbose", () => {
     const reason =
       'WebAssembly SIMD with 2 threads (passed over: webgpu: only a software adapter (llvmpipe: Mesa 25.0.7 (LLVM 15.0.6) 0.0.1), slower than wasm; ' +
@@ -562,6 +603,11 @@ describe.skipIf(!HAS_DATA)(
         const svg = await readFile(join(out, 'curves.svg'), 'utf8');
         expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
         expect(svg).toContain('Accuracy');
+        // The learning-rate panel: its curve is the trainer's own schedule (the rate each epoch's last step used, as recorded).
+        expect(svg).toContain('>Learning rate</text>');
+        const rates = lrCurve(uninterrupted.hyp as unknown as Hyp, [8, 8], 16);
+        expect(rates).toHaveLength(16);
+        expect([rates[7]!, rates[15]!]).toEqual(result!.epochs.map((e) => [e.epoch + 1, e.lr]));
 
         // The last epoch's checkpoint: the end of the schedule, EMA included.
         const saved = await readCheckpoint<{ seed: number }>(join(out, 'checkpoint'));
