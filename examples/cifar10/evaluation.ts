@@ -79,7 +79,7 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
     ...(config.wasmThreads !== null ? { wasmThreads: config.wasmThreads } : {}),
     ...(config.convPrecision !== null ? { webgpuConvPrecision: config.convPrecision } : {}),
   });
-  say(describeBackend(report));
+  say(describeBackend(report, config.verbose));
 
   // Model (first, so a wrong --model fails before the data is read)
   const dir = resolve(config.model);

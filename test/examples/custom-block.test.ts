@@ -1,6 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CUSTOM_BLOCK_HELP, UsageError, parseCustomBlockArgs } from '../../examples/custom-block/args.js';
 import {
   customBlockNet,
   evaluateCustomBlockNet,
@@ -185,4 +188,52 @@ describeEachBackend('custom-block example: its focal-loss stage', () => {
     net.model.dispose();
     tf.dispose([data.train.images, data.train.targets, data.eval.images, data.eval.targets]);
   });
+});
+
+describe('custom-block example: its command line', () => {
+  const repo = resolve(__dirname, '../..');
+  const example = (...args: string[]) =>
+    spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'examples/custom-block/index.ts'), ...args], {
+      cwd: repo,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+
+  it('parses its flags with defaults, and refuses a bad value or an unknown flag naming it', () => {
+    expect(parseCustomBlockArgs([])).toEqual({
+      config: { backend: 'auto', epochs: 3, batchSize: 64, data: undefined, trainLimit: 2048, save: undefined, focalGamma: undefined },
+    });
+    expect(parseCustomBlockArgs(['--backend', 'cpu', '--epochs', '0.5', '--focal-gamma', '2'])).toMatchObject({
+      config: { backend: 'cpu', epochs: 0.5, focalGamma: 2 },
+    });
+    expect(parseCustomBlockArgs(['-h'])).toEqual({ help: CUSTOM_BLOCK_HELP });
+    for (const [argv, message] of [
+      [['--epochs', 'ten'], "--epochs must be a number in (0, 1000], got 'ten'"],
+      [['--batch-size', '0'], "--batch-size must be an integer >= 1, got '0'"],
+      [['--focal-gamma=-1'], "--focal-gamma must be a number >= 0, got '-1'"],
+      [['--epochs'], "Option '--epochs <value>' argument missing"],
+      [['--backend', 'gpu'], "--backend must be one of auto, webgpu, tensorflow, wasm, cpu, got 'gpu'"],
+      [['--bogus'], "Unknown option '--bogus'. Valid flags: --backend, --epochs"],
+      [['extra'], "Unexpected argument 'extra'"],
+    ] as const) {
+      expect(() => parseCustomBlockArgs(argv)).toThrow(UsageError);
+      expect(() => parseCustomBlockArgs(argv)).toThrow(message);
+    }
+  });
+
+  it('--help prints its usage and exits 0; a mistake is one line and exit 2; a failure one line and exit 1, no stack trace', () => {
+    const help = example('--help');
+    expect(help.status).toBe(0);
+    expect(help.stdout).toBe(`${CUSTOM_BLOCK_HELP}\n`);
+    expect(help.stderr).toBe('');
+    const unknown = example('--bogus');
+    expect(unknown.status).toBe(2);
+    expect(unknown.stdout).toBe('');
+    expect(unknown.stderr).toMatch(/^custom-block: Unknown option '--bogus'\. Valid flags: [^\n]*\nRun with --help for usage\.\n$/);
+    expect(unknown.stderr).not.toContain('ERR_PARSE_ARGS');
+    const missing = example('--backend', 'cpu', '--data', join(repo, 'no-such-cifar10-dir'));
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/^custom-block: .*no-such-cifar10-dir/);
+    expect(missing.stderr).not.toMatch(/^\s+at /m);
+  }, 120_000);
 });
