@@ -61,10 +61,9 @@ async function convAndGrads(abs: boolean): Promise<Float32Array[]> {
   const wt = tf.tensor4d(v(w), wShape);
   const gt = tf.tensor4d(v(g), yShape);
   const y = tf.conv2d(xt, wt, stride, pad);
-  const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad), gt)))([
-    xt,
-    wt,
-  ]);
+  const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad), gt)))(
+    [xt, wt],
+  );
   const out = await Promise.all([y, dx!, dw!].map((t) => t.data() as Promise<Float32Array>));
   tf.dispose([xt, wt, gt, y, dx!, dw!]);
   return out;
