@@ -24,7 +24,8 @@ const browserPlatform: Platform = {
  *   so conv nets can train (tfjs 4.22's wasm backend lacks a conv filter gradient).
  * - `'cpu'`: plain JavaScript, the reference for correctness.
  * - `'tensorflow'`: Node only; use the `tfjs-dataflow/node` entry.
- * - `'auto'`: a hardware WebGPU adapter, else wasm, else cpu.
+ * - `'auto'`: a hardware WebGPU adapter, else wasm, else cpu; falling back to cpu (too slow to train on) it
+ *   warns on the console, and the report's reason says why wasm did not start and what to do.
  *
  * @throws an Error naming the valid backends for an unknown name, and a
  *   `BackendUnavailableError` saying what to install when a backend cannot start.

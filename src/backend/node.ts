@@ -102,7 +102,8 @@ const nodePlatform: Platform = { name: 'node', gpu: () => installNodeWebGPU(), l
  * Node's `initBackend`: like the browser one, plus WebGPU through Dawn (the
  * `webgpu` package) and `'tensorflow'` through tfjs-node-gpu or tfjs-node when
  * installed. `'auto'` tries a hardware WebGPU adapter, then tensorflow, then
- * wasm, then cpu; a software adapter (lavapipe, SwiftShader) is not preferred over wasm.
+ * wasm, then cpu; a software adapter (lavapipe, SwiftShader) is not preferred over wasm. Falling back to cpu
+ * (too slow to train on) it warns on the console, and the report's reason says what to install.
  */
 export async function initBackend(name: BackendName = 'auto', options: NodeBackendOptions = {}): Promise<BackendReport> {
   if (options.dawnFlags) dawnFlags = options.dawnFlags;
