@@ -14,6 +14,18 @@ function node(args: string[]): string {
   return execFileSync(process.execPath, args, { cwd: root, encoding: 'utf8', env: { ...process.env } });
 }
 
+describe('the Node versions', () => {
+  it("engines is what CI tests: this machine's Node 20, and .ci/node-versions' 22 and 24", () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    const versions = /^VERSIONS=\(([^)]*)\)$/m
+      .exec(readFileSync(join(root, '.ci', 'node-versions'), 'utf8'))![1]!
+      .trim()
+      .split(/\s+/);
+    expect(versions.map((v) => v.split('.')[0])).toEqual(['22', '24']);
+    expect(pkg.engines.node).toBe('^20.0.0 || ^22.0.0 || ^24.0.0');
+  });
+});
+
 describe.skipIf(!built)(`the built package${built ? '' : ' (skipped: dist/ missing; run npm run build)'}`, () => {
   it('imports as ESM, both entries', () => {
     const out = node([
