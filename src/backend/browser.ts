@@ -6,7 +6,7 @@ const browserPlatform: Platform = {
     const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
     if (gpu) return gpu;
     return typeof window === 'undefined'
-      ? "WebGPU is not set up in this JavaScript runtime: in Node, import initBackend from 'tfjs-dataflow/node', which installs Dawn (npm install webgpu)"
+      ? "WebGPU is not set up in this JavaScript runtime: in Node, import initBackend from 'tfjs-dataflow/node', which installs Dawn (npm install webgpu@0.6)"
       : "this browser has no WebGPU (navigator.gpu is missing): use a recent Chrome or Edge, or initBackend('wasm')";
   },
   async loadTensorflow() {

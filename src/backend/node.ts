@@ -40,7 +40,7 @@ export async function installNodeWebGPU(flags: readonly string[] = dawnFlags): P
   try {
     webgpu = (await import('webgpu')) as never;
   } catch (e) {
-    return `WebGPU in Node needs the 'webgpu' package (Dawn): npm install webgpu (${(e as Error).message.split('\n')[0]})`;
+    return `WebGPU in Node needs the 'webgpu' package (Dawn): npm install webgpu@0.6 (${(e as Error).message.split('\n')[0]})`;
   }
   // Dawn's Vulkan loader wants a runtime directory; a headless CI shell often has none.
   process.env['XDG_RUNTIME_DIR'] ??= (await import('node:os')).tmpdir();
