@@ -109,6 +109,27 @@ describe("'auto' where wasm is not installed", () => {
     }
   });
 
+  it('in a browser where wasm is installed but cannot start, says to serve its .wasm files rather than to install it', async () => {
+    // The wasm module loads, but starting it fails (here: setWasmPaths refuses the location it is given).
+    vi.doMock('@tensorflow/tfjs-backend-wasm', () => ({
+      setWasmPaths: () => {
+        throw new Error("no .wasm files at '/nowhere/'");
+      },
+    }));
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      const report = await initBackendOn({ ...bare, name: 'browser' }, 'auto', { wasmPaths: '/nowhere/' });
+      expect(report.backend).toBe('cpu');
+      expect(report.reason).toContain("make wasm start (serve tfjs-backend-wasm's .wasm files and pass their URL as wasmPaths)");
+      expect(report.reason).not.toContain('npm install');
+      expect(report.reason).toMatch(/passed over: webgpu: no WebGPU in this test; wasm: no \.wasm files at '\/nowhere\/'\)$/);
+      expect(warn).toHaveBeenCalledTimes(1);
+    } finally {
+      warn.mockRestore();
+      vi.doUnmock('@tensorflow/tfjs-backend-wasm');
+    }
+  });
+
   it.skipIf(!backendAvailable('wasm'))('takes wasm when it is installed, without a warning', async () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
     try {
