@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // and once beside the design card's `@tensorflow/tfjs@4.22.0`, where npm adds the wasm backend as a peer. In each,
 // an ESM and a CommonJS script set the backend as `initBackend()` picks it (wasm: no GPU, no tfjs-node here),
 // build a model from the library's layers (ConvGroup, DiscreteAction, ...), train it a few steps with Trainer,
-// save it and load it back. In the first, tsc checks both entries' types under moduleResolution node10, node16
-// and bundler.
+// save it and load it back. In the first, tsc checks both entries' types under moduleResolution node10, node16,
+// nodenext and bundler.
 // npm installs against its cache first (`--prefer-offline`); .ci/run fills the cache before `npm test`.
 // The test skips, saying why, only when npm is missing or neither the cache nor the registry has a package.
 
@@ -61,6 +61,7 @@ export const same: typeof Trainer = NodeTrainer;
 const TYPE_CHECKS = {
   node10: { options: { module: 'commonjs', moduleResolution: 'node10' }, files: ['check.ts'] },
   node16: { options: { module: 'node16', moduleResolution: 'node16' }, files: ['check.mts', 'check.cts'] },
+  nodenext: { options: { module: 'nodenext', moduleResolution: 'nodenext' }, files: ['check.mts', 'check.cts'] },
   bundler: { options: { module: 'esnext', moduleResolution: 'bundler' }, files: ['check.ts'] },
 } as const;
 
