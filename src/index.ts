@@ -151,16 +151,15 @@ export {
   type TrainStages,
   type StageName,
   type StageContext,
-  type StageState,
-  type StageCheckpoint,
   type LossStage,
   type BatchesStage,
   type BatchesStageArgs,
+  type LossStageArgs,
   type OptimizerStage,
-  type OptimizerPlan,
   type EmaStage,
   type EvaluateStage,
 } from './train/stages.js';
+export type { StageState, StageCheckpoint, TrainOptimizer, TrainEMA } from './train/contracts.js';
 export type { TrainData, TrainableNet } from './train/trainable.js';
 export { CHECKPOINT_VERSION, type CheckpointSchedule, type TrainCheckpoint } from './train/checkpoint.js';
 export { predictWithFlipTTA } from './train/flip-tta.js';

@@ -323,6 +323,10 @@ describeEachBackend('Trainer refuses what it cannot train, before changing anyth
     const streams = own.modelRandom;
     refused(
       { ...foreign, modelRandom: streams, emaActive: true },
+      'Trainer.restore: the checkpoint says the EMA had started (emaActive true) but holds no state for the ema stage',
+    );
+    refused(
+      { ...foreign, modelRandom: streams, emaActive: true, stages: { ...foreign.stages, ema: null } },
       /Trainer\.restore: the checkpoint's EMA does not fit this net: NetworkEMA\.load: the snapshot has no entry/,
     );
     refused(
@@ -555,8 +559,13 @@ describeEachBackend('Trainer against the hostile review: restores, schedules, an
     const trainer = new PublicTrainer(speedyConvNet({ seed: 1, hyp: HYP, imageSize: SIDE }), data, { seed: 1 });
     const checkpoint = trainer.checkpoint();
     // With an EMA, as a checkpoint from the EMA's epochs has: the live values stand in for the averages.
-    const ema = Object.fromEntries(trainer.model.weights.map((w) => [`ema/${w.originalName}`, tf.clone(w.read())]));
-    const withEma = { ...checkpoint, emaActive: true, tensors: { ...checkpoint.tensors, ...ema } };
+    const ema = Object.fromEntries(trainer.model.weights.map((w) => [`stages/ema/${w.originalName}`, tf.clone(w.read())]));
+    const withEma = {
+      ...checkpoint,
+      emaActive: true,
+      stages: { ...checkpoint.stages, ema: null },
+      tensors: { ...checkpoint.tensors, ...ema },
+    };
     trainer.restore(withEma); // the trainer now holds an EMA, as it will after every restore below
     const tensors = liveTensors();
     const bytes = tf.memory().numBytes;
@@ -574,7 +583,12 @@ describeEachBackend('Trainer against the hostile review: restores, schedules, an
     const make = (hyp: HypOverrides) => new PublicTrainer(speedyConvNet({ seed: 2, hyp, imageSize: SIDE }), data, { seed: 1 });
     const written = make(HYP); // batches of 16, 2 epochs: 4 + 4 steps
     const checkpoint = written.checkpoint();
-    const midFirstEpoch = { ...checkpoint, epochStep: 2, step: 2, sgd: { ...checkpoint.sgd, step: 2, scheduleSteps: [2, 2] } };
+    const midFirstEpoch = {
+      ...checkpoint,
+      epochStep: 2,
+      step: 2,
+      stages: { ...checkpoint.stages, optimizer: { step: 2, scheduleSteps: [2, 2] } },
+    };
     // Batches of 8 over 1 epoch (8 steps) and batches of 16 over 3 epochs (4 + 4 + 4): epoch 0 step 2 is a step of both.
     for (const other of [
       make({ ...HYP, opt: { batchSize: 8 }, misc: { ...HYP.misc, trainEpochs: 1 } }),
