@@ -1,8 +1,9 @@
 // The custom-block example: a user-defined ResidualBlock in SpeedyConvNet's dataflow, trained
 // with the seed's recipe for a few epochs, saved and loaded back. Run it with
-//   npx tsx examples/custom-block/index.ts [--backend wasm] [--epochs 3] [--data <cifar-10-batches-bin>] [--save <dir>] [--focal-gamma 2]
+//   npx tsx examples/custom-block/index.ts [--backend wasm] [--epochs 3] [--data <cifar-10-batches-bin>] [--save <dir>]
+//     [--focal-gamma 2] [--optimizer sgd|adam|tfjs-adam] [--adam-lr 0.002]
 // Without --data it trains on synthetic images (no download); docs/extending.md walks through it.
-// --focal-gamma swaps one stage of the recipe, the loss, for the example's own (stages.ts).
+// --focal-gamma and --optimizer swap stages of the recipe (the loss, the optimiser) for the example's own (stages.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { parseArgs } from 'node:util';
@@ -18,9 +19,10 @@ import {
   loadCifar10,
   predictWithFlipTTA,
   type BackendName,
+  type TrainStages,
 } from '../../src/node.js';
 import { customBlockNet, evaluateCustomBlockNet, initCustomBlockNet, syntheticDataset, trainCustomBlockNet } from './model.js';
-import { focalLoss } from './stages.js';
+import { adamStage, focalLoss, tfjsOptimizerStage } from './stages.js';
 
 const { values } = parseArgs({
   options: {
@@ -31,6 +33,8 @@ const { values } = parseArgs({
     'train-limit': { type: 'string', default: '2048' },
     save: { type: 'string' },
     'focal-gamma': { type: 'string' },
+    optimizer: { type: 'string', default: 'sgd' },
+    'adam-lr': { type: 'string', default: '0.002' },
   },
 });
 const backend = values.backend as BackendName;
@@ -38,8 +42,13 @@ if (!(BACKEND_NAMES as readonly string[]).includes(backend))
   throw new Error(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got '${backend}'`);
 const epochs = Number(values.epochs);
 const batchSize = Number(values['batch-size']);
-// The seed's loss unless --focal-gamma: the Trainer takes any stage through its options.
-const stages = values['focal-gamma'] != null ? { loss: focalLoss(Number(values['focal-gamma'])) } : {};
+// The recipe's stages: the seed's wherever no flag swaps one (the Trainer takes any stage through its options).
+const stages: TrainStages = {};
+if (values['focal-gamma'] != null) stages.loss = focalLoss(Number(values['focal-gamma']));
+const adamLr = Number(values['adam-lr']);
+if (values.optimizer === 'adam') stages.optimizer = adamStage({ lr: adamLr });
+else if (values.optimizer === 'tfjs-adam') stages.optimizer = tfjsOptimizerStage(() => tf.train.adam(adamLr), adamLr);
+else if (values.optimizer !== 'sgd') throw new Error(`--optimizer must be sgd, adam or tfjs-adam, got '${values.optimizer}'`);
 
 const report = await initBackend(backend);
 console.log(`backend: ${report.backend} (${report.reason})`);
@@ -67,7 +76,8 @@ console.log(
 for (const block of net.blocks) console.log(`  ${block.name}: ${block.weights.map((w) => w.name).join(', ')}`);
 
 console.log(`eval accuracy before training: ${(await evaluateCustomBlockNet(net, evalSet)).toFixed(4)}`);
-if (values['focal-gamma'] != null) console.log(`loss stage: focal loss, gamma ${values['focal-gamma']} (examples/custom-block/stages.ts)`);
+if (stages.loss) console.log(`loss stage: focal loss, gamma ${values['focal-gamma']} (examples/custom-block/stages.ts)`);
+if (stages.optimizer) console.log(`optimizer stage: ${values.optimizer}, lr ${adamLr} (examples/custom-block/stages.ts)`);
 console.log(formatTableHeader());
 const result = await trainCustomBlockNet(
   net,
