@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { describeReceived } from '../layers/registry.js';
+import { describeReceived } from '../validation.js';
 import { emaUpdate, hasEMAUpdateKernel } from '../ops/optimizer-updates.js';
 import type { StageState, TrainEMA } from './contracts.js';
 import { ScalarTable, checkpointName, readWeight, writeWeight, type NamedWeight } from './sgd.js';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { hasSGDStepKernel, sgdStep } from '../ops/optimizer-updates.js';
-import { checkBoolean, checkFiniteNonNegative, describeReceived } from '../layers/registry.js';
+import { checkBoolean, checkFiniteNonNegative, checkUnitInterval, describeReceived } from '../validation.js';
 import type { StageState, TrainOptimizer } from './contracts.js';
 import type { LrSchedule } from './one-cycle.js';
 
@@ -121,8 +121,7 @@ export class SGD implements TrainOptimizer {
       if (typeof g.lr === 'number' ? !(Number.isFinite(g.lr) && g.lr >= 0) : typeof g.lr?.lr !== 'number') {
         throw new Error(`${where}: lr must be a finite number >= 0 or a schedule with an lr, got ${describeReceived(g.lr)}`);
       }
-      if (!(typeof momentum === 'number' && momentum >= 0 && momentum <= 1))
-        throw new Error(`${where}: argument 'momentum' must be a number in [0, 1], got ${describeReceived(momentum)}`);
+      checkUnitInterval(momentum, 'momentum', where);
       checkFiniteNonNegative(weightDecay, 'weightDecay', where);
       checkBoolean(nesterov, 'nesterov', where);
       if (nesterov && momentum === 0) throw new Error(`SGD group '${name}': Nesterov momentum requires momentum > 0 (as in torch)`);
