@@ -36,7 +36,10 @@ describeEachBackend('save / load round trip', () => {
     const fresh = smallModel();
     for (const [i, w] of fresh.weights.entries()) {
       const [a, b] = [await w.read().data(), await model.weights[i]!.read().data()];
-      expect(a.every((v, j) => v !== b[j]), `${w.originalName} differs from a fresh model's`).toBe(true);
+      expect(
+        a.every((v, j) => v !== b[j]),
+        `${w.originalName} differs from a fresh model's`,
+      ).toBe(true);
     }
     fresh.dispose();
     let saved: tf.io.ModelArtifacts | undefined;
