@@ -234,7 +234,9 @@ describeEachBackendAndWebGPUKernelSet('SGD.step, fused where the backend has the
       expect(bytes(actual.params[SKIPPED.step]![SKIPPED.name]!).equals(bytes(actual.params[SKIPPED.step - 1]![SKIPPED.name]!))).toBe(true);
       expect(Object.keys(actual.buffers).sort()).toEqual(o.momentum === 0 ? [] : Object.keys(SHAPES).sort());
       for (const n of Object.keys(actual.buffers))
-        expect(boundRatio(actual.buffers[n]!, expected.buffers[n]!, expected.bufferBounds[n]!), `buffer ${n}`).toBeLessThanOrEqual(1 + 1e-6);
+        expect(boundRatio(actual.buffers[n]!, expected.buffers[n]!, expected.bufferBounds[n]!), `buffer ${n}`).toBeLessThanOrEqual(
+          1 + 1e-6,
+        );
     });
   }
 
