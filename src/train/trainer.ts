@@ -545,8 +545,8 @@ export class Trainer {
       }
     }
 
-    // The stages' own states next, the optimiser's first: each checks its state before it writes it, and a refusal
-    // puts back the states already loaded, so a refused checkpoint leaves the trainer as it was.
+    // The stages' own states next (the optimiser's among them), in stage order: each checks its state before it writes
+    // it, and a refusal puts back the states already loaded, so a refused checkpoint leaves the trainer as it was.
     const loaded: Array<[Partial<StageCheckpoint>, StageState]> = [];
     const rollBack = () => {
       for (const [holder, previous] of loaded.reverse()) {

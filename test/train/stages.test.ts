@@ -195,6 +195,32 @@ describeEachBackend(
       dispose();
     });
 
+    it('puts back the states already loaded when a later stage refuses its own: a refused restore changes nothing', () => {
+      const { data, dispose } = toyData(24, 7);
+      const writerLoss = new GrowingLoss();
+      writerLoss.calls = 4;
+      const writer = new Trainer({ model: tinyModel(3), hyp: HYP }, data, { seed: 4, stages: { loss: writerLoss.stage() } });
+      const checkpoint = writer.checkpoint();
+      const targetLoss = new GrowingLoss();
+      targetLoss.calls = 7;
+      const target = new Trainer({ model: tinyModel(3), hyp: HYP }, data, { seed: 4, stages: { loss: targetLoss.stage() } });
+      const before = liveTensors();
+      // The loss stage (first in stage order) takes its state; the optimiser then refuses one schedule step too few.
+      const bad = { ...checkpoint, stages: { ...checkpoint.stages, optimizer: { step: 0, scheduleSteps: [0] } } };
+      expect(() => target.restore(bad)).toThrow(/^Trainer\.restore: the optimizer stage refused its state: SGD\.loadState/);
+      expect(targetLoss.calls).toBe(7);
+      expect(liveTensors()).toBe(before);
+      target.restore(checkpoint);
+      expect(targetLoss.calls).toBe(4);
+      tf.dispose(Object.values(checkpoint.tensors));
+      for (const t of [writer, target]) {
+        t.dispose();
+        t.model.dispose();
+      }
+      for (const l of [writerLoss, targetLoss]) l.dispose();
+      dispose();
+    });
+
     it('logs the loss as the loss stage says: the seed sum divided back per example, a mean as it is', async () => {
       const { data, dispose } = toyData(24, 6);
       const firstLoss = async (loss?: LossStage) => {
