@@ -21,7 +21,14 @@ export interface CustomBlockConfig {
   save: string | undefined;
   /** The focal loss's gamma in place of the seed's loss; undefined: the seed's. */
   focalGamma: number | undefined;
+  /** The optimiser stage: the seed's SGD, the example's Adam, or tfjs's `tf.train.adam` behind a stage. */
+  optimizer: CustomBlockOptimizer;
+  /** Adam's learning rate (both Adam stages). */
+  adamLr: number;
 }
+
+export const CUSTOM_BLOCK_OPTIMIZERS = ['sgd', 'adam', 'tfjs-adam'] as const;
+export type CustomBlockOptimizer = (typeof CUSTOM_BLOCK_OPTIMIZERS)[number];
 
 export const CUSTOM_BLOCK_HELP = `Usage: npx tsx examples/custom-block/index.ts [flags]
 
@@ -35,6 +42,9 @@ it and loads it back (docs/extending.md walks through it). Without --data it tra
   --train-limit N       with --data: the first N training images, and up to 2000 test images (default 2048)
   --save DIR            keep the saved model there (default: a temporary directory, removed afterwards)
   --focal-gamma G       swap the recipe's loss stage for the example's focal loss (stages.ts), G >= 0
+  --optimizer NAME      sgd (the seed's, default), adam (the example's own, checkpointed) or tfjs-adam (tf.train.adam
+                        behind a stage; cannot be checkpointed): swaps the recipe's optimiser stage (stages.ts)
+  --adam-lr LR          Adam's learning rate (default 0.002)
   -h, --help            this text`;
 
 const OPTIONS = {
@@ -45,6 +55,8 @@ const OPTIONS = {
   'train-limit': { type: 'string' },
   save: { type: 'string' },
   'focal-gamma': { type: 'string' },
+  optimizer: { type: 'string' },
+  'adam-lr': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -78,6 +90,9 @@ export function parseCustomBlockArgs(argv: readonly string[]): { help: string } 
   const backend = values.backend ?? 'auto';
   if (!(BACKEND_NAMES as readonly string[]).includes(backend))
     throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got '${backend}'`);
+  const optimizer = values.optimizer ?? 'sgd';
+  if (!(CUSTOM_BLOCK_OPTIMIZERS as readonly string[]).includes(optimizer))
+    throw new UsageError(`--optimizer must be one of ${CUSTOM_BLOCK_OPTIMIZERS.join(', ')}, got '${optimizer}'`);
   return {
     config: {
       backend: backend as BackendName,
@@ -94,6 +109,8 @@ export function parseCustomBlockArgs(argv: readonly string[]): { help: string } 
       save: values.save,
       focalGamma:
         values['focal-gamma'] === undefined ? undefined : number('focal-gamma', values['focal-gamma'], 0, (v) => v >= 0, 'a number >= 0'),
+      optimizer: optimizer as CustomBlockOptimizer,
+      adamLr: number('adam-lr', values['adam-lr'], 0.002, (v) => v > 0, 'a number > 0'),
     },
   };
 }

@@ -1,17 +1,26 @@
 // The custom-block example: a user-defined ResidualBlock in SpeedyConvNet's dataflow, trained
 // with the seed's recipe for a few epochs, saved and loaded back. Run it with
-//   npx tsx examples/custom-block/index.ts [--backend wasm] [--epochs 3] [--data <cifar-10-batches-bin>] [--save <dir>] [--focal-gamma 2]
+//   npx tsx examples/custom-block/index.ts [--backend wasm] [--epochs 3] [--data <cifar-10-batches-bin>] [--save <dir>]
+//     [--focal-gamma 2] [--optimizer sgd|adam|tfjs-adam] [--adam-lr 0.002]
 // Without --data it trains on synthetic images (no download); docs/extending.md walks through it; --help lists the flags.
-// --focal-gamma swaps one stage of the recipe, the loss, for the example's own (stages.ts).
+// --focal-gamma and --optimizer swap stages of the recipe (the loss, the optimiser) for the example's own (stages.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileHandler, formatTableHeader, formatTableRow, initBackend, loadCifar10, predictWithFlipTTA } from '../../src/node.js';
+import {
+  fileHandler,
+  formatTableHeader,
+  formatTableRow,
+  initBackend,
+  loadCifar10,
+  predictWithFlipTTA,
+  type TrainStages,
+} from '../../src/node.js';
 import { UsageError, parseCustomBlockArgs, type CustomBlockConfig } from './args.js';
 import { customBlockNet, evaluateCustomBlockNet, initCustomBlockNet, syntheticDataset, trainCustomBlockNet } from './model.js';
-import { focalLoss } from './stages.js';
+import { adamStage, focalLoss, tfjsOptimizerStage } from './stages.js';
 
 /** Runs the example; resolves to the exit code: 0 done, 1 failed, 2 a usage mistake. */
 async function main(argv: readonly string[]): Promise<number> {
@@ -31,9 +40,22 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-async function runExample({ backend, epochs, batchSize, data, trainLimit, save, focalGamma }: CustomBlockConfig): Promise<void> {
-  // The seed's loss unless --focal-gamma: the Trainer takes any stage through its options.
-  const stages = focalGamma !== undefined ? { loss: focalLoss(focalGamma) } : {};
+async function runExample({
+  backend,
+  epochs,
+  batchSize,
+  data,
+  trainLimit,
+  save,
+  focalGamma,
+  optimizer,
+  adamLr,
+}: CustomBlockConfig): Promise<void> {
+  // The recipe's stages: the seed's wherever no flag swaps one (the Trainer takes any stage through its options).
+  const stages: TrainStages = {};
+  if (focalGamma !== undefined) stages.loss = focalLoss(focalGamma);
+  if (optimizer === 'adam') stages.optimizer = adamStage({ lr: adamLr });
+  else if (optimizer === 'tfjs-adam') stages.optimizer = tfjsOptimizerStage(() => tf.train.adam(adamLr), adamLr);
 
   const report = await initBackend(backend);
   console.log(`backend: ${report.backend} (${report.reason})`);
@@ -61,6 +83,7 @@ async function runExample({ backend, epochs, batchSize, data, trainLimit, save, 
 
   console.log(`eval accuracy before training: ${(await evaluateCustomBlockNet(net, evalSet)).toFixed(4)}`);
   if (focalGamma !== undefined) console.log(`loss stage: focal loss, gamma ${focalGamma} (examples/custom-block/stages.ts)`);
+  if (stages.optimizer) console.log(`optimizer stage: ${optimizer}, lr ${adamLr} (examples/custom-block/stages.ts)`);
   console.log(formatTableHeader());
   const result = await trainCustomBlockNet(
     net,

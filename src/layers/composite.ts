@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { setWeightScope, singleInput, type CallKwargs } from './registry.js';
+import { singleInput } from '../validation.js';
+import { setWeightScope } from './registry.js';
+import type { CallKwargs } from './types.js';
 
 /**
  * A layer built from sublayers (a conv block, a residual block): the base of `ConvGroup`,

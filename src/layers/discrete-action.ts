@@ -4,7 +4,8 @@ import { simulateDiscreteAction } from '../ops/discrete-action.js';
 import { DeviceRandom } from '../ops/random.js';
 import { stopGradient } from '../ops/stop-gradient.js';
 import { CompositeLayer } from './composite.js';
-import { checkBoolean, checkFiniteNonNegative, singleInput, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
+import { checkBoolean, checkFiniteNonNegative, singleInput, singleShape } from '../validation.js';
+import type { CallKwargs, LayerArgs } from './types.js';
 
 /** Options of the `DiscreteAction` layer, on top of tfjs-layers' own (name, inputShape, ...). */
 export interface DiscreteActionArgs extends LayerArgs {

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { globalMaxPool } from '../ops/pooling.js';
-import { maxPool2 } from './conv-group.js';
-import { checkInput, checkSpatialAtLeast, singleInput, singleShape, type LayerArgs } from './registry.js';
+import { globalMaxPool, maxPool2 } from '../ops/pooling.js';
+import { checkInput, checkSpatialAtLeast, singleInput, singleShape } from '../validation.js';
+import type { LayerArgs } from './types.js';
 
 const POOL_NEEDS = 'it max-pools 2x2 windows';
 

@@ -5,19 +5,16 @@ import { findDiscreteActions, type DiscreteAction } from '../layers/discrete-act
 import { checkHypFitsCrops, type Hyp } from '../models/hyp.js';
 import { accuracy } from '../ops/loss.js';
 import { DeviceRandom, type DeviceRandomState } from '../ops/random.js';
-import { CHECKPOINT_VERSION, checkCheckpoint, checkpointTensors, type CheckpointSchedule, type TrainCheckpoint } from './checkpoint.js';
-import type { NetworkEMA } from './ema.js';
-import { perExampleLoss } from './metrics.js';
-import type { LrSchedule } from './one-cycle.js';
+import { CHECKPOINT_VERSION, checkCheckpoint, checkpointWeights, type CheckpointSchedule, type TrainCheckpoint } from './checkpoint.js';
+import type { StageCheckpoint, StageState, TrainEMA, TrainOptimizer } from './contracts.js';
 import { trainSchedule } from './schedule.js';
-import type { SGD } from './sgd.js';
 import {
   STAGE_NAMES,
   resolveStages,
   seedBatchesStage,
   stageCheckpoint,
   type StageContext,
-  type StageState,
+  type StageName,
   type TrainStages,
 } from './stages.js';
 import { checkTrainData, resolveTrainable, type TrainData, type TrainableNet } from './trainable.js';
@@ -107,11 +104,10 @@ export class Trainer {
   readonly stages: Required<TrainStages>;
   private readonly options: Required<Omit<TrainOptions, 'callbacks' | 'stages'>> & { callbacks: TrainCallbacks };
   private readonly context: StageContext;
-  private readonly optimizer: SGD;
-  private readonly schedules: LrSchedule[];
+  private readonly optimizer: TrainOptimizer;
   private readonly trainable: tf.Variable[];
   private readonly random: DeviceRandom;
-  private ema: NetworkEMA | null = null;
+  private ema: TrainEMA | null = null;
   private epoch = 0;
   private epochStep = 0;
   private step = 0;
@@ -186,13 +182,7 @@ export class Trainer {
     });
     this.emaStartEpoch = this.stages.ema.startEpoch(this.context);
 
-    const plan = this.stages.optimizer(this.context);
-    if (plan == null || typeof plan.optimizer?.step !== 'function' || !Array.isArray(plan.schedules) || plan.schedules.length === 0) {
-      throw new Error(
-        'Trainer: stages.optimizer must return { optimizer, schedules } with an SGD and one learning-rate schedule per group',
-      );
-    }
-    ({ optimizer: this.optimizer, schedules: this.schedules } = plan);
+    this.optimizer = checkOptimizer(this.stages.optimizer(this.context));
     this.trainable = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
     this.random = new DeviceRandom(this.options.seed);
     this.dataRandomAtEpochStart = this.random.getState();
@@ -211,8 +201,8 @@ export class Trainer {
     return this.records;
   }
 
-  /** The EMA network, once the EMA has started. */
-  get networkEMA(): NetworkEMA | null {
+  /** The EMA (the seed's: a `NetworkEMA`), once it has started. */
+  get networkEMA(): TrainEMA | null {
     return this.ema;
   }
 
@@ -311,7 +301,7 @@ export class Trainer {
 
   /** One optimiser step, the EMA's turn, and the loss read back when it is due. */
   private async trainOneStep(batch: Batch, steps: number, clock: EpochClock): Promise<StepInfo> {
-    const lr = this.schedules[0]!.lr;
+    const lr = this.optimizer.lr ?? Number.NaN;
     this.lastLr = lr;
     const tableStep = this.epochStep % this.hyp.misc.logEveryNSteps === 0;
     const readNow = tableStep || (this.step + 1) % this.options.logEvery === 0 || this.epochStep === steps - 1;
@@ -351,12 +341,23 @@ export class Trainer {
   private advanceEma(): void {
     if (!this.stages.ema.isDue(this.epoch, this.step, this.context)) return;
     // The seed snapshots the live net at its first EMA step and `continue`s: updates start a period later.
-    if (this.ema == null) this.ema = this.makeEma();
-    else this.ema.updateAt(this.model, this.step); // the seed's: decayBase^everyN * (step / totalSteps)^pow, from a table on the backend
+    if (this.ema == null) {
+      this.ema = this.makeEma();
+      return;
+    }
+    this.ema.average(this.model, this.step); // the seed's: decay decayBase^everyN * (step / totalSteps)^pow, from a table on the backend
+    this.ema.copyBack?.(this.model);
   }
 
-  private makeEma(): NetworkEMA {
-    return this.stages.ema.create(this.context);
+  private makeEma(): TrainEMA {
+    const ema = this.stages.ema.create(this.context);
+    if (ema == null || typeof ema.average !== 'function' || typeof ema.withWeights !== 'function') {
+      (ema as TrainEMA | null)?.dispose?.();
+      throw new Error(
+        'Trainer: stages.ema.create must return an EMA with average(model, step) and withWeights(model, fn) (a TrainEMA, such as NetworkEMA)',
+      );
+    }
+    return ema;
   }
 
   private finish(stopReason: StopReason, message?: string): TrainResult {
@@ -366,8 +367,11 @@ export class Trainer {
     return result;
   }
 
+  /** The logged loss: the loss stage's own per-example form of the step's total (the seed's divides its scaling back out). */
   private perExample(loss: number): number {
-    return perExampleLoss(loss, this.batchSize, this.hyp.opt.lossBatchSize / this.batchSize);
+    const { loss: stage } = this.stages;
+    if (stage.perExample == null) return loss;
+    return stage.perExample(loss, { batchScale: this.hyp.opt.lossBatchSize / this.batchSize, context: this.context });
   }
 
   /** One optimiser step over the batch (summing micro-batch gradients); the loss and accuracy tensors when asked. */
@@ -437,14 +441,26 @@ export class Trainer {
     };
   }
 
-  /** A checkpoint of the run at the current step; the caller disposes `tensors`. Refused after `dispose()`, which frees the momentum it needs. */
+  /**
+   * A checkpoint of the run at the current step; the caller disposes `tensors`. Refused after `dispose()`, which frees
+   * the optimiser state it needs, and when the optimiser (or the EMA, once started) cannot save its state.
+   */
   checkpoint(): TrainCheckpoint {
     if (this.disposed) {
       throw new Error(
         'Trainer.checkpoint: this trainer has been disposed (its optimiser state is gone); take the checkpoint before dispose()',
       );
     }
-    const sgd = this.optimizer.getState();
+    for (const [name, holder] of [
+      ['optimizer', this.optimizer],
+      ['ema', this.ema],
+    ] as const) {
+      if (holder != null && typeof holder.saveState !== 'function') {
+        throw new Error(
+          `Trainer.checkpoint: the ${name === 'ema' ? 'EMA' : 'optimiser'} that stages.${name} made has no saveState(), so its state cannot be checkpointed (implement saveState and loadState)`,
+        );
+      }
+    }
     return {
       version: CHECKPOINT_VERSION,
       schedule: this.scheduleIdentity(),
@@ -455,29 +471,32 @@ export class Trainer {
       modelRandom: this.discreteActions.map((d) => d.random.getState()),
       records: structuredClone(this.records),
       totalTimeSeconds: this.totalTimeSeconds,
-      sgd: { step: sgd.step, scheduleSteps: sgd.scheduleSteps },
       emaActive: this.ema != null,
       epochTrainMetrics: this.lastLogged && { ...this.lastLogged },
-      ...this.stageStates(sgd.buffers),
+      ...this.stageStates(),
     };
   }
 
-  /** The checkpoint's `stages` (each stateful stage's JSON) and `tensors` (the run's, and `stages/<stage>/<key>`). */
-  private stageStates(momentum: tf.NamedTensorMap): Pick<TrainCheckpoint, 'stages' | 'tensors'> {
-    const stages: Record<string, unknown> = {};
-    const saved: Array<[string, StageState]> = [];
-    for (const name of STAGE_NAMES) {
+  /** What keeps each stage's state in this trainer: the optimiser, the EMA once started, and the stages with a `StageCheckpoint`. */
+  private stateHolders(): Array<[StageName, Partial<StageCheckpoint>]> {
+    return STAGE_NAMES.flatMap((name): Array<[StageName, Partial<StageCheckpoint>]> => {
+      if (name === 'optimizer') return [[name, this.optimizer]];
+      if (name === 'ema') return this.ema ? [[name, this.ema]] : [];
       const stage = stageCheckpoint(this.stages[name]);
-      if (stage == null) continue;
-      const state = stage.saveState();
-      saved.push([name, state]);
+      return stage ? [[name, stage]] : [];
+    });
+  }
+
+  /** The checkpoint's `stages` (each stateful stage's JSON) and `tensors` (the weights, and `stages/<stage>/<key>`). */
+  private stageStates(): Pick<TrainCheckpoint, 'stages' | 'tensors'> {
+    const stages: Record<string, unknown> = {};
+    const tensors = checkpointWeights(this.model);
+    for (const [name, holder] of this.stateHolders()) {
+      const state = holder.saveState!();
       stages[name] = state?.json ?? null;
-    }
-    const tensors = checkpointTensors(this.model, momentum, this.ema?.snapshot() ?? null);
-    for (const [name, state] of saved) {
       for (const [key, t] of Object.entries(state?.tensors ?? {})) tensors[`stages/${name}/${key}`] = t;
     }
-    return saved.length ? { stages, tensors } : { tensors };
+    return { stages, tensors };
   }
 
   /** What a checkpoint records of the schedule it was written for, so a restore can refuse another one. */
@@ -501,41 +520,59 @@ export class Trainer {
    */
   restore(checkpoint: TrainCheckpoint): void {
     if (this.disposed) throw new Error('Trainer.restore: this trainer has been disposed; make a new Trainer');
+    if (typeof this.optimizer.loadState !== 'function') {
+      throw new Error(
+        'Trainer.restore: the optimiser that stages.optimizer made has no loadState(), so a checkpoint cannot put its state back (implement saveState and loadState)',
+      );
+    }
     const checked = checkCheckpoint(checkpoint, {
       model: this.model,
       schedule: this.scheduleIdentity(),
       epochSteps: this.epochSteps,
-      schedules: this.schedules,
       discreteActions: this.discreteActions.length,
-      statefulStages: STAGE_NAMES.filter((name) => stageCheckpoint(this.stages[name]) != null),
+      statefulStages: STAGE_NAMES.filter((name) => name === 'optimizer' || (name !== 'ema' && stageCheckpoint(this.stages[name]) != null)),
     });
-    // The EMA is built and loaded aside (NetworkEMA.load checks every entry), and swapped in only at the end.
-    let ema: NetworkEMA | null = null;
-    if (checked.ema) {
+    // The EMA is built and loaded aside, and swapped in only at the end.
+    let ema: TrainEMA | null = null;
+    if (checked.emaActive) {
       ema = this.makeEma();
       try {
-        ema.load(checked.ema);
+        if (typeof ema.loadState !== 'function') throw new Error('the EMA that stages.ema made has no loadState()');
+        ema.loadState(checked.stages['ema']!);
       } catch (e) {
-        ema.dispose();
+        ema.dispose?.();
         throw new Error(`Trainer.restore: the checkpoint's EMA does not fit this net: ${(e as Error).message}`);
       }
     }
 
-    // The stages' own states next: each stage checks its state before it writes it.
-    for (const [name, state] of Object.entries(checked.stages)) {
+    // The stages' own states next (the optimiser's among them), in stage order: each checks its state before it writes
+    // it, and a refusal puts back the states already loaded, so a refused checkpoint leaves the trainer as it was.
+    const loaded: Array<[Partial<StageCheckpoint>, StageState]> = [];
+    const rollBack = () => {
+      for (const [holder, previous] of loaded.reverse()) {
+        holder.loadState!(previous);
+        tf.dispose(Object.values(previous.tensors ?? {}));
+      }
+    };
+    for (const [name, holder] of this.stateHolders()) {
+      if (name === 'ema') continue;
+      const previous = holder.saveState!();
       try {
-        stageCheckpoint(this.stages[name as keyof TrainStages])!.loadState(state);
+        holder.loadState!(checked.stages[name]!);
       } catch (e) {
-        ema?.dispose();
+        tf.dispose(Object.values(previous.tensors ?? {}));
+        rollBack();
+        ema?.dispose?.();
         throw new Error(`Trainer.restore: the ${name} stage refused its state: ${(e as Error).message}`);
       }
+      loaded.push([holder, previous]);
     }
+    for (const [, previous] of loaded) tf.dispose(Object.values(previous.tensors ?? {}));
 
     // Everything checked: write. The variable takes its own reference to the value's data (the caller keeps the
     // checkpoint's tensor); a clone written here was a tensor left behind per weight, holding a copy of the weights.
     for (const [w, value] of checked.weights) w.write(value);
-    this.optimizer.setState(checked.sgd);
-    this.ema?.dispose();
+    this.ema?.dispose?.();
     this.ema = ema;
     checkpoint.modelRandom.forEach((s, i) => this.discreteActions[i]!.random.setState(s));
     this.random.setState(checkpoint.dataRandomAtEpochStart);
@@ -552,8 +589,8 @@ export class Trainer {
   dispose(): void {
     if (this.running) throw new Error('Trainer.dispose: the trainer is running; requestStop() and await run() first');
     this.disposed = true;
-    this.optimizer.dispose();
-    this.ema?.dispose();
+    this.optimizer.dispose?.();
+    this.ema?.dispose?.();
     this.lastLogged = null;
   }
 }
@@ -583,6 +620,25 @@ class EpochClock {
   elapsedSeconds(): number {
     return (performance.now() - this.started) / 1000;
   }
+}
+
+/** The optimizer stage's optimiser, checked to be one (`TrainOptimizer`). */
+function checkOptimizer(optimizer: TrainOptimizer): TrainOptimizer {
+  const given = optimizer as Partial<TrainOptimizer> & { optimizer?: unknown; schedules?: unknown };
+  if (given != null && typeof given.step !== 'function' && given.optimizer != null && Array.isArray(given.schedules)) {
+    throw new Error('Trainer: stages.optimizer must return the optimiser itself (a TrainOptimizer), not { optimizer, schedules }');
+  }
+  if (given == null || typeof given.step !== 'function') {
+    throw new Error(
+      `Trainer: stages.optimizer must return an optimiser with step(grads) (a TrainOptimizer, such as the seed's SGD), got ${given == null ? String(given) : typeof given}`,
+    );
+  }
+  if ((typeof given.saveState === 'function') !== (typeof given.loadState === 'function')) {
+    throw new Error(
+      'Trainer: the optimiser from stages.optimizer has one of saveState and loadState; a checkpoint needs both (or neither)',
+    );
+  }
+  return optimizer;
 }
 
 /** `total + next` (both taken over), or `next` when there is no total yet. */

@@ -631,7 +631,7 @@ describe.skipIf(!HAS_DATA)(
         const reference = speedyConvNet({ hyp: { net: { baseDepth: 16 } }, mode: 'sketch', seed: 1 });
         try {
           for (const w of reference.model.weights) {
-            const value = checkpoint.tensors[`ema/${w.originalName}`] ?? checkpoint.tensors[`weights/${w.originalName}`];
+            const value = checkpoint.tensors[`stages/ema/${w.originalName}`] ?? checkpoint.tensors[`weights/${w.originalName}`];
             expect(value, w.originalName).toBeDefined();
             w.write(tf.clone(value!));
           }

@@ -254,20 +254,33 @@ it('runs each conv group once per forward pass (tfjs-layers asks a two-output la
   expect(await forwardConvs(() => predictWithFlipTTA(net.model, x).dispose())).toBe(10);
   // Each batch norm normalises (and updates its running statistics) once per training pass: 9 of them.
   const { BatchNorm } = await import('../../src/layers/batch-norm.js');
-  // Counted where the running statistics are written, which the fused kernels' path and the unfused ops' share.
-  const proto = BatchNorm.prototype as unknown as { writeRunningStats: (...args: unknown[]) => void };
-  const update = proto.writeRunningStats;
-  let trainingCalls = 0;
-  proto.writeRunningStats = function (this: unknown, ...args: unknown[]) {
-    trainingCalls++;
-    return update.apply(this, args);
+  // Counted where the running mean is written, which the fused kernels' path and the unfused ops' share: each norm's
+  // own variable, found by what the layers hold (a composite layer lists its sublayers).
+  const norms: InstanceType<typeof BatchNorm>[] = [];
+  const visit = (layer: unknown): void => {
+    if (layer instanceof BatchNorm) norms.push(layer);
+    for (const child of (layer as { sublayers?: unknown[] }).sublayers ?? []) visit(child);
   };
+  net.model.layers.forEach(visit);
+  expect(norms).toHaveLength(9);
+  let trainingCalls = 0;
+  const restores = norms.map((norm) => {
+    const variable = norm.runningMean;
+    const write = variable.write;
+    variable.write = function (this: typeof variable, value: tf.Tensor) {
+      trainingCalls++;
+      return write.call(this, value);
+    };
+    return () => {
+      variable.write = write;
+    };
+  });
   try {
     tf.tidy(() => {
       net.model.apply(x, { training: true });
     });
   } finally {
-    proto.writeRunningStats = update;
+    for (const restore of restores) restore();
   }
   expect(trainingCalls).toBe(9);
   tf.dispose(x);

@@ -1,8 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { expect, it } from 'vitest';
+import { Conv } from '../../src/layers/conv.js';
 import { ConvGroup } from '../../src/layers/conv-group.js';
 import { DiscreteAction, findDiscreteActions } from '../../src/layers/discrete-action.js';
+import { Gelu } from '../../src/layers/gelu.js';
 import { Linear } from '../../src/layers/linear.js';
 import { GlobalMaxPool } from '../../src/layers/pooling.js';
 import { SEED_HYP, type HypOverrides } from '../../src/models/hyp.js';
@@ -12,6 +14,7 @@ import type { TrainData } from '../../src/train/trainable.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { Trainer as PublicTrainer } from '../../src/index.js';
 import { describeEachBackend, describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
+import { maxRelativeError } from '../helpers/assert.js';
 import { liveTensors } from '../helpers/memory.js';
 
 const SIDE = 16; // small images keep the cpu and software-WebGPU backends quick
@@ -67,6 +70,19 @@ function ownModel(seed: number): tfl.LayersModel {
     .apply([new DiscreteAction({ name: 'action_2', seed: seed + 3 }).apply(y2) as tfl.SymbolicTensor, statePred2!]) as tfl.SymbolicTensor;
   const logits = new Linear({ name: 'head', units: 10, temperature: 1 / 12, seed: seed + 4 }).apply(
     new GlobalMaxPool({ name: 'pool' }).apply(x2),
+  ) as tfl.SymbolicTensor;
+  return tfl.model({ inputs: input, outputs: logits });
+}
+
+/**
+ * A model whose output for an image depends on that image alone (no batch norm, no discrete action, whose noise
+ * scales with the batch's std): the gradient of a summed loss over a batch is then the sum of its micro-batches'.
+ */
+function perExampleModel(seed: number): tfl.LayersModel {
+  const input = tfl.input({ shape: [SIDE, SIDE, 3] });
+  const x = new Gelu({ name: 'act' }).apply(new Conv({ name: 'conv', filters: 8, seed }).apply(input)) as tfl.SymbolicTensor;
+  const logits = new Linear({ name: 'head', units: 10, temperature: 1 / 12, seed: seed + 1 }).apply(
+    new GlobalMaxPool({ name: 'pool' }).apply(x),
   ) as tfl.SymbolicTensor;
   return tfl.model({ inputs: input, outputs: logits });
 }
@@ -265,17 +281,41 @@ describeEachBackendAndWebGPUKernelSet(
       dispose();
     });
 
-    it('sums micro-batch gradients into one step per batch', async () => {
+    it("sums micro-batch gradients into one step per batch: the full batch's update and logged loss, on a model without batch norm", async () => {
       const { data, dispose } = toyData(32, 4);
-      const net = speedyConvNet({ seed: 7, hyp: HYP, imageSize: SIDE });
-      const trainer = new Trainer(net, data, { seed: 1, microBatchSize: 4 });
-      const result = await trainer.run();
-      expect(result.records.at(-1)!.steps).toBe(4);
-      expect(() => new Trainer(net, data, { microBatchSize: 5 })).toThrow(
+      // Two epochs of two steps; the OneCycle rate starts near 0, so the later steps are the ones that tell.
+      const run = async (microBatchSize: number) => {
+        const losses: number[] = [];
+        const model = perExampleModel(7);
+        const initial = await Promise.all(model.weights.map(async (w) => (await w.read().data()) as Float32Array));
+        const trainer = new Trainer({ model, hyp: OWN_HYP }, data, {
+          seed: 1,
+          microBatchSize,
+          logEvery: 1,
+          callbacks: { onStep: (s) => void losses.push(s.loss!) },
+        });
+        const result = await trainer.run();
+        expect(result.records.map((r) => r.steps)).toEqual([2, 4]);
+        const weights = await weightsOf(trainer);
+        const names = trainer.model.weights.map((w) => w.originalName);
+        trainer.dispose();
+        trainer.model.dispose();
+        return { losses, weights, names, initial };
+      };
+      const full = await run(16);
+      const micro = await run(4);
+      // Four passes of 4 sum to the batch of 16 up to float32 rounding (summation order): a step that kept one pass's
+      // gradients, or scaled them by the pass count, lands elsewhere (tenths, not millionths).
+      full.weights.forEach((w, i) => {
+        expect(maxRelativeError(w, full.initial[i]!), `${full.names[i]} trained`).toBeGreaterThan(1e-2);
+        expect(maxRelativeError(micro.weights[i]!, w), full.names[i]).toBeLessThanOrEqual(1e-4);
+      });
+      expect(maxRelativeError(micro.losses, full.losses)).toBeLessThanOrEqual(1e-4);
+      const model = perExampleModel(7);
+      expect(() => new Trainer({ model, hyp: OWN_HYP }, data, { microBatchSize: 5 })).toThrow(
         'microBatchSize must be a positive divisor of the batch size 16, got 5',
       );
-      trainer.dispose();
-      net.model.dispose();
+      model.dispose();
       dispose();
     });
   },
@@ -323,6 +363,10 @@ describeEachBackend('Trainer refuses what it cannot train, before changing anyth
     const streams = own.modelRandom;
     refused(
       { ...foreign, modelRandom: streams, emaActive: true },
+      'Trainer.restore: the checkpoint says the EMA had started (emaActive true) but holds no state for the ema stage',
+    );
+    refused(
+      { ...foreign, modelRandom: streams, emaActive: true, stages: { ...foreign.stages, ema: null } },
       /Trainer\.restore: the checkpoint's EMA does not fit this net: NetworkEMA\.load: the snapshot has no entry/,
     );
     refused(
@@ -555,8 +599,13 @@ describeEachBackend('Trainer against the hostile review: restores, schedules, an
     const trainer = new PublicTrainer(speedyConvNet({ seed: 1, hyp: HYP, imageSize: SIDE }), data, { seed: 1 });
     const checkpoint = trainer.checkpoint();
     // With an EMA, as a checkpoint from the EMA's epochs has: the live values stand in for the averages.
-    const ema = Object.fromEntries(trainer.model.weights.map((w) => [`ema/${w.originalName}`, tf.clone(w.read())]));
-    const withEma = { ...checkpoint, emaActive: true, tensors: { ...checkpoint.tensors, ...ema } };
+    const ema = Object.fromEntries(trainer.model.weights.map((w) => [`stages/ema/${w.originalName}`, tf.clone(w.read())]));
+    const withEma = {
+      ...checkpoint,
+      emaActive: true,
+      stages: { ...checkpoint.stages, ema: null },
+      tensors: { ...checkpoint.tensors, ...ema },
+    };
     trainer.restore(withEma); // the trainer now holds an EMA, as it will after every restore below
     const tensors = liveTensors();
     const bytes = tf.memory().numBytes;
@@ -574,7 +623,12 @@ describeEachBackend('Trainer against the hostile review: restores, schedules, an
     const make = (hyp: HypOverrides) => new PublicTrainer(speedyConvNet({ seed: 2, hyp, imageSize: SIDE }), data, { seed: 1 });
     const written = make(HYP); // batches of 16, 2 epochs: 4 + 4 steps
     const checkpoint = written.checkpoint();
-    const midFirstEpoch = { ...checkpoint, epochStep: 2, step: 2, sgd: { ...checkpoint.sgd, step: 2, scheduleSteps: [2, 2] } };
+    const midFirstEpoch = {
+      ...checkpoint,
+      epochStep: 2,
+      step: 2,
+      stages: { ...checkpoint.stages, optimizer: { step: 2, scheduleSteps: [2, 2] } },
+    };
     // Batches of 8 over 1 epoch (8 steps) and batches of 16 over 3 epochs (4 + 4 + 4): epoch 0 step 2 is a step of both.
     for (const other of [
       make({ ...HYP, opt: { batchSize: 8 }, misc: { ...HYP.misc, trainEpochs: 1 } }),
