@@ -2,6 +2,7 @@
 
 // Backends
 export { initBackend } from './backend/browser.js';
+export { throwIfWebGPUFailed } from './backend/device-errors.js';
 export {
   BACKEND_NAMES,
   BackendUnavailableError,

@@ -12,6 +12,7 @@ import {
   initBackend,
   meanAndVariance,
   predictWithFlipTTA,
+  throwIfWebGPUFailed,
   type Cifar10Stats,
 } from '../../src/node.js';
 import { UsageError, type EvaluateConfig } from './args.js';
@@ -157,6 +158,7 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
         const correct = (await Promise.all(parts.map((p) => p.data()))).reduce((sum, v) => sum + v[0]!, 0);
         const finiteAll = (await Promise.all(finite.map((p) => p.data()))).every((v) => v[0] === 1);
         tf.dispose([...parts, ...finite]);
+        throwIfWebGPUFailed('the evaluation');
         // An accuracy from NaN or infinite logits (damaged weights, a zero std) would be argmax over garbage.
         if (!finiteAll) {
           throw new Error(

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { throwIfWebGPUFailed } from '../backend/device-errors.js';
 import type { AnyLabelledImages, Batch } from '../data/batches.js';
 import { findDiscreteActions, type DiscreteAction } from '../layers/discrete-action.js';
 import { checkHypFitsCrops, type Hyp } from '../models/hyp.js';
@@ -277,6 +278,7 @@ export class Trainer {
     const sync = tf.tidy(() => tf.sum(this.trainable[0]!));
     await sync.data();
     sync.dispose();
+    throwIfWebGPUFailed(`epoch ${this.epoch}'s training`);
     const elapsed = clock.elapsedSeconds();
     this.totalTimeSeconds += elapsed;
     return { imagesPerSec: clock.seen / elapsed };
@@ -323,6 +325,8 @@ export class Trainer {
     if (metrics) {
       const [lossValue, accValue] = await Promise.all([metrics.loss.data(), metrics.acc.data()]);
       tf.dispose([metrics.loss, metrics.acc]);
+      // A kernel WebGPU dropped (an error event, not an exception) would make these numbers garbage.
+      throwIfWebGPUFailed(`training step ${this.step}`);
       // The read returns once the backend has run this step, and so every step before it.
       clock.markFinished();
       info.loss = this.perExample(lossValue[0]!);
@@ -414,7 +418,11 @@ export class Trainer {
 
   /** Accuracy and loss on the eval split by the evaluate stage (the seed's: flip test-time augmentation); `useEma` evaluates the EMA weights. */
   async evaluate(useEma = false): Promise<{ loss: number; acc: number }> {
-    const run = () => this.stages.evaluate(this.model, this.data.eval, this.context);
+    const run = async () => {
+      const result = await this.stages.evaluate(this.model, this.data.eval, this.context);
+      throwIfWebGPUFailed(`the evaluation${useEma ? ' of the EMA weights' : ''}`);
+      return result;
+    };
     if (useEma) {
       if (!this.ema) throw new Error('Trainer.evaluate: the EMA has not started yet');
       return this.ema.withWeights(this.model, run);
