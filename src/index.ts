@@ -2,6 +2,7 @@
 
 // Backends
 export { initBackend } from './backend/browser.js';
+export { throwIfWebGPUFailed } from './backend/device-errors.js';
 export {
   BACKEND_NAMES,
   BackendUnavailableError,
@@ -24,7 +25,8 @@ export { setGlobalSeed, globalRandom } from './ops/global-random.js';
 export { stopGradient } from './ops/stop-gradient.js';
 export { simulateDiscreteAction, unbiasedStd, type SimulateDiscreteActionOptions } from './ops/discrete-action.js';
 export { gelu } from './ops/gelu.js';
-export { globalMaxPool } from './ops/pooling.js';
+export { batchNorm, batchNormGelu, type BatchNormState, type BatchNormVariable } from './ops/batch-norm.js';
+export { globalMaxPool, maxPool2 } from './ops/pooling.js';
 export { crossEntropy, seedLoss, accuracy, type SeedLossArgs } from './ops/loss.js';
 export { deviceScalar, deviceScalarCount, releaseDeviceScalars } from './ops/constants.js';
 
@@ -34,19 +36,23 @@ export { BatchNorm, type BatchNormArgs } from './layers/batch-norm.js';
 export { Conv, torchDefaultInitializer, type ConvArgs } from './layers/conv.js';
 export { Linear, type LinearArgs } from './layers/linear.js';
 export { CompositeLayer } from './layers/composite.js';
-export { ConvGroup, maxPool2, type ConvGroupArgs } from './layers/conv-group.js';
+export { ConvGroup, type ConvGroupArgs } from './layers/conv-group.js';
 export { DiscreteAction, findDiscreteActions, type DiscreteActionArgs } from './layers/discrete-action.js';
 export { Gelu } from './layers/gelu.js';
 export { MaxPool2, GlobalMaxPool } from './layers/pooling.js';
 export {
+  checkBoolean,
+  checkFiniteNonNegative,
   checkInput,
+  checkOptionalFactor,
   checkPositiveInt,
   checkSpatialAtLeast,
+  checkUnitInterval,
+  knownLastAxis,
   singleInput,
   singleShape,
-  type CallKwargs,
-  type LayerArgs,
-} from './layers/registry.js';
+} from './validation.js';
+export type { CallKwargs, LayerArgs } from './layers/types.js';
 
 // Initialisation
 export { fitWhitening, setWhiteningConv, canonicalizeSigns, type FitWhiteningOptions, type WhiteningFit } from './init/whitening.js';
@@ -159,19 +165,18 @@ export {
   type TrainStages,
   type StageName,
   type StageContext,
-  type StageState,
-  type StageCheckpoint,
   type LossStage,
   type BatchesStage,
   type BatchesStageArgs,
   type SeedBatchesOptions,
+  type LossStageArgs,
   type OptimizerStage,
-  type OptimizerPlan,
   type EmaStage,
   type EvaluateStage,
 } from './train/stages.js';
+export type { StageState, StageCheckpoint, TrainOptimizer, TrainEMA } from './train/contracts.js';
 export type { TrainData, TrainableNet } from './train/trainable.js';
-export { CHECKPOINT_VERSION, type TrainCheckpoint } from './train/checkpoint.js';
+export { CHECKPOINT_VERSION, type CheckpointSchedule, type TrainCheckpoint } from './train/checkpoint.js';
 export { predictWithFlipTTA } from './train/flip-tta.js';
 export { TABLE_COLUMNS, formatTableHeader, formatTableRow, type TableColumn, type TableRow } from './train/table.js';
 export { curvesSvg, type CurvePanel, type CurveSeries } from './train/curves-svg.js';
@@ -181,7 +186,9 @@ export {
   SEED_HYP,
   resolveHyp,
   checkHyp,
+  checkHypFitsImages,
   blockDepths,
+  type HypCheckOptions,
   type Hyp,
   type HypOverrides,
   type OptHyp,

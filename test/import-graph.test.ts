@@ -6,7 +6,20 @@ import { findCycles, importGraph, upwardImports } from './helpers/import-graph.j
  * The layers of src/, lowest first: a module imports only its own layer and those before it, so the
  * data path reads one way (bytes -> tensors -> epoch batches -> net -> loss -> step -> EMA -> eval).
  */
-const LAYER_ORDER = ['backend', 'ops', 'layers', 'augment', 'data', 'init', 'models', 'train', 'io', 'index.ts', 'node.ts'] as const;
+const LAYER_ORDER = [
+  'validation.ts',
+  'backend',
+  'ops',
+  'layers',
+  'augment',
+  'data',
+  'init',
+  'models',
+  'train',
+  'io',
+  'index.ts',
+  'node.ts',
+] as const;
 
 const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 

@@ -9,12 +9,28 @@ export interface SeriesStyle {
   width?: number;
 }
 
+/**
+ * Where the step axis is labelled: multiples of 1, 2 or 5 x 10^k from 0 to `xMax`, at most 6 of them, each a
+ * whole step (never "0 0 1 1 1" for a range of one step).
+ */
+export function stepTicks(xMax: number): number[] {
+  if (!(xMax > 0)) return [0];
+  const rough = xMax / 5;
+  const magnitude = 10 ** Math.floor(Math.log10(rough));
+  const step = Math.max(1, [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= rough) ?? rough);
+  const ticks: number[] = [];
+  for (let x = 0; x <= xMax + 1e-9; x += step) ticks.push(Math.round(x));
+  return ticks;
+}
+
 /** A line chart of several series over the training step. */
 export class LineChart {
   private readonly points: Array<Array<[number, number]>>;
   private pending = false;
   /** The x range drawn is at least [0, xMax], so a run's curves fill the chart as it goes. */
   xMax = 1;
+  /** The axis labels of the last drawing (none while the chart is empty), for tests. */
+  ticks: { x: string[]; y: string[] } = { x: [], y: [] };
 
   constructor(
     readonly canvas: HTMLCanvasElement,
@@ -70,6 +86,10 @@ export class LineChart {
     const h = cssH - top - bottom;
 
     const all = this.points.flat();
+    if (all.length === 0) {
+      this.drawEmpty(ctx, left, top, w, h);
+      return;
+    }
     let x1 = Math.max(this.xMax, ...all.map(([x]) => x));
     const x0 = 0;
     if (x1 <= x0) x1 = x0 + 1;
@@ -89,19 +109,22 @@ export class LineChart {
     ctx.lineWidth = 1;
     ctx.textAlign = 'right';
     ctx.textBaseline = 'middle';
+    this.ticks = { x: [], y: [] };
     for (let i = 0; i <= 4; i++) {
       const y = y0 + ((y1 - y0) * i) / 4;
       ctx.beginPath();
       ctx.moveTo(left, sy(y));
       ctx.lineTo(left + w, sy(y));
       ctx.stroke();
-      ctx.fillText(this.format(y), left - 4, sy(y));
+      const label = this.format(y);
+      this.ticks.y.push(label);
+      ctx.fillText(label, left - 4, sy(y));
     }
     ctx.textAlign = 'center';
     ctx.textBaseline = 'top';
-    for (let i = 0; i <= 4; i++) {
-      const x = x0 + ((x1 - x0) * i) / 4;
-      ctx.fillText(String(Math.round(x)), sx(x), top + h + 5);
+    for (const x of stepTicks(x1)) {
+      this.ticks.x.push(String(x));
+      ctx.fillText(String(x), sx(x), top + h + 5);
     }
     ctx.strokeStyle = '#999';
     ctx.strokeRect(left, top, w, h);
@@ -125,6 +148,24 @@ export class LineChart {
       }
     });
 
+    this.drawTitle(ctx, left);
+  }
+
+  /** An empty chart: its frame, title and legend, and what it waits for, without axis numbers. */
+  private drawEmpty(ctx: CanvasRenderingContext2D, left: number, top: number, w: number, h: number): void {
+    this.ticks = { x: [], y: [] };
+    ctx.strokeStyle = '#999';
+    ctx.lineWidth = 1;
+    ctx.strokeRect(left, top, w, h);
+    ctx.fillStyle = '#888';
+    ctx.font = '12px system-ui, sans-serif';
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'middle';
+    ctx.fillText('no steps yet', left + w / 2, top + h / 2);
+    this.drawTitle(ctx, left);
+  }
+
+  private drawTitle(ctx: CanvasRenderingContext2D, left: number): void {
     ctx.textAlign = 'left';
     ctx.textBaseline = 'alphabetic';
     ctx.fillStyle = '#111';

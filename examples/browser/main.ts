@@ -20,6 +20,9 @@ import {
   type TrainCheckpoint,
   type TrainData,
   type AnyLabelledImages,
+  type CompactImages,
+  type EvaluateStage,
+  seedEvaluateStage,
   sliceImages,
   type TrainResult,
 } from 'tfjs-dataflow';
@@ -164,6 +167,63 @@ window.addEventListener('error', (event) => showError(event.error ?? event.messa
 window.addEventListener('unhandledrejection', (event) => showError(event.reason));
 
 // ---------------------------------------------------------------------------------------------
+// The status line (#progress): what the page is doing now, with a clock for the long stages.
+
+/** What the page is doing, for the status line after an error ("failed while fitting the whitening conv"). */
+let activity = '';
+let statusClock: ReturnType<typeof setInterval> | undefined;
+
+/** A duration for people: `45 s`, `12 min`, `1 h 5 min`. */
+function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '-';
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  const minutes = Math.round(seconds / 60);
+  return minutes < 90 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+const plural = (n: number, word: string) => `${n.toLocaleString('en')} ${word}${n === 1 ? '' : 's'}`;
+
+/**
+ * Shows `render(elapsed seconds)` on the status line as `doing` starts, and again every second while the
+ * page is free to (between the stage's device reads), so a long stage visibly moves; returns the redraw.
+ */
+function showActivity(doing: string, render: (seconds: number) => string = () => `${doing}…`): () => void {
+  stopStatusClock();
+  activity = doing;
+  const started = performance.now();
+  const draw = () => {
+    $('progress').textContent = render((performance.now() - started) / 1000);
+  };
+  draw();
+  statusClock = setInterval(draw, 1000);
+  return draw;
+}
+
+function stopStatusClock(): void {
+  if (statusClock !== undefined) clearInterval(statusClock);
+  statusClock = undefined;
+}
+
+/** Replaces whatever the status line said with the failure, naming what the page was doing. */
+function showFailure(e: unknown): void {
+  stopStatusClock();
+  const message = e instanceof Error ? e.message : String(e);
+  $('progress').textContent = `failed${activity ? ` while ${activity}` : ''}: ${message}`;
+  activity = '';
+}
+
+/**
+ * Lets the browser paint before a long stretch of device work (an evaluation, the whitening fit), which may
+ * not give it another chance: after the next frame, or 50 ms where frames are paused (a background tab).
+ */
+function paint(): Promise<void> {
+  return new Promise((resolve) => {
+    requestAnimationFrame(() => setTimeout(resolve, 0));
+    setTimeout(resolve, 50);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // 1. Backend: say plainly when there is no WebGPU, and offer WebAssembly.
 
 function offerWasm(reason: string): void {
@@ -222,6 +282,8 @@ async function startBackend(name: Backend, convPrecision: ConvPrecision): Promis
 async function useSource(next: Cifar10Source): Promise<void> {
   const status = $('data-status');
   status.textContent = `Reading ${next.label}…`;
+  // The labels choice is CIFAR-100's (fine or coarse); CIFAR-10 has one kind.
+  $('labels-field').hidden = next.dataset !== 'cifar100';
   if (next.dataset === 'cifar100') {
     const [train, test] = await Promise.all([next.bytes('train.bin'), next.bytes('test.bin')]);
     if (!train || !test) throw new Error(`${next.label}: train.bin and test.bin are both needed for CIFAR-100`);
@@ -287,6 +349,10 @@ let smoothAcc = new Smoother(0.9);
 let smoothSpeed = new Smoother(0.8);
 /** When the last step (or evaluation, or resume) ended: the page's own per-step clock for images/s. */
 let lastStepEnd = 0;
+/** The ETA's clock: when this Trainer.run() began, and the steps done before it (a resumed run's). */
+let runClock = { startedAt: 0, stepsBefore: 0 };
+/** Evaluations since the epoch's last step: the first is the live net's, the second the EMA net's. */
+let evaluationsThisEpoch = 0;
 
 interface Session {
   config: RunConfig;
@@ -413,14 +479,36 @@ function onStep(info: StepInfo): Promise<void> {
     charts.acc.push(0, info.step, info.acc);
     charts.acc.push(1, info.step, smoothAcc.next(info.acc));
   }
+  stopStatusClock();
+  activity = 'training';
+  // From the wall time per step so far, evaluations included (the CLI's estimate).
+  const done = info.step - runClock.stepsBefore;
+  const eta = ((now - runClock.startedAt) / 1000 / done) * (info.totalSteps - info.step);
   $('progress').textContent =
     `epoch ${info.epoch + 1}, step ${info.step}/${info.totalSteps} (${info.epochStep}/${info.epochSteps} in this epoch)` +
-    ` · ${info.imagesPerSec.toFixed(0)} images/s · lr ${info.lr.toExponential(2)}` +
-    (info.loss !== undefined ? ` · loss ${info.loss.toFixed(4)} · acc ${info.acc!.toFixed(3)}` : '');
+    ` · ${info.imagesPerSec.toFixed(info.imagesPerSec < 10 ? 1 : 0)} images/s · lr ${info.lr.toExponential(2)}` +
+    (info.loss !== undefined ? ` · loss ${info.loss.toFixed(4)} · acc ${info.acc!.toFixed(3)}` : '') +
+    (info.step < info.totalSteps ? ` · ETA ${formatDuration(eta)}` : '');
   return yieldToBrowser();
 }
 
+/**
+ * The seed's evaluation, saying so on the status line first: after an epoch's last step the page would
+ * otherwise show that step for as long as the test set takes (minutes at the seed's size).
+ */
+const evaluateWithStatus: EvaluateStage = async (model, split, context) => {
+  const last = demo.steps.at(-1);
+  const which = evaluationsThisEpoch++ === 0 ? 'live' : 'EMA';
+  const epochs = session?.trainer?.epochSteps.length;
+  const trained = last ? `epoch ${last.epoch + 1}${epochs ? `/${epochs}` : ''} trained · ` : '';
+  const doing = `evaluating the ${which} net on ${plural(split.images.shape[0], 'test image')} (flip TTA)`;
+  showActivity(doing, (t) => `${trained}${doing}… ${formatDuration(t)}`);
+  await paint();
+  return seedEvaluateStage(model, split, context);
+};
+
 async function onEpochEnd(record: EpochRecord): Promise<void> {
+  evaluationsThisEpoch = 0;
   demo.records.push(record);
   charts.loss.push(2, record.steps, record.valLoss);
   charts.acc.push(2, record.steps, record.valAcc);
@@ -436,6 +524,7 @@ async function runTrainer(s: Session, checkpoint: TrainCheckpoint | null): Promi
     microBatchSize: s.config.micro,
     logEvery: s.config.logEvery,
     callbacks: { onStep, onEpochEnd },
+    stages: { evaluate: evaluateWithStatus },
   });
   if (checkpoint) {
     trainer.restore(checkpoint);
@@ -446,7 +535,12 @@ async function runTrainer(s: Session, checkpoint: TrainCheckpoint | null): Promi
   Object.values(charts).forEach((c) => (c.xMax = trainer.totalSteps));
   setState('training');
   lastStepEnd = performance.now();
+  runClock = { startedAt: lastStepEnd, stepsBefore: checkpoint?.step ?? 0 };
+  evaluationsThisEpoch = 0;
+  showActivity(checkpoint ? 'resuming' : 'training', () => (checkpoint ? 'resuming…' : 'training: the first step…'));
   const result = await trainer.run();
+  stopStatusClock();
+  activity = '';
   demo.result = result;
   if (result.stopReason === 'stopped') {
     // A new Trainer restored from this checkpoint continues the run exactly (Resume).
@@ -461,7 +555,7 @@ async function runTrainer(s: Session, checkpoint: TrainCheckpoint | null): Promi
     renderTable(true);
     const last = result.records[result.records.length - 1];
     $('progress').textContent =
-      `done: ${result.records.length} epochs, ${last?.steps} steps in ${result.totalTimeSeconds.toFixed(1)} s of training` +
+      `done: ${plural(result.records.length, 'epoch')}, ${plural(last?.steps ?? 0, 'step')} in ${result.totalTimeSeconds.toFixed(1)} s of training` +
       ` · test accuracy ${last?.valAcc.toFixed(4)}${last?.emaValAcc != null ? ` (EMA net ${last.emaValAcc.toFixed(4)})` : ''}`;
   }
   setState(result.stopReason === 'stopped' ? 'stopped' : 'done');
@@ -484,15 +578,14 @@ async function startRun(): Promise<void> {
   renderTable(false);
   setState('loading');
   const clock = (stage: string, since: number) => (demo.timings[stage] = (performance.now() - since) / 1000);
-  const progress = $('progress');
 
   let t = performance.now();
-  progress.textContent = `starting ${config.backend}…`;
+  showActivity(`starting ${config.backend}`);
   await startBackend(config.backend, config.convPrecision);
   clock('backend', t);
 
   t = performance.now();
-  progress.textContent = `reading ${source.dataset === 'cifar100' ? 'CIFAR-100' : 'CIFAR-10'}…`;
+  showActivity(`reading ${source.dataset === 'cifar100' ? 'CIFAR-100' : 'CIFAR-10'}`);
   const dataset = await loadDataset(source, config.train, config.eval, config.labels);
   clock('read', t);
 
@@ -506,7 +599,10 @@ async function startRun(): Promise<void> {
     },
   });
   t = performance.now();
-  progress.textContent = `putting ${dataset.train.count} training and ${dataset.eval.count} test images on ${config.backend}…`;
+  showActivity(
+    `putting ${plural(dataset.train.count, 'training image')} and ${plural(dataset.eval.count, 'test image')} on ${config.backend}`,
+  );
+  await paint();
   let onBackend: ReturnType<typeof dataset.toCompactBackend>;
   try {
     // Bytes on the device, decoded per batch: the full 50,000 images fit a browser's default 128 MiB per binding.
@@ -528,20 +624,50 @@ async function startRun(): Promise<void> {
   clock('toBackend', t);
 
   t = performance.now();
-  progress.textContent = 'fitting the whitening conv…';
-  await fitSpeedyConvNetWhitening(net, s.data.train.images, { padAmount: net.hyp.net.padAmount });
+  // The fit reads its images in passes of a few hundred, twice (their mean, then the covariance), each pass read back
+  // before the next is gathered: the images of the passes before the current one are its progress.
+  const whitened = Math.min(net.hyp.net.whiteningExamples, onBackend.train.images.shape[0]);
+  let gathered = 0;
+  let imagesRead = 0;
+  const redraw = showActivity('fitting the whitening conv', (seconds) => {
+    const done = Math.min(imagesRead, 2 * whitened) / (2 * whitened);
+    const eta = done > 0 && done < 1 ? ` · ETA ${formatDuration((seconds / done) * (1 - done))}` : '';
+    return `fitting the whitening conv on ${plural(whitened, 'training image')}: ${Math.round(100 * done)}% · ${formatDuration(seconds)}${eta}`;
+  });
+  await paint();
+  const counted = countGathers(onBackend.train.images, (n) => {
+    imagesRead = gathered;
+    gathered += n;
+    redraw();
+  });
+  await fitSpeedyConvNetWhitening(net, counted, { padAmount: net.hyp.net.padAmount });
+  stopStatusClock();
   clock('whitening', t);
 
   buildGrid(dataset.eval, dataset.classNames);
   await runTrainer(s, null);
 }
 
+/** `images` whose every `gather` (the whitening fit's way of reading them) reports how many images it took. */
+function countGathers(images: CompactImages, onGather: (count: number) => void): CompactImages {
+  // Everything else (shape, parts, decoding) is the original's, through the prototype chain.
+  const counted = Object.create(images) as CompactImages;
+  counted.gather = (indices, ...rest) => {
+    onGather(indices.shape[0]);
+    return images.gather(indices, ...rest);
+  };
+  return counted;
+}
+
+function fail(e: unknown): void {
+  showError(e);
+  showFailure(e);
+  setState('error');
+}
+
 function guarded(action: () => Promise<void>): () => void {
   return () => {
-    action().catch((e) => {
-      showError(e);
-      setState('error');
-    });
+    action().catch(fail);
   };
 }
 
@@ -602,7 +728,4 @@ async function main(): Promise<void> {
   if (params.get('autostart') === '1') await startRun();
 }
 
-main().catch((e) => {
-  showError(e);
-  setState('error');
-});
+main().catch(fail);

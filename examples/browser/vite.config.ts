@@ -41,13 +41,32 @@ function serveDataset(mount: '/cifar10' | '/cifar100', envName: string, names: R
   };
 }
 
+/**
+ * Cross-origin isolation: without these two headers a page has no SharedArrayBuffer, and tfjs-backend-wasm
+ * falls back to its single-threaded build. Sent by the dev and preview servers; a host serving the built
+ * site must send them too (see README.md).
+ */
+export const CROSS_ORIGIN_ISOLATION = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+};
+
 export default defineConfig({
   root: here,
   // The page imports the library by its package name, as a user would; here that is the source.
   resolve: { alias: [{ find: /^tfjs-dataflow$/, replacement: path.join(repoRoot, 'src/index.ts') }] },
-  server: { host: '127.0.0.1', fs: { allow: [repoRoot] } },
-  preview: { host: '127.0.0.1' },
-  build: { outDir: 'dist', emptyOutDir: true, target: 'es2022', chunkSizeWarningLimit: 4096 },
+  server: { host: '127.0.0.1', fs: { allow: [repoRoot] }, headers: CROSS_ORIGIN_ISOLATION },
+  preview: { host: '127.0.0.1', headers: CROSS_ORIGIN_ISOLATION },
+  build: {
+    outDir: 'dist',
+    emptyOutDir: true,
+    target: 'es2022',
+    chunkSizeWarningLimit: 4096,
+    // Whitespace only: tfjs-backend-wasm starts its threads from its module factory's source text
+    // (factory.toString()), which must still run on its own; renamed or compressed, it refers to names
+    // of the bundle the workers do not have ("e is not defined", "_scriptDir is not defined").
+    rolldownOptions: { output: { minify: { compress: false, mangle: false, codegen: true } } },
+  },
   plugins: [
     serveDataset('/cifar10', 'CIFAR10_DIR', CIFAR10_NAMES, process.env['CIFAR10_DIR']),
     serveDataset('/cifar100', 'CIFAR100_DIR', CIFAR100_NAMES, process.env['CIFAR100_DIR']),

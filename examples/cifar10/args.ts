@@ -2,6 +2,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
   BACKEND_NAMES,
+  CIFAR10_IMAGE_SIZE,
   SEED_HYP,
   resolveHyp,
   type BackendName,
@@ -64,6 +65,8 @@ export interface TrainConfig extends RunSettings {
   resume: boolean;
   /** Flags the user typed (so a resumed run can tell a typed value from a default). */
   explicit: ReadonlySet<string>;
+  /** --verbose: the Backend line gives every reason in full (metrics.json has them either way). */
+  verbose: boolean;
 }
 
 /** The datasets the CLI trains on; both in the binary release's format. */
@@ -94,6 +97,8 @@ export interface EvaluateConfig {
   evalBatch: number | null;
   /** Evaluations of the test set, each with fresh inference noise (the sketch keeps it): their mean and spread are reported. */
   draws: number;
+  /** --verbose: the Backend line gives every reason in full. */
+  verbose: boolean;
 }
 
 export type Command =
@@ -140,6 +145,7 @@ const TRAIN_OPTIONS = {
   resume: { type: 'boolean' },
   dataset: { type: 'string' },
   labels: { type: 'string' },
+  verbose: { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
 const EVALUATE_OPTIONS = {
@@ -149,6 +155,7 @@ const EVALUATE_OPTIONS = {
   draws: { type: 'string' },
   dataset: { type: 'string' },
   labels: { type: 'string' },
+  verbose: { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
 const DATA_HELP = `  --dataset NAME        cifar10 or cifar100 (default cifar10); the net's output width follows it (10, 100 or 20)
@@ -166,17 +173,35 @@ const DATA_HELP = `  --dataset NAME        cifar10 or cifar100 (default cifar10)
                         float16 runs f16 operands with f32 sums on tensor cores (subgroup matrices) where the
                         adapter has them, else float32, and the Backend line says which; needs --backend webgpu`;
 
-export const MAIN_HELP = `Usage: tfjs-dataflow-cifar10 <command> [flags]
+/**
+ * How the CLI was started, so its help shows the command to type: the package bin (`tfjs-dataflow-cifar10 train`)
+ * or a checkout's npm scripts (`npm run train --`, flags after the `--`).
+ */
+export type Invocation = 'bin' | 'npm';
+
+/** The name of the package bin. */
+export const BIN_NAME = 'tfjs-dataflow-cifar10';
+
+/** What to type to run `command` with flags, as the user invoked the CLI. */
+export function commandPrefix(command: 'train' | 'evaluate', invocation: Invocation): string {
+  return invocation === 'npm' ? `npm run ${command} --` : `${BIN_NAME} ${command}`;
+}
+
+/** The help without a command (the bin's alone: each npm script runs one command). */
+export function mainHelp(): string {
+  return `Usage: ${BIN_NAME} <command> [flags]
 
 Trains the seed's SpeedyConvNet network sketch on CIFAR-10 with TensorFlow.js, or evaluates a saved one.
 
 Commands:
-  train      train (npm run train -- [flags])
-  evaluate   test accuracy of a saved model with flip test-time augmentation (npm run evaluate -- --model DIR)
+  train      train (${BIN_NAME} train [flags])
+  evaluate   test accuracy of a saved model with flip test-time augmentation (${BIN_NAME} evaluate --model DIR)
 
-Run 'tfjs-dataflow-cifar10 <command> --help' for its flags.`;
+Run '${BIN_NAME} <command> --help' for its flags.`;
+}
 
-export const TRAIN_HELP = `Usage: tfjs-dataflow-cifar10 train [flags]
+export function trainHelp(invocation: Invocation): string {
+  return `Usage: ${commandPrefix('train', invocation)} [flags]
 
 Trains SpeedyConvNet with the seed's recipe and prints the seed's table each epoch.
 Defaults are the seed's configuration: 12.1 epochs, batch 1024, base depth 64.
@@ -192,18 +217,22 @@ ${DATA_HELP}
   --mode MODE           sketch (the seed: cut + noise between groups) or backprop (end to end) (default sketch)
   --whitening-signs S   raw (the seed: the solver's eigenvector signs averaged as they come) or canonical
                         (each chunk's eigenvectors sign-fixed before averaging) (default raw; see docs/results.md)
-  --runs N              independent runs (seeds seed, seed+1, ...); prints the mean and variance of the final
-                        EMA accuracy (default 1)
+  --runs N              independent runs (seeds seed, seed+1, ...); prints the mean and variance of their final
+                        test accuracy: the EMA net's, or the live net's in a run that ends before the EMA starts;
+                        one run prints its accuracy alone (default 1)
   --seed N              seed of the first run (default ${TRAIN_DEFAULTS.seed})
   --hyp KEY=VALUE       override a hyperparameter, e.g. --hyp opt.momentum=0.9 (repeatable; keys as in SEED_HYP)
   --out DIR             where metrics.json, curves.svg, checkpoint/ and model/ go (default runs/<timestamp>)
   --resume              continue the run in --out from its last checkpoint (flags not given are taken from it)
+  --verbose             the Backend line with every reason in full (metrics.json's backend.reason has them anyway)
   -h, --help            this text
 
 Ctrl-C, SIGTERM, SIGHUP or SIGQUIT stops after the current step, writes a checkpoint and exits by the signal; --resume continues.
 A kill at any other moment loses at most the steps since the last epoch's checkpoint.`;
+}
 
-export const EVALUATE_HELP = `Usage: tfjs-dataflow-cifar10 evaluate --model DIR [flags]
+export function evaluateHelp(invocation: Invocation): string {
+  return `Usage: ${commandPrefix('evaluate', invocation)} --model DIR [flags]
 
 Loads a model saved by 'train' (DIR/model.json + weights.bin) and prints its test accuracy with flip
 test-time augmentation, normalising the images with the statistics saved alongside the model.
@@ -214,7 +243,9 @@ ${DATA_HELP}
   --eval-batch N        images per evaluation batch (default 2500; less on wasm)
   --draws K             evaluate K times and report the mean and spread (default 1): the sketch keeps its
                         discrete-action noise at inference, so each evaluation is one random draw
+  --verbose             the Backend line with every reason in full
   -h, --help            this text`;
+}
 
 function flagList(options: Record<string, { short?: string }>): string {
   return Object.entries(options)
@@ -222,7 +253,54 @@ function flagList(options: Record<string, { short?: string }>): string {
     .join(', ');
 }
 
-/** Parses with node:util parseArgs, turning its errors into UsageErrors that list the valid flags. */
+/** Edit distance between two short strings: insertions, deletions, substitutions and swaps of neighbours (`trian`). */
+export function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/**
+ * The known names closest to `typed` (several when they tie): within an edit distance of a third of its length (at
+ * least 1, at most 3), or those that start with it (`batch` for `batch-size`); case and `_` for `-` are forgiven.
+ * Empty when none is close.
+ */
+export function closest(typed: string, known: readonly string[]): string[] {
+  const t = typed.toLowerCase().replace(/_/g, '-');
+  const limit = Math.min(3, Math.max(1, Math.floor(t.length / 3)));
+  const scored = known
+    .map((name) => ({
+      name,
+      distance: Math.min(editDistance(t, name), t.length >= 3 && name.startsWith(t) ? 0.5 : Number.POSITIVE_INFINITY),
+    }))
+    .filter((c) => c.distance <= limit);
+  const best = Math.min(...scored.map((c) => c.distance));
+  return scored.filter((c) => c.distance === best).map((c) => c.name);
+}
+
+/** Which command a flag belongs to when it is not `command`'s, for "a flag of 'train'". */
+function otherCommandOf(command: string, name: string): string | undefined {
+  if (command !== 'train' && name in TRAIN_OPTIONS) return 'train';
+  if (command !== 'evaluate' && name in EVALUATE_OPTIONS) return 'evaluate';
+  return undefined;
+}
+
+/** "Did you mean --epochs?" for an unknown flag, or that it belongs to the other command; '' when nothing is close. */
+function suggestFlag(command: string, typed: string, options: Record<string, { short?: string }>): string {
+  const other = otherCommandOf(command, typed);
+  if (other) return `--${typed} is a flag of '${other}', not '${command}'.`;
+  const names = closest(typed, Object.keys(options));
+  return names.length === 0 ? '' : `Did you mean ${names.map((n) => `--${n}`).join(' or ')}?`;
+}
+
+/** Parses with node:util parseArgs, turning its errors into UsageErrors that suggest the flag meant and list the valid ones. */
 function parseFlags<O extends ParseArgsConfig['options']>(command: string, args: string[], options: O) {
   const parse = () => parseArgs({ args, options, strict: true, allowPositionals: false, tokens: true });
   let parsed: ReturnType<typeof parse>;
@@ -231,8 +309,11 @@ function parseFlags<O extends ParseArgsConfig['options']>(command: string, args:
   } catch (e) {
     const code = (e as { code?: string }).code;
     const message = (e as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '');
+    const known = options as Record<string, { short?: string }>;
     if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-      throw new UsageError(`${message}. Valid flags for '${command}': ${flagList(options as Record<string, { short?: string }>)}`);
+      const typed = code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'--?([^'=]+)/.exec(message)?.[1] : undefined;
+      const hint = typed === undefined ? '' : suggestFlag(command, typed, known);
+      throw new UsageError(`${message}.${hint ? ` ${hint}` : ''} Valid flags for '${command}': ${flagList(known)}`);
     }
     throw new UsageError((e as Error).message.replace(/\n/g, ' '));
   }
@@ -300,6 +381,17 @@ const HYP_FLAGS: Record<string, string> = {
 /** Parses `--hyp section.field=value` (or `misc.ema.field=value`) into overrides, checking the key against SEED_HYP. */
 export function parseHypOverrides(entries: readonly string[]): HypOverrides {
   const out: Record<string, Record<string, unknown>> = {};
+  // Keyed once each, as flags are: a repeated key would otherwise keep its last value silently.
+  const given = new Map<string, string[]>();
+  for (const entry of entries) {
+    const m = /^([a-zA-Z.]+)=(.*)$/.exec(entry);
+    if (m) given.set(m[1]!, [...(given.get(m[1]!) ?? []), m[2]!]);
+  }
+  for (const [key, values] of given) {
+    if (values.length > 1) {
+      throw new UsageError(`--hyp ${key} is given ${values.length} times (${values.map((v) => `'${v}'`).join(', ')}); give it once`);
+    }
+  }
   for (const entry of entries) {
     const m = /^([a-zA-Z.]+)=(.*)$/.exec(entry);
     if (!m) throw new UsageError(`--hyp expects KEY=VALUE such as opt.momentum=0.9, got '${entry}'`);
@@ -329,17 +421,22 @@ export function parseHypOverrides(entries: readonly string[]): HypOverrides {
 }
 
 /**
- * Checks the hyperparameters the flags make against resolveHyp's ranges, so a bad value is a
- * usage error before anything is loaded or written. The message names the flag.
+ * Checks the hyperparameters the flags make against resolveHyp's ranges, and against each other for the
+ * datasets' 32x32 images (the crop, cutmix and whitening fit), so a bad value is a usage error before
+ * anything is loaded or written. The message names the flag.
  */
 export function checkHypFlags(hyp: HypOverrides, flags: { epochs: number; batchSize: number; baseDepth: number }): void {
   try {
-    resolveHyp({
-      ...hyp,
-      opt: { ...hyp.opt, batchSize: flags.batchSize },
-      net: { ...hyp.net, baseDepth: flags.baseDepth },
-      misc: { ...hyp.misc, trainEpochs: flags.epochs },
-    });
+    resolveHyp(
+      {
+        ...hyp,
+        opt: { ...hyp.opt, batchSize: flags.batchSize },
+        net: { ...hyp.net, baseDepth: flags.baseDepth },
+        misc: { ...hyp.misc, trainEpochs: flags.epochs },
+      },
+      // CIFAR-100's images are CIFAR-10's size.
+      { imageSize: CIFAR10_IMAGE_SIZE },
+    );
   } catch (e) {
     const message = (e as Error).message;
     const m = /^hyp\.(\S+) (must be .*)$/.exec(message);
@@ -392,19 +489,23 @@ function dataFlags(
 
 /**
  * Parses `argv` (without the node and script paths) into a command and its config, or
- * throws a {@link UsageError} naming the flag at fault. `env` supplies CIFAR10_DIR.
+ * throws a {@link UsageError} naming the flag at fault. `env` supplies CIFAR10_DIR;
+ * `invocation` (the package bin by default) is how the help says to run a command.
  */
-export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Command {
+export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv = process.env, invocation: Invocation = 'bin'): Command {
   const [command, ...rest] = argv;
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') return { command: 'help', text: MAIN_HELP };
-  if (command === 'train') return parseTrain(rest, env);
-  if (command === 'evaluate') return parseEvaluate(rest, env);
-  throw new UsageError(`unknown command '${command}'; expected 'train' or 'evaluate'`);
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') return { command: 'help', text: mainHelp() };
+  if (command === 'train') return parseTrain(rest, env, invocation);
+  if (command === 'evaluate') return parseEvaluate(rest, env, invocation);
+  const meant = closest(command, ['train', 'evaluate']);
+  throw new UsageError(
+    `unknown command '${command}'; expected 'train' or 'evaluate'${meant.length ? `. Did you mean '${meant[0]}'?` : ''}`,
+  );
 }
 
-function parseTrain(args: string[], env: NodeJS.ProcessEnv): Command {
+function parseTrain(args: string[], env: NodeJS.ProcessEnv, invocation: Invocation): Command {
   const { values, tokens } = parseFlags('train', args, TRAIN_OPTIONS);
-  if (values.help) return { command: 'help', text: TRAIN_HELP };
+  if (values.help) return { command: 'help', text: trainHelp(invocation) };
   const explicit = new Set(tokens.flatMap((t) => (t.kind === 'option' ? [t.name] : [])));
   const epochsText = values.epochs;
   let epochs: number = TRAIN_DEFAULTS.epochs;
@@ -456,13 +557,14 @@ function parseTrain(args: string[], env: NodeJS.ProcessEnv): Command {
       out: values.out ?? null,
       resume: values.resume ?? false,
       explicit,
+      verbose: values.verbose ?? false,
     },
   };
 }
 
-function parseEvaluate(args: string[], env: NodeJS.ProcessEnv): Command {
+function parseEvaluate(args: string[], env: NodeJS.ProcessEnv, invocation: Invocation): Command {
   const { values } = parseFlags('evaluate', args, EVALUATE_OPTIONS);
-  if (values.help) return { command: 'help', text: EVALUATE_HELP };
+  if (values.help) return { command: 'help', text: evaluateHelp(invocation) };
   if (values.model === undefined)
     throw new UsageError('evaluate needs --model DIR (a directory holding model.json, e.g. runs/<time>/model)');
   return {
@@ -473,6 +575,7 @@ function parseEvaluate(args: string[], env: NodeJS.ProcessEnv): Command {
       evalLimit: integer('eval-limit', values['eval-limit'], 1, 10_000) ?? null,
       evalBatch: integer('eval-batch', values['eval-batch'], 1) ?? null,
       draws: integer('draws', values.draws, 1, 1000) ?? 1,
+      verbose: values.verbose ?? false,
     },
   };
 }

@@ -187,13 +187,20 @@ export class Battery {
     }
   }
 
-  /** The seed's closing line: mean and variance of the runs' final (EMA) accuracies; null before any. */
-  meanAndVarianceLine(): string | null {
-    const finals = this.summaries.map((s) => s.finalEmaValAcc ?? s.finalValAcc).filter((a): a is number => a !== null);
+  /**
+   * The closing line: the final test accuracy (flip TTA) of each run that has one, saying whose it is (the EMA
+   * net's, as the seed reports, or the live net's in a run too short for the EMA to start). Several runs get the
+   * seed's (mean, variance) tuple; one run gets its accuracy, as one run has no variance. Null before any run.
+   */
+  summaryLine(): string | null {
+    const finals = this.summaries.map(finalAccuracyOf).filter((a): a is number => a !== null);
     if (finals.length === 0) return null;
+    const whose = accuracyKind(this.summaries);
+    if (finals.length === 1) {
+      return `Final test accuracy: ${finals[0]!.toFixed(4)} (${whose}, flip TTA). One run, so no variance: --runs N reports the mean and variance over N seeds.`;
+    }
     const { mean, variance } = meanAndVariance(finals);
-    // The seed prints its battery as a (mean, variance) tuple of the EMA accuracies.
-    return `Mean and variance: (${mean.toFixed(4)}, ${Number.isNaN(variance) ? 'nan' : variance.toExponential(4)}) over ${finals.length} run${finals.length === 1 ? '' : 's'}`;
+    return `Mean and variance of the final test accuracy (${whose}, flip TTA): (${mean.toFixed(4)}, ${variance.toExponential(4)}) over ${finals.length} runs`;
   }
 
   private statusOf(runs: readonly RunSummary[]): RunStatus {
@@ -207,6 +214,8 @@ export class Battery {
 /** One run's entry in metrics.json while it trains, with its curves.svg. */
 export class RunRecord {
   private readonly started = performance.now();
+  /** The run's learning rate per step for curves.svg (report.ts's lrCurve), once the trainer is made. */
+  lrCurve: Array<[number, number]> | undefined;
 
   constructor(
     private readonly battery: Battery,
@@ -254,7 +263,7 @@ export class RunRecord {
 
   private async write(): Promise<void> {
     await this.battery.record(this.summary);
-    await writeFileAtomic(join(this.summary.dir, 'curves.svg'), curves(this.summary.epochs));
+    await writeFileAtomic(join(this.summary.dir, 'curves.svg'), curves(this.summary.epochs, this.lrCurve));
   }
 }
 
@@ -272,11 +281,25 @@ async function writeJsonAtomicOrInPlace(path: string, value: unknown): Promise<v
   }
 }
 
+/** A run's final test accuracy: the EMA net's, else (the EMA never started) the live net's; null before an evaluation. */
+function finalAccuracyOf(s: RunSummary): number | null {
+  return s.finalEmaValAcc ?? s.finalValAcc;
+}
+
+/** Whose accuracy {@link finalAccuracyOf} gives for these runs, in words. */
+function accuracyKind(runs: readonly RunSummary[]): string {
+  const measured = runs.filter((s) => finalAccuracyOf(s) !== null);
+  const ema = measured.filter((s) => s.finalEmaValAcc !== null).length;
+  if (ema === measured.length) return 'EMA net';
+  const why = 'the run ended before the EMA started';
+  return ema === 0 ? `live net: ${why}` : `EMA net, or the live net where ${why}`;
+}
+
 /** Mean and (unbiased) variance of the completed runs' final accuracies, or null before any completed. */
 function batterySummary(runs: readonly RunSummary[]) {
-  const finals = runs
-    .filter((s) => s.stopReason === 'completed')
-    .map((s) => s.finalEmaValAcc ?? s.finalValAcc)
-    .filter((a): a is number => a !== null);
-  return finals.length > 0 ? { metric: 'final EMA val_acc (flip TTA)', ...meanAndVariance(finals) } : null;
+  const completed = runs.filter((s) => s.stopReason === 'completed');
+  const finals = completed.map(finalAccuracyOf).filter((a): a is number => a !== null);
+  if (finals.length === 0) return null;
+  // One run has no variance: meanAndVariance says NaN, written to JSON as null.
+  return { metric: `final val_acc (${accuracyKind(completed)}, flip TTA)`, ...meanAndVariance(finals) };
 }

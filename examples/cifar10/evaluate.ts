@@ -3,4 +3,4 @@ import { exitWith } from './exit.js';
 import { main, useNpmInvocationDir } from './main.js';
 
 useNpmInvocationDir('evaluate');
-main(['evaluate', ...process.argv.slice(2)]).then(exitWith);
+main(['evaluate', ...process.argv.slice(2)], undefined, 'npm').then(exitWith);

@@ -12,10 +12,11 @@ import {
   initBackend,
   meanAndVariance,
   predictWithFlipTTA,
+  throwIfWebGPUFailed,
   type Cifar10Stats,
 } from '../../src/node.js';
 import { UsageError, type EvaluateConfig } from './args.js';
-import { datasetTitle, describeBackend, loadData, type CliIO } from './training.js';
+import { datasetTitle, describeBackend, loadData, webgpuImagesPerBinding, type CliIO } from './training.js';
 
 /** What `train` stores in the saved model's user-defined metadata. */
 export interface SavedModelInfo {
@@ -79,7 +80,7 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
     ...(config.wasmThreads !== null ? { wasmThreads: config.wasmThreads } : {}),
     ...(config.convPrecision !== null ? { webgpuConvPrecision: config.convPrecision } : {}),
   });
-  say(describeBackend(report));
+  say(describeBackend(report, config.verbose));
 
   // Model (first, so a wrong --model fails before the data is read)
   const dir = resolve(config.model);
@@ -133,7 +134,10 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
     try {
       const n = test.images.shape[0];
       const size =
-        config.evalBatch ?? (report.backend === 'wasm' ? Math.min(2500, Math.max(1, Math.floor((512 * 64) / depth.value))) : 2500);
+        config.evalBatch ??
+        (report.backend === 'wasm'
+          ? Math.min(2500, Math.max(1, Math.floor((512 * 64) / depth.value)))
+          : Math.min(2500, Math.max(1, Math.floor(webgpuImagesPerBinding(report, depth.value) / 2))));
       const started = performance.now();
       const accuracies: number[] = [];
       for (let draw = 0; draw < config.draws; draw++) {
@@ -154,6 +158,7 @@ export async function evaluateCommand(config: EvaluateConfig, io: CliIO): Promis
         const correct = (await Promise.all(parts.map((p) => p.data()))).reduce((sum, v) => sum + v[0]!, 0);
         const finiteAll = (await Promise.all(finite.map((p) => p.data()))).every((v) => v[0] === 1);
         tf.dispose([...parts, ...finite]);
+        throwIfWebGPUFailed('the evaluation');
         // An accuracy from NaN or infinite logits (damaged weights, a zero std) would be argmax over garbage.
         if (!finiteAll) {
           throw new Error(

@@ -1,19 +1,24 @@
 /** The CIFAR-10 example's entry point, shared by the package bin (cli.ts) and the npm scripts (train.ts, evaluate.ts). */
-import { UsageError, parseCommandLine } from './args.js';
+import { UsageError, parseCommandLine, type Invocation } from './args.js';
 import { evaluateCommand } from './evaluation.js';
 import { trainCommand, type CliIO } from './training.js';
 
 export type { CliIO } from './training.js';
 
 /**
- * Runs the command line `argv` (e.g. `['train', '--epochs', '2']`) and resolves to the exit
+ * Runs the command line `argv` (e.g. `['train', '--epochs', '2']`), as started by `invocation` (the package bin,
+ * or the npm scripts: the help names the command to type), and resolves to the exit
  * code: 0 done, 1 failed (including a non-finite loss), 2 a usage mistake, 129, 130, 131 or 143
  * interrupted by SIGHUP, SIGINT, SIGQUIT or SIGTERM after writing a checkpoint (exit.ts's `exitWith` ends the
  * process by that signal). Never calls process.exit (a second signal does).
  */
-export async function main(argv: readonly string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  io: CliIO = { stdout: process.stdout, stderr: process.stderr },
+  invocation: Invocation = 'bin',
+): Promise<number> {
   try {
-    const parsed = parseCommandLine(argv);
+    const parsed = parseCommandLine(argv, process.env, invocation);
     switch (parsed.command) {
       case 'help':
         io.stdout.write(`${parsed.text}\n`);

@@ -1,5 +1,5 @@
 /** What a run reports besides progress: the seed's table rows, and curves.svg. */
-import { curvesSvg, type EpochRecord, type TableRow } from '../../src/node.js';
+import { OneCycle, curvesSvg, type EpochRecord, type Hyp, type TableRow } from '../../src/node.js';
 
 /** An epoch as a row of the seed's table (a value not measured, such as an epoch not evaluated, left blank). */
 export function tableRow(record: EpochRecord): TableRow {
@@ -22,8 +22,39 @@ export function finalAccuracy(records: readonly EpochRecord[]): number | null {
   return last.emaValAcc ?? (Number.isFinite(last.valAcc) ? last.valAcc : null);
 }
 
-/** Loss and accuracy per epoch (train, val, and the EMA's val accuracy) as an SVG chart. */
-export function curves(records: readonly EpochRecord[]): string {
+/** Most points of the learning-rate curve: one per step up to this, evenly spaced steps beyond. */
+const MAX_LR_POINTS = 500;
+
+/**
+ * The learning rate of every step of a run (the non-bias group's, as StepInfo.lr and EpochRecord.lr), as [epoch, lr]
+ * points, step s of an epoch of n steps at `epoch + s / n`: the seed's OneCycle (the CLI trains with the seed's
+ * optimiser stage), made from `hyp.opt` for the trainer's `epochSteps` and `totalSteps`.
+ */
+export function lrCurve(hyp: Hyp, epochSteps: readonly number[], totalSteps: number): Array<[number, number]> {
+  const { opt } = hyp;
+  const schedule = new OneCycle({
+    maxLr: opt.nonBiasLr,
+    totalSteps,
+    pctStart: opt.percentStart,
+    divFactor: opt.initialDivFactor,
+    finalDivFactor: 1 / (opt.initialDivFactor * opt.finalLrRatio),
+    anneal: 'linear',
+  });
+  const stride = Math.max(1, Math.ceil(totalSteps / MAX_LR_POINTS));
+  const points: Array<[number, number]> = [];
+  let step = 0;
+  epochSteps.forEach((n, epoch) => {
+    for (let s = 1; s <= n; s++) {
+      step++;
+      // The step's rate is the schedule's before it steps: lrAt(step - 1).
+      if (step % stride === 0 || s === n || step === 1) points.push([epoch + s / n, schedule.lrAt(step - 1)]);
+    }
+  });
+  return points;
+}
+
+/** Loss and accuracy per epoch (train, val, and the EMA's val accuracy), and the learning rate per step when given, as an SVG chart. */
+export function curves(records: readonly EpochRecord[], lr?: ReadonlyArray<[number, number]>): string {
   const x = (r: EpochRecord) => r.epoch + 1;
   return curvesSvg([
     {
@@ -41,6 +72,16 @@ export function curves(records: readonly EpochRecord[]): string {
         { label: 'train', points: records.map((r) => [x(r), r.trainAcc]) },
         { label: 'val', points: records.map((r) => [x(r), r.valAcc]) },
         { label: 'val (EMA)', points: records.map((r) => [x(r), r.emaValAcc ?? Number.NaN]) },
+      ],
+    },
+    {
+      title: 'Learning rate',
+      xLabel: 'epoch',
+      series: [
+        lr
+          ? { label: 'OneCycle, non-bias group', points: [...lr], markers: false }
+          : // Without the schedule, the rate each epoch's last step used.
+            { label: "each epoch's last step", points: records.map((r) => [x(r), r.lr]) },
       ],
     },
   ]);

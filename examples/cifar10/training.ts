@@ -9,6 +9,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import {
+  BACKEND_NAMES,
   Trainer,
   fileHandler,
   fitSpeedyConvNetWhitening,
@@ -37,7 +38,7 @@ import { DATA_DIR_ENV, UsageError, checkConvPrecisionBackend, type DataOrigin, t
 import { Battery, readEarlierRuns, type RunSummary } from './battery.js';
 import { removeEmptyDirs } from './files.js';
 import { Progress, downloadProgress, type TextOut } from './progress.js';
-import { finalAccuracy, tableRow } from './report.js';
+import { finalAccuracy, lrCurve, tableRow } from './report.js';
 import {
   checkResumedData,
   claimRunDir,
@@ -137,7 +138,7 @@ async function trainInClaimedDir(config: TrainConfig, dir: RunDir, say: (line: s
         }),
     );
     if (exitCode === 0) {
-      const line = battery.meanAndVarianceLine();
+      const line = battery.summaryLine();
       if (line) say(line);
       say(`Wrote ${join(dir.out, 'metrics.json')}`);
     }
@@ -178,7 +179,7 @@ async function prepareRun(config: TrainConfig, dir: RunDir, say: (line: string) 
     ...(config.wasmThreads !== null ? { wasmThreads: config.wasmThreads } : {}),
     ...(convPrecision !== null ? { webgpuConvPrecision: convPrecision } : {}),
   });
-  say(describeBackend(report));
+  say(describeBackend(report, config.verbose));
   const { run, hyp } = decideRunConfig(config, dir, report, say);
 
   // Data (the resumed run's dataset: an environment variable naming another dataset's directory does not apply)
@@ -265,6 +266,7 @@ function decideRunConfig(
 ): { run: RunConfig; hyp: Hyp } {
   const { saved } = dir;
   const onWasm = report.backend === 'wasm';
+  const perBinding = webgpuImagesPerBinding(report, config.baseDepth);
   const wanted = {
     dataset: config.dataset,
     labels: config.labels,
@@ -286,17 +288,24 @@ function decideRunConfig(
   } else {
     const microBatch =
       config.microBatch ??
-      (onWasm ? largestDivisorAtMost(config.batchSize, WASM_TRAIN_IMAGES_X_DEPTH / config.baseDepth) : config.batchSize);
+      (onWasm
+        ? largestDivisorAtMost(config.batchSize, WASM_TRAIN_IMAGES_X_DEPTH / config.baseDepth)
+        : largestDivisorAtMost(config.batchSize, perBinding));
     const evalBatch =
       config.hyp.misc?.evalBatchSize ??
-      (onWasm ? Math.min(2500, Math.max(1, Math.floor(WASM_EVAL_IMAGES_X_DEPTH / config.baseDepth))) : 2500);
+      (onWasm
+        ? Math.min(2500, Math.max(1, Math.floor(WASM_EVAL_IMAGES_X_DEPTH / config.baseDepth)))
+        : Math.min(2500, Math.max(1, Math.floor(perBinding / 2))));
     run = { ...wanted, microBatch, evalBatch };
   }
-  const autoMicro = config.microBatch === null && !saved && onWasm;
+  checkWebGPUBinding(run, perBinding);
+  const autoMicro = config.microBatch === null && !saved && (onWasm || run.microBatch !== run.batchSize);
   if (run.microBatch !== run.batchSize || autoMicro) {
-    const why = autoMicro
-      ? ` (chosen for wasm, whose heap holds about ${WASM_TRAIN_IMAGES_X_DEPTH / run.baseDepth} images per pass at base depth ${run.baseDepth}; set it with --micro-batch)`
-      : '';
+    const why = !autoMicro
+      ? ''
+      : onWasm
+        ? ` (chosen for wasm, whose heap holds about ${WASM_TRAIN_IMAGES_X_DEPTH / run.baseDepth} images per pass at base depth ${run.baseDepth}; set it with --micro-batch)`
+        : ` (chosen for this WebGPU device, which binds at most ${perBinding} images' largest activation at base depth ${run.baseDepth}; set it with --micro-batch)`;
     say(
       `Micro-batch: ${run.microBatch} images per pass, ${run.batchSize / run.microBatch} pass${run.batchSize / run.microBatch === 1 ? '' : 'es'} per step${why}`,
     );
@@ -399,6 +408,7 @@ async function trainOneRun({
         },
       },
     });
+    record.lrCurve = lrCurve(hyp, trainer.epochSteps, trainer.totalSteps);
     if (run.runs > 1) say(`\nRun ${r}/${run.runs} (seed ${seed})`);
     say(formatTableHeader());
     if (resumed) {
@@ -527,15 +537,83 @@ export function explainWasmHeapFailure(error: Error, backend: string): Error {
 }
 
 /** The largest divisor of `n` that is at most `cap`. */
+/**
+ * SpeedyConvNet's largest tensor per image, in bytes: the first conv group's output before its pool, (side - 1)^2
+ * positions (the whitening conv is 2x2 valid) of max(24, base depth) float32 channels (24: the whitening output).
+ */
+function largestActivationBytesPerImage(baseDepth: number, side = 32): number {
+  return (side - 1) ** 2 * Math.max(24, baseDepth) * 4;
+}
+
+/**
+ * Images whose largest activation fits one binding of this WebGPU device (its maxStorageBufferBindingSize: 128 MiB
+ * on lavapipe, up to 4 GiB on a large GPU), or Infinity off WebGPU. A larger tensor makes WebGPU drop the kernel
+ * with an error event, not an exception.
+ */
+export function webgpuImagesPerBinding(report: BackendReport, baseDepth: number): number {
+  if (report.backend !== 'webgpu') return Infinity;
+  const device = (tf.backend() as unknown as { device?: GPUDevice }).device;
+  const limit = device?.limits.maxStorageBufferBindingSize;
+  return limit ? Math.max(1, Math.floor(limit / largestActivationBytesPerImage(baseDepth))) : Infinity;
+}
+
+/** Refuses, before anything is written, passes whose largest tensor this WebGPU device cannot bind; says what fits. */
+function checkWebGPUBinding(run: RunConfig, perBinding: number): void {
+  if (run.microBatch > perBinding) {
+    throw new UsageError(
+      `--micro-batch ${run.microBatch} is more than this WebGPU device binds at once at base depth ${run.baseDepth} (about ${perBinding} images): lower --micro-batch`,
+    );
+  }
+  // Flip TTA doubles the evaluation batch.
+  if (2 * run.evalBatch > perBinding) {
+    throw new UsageError(
+      `the evaluation batch ${run.evalBatch} (doubled by flip TTA) is more than this WebGPU device binds at once at base depth ${run.baseDepth} (about ${perBinding} images): lower --hyp misc.evalBatchSize to at most ${Math.max(1, Math.floor(perBinding / 2))}`,
+    );
+  }
+}
+
 function largestDivisorAtMost(n: number, cap: number): number {
   for (let d = Math.max(1, Math.min(n, Math.floor(cap))); d > 1; d--) if (n % d === 0) return d;
   return 1;
 }
 
-/** The start-up backend line; on WebGPU it says how the convolutions multiply (initBackend's report of --conv-precision). */
-export function describeBackend(report: BackendReport): string {
+/**
+ * The start-up backend line; on WebGPU it says how the convolutions multiply (initBackend's report of --conv-precision).
+ * The backends 'auto' passed over are named with the first clause of each reason, unless `verbose`: their full reasons
+ * (install commands, package paths) run to hundreds of characters, and metrics.json's backend.reason keeps them.
+ */
+export function describeBackend(report: BackendReport, verbose = false): string {
   const convolutions = report.convPrecision !== undefined ? `, convolutions: ${report.convPrecision}` : '';
-  return `Backend: ${report.backend} (${report.reason})${convolutions}`;
+  const { reason, passedOver } = splitPassedOver(report.reason);
+  if (verbose || passedOver.length === 0) return `Backend: ${report.backend} (${report.reason})${convolutions}`;
+  const brief = passedOver.map(({ backend, why }) => `${backend} (${briefReason(why)})`).join(', ');
+  return `Backend: ${report.backend} (${reason})${convolutions}; auto passed over ${brief}; --verbose or metrics.json for why`;
+}
+
+/** initBackend('auto')'s reason, `<why this one> (passed over: webgpu: <why>; tensorflow: <why>)`, taken apart. */
+export function splitPassedOver(reason: string): { reason: string; passedOver: Array<{ backend: string; why: string }> } {
+  const marker = ' (passed over: ';
+  const at = reason.indexOf(marker);
+  if (at < 0 || !reason.endsWith(')')) return { reason, passedOver: [] };
+  const names = BACKEND_NAMES.filter((n) => n !== 'auto').join('|');
+  const entries = reason.slice(at + marker.length, -1).split(new RegExp(`; (?=(?:${names}): )`));
+  const passedOver = entries.map((entry) => {
+    const colon = entry.indexOf(': ');
+    return { backend: entry.slice(0, colon), why: entry.slice(colon + 2) };
+  });
+  return { reason: reason.slice(0, at), passedOver };
+}
+
+/** A reason cut to its gist: a missing package says "not installed"; else the first clause, without asides in parentheses. */
+function briefReason(why: string): string {
+  if (/Cannot find (package|module)/.test(why)) return 'not installed';
+  let gist = why;
+  for (let previous = ''; previous !== gist; ) {
+    previous = gist;
+    gist = gist.replace(/ ?\([^()]*\)/g, '');
+  }
+  gist = gist.split(/[:.;](?: |$)/)[0]!.trim();
+  return gist.length > 60 ? `${gist.slice(0, 59)}…` : gist;
 }
 
 function versions() {
@@ -578,7 +656,11 @@ export function datasetTitle(dataset: DatasetName, labels: Cifar100LabelKind | n
 export async function loadData(options: LoadCifar10Options, context: DataContext = {}): Promise<Cifar10Dataset> {
   const dataset = context.dataset ?? 'cifar10';
   try {
-    const withProgress = { ...options, ...(context.progress ? { onDownloadProgress: downloadProgress(context.progress) } : {}) };
+    const what = dataset === 'cifar100' ? 'CIFAR-100' : 'CIFAR-10';
+    const withProgress = {
+      ...options,
+      ...(context.progress ? { onDownloadProgress: downloadProgress(context.progress, undefined, what) } : {}),
+    };
     return dataset === 'cifar100'
       ? await loadCifar100({ ...withProgress, labels: context.labels ?? 'fine' })
       : await loadCifar10(withProgress);

@@ -175,7 +175,8 @@ export async function initCustomBlockNet(net: CustomNet, trainImages: tf.Tensor4
  * reflect-pad + random crop + flip once per epoch, the seed's summed label-smoothed loss, an EMA
  * copied back into the live network, and flip-TTA evaluation after each epoch. `hyp` overrides
  * the seed's hyperparameters (a small model wants a smaller batch and fewer epochs); the trainer
- * finds the model's discrete actions itself.
+ * finds the model's discrete actions itself. `options.stages` swaps parts of the recipe (stages.ts has a focal
+ * loss and an Adam optimiser).
  */
 export async function trainCustomBlockNet(
   net: CustomNet,

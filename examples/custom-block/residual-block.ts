@@ -6,6 +6,7 @@ import {
   BatchNorm,
   CompositeLayer,
   Conv,
+  batchNormGelu,
   checkInput,
   checkPositiveInt,
   checkSpatialAtLeast,
@@ -125,7 +126,8 @@ export class ResidualBlock extends CompositeLayer {
       const x = input as tf.Tensor4D;
       const skipIn = maxPool2(x);
       const skip = this.shortcut ? this.shortcut.call(skipIn, kwargs) : skipIn;
-      let y = gelu(this.norm1.call(maxPool2(this.conv1.call(x, kwargs) as tf.Tensor4D), kwargs));
+      // batchNormGelu, not gelu(norm1.call(...)): where the backend has the fused kernels the GELU runs inside them.
+      let y = batchNormGelu(maxPool2(this.conv1.call(x, kwargs) as tf.Tensor4D), this.norm1, kwargs);
       y = this.norm2.call(this.conv2.call(y, kwargs), kwargs);
       const out = gelu(tf.add(y, skip)) as tf.Tensor4D;
       if (!this.stateProject || !this.stateNorm) return out;

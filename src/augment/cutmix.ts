@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { deviceScalar } from '../ops/constants.js';
 import { randomOrGlobal } from '../ops/global-random.js';
 import type { DeviceRandom } from '../ops/random.js';
-import { checkImages, squareMasks, squareStarts, type SquareStarts } from './masks.js';
+import { checkImages, largestSeedSquare, squareMasks, squareStarts, type SquareStarts } from './masks.js';
 
 /** Cutmix's decision for a batch: each image's partner and the square pasted from it. */
 export interface CutmixDraws extends SquareStarts {
@@ -80,6 +80,15 @@ export function batchCutmix(
   if (!Number.isInteger(patchSize) || patchSize < 0)
     throw new Error(`batchCutmix: patchSize must be a non-negative integer, got ${patchSize}`);
   if (patchSize === 0) return { images: tf.clone(images) as tf.Tensor4D, targets: tf.clone(targets) as tf.Tensor2D };
+  // Refused before anything is drawn or allocated: the mask's own refusal came after the permutation existed.
+  if (batch === 0) throw new Error(`batchCutmix expects at least one image in 'images', got shape [${images.shape}]`);
+  const largest = largestSeedSquare(Math.min(height, width));
+  if (patchSize > largest) {
+    throw new Error(
+      `batchCutmix: patchSize ${patchSize} does not fit the ${height}x${width} images; it must be at most ${largest} ` +
+        "(the seed's square masks need a spare row for an even side; 0 turns cutmix off)",
+    );
+  }
   const draws = drawCutmix(batch, height, width, patchSize, generator);
   try {
     return tf.tidy(() => ({

@@ -6,7 +6,7 @@ const browserPlatform: Platform = {
     const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
     if (gpu) return gpu;
     return typeof window === 'undefined'
-      ? "WebGPU is not set up in this JavaScript runtime: in Node, import initBackend from 'tfjs-dataflow/node', which installs Dawn (npm install webgpu)"
+      ? "WebGPU is not set up in this JavaScript runtime: in Node, import initBackend from 'tfjs-dataflow/node', which installs Dawn (npm install webgpu@0.6)"
       : "this browser has no WebGPU (navigator.gpu is missing): use a recent Chrome or Edge, or initBackend('wasm')";
   },
   async loadTensorflow() {
@@ -24,7 +24,8 @@ const browserPlatform: Platform = {
  *   so conv nets can train (tfjs 4.22's wasm backend lacks a conv filter gradient).
  * - `'cpu'`: plain JavaScript, the reference for correctness.
  * - `'tensorflow'`: Node only; use the `tfjs-dataflow/node` entry.
- * - `'auto'`: a hardware WebGPU adapter, else wasm, else cpu.
+ * - `'auto'`: a hardware WebGPU adapter, else wasm, else cpu; falling back to cpu (too slow to train on) it
+ *   warns on the console, and the report's reason says why wasm did not start and what to do.
  *
  * @throws an Error naming the valid backends for an unknown name, and a
  *   `BackendUnavailableError` saying what to install when a backend cannot start.

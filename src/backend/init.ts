@@ -1,4 +1,5 @@
 import { backend, engine, getBackend, ready, registerBackend, removeBackend, setBackend } from '@tensorflow/tfjs-core';
+import { watchDeviceErrors } from './device-errors.js';
 import { installLibraryKernels } from './kernels/index.js';
 import {
   registerSubgroupMatrixDevice,
@@ -173,6 +174,7 @@ function registerLibraryWebGPUFactory(platform: Platform, webgpu: typeof import(
     });
     const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
     if (device.features.has(SUBGROUP_MATRIX_FEATURE)) registerSubgroupMatrixDevice(device, subgroupMatrixDeviceOf(info));
+    watchDeviceErrors(device);
     return new webgpu.WebGPUBackend(device, info);
   };
   libraryFactories.add(factory);
@@ -236,15 +238,18 @@ function describeConvPrecision(options: InitBackendOptions, keptShort: string | 
   return options.webgpuConvPrecision === 'float16' ? `float32 (float16 requested, but ${config})` : 'float32';
 }
 
+/** What installs the wasm backend, said wherever wasm is missing. */
+const WASM_INSTALL = 'npm install @tensorflow/tfjs-backend-wasm@4.22.0';
+
+/** wasm's package is not installed (as against installed but unable to start). */
+class WasmMissingError extends BackendUnavailableError {}
+
 async function initWasm(options: InitBackendOptions): Promise<BackendReport> {
   let wasm: typeof import('@tensorflow/tfjs-backend-wasm');
   try {
     wasm = await import('@tensorflow/tfjs-backend-wasm');
   } catch (e) {
-    throw new BackendUnavailableError(
-      'wasm',
-      `backend 'wasm' needs @tensorflow/tfjs-backend-wasm: npm install @tensorflow/tfjs-backend-wasm@4.22.0 (${(e as Error).message})`,
-    );
+    throw new WasmMissingError('wasm', `backend 'wasm' needs @tensorflow/tfjs-backend-wasm: ${WASM_INSTALL} (${(e as Error).message})`);
   }
   if (options.wasmPaths != null) wasm.setWasmPaths(options.wasmPaths as string);
   installLibraryKernels('wasm', { trainingKernels: options.wasmTrainingKernels !== false });
@@ -253,11 +258,11 @@ async function initWasm(options: InitBackendOptions): Promise<BackendReport> {
   return { backend: 'wasm', wasmThreads: threads, reason: `WebAssembly SIMD with ${threads} thread${threads === 1 ? '' : 's'}` };
 }
 
-async function initCpu(): Promise<BackendReport> {
+async function initCpu(reason = 'plain JavaScript (slow; the reference for correctness)'): Promise<BackendReport> {
   await import('@tensorflow/tfjs-backend-cpu');
   installLibraryKernels('cpu');
   await activate('cpu');
-  return { backend: 'cpu', reason: 'plain JavaScript (slow; the reference for correctness)' };
+  return { backend: 'cpu', reason };
 }
 
 async function initTensorflow(platform: Platform): Promise<BackendReport> {
@@ -288,12 +293,31 @@ export async function initBackendOn(platform: Platform, name: BackendName, optio
   }
 }
 
+/**
+ * The cpu backend as `'auto'`'s last resort. It is far too slow to train on, so the report's reason (and the
+ * console warning `initAuto` prints) say so, name the cure, and say that asking for `'cpu'` chooses it knowingly.
+ */
+async function initCpuFallback(platform: Platform, wasmFailure: unknown): Promise<BackendReport> {
+  const cure =
+    wasmFailure instanceof WasmMissingError
+      ? `install the wasm backend (${WASM_INSTALL})`
+      : platform.name === 'browser'
+        ? "make wasm start (serve tfjs-backend-wasm's .wasm files and pass their URL as wasmPaths)"
+        : 'make wasm start (its error is under "passed over")';
+  return initCpu(
+    `cpu, the last resort, far too slow to train on (a short CIFAR-10 run was still in its first epoch after 15 minutes ` +
+      `on cpu; on wasm it finished in 11 s): ${cure}, or ask for initBackend('cpu') to choose cpu knowingly`,
+  );
+}
+
 async function initAuto(platform: Platform, options: InitBackendOptions): Promise<BackendReport> {
   const passedOver: string[] = [];
+  let lastFailure: unknown;
   const attempt = async (label: string, init: () => Promise<BackendReport>): Promise<BackendReport | undefined> => {
     try {
       return await init();
     } catch (e) {
+      lastFailure = e;
       passedOver.push(`${label}: ${(e as Error).message}`);
       return undefined;
     }
@@ -317,7 +341,9 @@ async function initAuto(platform: Platform, options: InitBackendOptions): Promis
   }
   const wasm = await attempt('wasm', () => initWasm(options));
   if (wasm) return explain(wasm);
-  return explain(await initCpu());
+  const cpu = explain(await initCpuFallback(platform, lastFailure));
+  console.warn(`tfjs-dataflow: initBackend('auto') fell back to ${cpu.reason}`);
+  return cpu;
 }
 
 /** The name of the active tfjs backend, or undefined before any is set. */

@@ -21,6 +21,8 @@ export interface NodeBackendOptions extends InitBackendOptions {
 
 /** The Dawn instance made by installNodeWebGPU and the flags it was made with. */
 let dawn: { gpu: GPU; flags: readonly string[] } | undefined;
+/** Instances replaced by one with more toggles: kept alive, since Dawn crashes the process if an instance is collected while a device it made lives on. */
+const retiredDawns: GPU[] = [];
 let dawnFlags: string[] = [];
 
 /**
@@ -40,7 +42,7 @@ export async function installNodeWebGPU(flags: readonly string[] = dawnFlags): P
   try {
     webgpu = (await import('webgpu')) as never;
   } catch (e) {
-    return `WebGPU in Node needs the 'webgpu' package (Dawn): npm install webgpu (${(e as Error).message.split('\n')[0]})`;
+    return `WebGPU in Node needs the 'webgpu' package (Dawn): npm install webgpu@0.6 (${(e as Error).message.split('\n')[0]})`;
   }
   // Dawn's Vulkan loader wants a runtime directory; a headless CI shell often has none.
   process.env['XDG_RUNTIME_DIR'] ??= (await import('node:os')).tmpdir();
@@ -53,6 +55,7 @@ export async function installNodeWebGPU(flags: readonly string[] = dawnFlags): P
   } else {
     Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
   }
+  if (dawn != null) retiredDawns.push(dawn.gpu);
   dawn = { gpu, flags: merged };
   return gpu;
 }
@@ -102,7 +105,8 @@ const nodePlatform: Platform = { name: 'node', gpu: () => installNodeWebGPU(), l
  * Node's `initBackend`: like the browser one, plus WebGPU through Dawn (the
  * `webgpu` package) and `'tensorflow'` through tfjs-node-gpu or tfjs-node when
  * installed. `'auto'` tries a hardware WebGPU adapter, then tensorflow, then
- * wasm, then cpu; a software adapter (lavapipe, SwiftShader) is not preferred over wasm.
+ * wasm, then cpu; a software adapter (lavapipe, SwiftShader) is not preferred over wasm. Falling back to cpu
+ * (too slow to train on) it warns on the console, and the report's reason says what to install.
  */
 export async function initBackend(name: BackendName = 'auto', options: NodeBackendOptions = {}): Promise<BackendReport> {
   if (options.dawnFlags) dawnFlags = options.dawnFlags;

@@ -312,7 +312,8 @@ export async function fitWhiteningFrom(
       `${FN}: a chunk of ${chunkIndices[chunkIndices.length - 1]!.length} image(s) has ${smallest} patch; need at least 2 (use more images or a larger chunkSize)`,
     );
 
-  if (!layer.built) tf.dispose(layer.apply(tf.zeros([1, k, k, ch])) as tf.Tensor);
+  // Built through apply (so its weight is named), inside a tidy that also frees the zeros it is applied to.
+  if (!layer.built) tf.tidy(() => void layer.apply(tf.zeros([1, k, k, ch])));
 
   const kernel = patchKernel(k, ch);
   const chunks: WhiteningFit['chunks'] = [];

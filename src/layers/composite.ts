@@ -1,6 +1,8 @@
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { setWeightScope, singleInput, type CallKwargs } from './registry.js';
+import { singleInput } from '../validation.js';
+import { setWeightScope } from './registry.js';
+import type { CallKwargs } from './types.js';
 
 /**
  * A layer built from sublayers (a conv block, a residual block): the base of `ConvGroup`,
@@ -15,10 +17,12 @@ import { setWeightScope, singleInput, type CallKwargs } from './registry.js';
  * EMA see them all. It also answers a repeated call for the same pass from the first
  * one: tfjs-layers' graph executor calls a multi-output layer once per output it
  * consumes, which would otherwise run the block twice and update its batch-norm
- * statistics twice per training step.
+ * statistics twice per training step. That answer is given only inside the model
+ * execution that made it (see `call`); every other call, a direct (eager) one
+ * included, runs the block.
  */
 export abstract class CompositeLayer extends tfl.layers.Layer {
-  private lastCall: { input: tf.Tensor; training: boolean; params: object[]; outputs: tf.Tensor[] } | null = null;
+  private lastCall: CallRecord | null = null;
 
   /** The sublayers that hold weights, in a fixed order; [] before the subclass constructor has made them. */
   abstract get sublayers(): tfl.layers.Layer[];
@@ -55,27 +59,60 @@ export abstract class CompositeLayer extends tfl.layers.Layer {
     return child.computeOutputShape(inputShape) as tfl.Shape;
   }
 
+  /**
+   * Runs `forward`, or hands back the outputs of the call just before when this call is tfjs-layers' executor
+   * asking again, within the same model execution, for another output of the same node. That repeat is known by
+   * everything the cached outputs depend on: the executor's form of call (the inputs as a list, where a direct
+   * call passes the tensor itself), the same engine scope (one execution runs inside one tidy: `model.apply`, each
+   * batch of `predict`, a `fit` step), the same call options (the executor hands one object to every layer of an
+   * execution; `predict` gives none, so there a call with no options counts as the same), the same input tensor,
+   * the same mode, and every weight still holding the value the first call left it (its own batch-norm updates
+   * included, so an optimiser or EMA step in between makes it a new call). In training every cached output must
+   * also be alive; an inference execution disposes an output once its consumers have run, and ignores what a
+   * repeat returns. Any other call runs the block: a direct call on a tensor always does.
+   */
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor | tf.Tensor[] {
     const input = singleInput(inputs, `${this.getClassName()} '${this.name}'`);
     const training = kwargs?.training === true;
-    // The repeat is recognised by the same input tensor, mode and parameter values (running statistics aside).
-    const params = this.sublayers
-      .flatMap((l) => l.weights)
-      .filter((w) => !w.originalName.includes('running_'))
-      .map((w) => w.read().dataId);
+    const scope = tf.engine().state.activeScope as object | null;
+    const executorScope = Array.isArray(inputs) ? scope : null;
     const last = this.lastCall;
-    if (
-      last &&
-      last.input === input &&
-      last.training === training &&
-      last.outputs.some((t) => !t.isDisposed) &&
-      last.params.length === params.length &&
-      last.params.every((id, i) => id === params[i])
-    ) {
-      return last.outputs;
-    }
+    if (last && executorScope != null && this.isRepeatOf(last, executorScope, kwargs, input, training)) return last.outputs;
+    this.lastCall = null;
     const out = this.forward(input, kwargs);
-    this.lastCall = Array.isArray(out) ? { input, training, params, outputs: out } : null;
+    if (Array.isArray(out) && executorScope != null) {
+      this.lastCall = { scope: executorScope, kwargs, input, training, weights: this.weightValues(), outputs: out };
+    }
     return out;
   }
+
+  private isRepeatOf(last: CallRecord, scope: object, kwargs: CallKwargs, input: tf.Tensor, training: boolean): boolean {
+    const sameOptions = last.kwargs === kwargs || (hasNoOptions(kwargs) && hasNoOptions(last.kwargs));
+    if (last.scope !== scope || !sameOptions || last.input !== input || last.training !== training || input.isDisposed) return false;
+    if (training && last.outputs.some((t) => t.isDisposed)) return false;
+    const weights = this.weightValues();
+    return weights.length === last.weights.length && weights.every((id, i) => id === last.weights[i]);
+  }
+
+  /** The data behind each of the sublayers' weights now: a write (an optimiser step, a running-statistics update) replaces it. */
+  private weightValues(): object[] {
+    return this.sublayers.flatMap((l) => l.weights).map((w) => w.read().dataId);
+  }
+}
+
+/** A multi-output call of a `CompositeLayer`, and what its outputs were computed from. */
+interface CallRecord {
+  /** The engine scope (tidy) the call ran in: one model execution runs in one. */
+  scope: object;
+  kwargs: CallKwargs;
+  input: tf.Tensor;
+  training: boolean;
+  /** Each weight's data as the call left it (after its own batch-norm updates). */
+  weights: object[];
+  outputs: tf.Tensor[];
+}
+
+/** Call options that say nothing: what tfjs-layers' `apply` makes for a call given none (`predict`'s executor). */
+function hasNoOptions(kwargs: CallKwargs | undefined): boolean {
+  return kwargs == null || Object.values(kwargs).every((v) => v === undefined);
 }

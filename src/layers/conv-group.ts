@@ -1,9 +1,19 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { batchNormGelu } from '../ops/batch-norm.js';
+import { maxPool2 } from '../ops/pooling.js';
 import { BatchNorm } from './batch-norm.js';
 import { CompositeLayer } from './composite.js';
 import { Conv } from './conv.js';
-import { checkInput, checkPositiveInt, checkSpatialAtLeast, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
+import {
+  checkFiniteNonNegative,
+  checkInput,
+  checkPositiveInt,
+  checkSpatialAtLeast,
+  checkUnitInterval,
+  singleShape,
+} from '../validation.js';
+import type { CallKwargs, LayerArgs } from './types.js';
 
 export interface ConvGroupArgs extends LayerArgs {
   /** Output channels of both convolutions. */
@@ -18,15 +28,6 @@ export interface ConvGroupArgs extends LayerArgs {
   batchNormMomentum?: number;
   /** Epsilon of the group's batch norms; default 1e-12, the seed's. */
   batchNormEps?: number;
-}
-
-/**
- * 2x2 max-pool with stride 2 (PyTorch's `MaxPool2d(2)`, odd sizes floored). Its
- * gradient goes to each window's first maximum, as PyTorch routes it (on wasm through
- * the library's MaxPoolGrad kernel, which `initBackend('wasm')` installs).
- */
-export function maxPool2(x: tf.Tensor4D): tf.Tensor4D {
-  return tf.maxPool(x, 2, 2, 'valid');
 }
 
 const pool = (x: tf.Tensor) => maxPool2(x as tf.Tensor4D);
@@ -70,14 +71,8 @@ export class ConvGroup extends CompositeLayer {
     this.statePredDim = args.statePredDim == null ? null : checkPositiveInt(args.statePredDim, 'statePredDim', name);
     this.seed = args.seed;
     const seed = (i: number) => (args.seed == null ? undefined : args.seed + i);
-    this.batchNormMomentum = args.batchNormMomentum ?? 0.4;
-    if (typeof this.batchNormMomentum !== 'number' || !(this.batchNormMomentum >= 0 && this.batchNormMomentum <= 1)) {
-      throw new Error(`${name}: argument 'batchNormMomentum' must be a number in [0, 1], got ${String(args.batchNormMomentum)}`);
-    }
-    this.batchNormEps = args.batchNormEps ?? 1e-12;
-    if (typeof this.batchNormEps !== 'number' || !(this.batchNormEps >= 0 && Number.isFinite(this.batchNormEps))) {
-      throw new Error(`${name}: argument 'batchNormEps' must be a finite number >= 0, got ${String(args.batchNormEps)}`);
-    }
+    this.batchNormMomentum = checkUnitInterval(args.batchNormMomentum ?? 0.4, 'batchNormMomentum', name);
+    this.batchNormEps = checkFiniteNonNegative(args.batchNormEps ?? 1e-12, 'batchNormEps', name);
     const norm = (normName: string) => new BatchNorm({ name: normName, momentum: this.batchNormMomentum, eps: this.batchNormEps });
     this.conv1 = new Conv({ name: 'conv1', filters: this.channelsOut, seed: seed(0) });
     this.conv2 = new Conv({ name: 'conv2', filters: this.channelsOut, seed: seed(1) });
@@ -98,7 +93,7 @@ export class ConvGroup extends CompositeLayer {
 
   private check(shape: ReadonlyArray<number | null>, dtype?: string): void {
     const name = `ConvGroup '${this.name}'`;
-    checkInput({ shape: shape as number[], dtype }, 4, name, this.channelsIn);
+    checkInput({ shape, dtype }, 4, name, this.channelsIn);
     const min = this.statePredDim == null ? 2 : 4;
     checkSpatialAtLeast(shape, min, name, `it max-pools ${min === 2 ? 'once' : 'twice'}`);
   }
@@ -130,8 +125,8 @@ export class ConvGroup extends CompositeLayer {
     return tf.tidy(() => {
       this.check(input.shape, input.dtype);
       let x = this.conv1.call(input, kwargs);
-      x = this.norm1.callWithGelu(pool(x), kwargs);
-      x = this.norm2.callWithGelu(this.conv2.call(x, kwargs), kwargs);
+      x = batchNormGelu(pool(x), this.norm1, kwargs);
+      x = batchNormGelu(this.conv2.call(x, kwargs), this.norm2, kwargs);
       if (!this.stateProject || !this.stateNorm) return x;
       const state = this.stateNorm.call(pool(this.stateProject.call(x, kwargs)), kwargs);
       return [x, state];

@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { checkInput, checkPositiveInt, scopedWeightName, singleInput, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
+import { checkInput, checkOptionalFactor, checkPositiveInt, knownLastAxis, singleInput, singleShape } from '../validation.js';
+import { scopedWeightName } from './registry.js';
+import type { CallKwargs, LayerArgs } from './types.js';
 
 export interface ConvArgs extends LayerArgs {
   /** Number of output channels. */
@@ -25,14 +27,6 @@ export interface ConvArgs extends LayerArgs {
  */
 export function torchDefaultInitializer(seed?: number): ReturnType<typeof tfl.initializers.varianceScaling> {
   return tfl.initializers.varianceScaling({ scale: 1 / 3, mode: 'fanIn', distribution: 'uniform', seed });
-}
-
-function checkFactor(value: unknown, arg: string, layer: string): number | null {
-  if (value == null) return null;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value === 0) {
-    throw new Error(`${layer}: argument '${arg}' must be a finite non-zero number or null, got ${String(value)}`);
-  }
-  return value;
 }
 
 /**
@@ -69,16 +63,15 @@ export class Conv extends tfl.layers.Layer {
     if (this.padding !== 'same' && this.padding !== 'valid') {
       throw new Error(`${name}: argument 'padding' must be 'same' or 'valid', got ${JSON.stringify(args.padding)}`);
     }
-    this.temperature = checkFactor(args.temperature, 'temperature', name);
-    this.lrMult = checkFactor(args.lrMult, 'lrMult', name);
+    this.temperature = checkOptionalFactor(args.temperature, 'temperature', name);
+    this.lrMult = checkOptionalFactor(args.lrMult, 'lrMult', name);
     this.seed = args.seed;
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
     const shape = singleShape(inputShape, `Conv '${this.name}'`);
     checkInput({ shape }, 4, `Conv '${this.name}'`);
-    const cin = shape[3];
-    if (cin == null) throw new Error(`Conv '${this.name}' needs a known channel count (last axis), got shape [${shape.join(',')}]`);
+    const cin = knownLastAxis(shape, `Conv '${this.name}'`);
     this.inChannels = cin;
     this.weight = this.addWeight(
       scopedWeightName(this, 'weight'),

@@ -4,7 +4,8 @@ import { simulateDiscreteAction } from '../ops/discrete-action.js';
 import { DeviceRandom } from '../ops/random.js';
 import { stopGradient } from '../ops/stop-gradient.js';
 import { CompositeLayer } from './composite.js';
-import { singleInput, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
+import { checkBoolean, checkFiniteNonNegative, singleInput, singleShape } from '../validation.js';
+import type { CallKwargs, LayerArgs } from './types.js';
 
 /** Options of the `DiscreteAction` layer, on top of tfjs-layers' own (name, inputShape, ...). */
 export interface DiscreteActionArgs extends LayerArgs {
@@ -42,12 +43,10 @@ export class DiscreteAction extends tfl.layers.Layer {
   constructor(args: DiscreteActionArgs = {}) {
     super(args);
     const name = `DiscreteAction '${this.name}'`;
-    this.noiseStd = args.noiseStd ?? 1;
-    if (typeof this.noiseStd !== 'number' || !Number.isFinite(this.noiseStd) || this.noiseStd < 0) {
-      throw new Error(`${name}: argument 'noiseStd' must be a finite number >= 0, got ${String(args.noiseStd)}`);
-    }
-    this.detachStd = args.detachStd ?? false;
-    this.noiseAtInference = args.noiseAtInference ?? true;
+    this.noiseStd = checkFiniteNonNegative(args.noiseStd ?? 1, 'noiseStd', name);
+    // A string such as 'yes' (or 'false') would read as true.
+    this.detachStd = checkBoolean(args.detachStd ?? false, 'detachStd', name);
+    this.noiseAtInference = checkBoolean(args.noiseAtInference ?? true, 'noiseAtInference', name);
     this.seed = args.seed ?? Math.floor(Math.random() * 2 ** 32);
     if (!Number.isSafeInteger(this.seed)) throw new Error(`${name}: argument 'seed' must be a safe integer, got ${String(args.seed)}`);
     this.random = new DeviceRandom(this.seed);

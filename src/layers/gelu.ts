@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { gelu } from '../ops/gelu.js';
-import { singleInput, singleShape, type LayerArgs } from './registry.js';
+import { singleInput, singleShape } from '../validation.js';
+import type { LayerArgs } from './types.js';
 
 /**
  * The seed's `nn.GELU()` as a layer: exact (erf) GELU with the library's

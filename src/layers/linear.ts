@@ -2,7 +2,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { deviceScalar } from '../ops/constants.js';
 import { torchDefaultInitializer } from './conv.js';
-import { checkPositiveInt, scopedWeightName, singleInput, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
+import { checkInput, checkOptionalFactor, checkPositiveInt, knownLastAxis, singleInput, singleShape } from '../validation.js';
+import { scopedWeightName } from './registry.js';
+import type { CallKwargs, LayerArgs } from './types.js';
 
 export interface LinearArgs extends LayerArgs {
   /** Number of output features. */
@@ -33,30 +35,18 @@ export class Linear extends tfl.layers.Layer {
     super(args);
     const name = `Linear '${this.name}'`;
     this.units = checkPositiveInt(args.units, 'units', name);
-    const t = args.temperature;
-    if (t != null && (typeof t !== 'number' || !Number.isFinite(t) || t === 0)) {
-      throw new Error(`${name}: argument 'temperature' must be a finite non-zero number or null, got ${String(t)}`);
-    }
-    this.temperature = t ?? null;
+    this.temperature = checkOptionalFactor(args.temperature, 'temperature', name);
     this.seed = args.seed;
   }
 
   private check(shape: ReadonlyArray<number | null>, dtype?: string): void {
-    const name = `Linear '${this.name}'`;
-    const s = `[${shape.map((d) => (d == null ? 'null' : d)).join(',')}]`;
-    if (shape.length < 2) throw new Error(`${name} expects input 'inputs' of rank >= 2 (features last), got shape ${s}`);
-    const f = shape[shape.length - 1];
-    if (this.inFeatures != null && f != null && f !== this.inFeatures) {
-      throw new Error(`${name} expects input 'inputs' with ${this.inFeatures} features (last axis), got shape ${s}`);
-    }
-    if (dtype != null && dtype !== 'float32') throw new Error(`${name} expects input 'inputs' of dtype float32, got '${dtype}'`);
+    checkInput({ shape, dtype }, { atLeast: 2 }, `Linear '${this.name}'`, this.inFeatures, 'features');
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
     const shape = singleShape(inputShape, `Linear '${this.name}'`);
     this.check(shape);
-    const fin = shape[shape.length - 1];
-    if (fin == null) throw new Error(`Linear '${this.name}' needs a known feature count (last axis), got shape [${shape.join(',')}]`);
+    const fin = knownLastAxis(shape, `Linear '${this.name}'`, 'feature');
     this.inFeatures = fin;
     this.weight = this.addWeight(
       scopedWeightName(this, 'weight'),

@@ -1,8 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { globalMaxPool } from '../ops/pooling.js';
-import { maxPool2 } from './conv-group.js';
-import { checkInput, singleInput, singleShape, type LayerArgs } from './registry.js';
+import { globalMaxPool, maxPool2 } from '../ops/pooling.js';
+import { checkInput, checkSpatialAtLeast, singleInput, singleShape } from '../validation.js';
+import type { LayerArgs } from './types.js';
+
+const POOL_NEEDS = 'it max-pools 2x2 windows';
 
 /** The seed's `nn.MaxPool2d(2)`: 2x2 windows, stride 2, odd trailing rows and columns dropped (floor). */
 export class MaxPool2 extends tfl.layers.Layer {
@@ -13,7 +15,10 @@ export class MaxPool2 extends tfl.layers.Layer {
   }
 
   override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
-    const [n, h, w, c] = singleShape(inputShape, `MaxPool2 '${this.name}'`);
+    const shape = singleShape(inputShape, `MaxPool2 '${this.name}'`);
+    checkInput({ shape }, 4, `MaxPool2 '${this.name}'`);
+    checkSpatialAtLeast(shape, 2, `MaxPool2 '${this.name}'`, POOL_NEEDS);
+    const [n, h, w, c] = shape;
     return [n!, h == null ? null : Math.floor(h / 2), w == null ? null : Math.floor(w / 2), c!];
   }
 
@@ -21,6 +26,8 @@ export class MaxPool2 extends tfl.layers.Layer {
     return tf.tidy(() => {
       const x = singleInput(inputs, `MaxPool2 '${this.name}'`);
       checkInput(x, 4, `MaxPool2 '${this.name}'`);
+      // Floor of 1 / 2 is 0: a smaller input would give an empty tensor, not an error.
+      checkSpatialAtLeast(x.shape, 2, `MaxPool2 '${this.name}'`, POOL_NEEDS);
       return maxPool2(x as tf.Tensor4D);
     });
   }

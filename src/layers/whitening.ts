@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { torchDefaultInitializer } from './conv.js';
-import { checkInput, checkPositiveInt, scopedWeightName, singleInput, singleShape, type CallKwargs, type LayerArgs } from './registry.js';
+import { checkInput, checkPositiveInt, checkSpatialAtLeast, singleInput, singleShape } from '../validation.js';
+import { scopedWeightName } from './registry.js';
+import type { CallKwargs, LayerArgs } from './types.js';
 
 export interface WhiteningConvArgs extends LayerArgs {
   /** Square patch size of the whitening kernel; default 2, the seed's. */
@@ -45,13 +47,8 @@ export class WhiteningConv extends tfl.layers.Layer {
 
   private check(shape: ReadonlyArray<number | null>, dtype?: string): void {
     const name = `WhiteningConv '${this.name}'`;
-    checkInput({ shape: shape as number[], dtype }, 4, name, this.channels);
-    const [, h, w] = shape;
-    if ((h != null && h < this.kernelSize) || (w != null && w < this.kernelSize)) {
-      throw new Error(
-        `${name} expects input 'inputs' at least ${this.kernelSize}x${this.kernelSize} spatially, got shape [${shape.join(',')}]`,
-      );
-    }
+    checkInput({ shape, dtype }, 4, name, this.channels);
+    checkSpatialAtLeast(shape, this.kernelSize, name);
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {

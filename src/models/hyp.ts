@@ -3,6 +3,7 @@
  * `speedyConvNet` and `Trainer` take a {@link HypOverrides} so a user changes one
  * knob without forking anything.
  */
+import { largestSeedSquare } from '../augment/masks.js';
 
 /**
  * Optimiser settings (two SGD groups: biases, and everything else). `biasLr`, `nonBiasDecay` and
@@ -331,13 +332,83 @@ function checkOverrideKeys(overrides: unknown): void {
  * @throws when `overrides` is not an object, names a key `Hyp` does not have (a typo
  * is never silently ignored), or sets a value outside its range (every key has one:
  * `opt.lossBatchSize` > 0, `opt.momentum` in (0, 1), `net.baseDepth` an integer in
- * [1, 512], `misc.trainEpochs` in (0, 1000], ...); the message names the key, what it accepts and what it got.
+ * [1, 512], `misc.trainEpochs` in (0, 1000], ...), or, with `options.imageSize`, a combination
+ * the seed's crop, cutmix or whitening fit cannot use on such images (`net.padAmount` 0 for an
+ * even crop, ...); the message names the key, what it accepts and what it got.
  */
-export function resolveHyp(overrides: HypOverrides = {}): Hyp {
+export function resolveHyp(overrides: HypOverrides = {}, options: HypCheckOptions = {}): Hyp {
+  const imageSize = checkImageSizeOption('resolveHyp', options);
   checkOverrideKeys(overrides);
   const hyp = mergeHyp(overrides);
-  checkHyp(hyp);
+  checkHyp(hyp, imageSize === undefined ? {} : { imageSize });
   return hyp;
+}
+
+/** Options of {@link resolveHyp} and {@link checkHyp}. */
+export interface HypCheckOptions {
+  /**
+   * Side of the square, unpadded images the recipe runs on (32 for CIFAR-10 and CIFAR-100). Given, the values are
+   * also checked together against it: the seed's random crop of the padded images, its cutmix squares and the
+   * whitening fit's patches (see {@link checkHypFitsImages}). Without it only each key's own range is checked.
+   */
+  imageSize?: number;
+}
+
+function checkImageSizeOption(where: string, options: HypCheckOptions | undefined): number | undefined {
+  const imageSize = options?.imageSize;
+  if (imageSize !== undefined && !(typeof imageSize === 'number' && Number.isInteger(imageSize) && imageSize > 0))
+    throw new Error(`${where}: option 'imageSize' must be a positive integer, got ${String(imageSize)}`);
+  return imageSize;
+}
+
+/**
+ * Throws unless the seed's random crop and cutmix can use `hyp` on `imageSize` x `imageSize` images, naming the
+ * key at fault: the crop takes an `imageSize` window of the images padded by `net.padAmount` where the seed's
+ * square masks would put it (an even window needs padded images larger than itself, an odd one fits its own
+ * side), and a cutmix square must fit the crop the same way. What `Trainer` checks for the seed's batches
+ * stage (its data comes padded already). @internal
+ */
+export function checkHypFitsCrops(hyp: Hyp, imageSize: number): void {
+  const { padAmount, cutmixSize } = hyp.net;
+  if (imageSize > largestSeedSquare(imageSize + 2 * padAmount)) {
+    throw new Error(
+      `hyp.net.padAmount must be at least 1 for the seed's random ${imageSize}x${imageSize} crop (an even crop needs padded images larger than itself), got ${padAmount}`,
+    );
+  }
+  if (cutmixSize > largestSeedSquare(imageSize)) {
+    throw new Error(
+      `hyp.net.cutmixSize ${cutmixSize} does not fit the ${imageSize}x${imageSize} training crops; it must be at most ${largestSeedSquare(imageSize)} ` +
+        "(the seed's square masks need a spare row for an even side; 0 turns cutmix off)",
+    );
+  }
+}
+
+/**
+ * Throws unless the seed's reflect padding, crop, cutmix ({@link checkHypFitsCrops}) and whitening fit can use
+ * `hyp` on `imageSize` x `imageSize` images: reflection needs `net.padAmount` below the side, the whitening kernel
+ * must fit the unpadded image, and every chunk of the fit's `whiteningExamples` needs at least two patches for its
+ * covariance. Names the key at fault.
+ */
+export function checkHypFitsImages(hyp: Hyp, imageSize: number): void {
+  const { padAmount } = hyp.net;
+  if (padAmount >= imageSize) {
+    throw new Error(`hyp.net.padAmount must be smaller than the ${imageSize}x${imageSize} images it reflect-pads, got ${padAmount}`);
+  }
+  checkHypFitsCrops(hyp, imageSize);
+  const { whiteningKernelSize: k, whiteningExamples: examples, whiteningChunkSize: chunk } = hyp.net;
+  if (k > imageSize) {
+    throw new Error(
+      `hyp.net.whiteningKernelSize must be at most the image side ${imageSize} (the whitening conv is a 'valid' convolution of the unpadded images), got ${k}`,
+    );
+  }
+  const patchesPerImage = (imageSize - k + 1) ** 2;
+  const lastChunk = examples - chunk * Math.floor((examples - 1) / chunk);
+  if (patchesPerImage * lastChunk < 2) {
+    throw new Error(
+      `hyp.net.whiteningKernelSize ${k} takes one patch from each ${imageSize}x${imageSize} image, and hyp.net.whiteningExamples ${examples} in chunks of ` +
+        `hyp.net.whiteningChunkSize ${chunk} leaves a chunk of ${lastChunk} image: a covariance needs at least 2 patches`,
+    );
+  }
 }
 
 /** Drops keys set to undefined, so `{ baseDepth: undefined }` keeps the default (as an absent key does). */
@@ -347,9 +418,11 @@ function withoutUndefined<T extends object>(o: T | undefined): Partial<T> {
 
 /**
  * Checks a complete {@link Hyp} (e.g. one changed after `resolveHyp`): every key present,
- * no unknown key, every value in its range. Throws an error naming the first key at fault.
+ * no unknown key, every value in its range, and with `options.imageSize` the combinations
+ * that image size needs ({@link checkHypFitsImages}). Throws an error naming the first key at fault.
  */
-export function checkHyp(hyp: Hyp): void {
+export function checkHyp(hyp: Hyp, options: HypCheckOptions = {}): void {
+  const imageSize = checkImageSizeOption('checkHyp', options);
   if (!isPlainObject(hyp)) throw new Error(`hyp must be an object with opt, net and misc, got ${describeValue(hyp)}`);
   checkOverrideKeys(hyp);
   const walk = (node: Record<string, unknown>, rules: Record<string, unknown>, path: string) => {
@@ -364,6 +437,7 @@ export function checkHyp(hyp: Hyp): void {
     }
   };
   walk(hyp as unknown as Record<string, unknown>, HYP_RULES as unknown as Record<string, unknown>, '');
+  if (imageSize !== undefined) checkHypFitsImages(hyp, imageSize);
 }
 
 /** Channel widths of SpeedyConvNet's blocks; the seed's `depths` with its scaler 2, and the output width (the seed's 10 unless given). */

@@ -127,6 +127,17 @@ export async function fitSpeedyConvNetWhitening(
   options: FitWhiteningOptions & { padAmount?: number } = {},
 ): Promise<WhiteningFit> {
   const { padAmount = 0, ...fitOptions } = options;
+  // Checked for either form of images: a negative pad passed unchecked, and one too large failed inside tf.slice.
+  // (Images of any other kind are fitWhitening's to refuse.)
+  const [, height = 0, width = 0] = (images as { shape?: readonly number[] } | null)?.shape ?? [];
+  const k = net.whitening.kernelSize;
+  const largestPad = Math.max(0, Math.floor((Math.min(height, width) - k) / 2));
+  if (!(typeof padAmount === 'number' && Number.isInteger(padAmount) && padAmount >= 0 && padAmount <= largestPad)) {
+    throw new Error(
+      `fitSpeedyConvNetWhitening: option 'padAmount' must be an integer in [0, ${largestPad}] for ${height}x${width} images ` +
+        `(the unpadded images keep at least the whitening kernel's ${k}x${k}), got ${String(padAmount)}`,
+    );
+  }
   const fit = {
     chunkSize: net.hyp.net.whiteningChunkSize,
     numExamples: Math.min(net.hyp.net.whiteningExamples, images.shape[0]),
@@ -137,8 +148,6 @@ export async function fitSpeedyConvNetWhitening(
     const [n, h, w, c] = images.shape;
     if (h !== w) throw new Error(`fitSpeedyConvNetWhitening: compact images must be square, got shape [${images.shape}]`);
     const side = h - 2 * padAmount;
-    if (!(Number.isInteger(padAmount) && padAmount >= 0 && side >= 1))
-      throw new Error(`fitSpeedyConvNetWhitening: padAmount ${padAmount} does not fit images of ${h}x${w}`);
     return fitWhiteningFrom(net.whitening, [n, side, side, c], (idx) => images.gather(idx, padAmount, side), fit);
   }
   const unpadded =

@@ -39,6 +39,10 @@ function besselFactors(n: number): { countLessOne: number; unbias: number } {
  * in `simulate_discrete_action` and its `torch.std_mean` (dirac renormalisation,
  * dataset statistics): over the whole tensor, or over `axis`.
  *
+ * Inputs whose squares overflow float32 (max |x| beyond 2^40 per reduced slice: near 1e19 they gave an
+ * infinite std) are scaled down first, so the std of any finite input is finite wherever it is itself
+ * representable; below that bound the ops are the plain ones, bit for bit.
+ *
  * @param x A float32 tensor with at least two elements along the reduced axes.
  * @param axis Axes to reduce; default all.
  * @param keepDims Keep reduced axes with size 1; default false.
@@ -53,8 +57,32 @@ export function unbiasedStd(x: tf.Tensor, axis?: number | number[], keepDims = f
   }
   if (axis == null && hasChannelMomentsKernel()) return onePassStd(x, keepDims);
   return tf.tidy(() => {
-    const centred = tf.sub(x, tf.mean(x, axes, true));
-    return tf.sqrt(tf.div(tf.sum(tf.square(centred), axes, keepDims), deviceScalar(besselFactors(n).countLessOne)));
+    const { down, up } = overflowScale(x, axes, keepDims);
+    // x · down twice, as x itself was taken twice (the mean, then the difference): the gradient reaches x in the
+    // same two parts, added in the same order as without the scaling, so it is bit for bit the same where down is 1.
+    const mean = tf.mean(tf.mul(x, down), axes, true);
+    const centred = tf.sub(tf.mul(x, down), mean);
+    const std = tf.sqrt(tf.div(tf.sum(tf.square(centred), axes, keepDims), deviceScalar(besselFactors(n).countLessOne)));
+    return tf.mul(std, up);
+  });
+}
+
+/** Beyond this largest |x| the std is taken of x scaled down: below it, n · (2 · 2^40)² overflows no float32 sum short of 2^46 values. */
+const UNSCALED_UP_TO = 2 ** 40;
+
+/**
+ * The factors the std is computed with, per reduced slice: x · down, then the std · up. Both are exactly 1 where
+ * max |x| <= 2^40, so the ops compute what they always did, bit for bit; beyond, x is scaled to at most 2^40 (its
+ * squares, near 1e19 and above, overflow float32: an infinite std on cpu, NaN on WebGPU). Outside the gradient:
+ * the std of x is that of x · down over down whatever down is, so a fixed factor gives the same derivative.
+ */
+function overflowScale(x: tf.Tensor, axes: number[], keepDims: boolean): { down: tf.Tensor; up: tf.Tensor } {
+  return tf.tidy(() => {
+    const maxAbs = stopGradient(tf.max(tf.abs(x), axes, true));
+    // max(1, max|x| / 2^40): 1 exactly below the bound (the product by a power of two is exact), the division's 1 / 1 too.
+    const up = tf.maximum(tf.mul(maxAbs, deviceScalar(1 / UNSCALED_UP_TO)), deviceScalar(1));
+    const down = tf.div(deviceScalar(1), up);
+    return { down, up: keepDims ? up : tf.reshape(up, tf.util.squeezeShape(up.shape, axes).newShape) };
   });
 }
 
@@ -67,8 +95,9 @@ function onePassStd(x: tf.Tensor, keepDims: boolean): tf.Tensor {
   const std = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const xi = args[0] as tf.Tensor;
     const save = args[1] as tf.GradSaveFunc;
-    const { mean, variance } = channelMoments(xi, true);
-    const value = tf.sqrt(tf.mul(variance, deviceScalar(unbias)));
+    const { mean, variance, scale } = channelMoments(xi, true);
+    // The kernel's variance is in units of scale², scale 1 (an exact product) unless x's squares overflow float32.
+    const value = tf.mul(tf.sqrt(tf.mul(variance, deviceScalar(unbias))), scale!);
     save([xi, mean, value]);
     return {
       value,
@@ -100,7 +129,9 @@ function onePassStd(x: tf.Tensor, keepDims: boolean): tf.Tensor {
  * eval too. `noiseStd: 0` returns the cut x alone (torch would give x a zero
  * gradient; here x gets none). On WebGPU with the library's kernels the whole
  * action is the moments kernel and one elementwise kernel (the gradient one more
- * after Σ dy · noise), the same f32 operations as the unfused ops elsewhere.
+ * after Σ dy · noise), the same f32 operations as the unfused ops elsewhere. On every backend the std stays
+ * finite for finite x whose squares overflow float32 (see {@link unbiasedStd}; on WebGPU the moments kernel
+ * also keeps scaled sums for that case).
  *
  * @param x A float32 tensor (any rank, at least 2 elements; NHWC activations in the network).
  * @param options Noise scale, the std cut, and where the noise comes from.

@@ -24,19 +24,21 @@ function allAxesButLast(x: tf.Tensor): number[] {
  * Mean and biased variance of a channels-last tensor per channel (over every axis but the last), or
  * over the whole tensor with `overAll`. One pass over x on a backend with the library's kernel
  * (WebGPU), `tf.moments` elsewhere. Not differentiable: callers supply their own gradients.
+ *
+ * `scale` is null, except over the whole tensor with the kernel: then the biased variance is
+ * `variance · scale²` (scale 1 unless the squares of x would overflow float32; see CHANNEL_MOMENTS).
  * @internal
  */
-export function channelMoments(x: tf.Tensor, overAll = false): { mean: tf.Tensor; variance: tf.Tensor } {
+export function channelMoments(x: tf.Tensor, overAll = false): { mean: tf.Tensor; variance: tf.Tensor; scale: tf.Tensor | null } {
   if (!hasKernel(CHANNEL_MOMENTS)) {
     const { mean, variance } = tf.moments(x, overAll ? undefined : allAxesButLast(x));
-    return { mean, variance };
+    return { mean, variance, scale: null };
   }
   const attrs: ChannelMomentsAttrs = { overAll };
-  return tf.tidy(() => {
-    const both = tf.engine().runKernel(CHANNEL_MOMENTS, { x }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
-    const [mean, variance] = tf.unstack(both);
-    return { mean: mean!, variance: variance! };
-  });
+  const [mean, variance, scale] = tf.tidy(() =>
+    tf.unstack(tf.engine().runKernel(CHANNEL_MOMENTS, { x }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor),
+  );
+  return { mean: mean!, variance: variance!, scale: scale ?? null };
 }
 
 /**

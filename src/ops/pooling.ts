@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { checkSpatialAtLeast } from '../validation.js';
 import { broadcastLike } from './broadcast.js';
 
 const maxOverSpace = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
@@ -38,4 +39,15 @@ export function globalMaxPool(x: tf.Tensor4D): tf.Tensor2D {
   if (x.shape[1] * x.shape[2] === 0)
     throw new Error(`globalMaxPool: argument 'x' has no positions to pool, got shape [${x.shape.join(',')}]`);
   return maxOverSpace(x) as tf.Tensor2D;
+}
+
+/**
+ * 2x2 max-pool with stride 2 (PyTorch's `MaxPool2d(2)`, odd sizes floored). Its
+ * gradient goes to each window's first maximum, as PyTorch routes it (on wasm through
+ * the library's MaxPoolGrad kernel, which `initBackend('wasm')` installs).
+ */
+export function maxPool2(x: tf.Tensor4D): tf.Tensor4D {
+  // A side below 2 floors to an empty output rather than an error.
+  checkSpatialAtLeast(x.shape, 2, 'maxPool2', 'it max-pools 2x2 windows');
+  return tf.maxPool(x, 2, 2, 'valid');
 }

@@ -1,15 +1,40 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { DeviceRandomState } from '../ops/random.js';
-import type { SGDState } from './sgd.js';
 import type { EpochRecord } from './types.js';
 
-/** The version of {@link TrainCheckpoint} this library writes and reads. */
-export const CHECKPOINT_VERSION = 1;
+/**
+ * The version of {@link TrainCheckpoint} this library writes. It reads version 1 too: there the seed SGD's state
+ * was `sgd` and `momentum/<name>` and the EMA's `ema/<name>`, which version 2 keeps as the optimizer and EMA
+ * stages' states (`stages.optimizer`, `stages/optimizer/momentum/<name>`; `stages.ema`, `stages/ema/<name>`).
+ */
+export const CHECKPOINT_VERSION = 2;
+
+/**
+ * The schedule a checkpoint was written for: what decides the run's steps (the training set's size, the batch size
+ * and the number of epochs) and the steps it makes of them. A restore refuses a checkpoint of another schedule.
+ */
+export interface CheckpointSchedule {
+  /** Training images. */
+  examples: number;
+  batchSize: number;
+  /** `hyp.misc.trainEpochs`. */
+  trainEpochs: number;
+  /** Steps in each epoch. */
+  epochSteps: number[];
+  /** Steps of the run (the OneCycle and EMA schedules' length). */
+  totalSteps: number;
+}
 
 /** Everything needed to continue a run exactly: JSON-safe fields plus named tensors. */
 export interface TrainCheckpoint {
-  version: typeof CHECKPOINT_VERSION;
+  /** {@link CHECKPOINT_VERSION} when written by this library; 1 for a checkpoint written before the optimiser's state moved into `stages`. */
+  version: 1 | 2;
+  /**
+   * The schedule the run was on. Absent from checkpoints written before it was recorded: those are checked by their
+   * position alone, which cannot tell another schedule from this one early in the first epoch.
+   */
+  schedule?: CheckpointSchedule;
   /** The epoch to continue in, and how many of its steps are done. */
   epoch: number;
   epochStep: number;
@@ -20,47 +45,48 @@ export interface TrainCheckpoint {
   modelRandom: DeviceRandomState[];
   records: EpochRecord[];
   totalTimeSeconds: number;
-  sgd: { step: number; scheduleSteps: (number | null)[] };
+  /** Version 1 only: the seed SGD's step counts (version 2 keeps the optimiser's state in `stages.optimizer`). */
+  sgd?: { step: number; scheduleSteps: (number | null)[] };
+  /** Whether the EMA had started (its state is then the EMA stage's). */
   emaActive: boolean;
   /** The current epoch's logged training loss/accuracy so far (the table's train columns), so a mid-epoch resume keeps them. */
   epochTrainMetrics?: { loss: number; acc: number } | null;
   /**
-   * The JSON state of each trainer stage that keeps one (`StageCheckpoint`, src/train/stages.ts), by stage name;
-   * absent when none does. Their tensors are in `tensors` as `stages/<stage>/<key>`.
+   * The JSON state of each stage that keeps one, by stage name: the optimizer's always, the EMA's once it has
+   * started, and any other stage implementing `StageCheckpoint` (src/train/contracts.ts). Their tensors are in
+   * `tensors` as `stages/<stage>/<key>`. (Absent from a version-1 checkpoint whose stages kept none.)
    */
   stages?: Record<string, unknown>;
   /**
-   * `weights/<name>`, `momentum/<name>`, `ema/<name>`, by each weight's scoped name without tfjs-layers' uniqueness
-   * suffix, and `stages/<stage>/<key>` for the stages' tensors.
+   * `weights/<name>`, by each weight's scoped name without tfjs-layers' uniqueness suffix, and
+   * `stages/<stage>/<key>` for the stages' tensors (version 1: also `momentum/<name>` and `ema/<name>`).
    */
   tensors: tf.NamedTensorMap;
 }
 
 /**
- * A checkpoint's tensors: a copy of every weight of `model`, the optimiser's momentum buffers and the
- * EMA's values (both taken over: the caller passes copies), keyed by `originalName`, the scoped name
- * without tfjs-layers' per-process uniqueness suffix, so another process's model of the same
- * architecture reads them.
+ * A copy of every weight of `model` for a checkpoint, keyed `weights/<originalName>` (the scoped name without
+ * tfjs-layers' per-process uniqueness suffix), so another process's model of the same architecture reads them.
  */
-export function checkpointTensors(model: tfl.LayersModel, momentum: tf.NamedTensorMap, ema: tf.NamedTensorMap | null): tf.NamedTensorMap {
+export function checkpointWeights(model: tfl.LayersModel): tf.NamedTensorMap {
   const tensors: tf.NamedTensorMap = {};
   for (const w of model.weights) tensors[`weights/${w.originalName}`] = tf.clone(w.read());
-  const original = new Map(model.weights.map((w) => [w.name, w.originalName]));
-  for (const [name, b] of Object.entries(momentum)) tensors[`momentum/${original.get(name) ?? name}`] = b;
-  for (const [name, v] of Object.entries(ema ?? {})) tensors[`ema/${original.get(name) ?? name}`] = v;
   return tensors;
 }
 
-/** What a checkpoint must fit: the trainer's model, its schedule and its learning-rate schedules. */
+/** What a checkpoint must fit: the trainer's model and its schedule. */
 export interface CheckpointTarget {
   model: tfl.LayersModel;
+  /** The trainer's schedule, which a checkpoint that records one must have been written for. */
+  schedule?: CheckpointSchedule;
   /** Steps in each epoch of the trainer's schedule. */
   epochSteps: readonly number[];
-  /** One per SGD group; a checkpoint's schedule steps must be steps of them (`lrAt`, where a schedule has one, throws otherwise). */
-  schedules: ReadonlyArray<{ readonly lr: number; lrAt?(step: number): number }>;
   /** The model's discrete actions, whose noise streams the checkpoint holds. */
   discreteActions: number;
-  /** The names of the trainer's stages that keep state of their own: the checkpoint must hold a state for each, and for no other. */
+  /**
+   * The stages whose state the checkpoint must hold, and no other: the optimizer, and the others that keep state of
+   * their own (`StageCheckpoint`); the EMA's is required exactly when the checkpoint says it had started.
+   */
   statefulStages?: readonly string[];
 }
 
@@ -68,21 +94,20 @@ export interface CheckpointTarget {
 export interface CheckedCheckpoint {
   /** The value of each of the model's weights (all of them). */
   weights: Map<tfl.LayerVariable, tf.Tensor>;
-  /** The optimiser's state, momentum buffers keyed by the model's weight names. */
-  sgd: SGDState;
-  /** The EMA's values keyed by the model's weight names; null when the EMA had not started. */
-  ema: tf.NamedTensorMap | null;
-  /** The state of each stateful stage, by stage name (its tensors still the checkpoint's). */
+  /** Whether the EMA had started: its state is then `stages.ema`. */
+  emaActive: boolean;
+  /** The state of each stateful stage by stage name, the optimizer's and (when active) the EMA's included; tensors still the checkpoint's. */
   stages: Record<string, { json: unknown; tensors: tf.NamedTensorMap }>;
 }
 
 /**
  * Checks a whole checkpoint against the trainer it is to be restored into: the format and
  * version; that its position is a point of the target's schedule (so one written with another
- * data size, batch size or number of epochs is refused); each random state, record and
- * optimiser field; and that every tensor names one of the model's weights with its shape and
- * dtype, every weight having a value. Throws an error beginning with `where` on the first
- * fault; returns the tensors sorted by role.
+ * data size, batch size or number of epochs is refused); each random state and record; that every
+ * weight has a value of its shape and dtype; and that it holds a state for each stateful stage and
+ * no other. A version-1 checkpoint's `sgd`, `momentum/` and `ema/` become the optimizer and EMA
+ * stages' states. The stages check their own states when they load them. Throws an error
+ * beginning with `where` on the first fault; returns the tensors sorted by role.
  */
 export function checkCheckpoint(checkpoint: TrainCheckpoint, target: CheckpointTarget, where = 'Trainer.restore'): CheckedCheckpoint {
   const fail = (what: string): never => {
@@ -90,25 +115,59 @@ export function checkCheckpoint(checkpoint: TrainCheckpoint, target: CheckpointT
   };
   if (checkpoint == null || typeof checkpoint !== 'object')
     fail(`expected a checkpoint from Trainer.checkpoint(), got ${String(checkpoint)}`);
-  if (checkpoint.version !== CHECKPOINT_VERSION)
-    fail(`unsupported checkpoint version ${String(checkpoint.version)} (this trainer reads version ${CHECKPOINT_VERSION})`);
-  const { tensors } = checkpoint;
-  if (tensors == null || typeof tensors !== 'object') fail(`the checkpoint has no tensors, got ${String(tensors)}`);
+  if (checkpoint.version !== CHECKPOINT_VERSION && checkpoint.version !== 1)
+    fail(`unsupported checkpoint version ${String(checkpoint.version)} (this trainer reads versions 1 and ${CHECKPOINT_VERSION})`);
+  if (checkpoint.tensors == null || typeof checkpoint.tensors !== 'object')
+    fail(`the checkpoint has no tensors, got ${String(checkpoint.tensors)}`);
   checkPosition(checkpoint, target, fail);
-  const { weights, buffers, ema, stageTensors } = sortTensors(tensors, target.model, fail);
-  if (!checkpoint.emaActive && Object.keys(ema).length > 0)
-    fail('the checkpoint holds ema/ tensors but says the EMA had not started (emaActive false)');
-  const stages = checkStages(checkpoint, stageTensors, target.statefulStages ?? [], fail);
-  const { step, scheduleSteps } = checkpoint.sgd;
-  return { weights, sgd: { step, scheduleSteps: [...scheduleSteps], buffers }, ema: checkpoint.emaActive ? ema : null, stages };
+  const { stagesJson, tensors } = checkpoint.version === 1 ? fromVersion1(checkpoint, fail) : checkVersion2(checkpoint, fail);
+  const { weights, stageTensors } = sortTensors(tensors, target.model, fail);
+  const stateful = [...(target.statefulStages ?? [])];
+  if (checkpoint.emaActive) stateful.push('ema');
+  const stages = checkStages(stagesJson, stageTensors, stateful, checkpoint.emaActive, fail);
+  return { weights, emaActive: checkpoint.emaActive, stages };
+}
+
+/** A version-2 checkpoint's stage states and tensors, as they are. */
+function checkVersion2(checkpoint: TrainCheckpoint, fail: Fail): { stagesJson: unknown; tensors: tf.NamedTensorMap } {
+  if (checkpoint.sgd !== undefined)
+    fail("a version-2 checkpoint keeps the optimiser's state in stages.optimizer; it has an sgd field (a version-1 field)");
+  return { stagesJson: checkpoint.stages ?? {}, tensors: checkpoint.tensors };
+}
+
+/** A version-1 checkpoint's `sgd`, `momentum/` and `ema/` as the optimizer and EMA stages' states (the tensors renamed, not copied). */
+function fromVersion1(checkpoint: TrainCheckpoint, fail: Fail): { stagesJson: unknown; tensors: tf.NamedTensorMap } {
+  const { sgd } = checkpoint;
+  if (sgd == null || typeof sgd !== 'object' || Array.isArray(sgd))
+    fail(`a version-1 checkpoint must have sgd { step, scheduleSteps }, got ${JSON.stringify(sgd)}`);
+  const stagesJson = checkpoint.stages ?? {};
+  if (typeof stagesJson !== 'object' || Array.isArray(stagesJson))
+    fail(`stages must be an object of stage states, got ${JSON.stringify(stagesJson)}`);
+  for (const name of ['optimizer', 'ema']) {
+    if (name in stagesJson) fail(`a version-1 checkpoint holds the ${name}'s state in its own fields, not in stages.${name}`);
+  }
+  const tensors: tf.NamedTensorMap = {};
+  for (const [key, value] of Object.entries(checkpoint.tensors)) {
+    if (key.startsWith('stages/optimizer/') || key.startsWith('stages/ema/'))
+      fail(`tensor '${key}' is not an entry of a version-1 checkpoint (its optimiser and EMA tensors are momentum/ and ema/)`);
+    if (key.startsWith('momentum/')) tensors[`stages/optimizer/${key}`] = value;
+    else if (key.startsWith('ema/')) {
+      if (!checkpoint.emaActive) fail('the checkpoint holds ema/ tensors but says the EMA had not started (emaActive false)');
+      tensors[`stages/ema/${key.slice('ema/'.length)}`] = value;
+    } else tensors[key] = value;
+  }
+  const converted: Record<string, unknown> = { ...stagesJson, optimizer: { step: sgd.step, scheduleSteps: sgd.scheduleSteps } };
+  if (checkpoint.emaActive) converted['ema'] = null;
+  return { stagesJson: converted, tensors };
 }
 
 type Fail = (what: string) => never;
 
 const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
-/** Where the checkpoint is in the schedule, its random states, records and optimiser fields. */
+/** Where the checkpoint is in the schedule, its random states and records. */
 function checkPosition(checkpoint: TrainCheckpoint, target: CheckpointTarget, fail: Fail): void {
+  checkSchedule(checkpoint.schedule, target.schedule, fail);
   const { epoch, epochStep, step } = checkpoint;
   const { epochSteps } = target;
   const epochs = epochSteps.length;
@@ -148,31 +207,50 @@ function checkPosition(checkpoint: TrainCheckpoint, target: CheckpointTarget, fa
   const metrics = checkpoint.epochTrainMetrics;
   if (metrics != null && (typeof metrics.loss !== 'number' || typeof metrics.acc !== 'number'))
     fail(`epochTrainMetrics must be null or { loss, acc }, got ${JSON.stringify(metrics)}`);
-  const { sgd } = checkpoint;
-  if (sgd == null || !isCount(sgd.step) || !Array.isArray(sgd.scheduleSteps) || sgd.scheduleSteps.length !== target.schedules.length) {
-    fail(`sgd must be { step, scheduleSteps } with ${target.schedules.length} schedule steps, got ${JSON.stringify(sgd)}`);
-  }
-  sgd.scheduleSteps.forEach((s, i) => {
-    if (s == null) return;
-    try {
-      target.schedules[i]!.lrAt?.(s);
-    } catch (e) {
-      fail(`sgd.scheduleSteps[${i}] is not a step of this trainer's learning-rate schedule: ${(e as Error).message}`);
-    }
-  });
   if (typeof checkpoint.emaActive !== 'boolean') fail(`emaActive must be true or false, got ${String(checkpoint.emaActive)}`);
+}
+
+/**
+ * A recorded schedule must be the trainer's. Checked before the position: early in the first epoch the step
+ * numbers of two schedules agree, and such a checkpoint would otherwise resume onto the wrong one.
+ */
+function checkSchedule(written: CheckpointSchedule | undefined, own: CheckpointSchedule | undefined, fail: Fail): void {
+  if (written === undefined || own === undefined) return;
+  const describe = (s: CheckpointSchedule) =>
+    `${s.examples} examples in batches of ${s.batchSize} over ${s.trainEpochs} epochs (${s.epochSteps.join(', ')} steps per epoch, ${s.totalSteps} in all)`;
+  const wellFormed =
+    written !== null &&
+    typeof written === 'object' &&
+    isCount(written.examples) &&
+    isCount(written.batchSize) &&
+    typeof written.trainEpochs === 'number' &&
+    Array.isArray(written.epochSteps) &&
+    written.epochSteps.every(isCount) &&
+    isCount(written.totalSteps);
+  if (!wellFormed) fail(`schedule must be { examples, batchSize, trainEpochs, epochSteps, totalSteps }, got ${JSON.stringify(written)}`);
+  const same =
+    written.examples === own.examples &&
+    written.batchSize === own.batchSize &&
+    written.trainEpochs === own.trainEpochs &&
+    written.totalSteps === own.totalSteps &&
+    tf.util.arraysEqual(written.epochSteps, own.epochSteps);
+  if (!same) fail(`the checkpoint was written for another schedule: ${describe(written)}; this trainer runs ${describe(own)}`);
 }
 
 /** A state for each stateful stage of the trainer and for no other stage. */
 function checkStages(
-  checkpoint: TrainCheckpoint,
+  json: unknown,
   stageTensors: Map<string, tf.NamedTensorMap>,
   stateful: readonly string[],
+  emaActive: boolean,
   fail: Fail,
 ): CheckedCheckpoint['stages'] {
-  const json = checkpoint.stages ?? {};
-  if (typeof json !== 'object' || Array.isArray(json)) fail(`stages must be an object of stage states, got ${JSON.stringify(json)}`);
-  for (const name of new Set([...Object.keys(json), ...stageTensors.keys()])) {
+  if (json == null || typeof json !== 'object' || Array.isArray(json))
+    fail(`stages must be an object of stage states, got ${JSON.stringify(json)}`);
+  const states = json as Record<string, unknown>;
+  for (const name of new Set([...Object.keys(states), ...stageTensors.keys()])) {
+    if (name === 'ema' && !emaActive)
+      fail('the checkpoint holds state for the ema stage but says the EMA had not started (emaActive false)');
     if (!stateful.includes(name)) {
       fail(
         `the checkpoint holds state for the ${name} stage, which keeps none in this trainer (was it written with another ${name} stage?)`,
@@ -181,29 +259,23 @@ function checkStages(
   }
   const stages: CheckedCheckpoint['stages'] = {};
   for (const name of stateful) {
-    if (!(name in json))
+    if (name === 'ema' && !(name in states))
+      fail('the checkpoint says the EMA had started (emaActive true) but holds no state for the ema stage');
+    if (!(name in states))
       fail(`the checkpoint holds no state for this trainer's ${name} stage (was it written with another ${name} stage?)`);
-    stages[name] = { json: json[name], tensors: stageTensors.get(name) ?? {} };
+    stages[name] = { json: states[name], tensors: stageTensors.get(name) ?? {} };
   }
   return stages;
 }
 
-/** Every weight, momentum buffer and EMA entry named, of the model's shapes and dtypes; the stages' tensors by stage. */
+/** Every weight named, of the model's shapes and dtypes, each with a value; the stages' tensors by stage. */
 function sortTensors(
   tensors: tf.NamedTensorMap,
   model: tfl.LayersModel,
   fail: Fail,
-): {
-  weights: Map<tfl.LayerVariable, tf.Tensor>;
-  buffers: tf.NamedTensorMap;
-  ema: tf.NamedTensorMap;
-  stageTensors: Map<string, tf.NamedTensorMap>;
-} {
+): { weights: Map<tfl.LayerVariable, tf.Tensor>; stageTensors: Map<string, tf.NamedTensorMap> } {
   const byName = new Map(model.weights.map((w) => [w.originalName, w]));
-  const trainable = new Set(model.trainableWeights.map((w) => w.name));
   const weights = new Map<tfl.LayerVariable, tf.Tensor>();
-  const buffers: tf.NamedTensorMap = {};
-  const ema: tf.NamedTensorMap = {};
   const stageTensors = new Map<string, tf.NamedTensorMap>();
   for (const [key, value] of Object.entries(tensors)) {
     const slash = key.indexOf('/');
@@ -216,8 +288,7 @@ function sortTensors(
       stageTensors.get(stage)![entry] = value;
       continue;
     }
-    if (slash < 0 || !['weights', 'momentum', 'ema'].includes(kind))
-      fail(`tensor '${key}' is not a weights/, momentum/, ema/ or stages/ entry`);
+    if (slash < 0 || kind !== 'weights') fail(`tensor '${key}' is not a weights/ or stages/ entry`);
     const w =
       byName.get(name) ??
       fail(
@@ -227,15 +298,10 @@ function sortTensors(
     if (!tf.util.arraysEqual(value.shape, w.shape as number[]))
       fail(`'${key}' has shape [${value.shape}], this net's weight is [${w.shape}]`);
     if (value.dtype !== w.dtype) fail(`'${key}' has dtype ${value.dtype}, this net's weight is ${w.dtype}`);
-    if (kind === 'weights') weights.set(w, value);
-    if (kind === 'momentum') {
-      if (!trainable.has(w.name)) fail(`tensor '${key}' is momentum for '${name}', which this net does not train`);
-      buffers[w.name] = value;
-    }
-    if (kind === 'ema') ema[w.name] = value;
+    weights.set(w, value);
   }
   for (const w of model.weights) {
     if (!weights.has(w)) fail(`the checkpoint has no value for weight '${w.originalName}'`);
   }
-  return { weights, buffers, ema, stageTensors };
+  return { weights, stageTensors };
 }

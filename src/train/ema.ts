@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { describeReceived } from '../validation.js';
 import { emaUpdate, hasEMAUpdateKernel } from '../ops/optimizer-updates.js';
-import { ScalarTable, readWeight, writeWeight, type NamedWeight } from './sgd.js';
+import type { StageState, TrainEMA } from './contracts.js';
+import { ScalarTable, checkpointName, readWeight, writeWeight, type NamedWeight } from './sgd.js';
 
 /** Anything exposing its weights in a stable order: a `tf.LayersModel`, a `tf.layers.Layer`, or `{ weights }`. */
 export interface WeightedNetwork {
@@ -39,6 +41,13 @@ export function isFrozenBySeed(name: string): boolean {
  * The seed's EMA decay for an update at `step` of `totalSteps`:
  * `decayBase ** everyN * (step / totalSteps) ** pow` (defaults 0.95, 5, 3), which warms
  * the averaging up over training: fast early, strong at the end.
+ *
+ * @remarks
+ * `step` must lie in [0, totalSteps]. The seed's `current_steps / total_train_steps` is the
+ * fraction of training done, and its run never passes the total (its OneCycleLR, stepped with the
+ * same counter, raises past `total_steps`). Beyond it the formula is no decay at all: 6.19 at twice
+ * the total, which makes `ema * decay + live * (1 - decay)` diverge. A step past the end is a
+ * caller's miscount, refused rather than clamped, so that it is not averaged silently.
  */
 export function emaDecayAt(
   step: number,
@@ -48,6 +57,7 @@ export function emaDecayAt(
   if (!(Number.isFinite(step) && step >= 0)) throw new Error(`emaDecayAt: step must be a non-negative number, got ${step}`);
   if (!(Number.isFinite(totalSteps) && totalSteps > 0))
     throw new Error(`emaDecayAt: totalSteps must be a positive number, got ${totalSteps}`);
+  if (step > totalSteps) throw new Error(`emaDecayAt: step must be a number in [0, totalSteps] = [0, ${totalSteps}], got ${step}`);
   for (const [name, v] of [
     ['decayBase', decayBase],
     ['everyN', everyN],
@@ -71,7 +81,6 @@ interface Entry {
 }
 
 const isFloat = (w: NamedWeight): boolean => (w.dtype ?? 'float32') === 'float32';
-const pairingKey = (w: NamedWeight): string => (w as { originalName?: string }).originalName ?? w.name;
 
 /**
  * An exponential moving average of a network's weights, reproducing the seed's
@@ -90,7 +99,7 @@ const pairingKey = (w: NamedWeight): string => (w as { originalName?: string }).
  * (after the promise settles, for an async callback), which stands in for the seed's
  * separate deep copy without holding a second model.
  */
-export class NetworkEMA {
+export class NetworkEMA implements TrainEMA {
   private readonly entries: Entry[];
   private values: tf.Tensor[];
   private readonly exclude: (name: string) => boolean;
@@ -102,20 +111,27 @@ export class NetworkEMA {
     this.exclude = args.excludeFromCopyBack ?? isFrozenBySeed;
     this.entries = weights.map((w) => ({
       name: w.name,
-      key: pairingKey(w),
+      key: checkpointName(w),
       shape: w.shape.map((d) => d ?? -1),
       excluded: this.exclude(w.name),
     }));
-    this.values = weights.map((w) => tf.keep(tf.clone(readWeight(w))));
     const schedule = args.decaySchedule;
     if (schedule != null) {
       const { totalSteps, ...rest } = schedule;
+      // It sizes the table of decays: NaN made an empty one, a negative count a raw RangeError.
+      if (!(typeof totalSteps === 'number' && Number.isInteger(totalSteps) && totalSteps > 0)) {
+        throw new Error(
+          `NetworkEMA: option 'decaySchedule.totalSteps' must be a positive integer (the run's optimiser steps), got ${describeReceived(totalSteps)}`,
+        );
+      }
       const keep = Array.from({ length: totalSteps + 1 }, (_, s) => emaDecayAt(s, totalSteps, rest));
       // Listed once: a decay uploaded at every update is a host-to-device transfer; 1 - decay in float64 as `update` does.
       this.decayTables = { keep: new ScalarTable(keep), take: new ScalarTable(keep.map((d) => 1 - d)) };
     } else {
       this.decayTables = null;
     }
+    // Copied last: a refused option leaves nothing behind.
+    this.values = weights.map((w) => tf.keep(tf.clone(readWeight(w))));
   }
 
   /** Names of the averaged entries, in pairing order. */
@@ -138,7 +154,8 @@ export class NetworkEMA {
       throw new Error(
         `NetworkEMA.update: decay must be a number in [0, 1], got ${typeof decay === 'string' ? `'${decay}'` : String(decay)}`,
       );
-    this.apply(net, 'update', () => ({ keep: tf.scalar(decay), take: tf.scalar(1 - decay), index: 0 }));
+    this.blend(net, 'update', () => ({ keep: tf.scalar(decay), take: tf.scalar(1 - decay), index: 0 }));
+    this.copyBack(net);
   }
 
   /**
@@ -146,15 +163,38 @@ export class NetworkEMA {
    * on the backend, so an update uploads nothing. Needs the `decaySchedule` option.
    */
   updateAt(net: WeightedNetwork, step: number): void {
-    this.assertAlive('updateAt');
+    this.averageAt(net, step, 'updateAt');
+    this.copyBack(net);
+  }
+
+  /**
+   * The averaging of `updateAt` without its copy-back (`TrainEMA.average`: the Trainer calls `copyBack` after it, so
+   * a stage can leave the copy-back out). Needs the `decaySchedule` option.
+   */
+  average(net: WeightedNetwork, step: number): void {
+    this.averageAt(net, step, 'average');
+  }
+
+  /** Writes the averages into `net`, except the excluded entries (the seed's copy-back, `TrainEMA.copyBack`). */
+  copyBack(net: WeightedNetwork): void {
+    this.assertAlive('copyBack');
+    const weights = this.paired(net, 'copyBack');
+    weights.forEach((w, i) => {
+      if (!this.entries[i]!.excluded) writeWeight(w, this.values[i]!);
+    });
+  }
+
+  private averageAt(net: WeightedNetwork, step: number, method: string): void {
+    this.assertAlive(method);
     const tables = this.decayTables;
-    if (tables == null) throw new Error('NetworkEMA.updateAt: construct the EMA with the decaySchedule option, or call update(net, decay)');
+    if (tables == null)
+      throw new Error(`NetworkEMA.${method}: construct the EMA with the decaySchedule option, or call update(net, decay)`);
     if (!(Number.isInteger(step) && step >= 0 && step < tables.keep.length)) {
       throw new Error(
-        `NetworkEMA.updateAt: step must be an integer in [0, ${tables.keep.length - 1}] (the schedule's totalSteps), got ${step}`,
+        `NetworkEMA.${method}: step must be an integer in [0, ${tables.keep.length - 1}] (the schedule's totalSteps), got ${step}`,
       );
     }
-    this.apply(net, 'updateAt', (fused) =>
+    this.blend(net, method, (fused) =>
       // The fused kernel reads the tables at the step itself; the unfused ops take the step's scalars.
       fused
         ? { keep: tables.keep.resident(), take: tables.take.resident(), index: step }
@@ -163,11 +203,11 @@ export class NetworkEMA {
   }
 
   /**
-   * `ema * keep + live * take` for every entry, then the copy-back. `decays(fused)` gives keep and take as entry
-   * `index` of backend tensors: one `emaUpdate` kernel per entry where the backend has it (same float32
-   * operations), the three unfused ops elsewhere.
+   * `ema * keep + live * take` for every entry. `decays(fused)` gives keep and take as entry `index` of backend
+   * tensors: one `emaUpdate` kernel per entry where the backend has it (same float32 operations), the three unfused
+   * ops elsewhere.
    */
-  private apply(
+  private blend(
     net: WeightedNetwork,
     method: string,
     decays: (fused: boolean) => { keep: tf.Tensor; take: tf.Tensor; index: number },
@@ -181,9 +221,6 @@ export class NetworkEMA {
     });
     tf.dispose(this.values);
     this.values = next;
-    weights.forEach((w, i) => {
-      if (!this.entries[i]!.excluded) writeWeight(w, this.values[i]!);
-    });
   }
 
   /**
@@ -233,6 +270,37 @@ export class NetworkEMA {
     this.values = next.map((v) => tf.keep(tf.clone(v)));
   }
 
+  /**
+   * The state for a checkpoint (the EMA stage's, `TrainEMA`): a copy of each average keyed by its weight's
+   * `originalName` (`checkpointName`), so another process's model of the same architecture reads it. The caller
+   * disposes the tensors.
+   */
+  saveState(): StageState {
+    this.assertAlive('saveState');
+    const tensors: tf.NamedTensorMap = {};
+    this.entries.forEach((e, i) => {
+      if (e.key in tensors) throw new Error(`NetworkEMA.saveState: two entries share the checkpoint name '${e.key}'`);
+      tensors[e.key] = tf.clone(this.values[i]!);
+    });
+    return { tensors };
+  }
+
+  /** Puts back a `saveState()` state (the caller keeps its tensors): every entry present with its shape, and nothing else. */
+  loadState(state: StageState): void {
+    this.assertAlive('loadState');
+    const tensors = state?.tensors ?? {};
+    const byKey = new Map(this.entries.map((e) => [e.key, e.name]));
+    const snapshot: tf.NamedTensorMap = {};
+    for (const [key, value] of Object.entries(tensors)) {
+      const name = byKey.get(key);
+      if (name == null) throw new Error(`NetworkEMA.load: the state has an entry '${key}', which is no entry of this EMA`);
+      if (!(value instanceof tf.Tensor) || value.isDisposed) throw new Error(`NetworkEMA.load: '${key}' is not a live tensor`);
+      if (value.dtype !== 'float32') throw new Error(`NetworkEMA.load: entry '${key}' has dtype ${value.dtype}, the EMA holds float32`);
+      snapshot[name] = value;
+    }
+    this.load(snapshot);
+  }
+
   /** Frees the averaged values. */
   dispose(): void {
     if (this.disposed) return;
@@ -257,7 +325,7 @@ export class NetworkEMA {
     weights.forEach((w, i) => {
       const e = this.entries[i]!;
       const shape = w.shape.map((d) => d ?? -1);
-      if (pairingKey(w) !== e.key || !tf.util.arraysEqual(shape, e.shape)) {
+      if (checkpointName(w) !== e.key || !tf.util.arraysEqual(shape, e.shape)) {
         throw new Error(
           `NetworkEMA.${method}: weight ${i} is '${w.name}' [${shape}], the EMA holds '${e.name}' [${e.shape}] there; entries pair by order, so the network must keep the architecture (and weight order) the EMA was made from`,
         );

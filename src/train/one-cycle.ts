@@ -63,7 +63,9 @@ export class OneCycle implements LrSchedule {
 
   constructor(args: OneCycleArgs) {
     const { maxLr, totalSteps, pctStart = 0.3, anneal = 'cos', divFactor = 25, finalDivFactor = 1e4 } = args;
-    if (!Number.isFinite(maxLr)) throw new Error(`OneCycle: maxLr must be a finite number, got ${maxLr}`);
+    // A negative peak makes every step ascend the loss (torch's optimizers refuse a negative lr).
+    if (!(typeof maxLr === 'number' && Number.isFinite(maxLr) && maxLr >= 0))
+      throw new Error(`OneCycle: maxLr must be a finite number >= 0, got ${String(maxLr)}`);
     if (!Number.isInteger(totalSteps) || totalSteps <= 0) {
       throw new Error(`OneCycle: totalSteps must be a positive integer, got ${totalSteps}`);
     }

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { hasSGDStepKernel, sgdStep } from '../ops/optimizer-updates.js';
+import { checkBoolean, checkFiniteNonNegative, checkUnitInterval, describeReceived } from '../validation.js';
+import type { StageState, TrainOptimizer } from './contracts.js';
 import type { LrSchedule } from './one-cycle.js';
 
 /**
@@ -9,6 +11,8 @@ import type { LrSchedule } from './one-cycle.js';
  */
 export interface NamedWeight {
   readonly name: string;
+  /** tfjs-layers' scoped name without its per-process uniqueness suffix: the name a checkpoint keys the weight by. */
+  readonly originalName?: string;
   readonly shape: readonly (number | null)[];
   readonly dtype?: string;
   readonly trainable?: boolean;
@@ -22,6 +26,11 @@ export function readWeight(w: NamedWeight): tf.Tensor {
   if (typeof w.read === 'function') return w.read();
   if (w instanceof tf.Tensor) return w;
   throw new Error(`weight '${w.name}' has neither read() (LayerVariable) nor is it a tf.Variable`);
+}
+
+/** The name a checkpoint keys `w` by: its `originalName`, the same in another process's model of the same architecture, else its name. */
+export function checkpointName(w: NamedWeight): string {
+  return w.originalName ?? w.name;
 }
 
 /** Overwrites a `NamedWeight` in place on the device. */
@@ -92,7 +101,7 @@ function isResumable(s: LrSchedule): s is ResumableSchedule {
  * ops. After the update each group's schedule, if any, is advanced once (a schedule shared
  * by groups is advanced once).
  */
-export class SGD {
+export class SGD implements TrainOptimizer {
   private readonly groups: Group[];
   private readonly buffers = new Map<string, tf.Tensor>();
   private readonly byName = new Map<string, { weight: NamedWeight; group: Group }>();
@@ -107,11 +116,14 @@ export class SGD {
       const name = g.name ?? `group${i}`;
       const { momentum = 0, nesterov = false, weightDecay = 0 } = g;
       if (!Array.isArray(g.weights)) throw new Error(`SGD group '${name}': weights must be an array, got ${String(g.weights)}`);
-      if (typeof g.lr === 'number' ? !Number.isFinite(g.lr) : typeof g.lr?.lr !== 'number') {
-        throw new Error(`SGD group '${name}': lr must be a finite number or a schedule with an lr, got ${String(g.lr)}`);
+      // torch refuses a negative lr, momentum or weight decay; a momentum above 1 grows the buffer without bound.
+      const where = `SGD group '${name}'`;
+      if (typeof g.lr === 'number' ? !(Number.isFinite(g.lr) && g.lr >= 0) : typeof g.lr?.lr !== 'number') {
+        throw new Error(`${where}: lr must be a finite number >= 0 or a schedule with an lr, got ${describeReceived(g.lr)}`);
       }
-      if (!(momentum >= 0 && Number.isFinite(momentum))) throw new Error(`SGD group '${name}': momentum must be >= 0, got ${momentum}`);
-      if (!Number.isFinite(weightDecay)) throw new Error(`SGD group '${name}': weightDecay must be finite, got ${weightDecay}`);
+      checkUnitInterval(momentum, 'momentum', where);
+      checkFiniteNonNegative(weightDecay, 'weightDecay', where);
+      checkBoolean(nesterov, 'nesterov', where);
       if (nesterov && momentum === 0) throw new Error(`SGD group '${name}': Nesterov momentum requires momentum > 0 (as in torch)`);
       return { name, weights: [...g.weights], lr: g.lr, momentum, nesterov, weightDecay };
     });
@@ -132,6 +144,11 @@ export class SGD {
   /** Completed optimizer steps. */
   get stepCount(): number {
     return this.steps;
+  }
+
+  /** The first group's learning rate for the next step (the seed's non-bias group: the rate its table reports). */
+  get lr(): number {
+    return groupLr(this.groups[0]!);
   }
 
   /** The learning rate each group will use on the next step, in group order. */
@@ -252,6 +269,70 @@ export class SGD {
     this.disposeBuffers();
     for (const [name, b] of Object.entries(state.buffers)) this.buffers.set(name, tf.keep(tf.clone(b)));
     this.steps = state.step;
+  }
+
+  /**
+   * The state for a checkpoint (the optimizer stage's, `TrainOptimizer`): JSON `{ step, scheduleSteps }` and the
+   * momentum buffers as `momentum/<name>`, each weight by its `originalName` (`checkpointName`), so another process's
+   * model of the same architecture reads them. Copies: the caller disposes them.
+   */
+  saveState(): StageState {
+    const names = new Map<string, string>();
+    for (const [name, { weight }] of this.byName) {
+      const key = checkpointName(weight);
+      const other = names.get(key);
+      if (other !== undefined) throw new Error(`SGD.saveState: weights '${other}' and '${name}' share the checkpoint name '${key}'`);
+      names.set(key, name);
+    }
+    const { step, scheduleSteps, buffers } = this.getState();
+    const tensors: tf.NamedTensorMap = {};
+    for (const [name, b] of Object.entries(buffers)) tensors[`momentum/${checkpointName(this.byName.get(name)!.weight)}`] = b;
+    return { json: { step, scheduleSteps }, tensors };
+  }
+
+  /**
+   * Puts back a `saveState()` state (the caller keeps its tensors), checking all of it first: the step counts, one
+   * schedule step per group that is a step of its schedule, and every buffer naming a weight of this optimizer with
+   * its shape and dtype. A refused state changes nothing.
+   */
+  loadState(state: StageState): void {
+    const where = 'SGD.loadState';
+    const json = state?.json as { step?: unknown; scheduleSteps?: unknown } | null | undefined;
+    const steps = json?.scheduleSteps;
+    const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+    if (
+      !isCount(json?.step) ||
+      !Array.isArray(steps) ||
+      steps.length !== this.groups.length ||
+      !steps.every((s) => s === null || isCount(s))
+    ) {
+      throw new Error(
+        `${where}: expected { step, scheduleSteps } with ${this.groups.length} schedule steps (integers >= 0 or null), got ${JSON.stringify(json)}`,
+      );
+    }
+    this.groups.forEach((g, i) => {
+      const s = steps[i] as number | null;
+      if (s == null || typeof g.lr === 'number') return;
+      if (!isResumable(g.lr)) throw new Error(`${where}: the schedule of group '${g.name}' cannot be moved to step ${s} (no setStep)`);
+      try {
+        (g.lr as Partial<TabulableSchedule>).lrAt?.(s);
+      } catch (e) {
+        throw new Error(`${where}: scheduleSteps[${i}] ${s} is not a step of group '${g.name}''s schedule: ${(e as Error).message}`);
+      }
+    });
+    const byKey = new Map([...this.byName.values()].map(({ weight }) => [checkpointName(weight), weight]));
+    const buffers: tf.NamedTensorMap = {};
+    for (const [key, b] of Object.entries(state.tensors ?? {})) {
+      const name = key.startsWith('momentum/') ? key.slice('momentum/'.length) : null;
+      const weight = name == null ? undefined : byKey.get(name);
+      if (weight == null) throw new Error(`${where}: tensor '${key}' is not momentum/<name> for a weight of this optimizer`);
+      if (!(b instanceof tf.Tensor) || b.isDisposed) throw new Error(`${where}: '${key}' is not a live tensor`);
+      if (!tf.util.arraysEqual(b.shape, weight.shape as number[]) || b.dtype !== (weight.dtype ?? 'float32')) {
+        throw new Error(`${where}: '${key}' is ${b.dtype} [${b.shape}], the weight is ${weight.dtype ?? 'float32'} [${weight.shape}]`);
+      }
+      buffers[weight.name] = b;
+    }
+    this.setState({ step: json.step, scheduleSteps: steps as (number | null)[], buffers });
   }
 
   /** Frees the momentum buffers and the learning-rate constants kept on the backend. */

@@ -8,6 +8,8 @@
  * A stage that keeps state of its own (a curriculum, a running statistic) implements
  * {@link StageCheckpoint}: `Trainer.checkpoint()` stores what `saveState` returns under the stage's
  * name and `Trainer.restore()` hands it back to `loadState`, so a user's stage resumes exactly too.
+ * The optimizer and EMA stages make objects that keep the state (`TrainOptimizer`, `TrainEMA` in
+ * src/train/contracts.ts); the checkpoint stores theirs under the stage's name the same way.
  * Randomness should come from the `random` a batches stage is given: the trainer rewinds it to the
  * epoch's start on resume.
  */
@@ -17,24 +19,14 @@ import { epochBatches, sliceImages, type AnyLabelledImages, type Batch, type Bat
 import type { Hyp } from '../models/hyp.js';
 import { accuracy, crossEntropy, seedLoss } from '../ops/loss.js';
 import type { DeviceRandom } from '../ops/random.js';
+import type { StageCheckpoint, TrainEMA, TrainOptimizer } from './contracts.js';
 import { NetworkEMA } from './ema.js';
 import { predictWithFlipTTA } from './flip-tta.js';
-import { OneCycle, type LrSchedule } from './one-cycle.js';
+import { perExampleLoss } from './metrics.js';
+import { OneCycle } from './one-cycle.js';
 import { SGD, splitBiasGroups } from './sgd.js';
 
-/** What a stage keeps across steps, in a checkpoint: JSON-safe values and named tensors (copies the checkpoint owns). */
-export interface StageState {
-  json?: unknown;
-  tensors?: tf.NamedTensorMap;
-}
-
-/** Implemented by a stage with state of its own, so a checkpoint carries it and a restore puts it back. */
-export interface StageCheckpoint {
-  /** The stage's state now; tensors are copies (the checkpoint's caller disposes them). */
-  saveState(): StageState;
-  /** Puts back a state from `saveState` (the caller keeps its tensors: copy what you keep). Throws on one that does not fit. */
-  loadState(state: StageState): void;
-}
+export type { StageCheckpoint, StageState, TrainEMA, TrainOptimizer } from './contracts.js';
 
 /** What the trainer knows of the run when it builds and calls the stages. */
 export interface StageContext {
@@ -48,15 +40,37 @@ export interface StageContext {
   readonly imageSize: number;
 }
 
-/**
- * The training loss of one (micro-)batch: a scalar the gradients are taken of. `batchScale` turns the
- * batch's sum into the full batch's share (the seed's loss is a sum scaled to `lossBatchSize`).
- */
-export type LossStage = (logits: tf.Tensor2D, targets: tf.Tensor2D, args: { batchScale: number; context: StageContext }) => tf.Scalar;
+/** What a loss stage is given besides the (micro-)batch's logits and targets. */
+export interface LossStageArgs {
+  /** `hyp.opt.lossBatchSize / batchSize`: turns a sum over the batch into the seed's scaled sum. */
+  batchScale: number;
+  context: StageContext;
+}
 
-/** The seed's loss: label-smoothed cross-entropy summed over the batch, scaled by `lossBatchSize / batchSize`. */
-export const seedLossStage: LossStage = (logits, targets, { batchScale, context }) =>
-  seedLoss(logits, targets, { labelSmoothing: context.hyp.opt.labelSmoothing, batchScale });
+/**
+ * The training loss of one (micro-)batch: a scalar the gradients are taken of. With micro-batches the trainer sums
+ * the gradients of the step's passes, so each pass should give its share of the full batch's loss: a sum over the
+ * examples does (the seed's, scaled by `batchScale`); a mean should be weighted by `logits.shape[0] / context.batchSize`.
+ *
+ * @remarks
+ * The loss is logged per example (`StepInfo.loss`, the table's train_loss): the trainer sums the step's values and
+ * hands the total to `perExample`, which undoes the stage's own scaling. Without it the total is logged as it is,
+ * which is right for a loss that is already a mean.
+ */
+export interface LossStage {
+  (logits: tf.Tensor2D, targets: tf.Tensor2D, args: LossStageArgs): tf.Scalar;
+  /** The per-example loss to log from the step's total (this stage's values summed over its passes). Default: the total as it is. */
+  perExample?(stepLoss: number, args: LossStageArgs): number;
+}
+
+/** The seed's loss: label-smoothed cross-entropy summed over the batch, scaled by `lossBatchSize / batchSize`; logged divided back per example. */
+export const seedLossStage: LossStage = Object.assign(
+  (logits: tf.Tensor2D, targets: tf.Tensor2D, { batchScale, context }: LossStageArgs) =>
+    seedLoss(logits, targets, { labelSmoothing: context.hyp.opt.labelSmoothing, batchScale }),
+  {
+    perExample: (stepLoss: number, { batchScale, context }: LossStageArgs) => perExampleLoss(stepLoss, context.batchSize, batchScale),
+  },
+);
 
 /** What a batches stage is given at the start of each epoch (and again when an epoch is resumed). */
 export interface BatchesStageArgs {
@@ -110,19 +124,16 @@ export function seedBatches(options: SeedBatchesOptions = {}): BatchesStage {
 /** The seed's batches: shuffled, randomly cropped and flipped once per epoch, cutmix in the last `net.cutmixEpochs` epochs. */
 export const seedBatchesStage: BatchesStage = seedBatches();
 
-/** An optimiser with its parameter groups, and the learning-rate schedule of each group (the first is the one reported). */
-export interface OptimizerPlan {
-  optimizer: SGD;
-  /** One per group, in group order; a checkpoint's schedule steps are checked against them. */
-  schedules: LrSchedule[];
-}
-
-/** The optimiser stage: builds the parameter groups and their schedules for the run. */
-export type OptimizerStage = (context: StageContext) => OptimizerPlan;
+/**
+ * The optimiser stage: makes the optimiser for the run (its parameter groups and schedules are its own business),
+ * any object with `step(grads)` (`TrainOptimizer`); with `saveState`/`loadState` its state is checkpointed as this
+ * stage's.
+ */
+export type OptimizerStage = (context: StageContext) => TrainOptimizer;
 
 /**
  * The seed's optimiser: Nesterov SGD in two groups, the weights named `...bias` and the rest, each with
- * its learning rate and coupled weight decay under a linear OneCycle.
+ * its learning rate and coupled weight decay under a linear OneCycle (the non-bias group's rate is the one reported).
  */
 export const seedOptimizerStage: OptimizerStage = ({ model, hyp, totalSteps }) => {
   const { opt } = hyp;
@@ -136,13 +147,11 @@ export const seedOptimizerStage: OptimizerStage = ({ model, hyp, totalSteps }) =
       finalDivFactor: 1 / (opt.initialDivFactor * opt.finalLrRatio),
       anneal: 'linear',
     });
-  const schedules = [cycle(opt.nonBiasLr), cycle(opt.biasLr)];
   const common = { momentum: opt.momentum, nesterov: true };
-  const optimizer = new SGD([
-    { name: 'non_bias', weights: nonBias, lr: schedules[0]!, weightDecay: opt.nonBiasDecay, ...common },
-    { name: 'bias', weights: bias, lr: schedules[1]!, weightDecay: opt.biasDecay, ...common },
+  return new SGD([
+    { name: 'non_bias', weights: nonBias, lr: cycle(opt.nonBiasLr), weightDecay: opt.nonBiasDecay, ...common },
+    { name: 'bias', weights: bias, lr: cycle(opt.biasLr), weightDecay: opt.biasDecay, ...common },
   ]);
-  return { optimizer, schedules };
 };
 
 /** The EMA stage: when it is due, and the EMA it makes. */
@@ -151,8 +160,11 @@ export interface EmaStage {
   startEpoch(context: StageContext): number;
   /** Whether step `step` (completed steps, 1 after the first) of epoch `epoch` is one of the EMA's. */
   isDue(epoch: number, step: number, context: StageContext): boolean;
-  /** The EMA, made from the live model at its first due step; later due steps call its `updateAt(model, step)`. */
-  create(context: StageContext): NetworkEMA;
+  /**
+   * The EMA (`TrainEMA`), made from the live model at its first due step; later due steps call its
+   * `average(model, step)` and then its `copyBack(model)`, if it has one. Its state is checkpointed as this stage's.
+   */
+  create(context: StageContext): TrainEMA;
 }
 
 /** The seed's EMA: from epoch `floor(trainEpochs) - ema.epochs`, every `ema.everyNSteps` steps, copied back into the live net. */
@@ -241,9 +253,19 @@ export function resolveStages(stages: TrainStages | undefined): Required<TrainSt
   for (const name of ['loss', 'batches', 'optimizer', 'evaluate'] as const) {
     if (typeof resolved[name] !== 'function') throw new Error(`Trainer: stages.${name} must be a function, got ${typeof resolved[name]}`);
   }
-  const { ema } = resolved;
+  const { ema, loss } = resolved;
   if (ema == null || typeof ema.startEpoch !== 'function' || typeof ema.isDue !== 'function' || typeof ema.create !== 'function') {
     throw new Error('Trainer: stages.ema must be an object with startEpoch, isDue and create functions');
+  }
+  if (loss.perExample !== undefined && typeof loss.perExample !== 'function')
+    throw new Error(`Trainer: stages.loss.perExample must be a function (the per-example loss to log), got ${typeof loss.perExample}`);
+  // Their state is the state of the optimiser and EMA they make: a second one on the stage would take the same place.
+  for (const name of ['optimizer', 'ema'] as const) {
+    if (stageCheckpoint(resolved[name]) != null) {
+      throw new Error(
+        `Trainer: stages.${name} keeps its state in the ${name === 'ema' ? 'EMA' : 'optimiser'} it makes (saveState/loadState of ${name === 'ema' ? 'TrainEMA' : 'TrainOptimizer'}), not on the stage itself`,
+      );
+    }
   }
   return resolved;
 }

@@ -15,7 +15,7 @@ import { resolveHyp, type Hyp, type HypOverrides } from '../models/hyp.js';
 export interface TrainData<Split extends AnyLabelledImages = LabelledImages> {
   /** Training images reflect-padded by `hyp.net.padAmount`, NHWC, with one-hot (or soft) targets. */
   train: Split;
-  /** Evaluation images (unpadded) and one-hot targets. */
+  /** Evaluation images (unpadded) and one-hot targets: at least one image, since every run is evaluated (a Trainer refuses an empty split). */
   eval: Split;
 }
 
@@ -91,6 +91,12 @@ export function checkTrainData(model: tfl.LayersModel, data: TrainData<AnyLabell
         `Trainer: data.${split} has ${images.shape[0]} images but ${targets.shape[0]} targets ([${images.shape}] and [${targets.shape}]); each image needs one target row`,
       );
     }
+  }
+  // Refused rather than skipped: every run evaluates (after the last epoch at least), and an empty split's loss is 0/0.
+  if (data.eval.images.shape[0] === 0) {
+    throw new Error(
+      `Trainer: data.eval holds no images (shape [${data.eval.images.shape}]); the trainer evaluates after the last epoch (and after every epoch with evalEveryEpoch), so it needs at least one`,
+    );
   }
   const { padAmount } = hyp.net;
   const n = data.train.images.shape[0];

@@ -1,18 +1,23 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { largestSeedSquare } from '../augment/masks.js';
+import { throwIfWebGPUFailed } from '../backend/device-errors.js';
 import type { AnyLabelledImages, Batch } from '../data/batches.js';
 import { findDiscreteActions, type DiscreteAction } from '../layers/discrete-action.js';
-import type { Hyp } from '../models/hyp.js';
+import { checkHypFitsCrops, type Hyp } from '../models/hyp.js';
 import { accuracy } from '../ops/loss.js';
 import { DeviceRandom, type DeviceRandomState } from '../ops/random.js';
-import { CHECKPOINT_VERSION, checkCheckpoint, checkpointTensors, type TrainCheckpoint } from './checkpoint.js';
-import type { NetworkEMA } from './ema.js';
-import { perExampleLoss } from './metrics.js';
-import type { LrSchedule } from './one-cycle.js';
+import { CHECKPOINT_VERSION, checkCheckpoint, checkpointWeights, type CheckpointSchedule, type TrainCheckpoint } from './checkpoint.js';
+import type { StageCheckpoint, StageState, TrainEMA, TrainOptimizer } from './contracts.js';
 import { trainSchedule } from './schedule.js';
-import type { SGD } from './sgd.js';
-import { STAGE_NAMES, resolveStages, stageCheckpoint, type StageContext, type StageState, type TrainStages } from './stages.js';
+import {
+  STAGE_NAMES,
+  resolveStages,
+  seedBatchesStage,
+  stageCheckpoint,
+  type StageContext,
+  type StageName,
+  type TrainStages,
+} from './stages.js';
 import { checkTrainData, resolveTrainable, type TrainData, type TrainableNet } from './trainable.js';
 import type { EpochRecord, StepInfo, StopReason, TrainResult } from './types.js';
 import { variableGrads } from './variable-grads.js';
@@ -74,7 +79,11 @@ type EpochOutcome = { imagesPerSec: number } | { stop: StopReason; message?: str
  * weight except those with `whiten`, or both `norm` and `weight`, in their names.
  * With `microBatchSize` below the batch size, the gradients of several passes are summed
  * before one optimiser step: the same update as one large batch (the seed's loss is a sum),
- * except that batch-norm statistics are per micro-batch. Nothing is read back inside a step:
+ * except that batch-norm statistics are per micro-batch. Everything the run needs is checked in the
+ * constructor: among others, a model with no trainable weight, an empty evaluation split (every run
+ * is evaluated after its last epoch, so training without one is refused rather than run to a
+ * meaningless loss), and, for the seed's batches stage, a `net.padAmount` or `net.cutmixSize` the
+ * crop or cutmix cannot use (`checkHypFitsImages`). Nothing is read back inside a step:
  * the loss is read asynchronously every `logEvery` steps, for progress and to stop on a NaN or
  * infinite loss.
  */
@@ -96,11 +105,10 @@ export class Trainer {
   readonly stages: Required<TrainStages>;
   private readonly options: Required<Omit<TrainOptions, 'callbacks' | 'stages'>> & { callbacks: TrainCallbacks };
   private readonly context: StageContext;
-  private readonly optimizer: SGD;
-  private readonly schedules: LrSchedule[];
+  private readonly optimizer: TrainOptimizer;
   private readonly trainable: tf.Variable[];
   private readonly random: DeviceRandom;
-  private ema: NetworkEMA | null = null;
+  private ema: TrainEMA | null = null;
   private epoch = 0;
   private epochStep = 0;
   private step = 0;
@@ -117,6 +125,10 @@ export class Trainer {
 
   constructor(net: tfl.LayersModel | TrainableNet, data: TrainData<AnyLabelledImages>, options: TrainOptions = {}) {
     ({ model: this.model, hyp: this.hyp } = resolveTrainable(net));
+    // Checked here: without one, the optimiser has no group to step and the run fails only inside run().
+    if (this.model.trainableWeights.length === 0) {
+      throw new Error('Trainer: the model has no trainable weight (model.trainableWeights is empty); there is nothing to train');
+    }
     this.discreteActions = findDiscreteActions(this.model);
     this.data = data;
     const { opt, misc } = this.hyp;
@@ -134,12 +146,15 @@ export class Trainer {
         `Trainer: logEvery must be a positive integer (steps between loss reads), got ${typeof logEvery === 'string' ? `'${logEvery}'` : String(logEvery)}`,
       );
     }
-    // Checked here: a patch larger than the crop fails inside an epoch's batches, after their tensors exist.
-    if (this.hyp.net.cutmixSize > largestSeedSquare(this.imageSize)) {
-      throw new Error(
-        `Trainer: hyp.net.cutmixSize ${this.hyp.net.cutmixSize} does not fit the ${this.imageSize}x${this.imageSize} training crops; ` +
-          `it must be at most ${largestSeedSquare(this.imageSize)} (the seed's square masks need a spare row for an even side; 0 turns cutmix off)`,
-      );
+    this.stages = resolveStages(options.stages);
+    // Checked here: a padding the crop cannot use, or a patch larger than the crop, fails inside an epoch's batches,
+    // after their tensors exist. Only for the seed's batches stage: a stage of one's own crops (or not) as it likes.
+    if (this.stages.batches === seedBatchesStage) {
+      try {
+        checkHypFitsCrops(this.hyp, this.imageSize);
+      } catch (e) {
+        throw new Error(`Trainer: ${(e as Error).message}`);
+      }
     }
     this.options = {
       seed: options.seed ?? 0,
@@ -158,7 +173,6 @@ export class Trainer {
     }
     this.epochSteps = schedule.epochSteps;
     this.totalSteps = schedule.totalSteps;
-    this.stages = resolveStages(options.stages);
     this.context = Object.freeze({
       model: this.model,
       hyp: this.hyp,
@@ -169,13 +183,7 @@ export class Trainer {
     });
     this.emaStartEpoch = this.stages.ema.startEpoch(this.context);
 
-    const plan = this.stages.optimizer(this.context);
-    if (plan == null || typeof plan.optimizer?.step !== 'function' || !Array.isArray(plan.schedules) || plan.schedules.length === 0) {
-      throw new Error(
-        'Trainer: stages.optimizer must return { optimizer, schedules } with an SGD and one learning-rate schedule per group',
-      );
-    }
-    ({ optimizer: this.optimizer, schedules: this.schedules } = plan);
+    this.optimizer = checkOptimizer(this.stages.optimizer(this.context));
     this.trainable = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
     this.random = new DeviceRandom(this.options.seed);
     this.dataRandomAtEpochStart = this.random.getState();
@@ -194,8 +202,8 @@ export class Trainer {
     return this.records;
   }
 
-  /** The EMA network, once the EMA has started. */
-  get networkEMA(): NetworkEMA | null {
+  /** The EMA (the seed's: a `NetworkEMA`), once it has started. */
+  get networkEMA(): TrainEMA | null {
     return this.ema;
   }
 
@@ -270,6 +278,7 @@ export class Trainer {
     const sync = tf.tidy(() => tf.sum(this.trainable[0]!));
     await sync.data();
     sync.dispose();
+    throwIfWebGPUFailed(`epoch ${this.epoch}'s training`);
     const elapsed = clock.elapsedSeconds();
     this.totalTimeSeconds += elapsed;
     return { imagesPerSec: clock.seen / elapsed };
@@ -294,7 +303,7 @@ export class Trainer {
 
   /** One optimiser step, the EMA's turn, and the loss read back when it is due. */
   private async trainOneStep(batch: Batch, steps: number, clock: EpochClock): Promise<StepInfo> {
-    const lr = this.schedules[0]!.lr;
+    const lr = this.optimizer.lr ?? Number.NaN;
     this.lastLr = lr;
     const tableStep = this.epochStep % this.hyp.misc.logEveryNSteps === 0;
     const readNow = tableStep || (this.step + 1) % this.options.logEvery === 0 || this.epochStep === steps - 1;
@@ -316,6 +325,8 @@ export class Trainer {
     if (metrics) {
       const [lossValue, accValue] = await Promise.all([metrics.loss.data(), metrics.acc.data()]);
       tf.dispose([metrics.loss, metrics.acc]);
+      // A kernel WebGPU dropped (an error event, not an exception) would make these numbers garbage.
+      throwIfWebGPUFailed(`training step ${this.step}`);
       // The read returns once the backend has run this step, and so every step before it.
       clock.markFinished();
       info.loss = this.perExample(lossValue[0]!);
@@ -334,12 +345,23 @@ export class Trainer {
   private advanceEma(): void {
     if (!this.stages.ema.isDue(this.epoch, this.step, this.context)) return;
     // The seed snapshots the live net at its first EMA step and `continue`s: updates start a period later.
-    if (this.ema == null) this.ema = this.makeEma();
-    else this.ema.updateAt(this.model, this.step); // the seed's: decayBase^everyN * (step / totalSteps)^pow, from a table on the backend
+    if (this.ema == null) {
+      this.ema = this.makeEma();
+      return;
+    }
+    this.ema.average(this.model, this.step); // the seed's: decay decayBase^everyN * (step / totalSteps)^pow, from a table on the backend
+    this.ema.copyBack?.(this.model);
   }
 
-  private makeEma(): NetworkEMA {
-    return this.stages.ema.create(this.context);
+  private makeEma(): TrainEMA {
+    const ema = this.stages.ema.create(this.context);
+    if (ema == null || typeof ema.average !== 'function' || typeof ema.withWeights !== 'function') {
+      (ema as TrainEMA | null)?.dispose?.();
+      throw new Error(
+        'Trainer: stages.ema.create must return an EMA with average(model, step) and withWeights(model, fn) (a TrainEMA, such as NetworkEMA)',
+      );
+    }
+    return ema;
   }
 
   private finish(stopReason: StopReason, message?: string): TrainResult {
@@ -349,8 +371,11 @@ export class Trainer {
     return result;
   }
 
+  /** The logged loss: the loss stage's own per-example form of the step's total (the seed's divides its scaling back out). */
   private perExample(loss: number): number {
-    return perExampleLoss(loss, this.batchSize, this.hyp.opt.lossBatchSize / this.batchSize);
+    const { loss: stage } = this.stages;
+    if (stage.perExample == null) return loss;
+    return stage.perExample(loss, { batchScale: this.hyp.opt.lossBatchSize / this.batchSize, context: this.context });
   }
 
   /** One optimiser step over the batch (summing micro-batch gradients); the loss and accuracy tensors when asked. */
@@ -393,7 +418,11 @@ export class Trainer {
 
   /** Accuracy and loss on the eval split by the evaluate stage (the seed's: flip test-time augmentation); `useEma` evaluates the EMA weights. */
   async evaluate(useEma = false): Promise<{ loss: number; acc: number }> {
-    const run = () => this.stages.evaluate(this.model, this.data.eval, this.context);
+    const run = async () => {
+      const result = await this.stages.evaluate(this.model, this.data.eval, this.context);
+      throwIfWebGPUFailed(`the evaluation${useEma ? ' of the EMA weights' : ''}`);
+      return result;
+    };
     if (useEma) {
       if (!this.ema) throw new Error('Trainer.evaluate: the EMA has not started yet');
       return this.ema.withWeights(this.model, run);
@@ -420,11 +449,29 @@ export class Trainer {
     };
   }
 
-  /** A checkpoint of the run at the current step; the caller disposes `tensors`. */
+  /**
+   * A checkpoint of the run at the current step; the caller disposes `tensors`. Refused after `dispose()`, which frees
+   * the optimiser state it needs, and when the optimiser (or the EMA, once started) cannot save its state.
+   */
   checkpoint(): TrainCheckpoint {
-    const sgd = this.optimizer.getState();
+    if (this.disposed) {
+      throw new Error(
+        'Trainer.checkpoint: this trainer has been disposed (its optimiser state is gone); take the checkpoint before dispose()',
+      );
+    }
+    for (const [name, holder] of [
+      ['optimizer', this.optimizer],
+      ['ema', this.ema],
+    ] as const) {
+      if (holder != null && typeof holder.saveState !== 'function') {
+        throw new Error(
+          `Trainer.checkpoint: the ${name === 'ema' ? 'EMA' : 'optimiser'} that stages.${name} made has no saveState(), so its state cannot be checkpointed (implement saveState and loadState)`,
+        );
+      }
+    }
     return {
       version: CHECKPOINT_VERSION,
+      schedule: this.scheduleIdentity(),
       epoch: this.epoch,
       epochStep: this.epochStep,
       step: this.step,
@@ -432,71 +479,108 @@ export class Trainer {
       modelRandom: this.discreteActions.map((d) => d.random.getState()),
       records: structuredClone(this.records),
       totalTimeSeconds: this.totalTimeSeconds,
-      sgd: { step: sgd.step, scheduleSteps: sgd.scheduleSteps },
       emaActive: this.ema != null,
       epochTrainMetrics: this.lastLogged && { ...this.lastLogged },
-      ...this.stageStates(sgd.buffers),
+      ...this.stageStates(),
     };
   }
 
-  /** The checkpoint's `stages` (each stateful stage's JSON) and `tensors` (the run's, and `stages/<stage>/<key>`). */
-  private stageStates(momentum: tf.NamedTensorMap): Pick<TrainCheckpoint, 'stages' | 'tensors'> {
-    const stages: Record<string, unknown> = {};
-    const saved: Array<[string, StageState]> = [];
-    for (const name of STAGE_NAMES) {
+  /** What keeps each stage's state in this trainer: the optimiser, the EMA once started, and the stages with a `StageCheckpoint`. */
+  private stateHolders(): Array<[StageName, Partial<StageCheckpoint>]> {
+    return STAGE_NAMES.flatMap((name): Array<[StageName, Partial<StageCheckpoint>]> => {
+      if (name === 'optimizer') return [[name, this.optimizer]];
+      if (name === 'ema') return this.ema ? [[name, this.ema]] : [];
       const stage = stageCheckpoint(this.stages[name]);
-      if (stage == null) continue;
-      const state = stage.saveState();
-      saved.push([name, state]);
+      return stage ? [[name, stage]] : [];
+    });
+  }
+
+  /** The checkpoint's `stages` (each stateful stage's JSON) and `tensors` (the weights, and `stages/<stage>/<key>`). */
+  private stageStates(): Pick<TrainCheckpoint, 'stages' | 'tensors'> {
+    const stages: Record<string, unknown> = {};
+    const tensors = checkpointWeights(this.model);
+    for (const [name, holder] of this.stateHolders()) {
+      const state = holder.saveState!();
       stages[name] = state?.json ?? null;
-    }
-    const tensors = checkpointTensors(this.model, momentum, this.ema?.snapshot() ?? null);
-    for (const [name, state] of saved) {
       for (const [key, t] of Object.entries(state?.tensors ?? {})) tensors[`stages/${name}/${key}`] = t;
     }
-    return saved.length ? { stages, tensors } : { tensors };
+    return { stages, tensors };
+  }
+
+  /** What a checkpoint records of the schedule it was written for, so a restore can refuse another one. */
+  private scheduleIdentity(): CheckpointSchedule {
+    return {
+      examples: this.data.train.images.shape[0],
+      batchSize: this.batchSize,
+      trainEpochs: this.hyp.misc.trainEpochs,
+      epochSteps: [...this.epochSteps],
+      totalSteps: this.totalSteps,
+    };
   }
 
   /**
    * Continues from a checkpoint of the same configuration (the caller keeps `checkpoint.tensors`).
    * Everything is checked before anything is written: a refused checkpoint (another mode,
-   * architecture, data size or batch size; a missing or misshapen tensor; a bad field) throws and
-   * leaves the trainer exactly as it was.
+   * architecture, schedule (data size, batch size or number of epochs, wherever in the run it was
+   * written); a missing or misshapen tensor; a bad field) throws and leaves the trainer exactly as it was.
+   * A checkpoint written before checkpoints recorded their schedule is checked by its position in this
+   * trainer's schedule alone.
    */
   restore(checkpoint: TrainCheckpoint): void {
+    if (this.disposed) throw new Error('Trainer.restore: this trainer has been disposed; make a new Trainer');
+    if (typeof this.optimizer.loadState !== 'function') {
+      throw new Error(
+        'Trainer.restore: the optimiser that stages.optimizer made has no loadState(), so a checkpoint cannot put its state back (implement saveState and loadState)',
+      );
+    }
     const checked = checkCheckpoint(checkpoint, {
       model: this.model,
+      schedule: this.scheduleIdentity(),
       epochSteps: this.epochSteps,
-      schedules: this.schedules,
       discreteActions: this.discreteActions.length,
-      statefulStages: STAGE_NAMES.filter((name) => stageCheckpoint(this.stages[name]) != null),
+      statefulStages: STAGE_NAMES.filter((name) => name === 'optimizer' || (name !== 'ema' && stageCheckpoint(this.stages[name]) != null)),
     });
-    // The EMA is built and loaded aside (NetworkEMA.load checks every entry), and swapped in only at the end.
-    let ema: NetworkEMA | null = null;
-    if (checked.ema) {
+    // The EMA is built and loaded aside, and swapped in only at the end.
+    let ema: TrainEMA | null = null;
+    if (checked.emaActive) {
       ema = this.makeEma();
       try {
-        ema.load(checked.ema);
+        if (typeof ema.loadState !== 'function') throw new Error('the EMA that stages.ema made has no loadState()');
+        ema.loadState(checked.stages['ema']!);
       } catch (e) {
-        ema.dispose();
+        ema.dispose?.();
         throw new Error(`Trainer.restore: the checkpoint's EMA does not fit this net: ${(e as Error).message}`);
       }
     }
 
-    // The stages' own states next: each stage checks its state before it writes it.
-    for (const [name, state] of Object.entries(checked.stages)) {
+    // The stages' own states next (the optimiser's among them), in stage order: each checks its state before it writes
+    // it, and a refusal puts back the states already loaded, so a refused checkpoint leaves the trainer as it was.
+    const loaded: Array<[Partial<StageCheckpoint>, StageState]> = [];
+    const rollBack = () => {
+      for (const [holder, previous] of loaded.reverse()) {
+        holder.loadState!(previous);
+        tf.dispose(Object.values(previous.tensors ?? {}));
+      }
+    };
+    for (const [name, holder] of this.stateHolders()) {
+      if (name === 'ema') continue;
+      const previous = holder.saveState!();
       try {
-        stageCheckpoint(this.stages[name as keyof TrainStages])!.loadState(state);
+        holder.loadState!(checked.stages[name]!);
       } catch (e) {
-        ema?.dispose();
+        tf.dispose(Object.values(previous.tensors ?? {}));
+        rollBack();
+        ema?.dispose?.();
         throw new Error(`Trainer.restore: the ${name} stage refused its state: ${(e as Error).message}`);
       }
+      loaded.push([holder, previous]);
     }
+    for (const [, previous] of loaded) tf.dispose(Object.values(previous.tensors ?? {}));
 
-    // Everything checked: write.
-    for (const [w, value] of checked.weights) w.write(tf.clone(value));
-    this.optimizer.setState(checked.sgd);
-    this.ema?.dispose();
+    // Everything checked: write. The variable takes its own reference to the value's data (the caller keeps the
+    // checkpoint's tensor); a clone written here was a tensor left behind per weight, holding a copy of the weights.
+    for (const [w, value] of checked.weights) w.write(value);
+    this.ema?.dispose?.();
     this.ema = ema;
     checkpoint.modelRandom.forEach((s, i) => this.discreteActions[i]!.random.setState(s));
     this.random.setState(checkpoint.dataRandomAtEpochStart);
@@ -513,8 +597,8 @@ export class Trainer {
   dispose(): void {
     if (this.running) throw new Error('Trainer.dispose: the trainer is running; requestStop() and await run() first');
     this.disposed = true;
-    this.optimizer.dispose();
-    this.ema?.dispose();
+    this.optimizer.dispose?.();
+    this.ema?.dispose?.();
     this.lastLogged = null;
   }
 }
@@ -544,6 +628,25 @@ class EpochClock {
   elapsedSeconds(): number {
     return (performance.now() - this.started) / 1000;
   }
+}
+
+/** The optimizer stage's optimiser, checked to be one (`TrainOptimizer`). */
+function checkOptimizer(optimizer: TrainOptimizer): TrainOptimizer {
+  const given = optimizer as Partial<TrainOptimizer> & { optimizer?: unknown; schedules?: unknown };
+  if (given != null && typeof given.step !== 'function' && given.optimizer != null && Array.isArray(given.schedules)) {
+    throw new Error('Trainer: stages.optimizer must return the optimiser itself (a TrainOptimizer), not { optimizer, schedules }');
+  }
+  if (given == null || typeof given.step !== 'function') {
+    throw new Error(
+      `Trainer: stages.optimizer must return an optimiser with step(grads) (a TrainOptimizer, such as the seed's SGD), got ${given == null ? String(given) : typeof given}`,
+    );
+  }
+  if ((typeof given.saveState === 'function') !== (typeof given.loadState === 'function')) {
+    throw new Error(
+      'Trainer: the optimiser from stages.optimizer has one of saveState and loadState; a checkpoint needs both (or neither)',
+    );
+  }
+  return optimizer;
 }
 
 /** `total + next` (both taken over), or `next` when there is no total yet. */

@@ -9,6 +9,7 @@ import { KernelCounter } from '../../src/backend/counter.js';
 import { DeviceRandom } from '../../src/ops/random.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { liveTensors } from '../helpers/memory.js';
+import * as lib from '../../src/index.js';
 
 /** Images whose every element is distinct and exact in float32: value = flat index. */
 function codedImages(shape: [number, number, number, number]): tf.Tensor4D {
@@ -227,6 +228,28 @@ describeEachBackend('augmentations', (backend) => {
     expect(await out.targets.array()).toEqual(await t.array());
     expect(() => batchCutmix(x, tf.eye(2), 2, new DeviceRandom(1))).toThrow(/targets \[3, classes\]/);
     tf.dispose([x, t, out.images, out.targets]);
+  });
+
+  it('batchCutmix refuses a patch the images cannot hold and an empty batch before drawing or allocating anything (hostile review items 7, 18)', () => {
+    const x = codedImages([3, 4, 4, 1]);
+    const t = tf.eye(3);
+    const empty = tf.zeros([0, 4, 4, 1]);
+    const noTargets = tf.zeros([0, 3]);
+    const random = new DeviceRandom(3);
+    const state = random.getState();
+    const before = liveTensors();
+    // An even side needs a spare row for the seed's square masks: 4x4 images take at most 3.
+    for (const patchSize of [4, 5]) {
+      expect(() => lib.batchCutmix(x, t, patchSize, random)).toThrow(
+        `batchCutmix: patchSize ${patchSize} does not fit the 4x4 images; it must be at most 3 (the seed's square masks need a spare row for an even side; 0 turns cutmix off)`,
+      );
+    }
+    expect(() => lib.batchCutmix(empty, noTargets, 2, random)).toThrow(
+      "batchCutmix expects at least one image in 'images', got shape [0,4,4,1]",
+    );
+    expect(liveTensors()).toBe(before);
+    expect(random.getState()).toEqual(state);
+    tf.dispose([x, t, empty, noTargets]);
   });
 
   it('is seedable and reads nothing back (all on the backend)', async () => {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { initBackend as initBrowserBackend } from '../../src/backend/browser.js';
-import { BackendUnavailableError, describeAdapter } from '../../src/backend/init.js';
+import { BackendUnavailableError, describeAdapter, initBackendOn, type Platform } from '../../src/backend/init.js';
 import { initBackend } from '../../src/backend/node.js';
 import { backendAvailable } from '../helpers/backends.js';
 
@@ -36,10 +36,16 @@ describe('initBackend', () => {
     }
   });
 
-  it('sets cpu and reports it', async () => {
-    const report = await initBackend('cpu');
-    expect(report.backend).toBe('cpu');
-    expect(tf.getBackend()).toBe('cpu');
+  it('sets cpu when asked, without a warning', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      const report = await initBackend('cpu');
+      expect(report.backend).toBe('cpu');
+      expect(tf.getBackend()).toBe('cpu');
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it.skipIf(!backendAvailable('wasm'))('sets wasm with its thread count', async () => {
@@ -66,6 +72,73 @@ describe('initBackend', () => {
       // No tfjs-node here, so wasm is next; the reason names what was passed over.
       expect(report.backend).toBe('wasm');
       expect(report.reason).toMatch(/passed over: webgpu: .*tensorflow: /);
+    }
+  });
+});
+
+describe("'auto' where wasm is not installed", () => {
+  // A Node machine with neither a GPU nor tfjs-node, and no @tensorflow/tfjs-backend-wasm: the issue's newcomer.
+  const bare: Platform = {
+    name: 'node',
+    gpu: async () => 'no WebGPU in this test',
+    loadTensorflow: async () => {
+      throw new Error('no tfjs-node in this test');
+    },
+  };
+
+  it('falls back to cpu only with a console warning and a reason that say it is too slow to train on and to install wasm', async () => {
+    vi.doMock('@tensorflow/tfjs-backend-wasm', () => {
+      throw new Error("Cannot find package '@tensorflow/tfjs-backend-wasm'");
+    });
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      const report = await initBackendOn(bare, 'auto');
+      expect(report.backend).toBe('cpu');
+      expect(tf.getBackend()).toBe('cpu');
+      expect(report.reason).toMatch(/^cpu, the last resort, far too slow to train on \(.*\): install the wasm backend/);
+      expect(report.reason).toContain('install the wasm backend (npm install @tensorflow/tfjs-backend-wasm@4.22.0)');
+      expect(report.reason).toContain("or ask for initBackend('cpu') to choose cpu knowingly");
+      expect(report.reason).toMatch(
+        /passed over: webgpu: no WebGPU in this test; tensorflow: no tfjs-node in this test; wasm: backend 'wasm' needs/,
+      );
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn.mock.calls[0]![0]).toBe(`tfjs-dataflow: initBackend('auto') fell back to ${report.reason}`);
+    } finally {
+      warn.mockRestore();
+      vi.doUnmock('@tensorflow/tfjs-backend-wasm');
+    }
+  });
+
+  it('in a browser where wasm is installed but cannot start, says to serve its .wasm files rather than to install it', async () => {
+    // The wasm module loads, but starting it fails (here: setWasmPaths refuses the location it is given).
+    vi.doMock('@tensorflow/tfjs-backend-wasm', () => ({
+      setWasmPaths: () => {
+        throw new Error("no .wasm files at '/nowhere/'");
+      },
+    }));
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      const report = await initBackendOn({ ...bare, name: 'browser' }, 'auto', { wasmPaths: '/nowhere/' });
+      expect(report.backend).toBe('cpu');
+      expect(report.reason).toContain("make wasm start (serve tfjs-backend-wasm's .wasm files and pass their URL as wasmPaths)");
+      expect(report.reason).not.toContain('npm install');
+      expect(report.reason).toMatch(/passed over: webgpu: no WebGPU in this test; wasm: no \.wasm files at '\/nowhere\/'\)$/);
+      expect(warn).toHaveBeenCalledTimes(1);
+    } finally {
+      warn.mockRestore();
+      vi.doUnmock('@tensorflow/tfjs-backend-wasm');
+    }
+  });
+
+  it.skipIf(!backendAvailable('wasm'))('takes wasm when it is installed, without a warning', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      const report = await initBackendOn(bare, 'auto');
+      expect(report.backend).toBe('wasm');
+      expect(report.reason).toMatch(/^WebAssembly SIMD with \d+ threads? \(passed over: webgpu: .*; tensorflow: .*\)$/);
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
     }
   });
 });

@@ -63,10 +63,14 @@ suite(`browser example on CIFAR-100 in headless Chromium${reason ? ` (skipped: $
     const pageErrors: string[] = [];
     page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
     await page.goto(`${server.resolvedUrls!.local[0]!}?backend=wasm`);
+    // The labels choice is CIFAR-100's: hidden until CIFAR-100 is picked.
+    await page.waitForFunction(() => window.tfjsDataflowDemo?.state === 'idle');
+    expect(await page.isVisible('#labels-field')).toBe(false);
     await page.setInputFiles('#files', path.join(work, 'cifar-100-binary.tar.gz'));
     await page.waitForFunction(() => document.querySelector('#data-status')!.textContent!.startsWith('CIFAR-100 from'), null, {
       timeout: 60_000,
     });
+    expect(await page.isVisible('#labels-field')).toBe(true);
     await page.selectOption('select[name="labels"]', 'coarse');
     await page.click('#config summary');
     for (const [field, value] of Object.entries(RUN)) await page.fill(`input[name="${field}"]`, String(value));

@@ -72,7 +72,7 @@ interface DemoSnapshot {
   convPrecision: string | null;
   error: string | null;
   steps: Array<{ step: number; loss?: number; epoch: number; imagesPerSec: number }>;
-  records: Array<{ epoch: number; valAcc: number; valLoss: number }>;
+  records: Array<{ epoch: number; valAcc: number; valLoss: number; emaValAcc: number | null }>;
   predictions: Array<{ predicted: number; label: number }>;
   timings: Record<string, number>;
   chartPoints: Record<string, number>;
@@ -93,6 +93,25 @@ const snapshot = (page: Page) =>
       chartPoints: Object.fromEntries(Object.entries(d.charts).map(([k, c]) => [k, c.data.reduce((n, s) => n + s.length, 0)])),
     };
   }) as Promise<DemoSnapshot>;
+
+/**
+ * Records every text the page's status line (#progress) shows, in window.statusLog, from the first paint on:
+ * what a person watching the page would have read, stage by stage.
+ */
+function recordStatusLine(): void {
+  const log: string[] = [];
+  (window as unknown as { statusLog: string[] }).statusLog = log;
+  document.addEventListener('DOMContentLoaded', () => {
+    const line = document.getElementById('progress')!;
+    log.push(line.textContent ?? '');
+    new MutationObserver(() => {
+      const text = line.textContent ?? '';
+      if (log.at(-1) !== text) log.push(text);
+    }).observe(line, { childList: true, characterData: true, subtree: true });
+  });
+}
+
+const statusLog = (page: Page) => page.evaluate(() => (window as unknown as { statusLog: string[] }).statusLog);
 
 const reason = skipReason();
 const suite = reason ? describe.skip : describe;
@@ -142,6 +161,7 @@ suite(`browser example in headless Chromium on WebGPU${reason ? ` (skipped: ${re
       logEvery: '1',
       ...Object.fromEntries(Object.entries(RUN).map(([k, v]) => [k, String(v)])),
     });
+    await page.addInitScript(recordStatusLine);
     await page.goto(`${url}?${query}`);
 
     // Stop mid-epoch from the page's own button (the page must stay responsive while training), then resume.
@@ -222,6 +242,31 @@ suite(`browser example in headless Chromium on WebGPU${reason ? ` (skipped: ${re
       expect(cell.lit).toBeGreaterThan(512);
     });
 
+    // The status line, as it went: each stage named while it ran, the whitening fit's progress, an ETA at each step,
+    // and the evaluation after each epoch named (the last step's line would otherwise stand for the whole evaluation).
+    const said = await statusLog(page);
+    const log = `the status line said:\n${said.join('\n')}`;
+    const first = (pattern: RegExp) => said.findIndex((line) => pattern.test(line));
+    const duration = String.raw`(\d+ h )?\d+ (s|min)`;
+    expect(first(/^starting webgpu…$/), log).toBeGreaterThanOrEqual(0);
+    // Two passes over the images (their mean, then the covariance): half done after the first.
+    expect(first(/^fitting the whitening conv on 64 training images: 0% · \d+ (s|min)/), log).toBeGreaterThan(first(/^starting webgpu/));
+    expect(first(/^fitting the whitening conv on 64 training images: 50% · \d+ (s|min)/), log).toBeGreaterThan(0);
+    expect(first(new RegExp(`^epoch 1, step 1/${STEPS} .* · ETA ${duration}$`)), log).toBeGreaterThan(0);
+    const evaluating = (epoch: number, net: string) =>
+      first(new RegExp(`^epoch ${epoch}/2 trained · evaluating the ${net} net on 32 test images \\(flip TTA\\)… ${duration}$`));
+    expect(evaluating(1, 'live'), log).toBeGreaterThan(0);
+    expect(evaluating(2, 'live'), log).toBeGreaterThan(0);
+    if (demo.records.at(-1)!.emaValAcc !== null) expect(evaluating(2, 'EMA'), log).toBeGreaterThan(evaluating(2, 'live'));
+    // Each epoch's evaluation comes after its last step and before the next epoch's first.
+    expect(evaluating(1, 'live'), log).toBeGreaterThan(first(new RegExp(`^epoch 1, step ${STEPS / 2}/${STEPS} `)));
+    expect(evaluating(1, 'live'), log).toBeLessThan(first(new RegExp(`^epoch 2, step ${STEPS / 2 + 1}/${STEPS} `)));
+    expect(said.at(-1), log).toMatch(new RegExp(`^done: 2 epochs, ${STEPS} steps in [\\d.]+ s of training · test accuracy `));
+    // The charts' step axis: whole steps, each once, up to the run's 8.
+    expect(await page.evaluate(() => window.tfjsDataflowDemo.charts['loss']!.ticks.x)).toEqual(['0', '2', '4', '6', '8']);
+    // CIFAR-10 has one kind of label: the CIFAR-100 choice is not shown.
+    expect(await page.isVisible('#labels-field')).toBe(false);
+
     mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     console.log(
@@ -301,11 +346,57 @@ suite(`browser example in headless Chromium on WebGPU${reason ? ` (skipped: ${re
       await p.goto(`${server.resolvedUrls!.local[0]!}?convPrecision=half`);
       await p.waitForFunction(() => window.tfjsDataflowDemo.state === 'error', null, { timeout: 60_000, polling: 250 });
       expect(await p.textContent('#error')).toBe("?convPrecision must be one of float32, float16, got 'half'");
+      expect(await p.textContent('#progress')).toBe("failed: ?convPrecision must be one of float32, float16, got 'half'");
       expect(await p.inputValue('#conv-precision')).toBe('float32');
+      // Charts with no steps yet draw no axis numbers (they once read "0 0 1 1 1").
+      const ticks = await p.evaluate(() => Object.values(window.tfjsDataflowDemo.charts).map((c) => c.ticks));
+      expect(ticks).toEqual([0, 1, 2, 3].map(() => ({ x: [], y: [] })));
+      expect(await p.isVisible('#labels-field')).toBe(false);
     } finally {
       await p.close();
     }
   }, 120_000);
+
+  it('after an error the status line says what failed and while doing what, not the stage it was in', async () => {
+    const p = await browser.newPage();
+    try {
+      // The device fails as the whitening fit starts: every queue submission from then on throws.
+      await p.addInitScript(() => {
+        const submit = GPUQueue.prototype.submit;
+        let failing = false;
+        GPUQueue.prototype.submit = function (this: GPUQueue, buffers: Iterable<GPUCommandBuffer>) {
+          if (failing) throw new Error('injected GPU failure');
+          return submit.call(this, buffers);
+        };
+        document.addEventListener('DOMContentLoaded', () => {
+          const line = document.getElementById('progress')!;
+          new MutationObserver(() => {
+            if (line.textContent!.startsWith('fitting the whitening conv')) failing = true;
+          }).observe(line, { childList: true, characterData: true, subtree: true });
+        });
+      });
+      await p.addInitScript(recordStatusLine);
+      const query = new URLSearchParams({
+        data: '/cifar10/',
+        backend: 'webgpu',
+        autostart: '1',
+        ...Object.fromEntries(Object.entries(RUN).map(([k, v]) => [k, String(v)])),
+      });
+      await p.goto(`${server.resolvedUrls!.local[0]!}?${query}`);
+      await p.waitForFunction(() => ['error', 'done'].includes(window.tfjsDataflowDemo.state), null, { timeout: 240_000, polling: 250 });
+      expect(await p.evaluate(() => window.tfjsDataflowDemo.state)).toBe('error');
+      const said = await statusLog(p);
+      expect(said.some((line) => line.startsWith('fitting the whitening conv on 64 training images'))).toBe(true);
+      const error = (await p.textContent('#error'))!;
+      expect(error).toContain('injected GPU failure');
+      expect(await p.textContent('#progress')).toBe(`failed while fitting the whitening conv: ${error}`);
+      // The clock of the stage that failed is stopped: the line stays as it is.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(await p.textContent('#progress')).toBe(`failed while fitting the whitening conv: ${error}`);
+    } finally {
+      await p.close();
+    }
+  }, 300_000);
 
   it('says when there is no WebGPU, offers WebAssembly, and trains there from a picked tar.gz', async () => {
     const { chromium } = await import('playwright-core');
@@ -313,6 +404,7 @@ suite(`browser example in headless Chromium on WebGPU${reason ? ` (skipped: ${re
     const plain = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS.filter((a) => !a.includes('webgpu')) });
     try {
       const p = await plain.newPage();
+      await p.addInitScript(() => Object.defineProperty(Navigator.prototype, 'hardwareConcurrency', { get: () => 8 }));
       await p.goto(server.resolvedUrls!.local[0]!);
       await p.waitForSelector('#no-webgpu', { state: 'visible', timeout: 60_000 });
       expect(await p.textContent('#no-webgpu')).toContain('This browser has no WebGPU');
@@ -340,6 +432,12 @@ suite(`browser example in headless Chromium on WebGPU${reason ? ` (skipped: ${re
       expect(demo.backend).toBe('wasm');
       expect(demo.steps).toHaveLength(RUN.train / RUN.batch);
       expect(demo.predictions).toHaveLength(RUN.eval);
+      expect(await p.textContent('#progress')).toMatch(/^done: 1 epoch, 4 steps in /);
+      // The server sends COOP and COEP, so the page is cross-origin isolated (SharedArrayBuffer) and wasm runs threads:
+      // on the 8 cores the page is told of, more than one (without the headers, one whatever the cores).
+      expect(await p.evaluate(() => crossOriginIsolated)).toBe(true);
+      const threads = Number(/WebAssembly SIMD with (\d+) threads?/.exec((await p.textContent('#backend-reason'))!)?.[1]);
+      expect(threads).toBeGreaterThan(1);
     } finally {
       await plain.close();
     }

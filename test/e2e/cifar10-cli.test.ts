@@ -1,15 +1,19 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_SEED, parseCommandLine, UsageError } from '../../examples/cifar10/args.js';
+import { MAX_SEED, closest, parseCommandLine, UsageError } from '../../examples/cifar10/args.js';
+import { Battery, type RunSummary } from '../../examples/cifar10/battery.js';
 import { readCheckpoint } from '../../examples/cifar10/files.js';
 import { main, type CliIO } from '../../examples/cifar10/main.js';
 import { Progress, formatDuration } from '../../examples/cifar10/progress.js';
+import type { RunConfig } from '../../examples/cifar10/run-dir.js';
+import { curves, lrCurve } from '../../examples/cifar10/report.js';
+import { describeBackend } from '../../examples/cifar10/training.js';
 import {
   type DiscreteAction,
   fileHandler,
@@ -17,7 +21,9 @@ import {
   predictWithFlipTTA,
   speedyConvNet,
   type EpochRecord,
+  type Hyp,
   type StepInfo,
+  resolveHyp,
 } from '../../src/node.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { liveTensors } from '../helpers/memory.js';
@@ -131,11 +137,21 @@ describe('CIFAR-10 CLI: arguments', () => {
     ],
     [['train', '--hyp', 'opt.momentum=1'], '--hyp opt.momentum must be a number in (0, 1) (Nesterov SGD needs momentum > 0), got 1'],
     [['train', '--hyp', 'misc.ema.everyNSteps=0'], '--hyp misc.ema.everyNSteps must be a positive integer, got 0'],
+    [
+      ['train', '--hyp', 'net.padAmount=0'],
+      "--hyp net.padAmount must be at least 1 for the seed's random 32x32 crop (an even crop needs padded images larger than itself), got 0",
+    ],
+    [['train', '--hyp', 'net.cutmixSize=32'], '--hyp: hyp.net.cutmixSize 32 does not fit the 32x32 training crops; it must be at most 31'],
+    [
+      ['train', '--hyp', 'opt.momentum=0.9', '--hyp', 'net.noiseStd=2', '--hyp', 'opt.momentum=0.8'],
+      "--hyp opt.momentum is given 2 times ('0.9', '0.8'); give it once",
+    ],
     [['train', '--out', ''], "--out must name a directory, got ''"],
     [['evaluate', '--model', 'm', '--draws', '0'], "--draws must be an integer from 1 to 1000, got '0'"],
     [['train', '--resume'], '--resume needs --out DIR naming the run to continue'],
     [['train', '--epochs'], "Option '--epochs <value>' argument missing"],
     [['fit'], "unknown command 'fit'; expected 'train' or 'evaluate'"],
+    [['trian'], "unknown command 'trian'; expected 'train' or 'evaluate'. Did you mean 'train'?"],
     [
       ['train', '--epochs', '1e8'],
       "--epochs must be a number in (0, 1000] (the seed trains 12.1; every epoch's schedule is held in memory), got 100000000",
@@ -158,7 +174,7 @@ describe('CIFAR-10 CLI: arguments', () => {
     const { code, out, err } = await run(['train', '--epoch', '3']);
     expect(code).toBe(2);
     expect(out).toBe('');
-    expect(err).toContain("Unknown option '--epoch'");
+    expect(err).toContain("Unknown option '--epoch'. Did you mean --epochs? Valid flags for 'train'");
     expect(err).toContain(
       "Valid flags for 'train': --backend, --wasm-threads, --conv-precision, --data, --download, --cache-dir, --eval-limit, --help (-h), --epochs, --batch-size",
     );
@@ -168,9 +184,29 @@ describe('CIFAR-10 CLI: arguments', () => {
     expect(onWasm.err).toContain('--conv-precision applies to the webgpu backend');
     const evaluate = await run(['evaluate', '--model', 'm', '--runs', '2']);
     expect(evaluate.code).toBe(2);
+    expect(evaluate.err).toContain("Unknown option '--runs'. --runs is a flag of 'train', not 'evaluate'. Valid flags");
     expect(evaluate.err).toContain(
       "Valid flags for 'evaluate': --backend, --wasm-threads, --conv-precision, --data, --download, --cache-dir, --eval-limit, --help (-h), --model, --eval-batch, --draws",
     );
+  });
+
+  it('suggests the flag meant for a typo: a swap, a missing letter, a prefix, an underscore; nothing for a stranger', () => {
+    const message = (argv: string[]) => {
+      try {
+        parseCommandLine(argv, {});
+      } catch (e) {
+        return (e as Error).message;
+      }
+      throw new Error(`${argv.join(' ')} parsed`);
+    };
+    expect(message(['train', '--batchsize', '64'])).toMatch(/^Unknown option '--batchsize'\. Did you mean --batch-size\? Valid flags/);
+    expect(message(['train', '--base_depth', '8'])).toContain('Did you mean --base-depth?');
+    expect(message(['train', '--eopchs', '2'])).toContain('Did you mean --epochs?');
+    expect(message(['train', '--whitening', 'raw'])).toContain('Did you mean --whitening-signs?');
+    expect(message(['evaluate', '--model', 'm', '--eval', '9'])).toContain('Did you mean --eval-limit or --eval-batch?');
+    expect(message(['train', '--lr', '0.1'])).toMatch(/^Unknown option '--lr'\. Valid flags/);
+    expect(closest('mode', ['model', 'mode'])).toEqual(['mode']);
+    expect(closest('xyz', ['train', 'evaluate'])).toEqual([]);
   });
 
   it('prints help for --help, the command and no arguments', async () => {
@@ -180,6 +216,150 @@ describe('CIFAR-10 CLI: arguments', () => {
       expect(out).toMatch(/^Usage: tfjs-dataflow-cifar10/);
     }
     expect((await run(['train', '--help'])).out).toContain('--micro-batch N');
+    // The help and the summary line say the same accuracy.
+    expect((await run(['train', '--help'])).out).toContain(
+      "test accuracy: the EMA net's, or the live net's in a run that ends before the EMA starts",
+    );
+  });
+
+  it("names the command as it was typed: the bin's, or npm's for the npm scripts", async () => {
+    // main() as the package bin (cli.ts) and as `npm run train` / `npm run evaluate` (train.ts, evaluate.ts) call it.
+    const asBin = captureIO();
+    await main(['train', '--help'], asBin);
+    expect(asBin.out()).toMatch(/^Usage: tfjs-dataflow-cifar10 train \[flags\]\n/);
+    expect(asBin.out()).not.toContain('npm run');
+    const asNpm = captureIO();
+    await main(['evaluate', '--help'], asNpm, 'npm');
+    expect(asNpm.out()).toMatch(/^Usage: npm run evaluate -- --model DIR \[flags\]\n/);
+    const top = await run(['--help']);
+    expect(top.out).toContain('train      train (tfjs-dataflow-cifar10 train [flags])');
+    expect(top.out).not.toContain('npm run');
+  });
+
+  it.skipIf(!existsSync(join(REPO, 'dist/cifar10-cli.js')))(
+    'the built bin (dist/cifar10-cli.js, after npm run build) prints its own name in --help, and npm run train -- --help its own',
+    () => {
+      const bin = spawnSync(process.execPath, [join(REPO, 'dist/cifar10-cli.js'), 'train', '--help'], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(bin.status).toBe(0);
+      expect(bin.stdout).toMatch(/^Usage: tfjs-dataflow-cifar10 train \[flags\]\n/);
+      expect(bin.stdout).not.toContain('npm run');
+      const top = spawnSync(process.execPath, [join(REPO, 'dist/cifar10-cli.js')], { encoding: 'utf8', timeout: 60_000 });
+      expect(top.stdout).toMatch(/^Usage: tfjs-dataflow-cifar10 <command> \[flags\]\n/);
+      expect(top.stdout).not.toContain('npm run');
+      const npm = spawnSync('npm', ['run', '--silent', 'train', '--', '--help'], {
+        cwd: REPO,
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { ...process.env, npm_config_update_notifier: 'false' },
+      });
+      expect(npm.status).toBe(0);
+      expect(npm.stdout).toMatch(/^Usage: npm run train -- \[flags\]\n/);
+    },
+    120_000,
+  );
+
+  it('ends with the final accuracy of one run plainly (no variance), and the mean and variance of several, saying whose accuracy it is', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cifar10-summary-'));
+    const summary = (run: number, finalValAcc: number, finalEmaValAcc: number | null): RunSummary => ({
+      run,
+      seed: run - 1,
+      dir,
+      stopReason: 'completed',
+      epochs: [],
+      trainingSeconds: 1,
+      wallSeconds: 2,
+      finalValAcc,
+      finalEmaValAcc,
+    });
+    const battery = async (runs: Array<[number, number | null]>) => {
+      const b = new Battery(dir, { runs: runs.length } as RunConfig, {});
+      await b.runAll(
+        [],
+        () => null,
+        () => undefined,
+        async (r) => summary(r, ...runs[r - 1]!),
+      );
+      const metrics = JSON.parse(await readFile(join(dir, 'metrics.json'), 'utf8')) as { summary: Record<string, unknown> };
+      return { line: b.summaryLine(), metrics: metrics.summary };
+    };
+    try {
+      const one = await battery([[0.3, 0.3457]]);
+      expect(one.line).toBe(
+        'Final test accuracy: 0.3457 (EMA net, flip TTA). One run, so no variance: --runs N reports the mean and variance over N seeds.',
+      );
+      expect(one.line).not.toContain('nan');
+      expect(one.metrics).toMatchObject({ metric: 'final val_acc (EMA net, flip TTA)', mean: 0.3457, count: 1, variance: null });
+      const short = await battery([[0.21, null]]);
+      expect(short.line).toBe(
+        'Final test accuracy: 0.2100 (live net: the run ended before the EMA started, flip TTA). One run, so no variance: --runs N reports the mean and variance over N seeds.',
+      );
+      expect(short.metrics['metric']).toBe('final val_acc (live net: the run ended before the EMA started, flip TTA)');
+      const two = await battery([
+        [0.3, 0.4],
+        [0.3, 0.5],
+      ]);
+      expect(two.line).toBe('Mean and variance of the final test accuracy (EMA net, flip TTA): (0.4500, 5.0000e-3) over 2 runs');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("curves.svg has a learning-rate panel: the seed's OneCycle per step, warm-up then anneal", () => {
+    const hyp = resolveHyp({ opt: { batchSize: 256 }, misc: { trainEpochs: 2 } });
+    const rates = lrCurve(hyp, [8, 8], 16);
+    expect(rates.map(([x]) => x)).toEqual(Array.from({ length: 16 }, (_, i) => (i + 1) / 8));
+    const peak = rates.reduce((best, r, i) => (r[1] > rates[best]![1] ? i : best), 0);
+    expect(rates[0]![1]).toBeLessThan(1e-15);
+    // The peak falls between steps (pctStart x 16 - 1 = 2.68): near the maximum, not past it.
+    expect(rates[peak]![1]).toBeLessThanOrEqual(hyp.opt.nonBiasLr);
+    expect(rates[peak]![1]).toBeGreaterThan(0.95 * hyp.opt.nonBiasLr);
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThan(15);
+    // A long run is drawn with at most 500 points, the last step included.
+    const long = lrCurve(
+      hyp,
+      Array.from({ length: 13 }, () => 48),
+      13 * 48,
+    );
+    expect(long.length).toBeLessThanOrEqual(500);
+    expect(long.at(-1)![0]).toBe(13);
+    const record: EpochRecord = {
+      epoch: 0,
+      trainLoss: 2.3,
+      trainAcc: 0.1,
+      valLoss: 2,
+      valAcc: 0.2,
+      emaValAcc: null,
+      totalTimeSeconds: 1,
+      steps: 8,
+      imagesPerSec: 1,
+      lr: rates[7]![1],
+    };
+    const svg = curves([record], rates);
+    expect(svg).toContain('>Learning rate</text>');
+    expect(svg).toContain('OneCycle, non-bias group');
+    // Without the schedule the panel still shows each epoch's rate, from the records.
+    expect(curves([record])).toContain('each epoch&apos;s last step');
+  });
+
+  it("names the backends 'auto' passed over in a few words, and gives their reasons in full with --verbose", () => {
+    const reason =
+      'WebAssembly SIMD with 2 threads (passed over: webgpu: only a software adapter (llvmpipe: Mesa 25.0.7 (LLVM 15.0.6) 0.0.1), slower than wasm; ' +
+      "tensorflow: backend 'tensorflow' needs @tensorflow/tfjs-node-gpu (CUDA) or @tensorflow/tfjs-node at 4.22: npm install @tensorflow/tfjs-node-gpu@4.22.0 " +
+      "(its install step downloads libtensorflow). Tried @tensorflow/tfjs-node-gpu: Cannot find package '@tensorflow/tfjs-node-gpu' imported from /x/node.ts; " +
+      "@tensorflow/tfjs-node: Cannot find package '@tensorflow/tfjs-node' imported from /x/node.ts)";
+    const line = describeBackend({ backend: 'wasm', wasmThreads: 2, reason });
+    expect(line).toBe(
+      'Backend: wasm (WebAssembly SIMD with 2 threads); auto passed over webgpu (only a software adapter, slower than wasm), tensorflow (not installed); --verbose or metrics.json for why',
+    );
+    expect(line.length).toBeLessThan(200);
+    expect(describeBackend({ backend: 'wasm', wasmThreads: 2, reason }, true)).toBe(`Backend: wasm (${reason})`);
+    expect(describeBackend({ backend: 'cpu', reason: 'plain JavaScript (slow; the reference for correctness)' })).toBe(
+      'Backend: cpu (plain JavaScript (slow; the reference for correctness))',
+    );
   });
 
   it('--resume refuses a missing run, a mismatched config, and a new run over an old one', async () => {
@@ -284,7 +464,7 @@ describe('CIFAR-10 CLI: arguments', () => {
     expect(tty).toMatch(/^Estimated time: \d+ s for 8 steps \(\d+ s a step so far; about \d+ s left\)\n/);
     expect(tty).toMatch(
       // biome-ignore lint/suspicious/noControlCharactersInRegex: the progress bar's ANSI erase-line escape is what is checked.
-      /\r\[######\.{18}\] epoch 1\/2 step 1\/4 \(1\/8\) loss 2\.2500 acc 0\.1250 lr 2\.000e-3 123 img\/s ETA \d+ s\x1b\[K$/,
+      /\r\[######\.{18}\] epoch 1\/2 step 1\/4 \(1\/8\) loss 2\.2500 acc 0\.1250 lr 2\.000e-3 123 img\/s \d+ ms\/step ETA \d+ s\x1b\[K$/,
     );
     bar.clear();
     expect(tty.endsWith('\r\x1b[K')).toBe(true);
@@ -298,7 +478,34 @@ describe('CIFAR-10 CLI: arguments', () => {
     expect(plain).toMatch(/^Estimated time: /);
     lines.update(step(4));
     // The epoch as the seed counts it: of 12.1, not of ceil(12.1) = 13.
-    expect(plain.split('\n')[1]).toMatch(/^epoch 1\/12\.1 step 4\/4 \(4\/8\) loss 2\.2500 acc 0\.1250 lr 2\.000e-3 123 img\/s ETA \d+ s$/);
+    expect(plain.split('\n')[1]).toMatch(
+      /^epoch 1\/12\.1 step 4\/4 \(4\/8\) loss 2\.2500 acc 0\.1250 lr 2\.000e-3 123 img\/s \d+ ms\/step ETA \d+ s$/,
+    );
+    // A terminal that reports 0 columns (or none) gets 80, not a bar cut to 20 characters.
+    for (const columns of [0, undefined, Number.NaN]) {
+      let drawn = '';
+      const zero = new Progress({ write: (t: string) => (drawn += t), isTTY: true, columns }, 2);
+      zero.start();
+      zero.update(step(1, { loss: 2.25, acc: 0.125 }));
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: the bar's own line, between \r and the erase-line escape.
+      const bar = /\r(.*)\x1b\[K$/.exec(drawn)![1]!;
+      // 79 columns: what fits stays (the step, loss, accuracy, ms/step and ETA; a narrower bar), the rest goes.
+      expect(bar.length, `columns ${columns}`).toBeLessThanOrEqual(79);
+      expect(bar.length).toBeGreaterThan(60);
+      expect(bar).toMatch(/^\[#*\.*\] epoch 1\/2 step 1\/4 \(1\/8\) loss 2\.2500 acc 0\.1250 \d+ ms\/step ETA \d+ s$/);
+    }
+    // ms/step is new at every step, while the loss waits for the trainer's next read.
+    let each = '';
+    const perStep = new Progress({ write: (t: string) => (each += t), isTTY: true, columns: 200 }, 2);
+    perStep.start();
+    for (let s = 1; s <= 3; s++) {
+      const before = Date.now();
+      while (Date.now() - before < 110);
+      perStep.update(step(s, s === 1 ? { loss: 2.25, acc: 0.125 } : {}));
+    }
+    const redraws = each.split('\r').filter((t) => t.includes('ms/step'));
+    expect(redraws).toHaveLength(3);
+    for (const r of redraws) expect(r).toMatch(/loss 2\.2500 acc 0\.1250 .* (1[1-9]\d|[2-9]\d\d) ms\/step/);
     expect(formatDuration(28_080)).toBe('7 h 48 min');
     expect(formatDuration(47)).toBe('47 s');
     expect(formatDuration(600)).toBe('10 min');
@@ -382,7 +589,10 @@ describe.skipIf(!HAS_DATA)(
         );
         expect(stdout).toMatch(/\|\s+0\s+\|\s+\d\.\d{4}\s+\|/);
         expect(stdout).toMatch(/\|\s+1\s+\|\s+\d\.\d{4}\s+\|/);
-        expect(stdout).toMatch(/Mean and variance: \(0\.\d{4}, nan\) over 1 run/);
+        expect(stdout).toMatch(
+          /Final test accuracy: 0\.\d{4} \(EMA net, flip TTA\)\. One run, so no variance: --runs N reports the mean and variance over N seeds\./,
+        );
+        expect(stdout).not.toContain('nan');
         expect(err).toMatch(/epoch 2\/2 step 8\/8 \(16\/16\) loss \d\.\d{4} acc 0\.\d{4} lr \S+ \d+ img\/s/);
 
         uninterrupted = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as Metrics;
@@ -402,6 +612,11 @@ describe.skipIf(!HAS_DATA)(
         const svg = await readFile(join(out, 'curves.svg'), 'utf8');
         expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
         expect(svg).toContain('Accuracy');
+        // The learning-rate panel: its curve is the trainer's own schedule (the rate each epoch's last step used, as recorded).
+        expect(svg).toContain('>Learning rate</text>');
+        const rates = lrCurve(uninterrupted.hyp as unknown as Hyp, [8, 8], 16);
+        expect(rates).toHaveLength(16);
+        expect([rates[7]!, rates[15]!]).toEqual(result!.epochs.map((e) => [e.epoch + 1, e.lr]));
 
         // The last epoch's checkpoint: the end of the schedule, EMA included.
         const saved = await readCheckpoint<{ seed: number }>(join(out, 'checkpoint'));
@@ -416,7 +631,7 @@ describe.skipIf(!HAS_DATA)(
         const reference = speedyConvNet({ hyp: { net: { baseDepth: 16 } }, mode: 'sketch', seed: 1 });
         try {
           for (const w of reference.model.weights) {
-            const value = checkpoint.tensors[`ema/${w.originalName}`] ?? checkpoint.tensors[`weights/${w.originalName}`];
+            const value = checkpoint.tensors[`stages/ema/${w.originalName}`] ?? checkpoint.tensors[`weights/${w.originalName}`];
             expect(value, w.originalName).toBeDefined();
             w.write(tf.clone(value!));
           }
@@ -586,7 +801,10 @@ describe.skipIf(!HAS_DATA)(
         expect(metrics.runs.map((r) => r.stopReason)).toEqual(['completed', 'completed']);
         expect(metrics.summary.mean).toBeCloseTo((finals[0]! + finals[1]!) / 2, 10);
         expect(metrics.summary.variance).toBeCloseTo((finals[0]! - finals[1]!) ** 2 / 2, 10);
-        const [mean, variance] = /Mean and variance: \((\S+), (\S+)\) over 2 runs/.exec(stdout)!.slice(1).map(Number);
+        const [mean, variance] = /Mean and variance of the final test accuracy \(EMA net, flip TTA\): \((\S+), (\S+)\) over 2 runs/
+          .exec(stdout)!
+          .slice(1)
+          .map(Number);
         expect(mean).toBeCloseTo(metrics.summary.mean, 4);
         expect(variance).toBeCloseTo(metrics.summary.variance, 4);
         for (const r of [1, 2]) {

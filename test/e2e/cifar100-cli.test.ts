@@ -1,10 +1,13 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCommandLine, UsageError } from '../../examples/cifar10/args.js';
 import { main, type CliIO } from '../../examples/cifar10/main.js';
+import { loadData } from '../../examples/cifar10/training.js';
 import { fileHandler } from '../../src/node.js';
 import { syntheticCifar100Files } from '../helpers/cifar100.js';
 
@@ -40,6 +43,28 @@ describe('CIFAR-100 CLI: arguments', () => {
   ])('refuses %j', (argv, message) => {
     expect(() => parseCommandLine(argv, {})).toThrow(UsageError);
     expect(() => parseCommandLine(argv, {})).toThrow(message);
+  });
+
+  it('names CIFAR-100 in its download progress', async () => {
+    // A local server stands in for the release: the bytes arrive (with their progress), then fail the MD5 check.
+    const server = createServer((_req, res) => res.end(Buffer.alloc(64 * 1024)));
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    const cacheDir = await mkdtemp(join(tmpdir(), 'cifar100-download-'));
+    let log = '';
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/cifar-100-binary.tar.gz`;
+      await expect(
+        loadData({ cacheDir, download: true, url } as Parameters<typeof loadData>[0], {
+          dataset: 'cifar100',
+          progress: { write: (t: string) => (log += t) },
+        }),
+      ).rejects.toThrow(/MD5/);
+      expect(log).toMatch(/^Downloading CIFAR-100: 0\.1 MB at [\d.]+ MB\/s, done\n$|^Downloading CIFAR-100: 0\.1 of 0\.1 MB/);
+      expect(log).not.toContain('CIFAR-10:');
+    } finally {
+      server.close();
+      await rm(cacheDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,6 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CUSTOM_BLOCK_HELP, UsageError, parseCustomBlockArgs } from '../../examples/custom-block/args.js';
 import {
   customBlockNet,
   evaluateCustomBlockNet,
@@ -9,9 +12,18 @@ import {
   trainCustomBlockNet,
 } from '../../examples/custom-block/model.js';
 import { ResidualBlock } from '../../examples/custom-block/residual-block.js';
-import { focalLoss } from '../../examples/custom-block/stages.js';
-import { SEED_HYP, crossEntropy, predictWithFlipTTA, type StageContext } from '../../src/index.js';
-import { maxRelativeError } from '../helpers/assert.js';
+import { Adam, adamStage, focalLoss, tfjsOptimizerStage } from '../../examples/custom-block/stages.js';
+import {
+  SEED_HYP,
+  Trainer,
+  crossEntropy,
+  predictWithFlipTTA,
+  reflectPad,
+  resolveHyp,
+  type StageContext,
+  type TrainOptions,
+} from '../../src/index.js';
+import { maxRelativeError, seededUniform } from '../helpers/assert.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { liveTensors } from '../helpers/memory.js';
 
@@ -184,5 +196,188 @@ describeEachBackend('custom-block example: its focal-loss stage', () => {
     expect(result.records.every((r) => Number.isFinite(r.valLoss))).toBe(true);
     net.model.dispose();
     tf.dispose([data.train.images, data.train.targets, data.eval.images, data.eval.targets]);
+  });
+});
+
+describe('custom-block example: its command line', () => {
+  const repo = resolve(__dirname, '../..');
+  const example = (...args: string[]) =>
+    spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'examples/custom-block/index.ts'), ...args], {
+      cwd: repo,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+
+  it('parses its flags with defaults, and refuses a bad value or an unknown flag naming it', () => {
+    expect(parseCustomBlockArgs([])).toEqual({
+      config: {
+        backend: 'auto',
+        epochs: 3,
+        batchSize: 64,
+        data: undefined,
+        trainLimit: 2048,
+        save: undefined,
+        focalGamma: undefined,
+        optimizer: 'sgd',
+        adamLr: 0.002,
+      },
+    });
+    expect(parseCustomBlockArgs(['--backend', 'cpu', '--epochs', '0.5', '--focal-gamma', '2'])).toMatchObject({
+      config: { backend: 'cpu', epochs: 0.5, focalGamma: 2 },
+    });
+    expect(parseCustomBlockArgs(['-h'])).toEqual({ help: CUSTOM_BLOCK_HELP });
+    for (const [argv, message] of [
+      [['--epochs', 'ten'], "--epochs must be a number in (0, 1000], got 'ten'"],
+      [['--batch-size', '0'], "--batch-size must be an integer >= 1, got '0'"],
+      [['--focal-gamma=-1'], "--focal-gamma must be a number >= 0, got '-1'"],
+      [['--epochs'], "Option '--epochs <value>' argument missing"],
+      [['--backend', 'gpu'], "--backend must be one of auto, webgpu, tensorflow, wasm, cpu, got 'gpu'"],
+      [['--optimizer', 'lion'], "--optimizer must be one of sgd, adam, tfjs-adam, got 'lion'"],
+      [['--adam-lr', '0'], "--adam-lr must be a number > 0, got '0'"],
+      [['--bogus'], "Unknown option '--bogus'. Valid flags: --backend, --epochs"],
+      [['extra'], "Unexpected argument 'extra'"],
+    ] as const) {
+      expect(() => parseCustomBlockArgs(argv)).toThrow(UsageError);
+      expect(() => parseCustomBlockArgs(argv)).toThrow(message);
+    }
+  });
+
+  it('--help prints its usage and exits 0; a mistake is one line and exit 2; a failure one line and exit 1, no stack trace', () => {
+    const help = example('--help');
+    expect(help.status).toBe(0);
+    expect(help.stdout).toBe(`${CUSTOM_BLOCK_HELP}\n`);
+    expect(help.stderr).toBe('');
+    const unknown = example('--bogus');
+    expect(unknown.status).toBe(2);
+    expect(unknown.stdout).toBe('');
+    expect(unknown.stderr).toMatch(/^custom-block: Unknown option '--bogus'\. Valid flags: [^\n]*\nRun with --help for usage\.\n$/);
+    expect(unknown.stderr).not.toContain('ERR_PARSE_ARGS');
+    const missing = example('--backend', 'cpu', '--data', join(repo, 'no-such-cifar10-dir'));
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/^custom-block: .*no-such-cifar10-dir/);
+    expect(missing.stderr).not.toMatch(/^\s+at /m);
+  }, 120_000);
+});
+
+describeEachBackend('custom-block example: its optimizer stages', () => {
+  /** The tiny net, its data reflect-padded for a Trainer, and the Trainer (the example's model.ts does the same). */
+  async function setUp(seed: number, options: TrainOptions) {
+    const data = syntheticDataset(16, 8, 16, 4, 2);
+    const net = customBlockNet({ ...tiny, seed });
+    await initCustomBlockNet(net, data.train.images, 0);
+    const hyp = resolveHyp({ opt: { batchSize: 8 }, misc: { trainEpochs: 2, evalBatchSize: 8 } });
+    const train = { images: reflectPad(data.train.images, hyp.net.padAmount), targets: data.train.targets };
+    const trainer = new Trainer({ model: net.model, hyp }, { train, eval: data.eval }, options);
+    const done = () => {
+      trainer.dispose();
+      net.model.dispose();
+      tf.dispose([train.images, data.train.images, data.train.targets, data.eval.images, data.eval.targets]);
+    };
+    return { trainer, net, done };
+  }
+  const trainableValues = (trainer: Trainer) =>
+    Promise.all(trainer.model.trainableWeights.map(async (w) => Float64Array.from(await w.read().data())));
+  const stopAt = (step: number, get: () => Trainer): TrainOptions['callbacks'] => ({
+    onStep: (s) => {
+      if (s.step === step) get().requestStop();
+    },
+  });
+  const LR = 1e-3;
+
+  it("Adam steps as tfjs's tf.train.adam does, each weight moved by about lr on the first step (SGD's would be lr·g)", async () => {
+    // tf.train.adam's constructor leaves a tensor behind (tfjs 4.22), so it is made before the count.
+    const reference = tf.train.adam(LR, 0.9, 0.999, 1e-7);
+    const before = liveTensors();
+    const shape = [3, 4];
+    const init = seededUniform(12, 1);
+    const own = tf.variable(tf.tensor(init, shape), true, 'adam_own');
+    const theirs = tf.variable(tf.tensor(init, shape), true, 'adam_tfjs');
+    const adam = new Adam([{ name: own.name, originalName: 'w', read: () => own }], { lr: LR, epsilon: 1e-7 });
+    for (let step = 0; step < 3; step++) {
+      const g = tf.tensor(seededUniform(12, 10 + step, -2, 2), shape);
+      const previous = Float64Array.from(await own.data());
+      adam.step({ [own.name]: g });
+      reference.applyGradients([{ name: theirs.name, tensor: g }]);
+      const [a, b] = [await own.data(), await theirs.data()];
+      expect(maxRelativeError(a, b), `step ${step + 1}`).toBeLessThanOrEqual(1e-5);
+      if (step === 0) {
+        // m̂ = g and v̂ = g² after one step: w moves by lr · g / (|g| + ε), float64 here.
+        const gs = await g.data();
+        const expected = previous.map((w, i) => w - (LR * gs[i]!) / (Math.abs(gs[i]!) + 1e-7));
+        expect(
+          maxRelativeError(
+            Float64Array.from(a).map((w, i) => w - previous[i]!),
+            expected.map((w, i) => w - previous[i]!),
+          ),
+        ).toBeLessThan(1e-3);
+      }
+      g.dispose();
+    }
+    adam.dispose();
+    reference.dispose();
+    tf.dispose([own, theirs]);
+    expect(liveTensors()).toBe(before);
+  });
+
+  it('trains the example net through the Trainer: Adam moves each weight by about lr at once, its moments are the checkpoint, and it resumes exactly', async () => {
+    // One step: Adam's first update is lr · g / (|g| + ε), about lr wherever there is a gradient. The seed's SGD
+    // starts its OneCycle at maxLr / 1e16, so it would leave every weight where it was.
+    let first: Trainer;
+    const one = await setUp(3, { seed: 5, stages: { optimizer: adamStage({ lr: LR }) }, callbacks: stopAt(1, () => first) });
+    first = one.trainer;
+    const start = await trainableValues(first);
+    await first.run();
+    const moved = (await trainableValues(first)).flatMap((w, i) => Array.from(w, (v, j) => Math.abs(v - start[i]![j]!)));
+    expect(Math.max(...moved)).toBeLessThanOrEqual(LR * (1 + 1e-3));
+    expect(moved.sort((a, b) => a - b)[Math.floor(moved.length / 2)]).toBeGreaterThan(0.5 * LR);
+    one.done();
+
+    const straight = await setUp(3, { seed: 5, stages: { optimizer: adamStage({ lr: LR }) } });
+    await straight.trainer.run();
+    const expected = await trainableValues(straight.trainer);
+    straight.done();
+
+    let stopped: Trainer;
+    const part = await setUp(3, { seed: 5, stages: { optimizer: adamStage({ lr: LR }) }, callbacks: stopAt(3, () => stopped) });
+    stopped = part.trainer;
+    await stopped.run();
+    const checkpoint = stopped.checkpoint();
+    part.done();
+    // The optimizer stage's state is Adam's: its step count and two moments per trainable weight, no SGD momentum.
+    expect(checkpoint.stages?.['optimizer']).toEqual({ step: 3 });
+    const names = stopped.model.trainableWeights.map((w) => w.originalName).sort();
+    const optimizerKeys = Object.keys(checkpoint.tensors).filter((k) => k.startsWith('stages/optimizer/'));
+    expect(optimizerKeys.sort()).toEqual(
+      [...names.map((n) => `stages/optimizer/m/${n}`), ...names.map((n) => `stages/optimizer/v/${n}`)].sort(),
+    );
+    expect(Object.keys(checkpoint.tensors).some((k) => k.includes('momentum'))).toBe(false);
+
+    const resumed = await setUp(30, { seed: 50, stages: { optimizer: adamStage({ lr: LR }) } });
+    resumed.trainer.restore(checkpoint);
+    tf.dispose(Object.values(checkpoint.tensors));
+    expect((await resumed.trainer.run()).stopReason).toBe('completed');
+    const actual = await trainableValues(resumed.trainer);
+    actual.forEach((w, i) =>
+      expect(Array.from(w), resumed.trainer.model.trainableWeights[i]!.originalName).toEqual(Array.from(expected[i]!)),
+    );
+    resumed.done();
+  });
+
+  it("takes tfjs's own tf.train.adam as the optimizer stage: the same first step as the example's Adam, and no checkpoint", async () => {
+    const steps: Trainer[] = [];
+    const results: Float64Array[][] = [];
+    for (const optimizer of [tfjsOptimizerStage(() => tf.train.adam(LR, 0.9, 0.999, 1e-7), LR), adamStage({ lr: LR, epsilon: 1e-7 })]) {
+      const run = await setUp(3, { seed: 5, stages: { optimizer }, callbacks: stopAt(1, () => steps.at(-1)!) });
+      steps.push(run.trainer);
+      await run.trainer.run();
+      results.push(await trainableValues(run.trainer));
+      if (steps.length === 1) {
+        expect(() => run.trainer.checkpoint()).toThrow(
+          'Trainer.checkpoint: the optimiser that stages.optimizer made has no saveState(), so its state cannot be checkpointed',
+        );
+      }
+      run.done();
+    }
+    results[0]!.forEach((w, i) => expect(maxRelativeError(w, results[1]![i]!), `weight ${i}`).toBeLessThanOrEqual(1e-5));
   });
 });

@@ -8,6 +8,7 @@ import { convTolerance, describeEachBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { loadFixture, toTensor, values, type Encoded } from '../layers/fixtures.js';
 import { liveTensors } from '../helpers/memory.js';
+import * as lib from '../../src/index.js';
 
 interface WhiteningFixture {
   numImages: number;
@@ -168,6 +169,18 @@ describe('fitWhitening options and errors', () => {
     images.dispose();
     a.dispose();
     b.dispose();
+  });
+
+  it('builds an unbuilt layer without leaving a tensor behind (hostile review item 7)', async () => {
+    const layer = new lib.WhiteningConv({ name: 'unbuilt', seed: 1 });
+    const images = tf.randomNormal([4, 6, 6, 3], 0, 1, 'float32', 2) as tf.Tensor4D;
+    const before = liveTensors();
+    await lib.fitWhitening(layer, images, { chunkSize: 4, seed: 1 });
+    expect(layer.built).toBe(true);
+    // The layer's one weight is all that is new.
+    expect(liveTensors()).toBe(before + 1);
+    images.dispose();
+    layer.dispose();
   });
 
   it('rejects bad input, naming the argument', async () => {

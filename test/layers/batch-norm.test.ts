@@ -6,6 +6,7 @@ import { describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { disposeWeights, varName, loadFixture, toTensor, values, type Encoded } from './fixtures.js';
 import { liveTensors } from '../helpers/memory.js';
+import * as lib from '../../src/index.js';
 
 interface BnCase {
   name: string;
@@ -119,6 +120,12 @@ describe('BatchNorm weights and arguments', () => {
     expect(bn.trainableWeights.map((w) => w.originalName)).toEqual(['norm/bias']);
     expect(bn.getConfig()).toMatchObject({ eps: 1e-12, momentum: 0.4, weightTrainable: false, biasTrainable: true });
     disposeWeights(bn);
+  });
+
+  it('refuses an infinite eps (hostile review item 18)', () => {
+    expect(() => new lib.BatchNorm({ name: 'bn_inf', eps: Number.POSITIVE_INFINITY })).toThrow(
+      "BatchNorm 'bn_inf': argument 'eps' must be a finite number >= 0, got Infinity",
+    );
   });
 
   it('rejects bad arguments and inputs, naming them', () => {

@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 import { ConvGroup } from '../../src/layers/conv-group.js';
-import { convTolerance, describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
+import { ConvGroup as PublicConvGroup } from '../../src/index.js';
+import { convTolerance, describeEachBackend, describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { loadFixture, toTensor, values, varName, type Encoded } from './fixtures.js';
 import { liveTensors } from '../helpers/memory.js';
@@ -78,6 +79,55 @@ describeEachBackendAndWebGPUKernelSet('ConvGroup', (backend) => {
     await check(se!, fx.stateEval, 'inference state prediction');
     tf.dispose([x, g1, g2, value, ...outs, ...Object.values(grads), xe, oe!, se!]);
     expect(liveTensors()).toBe(before);
+    group.dispose();
+  });
+});
+
+describeEachBackend('ConvGroup called directly', (backend) => {
+  it('runs every eager call anew: running statistics move each time, gradients reach the weights, no disposed output comes back', async () => {
+    // Hostile review, item 2: a second eager call on the same input returned the first call's outputs.
+    const group = new PublicConvGroup({ name: `eager_${backend}`, channelsOut: 2, statePredDim: 3, seed: 1 });
+    const x = tf.randomNormal([2, 8, 8, 3], 0, 1, 'float32', 5);
+    tf.dispose(group.apply(x) as tf.Tensor[]); // builds the group; inference moves nothing
+    const before = liveTensors();
+    const runningMean = async () => Array.from(await group.norm1.runningMean.read().data());
+
+    // Same input, same weights, so the same batch mean b each time: 0.4 b after one call, 0.64 b after two.
+    const first = group.apply(x, { training: true }) as tf.Tensor[];
+    const once = await runningMean();
+    const second = group.apply(x, { training: true }) as tf.Tensor[];
+    const twice = await runningMean();
+    expect(second[0]).not.toBe(first[0]);
+    expect(once.every((v) => v !== 0)).toBe(true);
+    twice.forEach((v, i) => expect(v / once[i]!).toBeCloseTo(1.6, 4));
+    // Also within one tidy scope, with the very same options object.
+    const options = { training: true };
+    tf.tidy(() => {
+      group.apply(x, options);
+      group.apply(x, options);
+    });
+    const fourTimes = await runningMean();
+    fourTimes.forEach((v, i) => expect(v / once[i]!).toBeCloseTo((1 - 0.6 ** 4) / 0.4, 4));
+
+    // A disposed output is never handed back: the next call computes fresh ones.
+    first[0]!.dispose();
+    const third = group.apply(x, { training: true }) as tf.Tensor[];
+    expect(third.every((t) => !t.isDisposed)).toBe(true);
+    tf.dispose([...first, ...second, ...third]);
+
+    // Gradients of an eager call reach the group's weights, though the same input was seen before.
+    const weights = group.trainableWeights.map((w) => w.read() as tf.Variable);
+    const { value, grads } = tf.variableGrads(() => {
+      const [out, state] = group.apply(x, { training: true }) as tf.Tensor[];
+      return tf.add(tf.sum(out!), tf.sum(state!)) as tf.Scalar;
+    }, weights);
+    expect(Object.keys(grads)).toHaveLength(weights.length);
+    const size = tf.tidy(() => tf.sum(tf.abs(grads[varName(group.conv1.weight)]!)));
+    expect((await size.data())[0]).toBeGreaterThan(0);
+    size.dispose();
+    tf.dispose([value, ...Object.values(grads)]);
+    expect(liveTensors()).toBe(before);
+    x.dispose();
     group.dispose();
   });
 });

@@ -6,6 +6,7 @@ import { simulateDiscreteAction } from '../../src/ops/discrete-action.js';
 import { DeviceRandom } from '../../src/ops/random.js';
 import { describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
 import { liveTensors } from '../helpers/memory.js';
+import * as lib from '../../src/index.js';
 
 /** An IOHandler that keeps the artifacts in memory, and one that hands them back. */
 function memoryIO(): { save: tf.io.IOHandler; load: () => tf.io.IOHandler } {
@@ -97,6 +98,15 @@ describeEachBackendAndWebGPUKernelSet('DiscreteAction layer', () => {
       loaded.dispose();
     }
     x.dispose();
+  });
+
+  it('refuses a detachStd or noiseAtInference that is not a boolean (hostile review item 18)', () => {
+    expect(() => new lib.DiscreteAction({ name: 'da_s', detachStd: 'yes' as never })).toThrow(
+      "DiscreteAction 'da_s': argument 'detachStd' must be true or false, got 'yes'",
+    );
+    expect(() => new lib.DiscreteAction({ name: 'da_n', noiseAtInference: 1 as never })).toThrow(
+      "DiscreteAction 'da_n': argument 'noiseAtInference' must be true or false, got 1",
+    );
   });
 
   it('rejects bad arguments and input, naming them', () => {

@@ -7,7 +7,7 @@ import { ConvGroup } from '../../src/layers/conv-group.js';
 import { Linear } from '../../src/layers/linear.js';
 import { WhiteningConv } from '../../src/layers/whitening.js';
 import { describeEachBackend } from '../helpers/backends.js';
-import { maxRelativeError } from '../helpers/assert.js';
+import { maxRelativeError, seededUniform } from '../helpers/assert.js';
 
 function smallModel(): tfl.LayersModel {
   const input = tfl.input({ shape: [10, 10, 3] });
@@ -26,6 +26,22 @@ describeEachBackend('save / load round trip', () => {
     const x = tf.randomNormal([2, 10, 10, 3], 0, 1, 'float32', 9);
     // Make the running statistics non-trivial before saving.
     tf.dispose(model.apply(x, { training: true }) as tf.Tensor[]);
+    // Every layer is seeded, so a model built again from the saved config starts with the same weights: move every
+    // weight (trainable or not) off its initial value, so that only a load that restores it can match.
+    model.weights.forEach((w, i) => {
+      const moved = tf.tidy(() => tf.add(w.read(), tf.tensor(seededUniform(w.read().size, 100 + i, 0.1, 0.5), w.read().shape)));
+      w.write(moved);
+      moved.dispose();
+    });
+    const fresh = smallModel();
+    for (const [i, w] of fresh.weights.entries()) {
+      const [a, b] = [await w.read().data(), await model.weights[i]!.read().data()];
+      expect(
+        a.every((v, j) => v !== b[j]),
+        `${w.originalName} differs from a fresh model's`,
+      ).toBe(true);
+    }
+    fresh.dispose();
     let saved: tf.io.ModelArtifacts | undefined;
     await model.save(
       tf.io.withSaveHandler(async (artifacts) => {

@@ -67,6 +67,32 @@ describe('resolveHyp validates every key', () => {
     expect(hyp.misc.ema.epochs).toBe(0);
   });
 
+  it('refuses, given the image size, every combination the seed crop, cutmix and whitening fit cannot use, naming the key (item 12)', () => {
+    const at32 = (net: HypOverrides['net']) => () => resolveHyp({ net }, { imageSize: 32 });
+    expect(at32({ padAmount: 0 })).toThrow(
+      "hyp.net.padAmount must be at least 1 for the seed's random 32x32 crop (an even crop needs padded images larger than itself), got 0",
+    );
+    expect(at32({ padAmount: 32 })).toThrow('hyp.net.padAmount must be smaller than the 32x32 images it reflect-pads, got 32');
+    expect(at32({ cutmixSize: 32 })).toThrow(
+      "hyp.net.cutmixSize 32 does not fit the 32x32 training crops; it must be at most 31 (the seed's square masks need a spare row for an even side; 0 turns cutmix off)",
+    );
+    expect(at32({ whiteningKernelSize: 33 })).toThrow(
+      "hyp.net.whiteningKernelSize must be at most the image side 32 (the whitening conv is a 'valid' convolution of the unpadded images), got 33",
+    );
+    expect(at32({ whiteningKernelSize: 32, whiteningExamples: 11, whiteningChunkSize: 5 })).toThrow(
+      'hyp.net.whiteningKernelSize 32 takes one patch from each 32x32 image, and hyp.net.whiteningExamples 11 in chunks of ' +
+        'hyp.net.whiteningChunkSize 5 leaves a chunk of 1 image: a covariance needs at least 2 patches',
+    );
+    expect(() => resolveHyp({}, { imageSize: 0 })).toThrow("resolveHyp: option 'imageSize' must be a positive integer, got 0");
+    // What the same values can use: an odd crop fits its own side, a chunk of two 1-patch images, no image size given.
+    expect(resolveHyp({ net: { padAmount: 0, cutmixSize: 33 } }, { imageSize: 33 }).net.padAmount).toBe(0);
+    expect(at32({ whiteningKernelSize: 32, whiteningExamples: 12, whiteningChunkSize: 5 })).not.toThrow();
+    expect(resolveHyp({ net: { padAmount: 0 } }).net.padAmount).toBe(0);
+    const hyp = structuredClone(resolveHyp());
+    hyp.net.cutmixSize = 40;
+    expect(() => checkHyp(hyp, { imageSize: 32 })).toThrow('hyp.net.cutmixSize 40 does not fit the 32x32 training crops');
+  });
+
   it('checkHyp checks a complete Hyp changed after resolveHyp', () => {
     const hyp: Hyp = structuredClone(resolveHyp());
     expect(() => checkHyp(hyp)).not.toThrow();

@@ -6,6 +6,7 @@ import { predictWithFlipTTA } from '../../src/train/flip-tta.js';
 import { seedLoss } from '../../src/ops/loss.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { liveTensors } from '../helpers/memory.js';
+import * as lib from '../../src/index.js';
 
 const TINY = { net: { baseDepth: 4 } } as const;
 
@@ -182,6 +183,24 @@ describeEachBackend('speedyConvNet', () => {
     net.model.dispose();
   });
 
+  it('fitSpeedyConvNetWhitening refuses a negative padAmount and one that leaves less than the kernel, naming the option (hostile review item 18)', async () => {
+    const net = lib.speedyConvNet({ seed: 5, hyp: { net: { baseDepth: 4, whiteningChunkSize: 4 } }, imageSize: 16 });
+    const padded = tf.randomNormal([4, 16, 16, 3], 0, 1, 'float32', 7) as tf.Tensor4D;
+    const compact = lib.compactImages(new Uint8Array(4 * 16 * 16 * 3), [4, 16, 16, 3], { mean: [0, 0, 0], std: [1, 1, 1] });
+    const before = liveTensors();
+    for (const set of [padded, compact]) {
+      for (const padAmount of [-1, 8, 1.5]) {
+        await expect(lib.fitSpeedyConvNetWhitening(net, set as tf.Tensor4D, { padAmount })).rejects.toThrow(
+          `fitSpeedyConvNetWhitening: option 'padAmount' must be an integer in [0, 7] for 16x16 images (the unpadded images keep at least the whitening kernel's 2x2), got ${padAmount}`,
+        );
+      }
+    }
+    expect(liveTensors()).toBe(before);
+    tf.dispose(padded);
+    compact.dispose();
+    net.model.dispose();
+  });
+
   it('rejects bad options with messages naming them', () => {
     expect(() => speedyConvNet({ mode: 'hybrid' as never })).toThrow("option 'mode' must be 'sketch' or 'backprop', got 'hybrid'");
     expect(() => speedyConvNet({ hyp: { net: { baseDepth: 0 } } })).toThrow(
@@ -235,20 +254,33 @@ it('runs each conv group once per forward pass (tfjs-layers asks a two-output la
   expect(await forwardConvs(() => predictWithFlipTTA(net.model, x).dispose())).toBe(10);
   // Each batch norm normalises (and updates its running statistics) once per training pass: 9 of them.
   const { BatchNorm } = await import('../../src/layers/batch-norm.js');
-  // Counted where the running statistics are written, which the fused kernels' path and the unfused ops' share.
-  const proto = BatchNorm.prototype as unknown as { writeRunningStats: (...args: unknown[]) => void };
-  const update = proto.writeRunningStats;
-  let trainingCalls = 0;
-  proto.writeRunningStats = function (this: unknown, ...args: unknown[]) {
-    trainingCalls++;
-    return update.apply(this, args);
+  // Counted where the running mean is written, which the fused kernels' path and the unfused ops' share: each norm's
+  // own variable, found by what the layers hold (a composite layer lists its sublayers).
+  const norms: InstanceType<typeof BatchNorm>[] = [];
+  const visit = (layer: unknown): void => {
+    if (layer instanceof BatchNorm) norms.push(layer);
+    for (const child of (layer as { sublayers?: unknown[] }).sublayers ?? []) visit(child);
   };
+  net.model.layers.forEach(visit);
+  expect(norms).toHaveLength(9);
+  let trainingCalls = 0;
+  const restores = norms.map((norm) => {
+    const variable = norm.runningMean;
+    const write = variable.write;
+    variable.write = function (this: typeof variable, value: tf.Tensor) {
+      trainingCalls++;
+      return write.call(this, value);
+    };
+    return () => {
+      variable.write = write;
+    };
+  });
   try {
     tf.tidy(() => {
       net.model.apply(x, { training: true });
     });
   } finally {
-    proto.writeRunningStats = update;
+    for (const restore of restores) restore();
   }
   expect(trainingCalls).toBe(9);
   tf.dispose(x);

@@ -5,8 +5,9 @@ import { simulateDiscreteAction, unbiasedStd } from '../../src/ops/discrete-acti
 import { DeviceRandom, RANDOM_KERNEL, drawOnHost } from '../../src/ops/random.js';
 import { KernelCounter } from '../../src/backend/counter.js';
 import { describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
-import { maxRelativeError } from '../helpers/assert.js';
 import { liveTensors } from '../helpers/memory.js';
+import * as lib from '../../src/index.js';
+import { maxRelativeError, seededUniform } from '../helpers/assert.js';
 
 // Golden values: tools/reference/ops_fixtures.py (no arguments): the seed's simulate_discrete_action
 // with the noise fed in, and d sum(w * y) / dx, which reaches x only through x.std().
@@ -139,6 +140,50 @@ describeEachBackendAndWebGPUKernelSet('simulateDiscreteAction', (backend) => {
     expect(r[0]).toBeCloseTo(Math.sqrt(5 / 3), 5);
     expect(r[1]).toBeCloseTo(4, 5);
     tf.dispose([x, all, rows]);
+  });
+
+  it('keeps the std finite for inputs of 1e19 to 1e30, whose squares overflow float32: value and gradient (hostile review item 18)', async () => {
+    const shape = [2, 4, 4, 8];
+    const n = 2 * 4 * 4 * 8;
+    const base = seededUniform(n, 31, -1, 3);
+    const noise = tf.tensor(seededUniform(n, 32, -2, 2), shape);
+    const w = tf.tensor(seededUniform(n, 33), shape);
+    const [noiseValues, wValues] = [(await noise.data()) as Float32Array, (await w.data()) as Float32Array];
+    const before = liveTensors();
+    for (const scale of [1e19, 1e25, 1e30]) {
+      const x = tf.tensor(
+        base.map((v) => v * scale),
+        shape,
+      );
+      const xs = Float64Array.from(await x.data());
+      // float64 references: torch.std, then x + std * noise and d sum(w * y) / dx through the std alone.
+      const mean = xs.reduce((a, b) => a + b, 0) / n;
+      const std = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
+      const noiseDot = wValues.reduce((a, v, i) => a + v * noiseValues[i]!, 0);
+      const std32 = lib.unbiasedStd(x);
+      const v = tf.variable(x);
+      const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(lib.simulateDiscreteAction(v, { noise }), w)) as tf.Scalar, [v]);
+      const y = lib.simulateDiscreteAction(x, { noise });
+      const got = { std: (await std32.data())[0]!, y: await y.data(), dx: await Object.values(grads)[0]!.data() };
+      expect(Math.abs(got.std - std) / std, `std at ${scale}`).toBeLessThanOrEqual(1e-5);
+      expect(
+        maxRelativeError(
+          got.y,
+          xs.map((v, i) => v + std * noiseValues[i]!),
+        ),
+        `value at ${scale}`,
+      ).toBeLessThanOrEqual(1e-5);
+      expect(
+        maxRelativeError(
+          got.dx,
+          xs.map((v) => (noiseDot * (v - mean)) / ((n - 1) * std)),
+        ),
+        `gradient at ${scale}`,
+      ).toBeLessThanOrEqual(1e-4);
+      tf.dispose([x, v, std32, value, y, ...Object.values(grads)]);
+    }
+    expect(liveTensors()).toBe(before);
+    tf.dispose([noise, w]);
   });
 
   it('rejects bad input, naming the argument', () => {

@@ -1,31 +1,68 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // The package as a user meets it: `npm pack`, then the tarball installed into a fresh project outside this
-// repository, once beside the design card's `@tensorflow/tfjs@4.22.0` and once beside only tfjs-core,
-// tfjs-layers and the cpu backend. In each, an ESM and a CommonJS script build a model from the library's
-// layers (ConvGroup, DiscreteAction, ...), train it a few steps with Trainer, save it and load it back.
+// repository, once as the README's first install line says (tfjs-core, tfjs-layers, the cpu and wasm backends)
+// and once beside the design card's `@tensorflow/tfjs@4.22.0`, where npm adds the wasm backend as a peer. In each,
+// an ESM and a CommonJS script set the backend as `initBackend()` picks it (wasm: no GPU, no tfjs-node here),
+// build a model from the library's layers (ConvGroup, DiscreteAction, ...), train it a few steps with Trainer,
+// save it and load it back. In the first, tsc checks both entries' types under moduleResolution node10, node16,
+// nodenext and bundler.
 // npm installs against its cache first (`--prefer-offline`); .ci/run fills the cache before `npm test`.
 // The test skips, saying why, only when npm is missing or neither the cache nor the registry has a package.
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** What the consumer's project imports tfjs as. */
+/** What the consumer's project installs beside the tarball and imports tfjs as. */
 const PROJECTS = {
+  "the README's first install line": {
+    dependencies: [
+      '@tensorflow/tfjs-core@4.22.0',
+      '@tensorflow/tfjs-layers@4.22.0',
+      '@tensorflow/tfjs-backend-cpu@4.22.0',
+      '@tensorflow/tfjs-backend-wasm@4.22.0',
+    ],
+    esm: "import * as tf from '@tensorflow/tfjs-core';\nimport * as tfl from '@tensorflow/tfjs-layers';",
+    cjs: "const tf = require('@tensorflow/tfjs-core');\nconst tfl = require('@tensorflow/tfjs-layers');",
+    typeCheck: true,
+  },
   "the design card's @tensorflow/tfjs@4.22.0": {
     dependencies: ['@tensorflow/tfjs@4.22.0'],
     esm: "import * as tf from '@tensorflow/tfjs';\nconst tfl = tf;",
     cjs: "const tf = require('@tensorflow/tfjs');\nconst tfl = tf;",
+    typeCheck: false,
   },
-  'only tfjs-core, tfjs-layers and tfjs-backend-cpu': {
-    dependencies: ['@tensorflow/tfjs-core@4.22.0', '@tensorflow/tfjs-layers@4.22.0', '@tensorflow/tfjs-backend-cpu@4.22.0'],
-    esm: "import * as tf from '@tensorflow/tfjs-core';\nimport * as tfl from '@tensorflow/tfjs-layers';",
-    cjs: "const tf = require('@tensorflow/tfjs-core');\nconst tfl = require('@tensorflow/tfjs-layers');",
-  },
+} as const;
+
+/**
+ * A TypeScript user of both entries: every import must resolve to real types (each wrong call below is an
+ * error, so an entry whose types fell back to `any` fails), and both entries must share one library's types.
+ */
+const TYPE_CHECK = `import { ConvGroup, Trainer, initBackend, type BackendReport } from 'tfjs-dataflow';
+import { Trainer as NodeTrainer, fileHandler, initBackend as initNodeBackend } from 'tfjs-dataflow/node';
+
+// @ts-expect-error channelsOut is a number
+new ConvGroup({ channelsOut: 'four' });
+// @ts-expect-error not a backend tfjs-dataflow knows
+void initBackend('webgl');
+// @ts-expect-error wasmThreads is a number
+void initNodeBackend('wasm', { wasmThreads: 'two' });
+// @ts-expect-error a directory path
+fileHandler(42);
+export const report: Promise<BackendReport> = initNodeBackend('auto');
+export const same: typeof Trainer = NodeTrainer;
+`;
+
+/** moduleResolution -> the tsconfig's compiler options and the files it checks. */
+const TYPE_CHECKS = {
+  node10: { options: { module: 'commonjs', moduleResolution: 'node10' }, files: ['check.ts'] },
+  node16: { options: { module: 'node16', moduleResolution: 'node16' }, files: ['check.mts', 'check.cts'] },
+  nodenext: { options: { module: 'nodenext', moduleResolution: 'nodenext' }, files: ['check.mts', 'check.cts'] },
+  bundler: { options: { module: 'esnext', moduleResolution: 'bundler' }, files: ['check.ts'] },
 } as const;
 
 /**
@@ -35,7 +72,7 @@ const PROJECTS = {
 const SCRIPT_BODY = `
 const { ConvGroup, DiscreteAction, GlobalMaxPool, Linear, Trainer, reflectPad } = dataflow;
 const { fileHandler, initBackend } = dataflowNode;
-const report = await initBackend('cpu');
+const report = await initBackend();
 
 // A model of one's own from the library's layers: two conv groups in the sketch's dataflow.
 const input = tfl.input({ shape: [8, 8, 3], name: 'images' });
@@ -69,6 +106,7 @@ for (const [i, w] of model.weights.entries()) {
 }
 console.log(JSON.stringify({
   backend: report.backend,
+  reason: report.reason,
   tfjsCore: tf.version_core,
   oneLibrary: dataflow.Trainer === dataflowNode.Trainer,
   stopReason: result.stopReason,
@@ -103,11 +141,15 @@ function npmEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith('npm_') || keep.has(k.toLowerCase())));
 }
 
-function npm(args: string[], cwd: string): { status: number | null; output: string } {
+function npm(args: string[], cwd: string): { status: number | null; stdout: string; output: string } {
   const run = spawnSync('npm', args, { cwd, env: npmEnv(), encoding: 'utf8', timeout: 150_000 });
   if ((run.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT')
     throw new Error(`npm ${args.join(' ')} took more than 150 s in ${cwd}`);
-  return { status: run.error ? null : run.status, output: `${run.error?.message ?? ''}${run.stdout ?? ''}${run.stderr ?? ''}` };
+  return {
+    status: run.error ? null : run.status,
+    stdout: run.stdout ?? '',
+    output: `${run.error?.message ?? ''}${run.stdout ?? ''}${run.stderr ?? ''}`,
+  };
 }
 
 /**
@@ -119,6 +161,8 @@ const UNAVAILABLE =
 
 let work = '';
 let tarball = '';
+/** The tarball's files, as `npm pack --json` lists them. */
+let packedFiles: string[] = [];
 let npmMissing: string | null = null;
 
 beforeAll(() => {
@@ -132,8 +176,27 @@ beforeAll(() => {
   // --ignore-scripts: pack what is built; building here would race the other tests that read dist/.
   const packed = npm(['pack', '--ignore-scripts', '--json', '--pack-destination', work], root);
   expect(packed.status, packed.output).toBe(0);
+  packedFiles = (JSON.parse(packed.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
   tarball = join(work, readdirSync(work).find((f) => f.endsWith('.tgz'))!);
 }, 60_000);
+
+describe('the packed tarball', () => {
+  it('holds every file package.json points to, the ESM bin, and no CommonJS build of the CLI', (ctx) => {
+    if (npmMissing) ctx.skip(npmMissing);
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    const pointed = [
+      pkg.main,
+      pkg.module,
+      pkg.types,
+      ...Object.values(pkg.bin),
+      ...JSON.stringify(pkg.exports).match(/\.\/dist\/[^"]+/g)!,
+      ...Object.values(pkg.typesVersions['*']).flat(),
+    ].map((p) => String(p).replace(/^\.\//, ''));
+    for (const path of pointed) expect(packedFiles, path).toContain(path);
+    expect(pkg.bin).toEqual({ 'tfjs-dataflow-cifar10': './dist/cifar10-cli.js' });
+    expect(packedFiles.filter((f) => f.includes('cifar10-cli')).sort()).toEqual(['dist/cifar10-cli.js', 'dist/cifar10-cli.js.map']);
+  });
+});
 
 afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
@@ -168,9 +231,10 @@ describe('the packed package in a fresh project', () => {
         );
       }
       expect(install.status, install.output).toBe(0);
-      // Exactly one tfjs-core: the library's peer is the application's own copy.
+      // Exactly one tfjs-core and one wasm backend: the library's peers are the application's own copies. The
+      // wasm backend is a required peer, so npm installs it beside the umbrella package too.
       expect(existsSync(join(dir, 'node_modules', 'tfjs-dataflow', 'node_modules', '@tensorflow'))).toBe(false);
-      expect(existsSync(join(dir, 'node_modules', '@tensorflow', 'tfjs-backend-wasm'))).toBe(false);
+      expect(existsSync(join(dir, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'package.json'))).toBe(true);
 
       for (const [file, source] of [
         ['train.mjs', esmScript(project.esm)],
@@ -191,8 +255,10 @@ describe('the packed package in a fresh project', () => {
           throw new Error(`${name}: ${file} failed: ${err.stderr || err.stdout || err.message}`);
         }
         const result = JSON.parse(stdout.trim().split('\n').at(-1)!);
+        // No GPU and no tfjs-node here: the documented install trains on wasm, and says nothing about cpu.
+        expect(result.reason, file).toMatch(/^WebAssembly SIMD with \d+ threads? \(passed over: webgpu: .*; tensorflow: .*\)$/);
         expect(result, file).toMatchObject({
-          backend: 'cpu',
+          backend: 'wasm',
           tfjsCore: '4.22.0',
           oneLibrary: true,
           stopReason: 'completed',
@@ -210,6 +276,31 @@ describe('the packed package in a fresh project', () => {
         expect(result.valAcc, file).toBeGreaterThanOrEqual(0);
         expect(result.valAcc, file).toBeLessThanOrEqual(1);
       }
-    }, 240_000);
+
+      if (project.typeCheck) {
+        const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+        for (const [resolution, { options, files }] of Object.entries(TYPE_CHECKS)) {
+          for (const f of files) writeFileSync(join(dir, f), TYPE_CHECK);
+          const config = `tsconfig.${resolution}.json`;
+          writeFileSync(
+            join(dir, config),
+            JSON.stringify({
+              compilerOptions: {
+                ...options,
+                target: 'es2022',
+                lib: ['es2022', 'dom'],
+                strict: true,
+                noEmit: true,
+                skipLibCheck: true,
+                types: [],
+              },
+              files,
+            }),
+          );
+          const checked = spawnSync(process.execPath, [tsc, '-p', config], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+          expect(checked.status, `tsc, moduleResolution ${resolution}:\n${checked.stdout}${checked.stderr}`).toBe(0);
+        }
+      }
+    }, 300_000);
   }
 });

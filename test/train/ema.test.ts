@@ -6,6 +6,7 @@ import { NetworkEMA, emaDecayAt, isFrozenBySeed } from '../../src/train/ema.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { liveTensors } from '../helpers/memory.js';
+import * as lib from '../../src/index.js';
 
 // Golden values from the seed's NetworkEMA on a tiny torch module whose state dict is named like
 // the seed's (tools/reference/train_fixtures.py, no arguments): five updates with the seed's decays,
@@ -195,6 +196,22 @@ describe('EMA helpers', () => {
     const ema = new NetworkEMA(net);
     expect(() => ema.update(net, '0.5' as never)).toThrow("NetworkEMA.update: decay must be a number in [0, 1], got '0.5'");
     ema.dispose();
+    net.dispose();
+  });
+
+  it("refuses a totalSteps that is not a positive integer, and a step past the schedule's end (hostile review item 18)", () => {
+    const net = tfl.sequential({ layers: [tfl.layers.dense({ units: 1, inputShape: [1] })] });
+    const before = liveTensors();
+    for (const totalSteps of [Number.NaN, -5, 2.5]) {
+      expect(() => new lib.NetworkEMA(net, { decaySchedule: { totalSteps } })).toThrow(
+        `NetworkEMA: option 'decaySchedule.totalSteps' must be a positive integer (the run's optimiser steps), got ${totalSteps}`,
+      );
+    }
+    expect(liveTensors()).toBe(before);
+    // The seed's decay runs over the training steps, (step / total) in [0, 1], as its OneCycle does (torch refuses to step
+    // past total_steps): a step beyond is outside the schedule, and its "decay" of 6.19 would make the EMA diverge.
+    expect(() => lib.emaDecayAt(20, 10)).toThrow('emaDecayAt: step must be a number in [0, totalSteps] = [0, 10], got 20');
+    expect(lib.emaDecayAt(10, 10)).toBeCloseTo(0.95 ** 5, 15);
     net.dispose();
   });
 

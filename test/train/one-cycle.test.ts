@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { OneCycle, type AnnealStrategy } from '../../src/train/one-cycle.js';
+import * as lib from '../../src/index.js';
 
 // Golden sequences from torch.optim.lr_scheduler.OneCycleLR (tools/reference/train_fixtures.py, no arguments).
 interface Case {
@@ -68,6 +69,11 @@ describe('OneCycle validation', () => {
     const s = new OneCycle({ maxLr: 1, totalSteps: 10 });
     expect(() => s.lrAt(-1)).toThrow(/non-negative integer/);
     expect(() => s.lrAt(1.5)).toThrow(/non-negative integer/);
+  });
+
+  it('refuses a negative maxLr (hostile review item 18)', () => {
+    expect(() => new lib.OneCycle({ maxLr: -1, totalSteps: 10 })).toThrow('OneCycle: maxLr must be a finite number >= 0, got -1');
+    expect(new lib.OneCycle({ maxLr: 0, totalSteps: 10 }).lr).toBe(0);
   });
 
   it('refuses divisors so small that the rates overflow to NaN', () => {

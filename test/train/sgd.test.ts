@@ -7,6 +7,7 @@ import { SGD, splitBiasGroups, type NamedWeight } from '../../src/train/sgd.js';
 import { describeEachBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { liveTensors } from '../helpers/memory.js';
+import * as lib from '../../src/index.js';
 
 // Golden values from torch.optim.SGD + OneCycleLR (tools/reference/train_fixtures.py, no arguments):
 // the seed's two optimizers (non-bias and bias groups), five steps on fixed gradients, with one
@@ -176,6 +177,21 @@ describeEachBackend('SGD matches torch.optim.SGD (nesterov, coupled decay, two g
     expect(liveTensors()).toBe(after1);
     tf.dispose(gradsByStep);
     opt.dispose();
+  });
+});
+
+describe('SGD validation (hostile review item 18)', () => {
+  afterEach(() => tf.disposeVariables());
+  it('refuses a negative lr or weight decay, momentum above 1 and a non-boolean nesterov, naming the group and the argument', () => {
+    const w = tf.variable(tf.zeros([2]), true, 'v_val_b');
+    const group = (args: Partial<lib.SGDGroupArgs>) => () => new lib.SGD([{ weights: [w], lr: 0.1, ...args }]);
+    expect(group({ lr: -0.1 })).toThrow("SGD group 'group0': lr must be a finite number >= 0 or a schedule with an lr, got -0.1");
+    expect(group({ weightDecay: -1e-4 })).toThrow("SGD group 'group0': argument 'weightDecay' must be a finite number >= 0, got -0.0001");
+    expect(group({ momentum: 1.5, name: 'm' })).toThrow("SGD group 'm': argument 'momentum' must be a number in [0, 1], got 1.5");
+    expect(group({ momentum: 0.9, nesterov: 'yes' as never })).toThrow(
+      "SGD group 'group0': argument 'nesterov' must be true or false, got 'yes'",
+    );
+    expect(group({ momentum: 1, nesterov: true })).not.toThrow();
   });
 });
 

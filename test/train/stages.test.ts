@@ -7,7 +7,7 @@ import { DiscreteAction } from '../../src/layers/discrete-action.js';
 import { Linear } from '../../src/layers/linear.js';
 import { GlobalMaxPool } from '../../src/layers/pooling.js';
 import type { HypOverrides } from '../../src/models/hyp.js';
-import { seedLoss } from '../../src/ops/loss.js';
+import { crossEntropy, seedLoss } from '../../src/ops/loss.js';
 import {
   SEED_STAGES,
   resolveStages,
@@ -129,6 +129,13 @@ describe('resolveStages', () => {
     expect(() => resolveStages({ ema: { isDue: () => true } } as never)).toThrow(
       'Trainer: stages.ema must be an object with startEpoch, isDue and create functions',
     );
+    const withState = Object.assign(SEED_STAGES.optimizer.bind(null), { saveState: () => ({}), loadState: () => undefined });
+    expect(() => resolveStages({ optimizer: withState })).toThrow(
+      'Trainer: stages.optimizer keeps its state in the optimiser it makes (saveState/loadState of TrainOptimizer), not on the stage itself',
+    );
+    expect(() => resolveStages({ loss: Object.assign(() => tf.scalar(0), { perExample: 2 }) as never })).toThrow(
+      'Trainer: stages.loss.perExample must be a function (the per-example loss to log), got number',
+    );
   });
 });
 
@@ -237,6 +244,78 @@ describeEachBackend(
       dispose();
     });
 
+    it("checks the hyperparameters against the seed's crop and cutmix only when the seed's batches stage runs", () => {
+      const { data, dispose } = toyData(24, 3);
+      const model = tinyModel(1);
+      // 8x8 crops hold the seed's even cutmix square only up to 7.
+      const hyp: HypOverrides = { ...HYP, net: { cutmixSize: SIDE } };
+      expect(() => new Trainer({ model, hyp }, data)).toThrow(
+        `Trainer: hyp.net.cutmixSize ${SIDE} does not fit the ${SIDE}x${SIDE} training crops`,
+      );
+      const own: BatchesStage = (args) => seedBatchesStage({ ...args, context: { ...args.context, hyp: { ...args.context.hyp } } });
+      const trainer = new Trainer({ model, hyp }, data, { stages: { batches: own } });
+      trainer.dispose();
+      model.dispose();
+      dispose();
+    });
+
+    it('puts back the states already loaded when a later stage refuses its own: a refused restore changes nothing', () => {
+      const { data, dispose } = toyData(24, 7);
+      const writerLoss = new GrowingLoss();
+      writerLoss.calls = 4;
+      const writer = new Trainer({ model: tinyModel(3), hyp: HYP }, data, { seed: 4, stages: { loss: writerLoss.stage() } });
+      const checkpoint = writer.checkpoint();
+      const targetLoss = new GrowingLoss();
+      targetLoss.calls = 7;
+      const target = new Trainer({ model: tinyModel(3), hyp: HYP }, data, { seed: 4, stages: { loss: targetLoss.stage() } });
+      const before = liveTensors();
+      // The loss stage (first in stage order) takes its state; the optimiser then refuses one schedule step too few.
+      const bad = { ...checkpoint, stages: { ...checkpoint.stages, optimizer: { step: 0, scheduleSteps: [0] } } };
+      expect(() => target.restore(bad)).toThrow(/^Trainer\.restore: the optimizer stage refused its state: SGD\.loadState/);
+      expect(targetLoss.calls).toBe(7);
+      expect(liveTensors()).toBe(before);
+      target.restore(checkpoint);
+      expect(targetLoss.calls).toBe(4);
+      tf.dispose(Object.values(checkpoint.tensors));
+      for (const t of [writer, target]) {
+        t.dispose();
+        t.model.dispose();
+      }
+      for (const l of [writerLoss, targetLoss]) l.dispose();
+      dispose();
+    });
+
+    it('logs the loss as the loss stage says: the seed sum divided back per example, a mean as it is', async () => {
+      const { data, dispose } = toyData(24, 6);
+      const firstLoss = async (loss?: LossStage) => {
+        let logged = Number.NaN;
+        const trainer = new Trainer({ model: tinyModel(4), hyp: HYP }, data, {
+          seed: 2,
+          logEvery: 1,
+          ...(loss ? { stages: { loss } } : {}),
+          callbacks: {
+            onStep: (s) => {
+              logged = s.loss!;
+              trainer.requestStop();
+            },
+          },
+        });
+        await trainer.run();
+        trainer.dispose();
+        trainer.model.dispose();
+        return logged;
+      };
+      // Each pass's share of the batch mean (micro-batches sum their gradients), no perExample: logged as it is.
+      const meanLoss: LossStage = (logits, targets, { context }) =>
+        tf.tidy(() =>
+          tf.mul(tf.mean(crossEntropy(logits, targets, context.hyp.opt.labelSmoothing)), logits.shape[0] / context.batchSize),
+        ) as tf.Scalar;
+      const seed = await firstLoss();
+      expect(seed).toBeGreaterThan(0.5); // about ln 10 at the start
+      expect(Math.abs((await firstLoss(meanLoss)) - seed) / seed).toBeLessThanOrEqual(1e-5);
+      dispose();
+    });
+
     it('refuses a batches stage that runs out before the epoch ends, saying how many it gave', async () => {
       const { data, dispose } = toyData(24, 3);
       const model = tinyModel(1);
@@ -282,8 +361,9 @@ describeEachBackend(
       });
       expect((await first.run()).stopReason).toBe('stopped');
       const checkpoint = first.checkpoint();
-      expect(checkpoint.stages).toEqual({ loss: { calls: 4 } });
-      expect(Object.keys(checkpoint.tensors).filter((k) => k.startsWith('stages/'))).toEqual(['stages/loss/total']);
+      expect(checkpoint.stages?.['loss']).toEqual({ calls: 4 });
+      expect(Object.keys(checkpoint.stages!)).toEqual(['loss', 'optimizer', 'ema']); // beside the optimiser's and the EMA's
+      expect(Object.keys(checkpoint.tensors).filter((k) => k.startsWith('stages/loss/'))).toEqual(['stages/loss/total']);
 
       // The seed's loss keeps no state: a checkpoint holding the loss stage's is refused, before anything changes.
       const plain = new Trainer({ model: tinyModel(3), hyp: HYP }, data, { seed: 4 });

@@ -9,7 +9,7 @@ import type { HypOverrides } from '../../src/models/hyp.js';
 import { speedyConvNet } from '../../src/models/speedy-convnet.js';
 import type { TrainData } from '../../src/train/trainable.js';
 import { Trainer } from '../../src/train/trainer.js';
-import { describeEachBackend } from '../helpers/backends.js';
+import { describeEachBackend, describeOnBackend } from '../helpers/backends.js';
 import { liveTensors } from '../helpers/memory.js';
 
 const SIDE = 16;
@@ -117,6 +117,22 @@ describeEachBackend('Trainer guards', () => {
     expect(result.stopReason).toBe('non-finite-loss');
     trainer.dispose();
     expect(liveTensors()).toBe(before);
+    net.model.dispose();
+    dispose();
+  });
+});
+
+describeOnBackend('webgpu', 'Trainer on a failing WebGPU device', () => {
+  it('stops with the device’s message instead of reporting numbers from a command WebGPU dropped', async () => {
+    const { data, dispose } = tinyData(8);
+    const net = speedyConvNet({ seed: 1, hyp: HYP, imageSize: SIDE });
+    const trainer = new Trainer(net, data, { seed: 1, logEvery: 1 });
+    // A command WebGPU refuses comes back as an error event, never as an exception: here a buffer with no usage.
+    const device = (tf.backend() as unknown as { device: GPUDevice }).device;
+    device.createBuffer({ size: 4, usage: 0 });
+    await device.queue.onSubmittedWorkDone();
+    await expect(trainer.run()).rejects.toThrow(/^WebGPU failed during training step 1\. The device said: .+/);
+    trainer.dispose();
     net.model.dispose();
     dispose();
   });

@@ -1,8 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { expect, it } from 'vitest';
+import { Conv } from '../../src/layers/conv.js';
 import { ConvGroup } from '../../src/layers/conv-group.js';
 import { DiscreteAction, findDiscreteActions } from '../../src/layers/discrete-action.js';
+import { Gelu } from '../../src/layers/gelu.js';
 import { Linear } from '../../src/layers/linear.js';
 import { GlobalMaxPool } from '../../src/layers/pooling.js';
 import { SEED_HYP, type HypOverrides } from '../../src/models/hyp.js';
@@ -10,7 +12,9 @@ import { speedyConvNet } from '../../src/models/speedy-convnet.js';
 import { trainSchedule } from '../../src/train/schedule.js';
 import type { TrainData } from '../../src/train/trainable.js';
 import { Trainer } from '../../src/train/trainer.js';
+import { Trainer as PublicTrainer } from '../../src/index.js';
 import { describeEachBackend, describeEachBackendAndWebGPUKernelSet } from '../helpers/backends.js';
+import { maxRelativeError } from '../helpers/assert.js';
 import { liveTensors } from '../helpers/memory.js';
 
 const SIDE = 16; // small images keep the cpu and software-WebGPU backends quick
@@ -66,6 +70,19 @@ function ownModel(seed: number): tfl.LayersModel {
     .apply([new DiscreteAction({ name: 'action_2', seed: seed + 3 }).apply(y2) as tfl.SymbolicTensor, statePred2!]) as tfl.SymbolicTensor;
   const logits = new Linear({ name: 'head', units: 10, temperature: 1 / 12, seed: seed + 4 }).apply(
     new GlobalMaxPool({ name: 'pool' }).apply(x2),
+  ) as tfl.SymbolicTensor;
+  return tfl.model({ inputs: input, outputs: logits });
+}
+
+/**
+ * A model whose output for an image depends on that image alone (no batch norm, no discrete action, whose noise
+ * scales with the batch's std): the gradient of a summed loss over a batch is then the sum of its micro-batches'.
+ */
+function perExampleModel(seed: number): tfl.LayersModel {
+  const input = tfl.input({ shape: [SIDE, SIDE, 3] });
+  const x = new Gelu({ name: 'act' }).apply(new Conv({ name: 'conv', filters: 8, seed }).apply(input)) as tfl.SymbolicTensor;
+  const logits = new Linear({ name: 'head', units: 10, temperature: 1 / 12, seed: seed + 1 }).apply(
+    new GlobalMaxPool({ name: 'pool' }).apply(x),
   ) as tfl.SymbolicTensor;
   return tfl.model({ inputs: input, outputs: logits });
 }
@@ -264,17 +281,41 @@ describeEachBackendAndWebGPUKernelSet(
       dispose();
     });
 
-    it('sums micro-batch gradients into one step per batch', async () => {
+    it("sums micro-batch gradients into one step per batch: the full batch's update and logged loss, on a model without batch norm", async () => {
       const { data, dispose } = toyData(32, 4);
-      const net = speedyConvNet({ seed: 7, hyp: HYP, imageSize: SIDE });
-      const trainer = new Trainer(net, data, { seed: 1, microBatchSize: 4 });
-      const result = await trainer.run();
-      expect(result.records.at(-1)!.steps).toBe(4);
-      expect(() => new Trainer(net, data, { microBatchSize: 5 })).toThrow(
+      // Two epochs of two steps; the OneCycle rate starts near 0, so the later steps are the ones that tell.
+      const run = async (microBatchSize: number) => {
+        const losses: number[] = [];
+        const model = perExampleModel(7);
+        const initial = await Promise.all(model.weights.map(async (w) => (await w.read().data()) as Float32Array));
+        const trainer = new Trainer({ model, hyp: OWN_HYP }, data, {
+          seed: 1,
+          microBatchSize,
+          logEvery: 1,
+          callbacks: { onStep: (s) => void losses.push(s.loss!) },
+        });
+        const result = await trainer.run();
+        expect(result.records.map((r) => r.steps)).toEqual([2, 4]);
+        const weights = await weightsOf(trainer);
+        const names = trainer.model.weights.map((w) => w.originalName);
+        trainer.dispose();
+        trainer.model.dispose();
+        return { losses, weights, names, initial };
+      };
+      const full = await run(16);
+      const micro = await run(4);
+      // Four passes of 4 sum to the batch of 16 up to float32 rounding (summation order): a step that kept one pass's
+      // gradients, or scaled them by the pass count, lands elsewhere (tenths, not millionths).
+      full.weights.forEach((w, i) => {
+        expect(maxRelativeError(w, full.initial[i]!), `${full.names[i]} trained`).toBeGreaterThan(1e-2);
+        expect(maxRelativeError(micro.weights[i]!, w), full.names[i]).toBeLessThanOrEqual(1e-4);
+      });
+      expect(maxRelativeError(micro.losses, full.losses)).toBeLessThanOrEqual(1e-4);
+      const model = perExampleModel(7);
+      expect(() => new Trainer({ model, hyp: OWN_HYP }, data, { microBatchSize: 5 })).toThrow(
         'microBatchSize must be a positive divisor of the batch size 16, got 5',
       );
-      trainer.dispose();
-      net.model.dispose();
+      model.dispose();
       dispose();
     });
   },
@@ -322,6 +363,10 @@ describeEachBackend('Trainer refuses what it cannot train, before changing anyth
     const streams = own.modelRandom;
     refused(
       { ...foreign, modelRandom: streams, emaActive: true },
+      'Trainer.restore: the checkpoint says the EMA had started (emaActive true) but holds no state for the ema stage',
+    );
+    refused(
+      { ...foreign, modelRandom: streams, emaActive: true, stages: { ...foreign.stages, ema: null } },
       /Trainer\.restore: the checkpoint's EMA does not fit this net: NetworkEMA\.load: the snapshot has no entry/,
     );
     refused(
@@ -546,4 +591,114 @@ describeEachBackend(
 it('trainSchedule follows the seed, running a whole-number last epoch in full', () => {
   expect(trainSchedule(50000, 1024, 12.1)).toEqual({ stepsPerEpoch: 48, totalSteps: 581, epochSteps: [...Array(12).fill(48), 5] });
   expect(trainSchedule(2048, 256, 3)).toEqual({ stepsPerEpoch: 8, totalSteps: 24, epochSteps: [8, 8, 8] });
+});
+
+describeEachBackend('Trainer against the hostile review: restores, schedules, and what it refuses up front', () => {
+  it('restores any number of times without leaving a tensor or a byte behind (item 6)', async () => {
+    const { data, dispose } = toyData(32, 21);
+    const trainer = new PublicTrainer(speedyConvNet({ seed: 1, hyp: HYP, imageSize: SIDE }), data, { seed: 1 });
+    const checkpoint = trainer.checkpoint();
+    // With an EMA, as a checkpoint from the EMA's epochs has: the live values stand in for the averages.
+    const ema = Object.fromEntries(trainer.model.weights.map((w) => [`stages/ema/${w.originalName}`, tf.clone(w.read())]));
+    const withEma = {
+      ...checkpoint,
+      emaActive: true,
+      stages: { ...checkpoint.stages, ema: null },
+      tensors: { ...checkpoint.tensors, ...ema },
+    };
+    trainer.restore(withEma); // the trainer now holds an EMA, as it will after every restore below
+    const tensors = liveTensors();
+    const bytes = tf.memory().numBytes;
+    for (let i = 0; i < 5; i++) trainer.restore(withEma);
+    expect(liveTensors()).toBe(tensors);
+    expect(tf.memory().numBytes).toBe(bytes);
+    tf.dispose(Object.values(withEma.tensors));
+    trainer.dispose();
+    trainer.model.dispose();
+    dispose();
+  });
+
+  it('refuses a checkpoint written for another schedule, also in its first epoch; takes one of its own and an old one without the record (item 3)', async () => {
+    const { data, dispose } = toyData(64, 22);
+    const make = (hyp: HypOverrides) => new PublicTrainer(speedyConvNet({ seed: 2, hyp, imageSize: SIDE }), data, { seed: 1 });
+    const written = make(HYP); // batches of 16, 2 epochs: 4 + 4 steps
+    const checkpoint = written.checkpoint();
+    const midFirstEpoch = {
+      ...checkpoint,
+      epochStep: 2,
+      step: 2,
+      stages: { ...checkpoint.stages, optimizer: { step: 2, scheduleSteps: [2, 2] } },
+    };
+    // Batches of 8 over 1 epoch (8 steps) and batches of 16 over 3 epochs (4 + 4 + 4): epoch 0 step 2 is a step of both.
+    for (const other of [
+      make({ ...HYP, opt: { batchSize: 8 }, misc: { ...HYP.misc, trainEpochs: 1 } }),
+      make({ ...HYP, misc: { ...HYP.misc, trainEpochs: 3 } }),
+    ]) {
+      for (const c of [checkpoint, midFirstEpoch]) {
+        expect(() => other.restore(c)).toThrow(/^Trainer\.restore: the checkpoint was written for another schedule: /);
+      }
+      expect(other.checkpoint().step).toBe(0);
+      tf.dispose(Object.values(other.checkpoint().tensors));
+      other.dispose();
+      other.model.dispose();
+    }
+    const same = make(HYP);
+    same.restore(midFirstEpoch);
+    expect(same.checkpoint()).toMatchObject({ epoch: 0, epochStep: 2, step: 2 });
+    // A checkpoint from before the schedule was recorded is checked by its position alone, as before.
+    const { schedule: _, ...old } = midFirstEpoch as typeof midFirstEpoch & { schedule?: unknown };
+    same.restore(old as typeof midFirstEpoch);
+    tf.dispose(Object.values(checkpoint.tensors));
+    for (const t of [written, same]) {
+      t.dispose();
+      t.model.dispose();
+    }
+    dispose();
+  });
+
+  it('refuses an empty evaluation split in the constructor, saying why (item 13)', () => {
+    const { data, dispose } = toyData(32, 23);
+    const net = speedyConvNet({ seed: 3, hyp: HYP, imageSize: SIDE });
+    const before = liveTensors();
+    const empty = { images: tf.zeros([0, SIDE, SIDE, 3]) as tf.Tensor4D, targets: tf.zeros([0, 10]) as tf.Tensor2D };
+    expect(() => new PublicTrainer(net, { train: data.train, eval: empty }, { evalEveryEpoch: false })).toThrow(
+      'Trainer: data.eval holds no images (shape [0,16,16,3]); the trainer evaluates after the last epoch (and after every epoch with evalEveryEpoch), so it needs at least one',
+    );
+    tf.dispose([empty.images, empty.targets]);
+    expect(liveTensors()).toBe(before);
+    net.model.dispose();
+    dispose();
+  });
+
+  it('refuses a padAmount the seed crop cannot use in the constructor, naming the key (item 12)', () => {
+    const { data, dispose } = toyData(32, 24);
+    // The seed crops 16x16 windows from images padded by padAmount: an even crop needs them larger than itself.
+    const noPad = speedyConvNet({ seed: 3, hyp: { ...HYP, net: { ...HYP.net, padAmount: 0 } }, imageSize: SIDE });
+    const before = liveTensors();
+    expect(() => new PublicTrainer(noPad, { train: data.eval, eval: data.eval })).toThrow(
+      "Trainer: hyp.net.padAmount must be at least 1 for the seed's random 16x16 crop (an even crop needs padded images larger than itself), got 0",
+    );
+    expect(liveTensors()).toBe(before);
+    noPad.model.dispose();
+    dispose();
+  });
+
+  it('refuses a model with no trainable weight in the constructor, and checkpoint() after dispose() (item 18)', () => {
+    const { data, dispose } = toyData(32, 25);
+    const net = speedyConvNet({ seed: 3, hyp: HYP, imageSize: SIDE });
+    const before = liveTensors();
+    net.model.trainable = false;
+    expect(() => new PublicTrainer(net, data)).toThrow(
+      'Trainer: the model has no trainable weight (model.trainableWeights is empty); there is nothing to train',
+    );
+    net.model.trainable = true;
+    const trainer = new PublicTrainer(net, data);
+    trainer.dispose();
+    expect(() => trainer.checkpoint()).toThrow(
+      'Trainer.checkpoint: this trainer has been disposed (its optimiser state is gone); take the checkpoint before dispose()',
+    );
+    expect(liveTensors()).toBe(before);
+    net.model.dispose();
+    dispose();
+  });
 });

@@ -12,7 +12,7 @@ with the training statistics, F.one_hot targets, the training split reflect-padd
   images, and sampled prepared values (the whole padded border of training image 0 plus random
   interior points), float32 values written with 9 significant digits, indexed in tfjs layout (NHWC, converted only by
   fixture_io's `nhwc`) so the test compares without transposing.
-- "real" (when --cifar-dir holds the binary release, default /work/shared/data/cifar10): the
+- "real" (when --cifar-dir, default $CIFAR10_DIR, holds the binary release): the
   statistics of the first 256 images of data_batch_1.bin and of the full 50000-image training set.
 """
 import argparse
@@ -116,7 +116,7 @@ def real(cifar_dir):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument('--cifar-dir', default='/work/shared/data/cifar10')
+    parser.add_argument('--cifar-dir', default=os.environ.get('CIFAR10_DIR', ''))
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args()
     gen = torch.Generator().manual_seed(args.seed)

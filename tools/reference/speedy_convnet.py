@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Repaired, runnable copy of the seed network sketch (hlb-CIFAR10 v0.7.0 family), for CPU and CUDA.
 
-This is the PyTorch reference the TypeScript port is compared against. It follows
-/work/shared/seed/000_c389810cafa56e7b.txt line for line where the seed is intact, and fills the
-damaged lines (see NOTES.md) the way hlb-CIFAR10 v0.7.0 writes them. Deliberate departures, each
+This is the PyTorch reference the TypeScript port is compared against. It follows the seed (the
+network sketch, docs/seed-differences.md) line for line where the seed is intact, and fills its
+damaged lines the way hlb-CIFAR10 v0.7.0 writes them. Deliberate departures, each
 needed to run outside a notebook on a CPU, are listed in tools/reference/README.md and marked
 `# departure:` below.
 
 Run from the repository root, e.g.
-  /usr/bin/python3 tools/reference/speedy_convnet.py --data /work/shared/data/cifar10 \
+  /usr/bin/python3 tools/reference/speedy_convnet.py --data ~/cifar-10-batches-bin \
       --train-limit 2048 --eval-limit 1000 --epochs 2 --base-depth 16 --batch-size 256 --threads 2
 
 It prints the seed's table (one row per epoch), then the seed's "Mean and variance" line over runs,
@@ -665,7 +665,7 @@ def main(hyp, data, mode='sketch', channels_last=False, dtype=torch.float32, eva
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--data', default='/work/shared/data/cifar10', help='folder with the CIFAR-10 binary release (data_batch_1..5.bin, test_batch.bin)')
+    p.add_argument('--data', default='~/cifar-10-batches-bin', help='folder with the CIFAR-10 binary release (data_batch_1..5.bin, test_batch.bin)')
     p.add_argument('--epochs', type=float, default=12.1, help="train_epochs (the seed's 12.1; fractional epochs allowed)")
     p.add_argument('--batch-size', type=int, default=1024)
     p.add_argument('--base-depth', type=int, default=64)

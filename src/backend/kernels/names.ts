@@ -6,7 +6,11 @@
 /** `DeviceRandom`'s draws (src/ops/random.ts): cpu, wasm and webgpu. */
 export const RANDOM_KERNEL = 'DataflowRandom';
 
-/** Input `x` (channels last). Output [2, C]: mean and biased variance per channel; [2] over the whole tensor with `overAll`. */
+/**
+ * Input `x` (channels last). Output [2, C]: mean and biased variance per channel; with `overAll`, [3] over the whole
+ * tensor: mean, variance and scale, the biased variance being variance · scale² (scale 1 unless the squares of x
+ * would overflow float32: then 2^100, so that no finite input overflows it).
+ */
 export const CHANNEL_MOMENTS = 'DataflowChannelMoments';
 export interface ChannelMomentsAttrs {
   overAll: boolean;
@@ -95,9 +99,9 @@ export interface DecodeImagesAttrs {
 }
 
 /**
- * The discrete action's `x + noiseStd · std · noise` in one pass: inputs `x`, `moments` ([2]: mean and biased
- * variance over the whole of x, CHANNEL_MOMENTS's `overAll` output) and `noise` (x's shape). Output like x, with
- * std = sqrt(variance · unbias), unbias = n / (n - 1) for n the size of x (PyTorch's unbiased std).
+ * The discrete action's `x + noiseStd · std · noise` in one pass: inputs `x`, `moments` ([3]: mean, variance and
+ * scale over the whole of x, CHANNEL_MOMENTS's `overAll` output) and `noise` (x's shape). Output like x, with
+ * std = sqrt(variance · unbias) · scale, unbias = n / (n - 1) for n the size of x (PyTorch's unbiased std).
  */
 export const ADD_SCALED_NOISE = 'DataflowAddScaledNoise';
 export interface AddScaledNoiseAttrs {

@@ -8,7 +8,9 @@ import { FlatProgram } from './util.js';
  * std's moments itself, and its gradient through the std, `(x - mean) · noiseStd · Σ(dy · noise) / ((n - 1) · std)`,
  * as another. tfjs runs Unpack, Mul, Sqrt, Mul, Mul and Add for the forward, Mul, Sub, Mul, RealDiv and Mul for the
  * gradient. The f32 operations are those of the unfused ops, in their order (n / (n - 1), n - 1 and noiseStd
- * rounded to f32 as the device scalars are), so both agree to rounding.
+ * rounded to f32 as the device scalars are), so both agree to rounding. The moments are the whole-tensor
+ * [mean, variance, scale] of CHANNEL_MOMENTS: the std is sqrt(variance · unbias) · scale, scale being 1 (an exact
+ * product) unless x's squares would overflow float32.
  * @internal
  */
 class AddScaledNoiseProgram extends FlatProgram {
@@ -35,7 +37,7 @@ class AddScaledNoiseProgram extends FlatProgram {
     return `
       fn main(index : i32) {
         if (index < uniforms.size) {
-          let stdDev = sqrt(f32(moments[1]) * uniforms.unbias);
+          let stdDev = sqrt(f32(moments[1]) * uniforms.unbias) * f32(moments[2]);
           ${value}
         }
       }

@@ -23,7 +23,12 @@ import { fitsU32Indexing } from './util.js';
  *
  * - `moments`: sums of (x - shift) and its square, the shift being the column's first value (the
  *   tensor's first with `overAll`), so the variance does not cancel catastrophically when
- *   |mean| >> std. Finished as [mean, biased variance] per column, or over the whole tensor.
+ *   |mean| >> std. Finished as [mean, biased variance] per column. Over the whole tensor (`overAll`,
+ *   the discrete action's std) the same sums are also taken of x · 2^-100 - shift · 2^-100, which no
+ *   finite input overflows; where the plain sum of squares reaches 2^110 (inputs near 1e19 and beyond,
+ *   whose squares overflow float32) the finish takes those instead. Finished as [mean, variance, scale],
+ *   the biased variance being variance · scale²: scale is 1 (and mean and variance the plain sums',
+ *   bit for bit) below that, 2^100 above.
  * - `gradSums`: sums of dy and dy * (x - mean[c]), the two sums of the batch norm's gradient (`mean` may
  *   be the batch norm's packed [4, C] coefficients, whose first row it is).
  * - `geluGradSums`: the same sums of g = dy * GELU'(x * scale[c] + shift[c]), the gradient reaching a
@@ -40,6 +45,21 @@ const COLUMNS_PER_GROUP = 64;
 /** WebGPU's guaranteed `maxComputeWorkgroupsPerDimension`: the partial pass puts column groups on x. */
 const MAX_WORKGROUPS_PER_DIMENSION = 65535;
 const MAX_COLUMNS = MAX_WORKGROUPS_PER_DIMENSION * COLUMNS_PER_GROUP;
+
+/**
+ * The whole-tensor moments' second set of sums is of x · 2^-100 (and the shift likewise): at most 2^28 for a
+ * finite input, so neither a difference nor a square overflows, and a term that matters (2^37 or more before
+ * scaling) squares to a normal float. Powers of two, so the scaling itself is exact.
+ */
+const MOMENTS_DOWN = '0x1p-100f';
+const MOMENTS_UP = '0x1p100f';
+/** The scaled sum of squares below which the plain sums (below 2^110, far from float32's 2^128) are taken. */
+const MOMENTS_PLAIN_BELOW = '0x1p-90f';
+
+/** Sums per column of the partial pass: two, or four for the whole-tensor moments (plain and scaled). */
+function sumsPerColumn(mode: ColumnSumsMode, overAll: boolean): number {
+  return mode === 'moments' && overAll ? 4 : 2;
+}
 
 /** Whether `columns` channels fit the partial pass's dispatch. @internal */
 export function columnsFit(columns: number): boolean {
@@ -110,7 +130,7 @@ class ColumnPartialSumsProgram implements WebGPUProgram {
     private readonly overAll: boolean,
   ) {
     this.variableNames = mode === 'gradSums' ? ['x', 'dy', 'mean'] : mode === 'geluGradSums' ? ['x', 'dy', 'coefficients'] : ['x'];
-    this.outputShape = [l.chunks, 2, l.columns];
+    this.outputShape = [l.chunks, sumsPerColumn(mode, overAll), l.columns];
     this.dispatch = [l.columnGroups, l.chunks, 1];
     this.shaderKey = `dataflowColumnPartialSums_${mode}_${overAll}_${l.rows}_${l.columns}_${l.rowsPerChunk}`;
   }
@@ -140,10 +160,18 @@ class ColumnPartialSumsProgram implements WebGPUProgram {
       mean: '0.0',
     }[this.mode];
     const gelu = this.mode === 'geluGradSums';
+    // Over the whole tensor, the moments also sum the scaled terms (see the file's comment): four sums, not two.
+    const wide = sumsPerColumn(this.mode, this.overAll) === 4;
+    const scaledTerms = wide
+      ? `
+            let e = f32(x[r * COLUMNS + column]) * ${MOMENTS_DOWN} - scaledShift;
+            t1 += e;
+            t2 += e * e;`
+      : '';
     return `
       ${gelu ? GELU_WGSL : ''}
       ${wgslConstants({ ROWS: l.rows, COLUMNS: l.columns, GROUP_COLUMNS: l.groupColumns, LANES: l.lanes, ROWS_PER_CHUNK: l.rowsPerChunk })}
-      var<workgroup> laneSums : array<vec2<f32>, ${THREADS}>;
+      var<workgroup> laneSums : array<${wide ? 'vec4' : 'vec2'}<f32>, ${THREADS}>;
 
       fn main() {
         let lane = localIndex / GROUP_COLUMNS;
@@ -151,24 +179,30 @@ class ColumnPartialSumsProgram implements WebGPUProgram {
         let chunk = workgroupId.y;
         let reads = lane < LANES && column < COLUMNS;
         var s1 = 0.0;
-        var s2 = 0.0;
+        var s2 = 0.0;${wide ? '\n        var t1 = 0.0;\n        var t2 = 0.0;' : ''}
         if (reads) {
-          let shift = ${shift};
+          let shift = ${shift};${wide ? `\n          let scaledShift = shift * ${MOMENTS_DOWN};` : ''}
           ${gelu ? 'let colScale = f32(coefficients[2u * COLUMNS + column]);\n          let colShift = f32(coefficients[3u * COLUMNS + column]);' : ''}
           let end = min(ROWS, (chunk + 1u) * ROWS_PER_CHUNK);
           for (var r = chunk * ROWS_PER_CHUNK + lane; r < end; r += LANES) {
-            ${terms}
+            ${terms}${scaledTerms}
           }
         }
-        laneSums[localIndex] = vec2<f32>(s1, s2);
+        laneSums[localIndex] = ${wide ? 'vec4<f32>(s1, s2, t1, t2)' : 'vec2<f32>(s1, s2)'};
         workgroupBarrier();
         if (lane == 0u && column < COLUMNS) {
-          var total = vec2<f32>(0.0);
+          var total = ${wide ? 'vec4' : 'vec2'}<f32>(0.0);
           for (var k = 0u; k < LANES; k++) {
             total += laneSums[k * GROUP_COLUMNS + localIndex];
           }
-          result[(chunk * 2u) * COLUMNS + column] = total.x;
-          result[(chunk * 2u + 1u) * COLUMNS + column] = total.y;
+          result[(chunk * ${wide ? 4 : 2}u) * COLUMNS + column] = total.x;
+          result[(chunk * ${wide ? 4 : 2}u + 1u) * COLUMNS + column] = total.y;${
+            wide
+              ? `
+          result[(chunk * 4u + 2u) * COLUMNS + column] = total.z;
+          result[(chunk * 4u + 3u) * COLUMNS + column] = total.w;`
+              : ''
+          }
         }
         // Reads the uniforms, whose binding tfjs always passes and WebGPU drops when unused.
         if (uniforms.outShape.x < 0) {
@@ -197,7 +231,7 @@ class ColumnSumsFinishProgram implements WebGPUProgram {
     private readonly overAll: boolean,
   ) {
     this.variableNames = mode === 'moments' ? ['partials', 'x'] : ['partials'];
-    const outputs = mode === 'sum' || mode === 'mean' ? 1 : 2;
+    const outputs = mode === 'sum' || mode === 'mean' ? 1 : mode === 'moments' && overAll ? 3 : 2;
     this.outputShape = overAll ? [outputs] : [outputs, l.columns];
     // A workgroup per column, over two dimensions where there are more columns than one dimension takes.
     this.dispatch = overAll
@@ -208,10 +242,31 @@ class ColumnSumsFinishProgram implements WebGPUProgram {
 
   getUserCode(): string {
     const { l, overAll } = this;
+    const sums = sumsPerColumn(this.mode, overAll);
+    const wide = sums === 4;
     // Over all: thread t takes partial index t, t + THREADS, ... of chunk-major [chunks][columns].
     const count = overAll ? l.chunks * l.columns : l.chunks;
-    const at = overAll ? '(i / COLUMNS) * 2u * COLUMNS + i % COLUMNS' : 'i * 2u * COLUMNS + column';
+    const at = overAll ? `(i / COLUMNS) * ${sums}u * COLUMNS + i % COLUMNS` : `i * ${sums}u * COLUMNS + column`;
     const at0 = overAll ? '0' : 'column';
+    const vec = wide ? 'vec4' : 'vec2';
+    const read = wide
+      ? 'vec4<f32>(partials[p], partials[p + COLUMNS], partials[p + 2u * COLUMNS], partials[p + 3u * COLUMNS])'
+      : 'vec2<f32>(partials[p], partials[p + COLUMNS])';
+    // The plain sums below 2^110 (the scaled sum of squares below 2^-90): exactly what they were before the scaled
+    // ones existed. Above, the scaled sums, with the scale the std is to be multiplied by.
+    const wideMoments = `let n = f32(N_PER_COLUMN);
+          let shift = f32(x[0]);
+          if (total.w < ${MOMENTS_PLAIN_BELOW}) {
+            let variance = (total.y - total.x * total.x / n) / n;
+            result[0] = shift + total.x / n;
+            result[1] = select(variance, 0.0, variance < 0.0);
+            result[2] = 1.0;
+          } else {
+            let variance = (total.w - total.z * total.z / n) / n;
+            result[0] = shift + total.z / n * ${MOMENTS_UP};
+            result[1] = select(variance, 0.0, variance < 0.0);
+            result[2] = ${MOMENTS_UP};
+          }`;
     const finish = {
       gradSums: `result[column] = total.x;
           result[COLUMNS + column] = total.y;`,
@@ -219,7 +274,9 @@ class ColumnSumsFinishProgram implements WebGPUProgram {
           result[COLUMNS + column] = total.y;`,
       // Shifted sums: mean = shift + s1 / n, variance = (s2 - s1² / n) / n, rounding below 0 clamped. Not
       // with max(), which may drop a NaN: a NaN anywhere in x must reach the result, as in torch.
-      moments: `let n = f32(N_PER_COLUMN);
+      moments: wide
+        ? wideMoments
+        : `let n = f32(N_PER_COLUMN);
           let shift = f32(x[${at0}]);
           let variance = (total.y - total.x * total.x / n) / n;
           result[${at0}] = shift + total.x / n;
@@ -229,16 +286,16 @@ class ColumnSumsFinishProgram implements WebGPUProgram {
     }[this.mode];
     return `
       ${wgslConstants({ COLUMNS: l.columns, COUNT: count, N_PER_COLUMN: overAll ? l.rows * l.columns : l.rows })}
-      var<workgroup> threadSums : array<vec2<f32>, ${THREADS}>;
+      var<workgroup> threadSums : array<${vec}<f32>, ${THREADS}>;
 
       fn main() {
         let wanted = workgroupId.y * ${MAX_WORKGROUPS_PER_DIMENSION}u + workgroupId.x;
         // The last row of workgroups may run past the columns: those sum column COLUMNS - 1 again and write nothing.
         let column = min(wanted, COLUMNS - 1u);
-        var sum = vec2<f32>(0.0);
+        var sum = ${vec}<f32>(0.0);
         for (var i = localIndex; i < COUNT; i += ${THREADS}u) {
           let p = ${at};
-          sum += vec2<f32>(partials[p], partials[p + COLUMNS]);
+          sum += ${read};
         }
         threadSums[localIndex] = sum;
         for (var width = ${THREADS / 2}u; width > 0u; width /= 2u) {
@@ -277,7 +334,10 @@ export function columnSums(backend: WebGPUBackendLike, mode: ColumnSumsMode, inp
   return out;
 }
 
-/** [2, C]: mean and biased variance per channel (last axis), or [2] over the whole tensor with `overAll`. */
+/**
+ * [2, C]: mean and biased variance per channel (last axis); or, with `overAll`, [3] over the whole tensor: mean,
+ * variance and scale, the biased variance being variance · scale² (scale 1 unless the squares would overflow).
+ */
 const channelMoments: KernelFunc = ({ inputs, attrs, backend }) => {
   const { x } = inputs as { x: TensorInfo };
   const { overAll } = attrs as unknown as ChannelMomentsAttrs;

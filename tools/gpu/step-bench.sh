@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Device side, through ../shared/gpu/run.sh (which sets up Node, the Vulkan loader and .gpu/app):
-#   bash .gpu/run.sh bash tools/gpu/issue12-bench.sh
+#   bash .gpu/run.sh bash tools/gpu/step-bench.sh
 # The batch-1024, base-depth-64 SpeedyConvNet step on WebGPU with the library's kernels and with tfjs's own,
 # each with a GPU kernel profile; the seed's conv shapes kernel by kernel; PyTorch on the same GPU.
 # Results go to $OUT (at most 8 files come back), the log to $OUT/log.txt.

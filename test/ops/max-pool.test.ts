@@ -1,9 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { expect, it } from 'vitest';
-import { maxPool2 } from '../../src/layers/conv-group.js';
+import { maxPool2 } from '../../src/ops/pooling.js';
 import { describeEachBackend, useBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { liveTensors } from '../helpers/memory.js';
+import * as lib from '../../src/index.js';
 
 async function poolGrad(shape: [number, number, number, number]): Promise<Float32Array> {
   const dx = tf.tidy(() => {
@@ -53,4 +55,21 @@ describeEachBackend('maxPool2 gradient', (backend) => {
       tf.dispose([x, dx]);
     });
   }
+});
+
+it('MaxPool2 refuses an input smaller than one 2x2 window instead of returning an empty tensor (hostile review item 18)', () => {
+  const pool = new lib.MaxPool2({ name: 'pool_1x1' });
+  const x = tf.zeros([2, 1, 1, 3]);
+  const before = liveTensors();
+  expect(() => pool.apply(x)).toThrow(
+    "MaxPool2 'pool_1x1' expects input 'inputs' at least 2x2 spatially (it max-pools 2x2 windows), got shape [2,1,1,3]",
+  );
+  expect(() => lib.maxPool2(x as tf.Tensor4D)).toThrow(
+    "maxPool2 expects input 'inputs' at least 2x2 spatially (it max-pools 2x2 windows), got shape [2,1,1,3]",
+  );
+  expect(() => new lib.MaxPool2({ name: 'pool_sym' }).apply(tfl.input({ shape: [1, 5, 3] }))).toThrow(
+    "MaxPool2 'pool_sym' expects input 'inputs' at least 2x2 spatially (it max-pools 2x2 windows), got shape [null,1,5,3]",
+  );
+  expect(liveTensors()).toBe(before);
+  x.dispose();
 });
