@@ -25,6 +25,8 @@ export interface CustomBlockConfig {
   optimizer: CustomBlockOptimizer;
   /** Adam's learning rate (both Adam stages). */
   adamLr: number;
+  /** The brightness jitter's amount added to the seed's batches; undefined: the seed's batches alone. */
+  brightness: number | undefined;
 }
 
 export const CUSTOM_BLOCK_OPTIMIZERS = ['sgd', 'adam', 'tfjs-adam'] as const;
@@ -45,6 +47,8 @@ it and loads it back (docs/extending.md walks through it). Without --data it tra
   --optimizer NAME      sgd (the seed's, default), adam (the example's own, checkpointed) or tfjs-adam (tf.train.adam
                         behind a stage; cannot be checkpointed): swaps the recipe's optimiser stage (stages.ts)
   --adam-lr LR          Adam's learning rate (default 0.002)
+  --brightness A        add the example's brightness jitter (stages.ts) to the seed's batches: each training image
+                        shifted by up to +-A (in channel stds), A > 0
   -h, --help            this text`;
 
 const OPTIONS = {
@@ -57,6 +61,7 @@ const OPTIONS = {
   'focal-gamma': { type: 'string' },
   optimizer: { type: 'string' },
   'adam-lr': { type: 'string' },
+  brightness: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -111,6 +116,7 @@ export function parseCustomBlockArgs(argv: readonly string[]): { help: string } 
         values['focal-gamma'] === undefined ? undefined : number('focal-gamma', values['focal-gamma'], 0, (v) => v >= 0, 'a number >= 0'),
       optimizer: optimizer as CustomBlockOptimizer,
       adamLr: number('adam-lr', values['adam-lr'], 0.002, (v) => v > 0, 'a number > 0'),
+      brightness: values.brightness === undefined ? undefined : number('brightness', values.brightness, 0, (v) => v > 0, 'a number > 0'),
     },
   };
 }

@@ -1,9 +1,10 @@
 // The custom-block example: a user-defined ResidualBlock in SpeedyConvNet's dataflow, trained
 // with the seed's recipe for a few epochs, saved and loaded back. Run it with
 //   npx tsx examples/custom-block/index.ts [--backend wasm] [--epochs 3] [--data <cifar-10-batches-bin>] [--save <dir>]
-//     [--focal-gamma 2] [--optimizer sgd|adam|tfjs-adam] [--adam-lr 0.002]
+//     [--focal-gamma 2] [--optimizer sgd|adam|tfjs-adam] [--adam-lr 0.002] [--brightness 0.2]
 // Without --data it trains on synthetic images (no download); docs/extending.md walks through it; --help lists the flags.
-// --focal-gamma and --optimizer swap stages of the recipe (the loss, the optimiser) for the example's own (stages.ts).
+// --focal-gamma, --optimizer and --brightness swap stages of the recipe (the loss, the optimiser, the batches with an
+// augmentation added) for the example's own (stages.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -20,7 +21,7 @@ import {
 } from '../../src/node.js';
 import { UsageError, parseCustomBlockArgs, type CustomBlockConfig } from './args.js';
 import { customBlockNet, evaluateCustomBlockNet, initCustomBlockNet, syntheticDataset, trainCustomBlockNet } from './model.js';
-import { adamStage, focalLoss, tfjsOptimizerStage } from './stages.js';
+import { adamStage, brightnessStage, focalLoss, tfjsOptimizerStage } from './stages.js';
 
 /** Runs the example; resolves to the exit code: 0 done, 1 failed, 2 a usage mistake. */
 async function main(argv: readonly string[]): Promise<number> {
@@ -50,12 +51,14 @@ async function runExample({
   focalGamma,
   optimizer,
   adamLr,
+  brightness,
 }: CustomBlockConfig): Promise<void> {
   // The recipe's stages: the seed's wherever no flag swaps one (the Trainer takes any stage through its options).
   const stages: TrainStages = {};
   if (focalGamma !== undefined) stages.loss = focalLoss(focalGamma);
   if (optimizer === 'adam') stages.optimizer = adamStage({ lr: adamLr });
   else if (optimizer === 'tfjs-adam') stages.optimizer = tfjsOptimizerStage(() => tf.train.adam(adamLr), adamLr);
+  if (brightness !== undefined) stages.batches = brightnessStage(brightness);
 
   const report = await initBackend(backend);
   console.log(`backend: ${report.backend} (${report.reason})`);
@@ -84,6 +87,8 @@ async function runExample({
   console.log(`eval accuracy before training: ${(await evaluateCustomBlockNet(net, evalSet)).toFixed(4)}`);
   if (focalGamma !== undefined) console.log(`loss stage: focal loss, gamma ${focalGamma} (examples/custom-block/stages.ts)`);
   if (stages.optimizer) console.log(`optimizer stage: ${optimizer}, lr ${adamLr} (examples/custom-block/stages.ts)`);
+  if (brightness !== undefined)
+    console.log(`batches stage: the seed's plus a brightness jitter of +-${brightness} (examples/custom-block/stages.ts)`);
   console.log(formatTableHeader());
   const result = await trainCustomBlockNet(
     net,

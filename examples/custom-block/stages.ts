@@ -1,8 +1,19 @@
 // Training stages of the example's own: the library's Trainer runs each in place of the seed's, with nothing in the
-// library changed (`trainCustomBlockNet(net, data, { stages: { loss: focalLoss(2), optimizer: adamStage() } })`).
+// library changed (`trainCustomBlockNet(net, data, { stages: { loss: focalLoss(2), optimizer: adamStage(),
+// batches: brightnessStage(0.2) } })`).
 // Inside this repository it imports ../../src; in your own project import from 'tfjs-dataflow'.
 import * as tf from '@tensorflow/tfjs-core';
-import type { LossStage, LossStageArgs, OptimizerStage, StageState, TrainOptimizer } from '../../src/index.js';
+import {
+  deviceScalar,
+  seedBatches,
+  type BatchAugmentation,
+  type BatchesStage,
+  type LossStage,
+  type LossStageArgs,
+  type OptimizerStage,
+  type StageState,
+  type TrainOptimizer,
+} from '../../src/index.js';
 
 // ---- loss -----------------------------------------------------------------------------------
 
@@ -146,4 +157,28 @@ export function tfjsOptimizerStage(make: () => tf.Optimizer, lr = Number.NaN): O
       dispose: () => optimizer.dispose(),
     };
   };
+}
+
+// ---- augmentation ---------------------------------------------------------------------------
+
+/**
+ * Brightness jitter: every image of a training batch shifted by one amount drawn uniformly from
+ * `[-amount, amount)`, the same for all its pixels and channels (the images are normalised, so `amount` is in
+ * units of a channel's std). It draws from the epoch's generator it is given, so a resumed run draws the same.
+ * The constants are device scalars: a JS number in an op is a write to the backend on every batch.
+ */
+export function brightnessJitter(amount: number): BatchAugmentation {
+  if (!(Number.isFinite(amount) && amount > 0)) throw new Error(`brightnessJitter: amount must be a number > 0, got ${amount}`);
+  return ({ inputs, targets }, random) => {
+    const shift = tf.mul(tf.sub(random.uniform([inputs.shape[0], 1, 1, 1]), deviceScalar(0.5)), deviceScalar(2 * amount));
+    return { inputs: tf.add(inputs, shift) as tf.Tensor4D, targets };
+  };
+}
+
+/**
+ * The batches stage with {@link brightnessJitter} added: the seed's (shuffle, crop, flip and cutmix, drawn once per
+ * epoch) and then the jitter on each batch, on float32 and compact sets alike and on every backend.
+ */
+export function brightnessStage(amount: number): BatchesStage {
+  return seedBatches({ augment: brightnessJitter(amount) });
 }

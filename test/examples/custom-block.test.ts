@@ -12,14 +12,21 @@ import {
   trainCustomBlockNet,
 } from '../../examples/custom-block/model.js';
 import { ResidualBlock } from '../../examples/custom-block/residual-block.js';
-import { Adam, adamStage, focalLoss, tfjsOptimizerStage } from '../../examples/custom-block/stages.js';
+import { Adam, adamStage, brightnessJitter, brightnessStage, focalLoss, tfjsOptimizerStage } from '../../examples/custom-block/stages.js';
 import {
+  DeviceRandom,
   SEED_HYP,
   Trainer,
+  compactImages,
   crossEntropy,
+  normalisationTable,
   predictWithFlipTTA,
   reflectPad,
   resolveHyp,
+  seedBatchesStage,
+  type AnyLabelledImages,
+  type Batch,
+  type BatchesStage,
   type StageContext,
   type TrainOptions,
 } from '../../src/index.js';
@@ -220,8 +227,10 @@ describe('custom-block example: its command line', () => {
         focalGamma: undefined,
         optimizer: 'sgd',
         adamLr: 0.002,
+        brightness: undefined,
       },
     });
+    expect(parseCustomBlockArgs(['--brightness', '0.2'])).toMatchObject({ config: { brightness: 0.2 } });
     expect(parseCustomBlockArgs(['--backend', 'cpu', '--epochs', '0.5', '--focal-gamma', '2'])).toMatchObject({
       config: { backend: 'cpu', epochs: 0.5, focalGamma: 2 },
     });
@@ -234,6 +243,7 @@ describe('custom-block example: its command line', () => {
       [['--backend', 'gpu'], "--backend must be one of auto, webgpu, tensorflow, wasm, cpu, got 'gpu'"],
       [['--optimizer', 'lion'], "--optimizer must be one of sgd, adam, tfjs-adam, got 'lion'"],
       [['--adam-lr', '0'], "--adam-lr must be a number > 0, got '0'"],
+      [['--brightness', '0'], "--brightness must be a number > 0, got '0'"],
       [['--bogus'], "Unknown option '--bogus'. Valid flags: --backend, --epochs"],
       [['extra'], "Unexpected argument 'extra'"],
     ] as const) {
@@ -379,5 +389,126 @@ describeEachBackend('custom-block example: its optimizer stages', () => {
       run.done();
     }
     results[0]!.forEach((w, i) => expect(maxRelativeError(w, results[1]![i]!), `weight ${i}`).toBeLessThanOrEqual(1e-5));
+  });
+});
+
+describeEachBackend('custom-block example: its augmentation (brightness jitter)', () => {
+  const AMOUNT = 0.2;
+  // 8x8 images padded by 2, batches of 4; the last of two epochs runs cutmix (3x3 squares), so the jitter is seen
+  // after all of the seed's augmentations.
+  const hyp = resolveHyp({ opt: { batchSize: 4 }, misc: { trainEpochs: 2 }, net: { cutmixSize: 3, cutmixEpochs: 1 } });
+  const context = { hyp, batchSize: 4, imageSize: 8 } as unknown as StageContext;
+
+  /** The batches a stage gives for one epoch of `train` from generator seed 7, as host arrays; the tensors freed. */
+  async function epochOf(stage: BatchesStage, train: AnyLabelledImages, epoch: number) {
+    const out: { inputs: Float32Array; targets: Float32Array }[] = [];
+    const batches = stage({ epoch, steps: 2, train, random: new DeviceRandom(7), context });
+    for (let i = 0; i < 2; i++) {
+      const { value, done } = batches.next();
+      if (done) throw new Error('the stage ran out');
+      const { inputs, targets } = value as Batch;
+      out.push({ inputs: (await inputs.data()) as Float32Array, targets: (await targets.data()) as Float32Array });
+      tf.dispose([inputs, targets]);
+    }
+    batches.return?.();
+    return out;
+  }
+
+  it("gives the seed's batches with each image shifted by one amount within the bound, on float32 and compact sets alike", async () => {
+    const before = liveTensors();
+    const bytes = Uint8Array.from({ length: 8 * 8 * 8 * 3 }, (_, i) => (i * 37) % 256);
+    const [mean, std] = [
+      [0.5, 0.5, 0.5],
+      [0.25, 0.25, 0.25],
+    ];
+    const lut = normalisationTable(mean, std);
+    const targets = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d([0, 1, 2, 3, 0, 1, 2, 3], 'int32'), 4), 'float32') as tf.Tensor2D);
+    const float = tf.tidy(() =>
+      reflectPad(
+        tf.tensor4d(
+          Float32Array.from(bytes, (v, i) => lut[(i % 3) * 256 + v]!),
+          [8, 8, 8, 3],
+        ),
+        2,
+      ),
+    );
+    const compact = compactImages(bytes, [8, 8, 8, 3], { mean, std, pad: 2 });
+    const jitter = brightnessStage(AMOUNT);
+    const pixels = 8 * 8 * 3;
+    const shifts: number[] = [];
+    for (const epoch of [0, 1]) {
+      const seed = await epochOf(seedBatchesStage, { images: float, targets }, epoch);
+      const jittered = await epochOf(jitter, { images: float, targets }, epoch);
+      // The compact set's decode executes the same plan, and the jitter runs after it: the same batches, bit for bit.
+      expect(await epochOf(jitter, { images: compact, targets }, epoch)).toEqual(jittered);
+      expect(await epochOf(seedBatchesStage, { images: compact, targets }, epoch)).toEqual(seed);
+      for (const [b, { inputs, targets: t }] of jittered.entries()) {
+        expect(t, `epoch ${epoch} batch ${b}: targets untouched`).toEqual(seed[b]!.targets);
+        for (let image = 0; image < 4; image++) {
+          const at = image * pixels;
+          const shift = inputs[at]! - seed[b]!.inputs[at]!;
+          expect(Math.abs(shift)).toBeLessThanOrEqual(AMOUNT);
+          for (let k = 0; k < pixels; k++) expect(inputs[at + k]! - seed[b]!.inputs[at + k]!).toBeCloseTo(shift, 5);
+          shifts.push(shift);
+        }
+      }
+    }
+    // Sixteen images, sixteen different shifts (the seed's batches alone would give sixteen zeros).
+    expect(new Set(shifts.map((v) => v.toFixed(5))).size).toBe(16);
+    expect(Math.max(...shifts.map(Math.abs))).toBeGreaterThan(AMOUNT / 4);
+    tf.dispose([targets, float]);
+    compact.dispose();
+    expect(liveTensors()).toBe(before);
+    expect(() => brightnessJitter(0)).toThrow('brightnessJitter: amount must be a number > 0, got 0');
+  });
+
+  it("trains the example net with it in the default data path: the Trainer's batches are the seed's shifted per image", async () => {
+    /** The stage, recording the first batch's inputs the Trainer takes from it. */
+    const recorded = (stage: BatchesStage) => {
+      const seen: { first?: tf.Tensor } = {};
+      const spy: BatchesStage = (args) => {
+        const batches = stage(args);
+        return {
+          next: () => {
+            const r = batches.next();
+            if (!r.done && !seen.first) seen.first = tf.keep(tf.clone((r.value as Batch).inputs));
+            return r;
+          },
+          return: (v?: unknown) => batches.return?.(v) ?? { done: true as const, value: v },
+        };
+      };
+      return { spy, seen };
+    };
+    const runs = [];
+    for (const stage of [seedBatchesStage, brightnessStage(AMOUNT)]) {
+      const data = syntheticDataset(16, 8, 16, 4, 2);
+      const net = customBlockNet(tiny);
+      await initCustomBlockNet(net, data.train.images, 0);
+      const { spy, seen } = recorded(stage);
+      const result = await trainCustomBlockNet(net, data, {
+        hyp: { opt: { batchSize: 8 }, misc: { trainEpochs: 2, evalBatchSize: 8 } },
+        seed: 5,
+        logEvery: 1,
+        stages: { batches: spy },
+      });
+      expect(result.stopReason).toBe('completed');
+      expect(result.records.every((r) => Number.isFinite(r.trainLoss) && Number.isFinite(r.valLoss))).toBe(true);
+      runs.push({
+        first: (await seen.first!.data()) as Float32Array,
+        weights: await Promise.all(net.model.trainableWeights.map(async (w) => Array.from(await w.read().data()))),
+      });
+      net.model.dispose();
+      tf.dispose([seen.first!, data.train.images, data.train.targets, data.eval.images, data.eval.targets]);
+    }
+    const [plain, jittered] = runs as [(typeof runs)[0], (typeof runs)[0]];
+    const pixels = 16 * 16 * 3;
+    for (let image = 0; image < 8; image++) {
+      const at = image * pixels;
+      const shift = jittered.first[at]! - plain.first[at]!;
+      expect(Math.abs(shift)).toBeLessThanOrEqual(AMOUNT);
+      expect(Math.abs(shift)).toBeGreaterThan(0);
+      for (let k = 0; k < pixels; k++) expect(jittered.first[at + k]! - plain.first[at + k]!).toBeCloseTo(shift, 5);
+    }
+    expect(jittered.weights).not.toEqual(plain.weights);
   });
 });
