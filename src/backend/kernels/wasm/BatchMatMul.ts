@@ -1,5 +1,6 @@
 import { BatchMatMul, _FusedMatMul, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
-import { disposeAll, runWasm, transpose, WASM } from './util.js';
+import { WASM } from '../backends.js';
+import { disposeAll, runWasm, transpose } from './util.js';
 
 function lastTwoSwapped(rank: number): number[] {
   const perm = [...Array(rank).keys()];

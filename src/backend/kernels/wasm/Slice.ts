@@ -11,7 +11,8 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import type { WasmBackendLike } from '../types.js';
-import { runWasm, WASM } from './util.js';
+import { WASM } from '../backends.js';
+import { runWasm } from './util.js';
 
 // Slice: tfjs-backend-wasm 4.22 copies the whole input out of the heap into JavaScript first (e.g. the
 // full eval set for each eval batch); rows are copied heap to heap here. SplitV: 4.22's calls that same

@@ -1,4 +1,5 @@
 import { Conv2D, getKernel, type KernelConfig } from '@tensorflow/tfjs-core';
+import { WEBGPU } from '../backends.js';
 import { installOverrides, overridesInstalled, uninstallOverrides } from '../install.js';
 import { conv2dBackpropFilterConfig } from './Conv2DBackpropFilter.js';
 import { conv2dBackpropInputConfig } from './Conv2DBackpropInput.js';
@@ -8,8 +9,6 @@ import { channelGradSumsConfig, channelMomentsConfig, meanConfig, sumConfig } fr
 import { conv2dConfig } from './Conv2D.js';
 import { emaUpdateConfig } from './EMAUpdate.js';
 import { sgdStepConfig } from './SGDStep.js';
-
-const WEBGPU = 'webgpu';
 
 /**
  * The library's WebGPU training kernels: convolutions and their gradients as implicit GEMMs, one-pass
