@@ -10,8 +10,9 @@ import {
   type BatchNormTrainStatsAttrs,
 } from '../names.js';
 import type { ProgramUniform, WebGPUBackendLike } from '../types.js';
-import { columnSums, GELU_WGSL } from './ColumnSums.js';
+import { columnSums } from './ColumnSums.js';
 import { FlatProgram } from './util.js';
+import { GELU_WGSL } from './wgsl.js';
 
 /**
  * The seed's batch norm (and the GELU after it) as one engine kernel per step: tfjs ops take about 27 per

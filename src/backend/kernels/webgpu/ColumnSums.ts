@@ -1,19 +1,9 @@
-import {
-  backend_util,
-  Mean,
-  Sum,
-  util,
-  type KernelConfig,
-  type KernelFunc,
-  type MeanAttrs,
-  type SumAttrs,
-  type TensorInfo,
-} from '@tensorflow/tfjs-core';
+import { Mean, Sum, util, type KernelConfig, type KernelFunc, type MeanAttrs, type SumAttrs, type TensorInfo } from '@tensorflow/tfjs-core';
 import { originalKernel } from '../install.js';
 import { CHANNEL_MOMENTS, CHANNEL_GRAD_SUMS, type ChannelMomentsAttrs } from '../names.js';
 import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
-import { wgslConstants } from './conv_gemm.js';
 import { fitsU32Indexing } from './util.js';
+import { GELU_WGSL, wgslConstants } from './wgsl.js';
 
 /**
  * Per-channel sums over every other axis in one read of the input, for the seed's batch norm and the
@@ -70,27 +60,6 @@ function largestDivisorUpTo(n: number, limit: number): number {
   for (let d = Math.min(n, limit); d > 1; d--) if (n % d === 0) return d;
   return 1;
 }
-
-/**
- * Exact GELU, z · Φ(z), and its derivative Φ(z) + z · φ(z), with erf as tfjs computes it on every backend
- * (Abramowitz and Stegun 7.1.26), so the fused kernels match the unfused ops.
- */
-export const GELU_WGSL = `
-  fn erfApprox(a : f32) -> f32 {
-    let t = 1.0 / (1.0 + ${backend_util.ERF_P} * abs(a));
-    return sign(a) * (1.0 - (((((${backend_util.ERF_A5} * t + ${backend_util.ERF_A4}) * t) + ${backend_util.ERF_A3}) * t +
-      ${backend_util.ERF_A2}) * t + ${backend_util.ERF_A1}) * t * exp(-abs(a) * abs(a)));
-  }
-  fn normalCdf(z : f32) -> f32 {
-    return (erfApprox(z * ${Math.SQRT1_2}) + 1.0) * 0.5;
-  }
-  fn gelu(z : f32) -> f32 {
-    return z * normalCdf(z);
-  }
-  fn geluDerivative(z : f32) -> f32 {
-    return normalCdf(z) + z * (exp(z * z * -0.5) * ${1 / Math.sqrt(2 * Math.PI)});
-  }
-`;
 
 export type ColumnSumsMode = 'moments' | 'gradSums' | 'geluGradSums' | 'sum' | 'mean';
 
