@@ -10,14 +10,14 @@ import {
   type BatchNormTrainStatsAttrs,
 } from '../names.js';
 import type { ProgramUniform, WebGPUBackendLike } from '../types.js';
-import { columnSums } from './ColumnSums.js';
+import { columnSums } from './column_sums.js';
 import { FlatProgram } from './util.js';
 import { GELU_WGSL } from './wgsl.js';
 
 /**
  * The seed's batch norm (and the GELU after it) as one engine kernel per step: tfjs ops take about 27 per
  * norm (the statistics' unpacking, rstd, scale and shift, the running averages, the per-channel factors
- * of the gradient). Each kernel runs the `ColumnSums.ts` reductions plus small programs here: per-channel
+ * of the gradient). Each kernel runs the column sums (`column_sums.ts`) plus small programs here: per-channel
  * ones over [C], and elementwise ones over [rows, C] (channels last) that read the per-channel values
  * from the packed [4, C] coefficients (mean, rstd, scale, shift). The elementwise backward recomputes
  * g = dy · GELU'(x · scale + shift) from x, so no z, Φ or g tensor is kept.
