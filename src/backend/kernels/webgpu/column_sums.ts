@@ -50,8 +50,8 @@ function sumsPerColumn(mode: ColumnSumsMode, overAll: boolean): number {
   return mode === 'moments' && overAll ? 4 : 2;
 }
 
-/** Whether `columns` channels fit the partial pass's dispatch. @internal */
-export function columnsFit(columns: number): boolean {
+/** Whether `columns` channels fit the partial pass's dispatch. */
+function columnsFit(columns: number): boolean {
   return columns <= MAX_COLUMNS;
 }
 

@@ -4,7 +4,10 @@ import { installOverrides, overridesInstalled, uninstallOverrides } from '../ins
 import { conv2dBackpropFilterConfig } from './Conv2DBackpropFilter.js';
 import { conv2dBackpropInputConfig } from './Conv2DBackpropInput.js';
 import { addScaledNoiseConfig, addScaledNoiseGradConfig } from './AddScaledNoise.js';
-import { batchNormApplyConfig, batchNormCoefficientsConfig, batchNormGradConfig, batchNormTrainStatsConfig } from './BatchNorm.js';
+import { batchNormApplyConfig } from './BatchNormApply.js';
+import { batchNormCoefficientsConfig } from './BatchNormCoefficients.js';
+import { batchNormGradConfig } from './BatchNormGrad.js';
+import { batchNormTrainStatsConfig } from './BatchNormTrainStats.js';
 import { channelGradSumsConfig } from './ChannelGradSums.js';
 import { channelMomentsConfig } from './ChannelMoments.js';
 import { meanConfig } from './Mean.js';
