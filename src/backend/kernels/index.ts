@@ -6,7 +6,7 @@ import { LIBRARY_GRADIENTS } from './gradients.js';
 import { backendsWithOverrides, installGradients, installOverrides, uninstallGradients, uninstallOverrides } from './install.js';
 import { randomConfig as wasmRandomConfig } from './wasm/Random.js';
 import { installWasmTrainingKernels, uninstallWasmTrainingKernels } from './wasm/index.js';
-import { randomConfig as webgpuRandomConfig } from './webgpu/random.js';
+import { randomConfig as webgpuRandomConfig } from './webgpu/Random.js';
 import { installWebGPUTrainingKernels, uninstallWebGPUTrainingKernels } from './webgpu/index.js';
 
 /**
