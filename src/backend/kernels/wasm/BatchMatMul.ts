@@ -23,5 +23,6 @@ function explicitTranspose(kernelName: typeof BatchMatMul | typeof _FusedMatMul)
   };
 }
 
+// _FusedMatMul is BatchMatMul with its bias and activation fused in: the same operands, so the same explicit transposes.
 export const batchMatMulConfig: KernelConfig = { kernelName: BatchMatMul, backendName: WASM, kernelFunc: explicitTranspose(BatchMatMul) };
 export const fusedMatMulConfig: KernelConfig = { kernelName: _FusedMatMul, backendName: WASM, kernelFunc: explicitTranspose(_FusedMatMul) };
