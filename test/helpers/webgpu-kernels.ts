@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'vitest';
-import { originalKernel } from '../../src/backend/kernels/install.js';
 import { webgpuTrainingKernelsInstalled } from '../../src/backend/kernels/webgpu/index.js';
 import { maxRelativeError, seededUniform } from './assert.js';
 import { useBackend } from './backends.js';
 import { liveTensors } from './memory.js';
+
+// Not WebGPU's own: the kernel tests of every backend take them from kernels.ts.
+export { expectRegistered, runTfjsKernel } from './kernels.js';
 
 /**
  * How the WebGPU kernel tests (test/backend/kernels/webgpu-*.test.ts) hold a kernel to the cpu backend: `cases` on
@@ -42,17 +44,6 @@ export async function expectWebGPUMatchesCpu(
     }
   }
   expect(liveTensors()).toBe(before);
-}
-
-/** That `config` is the kernel registered for its name and backend now: the library's override is what runs. */
-export function expectRegistered(config: tf.KernelConfig): void {
-  expect(tf.getKernel(config.kernelName, config.backendName)?.kernelFunc, config.kernelName).toBe(config.kernelFunc);
-}
-
-/** tfjs's own kernel `kernelName` on the active backend: the original that the library's override replaced, if any. */
-export function runTfjsKernel(kernelName: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap): tf.Tensor {
-  const info = originalKernel(kernelName, tf.getBackend()).kernelFunc({ inputs, attrs, backend: tf.backend() }) as tf.TensorInfo;
-  return tf.engine().makeTensorFromTensorInfo(info);
 }
 
 /** `size` uniform values in [offset - 3, offset + 3]: offset from zero, the shifted sums must not cancel when |mean| >> std. */
