@@ -5,6 +5,7 @@
  * @internal
  */
 import type { KernelConfig, KernelFunc, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
+import { CPU } from '../backends.js';
 import { DECODE_IMAGES, type DecodeImagesAttrs } from '../names.js';
 import type { CpuBackendLike } from '../types.js';
 
@@ -85,4 +86,4 @@ const cpuDecodeImages: KernelFunc = ({ inputs, attrs, backend }) => {
   return (backend as unknown as CpuBackendLike).makeTensorInfo([batch, a.size, a.size, a.channels], 'float32', out);
 };
 
-export const decodeImagesConfig: KernelConfig = { kernelName: DECODE_IMAGES, backendName: 'cpu', kernelFunc: cpuDecodeImages };
+export const decodeImagesConfig: KernelConfig = { kernelName: DECODE_IMAGES, backendName: CPU, kernelFunc: cpuDecodeImages };

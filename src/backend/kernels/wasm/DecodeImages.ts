@@ -5,10 +5,10 @@
  * @internal
  */
 import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
+import { WASM } from '../backends.js';
 import { asBytes, decodeImagesImpl, decodeImagesInputs } from '../cpu/DecodeImages.js';
 import { DECODE_IMAGES, type DecodeImagesAttrs } from '../names.js';
 import type { WasmBackendLike } from '../types.js';
-import { WASM } from './util.js';
 
 const wasmDecodeImages: KernelFunc = ({ inputs, attrs, backend }) => {
   const a = attrs as unknown as DecodeImagesAttrs;

@@ -3,9 +3,6 @@ import { originalKernel } from '../install.js';
 import { WASM } from '../backends.js';
 import type { WasmBackendLike } from '../types.js';
 
-// Re-exported for wasm/DecodeImages.ts on the branch that moves it there, which imports it from here.
-export { WASM };
-
 /** Runs tfjs-backend-wasm's own kernel `kernelName` (never one of the library's overrides). */
 export function runWasm(kernelName: string, inputs: NamedTensorInfoMap, attrs: NamedAttrMap | undefined, backend: unknown): TensorInfo {
   return originalKernel(kernelName, WASM).kernelFunc({ inputs, attrs: attrs ?? {}, backend: backend as never }) as TensorInfo;

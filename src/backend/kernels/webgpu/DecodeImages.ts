@@ -8,10 +8,11 @@
  * @internal
  */
 import { Reshape, getKernel, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
+import { WEBGPU } from '../backends.js';
 import { decodeImagesInputs } from '../cpu/DecodeImages.js';
 import { DECODE_IMAGES, type DecodeImagesAttrs } from '../names.js';
 import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
-import { wgslConstants } from './conv_gemm.js';
+import { wgslConstants } from './wgsl.js';
 
 const WORKGROUP = 256;
 
@@ -90,7 +91,7 @@ const webgpuDecodeImages: KernelFunc = ({ inputs, attrs, backend }) => {
   const { plan, lut, parts, batch } = decodeImagesInputs(inputs, a);
   const b = backend as unknown as WebGPUBackendLike;
   const flat = b.runWebGPUProgram(new DecodeImagesProgram(a, batch), [plan, lut, ...parts], 'float32');
-  const out = getKernel(Reshape, 'webgpu')!.kernelFunc({
+  const out = getKernel(Reshape, WEBGPU)!.kernelFunc({
     inputs: { x: flat },
     attrs: { shape: [batch, a.size, a.size, a.channels] },
     backend,
@@ -99,4 +100,4 @@ const webgpuDecodeImages: KernelFunc = ({ inputs, attrs, backend }) => {
   return out;
 };
 
-export const decodeImagesConfig: KernelConfig = { kernelName: DECODE_IMAGES, backendName: 'webgpu', kernelFunc: webgpuDecodeImages };
+export const decodeImagesConfig: KernelConfig = { kernelName: DECODE_IMAGES, backendName: WEBGPU, kernelFunc: webgpuDecodeImages };
