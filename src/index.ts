@@ -136,6 +136,7 @@ export { variableGrads } from './train/variable-grads.js';
 export {
   Trainer,
   NonFiniteLossError,
+  DEFAULT_MAX_LOSS_RISE,
   type TrainOptions,
   type TrainCallbacks,
   type TrainResult,
@@ -164,6 +165,20 @@ export {
   type EvaluateStage,
 } from './train/stages.js';
 export type { StageState, StageCheckpoint, TrainOptimizer, TrainEMA } from './train/contracts.js';
+export {
+  SEED_RECIPE,
+  PLAIN_RECIPE_DEFAULTS,
+  plainRecipe,
+  plainLossStage,
+  plainOptimizerStage,
+  noEmaStage,
+  recipeFor,
+  type Recipe,
+  type RecipeName,
+  type RecipeOption,
+  type PlainRecipeOptions,
+  type TrainRecipe,
+} from './train/recipes.js';
 export type { TrainData, TrainableNet } from './train/trainable.js';
 export { CHECKPOINT_VERSION, type CheckpointSchedule, type TrainCheckpoint } from './train/checkpoint.js';
 export { predictWithFlipTTA } from './train/flip-tta.js';
