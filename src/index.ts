@@ -38,6 +38,7 @@ export { Linear, type LinearArgs } from './layers/linear.js';
 export { CompositeLayer } from './layers/composite.js';
 export { ConvGroup, type ConvGroupArgs } from './layers/conv-group.js';
 export { DiscreteAction, findDiscreteActions, type DiscreteActionArgs } from './layers/discrete-action.js';
+export { withInferenceNoise, type InferenceNoiseOptions } from './layers/inference-noise.js';
 export { Gelu } from './layers/gelu.js';
 export { MaxPool2, GlobalMaxPool } from './layers/pooling.js';
 export {
