@@ -79,8 +79,11 @@ export class NonFiniteLossError extends Error {
 type EpochOutcome = { imagesPerSec: number } | { stop: StopReason; message?: string };
 
 /**
- * The seed's training recipe for any tfjs `LayersModel` that maps NHWC images to logits, run as named
- * stages (`TrainOptions.stages`; the seed's by default): two
+ * A training recipe for any tfjs `LayersModel` that maps NHWC images to logits, run as named stages
+ * (`TrainOptions.stages`). Which recipe fills the stages not given is `TrainOptions.recipe`: by default the
+ * seed's for a model with any of the library's layers, and the plain one (`plainRecipe`: mean loss, one Nesterov SGD
+ * group, no EMA) for a model of stock tfjs layers, which the seed's rates blow up; `Trainer.recipe` says which and
+ * why. The seed's recipe: two
  * SGD groups (weights with `bias` in their name, and the rest) with Nesterov momentum, coupled
  * weight decay and OneCycle schedules; crop/flip (and cutmix in the last epochs) each epoch; the
  * seed's summed, label-smoothed loss; an EMA from epoch `floor(trainEpochs) - ema.epochs`,
@@ -90,8 +93,8 @@ type EpochOutcome = { imagesPerSec: number } | { stop: StopReason; message?: str
  *
  * @remarks
  * Pass a model and its hyperparameters as `{ model, hyp }` (a `SpeedyConvNet` is one), or a bare
- * `LayersModel` to train it with the seed's. The trainer finds the model's `DiscreteAction`
- * layers itself and checkpoints their noise streams. The seed's naming rules apply to any
+ * `LayersModel` to train it with the seed's hyperparameters. The trainer finds the model's `DiscreteAction`
+ * layers itself and checkpoints their noise streams. Under the seed's recipe its naming rules apply to any
  * model: weights named `...bias` go to the bias group, and the EMA copies back every float
  * weight except those with `whiten`, or both `norm` and `weight`, in their names.
  * With `microBatchSize` below the batch size, the gradients of several passes are summed
@@ -101,8 +104,8 @@ type EpochOutcome = { imagesPerSec: number } | { stop: StopReason; message?: str
  * is evaluated after its last epoch, so training without one is refused rather than run to a
  * meaningless loss), and, for the seed's batches stage, a `net.padAmount` or `net.cutmixSize` the
  * crop or cutmix cannot use (`checkHypFitsImages`). Nothing is read back inside a step:
- * the loss is read asynchronously every `logEvery` steps, for progress and to stop on a NaN or
- * infinite loss.
+ * the loss is read asynchronously every `logEvery` steps, for progress, to stop on a NaN or
+ * infinite loss, and to stop a run whose loss rose past `maxLossRise` times its start (stopReason 'diverged').
  */
 export class Trainer {
   readonly model: tfl.LayersModel;
