@@ -266,7 +266,8 @@ function decideRunConfig(
 ): { run: RunConfig; hyp: Hyp } {
   const { saved } = dir;
   const onWasm = report.backend === 'wasm';
-  const perBinding = webgpuImagesPerBinding(report, config.baseDepth);
+  // A resumed run binds at its own base depth, not the flag's default.
+  const perBinding = webgpuImagesPerBinding(report, saved ? saved.run.baseDepth : config.baseDepth);
   const wanted = {
     dataset: config.dataset,
     labels: config.labels,

@@ -940,7 +940,21 @@ describe.skipIf(!HAS_DATA)(
           code,
           out: stdout,
           err,
-        } = await run(['train', ...tiny, '--batch-size', '32', '--epochs', '1', '--conv-precision', 'float16', '--out', out]);
+        } = await run([
+          'train',
+          ...tiny,
+          '--batch-size',
+          '32',
+          '--epochs',
+          '1',
+          '--conv-precision',
+          'float16',
+          // Twice 300 flipped images bind more than 128 MiB (lavapipe's binding) at the default base depth 64, not at 4.
+          '--hyp',
+          'misc.evalBatchSize=300',
+          '--out',
+          out,
+        ]);
         expect(err).not.toContain('tfjs-dataflow-cifar10:');
         expect(code).toBe(0);
         const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as { backend: { convPrecision?: string } };
@@ -949,6 +963,10 @@ describe.skipIf(!HAS_DATA)(
         expect(report).toMatch(/^float32 \(float16 requested, but the device lacks \S+\)$|^float16 on subgroup matrices /);
         expect(stdout).toContain(`, convolutions: ${report}\n`);
         expect(JSON.parse(await readFile(join(out, 'config.json'), 'utf8'))).toMatchObject({ backend: 'webgpu', convPrecision: 'float16' });
+        // --resume checks the binding at the run's base depth, not the default's.
+        const resumed = await run(['train', '--resume', '--out', out]);
+        expect(resumed.err).not.toContain('tfjs-dataflow-cifar10:');
+        expect(resumed.code).toBe(0);
 
         const evaluated = await run([
           'evaluate',
