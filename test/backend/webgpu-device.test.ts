@@ -55,7 +55,7 @@ describe.skipIf(unavailable)(
       expect(deviceOf()).not.toBe(device);
     });
 
-    it("says to read with data() when dataSync() meets a GPU tensor in Node, and still returns values on the CPU", async () => {
+    it('says to read with data() when dataSync() meets a GPU tensor in Node, and still returns values on the CPU', async () => {
       await initBackend('webgpu');
       expect((globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas).toBeUndefined();
       const before = tf.memory().numTensors;
