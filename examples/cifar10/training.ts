@@ -410,6 +410,7 @@ async function trainOneRun({
       },
     });
     record.lrCurve = lrCurve(hyp, trainer.epochSteps, trainer.totalSteps);
+    if (r === 1) say(`Recipe: ${trainer.recipe.name} (${trainer.recipe.reason})`);
     if (run.runs > 1) say(`\nRun ${r}/${run.runs} (seed ${seed})`);
     say(formatTableHeader());
     if (resumed) {
