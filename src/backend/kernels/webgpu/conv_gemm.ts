@@ -18,8 +18,6 @@ import { tensorCoreDeclarations, tensorCoreMain, withHoistedDirectives } from '.
 import { fitsU32Indexing, storedAsFloat32 } from './util.js';
 import { TILE_K, TILE_M, TILE_N, wgslConstants } from './wgsl.js';
 
-// DecodeImages.ts imports wgslConstants from here; it moves to wgsl.js with the DecodeImages kernels' own move.
-export { wgslConstants };
 const THREADS = 256;
 
 /** How a GEMM of M x N outputs over K is cut: `splits` ranges of `kPerSplit` (a multiple of TILE_K). */
