@@ -40,18 +40,6 @@ export { ConvGroup, type ConvGroupArgs } from './layers/conv-group.js';
 export { DiscreteAction, findDiscreteActions, type DiscreteActionArgs } from './layers/discrete-action.js';
 export { Gelu } from './layers/gelu.js';
 export { MaxPool2, GlobalMaxPool } from './layers/pooling.js';
-export {
-  checkBoolean,
-  checkFiniteNonNegative,
-  checkInput,
-  checkOptionalFactor,
-  checkPositiveInt,
-  checkSpatialAtLeast,
-  checkUnitInterval,
-  knownLastAxis,
-  singleInput,
-  singleShape,
-} from './validation.js';
 export type { CallKwargs, LayerArgs } from './layers/types.js';
 
 // Initialisation
@@ -109,7 +97,6 @@ export {
   type Cifar100LabelKind,
   type ParseCifar100Options,
 } from './data/cifar100.js';
-export { readTar, type TarEntry } from './data/tar.js';
 export { CompactImages, compactImages, isCompactImages, normalisationTable, type CompactImagesOptions } from './data/compact.js';
 export {
   epochBatches,
