@@ -9,6 +9,16 @@ import { checkImages, squareStarts } from './masks.js';
  * mask, so for 36 px padded images and a 32 px crop the offset is in 0..3 on each axis.
  * Gathers on the backend (one per 2^24 pixel rows of input); nothing is read back.
  * `random` defaults to the global generator ({@link setGlobalSeed}).
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { DeviceRandom, batchCrop, reflectPad } from 'tfjs-dataflow';
+ *
+ * const images = tf.randomUniform([8, 32, 32, 3]);
+ * // Pad by 2 with reflection, then a random 32x32 window of each 36x36 image.
+ * const cropped = batchCrop(reflectPad(images, 2), 32, new DeviceRandom(1));
+ * ```
  */
 export function batchCrop(images: tf.Tensor, cropSize: number, random?: DeviceRandom): tf.Tensor4D {
   const [batch, height, width, channels] = checkImages('batchCrop', images);

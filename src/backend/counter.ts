@@ -142,10 +142,12 @@ export class KernelCounter {
     return this.snapshot();
   }
 
+  /** Clears the counts; counting goes on. */
   reset(): void {
     this.counts = emptyCounts();
   }
 
+  /** A copy of the counts since the last reset; counting goes on. */
   snapshot(): KernelCounts {
     return structuredClone(this.counts);
   }

@@ -16,7 +16,9 @@ import { DECODE_IMAGES, type DecodeImagesAttrs } from '../backend/kernels/names.
  * WebGPU division may round differently in the last place).
  */
 export class CompactImages {
+  /** Always 4, as a decoded NHWC set's. */
   readonly rank = 4;
+  /** The shape the decoded set would have, `[count, height + 2 pad, width + 2 pad, channels]`. */
   readonly shape: [number, number, number, number];
   /** Images in every part but the last. */
   readonly perPart: number;
@@ -28,11 +30,15 @@ export class CompactImages {
     readonly parts: readonly tf.Tensor2D[],
     /** float32 [C * 256]: normalised value of byte v in channel c at c * 256 + v. */
     readonly lut: tf.Tensor1D,
+    /** Number of images. */
     readonly count: number,
     /** Stored (unpadded) height, width and channels. */
     readonly height: number,
+    /** Stored (unpadded) width. */
     readonly width: number,
+    /** Channels per pixel. */
     readonly channels: number,
+    /** Reflect padding of the decoded images on every side. */
     readonly pad: number,
   ) {
     this.shape = [count, height + 2 * pad, width + 2 * pad, channels];
@@ -44,10 +50,12 @@ export class CompactImages {
     return this.parts.reduce((s, p) => s + p.size * 4, 0) + this.lut.size * 4;
   }
 
+  /** Whether {@link CompactImages.dispose} has run. */
   get isDisposed(): boolean {
     return this.disposedFlag;
   }
 
+  /** Frees the device memory; a second call does nothing. */
   dispose(): void {
     if (this.disposedFlag) return;
     this.disposedFlag = true;
@@ -55,8 +63,8 @@ export class CompactImages {
   }
 
   /**
-   * Decodes `plan` (int32 [B, 4]: image index, top, left, flip per output image) into float32
-   * [B, size, size, C]: the window at (top, left) of each padded image, mirrored where flip is 1.
+   * Decodes `plan` (int32 `[B, 4]`: image index, top, left, flip per output image) into float32
+   * `[B, size, size, C]`: the window at (top, left) of each padded image, mirrored where flip is 1.
    */
   decode(plan: tf.Tensor2D, size: number): tf.Tensor4D {
     if (this.disposedFlag) throw new Error('CompactImages: the set is disposed');
@@ -115,6 +123,7 @@ export function isCompactImages(x: unknown): x is CompactImages {
 export interface CompactImagesOptions {
   /** Per-channel mean and std of the [0, 1]-scaled images; the set is decoded as `(v / 255 - mean) / std`. */
   mean: readonly number[];
+  /** Per-channel std of the [0, 1]-scaled images (see `mean`). */
   std: readonly number[];
   /** Reflect padding of the decoded images on every side; default 0. */
   pad?: number;

@@ -6,8 +6,11 @@ export interface EpochRecord {
   epoch: number;
   /** The seed's logged train loss (per example) at the epoch's last step with epochStep % hyp.misc.logEveryNSteps == 0. */
   trainLoss: number;
+  /** The training accuracy logged with `trainLoss`, in [0, 1]. */
   trainAcc: number;
+  /** Loss on the evaluation split (the evaluate stage's: the seed's label-smoothed cross-entropy with flip TTA). */
   valLoss: number;
+  /** Accuracy on the evaluation split, in [0, 1]. */
   valAcc: number;
   /** Null before the EMA starts. */
   emaValAcc: number | null;
@@ -21,13 +24,17 @@ export interface EpochRecord {
   lr: number;
 }
 
+/** What {@link TrainCallbacks.onStep} is told after each step. */
 export interface StepInfo {
+  /** 0-based epoch of the step. */
   epoch: number;
   /** Steps completed in total (1 after the first step). */
   step: number;
   /** Steps completed in this epoch. */
   epochStep: number;
+  /** Steps in this epoch. */
   epochSteps: number;
+  /** Steps in the run. */
   totalSteps: number;
   /** Learning rate the step used (non-bias group). */
   lr: number;
@@ -46,10 +53,14 @@ export interface StepInfo {
 /** How a run ended. */
 export type StopReason = 'completed' | 'stopped' | 'non-finite-loss';
 
+/** What {@link Trainer.run} returns: the table's rows and how the run ended. */
 export interface TrainResult {
+  /** One row per epoch evaluated. */
   records: EpochRecord[];
+  /** How the run ended. */
   stopReason: StopReason;
   /** Set when stopReason is 'non-finite-loss'. */
   message?: string;
+  /** Training-loop time in seconds (evaluation excluded). */
   totalTimeSeconds: number;
 }

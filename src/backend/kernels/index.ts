@@ -19,6 +19,7 @@ const LIBRARY_KERNELS: Readonly<Record<string, readonly KernelConfig[]>> = {
   webgpu: [webgpuRandomConfig, webgpuDecodeImagesConfig],
 };
 
+/** Options of installing the library's kernels on the current backend. */
 export interface InstallLibraryKernelsOptions {
   /** Install the backend's training kernels (wasm, webgpu) over tfjs's own; false restores tfjs's. Default true. */
   trainingKernels?: boolean;
