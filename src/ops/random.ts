@@ -44,13 +44,6 @@ function checkSeed(where: string, seed: number): void {
  *
  * @example
  * ```ts
- * const rng = new DeviceRandom(42);
- * const noise = rng.normal([8, 16, 16, 64]);
- * const order = rng.permutation(50000);
- * ```
- *
- * @example
- * ```ts
  * import { DeviceRandom } from 'tfjs-dataflow';
  *
  * const random = new DeviceRandom(42);

@@ -2,7 +2,7 @@
 // the folder of src/ that defines it, so the reference reads by concern rather than as one alphabetical list and a
 // new export needs no tag. An explicit `@category` tag in a comment wins.
 import { relative } from 'node:path';
-import { CommentTag, Converter, ReflectionKind } from 'typedoc';
+import { Comment, CommentTag, Converter, ReflectionKind } from 'typedoc';
 
 /** The concern of a file of src/, by its path relative to src/. */
 export function categoryOf(file) {
@@ -42,6 +42,12 @@ export function load(app) {
         const category = categoryOf(relative(root, file));
         if (!category) continue;
         const tag = new CommentTag('@category', [{ kind: 'text', text: category }]);
+        if (reflection.isReference?.()) {
+          // The /node entry's re-export of an item of the main entry: filed where the item is.
+          reflection.comment ??= new Comment();
+          reflection.comment.blockTags.push(tag);
+          continue;
+        }
         // Where the item's documentation is: a function's on its signature, else on the item itself. An item with
         // none stays as it is, so that the validation reports it undocumented.
         const holder = reflection.comment ? reflection : reflection.signatures?.find((s) => s.comment);
