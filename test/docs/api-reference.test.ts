@@ -29,7 +29,7 @@ function sourceFiles(dir: string): string[] {
 }
 
 /** The fenced blocks of each `@example` tag in one source file's doc comments, with the declaration after each. */
-export function examplesIn(text: string, file: string): Example[] {
+function examplesIn(text: string, file: string): Example[] {
   const examples: Example[] = [];
   const lines = text.split('\n');
   let open: { line: number; code: string[] } | null = null;
