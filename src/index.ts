@@ -38,6 +38,7 @@ export { Linear, type LinearArgs } from './layers/linear.js';
 export { CompositeLayer } from './layers/composite.js';
 export { ConvGroup, type ConvGroupArgs } from './layers/conv-group.js';
 export { DiscreteAction, findDiscreteActions, type DiscreteActionArgs } from './layers/discrete-action.js';
+export { withInferenceNoise, type InferenceNoiseOptions } from './layers/inference-noise.js';
 export { Gelu } from './layers/gelu.js';
 export { MaxPool2, GlobalMaxPool } from './layers/pooling.js';
 export type { CallKwargs, LayerArgs } from './layers/types.js';
@@ -123,6 +124,7 @@ export { variableGrads } from './train/variable-grads.js';
 export {
   Trainer,
   NonFiniteLossError,
+  DEFAULT_MAX_LOSS_RISE,
   type TrainOptions,
   type TrainCallbacks,
   type TrainResult,
@@ -151,6 +153,20 @@ export {
   type EvaluateStage,
 } from './train/stages.js';
 export type { StageState, StageCheckpoint, TrainOptimizer, TrainEMA } from './train/contracts.js';
+export {
+  SEED_RECIPE,
+  PLAIN_RECIPE_DEFAULTS,
+  plainRecipe,
+  plainLossStage,
+  plainOptimizerStage,
+  noEmaStage,
+  recipeFor,
+  type Recipe,
+  type RecipeName,
+  type RecipeOption,
+  type PlainRecipeOptions,
+  type TrainRecipe,
+} from './train/recipes.js';
 export type { TrainData, TrainableNet } from './train/trainable.js';
 export { CHECKPOINT_VERSION, type CheckpointSchedule, type TrainCheckpoint } from './train/checkpoint.js';
 export { predictWithFlipTTA } from './train/flip-tta.js';

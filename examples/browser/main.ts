@@ -550,7 +550,9 @@ async function runTrainer(s: Session, checkpoint: TrainCheckpoint | null): Promi
   trainer.dispose();
   s.trainer = null;
   Object.values(charts).forEach((c) => c.draw());
-  if (result.stopReason === 'non-finite-loss') throw new Error(result.message ?? 'the loss became NaN or infinite');
+  if (result.stopReason === 'non-finite-loss' || result.stopReason === 'diverged') {
+    throw new Error(result.message ?? 'the loss became NaN or infinite');
+  }
   if (result.stopReason === 'completed') {
     renderTable(true);
     const last = result.records[result.records.length - 1];

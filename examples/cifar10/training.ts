@@ -266,7 +266,8 @@ function decideRunConfig(
 ): { run: RunConfig; hyp: Hyp } {
   const { saved } = dir;
   const onWasm = report.backend === 'wasm';
-  const perBinding = webgpuImagesPerBinding(report, config.baseDepth);
+  // A resumed run binds at its own base depth, not the flag's default.
+  const perBinding = webgpuImagesPerBinding(report, saved ? saved.run.baseDepth : config.baseDepth);
   const wanted = {
     dataset: config.dataset,
     labels: config.labels,
@@ -409,6 +410,7 @@ async function trainOneRun({
       },
     });
     record.lrCurve = lrCurve(hyp, trainer.epochSteps, trainer.totalSteps);
+    if (r === 1) say(`Recipe: ${trainer.recipe.name} (${trainer.recipe.reason})`);
     if (run.runs > 1) say(`\nRun ${r}/${run.runs} (seed ${seed})`);
     say(formatTableHeader());
     if (resumed) {

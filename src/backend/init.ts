@@ -1,5 +1,6 @@
 import { backend, engine, getBackend, ready, registerBackend, removeBackend, setBackend } from '@tensorflow/tfjs-core';
 import { watchDeviceErrors } from './device-errors.js';
+import { explainSyncReads } from './sync-reads.js';
 import { installLibraryKernels } from './kernels/index.js';
 import {
   registerSubgroupMatrixDevice,
@@ -186,7 +187,9 @@ function registerLibraryWebGPUFactory(platform: Platform, webgpu: typeof import(
     const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
     if (device.features.has(SUBGROUP_MATRIX_FEATURE)) registerSubgroupMatrixDevice(device, subgroupMatrixDeviceOf(info));
     watchDeviceErrors(device);
-    return new webgpu.WebGPUBackend(device, info);
+    const created = new webgpu.WebGPUBackend(device, info);
+    explainSyncReads(created as unknown as Parameters<typeof explainSyncReads>[0]);
+    return created;
   };
   libraryFactories.add(factory);
   registerBackend('webgpu', factory, 3);

@@ -56,6 +56,8 @@ export class DiscreteAction extends tfl.layers.Layer {
   readonly seed: number;
   /** The layer's generator; `getState` / `setState` checkpoint its noise stream. */
   readonly random: DeviceRandom;
+  /** Set by `withInferenceNoise` for the calls it runs: replaces `noiseAtInference` (undefined: the layer's own). @internal */
+  inferenceNoiseOverride: boolean | undefined = undefined;
 
   constructor(args: DiscreteActionArgs = {}) {
     super(withDefaultName(args, 'DiscreteAction'));
@@ -77,7 +79,7 @@ export class DiscreteAction extends tfl.layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor {
     return tf.tidy(() => {
       const x = singleInput(inputs, `DiscreteAction '${this.name}'`);
-      if (!(kwargs?.training === true) && !this.noiseAtInference) return stopGradient(x);
+      if (!(kwargs?.training === true) && !(this.inferenceNoiseOverride ?? this.noiseAtInference)) return stopGradient(x);
       try {
         return simulateDiscreteAction(x, { noiseStd: this.noiseStd, detachStd: this.detachStd, random: this.random });
       } catch (e) {

@@ -234,8 +234,8 @@ export const SEED_STAGES: Readonly<Required<TrainStages>> = Object.freeze({
   evaluate: seedEvaluateStage,
 });
 
-/** `stages` with the seed's in every place left out, each checked to be what its place takes. */
-export function resolveStages(stages: TrainStages | undefined): Required<TrainStages> {
+/** `stages` with the recipe's (the seed's unless given) in every place left out, each checked to be what its place takes. */
+export function resolveStages(stages: TrainStages | undefined, base: Readonly<Required<TrainStages>> = SEED_STAGES): Required<TrainStages> {
   if (stages != null && typeof stages !== 'object') throw new Error(`Trainer: stages must be an object of stages, got ${String(stages)}`);
   const given = stages ?? {};
   for (const key of Object.keys(given)) {
@@ -243,7 +243,7 @@ export function resolveStages(stages: TrainStages | undefined): Required<TrainSt
       throw new Error(`Trainer: unknown stage '${key}'; expected one of ${STAGE_NAMES.join(', ')}`);
   }
   const resolved = {
-    ...SEED_STAGES,
+    ...base,
     ...Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined)),
   } as Required<TrainStages>;
   for (const name of ['loss', 'batches', 'optimizer', 'evaluate'] as const) {

@@ -8,6 +8,7 @@ import { accuracy } from '../ops/loss.js';
 import { DeviceRandom, type DeviceRandomState } from '../ops/random.js';
 import { CHECKPOINT_VERSION, checkCheckpoint, checkpointWeights, type CheckpointSchedule, type TrainCheckpoint } from './checkpoint.js';
 import type { StageCheckpoint, StageState, TrainEMA, TrainOptimizer } from './contracts.js';
+import { checkHypForRecipe, resolveRecipe, type RecipeOption, type TrainRecipe } from './recipes.js';
 import { trainSchedule } from './schedule.js';
 import {
   STAGE_NAMES,
@@ -23,6 +24,9 @@ import type { EpochRecord, StepInfo, StopReason, TrainResult } from './types.js'
 import { variableGrads } from './variable-grads.js';
 
 export type { EpochRecord, StepInfo, StopReason, TrainResult } from './types.js';
+
+/** `TrainOptions.maxLossRise`'s default. */
+export const DEFAULT_MAX_LOSS_RISE = 10;
 
 /** Functions a {@link Trainer} calls as it runs: progress, and a place to checkpoint. */
 export interface TrainCallbacks {
@@ -45,10 +49,23 @@ export interface TrainOptions {
   /** Evaluate on the eval split after every epoch (else only after the last). Default true. */
   evalEveryEpoch?: boolean;
   /**
-   * The recipe's stages (loss, batches, optimizer, ema, evaluate); each left out is the seed's
-   * (`SEED_STAGES` in src/train/stages.ts). A stage with state of its own implements `StageCheckpoint`.
+   * The recipe whose stages run where `stages` gives none: 'seed' (`SEED_RECIPE`, tuned for the seed's net), 'plain'
+   * (`plainRecipe()`: mean loss, one Nesterov SGD group, no EMA; for a model of stock tfjs layers), a recipe such as
+   * `plainRecipe({ lr: 0.02 })`, or 'auto' (the default): the seed's for a model with any of the library's layers,
+   * else the plain one (`recipeFor`). `Trainer.recipe` and `TrainResult.recipe` say which ran and why.
+   */
+  recipe?: RecipeOption;
+  /**
+   * Stages of your own (loss, batches, optimizer, ema, evaluate); each left out is the recipe's. A stage with state
+   * of its own implements `StageCheckpoint`.
    */
   stages?: TrainStages;
+  /**
+   * The run stops as diverged (stopReason 'diverged', with a message naming the knob to turn) when a logged
+   * training loss exceeds this many times the larger of the run's first logged loss and chance level, `ln(classes)`
+   * (the loss of uniform logits). Default 10; `Infinity` never stops.
+   */
+  maxLossRise?: number;
 }
 
 /** Thrown by {@link Trainer.run} when the training loss becomes NaN or infinite; `step` and `value` say when and what. */
@@ -68,8 +85,11 @@ export class NonFiniteLossError extends Error {
 type EpochOutcome = { imagesPerSec: number } | { stop: StopReason; message?: string };
 
 /**
- * The seed's training recipe for any tfjs `LayersModel` that maps NHWC images to logits, run as named
- * stages (`TrainOptions.stages`; the seed's by default): two
+ * A training recipe for any tfjs `LayersModel` that maps NHWC images to logits, run as named stages
+ * (`TrainOptions.stages`). Which recipe fills the stages not given is `TrainOptions.recipe`: by default the
+ * seed's for a model with any of the library's layers, and the plain one (`plainRecipe`: mean loss, one Nesterov SGD
+ * group, no EMA) for a model of stock tfjs layers, which the seed's rates blow up; `Trainer.recipe` says which and
+ * why. The seed's recipe: two
  * SGD groups (weights with `bias` in their name, and the rest) with Nesterov momentum, coupled
  * weight decay and OneCycle schedules; crop/flip (and cutmix in the last epochs) each epoch; the
  * seed's summed, label-smoothed loss; an EMA from epoch `floor(trainEpochs) - ema.epochs`,
@@ -79,8 +99,8 @@ type EpochOutcome = { imagesPerSec: number } | { stop: StopReason; message?: str
  *
  * @remarks
  * Pass a model and its hyperparameters as `{ model, hyp }` (a `SpeedyConvNet` is one), or a bare
- * `LayersModel` to train it with the seed's. The trainer finds the model's `DiscreteAction`
- * layers itself and checkpoints their noise streams. The seed's naming rules apply to any
+ * `LayersModel` to train it with the seed's hyperparameters. The trainer finds the model's `DiscreteAction`
+ * layers itself and checkpoints their noise streams. Under the seed's recipe its naming rules apply to any
  * model: weights named `...bias` go to the bias group, and the EMA copies back every float
  * weight except those with `whiten`, or both `norm` and `weight`, in their names.
  * With `microBatchSize` below the batch size, the gradients of several passes are summed
@@ -90,8 +110,8 @@ type EpochOutcome = { imagesPerSec: number } | { stop: StopReason; message?: str
  * is evaluated after its last epoch, so training without one is refused rather than run to a
  * meaningless loss), and, for the seed's batches stage, a `net.padAmount` or `net.cutmixSize` the
  * crop or cutmix cannot use (`checkHypFitsImages`). Nothing is read back inside a step:
- * the loss is read asynchronously every `logEvery` steps, for progress and to stop on a NaN or
- * infinite loss.
+ * the loss is read asynchronously every `logEvery` steps, for progress, to stop on a NaN or
+ * infinite loss, and to stop a run whose loss rose past `maxLossRise` times its start (stopReason 'diverged').
  *
  * @example
  * ```ts
@@ -132,10 +152,13 @@ export class Trainer {
   readonly emaStartEpoch: number;
   /** Side of the network's input images (the crop size), in pixels. */
   readonly imageSize: number;
-  /** The stages this trainer runs, the seed's where none was given. */
+  /** The stages this trainer runs, the recipe's where none was given. */
   readonly stages: Required<TrainStages>;
-  private readonly options: Required<Omit<TrainOptions, 'callbacks' | 'stages'>> & { callbacks: TrainCallbacks };
+  /** The recipe this trainer runs and why (given, or chosen from the model's layers), with a line to print. */
+  readonly recipe: TrainRecipe;
+  private readonly options: Required<Omit<TrainOptions, 'callbacks' | 'stages' | 'recipe'>> & { callbacks: TrainCallbacks };
   private readonly context: StageContext;
+  private readonly divergenceAdvice: string;
   private readonly optimizer: TrainOptimizer;
   private readonly trainable: tf.Variable[];
   private readonly random: DeviceRandom;
@@ -151,6 +174,9 @@ export class Trainer {
   private running = false;
   private disposed = false;
   private nonFinite: NonFiniteLossError | null = null;
+  /** The first loss this run read, and the message once a later one rose past `maxLossRise` times it. */
+  private firstLoss: number | null = null;
+  private diverged: string | null = null;
   /** The epoch's logged training loss (per example) and accuracy, already read back. */
   private lastLogged: { loss: number; acc: number } | null = null;
 
@@ -177,7 +203,12 @@ export class Trainer {
         `Trainer: logEvery must be a positive integer (steps between loss reads), got ${typeof logEvery === 'string' ? `'${logEvery}'` : String(logEvery)}`,
       );
     }
-    this.stages = resolveStages(options.stages);
+    const ownStages = STAGE_NAMES.filter((name) => options.stages?.[name] !== undefined);
+    const { recipe, report } = resolveRecipe(options.recipe, this.model, ownStages);
+    this.recipe = report;
+    this.divergenceAdvice = ownStages.includes('optimizer') ? "lower your optimizer stage's learning rate" : recipe.onDivergence;
+    this.stages = resolveStages(options.stages, recipe.stages);
+    checkHypForRecipe(this.hyp, recipe, ownStages);
     // Checked here: a padding the crop cannot use, or a patch larger than the crop, fails inside an epoch's batches,
     // after their tensors exist. Only for the seed's batches stage: a stage of one's own crops (or not) as it likes.
     if (this.stages.batches === seedBatchesStage) {
@@ -187,10 +218,17 @@ export class Trainer {
         throw new Error(`Trainer: ${(e as Error).message}`);
       }
     }
+    const maxLossRise = options.maxLossRise ?? DEFAULT_MAX_LOSS_RISE;
+    if (!(typeof maxLossRise === 'number' && maxLossRise > 1)) {
+      throw new Error(
+        `Trainer: maxLossRise must be a number above 1 (Infinity turns the divergence check off), got ${typeof maxLossRise === 'string' ? `'${maxLossRise}'` : String(maxLossRise)}`,
+      );
+    }
     this.options = {
       seed: options.seed ?? 0,
       microBatchSize: this.microBatchSize,
       logEvery,
+      maxLossRise,
       evalEveryEpoch: options.evalEveryEpoch ?? true,
       callbacks: options.callbacks ?? {},
     };
@@ -294,6 +332,7 @@ export class Trainer {
         const info = await this.trainOneStep(batch, steps, clock);
         await this.options.callbacks.onStep?.(info);
         if (this.nonFinite) return { stop: 'non-finite-loss', message: this.nonFinite.message };
+        if (this.diverged) return { stop: 'diverged', message: this.diverged };
         if (this.stopRequested) return { stop: 'stopped' };
       }
     } finally {
@@ -365,11 +404,38 @@ export class Trainer {
       // Either can be the first to go: a finite sum scaled by a zero loss batch size is 0/0 per example.
       if (!Number.isFinite(lossValue[0]!) || !Number.isFinite(info.loss)) {
         this.nonFinite = new NonFiniteLossError(this.step, Number.isFinite(lossValue[0]!) ? info.loss : lossValue[0]!);
+      } else {
+        this.checkDivergence(info.loss);
       }
       if (tableStep) this.lastLogged = { loss: info.loss, acc: info.acc };
     }
     info.imagesPerSec = clock.imagesPerSec;
     return info;
+  }
+
+  /**
+   * Marks the run diverged when `loss` is over `maxLossRise` times the larger of the first loss read and chance level.
+   *
+   * @remarks
+   * Chance level, `ln(classes)`, is the cross-entropy of uniform logits whatever the label smoothing: a loss above it
+   * is worse than knowing nothing, and ten times above both it and the start is no fluctuation. The floor also keeps
+   * a run that starts low (resumed, or fine-tuning a trained net) from stopping on ordinary noise. The first loss is
+   * this `run()`'s (a resumed run measures from its own first read).
+   */
+  private checkDivergence(loss: number): void {
+    if (this.firstLoss == null) {
+      this.firstLoss = loss;
+      return;
+    }
+    const classes = this.data.train.targets.shape[1];
+    const chance = Math.log(classes);
+    const limit = this.options.maxLossRise * Math.max(this.firstLoss, chance);
+    if (!(loss > limit)) return;
+    const rise = this.options.maxLossRise;
+    this.diverged =
+      `training loss ${fmt(loss)} at step ${this.step} is over ${rise}x the larger of its first logged value ${fmt(this.firstLoss)} ` +
+      `and chance level ln(${classes}) = ${fmt(chance)}: the run diverged under the ${this.recipe.name} recipe; ${this.divergenceAdvice} ` +
+      '(TrainOptions.maxLossRise sets this check)';
   }
 
   /** The EMA stage's schedule: made from the live model at its first due step, updated (and copied back) at each one after. */
@@ -397,7 +463,14 @@ export class Trainer {
 
   private finish(stopReason: StopReason, message?: string): TrainResult {
     this.stopRequested = false;
-    const result: TrainResult = { records: [...this.records], stopReason, totalTimeSeconds: this.totalTimeSeconds };
+    this.diverged = null;
+    this.firstLoss = null;
+    const result: TrainResult = {
+      records: [...this.records],
+      stopReason,
+      totalTimeSeconds: this.totalTimeSeconds,
+      recipe: { ...this.recipe, ownStages: [...this.recipe.ownStages] },
+    };
     if (message !== undefined) result.message = message;
     return result;
   }
@@ -683,6 +756,11 @@ function checkOptimizer(optimizer: TrainOptimizer): TrainOptimizer {
     );
   }
   return optimizer;
+}
+
+/** A loss for a message: four significant digits. */
+function fmt(x: number): string {
+  return Number(x.toPrecision(4)).toString();
 }
 
 /** `total + next` (both taken over), or `next` when there is no total yet. */

@@ -1,5 +1,7 @@
 // The records a training run reports, shared by the Trainer, its checkpoints and its stages.
 
+import type { TrainRecipe } from './recipes.js';
+
 /** One row of the seed's table, plus what the CLI and the browser example show. */
 export interface EpochRecord {
   /** 0-based, as the seed prints it. */
@@ -50,8 +52,11 @@ export interface StepInfo {
   imagesPerSec: number;
 }
 
-/** How a run ended. */
-export type StopReason = 'completed' | 'stopped' | 'non-finite-loss';
+/**
+ * How a run ended: 'diverged' when a logged loss rose past `TrainOptions.maxLossRise` times its start (and chance
+ * level), 'non-finite-loss' on a NaN or infinite loss.
+ */
+export type StopReason = 'completed' | 'stopped' | 'non-finite-loss' | 'diverged';
 
 /** What {@link Trainer.run} returns: the table's rows and how the run ended. */
 export interface TrainResult {
@@ -59,8 +64,10 @@ export interface TrainResult {
   records: EpochRecord[];
   /** How the run ended. */
   stopReason: StopReason;
-  /** Set when stopReason is 'non-finite-loss'. */
+  /** Set when stopReason is 'non-finite-loss' or 'diverged': what happened, and for 'diverged' which knob to turn. */
   message?: string;
   /** Training-loop time in seconds (evaluation excluded). */
   totalTimeSeconds: number;
+  /** The recipe the run trained with, and why (as `Trainer.recipe`). */
+  recipe: TrainRecipe;
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { convTolerance, describeEachBackendAndWebGPUKernelSet, useBackend } from '../helpers/backends.js';
 import { maxRelativeError } from '../helpers/assert.js';
 import { liveTensors } from '../helpers/memory.js';
@@ -69,60 +69,4 @@ describeEachBackendAndWebGPUKernelSet('conv2d forward and gradients match the cp
       expect(liveTensors()).toBe(before);
     });
   }
-});
-
-describe('wasm training kernels', () => {
-  it('cover strided convolutions (filter gradient via dilation, input gradient via fallback)', async () => {
-    const c = { x: [2, 9, 9, 3] as [number, number, number, number], k: [3, 3] as [number, number], cout: 4 };
-    const run = () =>
-      tf.tidy(() => {
-        const x = tf.tensor4d(seeded(c.x, 4), c.x);
-        const w = tf.tensor4d(seeded([3, 3, 3, 4], 5), [3, 3, 3, 4]);
-        const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same')));
-        return tf
-          .grads(f)([x, w])
-          .map((t) => t.dataSync() as Float32Array);
-      });
-    await useBackend('cpu');
-    const expected = run();
-    await useBackend('wasm');
-    const actual = run();
-    expect(maxRelativeError(actual[0]!, expected[0]!)).toBeLessThanOrEqual(1e-4);
-    expect(maxRelativeError(actual[1]!, expected[1]!)).toBeLessThanOrEqual(1e-4);
-  });
-
-  it('route max-pool gradients like the cpu backend, for many channels, strides and padding', async () => {
-    for (const [shape, size, stride, pad] of [
-      [[2, 6, 6, 5], 2, 2, 'valid'],
-      [[2, 7, 7, 3], 2, 2, 'valid'],
-      [[1, 7, 6, 4], 3, 2, 'same'],
-      [[2, 5, 5, 2], 3, 1, 'same'],
-    ] as const) {
-      const x = seeded([...shape], 8);
-      const run = () =>
-        tf.tidy(() => {
-          const input = tf.tensor4d(x, [...shape] as [number, number, number, number]);
-          const f = (a: tf.Tensor) => {
-            const pooled = tf.maxPool(a as tf.Tensor4D, size, stride, pad);
-            // Distinct weights per output position and channel, so a misrouted gradient shows.
-            return tf.sum(tf.mul(pooled, tf.reshape(tf.range(1, 1 + pooled.size), pooled.shape)));
-          };
-          return tf.grad(f)(input).dataSync() as Float32Array;
-        });
-      await useBackend('cpu');
-      const expected = run();
-      await useBackend('wasm');
-      expect(maxRelativeError(run(), expected), `${shape} pool ${size} stride ${stride} ${pad}`).toBeLessThanOrEqual(1e-6);
-    }
-  });
-
-  it('match transposed matMul on wasm', async () => {
-    const a = seeded([3, 5, 4], 6);
-    const b = seeded([3, 6, 5], 7);
-    const run = () => tf.tidy(() => tf.matMul(tf.tensor3d(a, [3, 5, 4]), tf.tensor3d(b, [3, 6, 5]), true, true).dataSync() as Float32Array);
-    await useBackend('cpu');
-    const expected = run();
-    await useBackend('wasm');
-    expect(maxRelativeError(run(), expected)).toBeLessThanOrEqual(1e-5);
-  });
 });

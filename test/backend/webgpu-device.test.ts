@@ -54,5 +54,22 @@ describe.skipIf(unavailable)(
       await initBackend('webgpu', { webgpuConvPrecision: 'float16' });
       expect(deviceOf()).not.toBe(device);
     });
+
+    it('says to read with data() when dataSync() meets a GPU tensor in Node, and still returns values on the CPU', async () => {
+      await initBackend('webgpu');
+      expect((globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas).toBeUndefined();
+      const before = tf.memory().numTensors;
+      const onCpu = tf.tensor1d([1, 2, 3]);
+      expect(Array.from(onCpu.dataSync())).toEqual([1, 2, 3]);
+      // Large enough that tfjs-backend-webgpu does not hand the add to its CPU path (1,000 values or fewer).
+      const onGpu = tf.tidy(() => tf.add(tf.tile(onCpu, [1000]), 1));
+      expect(() => onGpu.dataSync()).toThrow(/cannot read a WebGPU tensor in Node.*await tensor\.data\(\)/);
+      expect(() => onGpu.arraySync()).toThrow(/await tensor\.array\(\)/);
+      expect(Array.from((await onGpu.data()).slice(0, 4))).toEqual([2, 3, 4, 2]);
+      // Once read, its values are on the CPU too.
+      expect(Array.from(onGpu.dataSync().slice(0, 4))).toEqual([2, 3, 4, 2]);
+      tf.dispose([onCpu, onGpu]);
+      expect(tf.memory().numTensors).toBe(before);
+    });
   },
 );

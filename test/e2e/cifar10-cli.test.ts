@@ -584,6 +584,7 @@ describe.skipIf(!HAS_DATA)(
 
         expect(stdout).toContain('Backend: wasm');
         expect(stdout).toContain('Micro-batch: 256 images per pass, 1 pass per step (chosen for wasm');
+        expect(stdout).toContain("Recipe: seed (the model is built from the library's layers: WhiteningConv 'initial_block_whiten'");
         expect(stdout).toContain(
           '|  epoch  |  train_loss  |  val_loss  |  train_acc  |  val_acc  |  ema_val_acc  |  total_time_seconds  |',
         );
@@ -825,7 +826,7 @@ describe.skipIf(!HAS_DATA)(
     );
 
     it(
-      'stops on a non-finite loss, naming the step, with a non-zero exit, never checkpoints the diverged net, and leaves no tensor behind',
+      'stops on a non-finite or diverging loss, naming the step, with a non-zero exit, never checkpoints the diverged net, and leaves no tensor behind',
       async () => {
         const out = join(root, 'nan');
         // Counted on the backend the run uses (main() makes it the active one).
@@ -867,8 +868,9 @@ describe.skipIf(!HAS_DATA)(
         expect(existsSync(join(out, 'checkpoint'))).toBe(false);
         expect(existsSync(join(out, 'model'))).toBe(false);
 
-        // A NaN training loss (read every few steps, four steps an epoch) after a finished epoch: the same, the checkpoint kept.
-        const later = join(root, 'nan-later');
+        // A training loss that rises past 10x its start (and chance) after a finished epoch: stopped as diverged, naming
+        // the knob, the checkpoint kept. The rate peaks late (percentStart 0.9), so epoch 1 ends at a loss of about 15.
+        const later = join(root, 'diverged-later');
         const stopped = await run([
           'train',
           '--backend',
@@ -886,14 +888,19 @@ describe.skipIf(!HAS_DATA)(
           '--epochs',
           '4',
           '--hyp',
-          'opt.nonBiasLr=30',
+          'opt.nonBiasLr=0.3',
           '--hyp',
-          'opt.biasLr=30',
+          'opt.biasLr=0.3',
+          '--hyp',
+          'opt.percentStart=0.9',
           '--out',
           later,
         ]);
         expect(stopped.code).toBe(1);
-        expect(stopped.err).toMatch(/Stopped: training loss became NaN at step \d+ .*The last epoch's checkpoint in .* is untouched/);
+        expect(stopped.err).toMatch(
+          /Stopped: training loss [\d.e+]+ at step \d+ is over 10x the larger of its first logged value [\d.]+ and chance level ln\(10\) = 2\.303: the run diverged under the seed recipe; lower the learning rate \(hyp\.opt\.nonBiasLr.*The last epoch's checkpoint in .* is untouched/,
+        );
+        expect(existsSync(join(later, 'checkpoint'))).toBe(true);
         expect(liveTensors()).toBe(before);
       },
       LONG,
@@ -933,7 +940,21 @@ describe.skipIf(!HAS_DATA)(
           code,
           out: stdout,
           err,
-        } = await run(['train', ...tiny, '--batch-size', '32', '--epochs', '1', '--conv-precision', 'float16', '--out', out]);
+        } = await run([
+          'train',
+          ...tiny,
+          '--batch-size',
+          '32',
+          '--epochs',
+          '1',
+          '--conv-precision',
+          'float16',
+          // Twice 300 flipped images bind more than 128 MiB (lavapipe's binding) at the default base depth 64, not at 4.
+          '--hyp',
+          'misc.evalBatchSize=300',
+          '--out',
+          out,
+        ]);
         expect(err).not.toContain('tfjs-dataflow-cifar10:');
         expect(code).toBe(0);
         const metrics = JSON.parse(await readFile(join(out, 'metrics.json'), 'utf8')) as { backend: { convPrecision?: string } };
@@ -942,6 +963,10 @@ describe.skipIf(!HAS_DATA)(
         expect(report).toMatch(/^float32 \(float16 requested, but the device lacks \S+\)$|^float16 on subgroup matrices /);
         expect(stdout).toContain(`, convolutions: ${report}\n`);
         expect(JSON.parse(await readFile(join(out, 'config.json'), 'utf8'))).toMatchObject({ backend: 'webgpu', convPrecision: 'float16' });
+        // --resume checks the binding at the run's base depth, not the default's.
+        const resumed = await run(['train', '--resume', '--out', out]);
+        expect(resumed.err).not.toContain('tfjs-dataflow-cifar10:');
+        expect(resumed.code).toBe(0);
 
         const evaluated = await run([
           'evaluate',

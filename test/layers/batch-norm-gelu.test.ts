@@ -275,7 +275,7 @@ function reference(
 /**
  * The error a correct float32 computation may show against `reference`, per element: the fused suites' bound,
  * derived from f32's unit roundoff u = 2^-24 and the data alone, never from a backend's results (so a bug in the
- * ColumnSums kernels that both BatchNorm paths share cannot widen it).
+ * column sums (src/backend/kernels/webgpu/column_sums.ts) that both BatchNorm paths share cannot widen it).
  *
  * @remarks
  * A float32 sum of n terms, in any order, is within γ = exp(λ√n u + n u²) − 1 of exact relative to the sum of the

@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // and once beside the design card's `@tensorflow/tfjs@4.22.0`, where npm adds the wasm backend as a peer. In each,
 // an ESM and a CommonJS script set the backend as `initBackend()` picks it (wasm: no GPU, no tfjs-node here),
 // build a model from the library's layers (ConvGroup, DiscreteAction, ...), train it a few steps with Trainer,
-// save it and load it back. In the first, tsc checks both entries' types under moduleResolution node10, node16,
+// save it, load it back and predict with a seed (the same logits as the trained model's); then the same for a
+// model of stock tfjs layers, which the Trainer trains with its plain recipe. In the first, tsc checks both entries' types under moduleResolution node10, node16,
 // nodenext and bundler.
 // npm installs against its cache first (`--prefer-offline`); .ci/run fills the cache before `npm test`.
 // The test skips, saying why, only when npm is missing or neither the cache nor the registry has a package.
@@ -104,6 +105,29 @@ for (const [i, w] of model.weights.entries()) {
   const b = await loaded.weights[i].read().data();
   sameWeights = sameWeights && w.originalName === loaded.weights[i].originalName && a.every((v, j) => v === b[j]);
 }
+// Predictions of the loaded model: seeded, the same as the trained model's bit for bit; unseeded, the seed's noise.
+const logitsOf = async (m, options) => Array.from(await dataflow.predictWithFlipTTA(m, images, options).data());
+const same = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
+const seededSame = same(await logitsOf(model, { seed: 7 }), await logitsOf(loaded, { seed: 7 }));
+const unseededDiffer = !same(await logitsOf(loaded), await logitsOf(loaded));
+
+// A model of stock tfjs layers: the Trainer's defaults choose the plain recipe; saved, loaded, predicted alike.
+const stock = tfl.sequential({
+  layers: [
+    tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 4, kernelSize: 3, padding: 'same' }),
+    tfl.layers.batchNormalization(),
+    tfl.layers.reLU(),
+    tfl.layers.flatten(),
+    tfl.layers.dense({ units: 4 }),
+  ],
+});
+const stockTrainer = new Trainer({ model: stock, hyp: { opt: { batchSize: 8 }, misc: { trainEpochs: 1, evalBatchSize: 16 } } }, data, { seed: 1 });
+const stockResult = await stockTrainer.run();
+stockTrainer.dispose();
+await stock.save(fileHandler(dir + '-stock'));
+const stockLoaded = await tfl.loadLayersModel(fileHandler(dir + '-stock'));
+const stockSame = same(await logitsOf(stock, { seed: 7 }), await logitsOf(stockLoaded, { seed: 7 }));
+
 console.log(JSON.stringify({
   backend: report.backend,
   reason: report.reason,
@@ -120,6 +144,9 @@ console.log(JSON.stringify({
   loadedClasses: [loaded.getLayer('block_1') instanceof ConvGroup, loaded.getLayer('action_2') instanceof DiscreteAction],
   loadedStatePredDim: loaded.getLayer('block_1').statePredDim,
   sameWeights,
+  seededSame,
+  unseededDiffer,
+  stock: { recipe: stockResult.recipe.name, stopReason: stockResult.stopReason, steps: stockResult.records.at(-1).steps, predictedSame: stockSame },
 }));
 `;
 
@@ -204,7 +231,7 @@ afterAll(() => {
 
 describe('the packed package in a fresh project', () => {
   for (const [name, project] of Object.entries(PROJECTS)) {
-    it(`installs beside ${name}; ESM and CommonJS scripts build, train, save and load a model of their own`, (ctx) => {
+    it(`installs beside ${name}; ESM and CommonJS scripts train, save, load and predict (seeded) with a model of the library's layers and one of stock tfjs layers`, (ctx) => {
       if (npmMissing) ctx.skip(npmMissing);
       const dir = join(work, name.replace(/[^a-z0-9]+/gi, '-'));
       mkdirSync(dir);
@@ -270,6 +297,9 @@ describe('the packed package in a fresh project', () => {
           loadedClasses: [true, true],
           loadedStatePredDim: 8,
           sameWeights: true,
+          seededSame: true,
+          unseededDiffer: true,
+          stock: { recipe: 'plain', stopReason: 'completed', steps: 4, predictedSame: true },
         });
         expect(result.losses, file).toHaveLength(4);
         expect(result.losses.every(Number.isFinite), `${file}: ${result.losses}`).toBe(true);

@@ -1,11 +1,12 @@
 import type { KernelConfig } from '@tensorflow/tfjs-core';
+import { CPU, WASM, WEBGPU } from './backends.js';
 import { CPU_LIBRARY_KERNELS } from './cpu/index.js';
 import { cpuDecodeImagesConfig, wasmDecodeImagesConfig, webgpuDecodeImagesConfig } from './decode-images.js';
 import { LIBRARY_GRADIENTS } from './gradients.js';
 import { backendsWithOverrides, installGradients, installOverrides, uninstallGradients, uninstallOverrides } from './install.js';
 import { randomConfig as wasmRandomConfig } from './wasm/Random.js';
 import { installWasmTrainingKernels, uninstallWasmTrainingKernels } from './wasm/index.js';
-import { randomConfig as webgpuRandomConfig } from './webgpu/random.js';
+import { randomConfig as webgpuRandomConfig } from './webgpu/Random.js';
 import { installWebGPUTrainingKernels, uninstallWebGPUTrainingKernels } from './webgpu/index.js';
 
 /**
@@ -14,9 +15,9 @@ import { installWebGPUTrainingKernels, uninstallWebGPUTrainingKernels } from './
  * replace tfjs's own are in wasm/index.ts and webgpu/index.ts, switched by `trainingKernels`.
  */
 const LIBRARY_KERNELS: Readonly<Record<string, readonly KernelConfig[]>> = {
-  cpu: [...CPU_LIBRARY_KERNELS, cpuDecodeImagesConfig],
-  wasm: [wasmRandomConfig, wasmDecodeImagesConfig],
-  webgpu: [webgpuRandomConfig, webgpuDecodeImagesConfig],
+  [CPU]: [...CPU_LIBRARY_KERNELS, cpuDecodeImagesConfig],
+  [WASM]: [wasmRandomConfig, wasmDecodeImagesConfig],
+  [WEBGPU]: [webgpuRandomConfig, webgpuDecodeImagesConfig],
 };
 
 /** Options of installing the library's kernels on the current backend. */
@@ -34,10 +35,10 @@ export function installLibraryKernels(backendName: string, options: InstallLibra
   const own = LIBRARY_KERNELS[backendName] ?? [];
   installOverrides(backendName, Object.fromEntries(own.map((k) => [k.kernelName, k.kernelFunc])));
   const training = options.trainingKernels !== false;
-  if (backendName === 'wasm') {
+  if (backendName === WASM) {
     if (training) installWasmTrainingKernels();
     else uninstallWasmTrainingKernels();
-  } else if (backendName === 'webgpu') {
+  } else if (backendName === WEBGPU) {
     if (training) installWebGPUTrainingKernels();
     else uninstallWebGPUTrainingKernels();
   }

@@ -1,7 +1,7 @@
 /**
  * The host reference of `DataflowRandom` (RANDOM_KERNEL): the counter-based hash every backend's kernel
  * computes, and the draws the cpu and wasm kernels (and `DeviceRandom` on a backend without the kernel)
- * write. The WGSL in webgpu/random.ts must stay bit-identical to `hashIndex` here.
+ * write. The WGSL in webgpu/Random.ts must stay bit-identical to `hashIndex` here.
  * @internal
  */
 import { util } from '@tensorflow/tfjs-core';
@@ -54,7 +54,7 @@ function hashIndex(i: number, key0: number, key1: number): number {
 
 /**
  * Fills `out` with draws for flat indices 0..n-1. Must stay bit-identical to the
- * WGSL in webgpu/random.ts: that is what makes every backend produce the same numbers.
+ * WGSL in webgpu/Random.ts: that is what makes every backend produce the same numbers.
  */
 export function fillDraws(out: Float32Array | Int32Array, attrs: RandomAttrs): void {
   const [key0, key1] = streamKeys(attrs.seed, attrs.counter);

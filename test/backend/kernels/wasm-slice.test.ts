@@ -1,11 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect, it } from 'vitest';
 import { KernelCounter } from '../../../src/backend/counter.js';
+import { sliceConfig } from '../../../src/backend/kernels/wasm/Slice.js';
 import { describeOnBackend, useBackend } from '../../helpers/backends.js';
+import { expectRegistered, runTfjsKernel } from '../../helpers/kernels.js';
 import { liveTensors } from '../../helpers/memory.js';
 
 // The wasm Slice override (src/backend/kernels/wasm/Slice.ts) copies heap to heap; these cases compare it
-// bit for bit with the cpu backend's slice, for every rank the network and the trainer use.
+// bit for bit with the cpu backend's slice and with tfjs-backend-wasm's own, for every rank the network and the
+// trainer use. SplitV, which slices through it, is in wasm-split-v.test.ts.
 const CASES: Array<{ shape: number[]; begin: number[]; size: number[] }> = [
   { shape: [7], begin: [2], size: [4] },
   { shape: [5, 6], begin: [1, 2], size: [3, 3] },
@@ -28,13 +31,35 @@ async function sliceOn(backend: 'cpu' | 'wasm', dtype: 'float32' | 'int32' | 'bo
   return out;
 }
 
-describeOnBackend('wasm', 'wasm Slice and SplitV (heap to heap), against the cpu backend', () => {
+describeOnBackend('wasm', 'wasm Slice (heap to heap), against the cpu backend and tfjs-backend-wasm', () => {
+  it('is the registered Slice once initBackend has run', () => expectRegistered(sliceConfig));
+
   it('matches the cpu backend exactly, float32, int32 and bool', async () => {
     for (const dtype of ['float32', 'int32', 'bool'] as const) {
       for (const c of CASES) {
         const expected = await sliceOn('cpu', dtype, c);
         const actual = await sliceOn('wasm', dtype, c);
         expect(actual, `${dtype} ${JSON.stringify(c)}`).toEqual(expected);
+      }
+    }
+  });
+
+  it("gives tfjs-backend-wasm's own Slice's values, float32 and int32", async () => {
+    await useBackend('wasm');
+    for (const dtype of ['float32', 'int32'] as const) {
+      for (const c of CASES) {
+        const n = c.shape.reduce((a, b) => a * b, 1);
+        const x = tf.tensor(
+          Array.from({ length: n }, (_, i) => i * 3 - 50),
+          c.shape,
+          dtype,
+        );
+        const attrs = { begin: c.begin, size: c.size };
+        const ours = tf.engine().runKernel('Slice', { x }, attrs) as tf.Tensor;
+        const tfjs = runTfjsKernel('Slice', { x }, attrs);
+        expect(ours.shape, `${dtype} ${JSON.stringify(c)}`).toEqual(tfjs.shape);
+        expect(Array.from(await ours.data()), `${dtype} ${JSON.stringify(c)}`).toEqual(Array.from(await tfjs.data()));
+        tf.dispose([x, ours, tfjs]);
       }
     }
   });
@@ -51,33 +76,5 @@ describeOnBackend('wasm', 'wasm Slice and SplitV (heap to heap), against the cpu
     expect(counts.readbackBytes).toBe(0);
     expect(liveTensors()).toBe(before);
     x.dispose();
-  });
-
-  it('splits (SplitV) like the cpu backend, through the same heap-to-heap slice, reading nothing back', async () => {
-    const values = Array.from({ length: 6 * 4 * 5 }, (_, i) => Math.cos(i) * 3);
-    const splitOn = async (backend: 'cpu' | 'wasm', sizes: number | number[], axis: number) => {
-      await useBackend(backend);
-      const x = tf.tensor3d(values, [6, 4, 5]);
-      const parts = tf.split(x, sizes, axis);
-      const out = await Promise.all(parts.map(async (p) => ({ shape: p.shape, data: Array.from(await p.data()) })));
-      tf.dispose([x, ...parts]);
-      return out;
-    };
-    for (const [sizes, axis] of [
-      [2, 0],
-      [[1, 3], 1],
-      [[2, -1, 1], 2],
-      [3, -3],
-    ] as Array<[number | number[], number]>) {
-      expect(await splitOn('wasm', sizes, axis), `${JSON.stringify(sizes)} axis ${axis}`).toEqual(await splitOn('cpu', sizes, axis));
-    }
-    await useBackend('wasm');
-    const logits = tf.randomNormal([16, 10]);
-    const before = liveTensors();
-    const counts = await new KernelCounter().measure(() => tf.dispose(tf.split(logits, [8, 8], 0)));
-    expect(counts.byName['SplitV']).toBe(1);
-    expect(counts.readbackBytes).toBe(0);
-    expect(liveTensors()).toBe(before);
-    logits.dispose();
   });
 });

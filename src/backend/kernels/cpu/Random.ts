@@ -1,4 +1,5 @@
 import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
+import { CPU } from '../backends.js';
 import { RANDOM_KERNEL } from '../names.js';
 import { hostDraws, randomDtype, type RandomAttrs } from '../random-draws.js';
 import type { CpuBackendLike } from '../types.js';
@@ -9,4 +10,4 @@ const cpuRandom: KernelFunc = ({ backend, attrs }) => {
   return (backend as unknown as CpuBackendLike).makeTensorInfo(a.shape, randomDtype(a.distribution), hostDraws(a));
 };
 
-export const randomConfig: KernelConfig = { kernelName: RANDOM_KERNEL, backendName: 'cpu', kernelFunc: cpuRandom };
+export const randomConfig: KernelConfig = { kernelName: RANDOM_KERNEL, backendName: CPU, kernelFunc: cpuRandom };

@@ -1,5 +1,6 @@
 import { BatchMatMul, _FusedMatMul, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
-import { disposeAll, runWasm, transpose, WASM } from './util.js';
+import { WASM } from '../backends.js';
+import { disposeAll, runWasm, transpose } from './util.js';
 
 function lastTwoSwapped(rank: number): number[] {
   const perm = [...Array(rank).keys()];
@@ -22,5 +23,6 @@ function explicitTranspose(kernelName: typeof BatchMatMul | typeof _FusedMatMul)
   };
 }
 
+// _FusedMatMul is BatchMatMul with its bias and activation fused in: the same operands, so the same explicit transposes.
 export const batchMatMulConfig: KernelConfig = { kernelName: BatchMatMul, backendName: WASM, kernelFunc: explicitTranspose(BatchMatMul) };
 export const fusedMatMulConfig: KernelConfig = { kernelName: _FusedMatMul, backendName: WASM, kernelFunc: explicitTranspose(_FusedMatMul) };

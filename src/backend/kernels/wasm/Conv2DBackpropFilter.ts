@@ -8,7 +8,8 @@ import {
   type KernelFunc,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import { assertChannelsLast, disposeAll, runWasm, transpose, WASM } from './util.js';
+import { WASM } from '../backends.js';
+import { assertChannelsLast, disposeAll, runWasm, transpose } from './util.js';
 
 /**
  * Conv2DBackpropFilter (missing in tfjs-backend-wasm 4.22): dW = conv2d(xᵀ, dyᵀ) with the forward

@@ -8,7 +8,8 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import type { WasmBackendLike } from '../types.js';
-import { assertChannelsLast, disposeAll, runWasm, transpose, WASM } from './util.js';
+import { WASM } from '../backends.js';
+import { assertChannelsLast, disposeAll, runWasm, transpose } from './util.js';
 
 /**
  * Conv2DBackpropInput (slow in tfjs-backend-wasm 4.22): for stride 1, dx = conv2d(dy, W flipped

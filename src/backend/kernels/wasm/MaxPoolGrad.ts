@@ -7,7 +7,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import type { WasmBackendLike } from '../types.js';
-import { WASM } from './util.js';
+import { WASM } from '../backends.js';
 
 /**
  * MaxPoolGrad (wrong in tfjs-backend-wasm 4.22 for more than one channel: part of the gradient is

@@ -2,7 +2,7 @@ import { util, type KernelConfig, type KernelFunc } from '@tensorflow/tfjs-core'
 import { RANDOM_KERNEL } from '../names.js';
 import { fillDraws, randomDtype, type RandomAttrs } from '../random-draws.js';
 import type { WasmBackendLike } from '../types.js';
-import { WASM } from './util.js';
+import { WASM } from '../backends.js';
 
 // The output lives on the wasm heap, which JavaScript can write in place (no transfer).
 const wasmRandom: KernelFunc = ({ backend, attrs }) => {

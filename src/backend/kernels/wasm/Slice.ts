@@ -1,23 +1,12 @@
-import {
-  backend_util,
-  slice_util,
-  Slice,
-  SplitV,
-  util,
-  type KernelConfig,
-  type KernelFunc,
-  type SliceAttrs,
-  type SplitVAttrs,
-  type TensorInfo,
-} from '@tensorflow/tfjs-core';
+import { slice_util, Slice, util, type KernelConfig, type KernelFunc, type SliceAttrs, type TensorInfo } from '@tensorflow/tfjs-core';
 import type { WasmBackendLike } from '../types.js';
-import { runWasm, WASM } from './util.js';
+import { WASM } from '../backends.js';
+import { runWasm } from './util.js';
 
-// Slice: tfjs-backend-wasm 4.22 copies the whole input out of the heap into JavaScript first (e.g. the
-// full eval set for each eval batch); rows are copied heap to heap here. SplitV: 4.22's calls that same
-// Slice directly, so it goes through this one.
+// tfjs-backend-wasm 4.22's Slice copies the whole input out of the heap into JavaScript first (e.g. the
+// full eval set for each eval batch); rows are copied heap to heap here. SplitV.ts splits through it.
 
-const slice: KernelFunc = (args) => {
+export const slice: KernelFunc = (args) => {
   const { inputs, attrs, backend } = args;
   const { x } = inputs as { x: TensorInfo };
   if (x.dtype === 'string') return runWasm(Slice, inputs, attrs, backend);
@@ -51,21 +40,4 @@ const slice: KernelFunc = (args) => {
   return out;
 };
 
-/** SplitV as slices through the kernel above: tfjs-wasm 4.22's SplitV calls its own Slice, which reads the input back to JavaScript. */
-const splitV: KernelFunc = ({ inputs, attrs, backend }) => {
-  const { x } = inputs as { x: TensorInfo };
-  const { numOrSizeSplits, axis } = attrs as unknown as SplitVAttrs;
-  const splitAxis = util.parseAxisParam(axis, x.shape)[0]!;
-  const sizes = backend_util.prepareSplitSize(x, numOrSizeSplits, splitAxis);
-  const begin = new Array<number>(x.shape.length).fill(0);
-  return sizes.map((part) => {
-    const size = x.shape.slice();
-    size[splitAxis] = part;
-    const out = slice({ inputs: { x }, attrs: { begin: begin.slice(), size }, backend }) as TensorInfo;
-    begin[splitAxis]! += part;
-    return out;
-  });
-};
-
 export const sliceConfig: KernelConfig = { kernelName: Slice, backendName: WASM, kernelFunc: slice };
-export const splitVConfig: KernelConfig = { kernelName: SplitV, backendName: WASM, kernelFunc: splitV };

@@ -4,8 +4,9 @@ import { batchMatMulConfig, fusedMatMulConfig } from './BatchMatMul.js';
 import { conv2dBackpropFilterConfig } from './Conv2DBackpropFilter.js';
 import { conv2dBackpropInputConfig } from './Conv2DBackpropInput.js';
 import { maxPoolGradConfig } from './MaxPoolGrad.js';
-import { sliceConfig, splitVConfig } from './Slice.js';
-import { WASM } from './util.js';
+import { sliceConfig } from './Slice.js';
+import { splitVConfig } from './SplitV.js';
+import { WASM } from '../backends.js';
 
 /** The library's wasm kernels: what tfjs-backend-wasm 4.22 lacks, gets wrong or runs slowly (each file says which). */
 export const WASM_TRAINING_KERNELS: readonly KernelConfig[] = [

@@ -1,8 +1,10 @@
 import { Transpose, type NamedAttrMap, type NamedTensorInfoMap, type TensorInfo } from '@tensorflow/tfjs-core';
 import { originalKernel } from '../install.js';
+import { WASM } from '../backends.js';
 import type { WasmBackendLike } from '../types.js';
 
-export const WASM = 'wasm';
+// Re-exported for wasm/DecodeImages.ts on the branch that moves it there, which imports it from here.
+export { WASM };
 
 /** Runs tfjs-backend-wasm's own kernel `kernelName` (never one of the library's overrides). */
 export function runWasm(kernelName: string, inputs: NamedTensorInfoMap, attrs: NamedAttrMap | undefined, backend: unknown): TensorInfo {

@@ -1,4 +1,5 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { WEBGPU } from '../backends.js';
 import { ADD_SCALED_NOISE, ADD_SCALED_NOISE_GRAD, type AddScaledNoiseAttrs } from '../names.js';
 import type { WebGPUBackendLike } from '../types.js';
 import { FlatProgram } from './util.js';
@@ -67,9 +68,9 @@ const addScaledNoiseGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   return run(true, backend as unknown as WebGPUBackendLike, [x!, moments!, noiseDot!], attrs as unknown as AddScaledNoiseAttrs);
 };
 
-export const addScaledNoiseConfig: KernelConfig = { kernelName: ADD_SCALED_NOISE, backendName: 'webgpu', kernelFunc: addScaledNoise };
+export const addScaledNoiseConfig: KernelConfig = { kernelName: ADD_SCALED_NOISE, backendName: WEBGPU, kernelFunc: addScaledNoise };
 export const addScaledNoiseGradConfig: KernelConfig = {
   kernelName: ADD_SCALED_NOISE_GRAD,
-  backendName: 'webgpu',
+  backendName: WEBGPU,
   kernelFunc: addScaledNoiseGrad,
 };

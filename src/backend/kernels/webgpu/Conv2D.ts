@@ -1,10 +1,9 @@
 import { backend_util, Conv2D, type Conv2DAttrs, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
+import { WEBGPU } from '../backends.js';
 import { originalKernel } from '../install.js';
 import type { WebGPUBackendLike } from '../types.js';
 import { ConvGemmProgram, runConvGemm } from './conv_gemm.js';
 import type { TensorCoreConfig } from './conv_precision.js';
-
-const WEBGPU = 'webgpu';
 
 /**
  * y[b, oy, ox, co] = Σ over (ky, kx, ci) of x[b, oy*sh + ky - top, ox*sw + kx - left, ci] · W[ky, kx, ci, co],

@@ -6,12 +6,11 @@ import {
   type KernelFunc,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
+import { WEBGPU } from '../backends.js';
 import { originalKernel } from '../install.js';
 import type { WebGPUBackendLike } from '../types.js';
 import { ConvGemmProgram, runConvGemm } from './conv_gemm.js';
 import type { TensorCoreConfig } from './conv_precision.js';
-
-const WEBGPU = 'webgpu';
 
 /** K index k as filter tap (ky, kx) and output channel co. */
 const TAP_OF_K = `

@@ -1,4 +1,5 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { WEBGPU } from '../backends.js';
 import { EMA_UPDATE, type EMAUpdateAttrs } from '../names.js';
 import type { WebGPUBackendLike } from '../types.js';
 import { FlatProgram } from './util.js';
@@ -48,4 +49,4 @@ const emaUpdate: KernelFunc = ({ inputs, backend, attrs }) => {
   return { ...out, shape: ema!.shape };
 };
 
-export const emaUpdateConfig: KernelConfig = { kernelName: EMA_UPDATE, backendName: 'webgpu', kernelFunc: emaUpdate };
+export const emaUpdateConfig: KernelConfig = { kernelName: EMA_UPDATE, backendName: WEBGPU, kernelFunc: emaUpdate };

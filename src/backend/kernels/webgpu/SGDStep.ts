@@ -1,4 +1,5 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { WEBGPU } from '../backends.js';
 import { SGD_STEP, type SGDStepAttrs } from '../names.js';
 import type { ProgramUniform, WebGPUBackendLike } from '../types.js';
 import { FlatProgram } from './util.js';
@@ -130,4 +131,4 @@ const sgdStep: KernelFunc = ({ inputs, backend, attrs }) => {
   return [reshaped(newParam), reshaped(newBuffer)];
 };
 
-export const sgdStepConfig: KernelConfig = { kernelName: SGD_STEP, backendName: 'webgpu', kernelFunc: sgdStep };
+export const sgdStepConfig: KernelConfig = { kernelName: SGD_STEP, backendName: WEBGPU, kernelFunc: sgdStep };

@@ -1,9 +1,11 @@
 /**
- * What the library's two convolution-gradient shaders share: a 64x64 output tile per workgroup of
- * 16x16 threads, each thread accumulating a 4x4 block over K in steps of 16 through workgroup memory
- * (register prefetch of the next step while the current one computes), and split-K with a second,
- * fixed-order pass over the per-split partial sums. Shapes are baked into the WGSL as constants (and
- * into the shader key), so every index division is by a constant.
+ * What the library's three convolution shaders (Conv2D.ts, Conv2DBackpropFilter.ts, Conv2DBackpropInput.ts)
+ * share: each an implicit GEMM with a 64x64 output tile per workgroup of 16x16 threads, each thread
+ * accumulating a 4x4 block over K in steps of 16 through workgroup memory (register prefetch of the next
+ * step while the current one computes), and split-K with a second, fixed-order pass over the per-split
+ * partial sums. Shapes are baked into the WGSL as constants (and
+ * into the shader key), so every index division is by a constant. The tensor-core variant swaps the tile
+ * buffers and the main loop for subgroup_matrix.ts's; `runConvGemm` picks it (conv_precision.ts).
  *
  * @remarks Deterministic by construction: each partial sum is accumulated in one fixed order by one
  * thread, and the partials are added in split order; no atomics.
@@ -13,10 +15,11 @@ import type { backend_util, TensorInfo } from '@tensorflow/tfjs-core';
 import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
 import { TENSOR_CORE_THREADS, tensorCoreConfigFor, type TensorCoreConfig } from './conv_precision.js';
 import { tensorCoreDeclarations, tensorCoreMain, withHoistedDirectives } from './subgroup_matrix.js';
-import { TILE_K, TILE_M, TILE_N } from './tiles.js';
 import { fitsU32Indexing, storedAsFloat32 } from './util.js';
+import { TILE_K, TILE_M, TILE_N, wgslConstants } from './wgsl.js';
 
-export { TILE_K, TILE_M, TILE_N };
+// DecodeImages.ts imports wgslConstants from here; it moves to wgsl.js with the DecodeImages kernels' own move.
+export { wgslConstants };
 const THREADS = 256;
 
 /** How a GEMM of M x N outputs over K is cut: `splits` ranges of `kPerSplit` (a multiple of TILE_K). */
@@ -49,16 +52,6 @@ export function planSplits(m: number, n: number, k: number): SplitPlan {
   const kPerSplit = Math.ceil(steps / splits) * TILE_K;
   splits = Math.ceil(k / kPerSplit);
   return { splits, kPerSplit };
-}
-
-/** WGSL `const` declarations, unsigned unless the value may be negative. */
-export function wgslConstants(values: Record<string, number>, signed: readonly string[] = []): string {
-  return Object.entries(values)
-    .map(([name, v]) => {
-      if (!Number.isInteger(v)) throw new Error(`wgslConstants: ${name} must be an integer, got ${v}`);
-      return signed.includes(name) ? `const ${name} : i32 = ${v};` : `const ${name} : u32 = ${v}u;`;
-    })
-    .join('\n');
 }
 
 /**

@@ -4,7 +4,7 @@
  * offers, and which one the kernels use on it. The WGSL is in subgroup_matrix.ts.
  * @internal
  */
-import { TILE_K, TILE_M, TILE_N } from './tiles.js';
+import { TILE_K, TILE_M, TILE_N } from './wgsl.js';
 
 export const SUBGROUP_MATRIX_FEATURE = 'chromium-experimental-subgroup-matrix';
 /** The threads of a tensor-core workgroup: eight subgroups of 32, and a multiple of every maxSubgroupSize Dawn reports (Null: 128). */

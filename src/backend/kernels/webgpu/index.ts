@@ -1,15 +1,20 @@
 import { Conv2D, getKernel, type KernelConfig } from '@tensorflow/tfjs-core';
+import { WEBGPU } from '../backends.js';
 import { installOverrides, overridesInstalled, uninstallOverrides } from '../install.js';
 import { conv2dBackpropFilterConfig } from './Conv2DBackpropFilter.js';
 import { conv2dBackpropInputConfig } from './Conv2DBackpropInput.js';
 import { addScaledNoiseConfig, addScaledNoiseGradConfig } from './AddScaledNoise.js';
-import { batchNormApplyConfig, batchNormCoefficientsConfig, batchNormGradConfig, batchNormTrainStatsConfig } from './BatchNorm.js';
-import { channelGradSumsConfig, channelMomentsConfig, meanConfig, sumConfig } from './ColumnSums.js';
+import { batchNormApplyConfig } from './BatchNormApply.js';
+import { batchNormCoefficientsConfig } from './BatchNormCoefficients.js';
+import { batchNormGradConfig } from './BatchNormGrad.js';
+import { batchNormTrainStatsConfig } from './BatchNormTrainStats.js';
+import { channelGradSumsConfig } from './ChannelGradSums.js';
+import { channelMomentsConfig } from './ChannelMoments.js';
+import { meanConfig } from './Mean.js';
+import { sumConfig } from './Sum.js';
 import { conv2dConfig } from './Conv2D.js';
 import { emaUpdateConfig } from './EMAUpdate.js';
 import { sgdStepConfig } from './SGDStep.js';
-
-const WEBGPU = 'webgpu';
 
 /**
  * The library's WebGPU training kernels: convolutions and their gradients as implicit GEMMs, one-pass

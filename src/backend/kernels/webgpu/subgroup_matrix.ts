@@ -9,7 +9,7 @@
  * @internal
  */
 import { TENSOR_CORE_THREADS, type TensorCoreConfig } from './conv_precision.js';
-import { TILE_K, TILE_M, TILE_N } from './tiles.js';
+import { TILE_K, TILE_M, TILE_N } from './wgsl.js';
 
 /**
  * Workgroup memory of the tensor-core variant: f16 tiles ([TILE_K][64], K-major as the f32 ones) and

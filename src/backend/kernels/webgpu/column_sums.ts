@@ -1,25 +1,9 @@
-import {
-  backend_util,
-  Mean,
-  Sum,
-  util,
-  type KernelConfig,
-  type KernelFunc,
-  type MeanAttrs,
-  type SumAttrs,
-  type TensorInfo,
-} from '@tensorflow/tfjs-core';
-import { originalKernel } from '../install.js';
-import { CHANNEL_MOMENTS, CHANNEL_GRAD_SUMS, type ChannelMomentsAttrs } from '../names.js';
-import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
-import { wgslConstants } from './conv_gemm.js';
-import { fitsU32Indexing } from './util.js';
-
 /**
- * Per-channel sums over every other axis in one read of the input, for the seed's batch norm and the
- * discrete action's std, where tfjs runs a chain of Mean/Sub/Square/Mean or Sum kernels over [N, H, W, C].
- * The input is a [rows, C] matrix (channels last). Pass 1: each workgroup sums a chunk of rows for up
- * to 64 columns; pass 2 adds the chunks' sums in chunk order (deterministic: no atomics).
+ * The column sums that Sum.ts, Mean.ts, ChannelMoments.ts, ChannelGradSums.ts, BatchNormTrainStats.ts and
+ * BatchNormGrad.ts run: per-channel sums over every other axis in one read of the input, for the seed's batch
+ * norm and the discrete action's std, where tfjs runs a chain of Mean/Sub/Square/Mean or Sum kernels over
+ * [N, H, W, C]. The input is a [rows, C] matrix (channels last). Pass 1: each workgroup sums a chunk of rows for
+ * up to 64 columns; pass 2 adds the chunks' sums in chunk order (deterministic: no atomics).
  *
  * - `moments`: sums of (x - shift) and its square, the shift being the column's first value (the
  *   tensor's first with `overAll`), so the variance does not cancel catastrophically when
@@ -34,11 +18,16 @@ import { fitsU32Indexing } from './util.js';
  * - `geluGradSums`: the same sums of g = dy * GELU'(x * scale[c] + shift[c]), the gradient reaching a
  *   batch norm through the GELU after it, computed on the fly (no g tensor), mean, scale and shift read
  *   from the packed [4, C] coefficients (rows 0, 2 and 3).
- * - `sum` / `mean`: tfjs's Sum and Mean over every axis, or over every axis but the last (a bias's
- *   gradient, the discrete action's std scalar). tfjs-backend-webgpu 4.22 transposes the input for the
- *   latter and reduces each output in a single workgroup: 11 ms for one [1024,15,15,64] sum on an H200.
+ * - `sum` / `mean`: tfjs's Sum and Mean over every axis (the discrete action's std scalar), or over every
+ *   axis but the last (a bias's gradient): Sum.ts, Mean.ts, through `reduceLeadingAxes`.
  * @internal
  */
+import { util, type KernelFunc, type MeanAttrs, type SumAttrs, type TensorInfo } from '@tensorflow/tfjs-core';
+import { WEBGPU } from '../backends.js';
+import { originalKernel } from '../install.js';
+import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
+import { fitsU32Indexing } from './util.js';
+import { GELU_WGSL, wgslConstants } from './wgsl.js';
 
 const THREADS = 256;
 const COLUMNS_PER_GROUP = 64;
@@ -61,8 +50,8 @@ function sumsPerColumn(mode: ColumnSumsMode, overAll: boolean): number {
   return mode === 'moments' && overAll ? 4 : 2;
 }
 
-/** Whether `columns` channels fit the partial pass's dispatch. @internal */
-export function columnsFit(columns: number): boolean {
+/** Whether `columns` channels fit the partial pass's dispatch. */
+function columnsFit(columns: number): boolean {
   return columns <= MAX_COLUMNS;
 }
 
@@ -70,27 +59,6 @@ function largestDivisorUpTo(n: number, limit: number): number {
   for (let d = Math.min(n, limit); d > 1; d--) if (n % d === 0) return d;
   return 1;
 }
-
-/**
- * Exact GELU, z · Φ(z), and its derivative Φ(z) + z · φ(z), with erf as tfjs computes it on every backend
- * (Abramowitz and Stegun 7.1.26), so the fused kernels match the unfused ops.
- */
-export const GELU_WGSL = `
-  fn erfApprox(a : f32) -> f32 {
-    let t = 1.0 / (1.0 + ${backend_util.ERF_P} * abs(a));
-    return sign(a) * (1.0 - (((((${backend_util.ERF_A5} * t + ${backend_util.ERF_A4}) * t) + ${backend_util.ERF_A3}) * t +
-      ${backend_util.ERF_A2}) * t + ${backend_util.ERF_A1}) * t * exp(-abs(a) * abs(a)));
-  }
-  fn normalCdf(z : f32) -> f32 {
-    return (erfApprox(z * ${Math.SQRT1_2}) + 1.0) * 0.5;
-  }
-  fn gelu(z : f32) -> f32 {
-    return z * normalCdf(z);
-  }
-  fn geluDerivative(z : f32) -> f32 {
-    return normalCdf(z) + z * (exp(z * z * -0.5) * ${1 / Math.sqrt(2 * Math.PI)});
-  }
-`;
 
 export type ColumnSumsMode = 'moments' | 'gradSums' | 'geluGradSums' | 'sum' | 'mean';
 
@@ -335,29 +303,11 @@ export function columnSums(backend: WebGPUBackendLike, mode: ColumnSumsMode, inp
 }
 
 /**
- * [2, C]: mean and biased variance per channel (last axis); or, with `overAll`, [3] over the whole tensor: mean,
- * variance and scale, the biased variance being variance · scale² (scale 1 unless the squares would overflow).
+ * tfjs's Sum or Mean (`kernelName`) of a float32 tensor over every axis, or over every axis but the last, in the
+ * two passes above; any other reduction (other axes, other dtypes, too many channels, sizes past u32 indexing)
+ * goes to tfjs's own kernel. @internal
  */
-const channelMoments: KernelFunc = ({ inputs, attrs, backend }) => {
-  const { x } = inputs as { x: TensorInfo };
-  const { overAll } = attrs as unknown as ChannelMomentsAttrs;
-  return columnSums(backend as unknown as WebGPUBackendLike, 'moments', [x], overAll);
-};
-
-/** [2, C]: Σ dy and Σ dy · (x - mean) per channel. */
-const channelGradSums: KernelFunc = ({ inputs, backend }) => {
-  const { x, dy, mean } = inputs as { x: TensorInfo; dy: TensorInfo; mean: TensorInfo };
-  return columnSums(backend as unknown as WebGPUBackendLike, 'gradSums', [x, dy, mean], false);
-};
-
-export const channelMomentsConfig: KernelConfig = { kernelName: CHANNEL_MOMENTS, backendName: 'webgpu', kernelFunc: channelMoments };
-export const channelGradSumsConfig: KernelConfig = { kernelName: CHANNEL_GRAD_SUMS, backendName: 'webgpu', kernelFunc: channelGradSums };
-
-/**
- * Sum or Mean of a float32 tensor over every axis, or over every axis but the last, in the two passes
- * above; other reductions go to tfjs's kernel.
- */
-function reduction(mode: 'sum' | 'mean', kernelName: string): KernelFunc {
+export function reduceLeadingAxes(mode: 'sum' | 'mean', kernelName: string): KernelFunc {
   return (args) => {
     const { inputs, attrs, backend } = args;
     const { x } = inputs as { x: TensorInfo };
@@ -375,13 +325,10 @@ function reduction(mode: 'sum' | 'mean', kernelName: string): KernelFunc {
       tooManyChannels ||
       !fitsU32Indexing(x.shape)
     ) {
-      return originalKernel(kernelName, 'webgpu').kernelFunc(args);
+      return originalKernel(kernelName, WEBGPU).kernelFunc(args);
     }
     const out = columnSums(gpu, mode, [x], overAll);
     const shape = keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : overAll ? [] : [x.shape[rank - 1]!];
     return { ...out, shape };
   };
 }
-
-export const sumConfig: KernelConfig = { kernelName: Sum, backendName: 'webgpu', kernelFunc: reduction('sum', Sum) };
-export const meanConfig: KernelConfig = { kernelName: Mean, backendName: 'webgpu', kernelFunc: reduction('mean', Mean) };

@@ -5,6 +5,7 @@
  * @internal
  */
 import { Reshape, getKernel, util, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
+import { WEBGPU } from '../backends.js';
 import { RANDOM_KERNEL } from '../names.js';
 import { randomDtype, streamKeys, type RandomAttrs, type RandomDistribution } from '../random-draws.js';
 import type { WebGPUBackendLike, WebGPUProgram } from '../types.js';
@@ -92,10 +93,10 @@ const webgpuRandom: KernelFunc = ({ backend, attrs }) => {
     { type: 'uint32', data: [a.range >>> 0] },
   ]);
   if (a.shape.length === 1) return flat;
-  const reshape = getKernel(Reshape, 'webgpu')!;
+  const reshape = getKernel(Reshape, WEBGPU)!;
   const out = reshape.kernelFunc({ inputs: { x: flat }, attrs: { shape: a.shape }, backend }) as TensorInfo;
   b.disposeData(flat.dataId);
   return out;
 };
 
-export const randomConfig: KernelConfig = { kernelName: RANDOM_KERNEL, backendName: 'webgpu', kernelFunc: webgpuRandom };
+export const randomConfig: KernelConfig = { kernelName: RANDOM_KERNEL, backendName: WEBGPU, kernelFunc: webgpuRandom };

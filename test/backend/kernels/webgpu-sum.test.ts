@@ -1,0 +1,97 @@
+// The library's Sum on WebGPU (src/backend/kernels/webgpu/Sum.ts, the column sums of column_sums.ts): over every axis
+// and over every axis but the last, against cpu and against tfjs-backend-webgpu's own Sum; what it does not handle
+// (other axes, integer tensors) goes to tfjs's kernel.
+import * as tf from '@tensorflow/tfjs-core';
+import { expect, it } from 'vitest';
+import { maxRelativeError } from '../../helpers/assert.js';
+import { describeOnBackend, useBackend } from '../../helpers/backends.js';
+import { sumConfig } from '../../../src/backend/kernels/webgpu/Sum.js';
+import { COLUMN_SUM_SHAPES, expectRegistered, expectWebGPUMatchesCpu, offsetUniform, runTfjsKernel } from '../../helpers/webgpu-kernels.js';
+
+const leadingAxes = (shape: number[]) => shape.slice(0, -1).map((_, i) => i);
+
+describeOnBackend('webgpu', 'WebGPU Sum', () => {
+  it('is the registered Sum once initBackend has run', () => expectRegistered(sumConfig));
+
+  for (const shape of COLUMN_SUM_SHAPES) {
+    it(`[${shape.join(',')}]: over every axis and over the leading axes (keepDims too) equals cpu (1e-4) and tfjs's Sum (1e-5), bit-identical run to run`, async () => {
+      const xv = offsetUniform(shape, 1, 10);
+      const lead = leadingAxes(shape);
+      await expectWebGPUMatchesCpu(
+        () => tf.tidy(() => [tf.sum(tf.tensor(xv, shape)), tf.sum(tf.tensor(xv, shape), lead), tf.sum(tf.tensor(xv, shape), lead, true)]),
+        ['sum', 'sum over leading axes', 'sum keepDims'],
+        1e-4,
+      );
+      const x = tf.tensor(xv, shape);
+      for (const attrs of [
+        { axis: lead, keepDims: false },
+        { axis: [...shape.keys()], keepDims: false },
+      ]) {
+        const ours = tf.engine().runKernel('Sum', { x }, attrs) as tf.Tensor;
+        const tfjs = runTfjsKernel('Sum', { x }, attrs);
+        expect(ours.shape).toEqual(tfjs.shape);
+        expect(maxRelativeError(await ours.data(), await tfjs.data()), `axes [${attrs.axis}]`).toBeLessThanOrEqual(1e-5);
+        tf.dispose([ours, tfjs]);
+      }
+      x.dispose();
+    });
+  }
+
+  it('leaves other axes, integer tensors and float32 tensors in int32 buffers right', async () => {
+    const xv = offsetUniform([3, 4, 5], 3, 0);
+    const cases = () =>
+      tf.tidy(() => {
+        const x = tf.tensor(xv, [3, 4, 5]);
+        const ints = tf.tensor(
+          [
+            [1, 2],
+            [3, 4],
+            [5, 7],
+          ],
+          [3, 2],
+          'int32',
+        );
+        const castInts = tf.cast(ints, 'float32'); // float32 whose buffer is the int32 one
+        return [tf.sum(x, 1), tf.sum(x, -1, true), tf.sum(ints), tf.sum(ints, 0), tf.sum(castInts, 0)];
+      });
+    await useBackend('cpu');
+    const ref = cases();
+    const expected = await Promise.all(ref.map((t) => t.data()));
+    const meta = ref.map((t) => [t.dtype, t.shape]);
+    tf.dispose(ref);
+    await useBackend('webgpu');
+    const got = cases();
+    expect(got.map((t) => [t.dtype, t.shape])).toEqual(meta);
+    const values = await Promise.all(got.map((t) => t.data()));
+    values.forEach((v, i) => expect(maxRelativeError(v, expected[i]!), `case ${i}`).toBeLessThanOrEqual(1e-5));
+    tf.dispose(got);
+  });
+
+  it('propagates NaN as torch does: a NaN makes the sums that include it NaN', async () => {
+    await useBackend('webgpu');
+    const values = offsetUniform([2, 3, 3, 4], 5, 1);
+    values[7] = Number.NaN; // channel 3
+    const x = tf.tensor(values, [2, 3, 3, 4]);
+    const sum = tf.sum(x, [0, 1, 2]);
+    const all = tf.sum(x);
+    expect([...(await sum.data())].map(Number.isNaN)).toEqual([false, false, false, true]);
+    expect(Number.isNaN((await all.data())[0]!)).toBe(true);
+    tf.dispose([x, sum, all]);
+  });
+
+  it("matches tfjs's own Sum kernel", async () => {
+    await useBackend('webgpu');
+    const x = tf.tensor(offsetUniform([2, 15, 15, 64], 4, 1), [2, 15, 15, 64]);
+    const attrs = { axis: [0, 1, 2], keepDims: false };
+    const ours = tf.engine().runKernel('Sum', { x }, attrs) as tf.Tensor;
+    const tfjs = runTfjsKernel('Sum', { x }, attrs);
+    expect(maxRelativeError(await ours.data(), await tfjs.data())).toBeLessThanOrEqual(1e-5);
+    tf.dispose([x, ours, tfjs]);
+  });
+
+  it('sums over leading axes with more channels than one dimension of finishing workgroups (65,535)', async () => {
+    // [2, 70000]: 70,000 finishing workgroups, which the finishing pass spreads over two dimensions.
+    const wide = offsetUniform([2, 70_000], 7, 1);
+    await expectWebGPUMatchesCpu(() => [tf.tidy(() => tf.sum(tf.tensor(wide, [2, 70_000]), 0))], ['sum over axis 0'], 1e-4, 1);
+  });
+});
