@@ -147,7 +147,14 @@ const SEED_EMA_KEYS = ['misc.ema.epochs', 'misc.ema.decayBase', 'misc.ema.decayP
  *
  * @example
  * ```ts
- * new Trainer({ model, hyp: { opt: { batchSize: 64 }, misc: { trainEpochs: 5 } } }, data, { recipe: plainRecipe({ lr: 0.02 }) });
+ * import * as tfl from '@tensorflow/tfjs-layers';
+ * import { Trainer, plainRecipe, type TrainData } from 'tfjs-dataflow';
+ *
+ * declare const data: TrainData; // padded training images and the evaluation split, with one-hot targets
+ * const model = tfl.sequential({
+ *   layers: [tfl.layers.conv2d({ inputShape: [32, 32, 3], filters: 16, kernelSize: 3 }), tfl.layers.flatten(), tfl.layers.dense({ units: 10 })],
+ * });
+ * const trainer = new Trainer({ model, hyp: { opt: { batchSize: 64 }, misc: { trainEpochs: 5 } } }, data, { recipe: plainRecipe({ lr: 0.02 }) });
  * ```
  */
 export function plainRecipe(options: PlainRecipeOptions = {}): Recipe {
