@@ -41,18 +41,6 @@ export { DiscreteAction, findDiscreteActions, type DiscreteActionArgs } from './
 export { withInferenceNoise, type InferenceNoiseOptions } from './layers/inference-noise.js';
 export { Gelu } from './layers/gelu.js';
 export { MaxPool2, GlobalMaxPool } from './layers/pooling.js';
-export {
-  checkBoolean,
-  checkFiniteNonNegative,
-  checkInput,
-  checkOptionalFactor,
-  checkPositiveInt,
-  checkSpatialAtLeast,
-  checkUnitInterval,
-  knownLastAxis,
-  singleInput,
-  singleShape,
-} from './validation.js';
 export type { CallKwargs, LayerArgs } from './layers/types.js';
 
 // Initialisation
@@ -111,7 +99,6 @@ export {
   type Cifar100LabelKind,
   type ParseCifar100Options,
 } from './data/cifar100.js';
-export { readTar, type TarEntry } from './data/tar.js';
 export {
   CompactImages,
   compactImages,

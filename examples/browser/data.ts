@@ -15,11 +15,12 @@ import {
   parseCifar100Batch,
   parseCifar100LabelNames,
   parseCifar10Batch,
-  readTar,
   type Cifar100LabelKind,
   type Cifar10Dataset,
   type Cifar10Split,
 } from 'tfjs-dataflow';
+// The library's tar reader is internal (not exported); the example, inside this repository, uses it directly.
+import { readTar } from '../../src/data/tar.js';
 
 /** Which release a source holds. */
 export type DatasetName = 'cifar10' | 'cifar100';

@@ -1,20 +1,18 @@
 /**
- * The run directory on disk: whose it is, and its checkpoints. The file machinery (atomic JSON,
- * checkpoint files that survive a crash or a full disk, the directory lock) is the library's Node
- * entry's (src/io/checkpoint-files.ts); this module adds what is the CLI's own.
+ * The run directory on disk: whose it is, and its checkpoints. The checkpoint files that survive a crash or a full
+ * disk are the library's Node entry's; the helpers beneath them (atomic JSON, process records, the directory lock)
+ * are the library's internals, imported from their module (src/io/checkpoint-files.ts); this module adds what is
+ * the CLI's own.
  */
 import { mkdir, open, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { describeProcess, processAlive, readJsonIfExists, type ProcessRecord } from '../../src/io/checkpoint-files.js';
 import {
   checkpointFilesProblem,
-  describeProcess,
-  processAlive,
   readCheckpointFiles,
-  readJsonIfExists,
   recoverCheckpointFiles,
   writeCheckpointFiles,
   type CheckpointFilesMeta,
-  type ProcessRecord,
   type TrainCheckpoint,
 } from '../../src/node.js';
 
@@ -25,7 +23,7 @@ export {
   writeFileAtomic,
   writeJsonAtomic,
   writeJsonAtomicSync,
-} from '../../src/node.js';
+} from '../../src/io/checkpoint-files.js';
 
 function errorCode(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;

@@ -8,7 +8,7 @@ import type { StopSignal } from './exit.js';
 import type { ConvPrecision, DataFileDigest, TrainResult, Trainer } from '../../src/node.js';
 import { UsageError, type RunSettings, type TrainConfig } from './args.js';
 import { rm, stat } from 'node:fs/promises';
-import { DirectoryLockedError, LOCK_FILE, lockDirectory, type DirectoryLock, type ProcessRecord } from '../../src/node.js';
+import { DirectoryLockedError, LOCK_FILE, lockDirectory, type DirectoryLock, type ProcessRecord } from '../../src/io/checkpoint-files.js';
 import {
   RUN_CONFIG_FORMAT,
   ensureWritableDir,

@@ -2,20 +2,10 @@
 // Inside this repository it imports ../../src; in your own project import from 'tfjs-dataflow'.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import {
-  BatchNorm,
-  CompositeLayer,
-  Conv,
-  batchNormGelu,
-  checkInput,
-  checkPositiveInt,
-  checkSpatialAtLeast,
-  gelu,
-  maxPool2,
-  singleShape,
-  type CallKwargs,
-  type LayerArgs,
-} from '../../src/index.js';
+import { BatchNorm, CompositeLayer, Conv, batchNormGelu, gelu, maxPool2, type CallKwargs, type LayerArgs } from '../../src/index.js';
+// The library's own argument checks: internal, not exported by the package. In your own project, write checks of
+// your own (or copy src/validation.ts) so that errors name the block, the argument and what arrived.
+import { checkInput, checkPositiveInt, checkSpatialAtLeast, singleShape } from '../../src/validation.js';
 
 export interface ResidualBlockArgs extends LayerArgs {
   /** Output channels of the block (both 3x3 convolutions). */

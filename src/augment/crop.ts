@@ -52,6 +52,16 @@ export function cropImages(images: tf.Tensor, starts: SquareStarts, cropSize: nu
  * The seed's `batch_crop`: one random `cropSize` x `cropSize` window per image (of the
  * reflect-padded batch), {@link drawCrops} then {@link cropImages}.
  * `random` defaults to the global generator ({@link setGlobalSeed}).
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { DeviceRandom, batchCrop, reflectPad } from 'tfjs-dataflow';
+ *
+ * const images = tf.randomUniform([8, 32, 32, 3]);
+ * // Pad by 2 with reflection, then a random 32x32 window of each 36x36 image.
+ * const cropped = batchCrop(reflectPad(images, 2), 32, new DeviceRandom(1));
+ * ```
  */
 export function batchCrop(images: tf.Tensor, cropSize: number, random?: DeviceRandom): tf.Tensor4D {
   const [batch, height, width] = checkImages('batchCrop', images);

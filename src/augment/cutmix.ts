@@ -63,13 +63,29 @@ export function cutmixTargets(
  * {@link drawCutmix}, then {@link cutmixImages} and {@link cutmixTargets}.
  * `patchSize` 0 turns it off (copies come back, so ownership is the same either way).
  * `random` defaults to the global generator ({@link setGlobalSeed}).
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { DeviceRandom, batchCutmix } from 'tfjs-dataflow';
+ *
+ * const images = tf.randomUniform([8, 32, 32, 3]);
+ * const targets = tf.cast(tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], 'int32'), 10), 'float32');
+ * // A 6x6 patch from a partner per image; the labels mixed by area (36 / 1024).
+ * const mixed = batchCutmix(images, targets, 6, new DeviceRandom(1));
+ * ```
  */
 export function batchCutmix(
   images: tf.Tensor,
   targets: tf.Tensor,
   patchSize: number,
   random?: DeviceRandom,
-): { images: tf.Tensor4D; targets: tf.Tensor2D } {
+): {
+  /** The images with their partners' patches, `[N, H, W, C]`. */
+  images: tf.Tensor4D;
+  /** The mixed soft labels, `[N, classes]`. */
+  targets: tf.Tensor2D;
+} {
   const [batch, height, width] = checkImages('batchCutmix', images);
   const generator = randomOrGlobal('batchCutmix', random);
   if (targets == null || targets.rank !== 2 || targets.shape[0] !== batch) {

@@ -37,6 +37,15 @@ export function flipImages(images: tf.Tensor, flips: tf.Tensor1D): tf.Tensor4D {
  * The seed's `batch_flip_lr`: each image is mirrored left-right with probability
  * `flipChance` (default 0.5), {@link drawFlips} then {@link flipImages}.
  * `random` defaults to the global generator ({@link setGlobalSeed}).
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { batchFlipLR, setGlobalSeed } from 'tfjs-dataflow';
+ *
+ * setGlobalSeed(7); // reproducible draws when no DeviceRandom is passed
+ * const flipped = batchFlipLR(tf.randomUniform([8, 32, 32, 3])); // each image mirrored with chance 0.5
+ * ```
  */
 export function batchFlipLR(images: tf.Tensor, random?: DeviceRandom, flipChance = 0.5): tf.Tensor4D {
   const [batch] = checkImages('batchFlipLR', images);

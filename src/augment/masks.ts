@@ -80,6 +80,14 @@ export function squareMasks(starts: SquareStarts, height: number, width: number,
  * with the seed's centre ranges for odd and even sizes. Built on the backend from two
  * int32 draws per image; nothing is read back. `random` defaults to the global generator
  * ({@link setGlobalSeed}).
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { DeviceRandom, randomSquareMasks } from 'tfjs-dataflow';
+ *
+ * const masks = randomSquareMasks(tf.zeros([4, 32, 32, 3]), 8, new DeviceRandom(1)); // bool [4, 32, 32, 1]
+ * ```
  */
 export function randomSquareMasks(images: tf.Tensor, maskSize: number, random?: DeviceRandom): tf.Tensor4D {
   const [batch, height, width] = checkImages('randomSquareMasks', images);

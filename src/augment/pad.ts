@@ -4,6 +4,14 @@ import { checkImages } from './masks.js';
 /**
  * The seed's `F.pad(images, (amount,) * 4, 'reflect')` in NHWC: reflect-pads height and
  * width by `amount` on every side (the edge pixel is not repeated), on the backend.
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { reflectPad } from 'tfjs-dataflow';
+ *
+ * const padded = reflectPad(tf.randomUniform([8, 32, 32, 3]), 2); // [8, 36, 36, 3]
+ * ```
  */
 export function reflectPad(images: tf.Tensor, amount: number): tf.Tensor4D {
   const [, height, width] = checkImages('reflectPad', images);

@@ -120,9 +120,13 @@ function hookBackend(backend: KernelBackend, name: string): void {
  *
  * @example
  * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { KernelCounter, initBackend } from 'tfjs-dataflow';
+ *
+ * await initBackend('cpu');
  * const counter = new KernelCounter();
- * const counts = await counter.measure(() => trainStep());
- * console.log(counts.backwardKernels, counts.uploadBytes);
+ * const counts = await counter.measure(() => tf.dispose(tf.add(tf.ones([4]), tf.ones([4]))));
+ * console.log(counts.forwardKernels, counts.uploadBytes);
  * ```
  */
 export class KernelCounter {
@@ -142,10 +146,12 @@ export class KernelCounter {
     return this.snapshot();
   }
 
+  /** Clears the counts; counting goes on. */
   reset(): void {
     this.counts = emptyCounts();
   }
 
+  /** A copy of the counts since the last reset; counting goes on. */
   snapshot(): KernelCounts {
     return structuredClone(this.counts);
   }

@@ -1,7 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
 
-type ScalarDtype = 'float32' | 'int32';
-
 // One map per backend instance: a backend that is removed and registered again starts empty.
 const cache = new WeakMap<tf.KernelBackend, Map<string, tf.Scalar>>();
 const live = new Set<tf.Scalar>();
@@ -17,7 +15,7 @@ const live = new Set<tf.Scalar>();
  * `releaseDeviceScalars()` frees them. Never dispose one yourself: a disposed scalar is made again on
  * its next use, but an op holding it in the meantime would fail.
  */
-export function deviceScalar(value: number, dtype: ScalarDtype = 'float32'): tf.Scalar {
+export function deviceScalar(value: number, dtype: 'float32' | 'int32' = 'float32'): tf.Scalar {
   if (typeof value !== 'number' || Number.isNaN(value)) {
     throw new TypeError(`deviceScalar: value must be a number (not NaN), got ${String(value)}`);
   }

@@ -13,14 +13,20 @@ import {
 
 /** Backends `initBackend` knows. `'auto'` picks the fastest that is really available. */
 export const BACKEND_NAMES = ['auto', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
+/** A name `initBackend` takes: one of {@link BACKEND_NAMES}. */
 export type BackendName = (typeof BACKEND_NAMES)[number];
+/** A backend `initBackend` can set: any {@link BackendName} but `'auto'`. */
 export type ConcreteBackend = Exclude<BackendName, 'auto'>;
 
 /** What the WebGPU adapter says about itself. */
 export interface AdapterDescription {
+  /** The adapter's vendor, e.g. `nvidia`; may be empty. */
   vendor: string;
+  /** The adapter's architecture, e.g. `hopper`; may be empty. */
   architecture: string;
+  /** The adapter's device identifier; may be empty. */
   device: string;
+  /** The adapter's description, e.g. the driver's name for it; may be empty. */
   description: string;
   /** A CPU implementation (lavapipe/llvmpipe, SwiftShader, WARP) rather than a GPU. */
   isSoftware: boolean;
@@ -28,6 +34,7 @@ export interface AdapterDescription {
 
 /** The backend that `initBackend` set, and why. */
 export interface BackendReport {
+  /** The backend now set in tfjs. */
   backend: ConcreteBackend;
   /** One sentence: why this backend (for 'auto', what was tried before it). */
   reason: string;
@@ -41,6 +48,7 @@ export interface BackendReport {
   wasmThreads?: number;
 }
 
+/** Options of `initBackend`: wasm files, the WebGPU adapter and the library's kernels. */
 export interface InitBackendOptions {
   /** Where the browser fetches tfjs-backend-wasm's .wasm files (passed to `setWasmPaths`). */
   wasmPaths?: string | Record<string, string>;
@@ -73,8 +81,10 @@ export interface Platform {
   loadTensorflow(): Promise<string>;
 }
 
+/** Thrown by `initBackend` when the backend asked for by name cannot start here; the message says why and what to install or change. */
 export class BackendUnavailableError extends Error {
   constructor(
+    /** The backend that could not start. */
     readonly backend: ConcreteBackend,
     message: string,
   ) {
@@ -85,6 +95,7 @@ export class BackendUnavailableError extends Error {
 
 const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|swiftshader|software|warp|basic render/i;
 
+/** What a WebGPU adapter says about itself (vendor, architecture, device, description), and whether it is a software one. */
 export function describeAdapter(adapter: GPUAdapter): AdapterDescription {
   const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
   const vendor = info?.vendor ?? '';

@@ -1,6 +1,7 @@
 import { defaultWasmThreads, disableNodeWasmThreads, enableNodeWasmThreads, startedWasmThreads } from './wasm-threads.js';
 import { initBackendOn, type BackendName, type BackendReport, type InitBackendOptions, type Platform } from './init.js';
 
+/** Options of the Node entry's `initBackend`: those of the browser-safe one, plus Dawn's flags, tfjs-node and wasm threads. */
 export interface NodeBackendOptions extends InitBackendOptions {
   /** Options passed to Dawn's `create()`, e.g. `['backend=vulkan']` or `['adapter=NVIDIA H100']`. */
   dawnFlags?: string[];

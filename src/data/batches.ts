@@ -93,13 +93,17 @@ export type ImageSet = tf.Tensor4D | CompactImages;
 
 /** A labelled image set: NHWC images (training images already reflect-padded) and soft targets. */
 export interface LabelledImages {
+  /** Float32 NHWC images `[N, H, W, C]`. */
   images: tf.Tensor4D;
+  /** One-hot or soft targets `[N, classes]`. */
   targets: tf.Tensor2D;
 }
 
 /** A labelled image set whose images are kept compact ({@link CompactImages}) and decoded per batch. */
 export interface CompactLabelledImages {
+  /** The images, compact on the backend. */
   images: CompactImages;
+  /** One-hot or soft targets `[N, classes]`. */
   targets: tf.Tensor2D;
 }
 
@@ -155,7 +159,9 @@ export interface EpochBatchesArgs {
 
 /** One batch: the caller owns (and disposes) both tensors. */
 export interface Batch {
+  /** The batch's augmented images, `[B, size, size, C]`. */
   inputs: tf.Tensor4D;
+  /** Their (cutmix-mixed) targets, `[B, classes]`. */
   targets: tf.Tensor2D;
 }
 

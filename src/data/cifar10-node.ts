@@ -55,6 +55,7 @@ export interface LoadCifar10Options {
 
 /** How far a download has got. */
 export interface DownloadProgress {
+  /** The archive's address. */
   url: string;
   /** Bytes received so far. */
   receivedBytes: number;

@@ -207,8 +207,11 @@ export interface Cifar10Dataset {
 
 /** A data file that was read: its name in the data directory, its size and the SHA-256 (hex) of its bytes. */
 export interface DataFileDigest {
+  /** The file's name. */
   file: string;
+  /** Its size in bytes. */
   bytes: number;
+  /** Its SHA-256, hex. */
   sha256: string;
 }
 
@@ -390,6 +393,7 @@ export interface Cifar10CompactOnBackend {
   train: CompactLabelledImages;
   /** Evaluation split: decoded normalised with the training statistics, not padded. */
   eval: CompactLabelledImages;
+  /** The statistics both splits are normalised with. */
   stats: Cifar10Stats;
 }
 

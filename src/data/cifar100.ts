@@ -7,7 +7,12 @@ export const CIFAR100_TRAIN_FILES = ['train.bin'] as const;
 /** The evaluation file of the binary release (10000 images). */
 export const CIFAR100_EVAL_FILES = ['test.bin'] as const;
 /** The class-name files of the binary release, one name a line, indexed by label. */
-export const CIFAR100_LABEL_NAME_FILES = { coarse: 'coarse_label_names.txt', fine: 'fine_label_names.txt' } as const;
+export const CIFAR100_LABEL_NAME_FILES = {
+  /** The 20 superclasses' names. */
+  coarse: 'coarse_label_names.txt',
+  /** The 100 classes' names. */
+  fine: 'fine_label_names.txt',
+} as const;
 /** Every file `loadCifar100` expects in a CIFAR-100 directory. */
 export const CIFAR100_FILES = [
   ...CIFAR100_TRAIN_FILES,
@@ -16,7 +21,12 @@ export const CIFAR100_FILES = [
   CIFAR100_LABEL_NAME_FILES.fine,
 ] as const;
 /** Records in each official file. */
-export const CIFAR100_RECORDS = { 'train.bin': 50_000, 'test.bin': 10_000 } as const;
+export const CIFAR100_RECORDS = {
+  /** The training file's records. */
+  'train.bin': 50_000,
+  /** The evaluation file's records. */
+  'test.bin': 10_000,
+} as const;
 /** Which of the two labels of a record a CIFAR-100 split uses: the 100 classes, or their 20 superclasses. */
 export type Cifar100LabelKind = 'fine' | 'coarse';
 /** Number of classes per label kind. */

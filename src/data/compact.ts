@@ -20,7 +20,9 @@ import { DECODE_IMAGES, type DecodeImagesAttrs } from '../backend/kernels/names.
  * WebGPU division may round differently in the last place).
  */
 export class CompactImages {
+  /** Always 4, as a decoded NHWC set's. */
   readonly rank = 4;
+  /** The shape the decoded set would have, `[count, height + 2 pad, width + 2 pad, channels]`. */
   readonly shape: [number, number, number, number];
   /** Images in every part but the last. */
   readonly perPart: number;
@@ -32,11 +34,15 @@ export class CompactImages {
     readonly parts: readonly tf.Tensor2D[],
     /** float32 [C * 256]: normalised value of byte v in channel c at c * 256 + v. */
     readonly lut: tf.Tensor1D,
+    /** Number of images. */
     readonly count: number,
     /** Stored (unpadded) height, width and channels. */
     readonly height: number,
+    /** Stored (unpadded) width. */
     readonly width: number,
+    /** Channels per pixel. */
     readonly channels: number,
+    /** Reflect padding of the decoded images on every side. */
     readonly pad: number,
   ) {
     this.shape = [count, height + 2 * pad, width + 2 * pad, channels];
@@ -48,10 +54,12 @@ export class CompactImages {
     return this.parts.reduce((s, p) => s + p.size * 4, 0) + this.lut.size * 4;
   }
 
+  /** Whether {@link CompactImages.dispose} has run. */
   get isDisposed(): boolean {
     return this.disposedFlag;
   }
 
+  /** Frees the device memory; a second call does nothing. */
   dispose(): void {
     if (this.disposedFlag) return;
     this.disposedFlag = true;
@@ -144,6 +152,7 @@ export function isCompactImages(x: unknown): x is CompactImages {
 export interface CompactImagesOptions {
   /** Per-channel mean and std of the [0, 1]-scaled images; the set is decoded as `(v / 255 - mean) / std`. */
   mean: readonly number[];
+  /** Per-channel std of the [0, 1]-scaled images (see `mean`). */
   std: readonly number[];
   /** Reflect padding of the decoded images on every side; default 0. */
   pad?: number;

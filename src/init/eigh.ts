@@ -8,6 +8,7 @@ export interface SymmetricEigen {
   eigenvectors: Float64Array;
 }
 
+/** Options of {@link eighSymmetric}: when the Jacobi iteration stops. */
 export interface EighOptions {
   /** Most Jacobi sweeps before giving up; default 100 (a 12x12 matrix converges in under 10). */
   maxSweeps?: number;

@@ -4,6 +4,7 @@ import { withWebGPUConvPrecision } from '../backend/kernels/webgpu/conv_precisio
 import { eighSymmetric } from './eigh.js';
 import { isCompactImages, type CompactImages } from '../data/compact.js';
 
+/** Options of {@link fitWhitening}: chunks, sample size, sign handling and averaging. */
 export interface FitWhiteningOptions {
   /** Images per chunk; each chunk gets its own covariance and eigendecomposition. Default 5000, the seed's `whiten_splits`. */
   chunkSize?: number;
@@ -34,7 +35,14 @@ export interface WhiteningFit {
   /** Row-major d×d: row i is eigenvector i, components ordered (channel, row, column) like the seed's patches. */
   eigenvectors: Float64Array;
   /** Per chunk: its eigenvalues (descending) and eigenvectors (rows, after sign canonicalisation if on). */
-  chunks: Array<{ eigenvalues: Float64Array; eigenvectors: Float64Array; covariance: Float64Array }>;
+  chunks: Array<{
+    /** The chunk's eigenvalues, descending. */
+    eigenvalues: Float64Array;
+    /** The chunk's eigenvectors, one per row. */
+    eigenvectors: Float64Array;
+    /** The chunk's patch covariance, `d x d` row-major. */
+    covariance: Float64Array;
+  }>;
   /** The image order used. */
   permutation: Int32Array;
 }

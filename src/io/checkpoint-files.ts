@@ -428,6 +428,7 @@ export interface CheckpointFilesMeta<C = unknown> {
   config: C;
   /** Why it was written, e.g. 'epoch-end' or 'interrupted'. */
   reason: string;
+  /** When it was written, as an ISO 8601 date and time. */
   savedAt: string;
   /** The run this checkpoint belongs to (e.g. a random id made when the run started): a caller that keeps it refuses another run's checkpoint. */
   runId?: string;
@@ -550,9 +551,15 @@ async function checkpointProblem(dir: string, jsonName: string): Promise<string 
  * checkpoint.json. Its files are checked first (sizes, the recorded SHA-256, the specs): a
  * problem throws, naming the file. The caller disposes `checkpoint.tensors`.
  */
-export async function readCheckpointFiles<C>(
-  dir: string,
-): Promise<{ checkpoint: TrainCheckpoint; meta: CheckpointFilesMeta<C> } | undefined> {
+export async function readCheckpointFiles<C>(dir: string): Promise<
+  | {
+      /** The trainer's state, for `Trainer.restore`. */
+      checkpoint: TrainCheckpoint;
+      /** What was written beside it. */
+      meta: CheckpointFilesMeta<C>;
+    }
+  | undefined
+> {
   if (!(await exists(join(dir, CHECKPOINT_JSON)))) return undefined;
   const { json, problem } = await readCheckpointJson<C>(dir);
   const refuse = (why: string) => new Error(`cannot resume from the checkpoint in ${dir}: ${why}`);
@@ -633,7 +640,13 @@ async function completeCutOffWrite(dir: string): Promise<string | undefined> {
  * that was moved into place (relative to `dir`'s parent), or `{}` when `dir` was in place already.
  * @throws when only damaged checkpoints are found: starting over silently would throw their steps away.
  */
-export async function recoverCheckpointFiles(dir: string): Promise<{ recoveredFrom?: string } | undefined> {
+export async function recoverCheckpointFiles(dir: string): Promise<
+  | {
+      /** The file or folder moved into place, relative to `dir`'s parent; absent when `dir` was in place already. */
+      recoveredFrom?: string;
+    }
+  | undefined
+> {
   const parent = dirname(dir);
   const base = basename(dir);
   const completed = await completeCutOffWrite(dir);

@@ -25,8 +25,13 @@ function sha256(data: Uint8Array): string {
  *
  * @example
  * ```ts
+ * import * as tfl from '@tensorflow/tfjs-layers';
+ * import { Linear, fileHandler } from 'tfjs-dataflow/node';
+ *
+ * const input = tfl.input({ shape: [4] });
+ * const model = tfl.model({ inputs: input, outputs: new Linear({ units: 2 }).apply(input) as tfl.SymbolicTensor });
  * await model.save(fileHandler('runs/model'));
- * const same = await tf.loadLayersModel(fileHandler('runs/model'));
+ * const same = await tfl.loadLayersModel(fileHandler('runs/model'));
  * ```
  */
 export function fileHandler(dir: string): io.IOHandler {

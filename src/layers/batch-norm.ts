@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { batchNorm, batchNormGelu, type BatchNormState } from '../ops/batch-norm.js';
 import { checkFiniteNonNegative, checkInput, checkUnitInterval, knownLastAxis, singleInput, singleShape } from '../validation.js';
-import { scopedWeightName } from './registry.js';
+import { namespacedClassName, registerLayerClass, scopedWeightName, withDefaultName } from './registry.js';
 import type { CallKwargs, LayerArgs } from './types.js';
 
 export interface BatchNormArgs extends LayerArgs {
@@ -32,12 +32,28 @@ export interface BatchNormArgs extends LayerArgs {
  * forward; elsewhere the unfused ops run. The computation is the `batchNorm` op (src/ops/batch-norm.ts), which
  * makes that choice; a block that applies a GELU after the norm calls `batchNormGelu(x, norm, kwargs)`, which
  * fuses the GELU into the same kernels.
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { BatchNorm } from 'tfjs-dataflow';
+ *
+ * const norm = new BatchNorm({ name: 'norm', momentum: 0.4 });
+ * const x = tf.randomNormal([8, 16, 16, 32]);
+ * // Batch statistics, and the running mean and variance updated; without `training` the running ones are used.
+ * const y = norm.apply(x, { training: true }) as tf.Tensor;
+ * ```
  */
 export class BatchNorm extends tfl.layers.Layer implements BatchNormState {
-  static className = 'BatchNorm';
+  /** The name tfjs's serialization knows the class by, and model.json records: `'tfjs-dataflow>BatchNorm'`. */
+  static className = namespacedClassName('BatchNorm');
+  /** Added to the variance before the square root. */
   readonly eps: number;
+  /** Weight of the new batch statistics in the running averages (PyTorch's convention). */
   readonly momentum: number;
+  /** Whether the scale trains. */
   readonly weightTrainable: boolean;
+  /** Whether the shift trains. */
   readonly biasTrainable: boolean;
   /** Per-channel scale, `[C]`. */
   weight!: tfl.LayerVariable;
@@ -49,7 +65,7 @@ export class BatchNorm extends tfl.layers.Layer implements BatchNormState {
   runningVar!: tfl.LayerVariable;
 
   constructor(args: BatchNormArgs = {}) {
-    super(args);
+    super(withDefaultName(args, 'BatchNorm'));
     const name = `BatchNorm '${this.name}'`;
     // An infinite eps zeroes every normalised value (and its gradient) without an error.
     this.eps = checkFiniteNonNegative(args.eps ?? 1e-12, 'eps', name);
@@ -94,4 +110,4 @@ export class BatchNorm extends tfl.layers.Layer implements BatchNormState {
     };
   }
 }
-tf.serialization.registerClass(BatchNorm);
+registerLayerClass(BatchNorm, 'BatchNorm');

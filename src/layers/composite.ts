@@ -20,6 +20,51 @@ import type { CallKwargs } from './types.js';
  * statistics twice per training step. That answer is given only inside the model
  * execution that made it (see `call`); every other call, a direct (eager) one
  * included, runs the block.
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import * as tfl from '@tensorflow/tfjs-layers';
+ * import { BatchNorm, CompositeLayer, Conv, batchNormGelu, type CallKwargs, type LayerArgs } from 'tfjs-dataflow';
+ *
+ * // conv -> batch norm -> GELU, its weights named <block>/conv/weight, <block>/norm/bias, ...
+ * class ConvNormGelu extends CompositeLayer {
+ *   static className = 'ConvNormGelu';
+ *   readonly filters: number;
+ *   readonly conv: Conv;
+ *   readonly norm: BatchNorm;
+ *
+ *   constructor(args: LayerArgs & { filters: number }) {
+ *     super(args);
+ *     this.filters = args.filters;
+ *     this.conv = new Conv({ name: 'conv', filters: args.filters });
+ *     this.norm = new BatchNorm({ name: 'norm' });
+ *   }
+ *
+ *   override get sublayers(): tfl.layers.Layer[] {
+ *     // The base constructor reads the weights before the sublayers exist.
+ *     return this.conv == null ? [] : [this.conv, this.norm];
+ *   }
+ *
+ *   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
+ *     this.buildSublayer(this.norm, this.buildSublayer(this.conv, inputShape as tfl.Shape));
+ *     this.built = true;
+ *   }
+ *
+ *   override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+ *     return this.conv.computeOutputShape(inputShape) as tfl.Shape;
+ *   }
+ *
+ *   protected override forward(x: tf.Tensor, kwargs: CallKwargs): tf.Tensor {
+ *     return batchNormGelu(this.conv.call(x, kwargs) as tf.Tensor, this.norm, kwargs);
+ *   }
+ *
+ *   override getConfig(): tf.serialization.ConfigDict {
+ *     return { ...super.getConfig(), filters: this.filters };
+ *   }
+ * }
+ * tf.serialization.registerClass(ConvNormGelu);
+ * ```
  */
 export abstract class CompositeLayer extends tfl.layers.Layer {
   private lastCall: CallRecord | null = null;
@@ -30,18 +75,22 @@ export abstract class CompositeLayer extends tfl.layers.Layer {
   /** The block's computation on one input (called inside `tf.tidy` by the caller's layer machinery). */
   protected abstract forward(input: tf.Tensor, kwargs: CallKwargs): tf.Tensor | tf.Tensor[];
 
+  /** The sublayers' trainable weights, in `sublayers` order ([] when the block is not trainable). */
   override get trainableWeights(): tfl.LayerVariable[] {
     return this.trainable ? this.sublayers.flatMap((l) => l.trainableWeights) : [];
   }
 
+  /** Ignored: the weights live in the sublayers. */
   override set trainableWeights(_weights: tfl.LayerVariable[]) {
     // Weights live in the sublayers; tfjs-layers only assigns [] here.
   }
 
+  /** The sublayers' non-trainable weights (running statistics, frozen scales; all of them when the block is not trainable). */
   override get nonTrainableWeights(): tfl.LayerVariable[] {
     return this.trainable ? this.sublayers.flatMap((l) => l.nonTrainableWeights) : this.sublayers.flatMap((l) => l.weights);
   }
 
+  /** Ignored: the weights live in the sublayers. */
   override set nonTrainableWeights(_weights: tfl.LayerVariable[]) {
     // As above.
   }
@@ -72,7 +121,7 @@ export abstract class CompositeLayer extends tfl.layers.Layer {
    * repeat returns. Any other call runs the block: a direct call on a tensor always does.
    */
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: CallKwargs): tf.Tensor | tf.Tensor[] {
-    const input = singleInput(inputs, `${this.getClassName()} '${this.name}'`);
+    const input = singleInput(inputs, `${this.getClassName().replace(/^.*>/, '')} '${this.name}'`);
     const training = kwargs?.training === true;
     const scope = tf.engine().state.activeScope as object | null;
     const executorScope = Array.isArray(inputs) ? scope : null;

@@ -14,6 +14,7 @@ import {
   singleShape,
 } from '../validation.js';
 import type { CallKwargs, LayerArgs } from './types.js';
+import { namespacedClassName, registerLayerClass, withDefaultName } from './registry.js';
 
 export interface ConvGroupArgs extends LayerArgs {
   /** Output channels of both convolutions. */
@@ -45,18 +46,43 @@ const half = (d: number | null | undefined) => (d == null ? null : Math.floor(d 
  * as this layer's, named `<group>/conv1/weight`, `<group>/norm1/bias`, ... so saving,
  * loading, optimizers and the EMA see them all. `training: true` in the call's kwargs
  * reaches the batch norms.
+ *
+ * @example
+ * ```ts
+ * import * as tfl from '@tensorflow/tfjs-layers';
+ * import { ConvGroup } from 'tfjs-dataflow';
+ *
+ * const input = tfl.input({ shape: [32, 32, 24] });
+ * // Two outputs: the group's output [N, 16, 16, 64] and its prediction of the next group's state [N, 8, 8, 256].
+ * const [x, statePrediction] = new ConvGroup({ name: 'group_1', channelsOut: 64, statePredDim: 256, seed: 1 }).apply(
+ *   input,
+ * ) as tfl.SymbolicTensor[];
+ * // Without statePredDim, one output.
+ * const last = new ConvGroup({ name: 'group_3', channelsOut: 256, seed: 3 }).apply(x!) as tfl.SymbolicTensor;
+ * ```
  */
 export class ConvGroup extends CompositeLayer {
-  static className = 'ConvGroup';
+  /** The name tfjs's serialization knows the class by, and model.json records: `'tfjs-dataflow>ConvGroup'`. */
+  static className = namespacedClassName('ConvGroup');
+  /** Output channels of both convolutions. */
   readonly channelsOut: number;
+  /** Expected input channels; null: taken from the input. */
   readonly channelsIn: number | null;
+  /** Channels of the state prediction; null: the group has none (one output). */
   readonly statePredDim: number | null;
+  /** Seed of the sublayers' default initialisation; undefined: random. */
   readonly seed: number | undefined;
+  /** Momentum of the group's batch norms (PyTorch's convention). */
   readonly batchNormMomentum: number;
+  /** Epsilon of the group's batch norms. */
   readonly batchNormEps: number;
+  /** The first 3x3 convolution (before the max-pool). */
   readonly conv1: Conv;
+  /** The second 3x3 convolution. */
   readonly conv2: Conv;
+  /** The batch norm after the max-pool. */
   readonly norm1: BatchNorm;
+  /** The batch norm after conv2. */
   readonly norm2: BatchNorm;
   /** The state projection; null without a state prediction. */
   readonly stateProject: Conv | null;
@@ -64,7 +90,7 @@ export class ConvGroup extends CompositeLayer {
   readonly stateNorm: BatchNorm | null;
 
   constructor(args: ConvGroupArgs) {
-    super(args);
+    super(withDefaultName(args, 'ConvGroup'));
     const name = `ConvGroup '${this.name}'`;
     this.channelsOut = checkPositiveInt(args.channelsOut, 'channelsOut', name);
     this.channelsIn = args.channelsIn == null ? null : checkPositiveInt(args.channelsIn, 'channelsIn', name);
@@ -145,4 +171,4 @@ export class ConvGroup extends CompositeLayer {
     return { ...super.getConfig(), ...config };
   }
 }
-tf.serialization.registerClass(ConvGroup);
+registerLayerClass(ConvGroup, 'ConvGroup');

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInput, checkOptionalFactor, checkPositiveInt, knownLastAxis, singleInput, singleShape } from '../validation.js';
-import { scopedWeightName } from './registry.js';
+import { namespacedClassName, registerLayerClass, scopedWeightName, withDefaultName } from './registry.js';
 import type { CallKwargs, LayerArgs } from './types.js';
 
 export interface ConvArgs extends LayerArgs {
@@ -36,21 +36,38 @@ export function torchDefaultInitializer(seed?: number): ReturnType<typeof tfl.in
  * learning rate without changing the initial function). The weight is stored
  * channels-last as `[kh, kw, cin, cout]` and named `weight`, like the seed's
  * state-dict entry; its default initialisation is PyTorch's Conv2d default.
+ *
+ * @example
+ * ```ts
+ * import * as tfl from '@tensorflow/tfjs-layers';
+ * import { Conv } from 'tfjs-dataflow';
+ *
+ * const input = tfl.input({ shape: [32, 32, 16] });
+ * // 3x3 'same', 32 output channels, no bias: [N, 32, 32, 16] -> [N, 32, 32, 32].
+ * const y = new Conv({ name: 'conv', filters: 32, seed: 1 }).apply(input) as tfl.SymbolicTensor;
+ * ```
  */
 export class Conv extends tfl.layers.Layer {
-  static className = 'Conv';
+  /** The name tfjs's serialization knows the class by, and model.json records: `'tfjs-dataflow>Conv'`. */
+  static className = namespacedClassName('Conv');
+  /** Number of output channels. */
   readonly filters: number;
+  /** Kernel size, `[height, width]`. */
   readonly kernelSize: [number, number];
+  /** 'same' or 'valid'. */
   readonly padding: 'same' | 'valid';
+  /** Factor applied to the weight in every forward pass; null: none. */
   readonly temperature: number | null;
+  /** Learning-rate multiplier (see {@link ConvArgs.lrMult}); null: off. */
   readonly lrMult: number | null;
+  /** Seed of the default initialisation; undefined: random. */
   readonly seed: number | undefined;
   /** The convolution kernel, `[kh, kw, cin, cout]`; set by build(). */
   weight!: tfl.LayerVariable;
   private inChannels: number | null = null;
 
   constructor(args: ConvArgs) {
-    super(args);
+    super(withDefaultName(args, 'Conv'));
     const name = `Conv '${this.name}'`;
     this.filters = checkPositiveInt(args.filters, 'filters', name);
     const k = args.kernelSize ?? 3;
@@ -126,4 +143,4 @@ export class Conv extends tfl.layers.Layer {
     return { ...super.getConfig(), ...config };
   }
 }
-tf.serialization.registerClass(Conv);
+registerLayerClass(Conv, 'Conv');

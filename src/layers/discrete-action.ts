@@ -6,6 +6,7 @@ import { stopGradient } from '../ops/stop-gradient.js';
 import { CompositeLayer } from './composite.js';
 import { checkBoolean, checkFiniteNonNegative, singleInput, singleShape } from '../validation.js';
 import type { CallKwargs, LayerArgs } from './types.js';
+import { namespacedClassName, registerLayerClass, withDefaultName } from './registry.js';
 
 /** Options of the `DiscreteAction` layer, on top of tfjs-layers' own (name, inputShape, ...). */
 export interface DiscreteActionArgs extends LayerArgs {
@@ -30,12 +31,28 @@ export interface DiscreteActionArgs extends LayerArgs {
  * is not training. `seed`, `noiseStd`, `detachStd` and `noiseAtInference` are
  * saved with the model. A loaded model restarts the noise stream at the seed's
  * start; `random.setState` moves it (e.g. to a checkpointed state). No weights.
+ *
+ * @example
+ * ```ts
+ * import * as tfl from '@tensorflow/tfjs-layers';
+ * import { ConvGroup, DiscreteAction } from 'tfjs-dataflow';
+ *
+ * const input = tfl.input({ shape: [32, 32, 3] });
+ * const [y] = new ConvGroup({ channelsOut: 64, statePredDim: 256, seed: 1 }).apply(input) as tfl.SymbolicTensor[];
+ * // The next block sees stopGradient(y) plus noise of the size of y's std: no gradient flows back.
+ * const action = new DiscreteAction({ name: 'action_1', noiseStd: 1, seed: 2 }).apply(y!) as tfl.SymbolicTensor;
+ * ```
  */
 export class DiscreteAction extends tfl.layers.Layer {
-  static className = 'DiscreteAction';
+  /** The name tfjs's serialization knows the class by, and model.json records: `'tfjs-dataflow>DiscreteAction'`. */
+  static className = namespacedClassName('DiscreteAction');
+  /** Noise scale as a multiple of the input's std. */
   readonly noiseStd: number;
+  /** Whether the gradient through the std is cut too. */
   readonly detachStd: boolean;
+  /** Whether the noise is added outside training too. */
   readonly noiseAtInference: boolean;
+  /** Seed of the layer's `DeviceRandom` (drawn at random when none was given). */
   readonly seed: number;
   /** The layer's generator; `getState` / `setState` checkpoint its noise stream. */
   readonly random: DeviceRandom;
@@ -43,7 +60,7 @@ export class DiscreteAction extends tfl.layers.Layer {
   inferenceNoiseOverride: boolean | undefined = undefined;
 
   constructor(args: DiscreteActionArgs = {}) {
-    super(args);
+    super(withDefaultName(args, 'DiscreteAction'));
     const name = `DiscreteAction '${this.name}'`;
     this.noiseStd = checkFiniteNonNegative(args.noiseStd ?? 1, 'noiseStd', name);
     // A string such as 'yes' (or 'false') would read as true.
@@ -81,7 +98,7 @@ export class DiscreteAction extends tfl.layers.Layer {
     };
   }
 }
-tf.serialization.registerClass(DiscreteAction);
+registerLayerClass(DiscreteAction, 'DiscreteAction');
 
 /**
  * The `DiscreteAction` layers of a model (a `tf.LayersModel`, or any layer), in the model's layer

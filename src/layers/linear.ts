@@ -3,7 +3,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { deviceScalar } from '../ops/constants.js';
 import { torchDefaultInitializer } from './conv.js';
 import { checkInput, checkOptionalFactor, checkPositiveInt, knownLastAxis, singleInput, singleShape } from '../validation.js';
-import { scopedWeightName } from './registry.js';
+import { namespacedClassName, registerLayerClass, scopedWeightName, withDefaultName } from './registry.js';
 import type { CallKwargs, LayerArgs } from './types.js';
 
 export interface LinearArgs extends LayerArgs {
@@ -21,18 +21,32 @@ export interface LinearArgs extends LayerArgs {
  * forward pass is `x @ (W · temperature)`; it is named `weight` and initialised
  * like PyTorch's `nn.Linear`, U(-1/√in, 1/√in). Inputs of any rank ≥ 2 are
  * accepted; the last axis is the feature axis.
+ *
+ * @example
+ * ```ts
+ * import * as tfl from '@tensorflow/tfjs-layers';
+ * import { Linear } from 'tfjs-dataflow';
+ *
+ * const features = tfl.input({ shape: [256] });
+ * // Logits of 10 classes, the weight scaled by 1/12 in the forward pass as in the seed's head.
+ * const logits = new Linear({ name: 'head', units: 10, temperature: 1 / 12, seed: 1 }).apply(features) as tfl.SymbolicTensor;
+ * ```
  */
 export class Linear extends tfl.layers.Layer {
-  static className = 'Linear';
+  /** The name tfjs's serialization knows the class by, and model.json records: `'tfjs-dataflow>Linear'`. */
+  static className = namespacedClassName('Linear');
+  /** Number of output features. */
   readonly units: number;
+  /** Factor applied to the weight in every forward pass; null: none. */
   readonly temperature: number | null;
+  /** Seed of the default initialisation; undefined: random. */
   readonly seed: number | undefined;
   /** The weight, `[in, out]`; set by build(). */
   weight!: tfl.LayerVariable;
   private inFeatures: number | null = null;
 
   constructor(args: LinearArgs) {
-    super(args);
+    super(withDefaultName(args, 'Linear'));
     const name = `Linear '${this.name}'`;
     this.units = checkPositiveInt(args.units, 'units', name);
     this.temperature = checkOptionalFactor(args.temperature, 'temperature', name);
@@ -82,4 +96,4 @@ export class Linear extends tfl.layers.Layer {
     return { ...super.getConfig(), ...config };
   }
 }
-tf.serialization.registerClass(Linear);
+registerLayerClass(Linear, 'Linear');

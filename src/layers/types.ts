@@ -4,4 +4,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 export type LayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
 
 /** tfjs-layers' keyword arguments to `call()`; `training` selects batch statistics and updates. */
-export type CallKwargs = { training?: boolean } & Record<string, unknown>;
+export type CallKwargs = {
+  /** True in a training pass: batch norms use and update batch statistics. */
+  training?: boolean;
+} & Record<string, unknown>;

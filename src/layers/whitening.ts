@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { torchDefaultInitializer } from './conv.js';
 import { checkInput, checkPositiveInt, checkSpatialAtLeast, singleInput, singleShape } from '../validation.js';
-import { scopedWeightName } from './registry.js';
+import { namespacedClassName, registerLayerClass, scopedWeightName, withDefaultName } from './registry.js';
 import type { CallKwargs, LayerArgs } from './types.js';
 
 export interface WhiteningConvArgs extends LayerArgs {
@@ -23,17 +23,35 @@ export interface WhiteningConvArgs extends LayerArgs {
  *
  * @remarks Its default name, `whitening_conv_N`, contains 'whiten', which the
  * seed's EMA uses to leave this layer out of the copy-back.
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import * as tfl from '@tensorflow/tfjs-layers';
+ * import { WhiteningConv, fitWhitening } from 'tfjs-dataflow';
+ *
+ * const images = tf.randomUniform([64, 32, 32, 3]) as tf.Tensor4D; // a sample of training images, NHWC
+ * const input = tfl.input({ shape: [32, 32, 3] });
+ * const whiten = new WhiteningConv({ name: 'whiten', kernelSize: 2 });
+ * const x = whiten.apply(input) as tfl.SymbolicTensor; // [N, 31, 31, 24]
+ * const model = tfl.model({ inputs: input, outputs: x });
+ * await fitWhitening(whiten, images); // sets the frozen kernel from the images' 2x2 patches
+ * ```
  */
 export class WhiteningConv extends tfl.layers.Layer {
-  static className = 'WhiteningConv';
+  /** The name tfjs's serialization knows the class by, and model.json records: `'tfjs-dataflow>WhiteningConv'`. */
+  static className = namespacedClassName('WhiteningConv');
+  /** Square patch size of the kernel. */
   readonly kernelSize: number;
+  /** Input channels. */
   readonly channels: number;
+  /** Seed of the placeholder initialisation; undefined: random. */
   readonly seed: number | undefined;
   /** The fixed kernel, `[k, k, C, 2·C·k²]`; set by build(). */
   weight!: tfl.LayerVariable;
 
   constructor(args: WhiteningConvArgs = {}) {
-    super(args);
+    super(withDefaultName(args, 'WhiteningConv'));
     const name = `WhiteningConv '${this.name}'`;
     this.kernelSize = checkPositiveInt(args.kernelSize ?? 2, 'kernelSize', name);
     this.channels = checkPositiveInt(args.channels ?? 3, 'channels', name);
@@ -93,4 +111,4 @@ export class WhiteningConv extends tfl.layers.Layer {
     return { ...super.getConfig(), ...config };
   }
 }
-tf.serialization.registerClass(WhiteningConv);
+registerLayerClass(WhiteningConv, 'WhiteningConv');

@@ -76,6 +76,7 @@ export interface EmaHyp {
   everyNSteps: number;
 }
 
+/** The run's length, evaluation and logging, and the EMA. */
 export interface MiscHyp {
   /** Epochs of training, fractional allowed. The seed: 12.1 (581 steps at batch 1024). */
   trainEpochs: number;
@@ -83,12 +84,20 @@ export interface MiscHyp {
   evalBatchSize: number;
   /** The table's train loss and accuracy are those of the epoch's last step with epochStep % this == 0 (0-based). The seed: 50. */
   logEveryNSteps: number;
+  /** The EMA of the weights. */
   ema: EmaHyp;
 }
 
+/**
+ * The seed's hyperparameters (`SEED_HYP`) or overrides of them resolved by {@link resolveHyp}: what
+ * {@link speedyConvNet} builds and {@link Trainer} trains with.
+ */
 export interface Hyp {
+  /** The optimiser, schedule, loss and batch size. */
   opt: OptHyp;
+  /** The network's shape and augmentation. */
   net: NetHyp;
+  /** The run's length, evaluation and logging, and the EMA. */
   misc: MiscHyp;
 }
 
@@ -384,7 +393,7 @@ export function checkHypFitsCrops(hyp: Hyp, imageSize: number): void {
 }
 
 /**
- * Throws unless the seed's reflect padding, crop, cutmix ({@link checkHypFitsCrops}) and whitening fit can use
+ * Throws unless the seed's reflect padding, crop, cutmix (`checkHypFitsCrops`) and whitening fit can use
  * `hyp` on `imageSize` x `imageSize` images: reflection needs `net.padAmount` below the side, the whitening kernel
  * must fit the unpadded image, and every chunk of the fit's `whiteningExamples` needs at least two patches for its
  * covariance. Names the key at fault.
@@ -444,7 +453,18 @@ export function checkHyp(hyp: Hyp, options: HypCheckOptions = {}): void {
 export function blockDepths(
   baseDepth: number,
   numClasses = 10,
-): { init: number; block1: number; block2: number; block3: number; numClasses: number } {
+): {
+  /** The initial block's width (the whitening's state prediction), half of `baseDepth` rounded half to even. */
+  init: number;
+  /** The first group's width: `baseDepth`. */
+  block1: number;
+  /** The second group's width: 4 x `baseDepth`. */
+  block2: number;
+  /** The third group's width: 8 x `baseDepth`. */
+  block3: number;
+  /** The output width: `numClasses`. */
+  numClasses: number;
+} {
   return {
     init: roundHalfEven(baseDepth / 2),
     block1: baseDepth,

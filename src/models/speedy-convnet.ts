@@ -16,6 +16,7 @@ import { blockDepths, resolveHyp, type Hyp, type HypOverrides } from './hyp.js';
 /** 'sketch': the seed (cut + noise between groups). 'backprop': the same net trained end to end (no cut, no noise). */
 export type SpeedyConvNetMode = 'sketch' | 'backprop';
 
+/** Options of {@link speedyConvNet}: hyperparameter overrides, the mode, the seed and the class count. */
 export interface SpeedyConvNetOptions {
   /** Overrides of the seed's hyperparameters (`net.baseDepth`, `net.noiseStd`, `opt.scalingFactor`, ...). */
   hyp?: HypOverrides;
@@ -33,9 +34,13 @@ export interface SpeedyConvNetOptions {
 export interface SpeedyConvNet {
   /** The network: `[N, 32, 32, 3]` normalised NHWC images in, `[N, numClasses]` logits out (`[N, 10]` by default). Save and load it like any LayersModel. */
   model: tfl.LayersModel;
+  /** The hyperparameters it was built with, resolved; {@link Trainer} trains with them. */
   hyp: Hyp;
+  /** 'sketch' (cut and noise between groups) or 'backprop'. */
   mode: SpeedyConvNetMode;
+  /** The initial whitening layer, for {@link fitSpeedyConvNetWhitening}. */
   whitening: WhiteningConv;
+  /** The three conv groups, in order. */
   groups: ConvGroup[];
   /** The three simulated discrete actions (empty in 'backprop' mode). */
   discreteActions: DiscreteAction[];

@@ -116,8 +116,11 @@ export function batchNormGrad(
 
 /** A variable of the batch norm's state: a tfjs-layers `LayerVariable` (the `BatchNorm` layer's). */
 export interface BatchNormVariable {
+  /** The variable's current value. */
   read(): tf.Tensor;
+  /** Replaces the variable's value. */
   write(value: tf.Tensor): unknown;
+  /** Whether the variable trains (gets a gradient). */
   readonly trainable: boolean;
 }
 
@@ -136,6 +139,7 @@ export interface BatchNormState {
   readonly runningMean: BatchNormVariable;
   /** Running (unbiased) variance `[C]`, updated by a training call. */
   readonly runningVar: BatchNormVariable;
+  /** Added to the variance before the square root. */
   readonly eps: number;
   /** Weight of the new batch statistics in the running averages, PyTorch's convention. */
   readonly momentum: number;
@@ -166,6 +170,16 @@ export function batchNorm(x: tf.Tensor, norm: BatchNormState, kwargs?: { trainin
  * ones (WebGPU): the GELU is part of the normalisation kernel forward and of the gradient kernel backward, where
  * the unfused ops take about a dozen kernels each way. Elsewhere it is exactly the unfused ops. Any block that calls
  * it gets the fused path (`ConvGroup` does; `examples/custom-block`'s `ResidualBlock` too).
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { BatchNorm, batchNormGelu } from 'tfjs-dataflow';
+ *
+ * const norm = new BatchNorm({ name: 'norm' });
+ * norm.build([null, 8, 8, 16]);
+ * const y = batchNormGelu(tf.randomNormal([4, 8, 8, 16]), norm, { training: true });
+ * ```
  */
 export function batchNormGelu(x: tf.Tensor, norm: BatchNormState, kwargs?: { training?: boolean }): tf.Tensor {
   return normalise(x, norm, Boolean(kwargs?.training), true);

@@ -46,6 +46,14 @@ function besselFactors(n: number): { countLessOne: number; unbias: number } {
  * @param x A float32 tensor with at least two elements along the reduced axes.
  * @param axis Axes to reduce; default all.
  * @param keepDims Keep reduced axes with size 1; default false.
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { unbiasedStd } from 'tfjs-dataflow';
+ *
+ * const std = unbiasedStd(tf.tensor1d([1, 2, 3, 4])); // 1.29..., as torch.std
+ * ```
  */
 export function unbiasedStd(x: tf.Tensor, axis?: number | number[], keepDims = false): tf.Tensor {
   if (!(x instanceof tf.Tensor)) throw new TypeError(`unbiasedStd: argument 'x' must be a tf.Tensor, got ${typeof x}`);
@@ -135,6 +143,17 @@ function onePassStd(x: tf.Tensor, keepDims: boolean): tf.Tensor {
  *
  * @param x A float32 tensor (any rank, at least 2 elements; NHWC activations in the network).
  * @param options Noise scale, the std cut, and where the noise comes from.
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { DeviceRandom, simulateDiscreteAction } from 'tfjs-dataflow';
+ *
+ * const x = tf.randomNormal([8, 16, 16, 64]);
+ * const random = new DeviceRandom(1);
+ * // stopGradient(x) + 1 · std(x) · N(0, 1), the noise drawn on the backend.
+ * const y = simulateDiscreteAction(x, { noiseStd: 1, random });
+ * ```
  */
 export function simulateDiscreteAction(x: tf.Tensor, options: SimulateDiscreteActionOptions = {}): tf.Tensor {
   if (!(x instanceof tf.Tensor)) throw new TypeError(`simulateDiscreteAction: argument 'x' must be a tf.Tensor, got ${typeof x}`);

@@ -28,6 +28,14 @@ const geluWithGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>)
  * through `erf`, so backprop costs a handful of elementwise kernels.
  *
  * @param x A float32 tensor of any shape.
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { gelu } from 'tfjs-dataflow';
+ *
+ * const y = gelu(tf.tensor1d([-1, 0, 1])); // [-0.1587, 0, 0.8413]
+ * ```
  */
 export function gelu<T extends tf.Tensor>(x: T): T {
   if (!(x instanceof tf.Tensor)) throw new TypeError(`gelu: argument 'x' must be a tf.Tensor, got ${typeof x}`);

@@ -11,8 +11,11 @@ let global: DeviceRandom | undefined;
  *
  * @example
  * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { batchCrop, setGlobalSeed } from 'tfjs-dataflow';
+ *
  * setGlobalSeed(42);
- * const cropped = batchCrop(paddedImages, 32); // the same crops on every run
+ * const cropped = batchCrop(tf.zeros([8, 36, 36, 3]), 32); // the same crops on every run
  * ```
  */
 export function setGlobalSeed(seed: number): void {

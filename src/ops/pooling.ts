@@ -31,6 +31,14 @@ const maxOverSpace = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>)
  * does (tfjs's own `tf.max` gradient would give each tied position all of it).
  *
  * @param x A float32 tensor of rank 4, NHWC.
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { globalMaxPool } from 'tfjs-dataflow';
+ *
+ * const features = globalMaxPool(tf.randomNormal([2, 4, 4, 8]) as tf.Tensor4D); // [2, 8]
+ * ```
  */
 export function globalMaxPool(x: tf.Tensor4D): tf.Tensor2D {
   if (!(x instanceof tf.Tensor)) throw new TypeError(`globalMaxPool: argument 'x' must be a tf.Tensor, got ${typeof x}`);
@@ -45,6 +53,14 @@ export function globalMaxPool(x: tf.Tensor4D): tf.Tensor2D {
  * 2x2 max-pool with stride 2 (PyTorch's `MaxPool2d(2)`, odd sizes floored). Its
  * gradient goes to each window's first maximum, as PyTorch routes it (on wasm through
  * the library's MaxPoolGrad kernel, which `initBackend('wasm')` installs).
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { maxPool2 } from 'tfjs-dataflow';
+ *
+ * const pooled = maxPool2(tf.randomNormal([2, 9, 9, 8]) as tf.Tensor4D); // [2, 4, 4, 8]
+ * ```
  */
 export function maxPool2(x: tf.Tensor4D): tf.Tensor4D {
   // A side below 2 floors to an empty output rather than an error.

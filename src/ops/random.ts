@@ -6,7 +6,9 @@ export { RANDOM_KERNEL };
 
 /** A `DeviceRandom`'s position: restoring it replays the same draws. */
 export interface DeviceRandomState {
+  /** The generator's seed. */
   seed: number;
+  /** The number of draws made since the seed: the next draw's position in the stream. */
   counter: number;
 }
 
@@ -42,9 +44,13 @@ function checkSeed(where: string, seed: number): void {
  *
  * @example
  * ```ts
- * const rng = new DeviceRandom(42);
- * const noise = rng.normal([8, 16, 16, 64]);
- * const order = rng.permutation(50000);
+ * import { DeviceRandom } from 'tfjs-dataflow';
+ *
+ * const random = new DeviceRandom(42);
+ * const noise = random.normal([2, 3]); // drawn on the backend, no upload
+ * const saved = random.getState();
+ * const order = random.permutation(10);
+ * random.setState(saved); // replays the same stream from here
  * ```
  */
 export class DeviceRandom {

@@ -13,6 +13,15 @@ import * as tf from '@tensorflow/tfjs-core';
  * The value is a zero-copy reshape of x (a shared buffer, no kernel work).
  *
  * @param x A tensor of any shape and dtype.
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { stopGradient } from 'tfjs-dataflow';
+ *
+ * const x = tf.scalar(3);
+ * const dx = tf.grad((v: tf.Tensor) => tf.add(tf.mul(v, v), stopGradient(tf.mul(v, v))))(x); // 6: only the first term
+ * ```
  */
 export function stopGradient<T extends tf.Tensor>(x: T): T {
   if (!(x instanceof tf.Tensor)) throw new TypeError(`stopGradient: argument 'x' must be a tf.Tensor, got ${typeof x}`);

@@ -17,6 +17,7 @@ export const CHECKPOINT_VERSION = 2;
 export interface CheckpointSchedule {
   /** Training images. */
   examples: number;
+  /** Images per optimiser step. */
   batchSize: number;
   /** `hyp.misc.trainEpochs`. */
   trainEpochs: number;
@@ -37,20 +38,34 @@ export interface TrainCheckpoint {
   schedule?: CheckpointSchedule;
   /** The epoch to continue in, and how many of its steps are done. */
   epoch: number;
+  /** Steps of `epoch` done. */
   epochStep: number;
+  /** Steps of the run done. */
   step: number;
   /** The data generator's state when `epoch` started (its batches are drawn again and the first `epochStep` skipped). */
   dataRandomAtEpochStart: DeviceRandomState;
   /** The noise streams of the model's discrete actions now, in the model's layer order. */
   modelRandom: DeviceRandomState[];
+  /** The table's rows of the epochs done. */
   records: EpochRecord[];
+  /** Seconds of training so far (evaluation excluded). */
   totalTimeSeconds: number;
   /** Version 1 only: the seed SGD's step counts (version 2 keeps the optimiser's state in `stages.optimizer`). */
-  sgd?: { step: number; scheduleSteps: (number | null)[] };
+  sgd?: {
+    /** Completed optimiser steps. */
+    step: number;
+    /** Each group's schedule step (null where the rate is a constant). */
+    scheduleSteps: (number | null)[];
+  };
   /** Whether the EMA had started (its state is then the EMA stage's). */
   emaActive: boolean;
   /** The current epoch's logged training loss/accuracy so far (the table's train columns), so a mid-epoch resume keeps them. */
-  epochTrainMetrics?: { loss: number; acc: number } | null;
+  epochTrainMetrics?: {
+    /** The last logged training loss. */
+    loss: number;
+    /** The last logged training accuracy, in [0, 1]. */
+    acc: number;
+  } | null;
   /**
    * The JSON state of each stage that keeps one, by stage name: the optimizer's always, the EMA's once it has
    * started, and any other stage implementing `StageCheckpoint` (src/train/contracts.ts). Their tensors are in

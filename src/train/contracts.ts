@@ -8,7 +8,9 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 
 /** What a stage keeps across steps, in a checkpoint: JSON-safe values and named tensors (copies the checkpoint owns). */
 export interface StageState {
+  /** JSON-safe values (numbers, strings, arrays, plain objects). */
   json?: unknown;
+  /** Named tensors, written to the checkpoint's tensors. */
   tensors?: tf.NamedTensorMap;
 }
 
@@ -39,6 +41,10 @@ export interface TrainOptimizer extends Partial<StageCheckpoint> {
   readonly lr?: number;
   /** Frees what the optimiser keeps on the backend (momentum, moments, constants). */
   dispose?(): void;
+  /** The optimiser's state now (momentum buffers, step counts); tensors are copies the caller disposes. Optional: without it a checkpoint is refused. */
+  saveState?(): StageState;
+  /** Puts back a state from `saveState` (the caller keeps its tensors); throws on one that does not fit, before changing anything. */
+  loadState?(state: StageState): void;
 }
 
 /**
@@ -60,4 +66,8 @@ export interface TrainEMA extends Partial<StageCheckpoint> {
   withWeights<T>(model: tfl.LayersModel, fn: () => T): T;
   /** Frees the averages. */
   dispose?(): void;
+  /** The averages now; tensors are copies the caller disposes. Optional: without it a checkpoint is refused. */
+  saveState?(): StageState;
+  /** Puts back a state from `saveState` (the caller keeps its tensors); throws on one that does not fit, before changing anything. */
+  loadState?(state: StageState): void;
 }

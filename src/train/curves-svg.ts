@@ -1,6 +1,8 @@
 /** A self-contained SVG of training curves (loss, accuracy, learning rate), for reports and the CLI's --out. */
 
+/** One curve of a {@link CurvePanel}. */
 export interface CurveSeries {
+  /** The curve's name in the legend. */
   label: string;
   /** [x, y] points; non-finite y values are skipped. */
   points: Array<[number, number]>;
@@ -8,9 +10,13 @@ export interface CurveSeries {
   markers?: boolean;
 }
 
+/** One plot of {@link curvesSvg}: its title, the x axis's label, and its curves. */
 export interface CurvePanel {
+  /** Shown above the plot. */
   title: string;
+  /** The x axis's label, e.g. 'epoch'. */
   xLabel: string;
+  /** The curves, each in its own colour. */
   series: CurveSeries[];
 }
 

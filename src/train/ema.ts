@@ -6,6 +6,7 @@ import { ScalarTable, checkpointName, readWeight, writeWeight, type NamedWeight 
 
 /** Anything exposing its weights in a stable order: a `tf.LayersModel`, a `tf.layers.Layer`, or `{ weights }`. */
 export interface WeightedNetwork {
+  /** All the network's weights, trainable and not, in a stable order. */
   readonly weights: readonly NamedWeight[];
 }
 
@@ -98,6 +99,21 @@ const isFloat = (w: NamedWeight): boolean => (w.dtype ?? 'float32') === 'float32
  * values are swapped into `net` for the call and the live values restored afterwards
  * (after the promise settles, for an async callback), which stands in for the seed's
  * separate deep copy without holding a second model.
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import * as tfl from '@tensorflow/tfjs-layers';
+ * import { Linear, NetworkEMA } from 'tfjs-dataflow';
+ *
+ * const input = tfl.input({ shape: [4] });
+ * const model = tfl.model({ inputs: input, outputs: new Linear({ units: 2, seed: 1 }).apply(input) as tfl.SymbolicTensor });
+ * const ema = new NetworkEMA(model); // starts from the live weights
+ * // ... after optimizer steps:
+ * ema.update(model, 0.9); // ema = 0.9 · ema + 0.1 · live, then copied back into the model
+ * const averaged = ema.withWeights(model, () => model.predict(tf.ones([1, 4])) as tf.Tensor);
+ * ema.dispose();
+ * ```
  */
 export class NetworkEMA implements TrainEMA {
   private readonly entries: Entry[];

@@ -18,6 +18,11 @@ import { deviceScalar } from '../ops/constants.js';
  *
  * @example
  * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { predictWithFlipTTA, speedyConvNet } from 'tfjs-dataflow';
+ *
+ * const { model } = speedyConvNet({ hyp: { net: { baseDepth: 8 } }, seed: 0 });
+ * const images = tf.randomNormal([4, 32, 32, 3]) as tf.Tensor4D;
  * const a = predictWithFlipTTA(model, images, { seed: 7 });
  * const b = predictWithFlipTTA(model, images, { seed: 7 }); // the same values as a
  * ```

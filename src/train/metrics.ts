@@ -2,7 +2,16 @@
  * Mean and unbiased variance of a list of run results, as the seed reports its
  * accuracy battery (`torch.mean`, `torch.var`), plus the standard deviation.
  */
-export function meanAndVariance(values: readonly number[]): { mean: number; variance: number; std: number; count: number } {
+export function meanAndVariance(values: readonly number[]): {
+  /** The mean. */
+  mean: number;
+  /** The unbiased variance (NaN for one value). */
+  variance: number;
+  /** Its square root. */
+  std: number;
+  /** Number of values. */
+  count: number;
+} {
   if (!Array.isArray(values) || values.length === 0 || !values.every(Number.isFinite)) {
     throw new Error(`meanAndVariance: values must be a non-empty array of finite numbers, got ${JSON.stringify(values)}`);
   }

@@ -46,13 +46,29 @@ interface Phase {
  * `pctStart` 0.23, `divFactor` 1e16 and `finalDivFactor = 1 / (1e16 * 0.07)`, so it
  * starts at ~0 and ends at 0.07 x `maxLr` (the end rate is computed from the start rate,
  * a torch quirk the seed leans on).
+ *
+ * @example
+ * ```ts
+ * import { OneCycle } from 'tfjs-dataflow';
+ *
+ * const schedule = new OneCycle({ maxLr: 0.1, totalSteps: 100, pctStart: 0.25, anneal: 'linear' });
+ * schedule.lrAt(0); // 0.004: maxLr / divFactor
+ * schedule.lrAt(24); // 0.1 at the end of the warm-up
+ * schedule.step(); // schedule.lr is now lrAt(1)
+ * ```
  */
 export class OneCycle implements LrSchedule {
+  /** Peak learning rate. */
   readonly maxLr: number;
+  /** Optimizer steps in the cycle. */
   readonly totalSteps: number;
+  /** Fraction of the cycle spent warming up. */
   readonly pctStart: number;
+  /** How the rate moves inside each phase. */
   readonly anneal: AnnealStrategy;
+  /** The start rate is `maxLr / divFactor`. */
   readonly divFactor: number;
+  /** The end rate is `maxLr / divFactor / finalDivFactor`. */
   readonly finalDivFactor: number;
   /** `maxLr / divFactor`, the rate at step 0. */
   readonly initialLr: number;

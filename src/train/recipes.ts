@@ -41,7 +41,9 @@ export type RecipeName = 'seed' | 'plain';
 
 /** A named set of stages the Trainer runs where `TrainOptions.stages` gives none. */
 export interface Recipe {
+  /** 'seed' or 'plain'. */
   readonly name: RecipeName;
+  /** Its stage for each place. */
   readonly stages: Readonly<Required<TrainStages>>;
   /** What it runs, in a few words, for the report (`TrainRecipe.line`). */
   readonly description: string;
@@ -145,7 +147,14 @@ const SEED_EMA_KEYS = ['misc.ema.epochs', 'misc.ema.decayBase', 'misc.ema.decayP
  *
  * @example
  * ```ts
- * new Trainer({ model, hyp: { opt: { batchSize: 64 }, misc: { trainEpochs: 5 } } }, data, { recipe: plainRecipe({ lr: 0.02 }) });
+ * import * as tfl from '@tensorflow/tfjs-layers';
+ * import { Trainer, plainRecipe, type TrainData } from 'tfjs-dataflow';
+ *
+ * declare const data: TrainData; // padded training images and the evaluation split, with one-hot targets
+ * const model = tfl.sequential({
+ *   layers: [tfl.layers.conv2d({ inputShape: [32, 32, 3], filters: 16, kernelSize: 3 }), tfl.layers.flatten(), tfl.layers.dense({ units: 10 })],
+ * });
+ * const trainer = new Trainer({ model, hyp: { opt: { batchSize: 64 }, misc: { trainEpochs: 5 } } }, data, { recipe: plainRecipe({ lr: 0.02 }) });
  * ```
  */
 export function plainRecipe(options: PlainRecipeOptions = {}): Recipe {
@@ -191,6 +200,7 @@ function checkPlainOptions(options: PlainRecipeOptions): Required<PlainRecipeOpt
 
 /** Which recipe the Trainer runs, and why: `Trainer.recipe`, `TrainResult.recipe`. */
 export interface TrainRecipe {
+  /** The recipe that runs. */
   name: RecipeName;
   /** Why this one: given in `TrainOptions.recipe`, or what the model was found to be built from. */
   reason: string;
@@ -208,7 +218,9 @@ function seedLayersOf(model: tfl.LayersModel | tfl.layers.Layer): string[] {
   const found: string[] = [];
   const visit = (layer: tfl.layers.Layer) => {
     if (SEED_LAYER_CLASSES.some((cls) => layer instanceof cls)) {
-      found.push(`${(layer.constructor as { className?: string }).className ?? layer.constructor.name} '${layer.name}'`);
+      // The class's name without the package's namespace ('tfjs-dataflow>ConvGroup' -> 'ConvGroup').
+      const className = (layer.constructor as { className?: string }).className?.replace(/^.*>/, '');
+      found.push(`${className ?? layer.constructor.name} '${layer.name}'`);
       return;
     }
     for (const child of (layer as { layers?: tfl.layers.Layer[] }).layers ?? []) visit(child);
@@ -222,7 +234,12 @@ function seedLayersOf(model: tfl.LayersModel | tfl.layers.Layer): string[] {
  * is one of the library's (`WhiteningConv`, `Conv`, `Linear`, `BatchNorm`, `DiscreteAction`, a `CompositeLayer`
  * such as `ConvGroup`), since the seed's rates are tuned for those; else the plain one.
  */
-export function recipeFor(model: tfl.LayersModel): { recipe: Recipe; reason: string } {
+export function recipeFor(model: tfl.LayersModel): {
+  /** The recipe chosen. */
+  recipe: Recipe;
+  /** Why, in a few words (the layers found, or that there were none). */
+  reason: string;
+} {
   const seedLayers = seedLayersOf(model);
   if (seedLayers.length > 0) {
     const shown = seedLayers.length > 3 ? `${seedLayers.slice(0, 3).join(', ')} and ${seedLayers.length - 3} more` : seedLayers.join(', ');

@@ -5,7 +5,14 @@ export function trainSchedule(
   numExamples: number,
   batchSize: number,
   trainEpochs: number,
-): { epochSteps: number[]; totalSteps: number; stepsPerEpoch: number } {
+): {
+  /** Optimiser steps in each epoch. */
+  epochSteps: number[];
+  /** Their sum. */
+  totalSteps: number;
+  /** Steps of a full epoch: whole batches in `numExamples`. */
+  stepsPerEpoch: number;
+} {
   const epochs = Math.ceil(trainEpochs);
   const epochSteps = Array.from({ length: epochs }, (_, e) => {
     // The seed's last epoch of a whole-number run gets fraction 0 (no steps); it runs in full here.

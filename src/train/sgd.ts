@@ -10,14 +10,21 @@ import type { LrSchedule } from './one-cycle.js';
  * (`.name`, itself a tensor, `.assign()`).
  */
 export interface NamedWeight {
+  /** The weight's variable name (unique in the process). */
   readonly name: string;
   /** tfjs-layers' scoped name without its per-process uniqueness suffix: the name a checkpoint keys the weight by. */
   readonly originalName?: string;
+  /** The weight's shape. */
   readonly shape: readonly (number | null)[];
+  /** Its dtype; float32 when absent. */
   readonly dtype?: string;
+  /** False for a weight that does not train (left out of optimiser groups). */
   readonly trainable?: boolean;
+  /** The current value (a `LayerVariable`'s). */
   read?(): tf.Tensor;
+  /** Replaces the value (a `LayerVariable`'s). */
   write?(value: tf.Tensor): unknown;
+  /** Replaces the value (a `tf.Variable`'s). */
   assign?(value: tf.Tensor): void;
 }
 
@@ -100,6 +107,27 @@ function isResumable(s: LrSchedule): s is ResumableSchedule {
  * in the same order, the rate read from its table on the device), elsewhere the elementwise
  * ops. After the update each group's schedule, if any, is advanced once (a schedule shared
  * by groups is advanced once).
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import * as tfl from '@tensorflow/tfjs-layers';
+ * import { Linear, OneCycle, SGD, splitBiasGroups, variableGrads } from 'tfjs-dataflow';
+ *
+ * const input = tfl.input({ shape: [4] });
+ * const model = tfl.model({ inputs: input, outputs: new Linear({ units: 2, seed: 1 }).apply(input) as tfl.SymbolicTensor });
+ * const { nonBias, bias } = splitBiasGroups(model.trainableWeights);
+ * const sgd = new SGD([
+ *   { name: 'non-bias', weights: nonBias, lr: new OneCycle({ maxLr: 0.1, totalSteps: 100 }), momentum: 0.85, nesterov: true, weightDecay: 5e-4 },
+ *   { name: 'bias', weights: bias, lr: 0.01, momentum: 0.85, nesterov: true },
+ * ]);
+ * const x = tf.randomNormal([8, 4]);
+ * const { value, grads } = variableGrads(
+ *   () => tf.sum(tf.square(model.apply(x) as tf.Tensor)) as tf.Scalar,
+ *   model.trainableWeights.map((w) => w.read() as tf.Variable),
+ * );
+ * sgd.step(grads); // one update of every weight; then the schedule advances
+ * ```
  */
 export class SGD implements TrainOptimizer {
   private readonly groups: Group[];
@@ -476,7 +504,12 @@ function groupLr(g: Group): number {
 export function splitBiasGroups<W extends NamedWeight>(
   weights: readonly W[],
   isBias: (name: string) => boolean = (name) => name.includes('bias'),
-): { nonBias: W[]; bias: W[] } {
+): {
+  /** The trainable weights `isBias` does not name. */
+  nonBias: W[];
+  /** The trainable weights it names. */
+  bias: W[];
+} {
   const nonBias: W[] = [];
   const bias: W[] = [];
   for (const w of weights) {

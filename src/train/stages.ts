@@ -30,9 +30,13 @@ export type { StageCheckpoint, StageState, TrainEMA, TrainOptimizer } from './co
 
 /** What the trainer knows of the run when it builds and calls the stages. */
 export interface StageContext {
+  /** The model being trained. */
   readonly model: tfl.LayersModel;
+  /** The hyperparameters of the run. */
   readonly hyp: Hyp;
+  /** Images per optimiser step. */
   readonly batchSize: number;
+  /** Optimiser steps in the run. */
   readonly totalSteps: number;
   /** Steps in each epoch of the schedule. */
   readonly epochSteps: readonly number[];
@@ -44,6 +48,7 @@ export interface StageContext {
 export interface LossStageArgs {
   /** `hyp.opt.lossBatchSize / batchSize`: turns a sum over the batch into the seed's scaled sum. */
   batchScale: number;
+  /** The run's model, hyperparameters and schedule. */
   context: StageContext;
 }
 
@@ -82,6 +87,7 @@ export interface BatchesStageArgs {
   train: AnyLabelledImages;
   /** The generator to draw from; the trainer sets it to the epoch's start state, so a resumed epoch draws the same batches. */
   random: DeviceRandom;
+  /** The run's model, hyperparameters and schedule. */
   context: StageContext;
 }
 
@@ -186,7 +192,12 @@ export type EvaluateStage = (
   model: tfl.LayersModel,
   split: AnyLabelledImages,
   context: StageContext,
-) => Promise<{ loss: number; acc: number }>;
+) => Promise<{
+  /** Mean loss per image. */
+  loss: number;
+  /** Fraction of images classified right, in [0, 1]. */
+  acc: number;
+}>;
 
 /** The seed's evaluation: flip test-time augmentation, mean label-smoothed cross-entropy and accuracy, in `misc.evalBatchSize` chunks. */
 export const seedEvaluateStage: EvaluateStage = async (model, { images, targets }, { hyp }) => {
@@ -218,15 +229,21 @@ export const seedEvaluateStage: EvaluateStage = async (model, { images, targets 
 
 /** The stages a `Trainer` runs; each left out is the seed's. */
 export interface TrainStages {
+  /** The training loss of a (micro-)batch; default {@link seedLossStage}. */
   loss?: LossStage;
+  /** Each epoch's augmented batches; default {@link seedBatchesStage}. */
   batches?: BatchesStage;
+  /** Makes the optimiser; default {@link seedOptimizerStage}. */
   optimizer?: OptimizerStage;
+  /** Makes the weight average; default {@link seedEmaStage}. */
   ema?: EmaStage;
+  /** Loss and accuracy on the evaluation split; default {@link seedEvaluateStage}. */
   evaluate?: EvaluateStage;
 }
 
 /** The stage names, in the order the trainer checkpoints their states. */
 export const STAGE_NAMES = ['loss', 'batches', 'optimizer', 'ema', 'evaluate'] as const;
+/** One of {@link STAGE_NAMES}. */
 export type StageName = (typeof STAGE_NAMES)[number];
 
 /** The seed's recipe, stage by stage. */

@@ -1,7 +1,10 @@
 /** The seed's per-epoch table: `| epoch | train_loss | ... |`, each value right-aligned under its header. */
 
+/** The table's columns, in the seed's order. */
 export const TABLE_COLUMNS = ['epoch', 'train_loss', 'val_loss', 'train_acc', 'val_acc', 'ema_val_acc', 'total_time_seconds'] as const;
+/** One of {@link TABLE_COLUMNS}. */
 export type TableColumn = (typeof TABLE_COLUMNS)[number];
+/** A row's values by column; a missing or null value prints as blank. */
 export type TableRow = Partial<Record<TableColumn, number | null>>;
 
 // hlb-CIFAR10's print_training_details separators (the seed copy lost their runs of spaces).

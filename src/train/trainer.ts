@@ -28,6 +28,7 @@ export type { EpochRecord, StepInfo, StopReason, TrainResult } from './types.js'
 /** `TrainOptions.maxLossRise`'s default. */
 export const DEFAULT_MAX_LOSS_RISE = 10;
 
+/** Functions a {@link Trainer} calls as it runs: progress, and a place to checkpoint. */
 export interface TrainCallbacks {
   /** After each step; `loss`/`acc` are present every `logEvery` steps. Awaited. */
   onStep?(info: StepInfo): void | Promise<void>;
@@ -35,6 +36,7 @@ export interface TrainCallbacks {
   onEpochEnd?(record: EpochRecord, trainer: Trainer): void | Promise<void>;
 }
 
+/** Options of a {@link Trainer}: seeding, micro-batches, logging, callbacks and the recipe's stages. */
 export interface TrainOptions {
   /** Seeds the data order and augmentations. Default 0. */
   seed?: number;
@@ -42,6 +44,7 @@ export interface TrainOptions {
   microBatchSize?: number;
   /** Steps between (asynchronous) reads of the loss for progress and the NaN check. Default 10. */
   logEvery?: number;
+  /** Progress callbacks: after each step and after each epoch's evaluation. */
   callbacks?: TrainCallbacks;
   /** Evaluate on the eval split after every epoch (else only after the last). Default true. */
   evalEveryEpoch?: boolean;
@@ -65,9 +68,12 @@ export interface TrainOptions {
   maxLossRise?: number;
 }
 
+/** Thrown by {@link Trainer.run} when the training loss becomes NaN or infinite; `step` and `value` say when and what. */
 export class NonFiniteLossError extends Error {
   constructor(
+    /** The step at which the loss was read as non-finite. */
     readonly step: number,
+    /** The loss read (NaN or ±Infinity). */
     readonly value: number,
   ) {
     super(`training loss became ${value} at step ${step} (the loss is read every few steps; it was finite when last read before that)`);
@@ -106,18 +112,43 @@ type EpochOutcome = { imagesPerSec: number } | { stop: StopReason; message?: str
  * crop or cutmix cannot use (`checkHypFitsImages`). Nothing is read back inside a step:
  * the loss is read asynchronously every `logEvery` steps, for progress, to stop on a NaN or
  * infinite loss, and to stop a run whose loss rose past `maxLossRise` times its start (stopReason 'diverged').
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { Trainer, initBackend, reflectPad, speedyConvNet } from 'tfjs-dataflow';
+ *
+ * await initBackend('cpu');
+ * const net = speedyConvNet({ hyp: { net: { baseDepth: 8 }, opt: { batchSize: 16 }, misc: { trainEpochs: 1 } }, numClasses: 4, seed: 0 });
+ * const images = tf.randomNormal([64, 32, 32, 3]) as tf.Tensor4D;
+ * const targets = tf.cast(tf.oneHot(tf.tensor1d([...Array(64).keys()].map((i) => i % 4), 'int32'), 4), 'float32') as tf.Tensor2D;
+ * const trainer = new Trainer(
+ *   net,
+ *   { train: { images: reflectPad(images, net.hyp.net.padAmount), targets }, eval: { images, targets } },
+ *   { seed: 1, callbacks: { onEpochEnd: (r) => console.log(r.epoch, r.trainLoss, r.valAcc) } },
+ * );
+ * const result = await trainer.run(); // result.stopReason: 'completed'
+ * trainer.dispose();
+ * ```
  */
 export class Trainer {
+  /** The model being trained. */
   readonly model: tfl.LayersModel;
   /** The hyperparameters this trainer runs with, resolved and checked. */
   readonly hyp: Hyp;
   /** The model's simulated discrete actions, whose noise streams checkpoints hold. */
   readonly discreteActions: readonly DiscreteAction[];
+  /** The training and evaluation data, as given. */
   readonly data: TrainData<AnyLabelledImages>;
+  /** Images per optimiser step (`hyp.opt.batchSize`). */
   readonly batchSize: number;
+  /** Images per forward and backward pass (see {@link TrainOptions.microBatchSize}). */
   readonly microBatchSize: number;
+  /** Optimiser steps in each epoch (the last may be a fraction of a full one). */
   readonly epochSteps: number[];
+  /** Optimiser steps in the whole run. */
   readonly totalSteps: number;
+  /** The epoch (0-based) whose first step starts the EMA. */
   readonly emaStartEpoch: number;
   /** Side of the network's input images (the crop size), in pixels. */
   readonly imageSize: number;
@@ -490,7 +521,12 @@ export class Trainer {
   }
 
   /** Accuracy and loss on the eval split by the evaluate stage (the seed's: flip test-time augmentation); `useEma` evaluates the EMA weights. */
-  async evaluate(useEma = false): Promise<{ loss: number; acc: number }> {
+  async evaluate(useEma = false): Promise<{
+    /** Mean loss per image, as the evaluate stage computes it (the seed's: label-smoothed cross-entropy). */
+    loss: number;
+    /** Fraction of images classified right, in [0, 1]. */
+    acc: number;
+  }> {
     const run = async () => {
       const result = await this.stages.evaluate(this.model, this.data.eval, this.context);
       throwIfWebGPUFailed(`the evaluation${useEma ? ' of the EMA weights' : ''}`);

@@ -8,8 +8,11 @@ export interface EpochRecord {
   epoch: number;
   /** The seed's logged train loss (per example) at the epoch's last step with epochStep % hyp.misc.logEveryNSteps == 0. */
   trainLoss: number;
+  /** The training accuracy logged with `trainLoss`, in [0, 1]. */
   trainAcc: number;
+  /** Loss on the evaluation split (the evaluate stage's: the seed's label-smoothed cross-entropy with flip TTA). */
   valLoss: number;
+  /** Accuracy on the evaluation split, in [0, 1]. */
   valAcc: number;
   /** Null before the EMA starts. */
   emaValAcc: number | null;
@@ -23,13 +26,17 @@ export interface EpochRecord {
   lr: number;
 }
 
+/** What {@link TrainCallbacks.onStep} is told after each step. */
 export interface StepInfo {
+  /** 0-based epoch of the step. */
   epoch: number;
   /** Steps completed in total (1 after the first step). */
   step: number;
   /** Steps completed in this epoch. */
   epochStep: number;
+  /** Steps in this epoch. */
   epochSteps: number;
+  /** Steps in the run. */
   totalSteps: number;
   /** Learning rate the step used (non-bias group). */
   lr: number;
@@ -51,11 +58,15 @@ export interface StepInfo {
  */
 export type StopReason = 'completed' | 'stopped' | 'non-finite-loss' | 'diverged';
 
+/** What {@link Trainer.run} returns: the table's rows and how the run ended. */
 export interface TrainResult {
+  /** One row per epoch evaluated. */
   records: EpochRecord[];
+  /** How the run ended. */
   stopReason: StopReason;
   /** Set when stopReason is 'non-finite-loss' or 'diverged': what happened, and for 'diverged' which knob to turn. */
   message?: string;
+  /** Training-loop time in seconds (evaluation excluded). */
   totalTimeSeconds: number;
   /** The recipe the run trained with, and why (as `Trainer.recipe`). */
   recipe: TrainRecipe;

@@ -18,7 +18,15 @@ interface EngineGradients {
  * @param f Computes the loss; must return a scalar.
  * @param varList The variables to differentiate against; non-trainable ones are skipped.
  */
-export function variableGrads(f: () => tf.Scalar, varList: tf.Variable[]): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+export function variableGrads(
+  f: () => tf.Scalar,
+  varList: tf.Variable[],
+): {
+  /** The loss. */
+  value: tf.Scalar;
+  /** Each trainable variable's gradient, by variable name. */
+  grads: tf.NamedTensorMap;
+} {
   if (typeof f !== 'function') throw new TypeError(`variableGrads: argument 'f' must be a function, got ${typeof f}`);
   if (!Array.isArray(varList) || !varList.every((v) => v instanceof tf.Variable)) {
     throw new TypeError(`variableGrads: argument 'varList' must be an array of tf.Variable`);

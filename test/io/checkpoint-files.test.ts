@@ -10,14 +10,8 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  LOCK_FILE,
-  checkpointFilesProblem,
-  lockDirectory,
-  readCheckpointFiles,
-  recoverCheckpointFiles,
-  writeCheckpointFiles,
-} from '../../src/node.js';
+import { LOCK_FILE, lockDirectory } from '../../src/io/checkpoint-files.js';
+import { checkpointFilesProblem, readCheckpointFiles, recoverCheckpointFiles, writeCheckpointFiles } from '../../src/node.js';
 import type { TrainCheckpoint } from '../../src/train/checkpoint.js';
 
 const REPO = resolve(__dirname, '../..');

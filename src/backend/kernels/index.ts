@@ -21,6 +21,7 @@ const LIBRARY_KERNELS: Readonly<Record<string, readonly KernelConfig[]>> = {
   [WEBGPU]: [webgpuRandomConfig, webgpuDecodeImagesConfig],
 };
 
+/** Options of installing the library's kernels on the current backend. */
 export interface InstallLibraryKernelsOptions {
   /** Install the backend's training kernels (wasm, webgpu) over tfjs's own; false restores tfjs's. Default true. */
   trainingKernels?: boolean;
