@@ -20,7 +20,9 @@ export function largestSeedSquare(extent: number): number {
 
 /** One square's top-left corner per image: int32 `[batch]` rows and columns. */
 export interface SquareStarts {
+  /** Each square's first row, int32 `[batch]`. */
   top: tf.Tensor1D;
+  /** Each square's first column, int32 `[batch]`. */
   left: tf.Tensor1D;
 }
 

@@ -57,6 +57,19 @@ export function drawOrder(n: number, count: number, random: DeviceRandom): tf.Te
  * the seed's order: the shuffle, each image's crop rows then columns, one uniform per image for the
  * flip, then (with `cutmixSize > 0`) cutmix's partner permutation and its squares' rows and columns.
  * The caller owns the plan ({@link disposeEpochPlan}).
+ *
+ * @example
+ * ```ts
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { DeviceRandom, applyEpochPlan, disposeEpochPlan, drawEpochPlan, reflectPad } from 'tfjs-dataflow';
+ *
+ * const padded = reflectPad(tf.randomUniform([8, 32, 32, 3]), 2) as tf.Tensor4D; // [8, 36, 36, 3]
+ * const targets = tf.cast(tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], 'int32'), 10), 'float32') as tf.Tensor2D;
+ * // One epoch's decisions: the shuffle, 32x32 crops, flips and 16x16 cutmix squares.
+ * const plan = drawEpochPlan([8, 36, 36], { cropSize: 32, cutmixSize: 16 }, new DeviceRandom(1));
+ * const { images, targets: mixed } = applyEpochPlan(padded, targets, plan); // in the set's order
+ * disposeEpochPlan(plan);
+ * ```
  */
 export function drawEpochPlan(shape: readonly [number, number, number], args: EpochPlanArgs, random: DeviceRandom): EpochPlan {
   const [n, height, width] = shape;
@@ -95,7 +108,16 @@ export function disposeEpochPlan(plan: EpochPlan): void {
  * cutmix, as the seed's `batch_crop`, `batch_flip_lr` and `batch_cutmix` run. Returns new tensors in
  * the set's order (the plan's `order` is for the caller's batches); the caller keeps the plan.
  */
-export function applyEpochPlan(images: tf.Tensor4D, targets: tf.Tensor2D, plan: EpochPlan): { images: tf.Tensor4D; targets: tf.Tensor2D } {
+export function applyEpochPlan(
+  images: tf.Tensor4D,
+  targets: tf.Tensor2D,
+  plan: EpochPlan,
+): {
+  /** The augmented images, `[N, size, size, C]`. */
+  images: tf.Tensor4D;
+  /** The targets, mixed by cutmix's area where the plan has it. */
+  targets: tf.Tensor2D;
+} {
   return tf.tidy(() => {
     let x: tf.Tensor4D = images;
     if (plan.crop) x = cropImages(x, plan.crop, plan.size);

@@ -100,6 +100,7 @@ describe('the API reference', () => {
       'batchCutmix',
       'randomSquareMasks',
       'reflectPad',
+      'drawEpochPlan',
       // Training
       'Trainer',
       'SGD',
