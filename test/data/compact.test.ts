@@ -263,11 +263,14 @@ describe('compactImages refuses what it cannot hold', () => {
 const CIFAR_DIR = process.env['CIFAR10_DIR'] ?? resolve(__dirname, '../../../shared/data/cifar10');
 const haveCifar = existsSync(`${CIFAR_DIR}/data_batch_1.bin`);
 describe.skipIf(!haveCifar || !backendAvailable('cpu'))(
-  `the full 50,000 training images on cpu${haveCifar ? '' : ` (skipped: no CIFAR-10 at ${CIFAR_DIR}; set CIFAR10_DIR)`}`,
+  `6,144 CIFAR-10 training images (past 2^24 padded values) on cpu${haveCifar ? '' : ` (skipped: no CIFAR-10 at ${CIFAR_DIR}; set CIFAR10_DIR)`}`,
   () => {
     it('an epoch of compact batches equals the float pipeline bit for bit, at under a quarter of its device bytes', async () => {
       await useBackend('cpu');
-      const dataset = await loadCifar10({ dir: CIFAR_DIR });
+      // 6,144 padded images hold 2.4e7 values, past f32's exact integers (2^24) as the full set's 1.9e8 are: the
+      // indices that broke before; the full set costs the cpu backend eight times as long and proves nothing more.
+      const dataset = await loadCifar10({ dir: CIFAR_DIR, trainLimit: 6144, evalLimit: 1000 });
+      expect(6144 * 36 * 36 * 3).toBeGreaterThan(2 ** 24);
       const start = tf.memory().numBytes;
       const compact = dataset.toCompactBackend();
       const compactBytes = tf.memory().numBytes - start;
@@ -288,7 +291,7 @@ describe.skipIf(!haveCifar || !backendAvailable('cpu'))(
         tf.dispose([x.value.inputs, x.value.targets, y.value.inputs, y.value.targets]);
         batches++;
       }
-      expect(batches).toBe(48);
+      expect(batches).toBe(6);
       tf.dispose([
         float.train.images,
         float.train.targets,
