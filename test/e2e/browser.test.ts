@@ -305,11 +305,10 @@ suite(`browser example in headless Chromium on WebGPU${reason ? ` (skipped: ${re
         ...Object.fromEntries(Object.entries(LARGE).map(([k, v]) => [k, String(v)])),
       });
       await limited.goto(`${server.resolvedUrls!.local[0]!}?${query}`);
-      for (let waited = 0; waited < 540; waited += 15) {
-        const state = await limited.evaluate(() => window.tfjsDataflowDemo?.state);
-        if (state === 'done' || state === 'error') break;
-        await new Promise((r) => setTimeout(r, 15_000));
-      }
+      await limited.waitForFunction(() => ['done', 'error'].includes(window.tfjsDataflowDemo?.state ?? ''), null, {
+        timeout: 540_000,
+        polling: 1000,
+      });
       const demo = await snapshot(limited);
       expect(demo.error).toBeNull();
       expect(demo.state).toBe('done');

@@ -1,5 +1,5 @@
 /**
- * The README's main command at the seed's defaults on the full 50,000 images on wasm (issue 20):
+ * The README's main command at the seed's defaults on the full 50,000 images on wasm:
  * it must get through setup and its first step, say how long the run will take, and stop cleanly
  * on SIGTERM; and the wasm heap must stay bounded through setup and an epoch's batches.
  * Minutes, not hours: the run is stopped after its first step.
