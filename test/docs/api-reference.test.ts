@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { typecheckSnippets } from '../helpers/snippets.js';
 
 // The API reference (`npm run docs:api`, TypeDoc over src/index.ts and src/node.ts): TypeDoc's validation passes
 // (every public item documented, no broken link, nothing referenced that is not exported: typedoc.json makes each
@@ -111,50 +112,7 @@ describe('the API reference', () => {
   });
 
   it('examples type-check against the library source', () => {
-    rmSync(scratch, { recursive: true, force: true });
-    mkdirSync(scratch, { recursive: true });
-    const names = examples.map((e, i) => {
-      const name = `${e.file.replace(/[^A-Za-z0-9]+/g, '_')}_L${e.line}_${i}.ts`;
-      // `export {}` makes every example a module, so top-level await and local names stay per example.
-      writeFileSync(join(scratch, name), `${e.code}\nexport {};\n`);
-      return name;
-    });
-    const src = relative(scratch, join(root, 'src'));
-    writeFileSync(
-      join(scratch, 'tsconfig.json'),
-      JSON.stringify({
-        extends: relative(scratch, join(root, 'tsconfig.json')),
-        compilerOptions: {
-          baseUrl: '.',
-          paths: { 'tfjs-dataflow': [`${src}/index.ts`], 'tfjs-dataflow/node': [`${src}/node.ts`] },
-          // Examples name results only to show them.
-          noUnusedLocals: false,
-          noUnusedParameters: false,
-        },
-        include: ['*.ts'],
-      }),
-    );
-    let output = '';
-    try {
-      execFileSync(
-        process.execPath,
-        [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '--pretty', 'false', '-p', scratch],
-        {
-          cwd: root,
-          encoding: 'utf8',
-        },
-      );
-    } catch (e) {
-      output = `${(e as { stdout?: string }).stdout ?? ''}${(e as { stderr?: string }).stderr ?? ''}`;
-    }
-    const errors = output.split('\n').flatMap((text) => {
-      const m = /^(?:.*[\\/])?([^\\/()]+\.ts)\((\d+),(\d+)\): (error .*)$/.exec(text.trim());
-      const index = m ? names.indexOf(m[1]!) : -1;
-      if (!m || index < 0) return [];
-      const example = examples[index]!;
-      return [`${example.file}:${example.line + Number(m[2]) - 1}:${m[3]} ${m[4]}`];
-    });
-    const unexplained = output.trim() !== '' && errors.length === 0 && !/src[\\/]/.test(output) ? output : '';
+    const { errors, unexplained } = typecheckSnippets(root, scratch, examples);
     expect(errors, errors.join('\n')).toEqual([]);
     expect(unexplained).toBe('');
   }, 180_000);

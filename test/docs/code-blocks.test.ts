@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { typecheckSnippets, writeSnippetConfig } from '../helpers/snippets.js';
 
 // Every fenced block whose info string is `ts runnable` (or `typescript runnable`) in README.md and docs/*.md
 // is written to a scratch directory inside the repository and type-checked with tsc against the real API:
@@ -64,26 +65,7 @@ function markdownFiles(): string[] {
 
 /** The scratch tsconfig: the repository's, with the package name mapped to src/. */
 function writeScratchConfig(): void {
-  mkdirSync(scratch, { recursive: true });
-  const src = relative(scratch, join(root, 'src'));
-  writeFileSync(
-    join(scratch, 'tsconfig.json'),
-    JSON.stringify(
-      {
-        extends: relative(scratch, join(root, 'tsconfig.json')),
-        compilerOptions: {
-          baseUrl: '.',
-          paths: { 'tfjs-dataflow': [`${src}/index.ts`], 'tfjs-dataflow/node': [`${src}/node.ts`] },
-          // Snippets may declare a name only to show it.
-          noUnusedLocals: false,
-          noUnusedParameters: false,
-        },
-        include: ['*.ts'],
-      },
-      null,
-      2,
-    ),
-  );
+  writeSnippetConfig(root, scratch);
 }
 
 describe('runnableBlocks', () => {
@@ -120,34 +102,7 @@ describe('runnable code blocks in README.md and docs/*.md', () => {
   });
 
   it('type-check against the library source', () => {
-    rmSync(scratch, { recursive: true, force: true });
-    mkdirSync(scratch, { recursive: true });
-    const names = blocks.map((b, i) => {
-      const name = `${b.file.replace(/[^A-Za-z0-9]+/g, '_')}_L${b.line}_${i}.ts`;
-      // `export {}` makes every block a module, so top-level await and local names stay per block.
-      writeFileSync(join(scratch, name), `${b.code}\nexport {};\n`);
-      return name;
-    });
-    writeScratchConfig();
-    let output = '';
-    try {
-      execFileSync(
-        process.execPath,
-        [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '--pretty', 'false', '-p', scratch],
-        { cwd: root, encoding: 'utf8' },
-      );
-    } catch (e) {
-      output = `${(e as { stdout?: string }).stdout ?? ''}${(e as { stderr?: string }).stderr ?? ''}`;
-    }
-    // Only the snippets' own errors count (src has its own typecheck); each is mapped back to its markdown line.
-    const errors = output.split('\n').flatMap((text) => {
-      const m = /^(?:.*[\\/])?([^\\/()]+\.ts)\((\d+),(\d+)\): (error .*)$/.exec(text.trim());
-      const index = m ? names.indexOf(m[1]!) : -1;
-      if (!m || index < 0) return [];
-      const block = blocks[index]!;
-      return [`${block.file}:${block.line + Number(m[2]) - 1}:${m[3]} ${m[4]}`];
-    });
-    const unexplained = output.trim() !== '' && errors.length === 0 && !/src[\\/]/.test(output) ? output : '';
+    const { errors, unexplained } = typecheckSnippets(root, scratch, blocks);
     expect(errors, errors.join('\n')).toEqual([]);
     expect(unexplained).toBe('');
   }, 180_000);
