@@ -76,3 +76,15 @@ export class StopRequests {
 function ignoreWriteErrors(): void {
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
 }
+
+/**
+ * Resolves after one whole turn of Node's event loop, its poll phase included, where a signal that arrived during a
+ * synchronous stretch (a training step on wasm or cpu) is handled.
+ *
+ * @remarks
+ * One `setImmediate` is not enough: awaited from the poll phase (a run that began in an I/O callback), it resolves in
+ * the same turn's check phase, before the next poll, so a signal sent during step N would stop the run after step N+1.
+ */
+export async function letSignalsThrough(): Promise<void> {
+  for (let turn = 0; turn < 2; turn++) await new Promise((done) => setImmediate(done));
+}

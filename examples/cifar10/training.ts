@@ -52,7 +52,7 @@ import {
   type RunDir,
   type RunIdentity,
 } from './run-dir.js';
-import { StopRequests } from './stop-requests.js';
+import { StopRequests, letSignalsThrough } from './stop-requests.js';
 import { version as packageVersion } from '../../package.json';
 
 /** Where the CLI writes: stdout for the report and table, stderr for progress and problems. */
@@ -398,8 +398,8 @@ async function trainOneRun({
       callbacks: {
         onStep: async (info) => {
           progress.update(info);
-          // On wasm and cpu a step never waits for I/O, so yield once per step to let a signal (a libuv event) through.
-          await new Promise((done) => setImmediate(done));
+          // On wasm and cpu a step never waits for I/O: a signal (a libuv event) gets through only when the loop turns.
+          await letSignalsThrough();
         },
         onEpochEnd: async (epochRecord, t) => {
           progress.clear();
