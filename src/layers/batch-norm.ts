@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { batchNorm, batchNormGelu, type BatchNormState } from '../ops/batch-norm.js';
 import { checkFiniteNonNegative, checkInput, checkUnitInterval, knownLastAxis, singleInput, singleShape } from '../validation.js';

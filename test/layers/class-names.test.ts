@@ -44,6 +44,7 @@ describe("the layer classes' names in tfjs's serialization", () => {
   it("are the package's namespace and the class's name, registered as such", () => {
     const map = tf.serialization.SerializationMap.getMap().classNameMap;
     for (const name of LAYER_CLASSES) {
+      // biome-ignore lint/performance/noDynamicNamespaceImportAccess: every layer class by name, in a test (no bundle)
       const cls = lib[name];
       expect(cls.className).toBe(`tfjs-dataflow>${name}`);
       expect(map[`tfjs-dataflow>${name}`]?.[0]).toBe(cls);
