@@ -53,7 +53,15 @@ export { randomSquareMasks, squareMasks, type SquareStarts } from './augment/mas
 export { batchCrop, drawCrops, cropImages } from './augment/crop.js';
 export { batchFlipLR, drawFlips, flipImages } from './augment/flip.js';
 export { batchCutmix, drawCutmix, cutmixImages, cutmixTargets, type CutmixDraws } from './augment/cutmix.js';
-export { drawEpochPlan, drawOrder, applyEpochPlan, disposeEpochPlan, type EpochPlan, type EpochPlanArgs } from './augment/plan.js';
+export {
+  drawEpochPlan,
+  drawOrder,
+  applyEpochPlan,
+  applyEpochPlanRows,
+  disposeEpochPlan,
+  type EpochPlan,
+  type EpochPlanArgs,
+} from './augment/plan.js';
 export { reflectPad } from './augment/pad.js';
 
 // Data

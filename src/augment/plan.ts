@@ -3,12 +3,12 @@ import type { DeviceRandom } from '../ops/random.js';
 import { cropImages, drawCrops } from './crop.js';
 import { cutmixImages, cutmixTargets, drawCutmix, type CutmixDraws } from './cutmix.js';
 import { drawFlips, flipImages } from './flip.js';
-import type { SquareStarts } from './masks.js';
+import { squareMasks, type SquareStarts } from './masks.js';
 
 /**
  * Every random decision of one epoch, drawn once ({@link drawEpochPlan}) and then executed by whichever
- * path holds the images: {@link applyEpochPlan} on a float32 set, the DataflowDecodeImages kernel per
- * batch on a compact one. Per-image entries are indexed by the image's position in the set.
+ * path holds the images: {@link applyEpochPlanRows} per batch on a float32 set ({@link applyEpochPlan} on
+ * the whole of one), the DataflowDecodeImages kernel per batch on a compact one. Per-image entries are indexed by the image's position in the set.
  *
  * @remarks
  * Changing a decision (the flip chance, where crops or cutmix squares go) means changing the draw
@@ -127,6 +127,45 @@ export function applyEpochPlan(
     return {
       images: cutmixImages(x, plan.cutmix),
       targets: cutmixTargets(targets, partnerTargets, plan.cutmix.size, plan.size, plan.size),
+    };
+  });
+}
+
+/**
+ * The plan executed for some images of a float32 set only: rows `ids` (int32 image indices, e.g. a batch of the
+ * plan's `order`) of what {@link applyEpochPlan} gives for the whole set, value for value, computed from those
+ * images and their cutmix partners alone. The epoch's batches take this way, so no augmented copy of the set is
+ * ever held (a whole-set copy at CIFAR-10's size is 614 MB, several at once past the wasm heap's 4 GB).
+ */
+export function applyEpochPlanRows(
+  images: tf.Tensor4D,
+  targets: tf.Tensor2D,
+  plan: EpochPlan,
+  ids: tf.Tensor1D,
+): {
+  /** The augmented images of `ids`, `[ids, size, size, C]`. */
+  images: tf.Tensor4D;
+  /** Their targets, mixed by cutmix's area where the plan has it. */
+  targets: tf.Tensor2D;
+} {
+  return tf.tidy(() => {
+    // Crop then flip, as the whole set is: every row depends on its own image and plan entries only.
+    const cropFlip = (rows: tf.Tensor1D): tf.Tensor4D => {
+      let x = tf.gather(images, rows) as tf.Tensor4D;
+      if (plan.crop) x = cropImages(x, { top: tf.gather(plan.crop.top, rows), left: tf.gather(plan.crop.left, rows) }, plan.size);
+      // Gathered as int32: not every backend gathers bool tensors.
+      if (plan.flip) x = flipImages(x, tf.cast(tf.gather(tf.cast(plan.flip, 'int32'), rows), 'bool') as tf.Tensor1D);
+      return x;
+    };
+    const own = cropFlip(ids);
+    const ownTargets = tf.gather(targets, ids) as tf.Tensor2D;
+    if (!plan.cutmix) return { images: own, targets: ownTargets };
+    const { cutmix, size } = plan;
+    const partners = tf.gather(cutmix.partner, ids) as tf.Tensor1D;
+    const masks = squareMasks({ top: tf.gather(cutmix.top, ids), left: tf.gather(cutmix.left, ids) }, size, size, cutmix.size);
+    return {
+      images: tf.where(masks, cropFlip(partners), own) as tf.Tensor4D,
+      targets: cutmixTargets(ownTargets, tf.gather(targets, partners), cutmix.size, size, size) as tf.Tensor2D,
     };
   });
 }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { cutmixTargets } from '../augment/cutmix.js';
 import { largestSeedSquare } from '../augment/masks.js';
-import { applyEpochPlan, drawEpochPlan, epochPlanTensors, type EpochPlan } from '../augment/plan.js';
+import { applyEpochPlanRows, drawEpochPlan, epochPlanTensors, type EpochPlan } from '../augment/plan.js';
 import { randomOrGlobal } from '../ops/global-random.js';
 import type { DeviceRandom } from '../ops/random.js';
 import { type CompactImages, decodePlanRows, isCompactImages } from './compact.js';
@@ -171,12 +171,13 @@ export interface Batch {
  * `cutmixSize > 0`, cutmix partner and square), executes it, and yields shuffled full batches gathered on
  * the backend, each passed through `augment` when one is given.
  *
- * A float32 set is augmented whole once ({@link applyEpochPlan}), as the seed does. A {@link CompactImages}
- * set executes the same plan per batch in its decode kernel, so no augmented copy of the set exists; the
- * batches are the float pipeline's (see {@link CompactImages} for where they are bit for bit).
+ * The plan is executed per batch: on a float32 set by {@link applyEpochPlanRows} (the rows of the seed's
+ * whole-set augmentation, value for value), on a {@link CompactImages} set by its decode kernel; no augmented
+ * copy of the set exists on either, and their batches are the same (see {@link CompactImages} for where they
+ * are bit for bit).
  *
  * @remarks
- * The plan and the epoch's augmented copy are held (outside any `tf.tidy` the caller runs `next()`
+ * The plan is held (outside any `tf.tidy` the caller runs `next()`
  * in) until the generator finishes or is closed (`break` in a `for...of` closes it),
  * then freed. Each yielded batch belongs to the caller.
  */
@@ -228,7 +229,7 @@ function* generateBatches(
   try {
     const plan = drawEpochPlan([n, height, width], { count, augment: train, cropSize, cutmixSize }, random);
     held.push(...epochPlanTensors(plan).map((t) => tf.keep(t)));
-    const gatherBatch = isCompactImages(images) ? compactBatches(images, targets, plan, held) : floatBatches(images, targets, plan, held);
+    const gatherBatch = isCompactImages(images) ? compactBatches(images, targets, plan, held) : floatBatches(images, targets, plan);
     for (let i = 0; (i + 1) * batchSize <= count; i++) {
       const batch = tf.tidy(() => {
         const planned = gatherBatch(tf.slice(plan.order, i * batchSize, batchSize) as tf.Tensor1D);
@@ -244,17 +245,14 @@ function* generateBatches(
   }
 }
 
-/** A float32 set's batches: the plan executed on the whole set once (none when it does not augment), then gathered. */
-function floatBatches(images: tf.Tensor4D, targets: tf.Tensor2D, plan: EpochPlan, held: tf.Tensor[]): (idx: tf.Tensor1D) => Batch {
-  let epochImages = images;
-  let epochTargets = targets;
-  if (plan.crop || plan.flip || plan.cutmix) {
-    const augmented = applyEpochPlan(images, targets, plan);
-    epochImages = tf.keep(augmented.images);
-    epochTargets = tf.keep(augmented.targets);
-    held.push(epochImages, epochTargets);
-  }
-  return (idx) => ({ inputs: tf.gather(epochImages, idx) as tf.Tensor4D, targets: tf.gather(epochTargets, idx) as tf.Tensor2D });
+/** A float32 set's batches: the plan's rows of the batch, executed on the batch's images and their cutmix partners. */
+function floatBatches(images: tf.Tensor4D, targets: tf.Tensor2D, plan: EpochPlan): (idx: tf.Tensor1D) => Batch {
+  if (!(plan.crop || plan.flip || plan.cutmix))
+    return (idx) => ({ inputs: tf.gather(images, idx) as tf.Tensor4D, targets: tf.gather(targets, idx) as tf.Tensor2D });
+  return (idx) => {
+    const rows = applyEpochPlanRows(images, targets, plan, idx);
+    return { inputs: rows.images, targets: rows.targets };
+  };
 }
 
 /** A compact set's batches: the plan's rows of the batch, executed by the decode kernel; cutmix's targets mixed per batch. */

@@ -153,7 +153,27 @@ describeEachBackend('epochBatches', () => {
     tf.dispose(data);
   });
 
-  it('frees the epoch copy when the loop breaks early, even inside tf.tidy', () => {
+  it('holds no augmented copy of a float32 set: the plan, and each batch for its caller', () => {
+    const n = 256;
+    const data = labelled(n);
+    const args = { batchSize: 8, cropSize: 4, cutmixSize: 2 };
+    // A first epoch makes the device scalars cutmix's targets use, which stay.
+    for (const b of epochBatches(data, { ...args, random: new DeviceRandom(6) })) tf.dispose([b.inputs, b.targets]);
+    const start = tf.memory().numBytes;
+    const epoch = epochBatches(data, { ...args, random: new DeviceRandom(7) });
+    const first = epoch.next().value as { inputs: tf.Tensor; targets: tf.Tensor };
+    const held = tf.memory().numBytes - start - (first.inputs.size + first.targets.size) * 4;
+    // The plan: an order, crop corners, flips, partners and square corners, a few int32 per image; an augmented
+    // copy of the set would be 4x4x2 float32 per image more.
+    expect(held).toBeLessThan(n * 4 * 8);
+    expect(held).toBeGreaterThan(0);
+    epoch.return();
+    tf.dispose([first.inputs, first.targets]);
+    expect(tf.memory().numBytes).toBe(start);
+    tf.dispose(data);
+  });
+
+  it('frees the epoch plan when the loop breaks early, even inside tf.tidy', () => {
     const data = labelled(8);
     const before = liveTensors();
     tf.tidy(() => {
@@ -164,7 +184,7 @@ describeEachBackend('epochBatches', () => {
     });
     const gen = epochBatches(data, { batchSize: 2, random: new DeviceRandom(5), cropSize: 4 });
     const first = tf.tidy(() => gen.next().value as { inputs: tf.Tensor; targets: tf.Tensor });
-    // The epoch copy survived the tidy the first batch was made in.
+    // The epoch plan survived the tidy the first batch was made in.
     const second = gen.next().value as { inputs: tf.Tensor; targets: tf.Tensor };
     expect(second.inputs.shape).toEqual([2, 4, 4, 2]);
     gen.return();
