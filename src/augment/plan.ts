@@ -153,8 +153,7 @@ export function applyEpochPlanRows(
     const cropFlip = (rows: tf.Tensor1D): tf.Tensor4D => {
       let x = tf.gather(images, rows) as tf.Tensor4D;
       if (plan.crop) x = cropImages(x, { top: tf.gather(plan.crop.top, rows), left: tf.gather(plan.crop.left, rows) }, plan.size);
-      // Gathered as int32: not every backend gathers bool tensors.
-      if (plan.flip) x = flipImages(x, tf.cast(tf.gather(tf.cast(plan.flip, 'int32'), rows), 'bool') as tf.Tensor1D);
+      if (plan.flip) x = flipImages(x, tf.gather(plan.flip, rows) as tf.Tensor1D);
       return x;
     };
     const own = cropFlip(ids);
