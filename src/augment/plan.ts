@@ -8,7 +8,8 @@ import { squareMasks, type SquareStarts } from './masks.js';
 /**
  * Every random decision of one epoch, drawn once ({@link drawEpochPlan}) and then executed by whichever
  * path holds the images: {@link applyEpochPlanRows} per batch on a float32 set ({@link applyEpochPlan} on
- * the whole of one), the DataflowDecodeImages kernel per batch on a compact one. Per-image entries are indexed by the image's position in the set.
+ * the whole of one), the DataflowDecodeImages kernel per batch on a compact one. Per-image entries are
+ * indexed by the image's position in the set.
  *
  * @remarks
  * Changing a decision (the flip chance, where crops or cutmix squares go) means changing the draw
